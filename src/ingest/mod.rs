@@ -1,0 +1,737 @@
+//! A purchases file in, validated and merged purchase rows out (or a precise error).
+//!
+//! Reads CSV or TSV (`,` `\t` `;` `|`, sniffed when not given), plain or gzip, with or
+//! without a header, columns chosen by header name or 1-based position. Every data row
+//! ends up in exactly one bucket of the [`IngestSummary`]: a purchase, a netted or
+//! ignored return, a rating below `min_value` (kept as "seen"), a guest row (no customer
+//! id), a zero-quantity row, or a rejected row. By default the first bad row stops the
+//! read with `FILE:LINE: column NAME: reason`; with `skip_invalid` bad rows are counted by
+//! reason and written to a rejects file instead.
+
+mod source;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use rustc_hash::FxHashSet;
+use serde::{Deserialize, Serialize};
+
+use crate::matrix::{Interactions, InteractionsBuilder, MergeStats};
+use crate::output::AtomicFile;
+
+/// A column, by header name or by 1-based position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ColumnRef {
+    /// 1-based position.
+    Position(usize),
+    /// Header name (exact, or case-insensitive when that is unambiguous).
+    Name(String),
+}
+
+impl FromStr for ColumnRef {
+    type Err = String;
+
+    /// All digits: a 1-based position; anything else: a header name.
+    fn from_str(s: &str) -> Result<Self, String> {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            match s.parse::<usize>() {
+                Ok(p) if p >= 1 => Ok(ColumnRef::Position(p)),
+                _ => Err(format!("column positions start at 1, got {s}")),
+            }
+        } else if s.trim().is_empty() {
+            Err("a column name must not be empty".into())
+        } else {
+            Ok(ColumnRef::Name(s.to_string()))
+        }
+    }
+}
+
+impl From<&str> for ColumnRef {
+    fn from(s: &str) -> Self {
+        s.parse().unwrap_or_else(|_| ColumnRef::Name(s.to_string()))
+    }
+}
+
+/// What to do with rows whose quantity is negative (returns, cancellations).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Returns {
+    /// Net them against the customer's purchases of the item (default).
+    #[default]
+    Net,
+    /// Leave them out (counted).
+    Ignore,
+    /// Treat them as bad rows.
+    Reject,
+}
+
+impl FromStr for Returns {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "net" => Ok(Returns::Net),
+            "ignore" => Ok(Returns::Ignore),
+            "reject" => Ok(Returns::Reject),
+            _ => Err(format!("--returns takes ignore, net or reject, got {s:?}")),
+        }
+    }
+}
+
+/// Which columns hold what. Only customer and item are required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Columns {
+    /// Customer id.
+    pub customer: ColumnRef,
+    /// Item id.
+    pub item: ColumnRef,
+    /// Quantity (negative: a return). Without it every row counts 1.
+    #[serde(default)]
+    pub quantity: Option<ColumnRef>,
+    /// Unit price (amount = quantity x price).
+    #[serde(default)]
+    pub price: Option<ColumnRef>,
+    /// Line amount (money for the whole row).
+    #[serde(default)]
+    pub amount: Option<ColumnRef>,
+    /// Purchase time.
+    #[serde(default)]
+    pub time: Option<ColumnRef>,
+    /// Basket or order id.
+    #[serde(default)]
+    pub basket: Option<ColumnRef>,
+    /// Rating (with `min_value`, rows below it are "seen", not bought).
+    #[serde(default)]
+    pub rating: Option<ColumnRef>,
+}
+
+impl Columns {
+    /// Customer and item columns only.
+    pub fn new(customer: impl Into<ColumnRef>, item: impl Into<ColumnRef>) -> Self {
+        Columns {
+            customer: customer.into(),
+            item: item.into(),
+            quantity: None,
+            price: None,
+            amount: None,
+            time: None,
+            basket: None,
+            rating: None,
+        }
+    }
+
+    /// The columns in validation order, with their role names.
+    fn roles(&self) -> [(&'static str, Option<&ColumnRef>); 8] {
+        [
+            ("customer", Some(&self.customer)),
+            ("item", Some(&self.item)),
+            ("quantity", self.quantity.as_ref()),
+            ("price", self.price.as_ref()),
+            ("amount", self.amount.as_ref()),
+            ("time", self.time.as_ref()),
+            ("rating", self.rating.as_ref()),
+            ("basket", self.basket.as_ref()),
+        ]
+    }
+}
+
+/// How to read a purchases file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestOptions {
+    /// Column mapping.
+    pub columns: Columns,
+    /// Field delimiter; `None` sniffs it from the first line.
+    pub delimiter: Option<u8>,
+    /// Whether the first line is a header.
+    pub has_header: bool,
+    /// Negative quantities: net, ignore or reject.
+    pub returns: Returns,
+    /// Rows with a rating below this are "seen" but not bought. Needs a rating column.
+    pub min_value: Option<f64>,
+    /// Count and skip bad rows instead of stopping at the first.
+    pub skip_invalid: bool,
+    /// Where skipped rows go (CSV: line, column, reason, record). Only with `skip_invalid`.
+    pub rejects: Option<PathBuf>,
+}
+
+impl IngestOptions {
+    /// Defaults: header, sniffed delimiter, returns netted, stop at the first bad row.
+    pub fn new(columns: Columns) -> Self {
+        IngestOptions {
+            columns,
+            delimiter: None,
+            has_header: true,
+            returns: Returns::Net,
+            min_value: None,
+            skip_invalid: false,
+            rejects: None,
+        }
+    }
+
+    /// Checks option combinations before any file is opened.
+    pub fn check(&self) -> Result<(), IngestError> {
+        let bad = |m: &str| Err(IngestError::Options(m.to_string()));
+        if self.min_value.is_some() && self.columns.rating.is_none() {
+            return bad("a minimum value needs a rating column (--rating-col)");
+        }
+        if self.min_value.is_some_and(|v| !v.is_finite()) {
+            return bad("the minimum value must be a finite number");
+        }
+        if self.columns.price.is_some() && self.columns.amount.is_some() {
+            return bad("give a unit price column or a line amount column, not both");
+        }
+        if self.rejects.is_some() && !self.skip_invalid {
+            return bad("a rejects file is written only when invalid rows are skipped (--skip-invalid)");
+        }
+        if let Some(d) = self.delimiter {
+            if !matches!(d, b',' | b'\t' | b';' | b'|') {
+                return bad("the delimiter must be one of , \\t ; |");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a read did with every row.
+///
+/// Invariant: `rows_read` equals the sum of `purchase_rows`, `return_rows_netted`,
+/// `return_rows_ignored`, `below_min_value_rows`, `guest_rows`, `zero_quantity_rows` and
+/// `rejected_rows`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestSummary {
+    /// Data rows (not counting the header).
+    pub rows_read: u64,
+    /// Rows kept as purchases.
+    pub purchase_rows: u64,
+    /// Return rows netted against purchases.
+    pub return_rows_netted: u64,
+    /// Return rows left out (`--returns ignore`).
+    pub return_rows_ignored: u64,
+    /// Rows rated below the minimum value: the item counts as seen, not bought.
+    pub below_min_value_rows: u64,
+    /// Rows without a customer id (guest checkouts): left out.
+    pub guest_rows: u64,
+    /// Rows with quantity zero: left out.
+    pub zero_quantity_rows: u64,
+    /// Rows rejected as invalid (only with `skip_invalid`).
+    pub rejected_rows: u64,
+    /// Rejected rows by reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Purchase and return rows that merged into an earlier row of the same pair.
+    pub merged_rows: u64,
+    /// Distinct customers (with any kept row).
+    pub customers: u64,
+    /// Customers with at least one purchase left after netting.
+    pub customers_with_purchases: u64,
+    /// Distinct items.
+    pub items: u64,
+    /// Distinct basket ids, when a basket column was given.
+    pub baskets: Option<u64>,
+    /// Earliest and latest purchase time, when a time column was given.
+    pub first_time: Option<i64>,
+    /// See `first_time`.
+    pub last_time: Option<i64>,
+    /// Pair-level outcome of merging.
+    pub merge: MergeStats,
+    /// Whether the file was gzip-compressed.
+    pub gzip: bool,
+    /// The delimiter used.
+    pub delimiter: String,
+}
+
+/// Why a purchases file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Contradictory or out-of-range options.
+    #[error("{0}")]
+    Options(String),
+    /// The file could not be opened.
+    #[error("{path}: cannot open: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Reading failed part way (disk error).
+    #[error("{path}:{line}: read failed: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Line where reading stopped.
+        line: u64,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The gzip stream is damaged or cut short.
+    #[error("{path}:{line}: unreadable gzip stream: {detail}")]
+    Gzip {
+        /// The file.
+        path: String,
+        /// Line where decompression failed.
+        line: u64,
+        /// What the decoder said.
+        detail: String,
+    },
+    /// No data rows at all.
+    #[error("{path}: {what}")]
+    Empty {
+        /// The file.
+        path: String,
+        /// "the file is empty" or "the file has a header but no rows".
+        what: &'static str,
+    },
+    /// A column name not in the header.
+    #[error("{path}:1: column {column}: not in the header; the header's columns are: {available}")]
+    NoSuchColumn {
+        /// The file.
+        path: String,
+        /// The name asked for.
+        column: String,
+        /// The header, comma-separated.
+        available: String,
+    },
+    /// A column position past the end of the header, or a name without a header.
+    #[error("{path}:1: column {column}: {reason}")]
+    BadColumn {
+        /// The file.
+        path: String,
+        /// The column as given.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bad row (the first, when not skipping).
+    #[error("{path}:{line}: column {column}: {reason}")]
+    Row {
+        /// The file.
+        path: String,
+        /// 1-based line of the row.
+        line: u64,
+        /// Column name (header name, or `#N`).
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Every row was rejected or left out.
+    #[error("{path}: no purchases left to fit: {rows} rows read, none kept as a purchase ({detail})")]
+    NothingKept {
+        /// The file.
+        path: String,
+        /// Rows read.
+        rows: u64,
+        /// Where they went.
+        detail: String,
+    },
+    /// The rejects file could not be written.
+    #[error("{path}: cannot write the rejects file: {source}")]
+    Rejects {
+        /// The rejects file.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// More distinct ids than `u32` indexes.
+    #[error("{path}: {source}")]
+    TooManyIds {
+        /// The file.
+        path: String,
+        /// Which ids.
+        source: crate::matrix::TooManyIds,
+    },
+}
+
+/// The result of a read: merged interactions and the summary.
+#[derive(Debug)]
+pub struct Ingested {
+    /// Merged purchases.
+    pub interactions: Interactions,
+    /// What happened to every row.
+    pub summary: IngestSummary,
+}
+
+/// Progress of a read, reported every few thousand rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Data rows read so far.
+    pub rows: u64,
+    /// Bytes of the file consumed so far.
+    pub bytes: u64,
+    /// The file's size, when known.
+    pub total_bytes: Option<u64>,
+}
+
+/// A problem with one row: its class (counted in the summary) and the message.
+struct RowProblem {
+    column: String,
+    class: &'static str,
+    reason: String,
+}
+
+/// Resolved column positions (0-based) and display names.
+struct Resolved {
+    pos: [Option<usize>; 8],
+    names: [String; 8],
+    width: usize,
+}
+
+const CUSTOMER: usize = 0;
+const ITEM: usize = 1;
+const QUANTITY: usize = 2;
+const PRICE: usize = 3;
+const AMOUNT: usize = 4;
+const TIME: usize = 5;
+const RATING: usize = 6;
+const BASKET: usize = 7;
+
+fn resolve(columns: &Columns, header: Option<&[String]>, path: &str) -> Result<Resolved, IngestError> {
+    let mut pos = [None; 8];
+    let mut names: [String; 8] = Default::default();
+    for (k, (_, col)) in columns.roles().into_iter().enumerate() {
+        let Some(col) = col else { continue };
+        let p = match (col, header) {
+            (ColumnRef::Position(p), _) => p - 1,
+            (ColumnRef::Name(n), None) => {
+                return Err(IngestError::BadColumn {
+                    path: path.into(),
+                    column: n.clone(),
+                    reason: "columns can be named only when the file has a header; give its position (1, 2, ...)"
+                        .into(),
+                });
+            }
+            (ColumnRef::Name(n), Some(h)) => {
+                let exact = h.iter().position(|c| c == n);
+                let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
+                match (exact, loose.as_slice()) {
+                    (Some(p), _) | (None, &[p]) => p,
+                    _ => {
+                        return Err(IngestError::NoSuchColumn {
+                            path: path.into(),
+                            column: n.clone(),
+                            available: h.join(", "),
+                        });
+                    }
+                }
+            }
+        };
+        if let Some(h) = header {
+            if p >= h.len() {
+                return Err(IngestError::BadColumn {
+                    path: path.into(),
+                    column: (p + 1).to_string(),
+                    reason: format!("the header has only {} columns", h.len()),
+                });
+            }
+        }
+        names[k] = match header {
+            Some(h) => h[p].clone(),
+            None => format!("#{}", p + 1),
+        };
+        pos[k] = Some(p);
+    }
+    let width = pos.iter().flatten().max().map_or(0, |m| m + 1);
+    Ok(Resolved { pos, names, width })
+}
+
+/// Reads a purchases file and merges its rows.
+pub fn read_purchases(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<Ingested, IngestError> {
+    read_purchases_with_progress(path, opts, &mut |_| {})
+}
+
+/// [`read_purchases`], calling `progress` every 65,536 rows and at the end.
+pub fn read_purchases_with_progress(
+    path: impl AsRef<Path>,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Ingested, IngestError> {
+    opts.check()?;
+    let path = path.as_ref();
+    let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
+    let name = name.as_str();
+    let mut opened = source::open(path).map_err(|source| IngestError::Open { path: name.into(), source })?;
+    let first = opened.reader.fill_buf().map_err(|e| stream_error(name, 1, opened.gzip, e))?;
+    if first.is_empty() {
+        return Err(IngestError::Empty { path: name.into(), what: "the file is empty" });
+    }
+    let delimiter = opts.delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
+    let (gzip, size, consumed) = (opened.gzip, opened.size, opened.consumed.clone());
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(opened.reader);
+
+    let mut record = csv::ByteRecord::new();
+    let next = |csv: &mut csv::Reader<_>, record: &mut csv::ByteRecord, line: u64| {
+        csv.read_byte_record(record).map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(e) => stream_error(name, line, gzip, e),
+            other => IngestError::Row {
+                path: name.into(),
+                line,
+                column: "-".into(),
+                reason: format!("malformed CSV: {other:?}"),
+            },
+        })
+    };
+    let header: Option<Vec<String>> = if opts.has_header {
+        if !next(&mut csv, &mut record, 1)? {
+            return Err(IngestError::Empty { path: name.into(), what: "the file is empty" });
+        }
+        let mut h: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+        if let Some(first) = h.first_mut() {
+            *first = first.trim_start_matches('\u{feff}').to_string();
+        }
+        Some(h)
+    } else {
+        None
+    };
+    let cols = resolve(&opts.columns, header.as_deref(), name)?;
+
+    let mut rejects = match (&opts.rejects, opts.skip_invalid) {
+        (Some(p), true) => Some(RejectsFile::create(p, delimiter)?),
+        _ => None,
+    };
+    let mut sum = IngestSummary {
+        gzip,
+        delimiter: if delimiter == b'\t' { "\\t".into() } else { (delimiter as char).to_string() },
+        ..IngestSummary::default()
+    };
+    let mut builder = InteractionsBuilder::new();
+    let mut baskets: Option<FxHashSet<Box<str>>> = cols.pos[BASKET].map(|_| FxHashSet::default());
+    let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
+    let mut line = if opts.has_header { 2 } else { 1 };
+    while next(&mut csv, &mut record, line)? {
+        line = record.position().map_or(line, |p| p.line());
+        sum.rows_read += 1;
+        if sum.rows_read % 65_536 == 0 {
+            progress(Progress { rows: sum.rows_read, bytes: consumed.get(), total_bytes: size });
+        }
+        match classify(&record, &cols, opts) {
+            Ok(Row::Guest) => sum.guest_rows += 1,
+            Ok(Row::ZeroQuantity) => sum.zero_quantity_rows += 1,
+            Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
+            Ok(Row::Seen { customer, item }) => {
+                sum.below_min_value_rows += 1;
+                builder.seen(customer, item).map_err(|source| IngestError::TooManyIds { path: name.into(), source })?;
+            }
+            Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
+                if quantity > 0.0 {
+                    sum.purchase_rows += 1;
+                    if let Some(t) = time {
+                        first_time = first_time.min(t);
+                        last_time = last_time.max(t);
+                    }
+                } else {
+                    sum.return_rows_netted += 1;
+                }
+                let merged = builder
+                    .purchase(customer, item, quantity, amount, time)
+                    .map_err(|source| IngestError::TooManyIds { path: name.into(), source })?;
+                sum.merged_rows += u64::from(merged);
+                if let (Some(set), Some(b)) = (baskets.as_mut(), basket) {
+                    if !set.contains(b) {
+                        set.insert(b.into());
+                    }
+                }
+            }
+            Err(p) => {
+                if !opts.skip_invalid {
+                    return Err(IngestError::Row { path: name.into(), line, column: p.column, reason: p.reason });
+                }
+                sum.rejected_rows += 1;
+                *sum.rejected_by_reason.entry(p.class.into()).or_default() += 1;
+                if let Some(r) = rejects.as_mut() {
+                    r.write(line, &p, &record)?;
+                }
+            }
+        }
+        line += 1;
+    }
+    progress(Progress { rows: sum.rows_read, bytes: consumed.get(), total_bytes: size });
+    if let Some(r) = rejects {
+        r.commit()?;
+    }
+    if sum.rows_read == 0 {
+        return Err(IngestError::Empty { path: name.into(), what: "the file has a header but no rows" });
+    }
+
+    let (interactions, merge) = builder.finish();
+    sum.merge = merge;
+    sum.customers = interactions.customers().len() as u64;
+    sum.items = interactions.items().len() as u64;
+    sum.customers_with_purchases = interactions.customers_with_purchases() as u64;
+    sum.baskets = baskets.map(|b| b.len() as u64);
+    if first_time <= last_time {
+        (sum.first_time, sum.last_time) = (Some(first_time), Some(last_time));
+    }
+    if interactions.counts().nnz() == 0 {
+        return Err(IngestError::NothingKept {
+            path: name.into(),
+            rows: sum.rows_read,
+            detail: summary_breakdown(&sum),
+        });
+    }
+    Ok(Ingested { interactions, summary: sum })
+}
+
+/// "12 guest, 3 rejected, ..." for the buckets that are not empty.
+pub fn summary_breakdown(s: &IngestSummary) -> String {
+    let parts = [
+        (s.purchase_rows, "purchases"),
+        (s.return_rows_netted, "returns netted"),
+        (s.return_rows_ignored, "returns ignored"),
+        (s.below_min_value_rows, "below the minimum value"),
+        (s.guest_rows, "without a customer id"),
+        (s.zero_quantity_rows, "with quantity zero"),
+        (s.rejected_rows, "rejected"),
+    ];
+    let v: Vec<String> = parts.iter().filter(|p| p.0 > 0).map(|(n, what)| format!("{n} {what}")).collect();
+    if v.is_empty() { "no rows".into() } else { v.join(", ") }
+}
+
+fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> IngestError {
+    let decoding =
+        matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
+    if gzip && decoding {
+        IngestError::Gzip { path: path.into(), line, detail: e.to_string() }
+    } else {
+        IngestError::Read { path: path.into(), line, source: e }
+    }
+}
+
+enum Row<'a> {
+    Guest,
+    ZeroQuantity,
+    IgnoredReturn,
+    Seen {
+        customer: &'a str,
+        item: &'a str,
+    },
+    Bought {
+        customer: &'a str,
+        item: &'a str,
+        quantity: f64,
+        amount: Option<f64>,
+        time: Option<i64>,
+        basket: Option<&'a str>,
+    },
+}
+
+/// Validates one record; fields are checked in a fixed order so the first problem
+/// reported never depends on anything but the row.
+fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions) -> Result<Row<'a>, RowProblem> {
+    let problem =
+        |k: usize, class: &'static str, reason: String| RowProblem { column: cols.names[k].clone(), class, reason };
+    if rec.len() < cols.width {
+        let k = (0..8).find(|&k| cols.pos[k].is_some_and(|p| p >= rec.len())).unwrap_or(0);
+        return Err(problem(
+            k,
+            "missing field",
+            format!("the row has {} fields, this column is field {}", rec.len(), cols.pos[k].unwrap_or(0) + 1),
+        ));
+    }
+    let text = |k: usize| -> Result<Option<&'a str>, RowProblem> {
+        let Some(p) = cols.pos[k] else { return Ok(None) };
+        let bytes = &rec[p];
+        std::str::from_utf8(bytes)
+            .map(Some)
+            .map_err(|e| problem(k, "invalid UTF-8", format!("invalid UTF-8 at byte {} of the field", e.valid_up_to())))
+    };
+    let number = |k: usize| -> Result<Option<f64>, RowProblem> {
+        let Some(t) = text(k)? else { return Ok(None) };
+        let t = t.trim();
+        match t.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(Some(v)),
+            _ if t.is_empty() => Err(problem(k, "empty number", "empty, expected a number".into())),
+            _ => Err(problem(k, "invalid number", format!("{t:?} is not a number"))),
+        }
+    };
+    let customer = text(CUSTOMER)?.unwrap_or_default();
+    if customer.trim().is_empty() {
+        return Ok(Row::Guest);
+    }
+    let item = text(ITEM)?.unwrap_or_default();
+    if item.trim().is_empty() {
+        return Err(problem(ITEM, "empty item id", "the item id is empty".into()));
+    }
+    let quantity = number(QUANTITY)?.unwrap_or(1.0);
+    if quantity == 0.0 {
+        return Ok(Row::ZeroQuantity);
+    }
+    if quantity < 0.0 {
+        match opts.returns {
+            Returns::Net => {}
+            Returns::Ignore => return Ok(Row::IgnoredReturn),
+            Returns::Reject => {
+                return Err(problem(
+                    QUANTITY,
+                    "negative quantity",
+                    format!("negative quantity {quantity} (a return); --returns net or ignore accepts it"),
+                ));
+            }
+        }
+    }
+    let amount = match (number(PRICE)?, number(AMOUNT)?) {
+        (Some(price), _) => Some(price * quantity),
+        (None, amount) => amount,
+    };
+    let time = match text(TIME)? {
+        None => None,
+        Some(t) => Some(crate::time::parse(t).ok_or_else(|| {
+            problem(
+                TIME,
+                "invalid time",
+                format!(
+                    "{t:?} is not a date or time (accepted: unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339)"
+                ),
+            )
+        })?),
+    };
+    let rating = number(RATING)?;
+    let basket = text(BASKET)?;
+    if let (Some(r), Some(min)) = (rating, opts.min_value) {
+        if r < min {
+            return Ok(Row::Seen { customer, item });
+        }
+    }
+    Ok(Row::Bought { customer, item, quantity, amount, time, basket })
+}
+
+/// The rejects file: `line,column,reason,record`, written atomically.
+struct RejectsFile {
+    path: String,
+    out: csv::Writer<AtomicFile>,
+    delimiter: u8,
+}
+
+impl RejectsFile {
+    fn create(path: &Path, delimiter: u8) -> Result<Self, IngestError> {
+        let name = path.display().to_string();
+        let file = AtomicFile::create(path).map_err(|source| IngestError::Rejects { path: name.clone(), source })?;
+        let mut r = RejectsFile { path: name, out: csv::Writer::from_writer(file), delimiter };
+        r.out.write_record(["line", "column", "reason", "record"]).map_err(|e| r.err(e))?;
+        Ok(r)
+    }
+
+    fn err(&self, e: csv::Error) -> IngestError {
+        IngestError::Rejects { path: self.path.clone(), source: io::Error::other(e) }
+    }
+
+    fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), IngestError> {
+        let raw =
+            rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&(self.delimiter as char).to_string());
+        self.out.write_record([line.to_string().as_str(), &p.column, &p.reason, &raw]).map_err(|e| self.err(e))
+    }
+
+    fn commit(self) -> Result<(), IngestError> {
+        let path = self.path;
+        let io = |source| IngestError::Rejects { path: path.clone(), source };
+        let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.flush().map_err(io)?;
+        file.commit().map_err(io)
+    }
+}

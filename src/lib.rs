@@ -1,0 +1,43 @@
+//! cobuy: purchase histories in, recommendations for every customer out.
+//!
+//! The pipeline runs one way, one module per stage:
+//! [`ingest`] (file to validated rows) → [`ids`] (external ids to dense indices) →
+//! [`matrix`] (merged customer x item CSR and its weighting) → [`similarity`] (top-k
+//! neighbour kernels) → [`recommend`] (ranked items per customer) → [`batch`] (every
+//! customer, in parallel, streamed to a file). [`model`] saves and loads a fitted model.
+//!
+//! ```
+//! use cobuy::ingest::{read_purchases, Columns, IngestOptions};
+//! use cobuy::model::{FitInfo, FitParams, Model};
+//!
+//! # let dir = std::env::temp_dir().join(format!("cobuy-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let path = dir.join("purchases.csv");
+//! std::fs::write(&path, "customer,item,qty\nann,tea,2\nann,cups,1\nbob,tea,1\nbob,cups,3\ncid,tea,1\n").unwrap();
+//!
+//! let mut cols = Columns::new("customer", "item");
+//! cols.quantity = Some("qty".into());
+//! let read = read_purchases(&path, &IngestOptions::new(cols)).unwrap();
+//! assert_eq!(read.summary.rows_read, 5);
+//!
+//! let model = Model::fit(read.interactions, &FitParams::default(), FitInfo::default()).unwrap();
+//! let cid = model.customers().index_of("cid").map(cobuy::ids::CustomerIdx).unwrap();
+//! let recs = model.recommend(cid, 1);
+//! assert_eq!(model.item_id(recs[0].item), "cups"); // bought with tea by ann and bob
+//!
+//! model.save(dir.join("model.cobuy")).unwrap();
+//! let again = Model::load(dir.join("model.cobuy")).unwrap();
+//! assert_eq!(again.recommend(cid, 1), recs);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod ids;
+pub mod ingest;
+pub mod matrix;
+pub mod model;
+pub mod output;
+pub mod recommend;
+pub mod similarity;
+pub mod time;

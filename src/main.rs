@@ -1,0 +1,649 @@
+//! The `cobuy` command line: parsing and wiring only.
+//!
+//! Flags are parsed into raw structs (shared by the flags and the job file), resolved into
+//! library options, and run. Exit codes: 0 ok, 2 bad input or usage, 1 internal error.
+
+use std::fs;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use cobuy::batch::{BatchStats, write_recommendations};
+use cobuy::ids::CustomerIdx;
+use cobuy::ingest::{self, ColumnRef, Columns, IngestError, IngestOptions, IngestSummary, Returns};
+use cobuy::matrix::{Scheme, Weighting};
+use cobuy::model::{FitInfo, FitParams, Model, ModelError, ParamError};
+use cobuy::output::AtomicFile;
+
+#[derive(Parser)]
+#[command(name = "cobuy", version, about = "Recommendations from retail purchase histories")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Worker threads (0: one per core).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
+    /// Print errors only.
+    #[arg(long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read purchases, fit an item-kNN model, save it.
+    Fit(Box<FitCmd>),
+    /// Score customers with a saved model and write CSV.
+    Recommend(RecommendCmd),
+    /// Run a job file: fit, recommend, summary.
+    Run {
+        /// The job file (TOML).
+        job: PathBuf,
+    },
+    /// Show what a model holds and how it was fitted.
+    Inspect {
+        /// The model file.
+        model: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How to read the purchases file (flags, or the `[input]` table of a job file).
+#[derive(Args, Deserialize, Serialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+struct InputArgs {
+    /// Purchases file: CSV or TSV, plain or gzip; `-` reads standard input.
+    #[arg(long)]
+    purchases: PathBuf,
+    /// Customer id column: header name or 1-based position.
+    #[arg(long, default_value = "1")]
+    #[serde(default = "first_column")]
+    customer_col: String,
+    /// Item id column: header name or 1-based position.
+    #[arg(long, default_value = "2")]
+    #[serde(default = "second_column")]
+    item_col: String,
+    /// Purchase time column (unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339).
+    #[arg(long)]
+    #[serde(default)]
+    time_col: Option<String>,
+    /// Quantity column (negative quantities are returns).
+    #[arg(long)]
+    #[serde(default)]
+    quantity_col: Option<String>,
+    /// Basket or order id column.
+    #[arg(long)]
+    #[serde(default)]
+    basket_col: Option<String>,
+    /// Unit price column (amount = quantity x price).
+    #[arg(long)]
+    #[serde(default)]
+    price_col: Option<String>,
+    /// Line amount column (instead of a unit price).
+    #[arg(long)]
+    #[serde(default)]
+    amount_col: Option<String>,
+    /// Rating column.
+    #[arg(long)]
+    #[serde(default)]
+    rating_col: Option<String>,
+    /// Field delimiter: , \t ; | (default: sniffed from the first line).
+    #[arg(long)]
+    #[serde(default)]
+    delimiter: Option<String>,
+    /// The file has no header line.
+    #[arg(long)]
+    #[serde(default)]
+    no_header: bool,
+    /// Rows rated below this are seen, not bought (needs --rating-col).
+    #[arg(long)]
+    #[serde(default)]
+    min_value: Option<f64>,
+    /// Negative quantities: net (default), ignore or reject.
+    #[arg(long, default_value = "net")]
+    #[serde(default = "net")]
+    returns: String,
+    /// Skip bad rows (counted, and written to the rejects file) instead of stopping.
+    #[arg(long)]
+    #[serde(default)]
+    skip_invalid: bool,
+    /// Rejects file (default: MODEL.rejects.csv).
+    #[arg(long)]
+    #[serde(default)]
+    rejects: Option<PathBuf>,
+}
+
+fn first_column() -> String {
+    "1".into()
+}
+fn second_column() -> String {
+    "2".into()
+}
+fn net() -> String {
+    "net".into()
+}
+
+/// Model parameters (flags, or the `[fit]` table of a job file).
+#[derive(Args, Deserialize, Serialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+struct ModelArgs {
+    /// Where to write the model.
+    #[arg(long)]
+    model: PathBuf,
+    /// Neighbours kept per item.
+    #[arg(long, default_value_t = 50)]
+    #[serde(default = "fifty")]
+    neighbors: usize,
+    /// binary, count, log, bm25, tfidf, or decay (binary with time decay).
+    #[arg(long, default_value = "bm25")]
+    #[serde(default = "bm25")]
+    weighting: String,
+    /// BM25 k1.
+    #[arg(long, default_value_t = 1.2)]
+    #[serde(default = "k1")]
+    bm25_k1: f32,
+    /// BM25 b.
+    #[arg(long, default_value_t = 0.75)]
+    #[serde(default = "b")]
+    bm25_b: f32,
+    /// Time decay half-life in days, on top of any weighting (decay alone: 90).
+    #[arg(long)]
+    #[serde(default)]
+    half_life_days: Option<f64>,
+    /// Decay reference date (default: the newest purchase).
+    #[arg(long)]
+    #[serde(default)]
+    reference_date: Option<String>,
+}
+
+fn fifty() -> usize {
+    50
+}
+fn bm25() -> String {
+    "bm25".into()
+}
+fn k1() -> f32 {
+    1.2
+}
+fn b() -> f32 {
+    0.75
+}
+
+#[derive(Args, Clone, Debug)]
+struct FitCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args, Deserialize, Serialize, Clone, Debug)]
+#[serde(deny_unknown_fields)]
+struct RecommendCmd {
+    /// The model file.
+    #[arg(long)]
+    #[serde(skip)]
+    model: PathBuf,
+    /// Recommendations per customer.
+    #[arg(long, default_value_t = 10)]
+    #[serde(default = "ten")]
+    top: usize,
+    /// Output CSV: customer_id,rank,item_id,score,source.
+    #[arg(long)]
+    out: PathBuf,
+    /// Score only these customers (one id per line), in this order.
+    #[arg(long)]
+    #[serde(default)]
+    customers: Option<PathBuf>,
+}
+
+fn ten() -> usize {
+    10
+}
+
+/// A job file: `[input]`, `[fit]`, `[recommend]`, optional `summary`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Job {
+    input: InputArgs,
+    fit: ModelArgs,
+    recommend: RecommendCmd,
+    /// JSON summary of the run.
+    #[serde(default)]
+    summary: Option<PathBuf>,
+    /// Worker threads (the --threads flag wins).
+    #[serde(default)]
+    threads: Option<usize>,
+}
+
+/// An error caused by the user's input or usage: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    BadInput(msg.into()).into()
+}
+
+/// Log lines and progress bars on stderr.
+#[derive(Clone, Copy)]
+struct Log {
+    quiet: bool,
+    tty: bool,
+}
+
+impl Log {
+    fn info(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("cobuy: {}", msg.as_ref());
+        }
+    }
+
+    /// A bar on a terminal; `None` otherwise (plain log lines are printed instead).
+    fn bar(&self, len: Option<u64>, what: &str) -> Option<ProgressBar> {
+        if self.quiet || !self.tty {
+            return None;
+        }
+        let bar = match len {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed} (eta {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(bar)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log = Log { quiet: cli.quiet, tty: std::io::stderr().is_terminal() };
+    match run(cli, log) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cobuy: error: {e:#}");
+            let user = e.downcast_ref::<BadInput>().is_some()
+                || e.downcast_ref::<IngestError>().is_some()
+                || e.downcast_ref::<ParamError>().is_some()
+                || e.downcast_ref::<ModelError>().is_some_and(|m| !matches!(m, ModelError::Io { .. }));
+            ExitCode::from(if user { 2 } else { 1 })
+        }
+    }
+}
+
+fn set_threads(n: usize) -> Result<()> {
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("cannot start the worker threads")
+}
+
+fn run(cli: Cli, log: Log) -> Result<()> {
+    match cli.command {
+        Command::Fit(cmd) => {
+            set_threads(cli.threads)?;
+            fit(&cmd.input, &cmd.model, log).map(drop)
+        }
+        Command::Recommend(cmd) => {
+            set_threads(cli.threads)?;
+            let model = load_model(&cmd.model, log)?;
+            recommend(&model, &cmd, log).map(drop)
+        }
+        Command::Run { job } => run_job(&job, cli.threads, log),
+        Command::Inspect { model, json } => inspect(&model, json),
+    }
+}
+
+fn load_model(path: &Path, log: Log) -> Result<Model> {
+    let start = Instant::now();
+    let model = Model::load(path).map_err(|e| match e {
+        ModelError::Io { .. } => bad(e.to_string()),
+        other => bad(format!("{}: {other}", path.display())),
+    })?;
+    log.info(format!(
+        "loaded {} ({} customers, {} items) in {:.1}s",
+        path.display(),
+        model.customers().len(),
+        model.items().len(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(model)
+}
+
+fn column(s: &str, flag: &str) -> Result<ColumnRef> {
+    s.parse().map_err(|e| bad(format!("{flag}: {e}")))
+}
+
+fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
+    let opt = |c: &Option<String>, flag| c.as_deref().map(|s| column(s, flag)).transpose();
+    let columns = Columns {
+        customer: column(&a.customer_col, "--customer-col")?,
+        item: column(&a.item_col, "--item-col")?,
+        quantity: opt(&a.quantity_col, "--quantity-col")?,
+        price: opt(&a.price_col, "--price-col")?,
+        amount: opt(&a.amount_col, "--amount-col")?,
+        time: opt(&a.time_col, "--time-col")?,
+        basket: opt(&a.basket_col, "--basket-col")?,
+        rating: opt(&a.rating_col, "--rating-col")?,
+    };
+    let delimiter = match a.delimiter.as_deref() {
+        None => None,
+        Some("," | "comma") => Some(b','),
+        Some("\t" | "\\t" | "tab" | "TAB") => Some(b'\t'),
+        Some(";" | "semicolon") => Some(b';'),
+        Some("|" | "pipe") => Some(b'|'),
+        Some(other) => return Err(bad(format!("--delimiter takes , \\t ; or |, got {other:?}"))),
+    };
+    let rejects = match (&a.rejects, a.skip_invalid) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => {
+            let mut name = model_path.as_os_str().to_owned();
+            name.push(".rejects.csv");
+            Some(PathBuf::from(name))
+        }
+        (None, false) => None,
+    };
+    let opts = IngestOptions {
+        columns,
+        delimiter,
+        has_header: !a.no_header,
+        returns: a.returns.parse::<Returns>().map_err(bad)?,
+        min_value: a.min_value,
+        skip_invalid: a.skip_invalid,
+        rejects,
+    };
+    opts.check()?;
+    Ok(opts)
+}
+
+fn fit_params(m: &ModelArgs) -> Result<FitParams> {
+    let scheme = match m.weighting.as_str() {
+        "binary" | "decay" => Scheme::Binary,
+        "count" => Scheme::Count,
+        "log" => Scheme::Log,
+        "bm25" => Scheme::Bm25 { k1: m.bm25_k1, b: m.bm25_b },
+        "tfidf" | "tf-idf" => Scheme::TfIdf,
+        other => return Err(bad(format!("--weighting takes binary, count, log, bm25, tfidf or decay, got {other:?}"))),
+    };
+    let half_life_days = m.half_life_days.or((m.weighting == "decay").then_some(90.0));
+    let reference_time = match &m.reference_date {
+        None => None,
+        Some(d) => Some(cobuy::time::parse(d).ok_or_else(|| bad(format!("--reference-date: {d:?} is not a date")))?),
+    };
+    if reference_time.is_some() && half_life_days.is_none() {
+        return Err(bad("--reference-date applies to time decay: give --half-life-days too"));
+    }
+    let params = FitParams { neighbors: m.neighbors, weighting: Weighting { scheme, half_life_days, reference_time } };
+    params.check()?;
+    Ok(params)
+}
+
+fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, IngestSummary)> {
+    let opts = ingest_options(input, &margs.model)?;
+    let params = fit_params(margs)?;
+    create_parent(&margs.model)?;
+    if let Some(r) = &opts.rejects {
+        create_parent(r)?;
+    }
+    let start = Instant::now();
+    log.info(format!("reading {}", input.purchases.display()));
+    let mut bar: Option<ProgressBar> = None;
+    let read = ingest::read_purchases_with_progress(&input.purchases, &opts, &mut |p| {
+        let b = bar.get_or_insert_with(|| log.bar(p.total_bytes, "reading").unwrap_or_else(ProgressBar::hidden));
+        b.set_position(p.bytes);
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let s = &read.summary;
+    log.info(format!("read {} rows in {:.1}s", s.rows_read, start.elapsed().as_secs_f64()));
+    for line in summary_lines(s) {
+        log.info(line);
+    }
+    if let (true, Some(r)) = (s.rejected_rows > 0, &opts.rejects) {
+        log.info(format!("rejected rows written to {}", r.display()));
+    }
+
+    let start = Instant::now();
+    let info = FitInfo { source: Some(input.purchases.display().to_string()), ingest: Some(s.clone()), merge: s.merge };
+    let summary = s.clone();
+    let model = Model::fit(read.interactions, &params, info)?;
+    log.info(format!(
+        "fitted item-kNN ({} neighbours, {} weighting) in {:.1}s: {} neighbour pairs",
+        params.neighbors,
+        margs.weighting,
+        start.elapsed().as_secs_f64(),
+        model.neighbors().nnz()
+    ));
+    model.save(&margs.model)?;
+    log.info(format!("wrote the model to {}", margs.model.display()));
+    Ok((model, summary))
+}
+
+/// The run summary as log lines: every row accounted for.
+fn summary_lines(s: &IngestSummary) -> Vec<String> {
+    let mut v = vec![format!("rows: {} read = {}", s.rows_read, ingest::summary_breakdown(s))];
+    if !s.rejected_by_reason.is_empty() {
+        let reasons: Vec<String> = s.rejected_by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        v.push(format!("rejected by reason: {}", reasons.join(", ")));
+    }
+    let m = &s.merge;
+    v.push(format!(
+        "merged {} rows into {} customer-item pairs: {} purchases, {} netted to nothing by returns, {} seen only",
+        s.merged_rows, m.pairs, m.purchase_pairs, m.netted_out_pairs, m.seen_only_pairs
+    ));
+    let mut last =
+        format!("{} customers ({} with purchases left), {} items", s.customers, s.customers_with_purchases, s.items);
+    if let Some(b) = s.baskets {
+        last.push_str(&format!(", {b} baskets"));
+    }
+    if let (Some(a), Some(b)) = (s.first_time, s.last_time) {
+        last.push_str(&format!(", purchases from {} to {}", cobuy::time::format(a), cobuy::time::format(b)));
+    }
+    v.push(last);
+    v
+}
+
+/// Customers to score: the model's order, or the file's (unknown ids are reported).
+fn customer_list(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<CustomerIdx>> {
+    let Some(path) = file else {
+        return Ok((0..model.customers().len() as u32).map(CustomerIdx).collect());
+    };
+    let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate() {
+        let id = line.trim_end_matches('\r');
+        if id.trim().is_empty() {
+            continue;
+        }
+        match model.customers().index_of(id) {
+            Some(c) => known.push(CustomerIdx(c)),
+            None => unknown.push(format!("{}:{}: {id:?}", path.display(), n + 1)),
+        }
+    }
+    if !unknown.is_empty() {
+        log.info(format!(
+            "{} customer ids in {} are not in the model and get no rows: {}{}",
+            unknown.len(),
+            path.display(),
+            unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+            if unknown.len() > 10 { ", ..." } else { "" }
+        ));
+    }
+    Ok(known)
+}
+
+fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let customers = customer_list(model, cmd.customers.as_deref(), log)?;
+    create_parent(&cmd.out)?;
+    let start = Instant::now();
+    let total = customers.len() as u64;
+    let bar = log.bar(Some(total), "scoring");
+    let next_log = std::sync::atomic::AtomicU64::new(0);
+    let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let stats = write_recommendations(model, &customers, cmd.top, &mut file, &|done| match &bar {
+        Some(b) => b.set_position(done),
+        None => {
+            // Plain log lines: about every tenth of the way.
+            let step = (total / 10).max(1);
+            if done >= next_log.load(std::sync::atomic::Ordering::Relaxed) && done < total {
+                next_log.store(done + step, std::sync::atomic::Ordering::Relaxed);
+                log.info(format!("scored {done} of {total} customers"));
+            }
+        }
+    })
+    .and_then(|s| file.commit().map(|()| s))
+    .with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    log.info(format!(
+        "wrote {} recommendations for {} customers to {} in {:.1}s ({:.0} customers/s); {} rows filled from popularity, {} customers got fewer than {}",
+        stats.rows,
+        stats.customers,
+        cmd.out.display(),
+        secs,
+        stats.customers as f64 / secs.max(1e-9),
+        stats.popular_rows,
+        stats.short_customers,
+        cmd.top
+    ));
+    Ok(stats)
+}
+
+fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
+    let text =
+        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+    let mut job: Job = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let rebase = |p: &mut PathBuf| {
+        if p.is_relative() && p.as_os_str() != "-" {
+            *p = base.join(&*p);
+        }
+    };
+    rebase(&mut job.input.purchases);
+    job.input.rejects.as_mut().map(rebase);
+    rebase(&mut job.fit.model);
+    rebase(&mut job.recommend.out);
+    job.recommend.customers.as_mut().map(rebase);
+    job.summary.as_mut().map(rebase);
+    job.recommend.model = job.fit.model.clone();
+    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+
+    let start = Instant::now();
+    log.info(format!("running {}", path.display()));
+    let (model, ingest) = fit(&job.input, &job.fit, log)?;
+    let batch = recommend(&model, &job.recommend, log)?;
+    if let Some(p) = &job.summary {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            job: String,
+            ingest: &'a IngestSummary,
+            params: &'a FitParams,
+            neighbor_pairs: usize,
+            model: String,
+            recommendations: String,
+            batch: BatchStats,
+        }
+        let s = Summary {
+            job: path.display().to_string(),
+            ingest: &ingest,
+            params: model.params(),
+            neighbor_pairs: model.neighbors().nnz(),
+            model: job.fit.model.display().to_string(),
+            recommendations: job.recommend.out.display().to_string(),
+            batch,
+        };
+        create_parent(p)?;
+        let mut f = AtomicFile::create(p)?;
+        serde_json::to_writer_pretty(&mut f, &s)?;
+        std::io::Write::write_all(&mut f, b"\n")?;
+        f.commit()?;
+        log.info(format!("wrote the run summary to {}", p.display()));
+    }
+    log.info(format!("job done in {:.1}s", start.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+fn inspect(path: &Path, json: bool) -> Result<()> {
+    let model = load_model(path, Log { quiet: true, tty: false })?;
+    let d = model.interactions();
+    let info = model.info();
+    let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut buyers = vec![0usize; d.items().len()];
+    d.counts().indices().iter().for_each(|&j| buyers[j as usize] += 1);
+    let top: Vec<(&str, usize)> =
+        model.popular().iter().take(10).map(|&j| (model.items().id(j), buyers[j as usize])).collect();
+    if json {
+        let v = serde_json::json!({
+            "file": path.display().to_string(),
+            "bytes": size,
+            "format_version": cobuy::model::FORMAT_VERSION,
+            "algorithm": "item-knn",
+            "params": model.params(),
+            "info": info,
+            "customers": d.customers().len(),
+            "customers_with_purchases": d.customers_with_purchases(),
+            "items": d.items().len(),
+            "purchase_pairs": d.counts().nnz(),
+            "seen_only_pairs": d.seen_only_pairs(),
+            "neighbor_pairs": model.neighbors().nnz(),
+            "most_bought": top.iter().map(|(id, n)| serde_json::json!({"item_id": id, "customers": n})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let p = model.params();
+    println!("model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION);
+    println!("algorithm   item-kNN, cosine, {} neighbours per item", p.neighbors);
+    let w = &p.weighting;
+    let mut weighting = match w.scheme {
+        Scheme::Binary => "binary".to_string(),
+        Scheme::Count => "count".into(),
+        Scheme::Log => "log(1 + count)".into(),
+        Scheme::Bm25 { k1, b } => format!("BM25 (k1 {k1}, b {b})"),
+        Scheme::TfIdf => "TF-IDF".into(),
+    };
+    if let (Some(h), Some(t)) = (w.half_life_days, w.reference_time) {
+        weighting.push_str(&format!(", time decay: half-life {h} days back from {}", cobuy::time::format(t)));
+    }
+    println!("weighting   {weighting}");
+    println!("fitted from {}", info.source.as_deref().unwrap_or("(rows given through the library)"));
+    println!(
+        "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs, {} seen-only pairs\nneighbours  {} item pairs",
+        d.customers().len(),
+        d.customers_with_purchases(),
+        d.items().len(),
+        d.counts().nnz(),
+        d.seen_only_pairs(),
+        model.neighbors().nnz()
+    );
+    if let Some(s) = &info.ingest {
+        for line in summary_lines(s) {
+            println!("ingest      {line}");
+        }
+    }
+    let top: Vec<String> = top.iter().map(|(id, n)| format!("{id} ({n})")).collect();
+    println!("most bought {}", top.join(", "));
+    Ok(())
+}

@@ -1,0 +1,544 @@
+//! Purchase rows in, the customer x item matrix out.
+//!
+//! [`InteractionsBuilder`] takes validated rows one at a time and merges repeated
+//! (customer, item) pairs; [`Interactions`] is the result: the raw net purchase counts as
+//! an sprs CSR matrix (customers x items, `f32`), the latest purchase time and the money
+//! spent per pair, and the pairs a customer has *seen* without a purchase that counts
+//! (ratings below `--min-value`, purchases fully returned). [`Weighting`] turns the raw
+//! counts into the weighted matrix the recommenders use.
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use sprs::CsMatI;
+
+use crate::ids::{CustomerIdx, IdTable, Interner, ItemIdx};
+use crate::time::DAY;
+
+/// The customer x item matrix type: CSR, `f32` values, `u32` column indices.
+pub type Csr = CsMatI<f32, u32, usize>;
+
+/// A set of items per customer, CSR-shaped without values (sorted, distinct per row).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RowSets {
+    pub(crate) indptr: Vec<usize>,
+    pub(crate) indices: Vec<u32>,
+}
+
+impl RowSets {
+    /// The items of one row.
+    pub fn row(&self, r: usize) -> &[u32] {
+        &self.indices[self.indptr[r]..self.indptr[r + 1]]
+    }
+
+    /// Total number of (row, item) pairs.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+}
+
+/// Merged purchase history: who bought what, how much, when.
+#[derive(Debug, Clone)]
+pub struct Interactions {
+    pub(crate) customers: IdTable,
+    pub(crate) items: IdTable,
+    /// Net purchase count per pair (quantity, or rows when there is no quantity), all > 0.
+    pub(crate) counts: Csr,
+    /// Latest purchase time (unix seconds) per stored pair, aligned with `counts.data()`.
+    pub(crate) last_time: Option<Vec<i64>>,
+    /// Money spent per stored pair (returns netted), aligned with `counts.data()`.
+    pub(crate) amount: Option<Vec<f32>>,
+    /// Pairs seen but not bought (low ratings, full returns); never recommended.
+    pub(crate) seen_only: RowSets,
+}
+
+impl Interactions {
+    /// The customer id table.
+    pub fn customers(&self) -> &IdTable {
+        &self.customers
+    }
+
+    /// The item id table.
+    pub fn items(&self) -> &IdTable {
+        &self.items
+    }
+
+    /// Net purchase counts, customers x items.
+    pub fn counts(&self) -> &Csr {
+        &self.counts
+    }
+
+    /// Latest purchase time per stored pair, if the input had times.
+    pub fn last_time(&self) -> Option<&[i64]> {
+        self.last_time.as_deref()
+    }
+
+    /// Money spent per stored pair, if the input had prices or amounts.
+    pub fn amount(&self) -> Option<&[f32]> {
+        self.amount.as_deref()
+    }
+
+    /// Items the customer saw without buying (excluded from recommendations too).
+    pub fn seen_only(&self, c: CustomerIdx) -> &[u32] {
+        self.seen_only.row(c.get())
+    }
+
+    /// Number of (customer, item) pairs seen without a purchase.
+    pub fn seen_only_pairs(&self) -> usize {
+        self.seen_only.nnz()
+    }
+
+    /// Items the customer bought, with their net counts.
+    pub fn purchases(&self, c: CustomerIdx) -> (&[u32], &[f32]) {
+        let r = self.counts.indptr().outer_inds_sz(c.get());
+        (&self.counts.indices()[r.clone()], &self.counts.data()[r])
+    }
+
+    /// The newest purchase time in the data, if there are times.
+    pub fn newest_time(&self) -> Option<i64> {
+        self.last_time.as_ref()?.iter().copied().max()
+    }
+
+    /// Number of customers with at least one purchase left after netting.
+    pub fn customers_with_purchases(&self) -> usize {
+        self.counts.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count()
+    }
+
+    /// The customer's index, by external id.
+    pub fn customer(&self, id: &str) -> Option<CustomerIdx> {
+        self.customers.index_of(id).map(CustomerIdx)
+    }
+
+    /// The item's index, by external id.
+    pub fn item(&self, id: &str) -> Option<ItemIdx> {
+        self.items.index_of(id).map(ItemIdx)
+    }
+
+    /// Reassembles interactions from stored parts, checking every structural invariant
+    /// so that a damaged model file is an error instead of a panic or a wrong answer.
+    pub(crate) fn from_parts(
+        customers: IdTable,
+        items: IdTable,
+        (indptr, indices, counts): (Vec<usize>, Vec<u32>, Vec<f32>),
+        last_time: Option<Vec<i64>>,
+        amount: Option<Vec<f32>>,
+        seen_only: RowSets,
+    ) -> Result<Self, String> {
+        let shape = (customers.len(), items.len());
+        let nnz = counts.len();
+        if last_time.as_ref().is_some_and(|t| t.len() != nnz) || amount.as_ref().is_some_and(|a| a.len() != nnz) {
+            return Err("per-purchase arrays differ in length".into());
+        }
+        if counts.iter().any(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err("a purchase count is not a positive number".into());
+        }
+        check_rows(&seen_only.indptr, &seen_only.indices, shape)?;
+        check_rows(&indptr, &indices, shape)?;
+        let counts = Csr::try_new(shape, indptr, indices, counts).map_err(|e| e.3.to_string())?;
+        Ok(Interactions { customers, items, counts, last_time, amount, seen_only })
+    }
+}
+
+/// Checks CSR structure: `indptr` has one entry per row plus one, starts at 0, never
+/// decreases, ends at `indices.len()`, and every row holds strictly increasing in-range
+/// columns.
+pub(crate) fn check_rows(indptr: &[usize], indices: &[u32], (rows, cols): (usize, usize)) -> Result<(), String> {
+    if indptr.len() != rows + 1 || indptr[0] != 0 || indptr[rows] != indices.len() {
+        return Err("row pointers do not match the matrix shape".into());
+    }
+    for w in indptr.windows(2) {
+        if w[1] < w[0] {
+            return Err("row pointers decrease".into());
+        }
+        let row = &indices[w[0]..w[1]];
+        if row.windows(2).any(|p| p[1] <= p[0]) || row.last().is_some_and(|&c| c as usize >= cols) {
+            return Err("column indices are unsorted or out of range".into());
+        }
+    }
+    Ok(())
+}
+
+/// One merged (customer, item) pair while reading.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    customer: u32,
+    item: u32,
+    /// Net quantity over purchase and return rows.
+    quantity: f64,
+    amount: f64,
+    last_time: i64,
+    purchase_rows: u32,
+}
+
+/// What happened to a pair when the builder was finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeStats {
+    /// Distinct (customer, item) pairs among the rows.
+    pub pairs: u64,
+    /// Pairs kept as purchases (net count above zero).
+    pub purchase_pairs: u64,
+    /// Pairs whose returns cancelled every purchase (kept as "seen").
+    pub netted_out_pairs: u64,
+    /// Pairs with only below-threshold ratings (kept as "seen").
+    pub seen_only_pairs: u64,
+}
+
+/// Merges purchase rows into [`Interactions`]; the library's entry point for rows that
+/// come from somewhere other than a file.
+///
+/// ```
+/// use cobuy::matrix::InteractionsBuilder;
+/// let mut b = InteractionsBuilder::new();
+/// b.purchase("alice", "tea", 2.0, None, None).unwrap();
+/// b.purchase("alice", "tea", 1.0, None, None).unwrap(); // merges: count 3
+/// b.purchase("bob", "tea", 1.0, None, None).unwrap();
+/// let (data, stats) = b.finish();
+/// assert_eq!(stats.purchase_pairs, 2);
+/// assert_eq!(data.counts().nnz(), 2);
+/// ```
+#[derive(Debug, Default)]
+pub struct InteractionsBuilder {
+    customers: Interner,
+    items: Interner,
+    cells: Vec<Cell>,
+    lookup: FxHashMap<u64, u32>,
+    seen: FxHashMap<u64, ()>,
+    has_time: bool,
+    has_amount: bool,
+}
+
+/// The builder's only failure: more distinct ids than `u32` can index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("more than 4,294,967,294 distinct {0} ids")]
+pub struct TooManyIds(pub &'static str);
+
+impl InteractionsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(&mut self, customer: &str, item: &str) -> Result<u64, TooManyIds> {
+        let c = self.customers.intern(customer).ok_or(TooManyIds("customer"))?;
+        let i = self.items.intern(item).ok_or(TooManyIds("item"))?;
+        Ok(u64::from(c) << 32 | u64::from(i))
+    }
+
+    /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.
+    /// Returns whether the row merged into a pair seen before.
+    pub fn purchase(
+        &mut self,
+        customer: &str,
+        item: &str,
+        quantity: f64,
+        amount: Option<f64>,
+        time: Option<i64>,
+    ) -> Result<bool, TooManyIds> {
+        let key = self.key(customer, item)?;
+        self.has_time |= time.is_some();
+        self.has_amount |= amount.is_some();
+        let is_purchase = quantity > 0.0;
+        let time = if is_purchase { time.unwrap_or(i64::MIN) } else { i64::MIN };
+        let amount = amount.unwrap_or(0.0);
+        let next = self.cells.len() as u32;
+        let slot = *self.lookup.entry(key).or_insert(next);
+        if slot == next {
+            self.cells.push(Cell {
+                customer: (key >> 32) as u32,
+                item: key as u32,
+                quantity,
+                amount,
+                last_time: time,
+                purchase_rows: u32::from(is_purchase),
+            });
+            return Ok(false);
+        }
+        let cell = &mut self.cells[slot as usize];
+        cell.quantity += quantity;
+        cell.amount += amount;
+        cell.last_time = cell.last_time.max(time);
+        cell.purchase_rows += u32::from(is_purchase);
+        Ok(true)
+    }
+
+    /// Marks an item as seen by a customer without a purchase (for example a rating below
+    /// the threshold): it is never recommended to them.
+    pub fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
+        let key = self.key(customer, item)?;
+        self.seen.insert(key, ());
+        Ok(())
+    }
+
+    /// Distinct customers so far.
+    pub fn customer_count(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Sorts ids naturally, builds the CSR matrices, and reports what was merged.
+    pub fn finish(self) -> (Interactions, MergeStats) {
+        let InteractionsBuilder { customers, items, mut cells, seen, has_time, has_amount, lookup } = self;
+        let (customers, cmap) = customers.finish();
+        let (items, imap) = items.finish();
+        let mut stats = MergeStats { pairs: cells.len() as u64, ..MergeStats::default() };
+
+        let mut seen_pairs: Vec<(u32, u32)> = Vec::new();
+        for (&key, _) in seen.iter() {
+            let purchased = lookup.get(&key).is_some_and(|&s| is_bought(&cells[s as usize]));
+            if !purchased {
+                if !lookup.contains_key(&key) {
+                    stats.pairs += 1;
+                    stats.seen_only_pairs += 1;
+                }
+                seen_pairs.push((cmap[(key >> 32) as usize], imap[key as u32 as usize]));
+            }
+        }
+        drop(lookup);
+        for cell in &mut cells {
+            cell.customer = cmap[cell.customer as usize];
+            cell.item = imap[cell.item as usize];
+        }
+        cells.retain(|c| {
+            let keep = is_bought(c);
+            if !keep {
+                stats.netted_out_pairs += 1;
+                seen_pairs.push((c.customer, c.item));
+            }
+            keep
+        });
+        stats.purchase_pairs = cells.len() as u64;
+        cells.sort_unstable_by_key(|c| (c.customer, c.item));
+        seen_pairs.sort_unstable();
+        seen_pairs.dedup();
+
+        let rows = customers.len();
+        let indptr = row_pointers(rows, cells.iter().map(|c| c.customer));
+        let indices = cells.iter().map(|c| c.item).collect();
+        let counts = cells.iter().map(|c| c.quantity as f32).collect();
+        let last_time = has_time.then(|| cells.iter().map(|c| c.last_time).collect());
+        let amount = has_amount.then(|| cells.iter().map(|c| c.amount as f32).collect());
+        let seen_only = RowSets {
+            indptr: row_pointers(rows, seen_pairs.iter().map(|p| p.0)),
+            indices: seen_pairs.iter().map(|p| p.1).collect(),
+        };
+        let counts = Csr::new((rows, items.len()), indptr, indices, counts);
+        (Interactions { customers, items, counts, last_time, amount, seen_only }, stats)
+    }
+}
+
+/// A pair counts as bought when it has a purchase row and its net quantity is positive
+/// (and representable as a positive `f32`).
+fn is_bought(c: &Cell) -> bool {
+    c.purchase_rows > 0 && (c.quantity as f32) > 0.0 && c.quantity.is_finite()
+}
+
+/// CSR row pointers from the (sorted) row index of every entry.
+fn row_pointers(rows: usize, entries: impl Iterator<Item = u32>) -> Vec<usize> {
+    let mut indptr = vec![0usize; rows + 1];
+    for r in entries {
+        indptr[r as usize + 1] += 1;
+    }
+    for r in 0..rows {
+        indptr[r + 1] += indptr[r];
+    }
+    indptr
+}
+
+/// How raw counts become the weights the recommenders see.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "scheme", rename_all = "kebab-case")]
+pub enum Scheme {
+    /// 1 for every purchase pair.
+    Binary,
+    /// The net count itself.
+    Count,
+    /// `ln(1 + count)`.
+    Log,
+    /// Okapi BM25 with customers as documents and items as terms:
+    /// `idf(item) * count * (k1 + 1) / (count + k1 * (1 - b + b * len / avg_len))`, where `len` is
+    /// the customer's total count and `idf = ln(1 + (N - df + 0.5) / (df + 0.5))`.
+    Bm25 {
+        /// Count saturation (typically 1.2).
+        k1: f32,
+        /// Length normalisation, 0 to 1 (typically 0.75).
+        b: f32,
+    },
+    /// `sqrt(count) * idf(item)`, `idf = 1 + ln(N / df)` (N customers, df buyers of the item).
+    TfIdf,
+}
+
+/// A weighting scheme with optional exponential time decay.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Weighting {
+    /// The base scheme.
+    pub scheme: Scheme,
+    /// Half-life in days: a purchase this old counts half. `None`: no decay.
+    pub half_life_days: Option<f64>,
+    /// Ages are counted back from this time (unix seconds); `None`: the newest purchase.
+    pub reference_time: Option<i64>,
+}
+
+impl Default for Weighting {
+    fn default() -> Self {
+        Weighting { scheme: Scheme::Bm25 { k1: 1.2, b: 0.75 }, half_life_days: None, reference_time: None }
+    }
+}
+
+impl Weighting {
+    /// Checks the parameters; the message says which one is wrong.
+    pub fn check(&self) -> Result<(), String> {
+        if let Scheme::Bm25 { k1, b } = self.scheme {
+            if !(k1.is_finite() && k1 > 0.0) {
+                return Err(format!("BM25 k1 must be a positive number, got {k1}"));
+            }
+            if !(0.0..=1.0).contains(&b) {
+                return Err(format!("BM25 b must be between 0 and 1, got {b}"));
+            }
+        }
+        if let Some(h) = self.half_life_days {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(format!("the half-life must be a positive number of days, got {h}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fixes the reference time of a decaying weighting to the data's newest purchase
+    /// (so that a saved model re-weights identically). Fails when decay is asked for but
+    /// the data has no times.
+    pub fn resolve(mut self, data: &Interactions) -> Result<Self, String> {
+        if self.half_life_days.is_some() && self.reference_time.is_none() {
+            match data.newest_time() {
+                Some(t) => self.reference_time = Some(t),
+                None => return Err("time decay needs purchase times: give a time column".into()),
+            }
+        }
+        Ok(self)
+    }
+
+    /// The weighted customer x item matrix (same structure as the counts).
+    ///
+    /// Decay needs a resolved reference time and per-pair times; without them it is skipped.
+    pub fn apply(&self, data: &Interactions) -> Csr {
+        let counts = &data.counts;
+        let (rows, cols) = counts.shape();
+        let nnz = counts.nnz();
+        let indptr = counts.proper_indptr().into_owned();
+        let idx = counts.indices();
+        let raw = counts.data();
+        let df = || {
+            let mut df = vec![0u32; cols];
+            idx.iter().for_each(|&i| df[i as usize] += 1);
+            df
+        };
+        let n = rows as f64;
+        let mut w: Vec<f32> = match self.scheme {
+            Scheme::Binary => vec![1.0; nnz],
+            Scheme::Count => raw.to_vec(),
+            Scheme::Log => raw.iter().map(|&c| (c as f64).ln_1p() as f32).collect(),
+            Scheme::TfIdf => {
+                let idf: Vec<f64> = df().iter().map(|&d| 1.0 + (n / f64::from(d.max(1))).ln()).collect();
+                idx.iter().zip(raw).map(|(&i, &c)| ((c as f64).sqrt() * idf[i as usize]) as f32).collect()
+            }
+            Scheme::Bm25 { k1, b } => {
+                let (k1, b) = (f64::from(k1), f64::from(b));
+                let idf: Vec<f64> =
+                    df().iter().map(|&d| (1.0 + (n - f64::from(d) + 0.5) / (f64::from(d) + 0.5)).ln()).collect();
+                let len: Vec<f64> =
+                    (0..rows).map(|r| raw[indptr[r]..indptr[r + 1]].iter().map(|&c| c as f64).sum()).collect();
+                let active = len.iter().filter(|&&l| l > 0.0).count().max(1);
+                let avg = len.iter().sum::<f64>() / active as f64;
+                let mut out = Vec::with_capacity(nnz);
+                for r in 0..rows {
+                    let norm = k1 * (1.0 - b + b * len[r] / avg);
+                    for k in indptr[r]..indptr[r + 1] {
+                        let c = f64::from(raw[k]);
+                        out.push((idf[idx[k] as usize] * c * (k1 + 1.0) / (c + norm)) as f32);
+                    }
+                }
+                out
+            }
+        };
+        if let (Some(h), Some(t0), Some(times)) = (self.half_life_days, self.reference_time, &data.last_time) {
+            for (v, &t) in w.iter_mut().zip(times) {
+                // Pairs without a time (i64::MIN) or after the reference do not decay.
+                let age_days = if t == i64::MIN { 0.0 } else { (t0 - t).max(0) as f64 / DAY as f64 };
+                *v = (f64::from(*v) * 0.5f64.powf(age_days / h)) as f32;
+            }
+        }
+        Csr::new((rows, cols), indptr, idx.to_vec(), w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Interactions {
+        let mut b = InteractionsBuilder::new();
+        b.purchase("2", "b", 2.0, Some(4.0), Some(10)).unwrap();
+        b.purchase("2", "b", 1.0, Some(2.0), Some(5)).unwrap();
+        b.purchase("1", "a", 1.0, Some(1.0), Some(DAY * 10)).unwrap();
+        b.purchase("1", "b", 1.0, Some(2.0), Some(0)).unwrap();
+        b.purchase("1", "b", -1.0, Some(-2.0), Some(99)).unwrap(); // netted out
+        b.purchase("3", "c", -4.0, None, None).unwrap(); // return without purchase
+        b.seen("2", "a").unwrap();
+        b.seen("1", "a").unwrap(); // already bought: stays a purchase
+        let (data, stats) = b.finish();
+        assert_eq!(stats, MergeStats { pairs: 5, purchase_pairs: 2, netted_out_pairs: 2, seen_only_pairs: 1 });
+        data
+    }
+
+    #[test]
+    fn builder_merges_nets_and_sorts() {
+        let d = sample();
+        assert_eq!(d.customers().ids().iter().map(|s| &**s).collect::<Vec<_>>(), ["1", "2", "3"]);
+        assert_eq!(d.purchases(CustomerIdx(0)), (&[0u32][..], &[1.0f32][..]));
+        assert_eq!(d.purchases(CustomerIdx(1)), (&[1u32][..], &[3.0f32][..]));
+        assert_eq!(d.last_time().unwrap(), [DAY * 10, 10]);
+        assert_eq!(d.amount().unwrap(), [1.0, 6.0]);
+        assert_eq!(d.seen_only(CustomerIdx(0)), [1]);
+        assert_eq!(d.seen_only(CustomerIdx(1)), [0]);
+        assert_eq!(d.seen_only(CustomerIdx(2)), [2]);
+        assert_eq!(d.customers_with_purchases(), 2);
+    }
+
+    #[test]
+    fn weightings_follow_their_formulas() {
+        let d = sample();
+        let w = |scheme| Weighting { scheme, half_life_days: None, reference_time: None }.apply(&d).data().to_vec();
+        assert_eq!(w(Scheme::Binary), [1.0, 1.0]);
+        assert_eq!(w(Scheme::Count), [1.0, 3.0]);
+        assert_eq!(w(Scheme::Log), [2f32.ln(), 4f32.ln()]);
+        let idf = 1.0 + (3f64).ln();
+        assert_eq!(w(Scheme::TfIdf), [idf as f32, (3f64.sqrt() * idf) as f32]);
+        // BM25 with b = 0: no length normalisation.
+        let idf = (1.0f64 + (3.0 - 1.0 + 0.5) / 1.5).ln();
+        let bm = w(Scheme::Bm25 { k1: 1.0, b: 0.0 });
+        assert!((f64::from(bm[1]) - idf * 3.0 * 2.0 / 4.0).abs() < 1e-6);
+        let decayed = Weighting { scheme: Scheme::Binary, half_life_days: Some(5.0), reference_time: None }
+            .resolve(&d)
+            .unwrap()
+            .apply(&d);
+        assert_eq!(decayed.data()[0], 1.0);
+        assert!((decayed.data()[1] - 0.25).abs() < 1e-4);
+    }
+
+    #[test]
+    fn from_parts_rejects_broken_structure() {
+        let d = sample();
+        let parts = |indptr: Vec<usize>, indices: Vec<u32>| {
+            Interactions::from_parts(
+                d.customers.clone(),
+                d.items.clone(),
+                (indptr, indices, vec![1.0, 1.0]),
+                None,
+                None,
+                d.seen_only.clone(),
+            )
+        };
+        assert!(parts(vec![0, 1, 2, 2], vec![0, 1]).is_ok());
+        assert!(parts(vec![0, 1, 2], vec![0, 1]).is_err());
+        assert!(parts(vec![0, 2, 1, 2], vec![0, 1]).is_err());
+        assert!(parts(vec![0, 1, 2, 2], vec![0, 7]).is_err());
+        assert!(parts(vec![0, 2, 2, 2], vec![1, 0]).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! A fitted model: everything needed to score, and its file.
+//!
+//! [`Model::fit`] takes merged [`Interactions`] and validated [`FitParams`], weights the
+//! matrix and computes each item's neighbours. [`Model::save`] writes the file atomically;
+//! [`Model::load`] reads it back, verifying checksums and every structural invariant, so a
+//! damaged file is an error, never a panic or a wrong answer. The weighted matrix is not
+//! stored: it is recomputed from the raw counts and the (resolved) parameters at load.
+
+mod format;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use format::{FORMAT_VERSION, OLDEST_READABLE};
+use format::{Sections, Writer, decode, decode_ptr, decode_strings, encode, encode_ptr, encode_strings};
+
+use crate::ids::{CustomerIdx, IdTable, ItemIdx};
+use crate::ingest::IngestSummary;
+use crate::matrix::{Csr, Interactions, MergeStats, RowSets, Weighting, check_rows};
+use crate::output::AtomicFile;
+use crate::recommend::{ItemKnnScorer, Recommendation, Scratch, popularity_order};
+use crate::similarity::item_cosine_top_k;
+
+/// Why a model file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The model file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file does not start with the model magic bytes.
+    #[error("not a cobuy model file (wrong magic bytes)")]
+    NotAModel,
+    /// The file ends early.
+    #[error("the model file is truncated: {found} bytes{}", expected.map(|e| format!(", expected {e}")).unwrap_or_default())]
+    Truncated {
+        /// Length recorded in the footer, when it survived.
+        expected: Option<u64>,
+        /// Actual length.
+        found: u64,
+    },
+    /// A checksum or structural check failed.
+    #[error("the model file is corrupt: {0}")]
+    Corrupt(String),
+    /// Written by a newer cobuy.
+    #[error(
+        "the model file has format version {found}, newer than this cobuy reads ({supported}); upgrade cobuy or refit"
+    )]
+    NewerFormat {
+        /// Version in the file.
+        found: u32,
+        /// Newest version this build reads.
+        supported: u32,
+    },
+    /// Written by a cobuy too old for this build.
+    #[error("the model file has format version {found}, older than this cobuy reads ({oldest}); refit the model")]
+    OlderFormat {
+        /// Version in the file.
+        found: u32,
+        /// Oldest version this build reads.
+        oldest: u32,
+    },
+}
+
+/// A parameter outside its valid range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid parameter: {0}")]
+pub struct ParamError(pub String);
+
+/// Hyperparameters of item-based collaborative filtering. Validate with [`FitParams::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitParams {
+    /// Neighbours kept per item (k of top-k).
+    pub neighbors: usize,
+    /// How raw counts become weights.
+    pub weighting: Weighting,
+}
+
+impl Default for FitParams {
+    fn default() -> Self {
+        FitParams { neighbors: 50, weighting: Weighting::default() }
+    }
+}
+
+impl FitParams {
+    /// Checks every parameter once, before any kernel runs.
+    pub fn check(&self) -> Result<(), ParamError> {
+        if self.neighbors == 0 || self.neighbors > 100_000 {
+            return Err(ParamError(format!("neighbors must be between 1 and 100000, got {}", self.neighbors)));
+        }
+        self.weighting.check().map_err(ParamError)
+    }
+}
+
+/// How a model was fitted: shown by `cobuy inspect`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FitInfo {
+    /// The purchases file, as given.
+    pub source: Option<String>,
+    /// What ingest read, kept and rejected.
+    pub ingest: Option<IngestSummary>,
+    /// What merging did.
+    pub merge: MergeStats,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    cobuy_version: String,
+    algorithm: String,
+    params: FitParams,
+    info: FitInfo,
+}
+
+/// A fitted item-kNN model.
+#[derive(Debug, Clone)]
+pub struct Model {
+    data: Interactions,
+    params: FitParams,
+    info: FitInfo,
+    weighted: Csr,
+    neighbors: Csr,
+    popular: Vec<u32>,
+}
+
+impl Model {
+    /// Weights the matrix and finds every item's top-k neighbours (in parallel on the
+    /// current rayon pool). A decaying weighting's reference time is fixed here.
+    pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, ParamError> {
+        params.check()?;
+        let mut params = *params;
+        params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
+        let weighted = params.weighting.apply(&data);
+        let neighbors = item_cosine_top_k(&weighted, params.neighbors);
+        let popular = popularity_order(&weighted);
+        Ok(Model { data, params, info, weighted, neighbors, popular })
+    }
+
+    /// The merged purchase data the model was fitted on.
+    pub fn interactions(&self) -> &Interactions {
+        &self.data
+    }
+
+    /// The parameters, with the reference time resolved.
+    pub fn params(&self) -> &FitParams {
+        &self.params
+    }
+
+    /// How the model was fitted.
+    pub fn info(&self) -> &FitInfo {
+        &self.info
+    }
+
+    /// The weighted customer x item matrix.
+    pub fn weighted(&self) -> &Csr {
+        &self.weighted
+    }
+
+    /// Each item's top-k neighbours (items x items, cosine similarity).
+    pub fn neighbors(&self) -> &Csr {
+        &self.neighbors
+    }
+
+    /// All bought items, most buyers first.
+    pub fn popular(&self) -> &[u32] {
+        &self.popular
+    }
+
+    /// Customer ids.
+    pub fn customers(&self) -> &IdTable {
+        self.data.customers()
+    }
+
+    /// Item ids.
+    pub fn items(&self) -> &IdTable {
+        self.data.items()
+    }
+
+    /// The scorer over this model's arrays.
+    pub fn scorer(&self) -> ItemKnnScorer<'_> {
+        ItemKnnScorer {
+            weighted: &self.weighted,
+            neighbors: &self.neighbors,
+            seen_only: &self.data.seen_only,
+            popular: &self.popular,
+        }
+    }
+
+    /// Top `n` items for a known customer, best first. For many customers, reuse a
+    /// [`Scratch`] through [`Model::scorer`] or use [`crate::batch`].
+    pub fn recommend(&self, customer: CustomerIdx, n: usize) -> Vec<Recommendation> {
+        let mut out = Vec::with_capacity(n);
+        self.scorer().recommend(customer, n, &mut Scratch::new(self.items().len()), &mut out);
+        out
+    }
+
+    /// Top `n` items for someone not in the model, from the items they bought (unknown
+    /// item ids are ignored, repeated ones count once). Their items get weight 1.
+    pub fn recommend_for_items(&self, bought: &[&str], n: usize) -> Vec<Recommendation> {
+        let mut items: Vec<u32> = bought.iter().filter_map(|id| self.items().index_of(id)).collect();
+        items.sort_unstable();
+        items.dedup();
+        let weights = vec![1.0; items.len()];
+        let mut out = Vec::with_capacity(n);
+        let mut s = Scratch::new(self.items().len());
+        self.scorer().score_items(&items, &weights, &[], n, &mut s, &mut out);
+        out
+    }
+
+    /// The external id of an item.
+    pub fn item_id(&self, item: ItemIdx) -> &str {
+        self.items().id(item.0)
+    }
+
+    /// Serialises the model (deterministic: same model, same bytes).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let d = &self.data;
+        let meta = Meta {
+            cobuy_version: env!("CARGO_PKG_VERSION").into(),
+            algorithm: "item-knn".into(),
+            params: self.params,
+            info: self.info.clone(),
+        };
+        let mut w = Writer::new();
+        w.section(b"META", &serde_json::to_vec_pretty(&meta).expect("meta serialises"));
+        w.section(b"CIDS", &encode_strings(d.customers.ids()));
+        w.section(b"IIDS", &encode_strings(d.items.ids()));
+        w.section(b"PPTR", &encode_ptr(&d.counts.proper_indptr()));
+        w.section(b"PIDX", &encode(d.counts.indices()));
+        w.section(b"PVAL", &encode(d.counts.data()));
+        if let Some(t) = &d.last_time {
+            w.section(b"PTIM", &encode(t));
+        }
+        if let Some(a) = &d.amount {
+            w.section(b"PAMT", &encode(a));
+        }
+        w.section(b"SPTR", &encode_ptr(&d.seen_only.indptr));
+        w.section(b"SIDX", &encode(&d.seen_only.indices));
+        w.section(b"NPTR", &encode_ptr(&self.neighbors.proper_indptr()));
+        w.section(b"NIDX", &encode(self.neighbors.indices()));
+        w.section(b"NVAL", &encode(self.neighbors.data()));
+        w.finish()
+    }
+
+    /// Reads a model from bytes, verifying everything.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        let s = Sections::parse(bytes)?;
+        debug_assert!(s.version <= FORMAT_VERSION);
+        let corrupt = ModelError::Corrupt;
+        let meta: Meta = serde_json::from_slice(s.get(b"META")?).map_err(|e| corrupt(format!("section META: {e}")))?;
+        meta.params.check().map_err(|e| corrupt(e.to_string()))?;
+        let customers = IdTable::from_sorted(decode_strings(b"CIDS", s.get(b"CIDS")?)?)
+            .ok_or_else(|| corrupt("customer ids are not distinct and sorted".into()))?;
+        let items = IdTable::from_sorted(decode_strings(b"IIDS", s.get(b"IIDS")?)?)
+            .ok_or_else(|| corrupt("item ids are not distinct and sorted".into()))?;
+        let last_time = s.optional(b"PTIM").map(|b| decode(b"PTIM", b)).transpose()?;
+        let amount = s.optional(b"PAMT").map(|b| decode(b"PAMT", b)).transpose()?;
+        let seen_only =
+            RowSets { indptr: decode_ptr(b"SPTR", s.get(b"SPTR")?)?, indices: decode(b"SIDX", s.get(b"SIDX")?)? };
+        let n_items = items.len();
+        let data = Interactions::from_parts(
+            customers,
+            items,
+            (
+                decode_ptr(b"PPTR", s.get(b"PPTR")?)?,
+                decode(b"PIDX", s.get(b"PIDX")?)?,
+                decode(b"PVAL", s.get(b"PVAL")?)?,
+            ),
+            last_time,
+            amount,
+            seen_only,
+        )
+        .map_err(|e| corrupt(format!("purchases: {e}")))?;
+        let (nptr, nidx, nval): (Vec<usize>, Vec<u32>, Vec<f32>) = (
+            decode_ptr(b"NPTR", s.get(b"NPTR")?)?,
+            decode(b"NIDX", s.get(b"NIDX")?)?,
+            decode(b"NVAL", s.get(b"NVAL")?)?,
+        );
+        check_rows(&nptr, &nidx, (n_items, n_items)).map_err(|e| corrupt(format!("neighbours: {e}")))?;
+        if nval.len() != nidx.len() || nval.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(corrupt("neighbours: similarities are missing or not positive".into()));
+        }
+        let neighbors = Csr::new((n_items, n_items), nptr, nidx, nval);
+        let weighted = meta.params.weighting.apply(&data);
+        let popular = popularity_order(&weighted);
+        Ok(Model { data, params: meta.params, info: meta.info, weighted, neighbors, popular })
+    }
+
+    /// Writes the model atomically (temporary name in the same folder, then rename).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        use std::io::Write;
+        let path = path.as_ref();
+        let io = |source| ModelError::Io { path: path.display().to_string(), source };
+        let mut f = AtomicFile::create(path).map_err(io)?;
+        f.write_all(&self.to_bytes()).map_err(io)?;
+        f.commit().map_err(io)
+    }
+
+    /// Reads and verifies a model file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model, ModelError> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        Model::from_bytes(&bytes)
+    }
+}

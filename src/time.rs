@@ -1,0 +1,171 @@
+//! Timestamps as unix seconds (UTC): parsing the formats purchase logs use, and printing.
+//!
+//! Accepted: unix seconds (`1291191960`), `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS[.fff]]`,
+//! and RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`). Times without an offset are
+//! taken as UTC; fractions of a second are dropped. Hand-written because it is small,
+//! exact and keeps chrono out of the dependency tree.
+
+/// Seconds in a day.
+pub const DAY: i64 = 86_400;
+
+/// Parses one timestamp; `None` when the text is in none of the accepted formats or
+/// names an impossible date.
+pub fn parse(text: &str) -> Option<i64> {
+    let s = text.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let b = s.as_bytes();
+    let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+    if !unsigned.is_empty() && unsigned.iter().all(u8::is_ascii_digit) {
+        return s.parse().ok();
+    }
+    parse_datetime(b)
+}
+
+fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
+    let part = b.get(at..at + n)?;
+    part.iter().try_fold(0i64, |acc, c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
+}
+
+fn parse_datetime(b: &[u8]) -> Option<i64> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (year, month, day) = (digits(b, 0, 4)?, digits(b, 5, 2)?, digits(b, 8, 2)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    let mut secs = days_from_civil(year, month, day) * DAY;
+    if b.len() == 10 {
+        return Some(secs);
+    }
+    if b[10] != b' ' && b[10] != b'T' && b[10] != b't' {
+        return None;
+    }
+    let (hour, minute) = (digits(b, 11, 2)?, digits(b, 14, 2)?);
+    if b.get(13) != Some(&b':') || hour > 23 || minute > 59 {
+        return None;
+    }
+    let mut at = 16;
+    let mut second = 0;
+    if b.get(at) == Some(&b':') {
+        second = digits(b, 17, 2)?;
+        if second > 60 {
+            return None;
+        }
+        at = 19;
+        if b.get(at) == Some(&b'.') {
+            at += 1;
+            let start = at;
+            while b.get(at).is_some_and(u8::is_ascii_digit) {
+                at += 1;
+            }
+            if at == start {
+                return None;
+            }
+        }
+    }
+    secs += hour * 3600 + minute * 60 + second;
+    match b.get(at) {
+        None => Some(secs),
+        Some(b'Z' | b'z') if at + 1 == b.len() => Some(secs),
+        Some(&sign @ (b'+' | b'-')) if at + 6 == b.len() && b[at + 3] == b':' => {
+            let (oh, om) = (digits(b, at + 1, 2)?, digits(b, at + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let offset = oh * 3600 + om * 60;
+            Some(if sign == b'+' { secs - offset } else { secs + offset })
+        }
+        _ => None,
+    }
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Formats unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn format(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_accepted_format() {
+        assert_eq!(parse("0"), Some(0));
+        assert_eq!(parse("881250949"), Some(881_250_949));
+        assert_eq!(parse("1291191960"), Some(1_291_191_960));
+        assert_eq!(parse("1970-01-02"), Some(DAY));
+        assert_eq!(parse("2010-12-01 08:26:00"), Some(1_291_191_960));
+        assert_eq!(parse("2010-12-01 08:26"), Some(1_291_191_960));
+        assert_eq!(parse("2010-12-01T08:26:00Z"), Some(1_291_191_960));
+        assert_eq!(parse("2010-12-01T09:26:00.250+01:00"), Some(1_291_191_960));
+        assert_eq!(parse("2010-12-01T03:26:00-05:00"), Some(1_291_191_960));
+        assert_eq!(parse("2000-02-29"), Some(951_782_400));
+    }
+
+    #[test]
+    fn rejects_impossible_or_foreign_text() {
+        for bad in [
+            "",
+            "abc",
+            "2011-02-29",
+            "2011-13-01",
+            "2011-12-32",
+            "2011-12-09 24:00:00",
+            "12/09/2011",
+            "2011-12-09 10:00:00+1",
+            "2011-12-09X10:00",
+            "2011-12-09 10:00:00.",
+            "1.5",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for s in ["1970-01-01 00:00:00", "2011-12-09 12:50:00", "2000-02-29 23:59:59", "1969-12-31 23:59:59"] {
+            assert_eq!(format(parse(s).unwrap()), s);
+        }
+    }
+}
