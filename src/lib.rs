@@ -41,3 +41,8 @@ pub mod output;
 pub mod recommend;
 pub mod similarity;
 pub mod time;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
