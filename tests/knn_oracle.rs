@@ -38,8 +38,10 @@ fn scheme(k: u8) -> Scheme {
     }
 }
 
-/// (customer, item, quantity) rows plus (customer, item) "seen" marks.
-fn data() -> impl Strategy<Value = (Vec<(u8, u8, u8)>, Vec<(u8, u8)>, usize, u8)> {
+/// (customer, item, quantity) rows, (customer, item) "seen" marks, k, weighting scheme.
+type Case = (Vec<(u8, u8, u8)>, Vec<(u8, u8)>, usize, u8);
+
+fn data() -> impl Strategy<Value = Case> {
     (
         prop::collection::vec((0u8..14, 0u8..12, 1u8..5), 1..90),
         prop::collection::vec((0u8..14, 0u8..12), 0..6),
