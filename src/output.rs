@@ -37,13 +37,19 @@ impl AtomicFile {
         &self.dest
     }
 
-    /// Flushes, syncs and renames the file to its final name.
+    /// Flushes, syncs and renames the file to its final name. On failure the temporary
+    /// file is removed and the destination is left as it was.
     pub fn commit(mut self) -> io::Result<()> {
         let out = self.out.take().expect("an uncommitted AtomicFile always holds its writer");
-        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&self.temp, &self.dest)
+        let result = out.into_inner().map_err(io::IntoInnerError::into_error).and_then(|file| {
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&self.temp, &self.dest)
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(&self.temp);
+        }
+        result
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! header   "COBUY\0MF"  format version u32  section count u32  crc32(previous 16 bytes) u32
-//! section  tag [u8; 4]  payload length u64  crc32(payload) u32  payload
+//! section  tag [u8; 4]  payload length u64  crc32(tag, length, payload) u32  payload
 //!   ...
 //! footer   "COBUYEND"  total file length u64
 //! ```
@@ -42,7 +42,7 @@ impl Writer {
     pub(crate) fn section(&mut self, tag: &[u8; 4], payload: &[u8]) {
         self.buf.extend_from_slice(tag);
         self.buf.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        self.buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        self.buf.extend_from_slice(&section_crc(tag, payload.len() as u64, payload).to_le_bytes());
         self.buf.extend_from_slice(payload);
         self.sections += 1;
     }
@@ -107,7 +107,7 @@ impl<'a> Sections<'a> {
                 .ok()
                 .and_then(|len| body.get(start..start.checked_add(len)?))
                 .ok_or_else(|| ModelError::Corrupt(format!("section {} overruns the file", tag_name(&tag))))?;
-            if crc32fast::hash(payload) != crc {
+            if section_crc(&tag, len, payload) != crc {
                 return Err(ModelError::Corrupt(format!("section {} checksum mismatch", tag_name(&tag))));
             }
             list.push((tag, payload));
@@ -127,6 +127,16 @@ impl<'a> Sections<'a> {
     pub(crate) fn optional(&self, tag: &[u8; 4]) -> Option<&'a [u8]> {
         self.list.iter().find(|(t, _)| t == tag).map(|(_, p)| *p)
     }
+}
+
+/// A section's checksum covers its tag and length too, so a damaged tag cannot turn a
+/// section into an unknown (skipped) one.
+fn section_crc(tag: &[u8; 4], len: u64, payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(tag);
+    h.update(&len.to_le_bytes());
+    h.update(payload);
+    h.finalize()
 }
 
 fn tag_name(tag: &[u8; 4]) -> String {

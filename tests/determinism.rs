@@ -1,0 +1,281 @@
+//! Same input, same bytes: whatever the number of threads and whatever the row order.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+// ---------------------------------------------------------------------------------------
+// Test data: a deterministic pseudo-random purchases file (as in tests/model_file.rs).
+// ---------------------------------------------------------------------------------------
+
+/// A 64-bit LCG (Knuth's MMIX constants); the high bits are used.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_u32(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 32) as u32
+    }
+
+    /// Uniform in `0..n`.
+    fn below(&mut self, n: u32) -> u32 {
+        ((u64::from(self.next_u32()) * u64::from(n)) >> 32) as u32
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        f64::from(self.next_u32()) / 4_294_967_296.0
+    }
+
+    /// Zipf-ish rank in `0..n`: low ranks are much more likely.
+    fn skewed(&mut self, n: u32) -> u32 {
+        ((self.unit().powi(3) * f64::from(n)) as u32).min(n - 1)
+    }
+}
+
+const CUSTOMERS: u32 = 300;
+const ITEMS: u32 = 80;
+const ROWS: usize = 3000;
+const GROUPS: u32 = 5;
+
+fn customer_id(c: u32) -> String {
+    if c % 4 == 0 { format!("cust-{c:03}") } else { (12_000 + 3 * c).to_string() }
+}
+
+fn item_id(i: u32) -> String {
+    if i % 3 == 0 { (20_000 + 7 * i).to_string() } else { format!("SKU-{i:03}") }
+}
+
+fn price(i: u32) -> String {
+    let cents = (i * 373) % 2000 + 99;
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The header and `ROWS` data lines (each without its newline). Customers have a taste
+/// group; items are drawn mostly from that group with Zipf-ish popularity, so item
+/// neighbours are non-trivial. About 6% of the rows are returns.
+fn purchase_lines(seed: u64) -> (String, Vec<String>) {
+    let mut rng = Lcg(seed);
+    let per_group = ITEMS / GROUPS;
+    let mut bought: Vec<(u32, u32, i64)> = Vec::new();
+    let mut lines = Vec::with_capacity(ROWS);
+    while lines.len() < ROWS {
+        let (c, i, q) = if !bought.is_empty() && rng.below(100) < 5 {
+            // A return of an earlier purchase, in part or in full.
+            let (c, i, q) = bought[rng.below(bought.len() as u32) as usize];
+            (c, i, -(1 + i64::from(rng.below(q as u32))))
+        } else if rng.below(100) < 1 {
+            // A return of something never bought here.
+            (rng.below(CUSTOMERS), rng.below(ITEMS), -1)
+        } else {
+            let c = rng.skewed(CUSTOMERS * 3) % CUSTOMERS;
+            let group = (c * 7 + 3) % GROUPS;
+            let i = if rng.below(10) < 7 {
+                group * per_group + rng.skewed(per_group)
+            } else {
+                (rng.skewed(ITEMS) + 11 * group) % ITEMS
+            };
+            let q = 1 + i64::from(rng.below(4));
+            bought.push((c, i, q));
+            (c, i, q)
+        };
+        let time = format!(
+            "2023-{:02}-{:02} {:02}:{:02}:{:02}",
+            1 + rng.below(12),
+            1 + rng.below(28),
+            rng.below(24),
+            rng.below(60),
+            rng.below(60)
+        );
+        lines.push(format!("{},{},{q},{},{time}", customer_id(c), item_id(i), price(i)));
+    }
+    ("customer,item,quantity,price,time".to_string(), lines)
+}
+
+const SEED: u64 = 0x5eed_c0b0;
+
+fn write_lines(path: &Path, header: &str, lines: &[String]) {
+    let mut text = String::with_capacity(lines.len() * 48);
+    writeln!(text, "{header}").unwrap();
+    for l in lines {
+        writeln!(text, "{l}").unwrap();
+    }
+    fs::write(path, text).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------------------
+
+fn cobuy(dir: &Path, args: &[&str]) -> Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_cobuy")).current_dir(dir).args(args).output().expect("cobuy runs");
+    assert!(o.status.success(), "cobuy {args:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// `cobuy --threads N fit` on `purchases.csv` in `dir` (a relative path, so the model
+/// records the same source whatever the folder).
+fn fit(dir: &Path, threads: usize, model: &str) -> Vec<u8> {
+    let t = threads.to_string();
+    cobuy(
+        dir,
+        &[
+            "--quiet",
+            "--threads",
+            &t,
+            "fit",
+            "--purchases",
+            "purchases.csv",
+            "--customer-col",
+            "customer",
+            "--item-col",
+            "item",
+            "--quantity-col",
+            "quantity",
+            "--price-col",
+            "price",
+            "--time-col",
+            "time",
+            "--neighbors",
+            "20",
+            "--half-life-days",
+            "120",
+            "--model",
+            model,
+        ],
+    );
+    fs::read(dir.join(model)).unwrap()
+}
+
+fn recommend(dir: &Path, threads: usize, model: &str, out: &str) -> Vec<u8> {
+    let t = threads.to_string();
+    cobuy(dir, &["--quiet", "--threads", &t, "recommend", "--model", model, "--top", "10", "--out", out]);
+    fs::read(dir.join(out)).unwrap()
+}
+
+/// Checks that a recommendations file is a real one: every customer, ten rows each,
+/// mostly from neighbours.
+fn check_recommendations(csv: &[u8], customers: usize) {
+    let text = std::str::from_utf8(csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("customer_id,rank,item_id,score,source"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), customers * 10, "ten rows for each of {customers} customers");
+    let knn = rows.iter().filter(|r| r[4] == "item-knn").count();
+    assert!(knn > rows.len() / 2, "{knn} of {} rows from neighbours", rows.len());
+}
+
+fn customers_in(dir: &Path, model: &str) -> usize {
+    let o = cobuy(dir, &["inspect", model, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["customers"].as_u64().unwrap() as usize
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
+}
+
+fn assert_same(a: &[u8], b: &[u8], what: &str) {
+    if let Some(at) = first_difference(a, b) {
+        panic!("{what}: {} and {} bytes, first difference at byte {at}", a.len(), b.len());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn thread_count_does_not_change_any_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (header, lines) = purchase_lines(SEED);
+    write_lines(&dir.join("purchases.csv"), &header, &lines);
+
+    let m1 = fit(dir, 1, "t1/model.cobuy");
+    let m2 = fit(dir, 2, "t2/model.cobuy");
+    let m4 = fit(dir, 4, "t4/model.cobuy");
+    assert_same(&m1, &m2, "model, 1 vs 2 threads");
+    assert_same(&m1, &m4, "model, 1 vs 4 threads");
+
+    let r1 = recommend(dir, 1, "t1/model.cobuy", "t1/recs.csv");
+    let r2 = recommend(dir, 2, "t1/model.cobuy", "t2/recs.csv");
+    let r4 = recommend(dir, 4, "t1/model.cobuy", "t4/recs.csv");
+    check_recommendations(&r1, customers_in(dir, "t1/model.cobuy"));
+    assert_same(&r1, &r2, "recommendations, 1 vs 2 threads");
+    assert_same(&r1, &r4, "recommendations, 1 vs 4 threads");
+    // Each thread count scoring its own model: the same again.
+    assert_same(&r1, &recommend(dir, 4, "t4/model.cobuy", "t4/recs-own.csv"), "recommendations of the 4-thread model");
+
+    // The job file: fit and recommend in one run, with the same parameters.
+    for (threads, sub) in [(1, "job1"), (4, "job4")] {
+        let job = format!(
+            r#"summary = "{sub}/summary.json"
+
+[input]
+purchases = "purchases.csv"
+customer_col = "customer"
+item_col = "item"
+quantity_col = "quantity"
+price_col = "price"
+time_col = "time"
+
+[fit]
+model = "{sub}/model.cobuy"
+neighbors = 20
+half_life_days = 120.0
+
+[recommend]
+top = 10
+out = "{sub}/recs.csv"
+"#
+        );
+        let path = dir.join(format!("{sub}.toml"));
+        fs::write(&path, job).unwrap();
+        cobuy(dir, &["--quiet", "--threads", &threads.to_string(), "run", path.to_str().unwrap()]);
+        let summary: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join(sub).join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["batch"]["rows"].as_u64(), Some(r1.iter().filter(|&&b| b == b'\n').count() as u64 - 1));
+    }
+    let j1 = fs::read(dir.join("job1/recs.csv")).unwrap();
+    let j4 = fs::read(dir.join("job4/recs.csv")).unwrap();
+    assert_same(&j1, &j4, "job recommendations, 1 vs 4 threads");
+    assert_same(&j1, &r1, "job recommendations vs fit + recommend");
+    assert_same(
+        &fs::read(dir.join("job1/model.cobuy")).unwrap(),
+        &fs::read(dir.join("job4/model.cobuy")).unwrap(),
+        "job model, 1 vs 4 threads",
+    );
+}
+
+#[test]
+fn row_order_does_not_change_any_output() {
+    let (header, lines) = purchase_lines(SEED);
+    let mut shuffled = lines.clone();
+    // Fisher-Yates with its own generator.
+    let mut rng = Lcg(0xdec0_ded5);
+    for i in (1..shuffled.len()).rev() {
+        shuffled.swap(i, rng.below(i as u32 + 1) as usize);
+    }
+    assert_ne!(shuffled, lines);
+    let mut reversed = lines.clone();
+    reversed.reverse();
+
+    let runs: Vec<(Vec<u8>, Vec<u8>)> = [&lines, &shuffled, &reversed]
+        .into_iter()
+        .map(|rows| {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
+            write_lines(&dir.join("purchases.csv"), &header, rows);
+            let model = fit(dir, 2, "model.cobuy");
+            let recs = recommend(dir, 2, "model.cobuy", "recs.csv");
+            (model, recs)
+        })
+        .collect();
+    let (model, recs) = &runs[0];
+    for ((m, r), what) in runs[1..].iter().zip(["shuffled", "reversed"]) {
+        assert_same(model, m, &format!("model, rows in file order vs {what}"));
+        assert_same(recs, r, &format!("recommendations, rows in file order vs {what}"));
+    }
+}
