@@ -11,7 +11,7 @@
 mod source;
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -249,22 +249,22 @@ pub enum IngestError {
     #[error("{0}")]
     Options(String),
     /// The file could not be opened.
-    #[error("{path}: cannot open: {source}")]
+    #[error("{path}: cannot open: {error}")]
     Open {
         /// The file.
         path: String,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Reading failed part way (disk error).
-    #[error("{path}:{line}: read failed: {source}")]
+    #[error("{path}:{line}: read failed: {error}")]
     Read {
         /// The file.
         path: String,
         /// Line where reading stopped.
         line: u64,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The gzip stream is damaged or cut short.
     #[error("{path}:{line}: unreadable gzip stream: {detail}")]
@@ -327,20 +327,20 @@ pub enum IngestError {
         detail: String,
     },
     /// The rejects file could not be written.
-    #[error("{path}: cannot write the rejects file: {source}")]
+    #[error("{path}: cannot write the rejects file: {error}")]
     Rejects {
         /// The rejects file.
         path: String,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// More distinct ids than `u32` indexes.
-    #[error("{path}: {source}")]
+    #[error("{path}: {ids}")]
     TooManyIds {
         /// The file.
         path: String,
         /// Which ids.
-        source: crate::matrix::TooManyIds,
+        ids: crate::matrix::TooManyIds,
     },
 }
 
@@ -451,13 +451,13 @@ pub fn read_purchases_with_progress(
     let path = path.as_ref();
     let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
     let name = name.as_str();
-    let mut opened = source::open(path).map_err(|source| IngestError::Open { path: name.into(), source })?;
-    let first = opened.reader.fill_buf().map_err(|e| stream_error(name, 1, opened.gzip, e))?;
+    let mut opened = source::open(path).map_err(|error| IngestError::Open { path: name.into(), error })?;
+    let first = opened.reader.peek().map_err(|e| stream_error(name, 1, opened.gzip, e))?;
     if first.is_empty() {
         return Err(IngestError::Empty { path: name.into(), what: "the file is empty" });
     }
     let delimiter = opts.delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
-    let (gzip, size, consumed) = (opened.gzip, opened.size, opened.consumed.clone());
+    let (gzip, size, consumed, newlines) = (opened.gzip, opened.size, opened.consumed.clone(), opened.newlines.clone());
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
@@ -505,7 +505,7 @@ pub fn read_purchases_with_progress(
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
     let mut line = if opts.has_header { 2 } else { 1 };
     while next(&mut csv, &mut record, line)? {
-        line = record.position().map_or(line, |p| p.line());
+        line = record_line(&mut newlines.borrow_mut(), csv.position().byte(), &record);
         sum.rows_read += 1;
         if sum.rows_read % 65_536 == 0 {
             progress(Progress { rows: sum.rows_read, bytes: consumed.get(), total_bytes: size });
@@ -516,7 +516,7 @@ pub fn read_purchases_with_progress(
             Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
             Ok(Row::Seen { customer, item }) => {
                 sum.below_min_value_rows += 1;
-                builder.seen(customer, item).map_err(|source| IngestError::TooManyIds { path: name.into(), source })?;
+                builder.seen(customer, item).map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
             }
             Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
                 if quantity > 0.0 {
@@ -530,7 +530,7 @@ pub fn read_purchases_with_progress(
                 }
                 let merged = builder
                     .purchase(customer, item, quantity, amount, time)
-                    .map_err(|source| IngestError::TooManyIds { path: name.into(), source })?;
+                    .map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
                 sum.merged_rows += u64::from(merged);
                 if let (Some(set), Some(b)) = (baskets.as_mut(), basket) {
                     if !set.contains(b) {
@@ -593,13 +593,20 @@ pub fn summary_breakdown(s: &IngestSummary) -> String {
     if v.is_empty() { "no rows".into() } else { v.join(", ") }
 }
 
+/// The line a record starts on: the line of its last byte (just before the terminator
+/// the reader consumed, or the end of input) minus the newlines inside its fields.
+fn record_line(newlines: &mut source::Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
+    let inside = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64).sum::<u64>();
+    newlines.line_at(end.saturating_sub(1)).saturating_sub(inside)
+}
+
 fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> IngestError {
     let decoding =
         matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
     if gzip && decoding {
         IngestError::Gzip { path: path.into(), line, detail: e.to_string() }
     } else {
-        IngestError::Read { path: path.into(), line, source: e }
+        IngestError::Read { path: path.into(), line, error: e }
     }
 }
 
@@ -711,14 +718,14 @@ struct RejectsFile {
 impl RejectsFile {
     fn create(path: &Path, delimiter: u8) -> Result<Self, IngestError> {
         let name = path.display().to_string();
-        let file = AtomicFile::create(path).map_err(|source| IngestError::Rejects { path: name.clone(), source })?;
+        let file = AtomicFile::create(path).map_err(|error| IngestError::Rejects { path: name.clone(), error })?;
         let mut r = RejectsFile { path: name, out: csv::Writer::from_writer(file), delimiter };
         r.out.write_record(["line", "column", "reason", "record"]).map_err(|e| r.err(e))?;
         Ok(r)
     }
 
     fn err(&self, e: csv::Error) -> IngestError {
-        IngestError::Rejects { path: self.path.clone(), source: io::Error::other(e) }
+        IngestError::Rejects { path: self.path.clone(), error: io::Error::other(e) }
     }
 
     fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), IngestError> {
@@ -729,7 +736,7 @@ impl RejectsFile {
 
     fn commit(self) -> Result<(), IngestError> {
         let path = self.path;
-        let io = |source| IngestError::Rejects { path: path.clone(), source };
+        let io = |error| IngestError::Rejects { path: path.clone(), error };
         let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
         file.flush().map_err(io)?;
         file.commit().map_err(io)

@@ -1,7 +1,8 @@
 //! Opening a purchases file: plain or gzip (by magic bytes, not by name), standard input
 //! for `-`, and the delimiter sniffed from the first line when none is given.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -23,9 +24,62 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Where the newlines of the decoded stream are, so that a record's line can be found
+/// from its end offset. The CSV reader's own start position is stamped before it skips
+/// blank lines and the `\n` of a CRLF, so it can be one or more lines early.
+#[derive(Default)]
+pub(crate) struct Newlines {
+    /// Newlines before the first offset still held.
+    dropped: u64,
+    /// Offsets of newlines not yet passed by the reader (bounded by its read-ahead).
+    offsets: VecDeque<u64>,
+    /// Bytes handed out so far.
+    seen: u64,
+}
+
+impl Newlines {
+    /// 1-based line of the byte at `offset`; forgets newlines before it (offsets asked
+    /// for must not decrease).
+    pub(crate) fn line_at(&mut self, offset: u64) -> u64 {
+        while self.offsets.front().is_some_and(|&o| o < offset) {
+            self.offsets.pop_front();
+            self.dropped += 1;
+        }
+        self.dropped + 1
+    }
+}
+
+/// Records newline offsets of the decoded bytes as the CSV reader pulls them.
+pub(crate) struct LineIndexed<R> {
+    inner: R,
+    index: Rc<RefCell<Newlines>>,
+}
+
+impl<R: Read> Read for LineIndexed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut idx = self.index.borrow_mut();
+        let base = idx.seen;
+        for (i, _) in buf[..n].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            idx.offsets.push_back(base + i as u64);
+        }
+        idx.seen += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> LineIndexed<R> {
+    /// The first bytes of the stream, without consuming them.
+    pub(crate) fn peek(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+}
+
 /// An opened input: the decoded byte stream and what we learnt opening it.
 pub(crate) struct Opened {
-    pub(crate) reader: BufReader<Box<dyn Read>>,
+    pub(crate) reader: LineIndexed<BufReader<Box<dyn Read>>>,
+    /// Newline offsets of the decoded stream, filled as `reader` is read.
+    pub(crate) newlines: Rc<RefCell<Newlines>>,
     pub(crate) gzip: bool,
     /// Size of the file on disk, when known (not for standard input).
     pub(crate) size: Option<u64>,
@@ -46,7 +100,9 @@ pub(crate) fn open(path: &Path) -> io::Result<Opened> {
     let mut raw = BufReader::with_capacity(1 << 16, Counting { inner: raw, read: consumed.clone() });
     let gzip = raw.fill_buf()?.starts_with(&[0x1f, 0x8b]);
     let decoded: Box<dyn Read> = if gzip { Box::new(MultiGzDecoder::new(raw)) } else { Box::new(raw) };
-    Ok(Opened { reader: BufReader::with_capacity(1 << 16, decoded), gzip, size, consumed })
+    let newlines = Rc::new(RefCell::new(Newlines::default()));
+    let reader = LineIndexed { inner: BufReader::with_capacity(1 << 16, decoded), index: newlines.clone() };
+    Ok(Opened { reader, newlines, gzip, size, consumed })
 }
 
 /// The candidate delimiter that occurs most often outside quotes in the first line;

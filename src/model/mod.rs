@@ -26,12 +26,12 @@ use crate::similarity::item_cosine_top_k;
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The model file.
         path: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file does not start with the model magic bytes.
     #[error("not a cobuy model file (wrong magic bytes)")]
@@ -295,7 +295,7 @@ impl Model {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
         use std::io::Write;
         let path = path.as_ref();
-        let io = |source| ModelError::Io { path: path.display().to_string(), source };
+        let io = |error| ModelError::Io { path: path.display().to_string(), error };
         let mut f = AtomicFile::create(path).map_err(io)?;
         f.write_all(&self.to_bytes()).map_err(io)?;
         f.commit().map_err(io)
@@ -304,8 +304,7 @@ impl Model {
     /// Reads and verifies a model file.
     pub fn load(path: impl AsRef<Path>) -> Result<Model, ModelError> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|source| ModelError::Io { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|error| ModelError::Io { path: path.display().to_string(), error })?;
         Model::from_bytes(&bytes)
     }
 }
