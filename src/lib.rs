@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod generate;
 pub mod ids;
 pub mod ingest;
 pub mod matrix;

@@ -45,6 +45,24 @@ enum Command {
         /// The job file (TOML).
         job: PathBuf,
     },
+    /// Write a seeded synthetic purchase log (CSV; gzip when FILE ends in .gz).
+    Generate {
+        /// Customers.
+        #[arg(long)]
+        customers: u64,
+        /// Items.
+        #[arg(long)]
+        items: u64,
+        /// Purchase rows.
+        #[arg(long)]
+        purchases: u64,
+        /// Random seed: same seed, same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Show what a model holds and how it was fitted.
     Inspect {
         /// The model file.
@@ -298,6 +316,29 @@ fn run(cli: Cli, log: Log) -> Result<()> {
         }
         Command::Run { job } => run_job(&job, cli.threads, log),
         Command::Inspect { model, json } => inspect(&model, json),
+        Command::Generate { customers, items, purchases, seed, out } => {
+            set_threads(cli.threads)?;
+            let params = cobuy::generate::GenerateParams::new(customers, items, purchases, seed);
+            params.check().map_err(bad)?;
+            create_parent(&out)?;
+            let start = Instant::now();
+            let mut file = AtomicFile::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let rows = if out.extension().is_some_and(|e| e == "gz") {
+                let mut gz = flate2::write::GzEncoder::new(&mut file, flate2::Compression::fast());
+                let rows = cobuy::generate::generate(&params, &mut gz)?;
+                gz.finish()?;
+                rows
+            } else {
+                cobuy::generate::generate(&params, &mut file)?
+            };
+            file.commit().with_context(|| format!("cannot write {}", out.display()))?;
+            log.info(format!(
+                "wrote {rows} purchase rows to {} in {:.1}s",
+                out.display(),
+                start.elapsed().as_secs_f64()
+            ));
+            Ok(())
+        }
     }
 }
 
