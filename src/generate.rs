@@ -97,9 +97,8 @@ impl GenerateParams {
         if self.purchases == 0 {
             return Err("purchases must be at least 1".into());
         }
-        if !(self.zipf_s.is_finite() && self.zipf_s >= 0.0)
-            || !(self.activity_sigma.is_finite() && self.activity_sigma >= 0.0)
-        {
+        let ok = |x: f64| x.is_finite() && x >= 0.0;
+        if !ok(self.zipf_s) || !ok(self.activity_sigma) {
             return Err("the Zipf exponent and the activity sigma must be finite and not negative".into());
         }
         if self.days == 0 {
