@@ -12,9 +12,10 @@ use std::sync::mpsc::sync_channel;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::ids::CustomerIdx;
+use crate::ids::{CustomerIdx, ItemIdx};
 use crate::model::Model;
-use crate::recommend::{Scratch, Source};
+use crate::recommend::{Reason, ResolvedFilter, Source};
+use crate::similarity::SimilarityParams;
 
 /// Customers per block handed to the worker pool.
 pub const BLOCK: usize = 4096;
@@ -25,6 +26,8 @@ const TASK: usize = 64;
 
 /// The header of a recommendations file.
 pub const HEADER: &str = "customer_id,rank,item_id,score,source\n";
+/// The header with reasons (`--explain`).
+pub const HEADER_EXPLAIN: &str = "customer_id,rank,item_id,score,source,reason\n";
 
 /// What a batch run wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -36,8 +39,28 @@ pub struct BatchStats {
     /// Rows filled in from popularity.
     pub popular_rows: u64,
     /// Customers who got fewer than the asked number (they have bought or seen almost
-    /// everything bought by anyone).
+    /// everything allowed).
     pub short_customers: u64,
+}
+
+impl BatchStats {
+    fn add(&mut self, o: &BatchStats) {
+        self.customers += o.customers;
+        self.rows += o.rows;
+        self.popular_rows += o.popular_rows;
+        self.short_customers += o.short_customers;
+    }
+}
+
+/// How to score a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions<'a> {
+    /// Recommendations per customer.
+    pub top: usize,
+    /// Which items may be recommended.
+    pub filter: &'a ResolvedFilter,
+    /// Add a `reason` column.
+    pub explain: bool,
 }
 
 /// Writes `id` as a CSV field, quoted only when it must be.
@@ -51,18 +74,87 @@ pub fn write_field(out: &mut Vec<u8>, id: &str) {
     }
 }
 
-/// Scores `customers` (in this order) and writes the header and `top` rows per customer
-/// to `out`. `progress` gets the number of customers done after each block.
+/// A reason as a sentence a person can read.
+pub fn describe(model: &Model, reason: &Reason) -> String {
+    let items = |v: &[ItemIdx]| v.iter().map(|&i| model.item_id(i)).collect::<Vec<_>>().join(", ");
+    match reason {
+        Reason::BoughtWith(v) => format!("also bought by customers who bought {}", items(v)),
+        Reason::SimilarCustomers { ids, buyers, of } => {
+            let ids: Vec<&str> = ids.iter().map(|c| model.customers().id(c.0)).collect();
+            format!("bought by {buyers} of the {of} most similar customers ({})", ids.join(", "))
+        }
+        Reason::Popular { buyers } => format!("popular: bought by {buyers} customers"),
+        Reason::BoughtBefore { count, last } => match last {
+            Some(t) => format!("bought before: {count} in all, last on {}", &crate::time::format(*t)[..10]),
+            None => format!("bought before: {count} in all"),
+        },
+    }
+}
+
+/// The shard (0-based, of `n`) a customer id belongs to: a fixed hash of the id's bytes
+/// (FNV-1a), so shards never depend on the model, the platform or the version.
+pub fn shard_of(id: &str, n: u32) -> u32 {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (h % u64::from(n.max(1))) as u32
+}
+
+/// Scores `customers` (in this order) and writes the header and up to `top` rows per
+/// customer to `out`. `progress` gets the number of customers done after each block.
 pub fn write_recommendations<W: Write + Send>(
     model: &Model,
     customers: &[CustomerIdx],
-    top: usize,
+    opts: &BatchOptions<'_>,
     out: &mut W,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
-    out.write_all(HEADER.as_bytes())?;
-    let scorer = model.scorer();
-    let items = model.items().len();
+    let scorer = model.scorer(opts.filter);
+    let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
+    write_blocks(
+        customers,
+        header,
+        out,
+        progress,
+        || (scorer.scratch(), Vec::with_capacity(opts.top)),
+        |(scratch, recs), c, buf, st| {
+            let q = scorer.query(c);
+            scorer.recommend(&q, opts.top, scratch, recs);
+            st.customers += 1;
+            st.rows += recs.len() as u64;
+            st.short_customers += u64::from(recs.len() < opts.top);
+            let id = model.customers().id(c.0);
+            for (rank, r) in recs.iter().enumerate() {
+                st.popular_rows += u64::from(r.source == Source::Popular);
+                write_field(buf, id);
+                let _ = write!(buf, ",{},", rank + 1);
+                write_field(buf, model.item_id(r.item));
+                let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
+                if opts.explain {
+                    buf.push(b',');
+                    write_field(buf, &describe(model, &scorer.explain(&q, r, scratch)));
+                }
+                buf.push(b'\n');
+            }
+        },
+    )
+}
+
+/// The streaming machinery shared by every batch writer: customers in blocks, each
+/// block scored in parallel in tasks of [`TASK`] customers with per-worker state from
+/// `init`, formatted rows sent in order to one writer thread.
+fn write_blocks<W, S, I, R>(
+    customers: &[CustomerIdx],
+    header: &str,
+    out: &mut W,
+    progress: &(dyn Fn(u64) + Sync),
+    init: I,
+    row: R,
+) -> io::Result<BatchStats>
+where
+    W: Write + Send,
+    I: Fn() -> S + Sync + Send,
+    R: Fn(&mut S, CustomerIdx, &mut Vec<u8>, &mut BatchStats) + Sync + Send,
+{
+    out.write_all(header.as_bytes())?;
     let (tx, rx) = sync_channel::<Vec<Vec<u8>>>(BLOCKS_IN_FLIGHT);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> io::Result<()> {
@@ -77,35 +169,18 @@ pub fn write_recommendations<W: Write + Send>(
         for block in customers.chunks(BLOCK) {
             let parts: Vec<(Vec<u8>, BatchStats)> = block
                 .par_chunks(TASK)
-                .map_init(
-                    || (Scratch::new(items), Vec::with_capacity(top)),
-                    |(scratch, recs), chunk| {
-                        let mut buf = Vec::with_capacity(chunk.len() * top * 32);
-                        let mut st = BatchStats::default();
-                        for &c in chunk {
-                            scorer.recommend(c, top, scratch, recs);
-                            st.customers += 1;
-                            st.rows += recs.len() as u64;
-                            st.short_customers += u64::from(recs.len() < top);
-                            let id = model.customers().id(c.0);
-                            for (rank, r) in recs.iter().enumerate() {
-                                st.popular_rows += u64::from(r.source == Source::Popular);
-                                write_field(&mut buf, id);
-                                buf.extend_from_slice(format!(",{},", rank + 1).as_bytes());
-                                write_field(&mut buf, model.item_id(r.item));
-                                buf.extend_from_slice(format!(",{},{}\n", r.score, r.source.as_str()).as_bytes());
-                            }
-                        }
-                        (buf, st)
-                    },
-                )
+                .map_init(&init, |state, chunk| {
+                    let mut buf = Vec::with_capacity(chunk.len() * 256);
+                    let mut st = BatchStats::default();
+                    for &c in chunk {
+                        row(state, c, &mut buf, &mut st);
+                    }
+                    (buf, st)
+                })
                 .collect();
             let mut bufs = Vec::with_capacity(parts.len());
             for (buf, st) in parts {
-                stats.customers += st.customers;
-                stats.rows += st.rows;
-                stats.popular_rows += st.popular_rows;
-                stats.short_customers += st.short_customers;
+                stats.add(&st);
                 bufs.push(buf);
             }
             if tx.send(bufs).is_err() {
@@ -117,4 +192,40 @@ pub fn write_recommendations<W: Write + Send>(
         writer.join().map_err(|_| io::Error::other("the writer thread panicked"))??;
         Ok(stats)
     })
+}
+
+/// The header of a similar-customers file.
+pub const SIMILAR_HEADER: &str = "customer_id,rank,neighbor_id,similarity,shared_items\n";
+
+/// Writes each customer's `k` most similar customers (in the order of `customers`):
+/// `customer_id,rank,neighbor_id,similarity,shared_items`.
+pub fn write_similar_customers<W: Write + Send>(
+    model: &Model,
+    customers: &[CustomerIdx],
+    k: usize,
+    params: SimilarityParams,
+    out: &mut W,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<BatchStats> {
+    let kernel = model.similar_customers_kernel(params);
+    let ids = model.customers();
+    write_blocks(
+        customers,
+        SIMILAR_HEADER,
+        out,
+        progress,
+        || (kernel.scratch(), Vec::with_capacity(k)),
+        |(scratch, neighbors), c, buf, st| {
+            kernel.row(c.get(), k, scratch, neighbors);
+            st.customers += 1;
+            st.rows += neighbors.len() as u64;
+            st.short_customers += u64::from(neighbors.len() < k);
+            for (rank, n) in neighbors.iter().enumerate() {
+                write_field(buf, ids.id(c.0));
+                let _ = write!(buf, ",{},", rank + 1);
+                write_field(buf, ids.id(n.index));
+                let _ = writeln!(buf, ",{},{}", n.sim, n.shared);
+            }
+        },
+    )
 }

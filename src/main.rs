@@ -14,12 +14,14 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use cobuy::batch::{BatchStats, write_recommendations};
-use cobuy::ids::CustomerIdx;
+use cobuy::batch::{BatchOptions, BatchStats, write_recommendations};
+use cobuy::ids::{CustomerIdx, ItemIdx};
 use cobuy::ingest::{self, ColumnRef, Columns, IngestError, IngestOptions, IngestSummary, Returns};
 use cobuy::matrix::{Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model, ModelError, ParamError};
 use cobuy::output::AtomicFile;
+use cobuy::recommend::{Filter, ResolvedFilter};
+use cobuy::similarity::{Measure, SimilarityParams};
 
 #[derive(Parser)]
 #[command(name = "cobuy", version, about = "Recommendations from retail purchase histories")]
@@ -40,6 +42,8 @@ enum Command {
     Fit(Box<FitCmd>),
     /// Score customers with a saved model and write CSV.
     Recommend(RecommendCmd),
+    /// The most similar customers of each customer, as CSV.
+    SimilarCustomers(SimilarCmd),
     /// Run a job file: fit, recommend, summary.
     Run {
         /// The job file (TOML).
@@ -155,10 +159,17 @@ struct ModelArgs {
     /// Where to write the model.
     #[arg(long)]
     model: PathBuf,
-    /// Neighbours kept per item.
+    /// item-knn, user-knn, popularity or buy-again.
+    #[arg(long, default_value = "item-knn")]
+    #[serde(default = "item_knn")]
+    algorithm: String,
+    /// Neighbours kept per item (item-knn) or used per customer (user-knn).
     #[arg(long, default_value_t = 50)]
     #[serde(default = "fifty")]
     neighbors: usize,
+    #[command(flatten)]
+    #[serde(flatten)]
+    similarity: SimilarityArgs,
     /// binary, count, log, bm25, tfidf, or decay (binary with time decay).
     #[arg(long, default_value = "bm25")]
     #[serde(default = "bm25")]
@@ -183,6 +194,53 @@ struct ModelArgs {
 
 fn fifty() -> usize {
     50
+}
+fn item_knn() -> String {
+    "item-knn".into()
+}
+fn cosine() -> String {
+    "cosine".into()
+}
+fn half() -> f32 {
+    0.5
+}
+
+/// How neighbours are measured (fit flags; also `similar-customers`).
+#[derive(Args, Deserialize, Serialize, Clone, Debug)]
+struct SimilarityArgs {
+    /// cosine, jaccard, asymmetric-cosine or lift.
+    #[arg(long, default_value = "cosine")]
+    #[serde(default = "cosine")]
+    similarity: String,
+    /// Asymmetric cosine alpha (0.5 is cosine).
+    #[arg(long, default_value_t = 0.5)]
+    #[serde(default = "half")]
+    alpha: f32,
+    /// Shrinkage: similarities times shared / (shared + S).
+    #[arg(long, default_value_t = 0.0)]
+    #[serde(default)]
+    shrinkage: f32,
+    /// Minimum number of shared items (or customers) for a neighbour.
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    min_shared: u32,
+}
+
+fn similarity_params(a: &SimilarityArgs) -> Result<SimilarityParams> {
+    let measure = match a.similarity.as_str() {
+        "cosine" => Measure::Cosine,
+        "jaccard" => Measure::Jaccard,
+        "asymmetric-cosine" => Measure::AsymmetricCosine { alpha: a.alpha },
+        "lift" => Measure::Lift,
+        other => {
+            return Err(bad(format!(
+                "--similarity: unknown measure {other:?}; accepted: cosine, jaccard, asymmetric-cosine, lift"
+            )));
+        }
+    };
+    let p = SimilarityParams { measure, shrinkage: a.shrinkage, min_shared: a.min_shared };
+    p.check().map_err(bad)?;
+    Ok(p)
 }
 fn bm25() -> String {
     "bm25".into()
@@ -220,10 +278,67 @@ struct RecommendCmd {
     #[arg(long)]
     #[serde(default)]
     customers: Option<PathBuf>,
+    /// Score only shard I of N (1-based): a fixed hash partition of the customer ids.
+    #[arg(long)]
+    #[serde(default)]
+    shard: Option<String>,
+    /// Add a reason column.
+    #[arg(long)]
+    #[serde(default)]
+    explain: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    filter: FilterArgs,
 }
 
 fn ten() -> usize {
     10
+}
+
+/// Which items may be recommended.
+#[derive(Args, Deserialize, Serialize, Clone, Debug, Default)]
+struct FilterArgs {
+    /// Also recommend items the customer already bought.
+    #[arg(long)]
+    #[serde(default)]
+    include_bought: bool,
+    /// Allow a bought item again this many days after its last purchase.
+    #[arg(long)]
+    #[serde(default)]
+    repurchase_after_days: Option<f64>,
+    /// "Now" for repurchase windows (default: the newest purchase).
+    #[arg(long)]
+    #[serde(default)]
+    as_of: Option<String>,
+    /// Only recommend these items (file: one item id per line).
+    #[arg(long)]
+    #[serde(default)]
+    allow: Option<PathBuf>,
+    /// Never recommend these items (file: one item id per line).
+    #[arg(long)]
+    #[serde(default)]
+    deny: Option<PathBuf>,
+}
+
+#[derive(Args, Clone, Debug)]
+struct SimilarCmd {
+    /// The model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Neighbours per customer.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Output CSV: customer_id,rank,neighbor_id,similarity,shared_items.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only these customers (one id per line), in this order.
+    #[arg(long)]
+    customers: Option<PathBuf>,
+    /// Only shard I of N (1-based).
+    #[arg(long)]
+    shard: Option<String>,
+    #[command(flatten)]
+    similarity: SimilarityArgs,
 }
 
 /// A job file: `[input]`, `[fit]`, `[recommend]`, optional `summary`.
@@ -315,6 +430,10 @@ fn run(cli: Cli, log: Log) -> Result<()> {
             recommend(&model, &cmd, log).map(drop)
         }
         Command::Run { job } => run_job(&job, cli.threads, log),
+        Command::SimilarCustomers(cmd) => {
+            set_threads(cli.threads)?;
+            similar_customers(&cmd, log)
+        }
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Generate { customers, items, purchases, seed, out } => {
             set_threads(cli.threads)?;
@@ -421,7 +540,12 @@ fn fit_params(m: &ModelArgs) -> Result<FitParams> {
     if reference_time.is_some() && half_life_days.is_none() {
         return Err(bad("--reference-date applies to time decay: give --half-life-days too"));
     }
-    let params = FitParams { neighbors: m.neighbors, weighting: Weighting { scheme, half_life_days, reference_time } };
+    let params = FitParams {
+        algorithm: m.algorithm.parse().map_err(|e: String| bad(format!("--algorithm: {e}")))?,
+        neighbors: m.neighbors,
+        weighting: Weighting { scheme, half_life_days, reference_time },
+        similarity: similarity_params(&m.similarity)?,
+    };
     params.check()?;
     Ok(params)
 }
@@ -501,26 +625,34 @@ fn summary_lines(s: &IngestSummary) -> Vec<String> {
     v
 }
 
-/// Customers to score: the model's order, or the file's (unknown ids are reported).
-fn customer_list(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<CustomerIdx>> {
-    let Some(path) = file else {
-        return Ok((0..model.customers().len() as u32).map(CustomerIdx).collect());
-    };
+/// The ids in a file, one per line (blank lines skipped), with their line numbers.
+fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim_end_matches('\r').to_string()))
+        .filter(|(_, id)| !id.trim().is_empty())
+        .collect())
+}
+
+/// Looks ids from a file up in an id table; unknown ones are reported (not silently
+/// dropped), and a file with no known id at all is an error.
+fn lookup_ids(path: &Path, what: &str, table: &cobuy::ids::IdTable, log: Log) -> Result<Vec<u32>> {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for (n, line) in text.lines().enumerate() {
-        let id = line.trim_end_matches('\r');
-        if id.trim().is_empty() {
-            continue;
+    let ids = read_ids(path)?;
+    for (line, id) in &ids {
+        match table.index_of(id) {
+            Some(i) => known.push(i),
+            None => unknown.push(format!("{}:{line}: {id:?}", path.display())),
         }
-        match model.customers().index_of(id) {
-            Some(c) => known.push(CustomerIdx(c)),
-            None => unknown.push(format!("{}:{}: {id:?}", path.display(), n + 1)),
-        }
+    }
+    if known.is_empty() {
+        return Err(bad(format!("{}: none of its {} {what} ids is in the model", path.display(), ids.len())));
     }
     if !unknown.is_empty() {
         log.info(format!(
-            "{} customer ids in {} are not in the model and get no rows: {}{}",
+            "{} {what} ids in {} are not in the model and are skipped: {}{}",
             unknown.len(),
             path.display(),
             unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
@@ -530,37 +662,91 @@ fn customer_list(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<Cus
     Ok(known)
 }
 
+/// Parses `I/N` (1 <= I <= N) into a 0-based shard and a count.
+fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    let err = || bad(format!("--shard takes I/N with 1 <= I <= N, such as 1/4; got {s:?}"));
+    let (i, n) = s.split_once('/').ok_or_else(err)?;
+    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(err());
+    }
+    Ok((i - 1, n))
+}
+
+/// Customers to score: the model's order or the file's, then the shard's part of them.
+fn customer_list(model: &Model, file: Option<&Path>, shard: Option<&str>, log: Log) -> Result<Vec<CustomerIdx>> {
+    let shard = shard.map(parse_shard).transpose()?;
+    let all: Vec<u32> = match file {
+        None => (0..model.customers().len() as u32).collect(),
+        Some(path) => lookup_ids(path, "customer", model.customers(), log)?,
+    };
+    Ok(all
+        .into_iter()
+        .filter(|&c| shard.is_none_or(|(i, n)| cobuy::batch::shard_of(model.customers().id(c), n) == i))
+        .map(CustomerIdx)
+        .collect())
+}
+
+fn resolve_filter(model: &Model, f: &FilterArgs, log: Log) -> Result<ResolvedFilter> {
+    let items = |p: &Option<PathBuf>| -> Result<Option<Vec<ItemIdx>>> {
+        p.as_deref()
+            .map(|p| Ok(lookup_ids(p, "item", model.items(), log)?.into_iter().map(ItemIdx).collect()))
+            .transpose()
+    };
+    let as_of = match &f.as_of {
+        None => None,
+        Some(d) => Some(cobuy::time::parse(d).ok_or_else(|| bad(format!("--as-of: {d:?} is not a date")))?),
+    };
+    let filter = Filter {
+        include_bought: f.include_bought,
+        repurchase_after_days: f.repurchase_after_days,
+        as_of,
+        allow: items(&f.allow)?,
+        deny: items(&f.deny)?.unwrap_or_default(),
+    };
+    Ok(model.filter(&filter)?)
+}
+
+/// Progress for `total` customers: a bar on a terminal, a log line every tenth otherwise.
+fn customer_progress(log: Log, total: u64, what: &'static str) -> (Option<ProgressBar>, impl Fn(u64) + Sync) {
+    let bar = log.bar(Some(total), what);
+    let shown = bar.clone();
+    let next_log = std::sync::atomic::AtomicU64::new(0);
+    let report = move |done: u64| match &shown {
+        Some(b) => b.set_position(done),
+        None => {
+            let step = (total / 10).max(1);
+            if done >= next_log.load(std::sync::atomic::Ordering::Relaxed) && done < total {
+                next_log.store(done + step, std::sync::atomic::Ordering::Relaxed);
+                log.info(format!("{what}: {done} of {total} customers"));
+            }
+        }
+    };
+    (bar, report)
+}
+
 fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
-    let customers = customer_list(model, cmd.customers.as_deref(), log)?;
+    let customers = customer_list(model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
+    let filter = resolve_filter(model, &cmd.filter, log)?;
     create_parent(&cmd.out)?;
     let start = Instant::now();
-    let total = customers.len() as u64;
-    let bar = log.bar(Some(total), "scoring");
-    let next_log = std::sync::atomic::AtomicU64::new(0);
+    let (bar, progress) = customer_progress(log, customers.len() as u64, "scoring");
     let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let stats = write_recommendations(model, &customers, cmd.top, &mut file, &|done| match &bar {
-        Some(b) => b.set_position(done),
-        None => {
-            // Plain log lines: about every tenth of the way.
-            let step = (total / 10).max(1);
-            if done >= next_log.load(std::sync::atomic::Ordering::Relaxed) && done < total {
-                next_log.store(done + step, std::sync::atomic::Ordering::Relaxed);
-                log.info(format!("scored {done} of {total} customers"));
-            }
-        }
-    })
-    .and_then(|s| file.commit().map(|()| s))
-    .with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
+    let stats = write_recommendations(model, &customers, &opts, &mut file, &progress)
+        .and_then(|s| file.commit().map(|()| s))
+        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let secs = start.elapsed().as_secs_f64();
     log.info(format!(
-        "wrote {} recommendations for {} customers to {} in {:.1}s ({:.0} customers/s); {} rows filled from popularity, {} customers got fewer than {}",
+        "wrote {} {} recommendations for {} customers to {} in {:.1}s ({:.0} customers/s); {} rows filled from popularity, {} customers got fewer than {}",
         stats.rows,
+        model.params().algorithm.name(),
         stats.customers,
         cmd.out.display(),
         secs,
@@ -570,6 +756,36 @@ fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> 
         cmd.top
     ));
     Ok(stats)
+}
+
+fn similar_customers(cmd: &SimilarCmd, log: Log) -> Result<()> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let model = load_model(&cmd.model, log)?;
+    let params = similarity_params(&cmd.similarity)?;
+    let customers = customer_list(&model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
+    create_parent(&cmd.out)?;
+    let start = Instant::now();
+    let (bar, progress) = customer_progress(log, customers.len() as u64, "similar customers");
+    let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let stats = cobuy::batch::write_similar_customers(&model, &customers, cmd.top, params, &mut file, &progress)
+        .and_then(|s| file.commit().map(|()| s))
+        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    log.info(format!(
+        "wrote {} neighbours ({}) for {} customers to {} in {:.1}s ({:.0} customers/s)",
+        stats.rows,
+        params.measure.name(),
+        stats.customers,
+        cmd.out.display(),
+        secs,
+        stats.customers as f64 / secs.max(1e-9)
+    ));
+    Ok(())
 }
 
 fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
@@ -587,6 +803,8 @@ fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     rebase(&mut job.fit.model);
     rebase(&mut job.recommend.out);
     job.recommend.customers.as_mut().map(rebase);
+    job.recommend.filter.allow.as_mut().map(rebase);
+    job.recommend.filter.deny.as_mut().map(rebase);
     job.summary.as_mut().map(rebase);
     job.recommend.model = job.fit.model.clone();
     set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;

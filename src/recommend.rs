@@ -1,28 +1,86 @@
-//! A customer in, ranked items out.
+//! A customer in, ranked items out, each with a reason.
 //!
-//! Item-based collaborative filtering: a customer's score for item `j` is
-//! `sum over bought items i of weight(customer, i) * sim(i, j)`, where `sim(i, ·)` holds
-//! only `i`'s top-k neighbours. Items the customer bought or saw are never recommended.
-//! When the neighbours yield fewer than `n` items, the list is filled with the most
-//! popular items the customer has not bought, marked [`Source::Popular`] with score 0, so
-//! that every customer gets a full list and a reader can tell the two apart.
+//! Algorithms ([`Algorithm`]):
+//! - item-kNN: `score(j) = sum over bought items i of weight(customer, i) * sim(i, j)`, with
+//!   `sim(i, ·)` holding `i`'s top-k neighbours ("customers who bought X also bought Y");
+//! - user-kNN: `score(j) = sum over the k most similar customers v of sim(customer, v) *
+//!   weight(v, j)` ("customers like you also bought");
+//! - popularity: items by number of buyers;
+//! - buy-again: the customer's own items by weight (count, recency, ...).
+//!
+//! One [`Filter`] policy applies to all of them: already-bought items are excluded (or
+//! allowed again after some days), items seen without a purchase are always excluded, and
+//! allow and deny lists restrict the catalogue. When an algorithm yields fewer than `n`
+//! items, the list is filled with the most popular allowed items, marked
+//! [`Source::Popular`] with score 0, so that a reader can tell the personal part from the
+//! fill.
 //!
 //! Ranking: score descending, then item index ascending (= natural item id order).
 
-use serde::Serialize;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerIdx, ItemIdx};
-use crate::matrix::{Csr, RowSets};
-use crate::similarity::{by_score_then_index, keep_top};
+use crate::matrix::{Csr, Interactions};
+use crate::similarity::{KernelScratch, Neighbor, TopK, by_score_then_index, keep_top};
+use crate::time::DAY;
 
-/// Why an item was recommended.
+/// Which recommender scores the items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Item-based collaborative filtering.
+    #[default]
+    ItemKnn,
+    /// Customer-based collaborative filtering.
+    UserKnn,
+    /// Most bought items.
+    Popularity,
+    /// The customer's own items again.
+    BuyAgain,
+}
+
+impl Algorithm {
+    /// Every algorithm, for messages.
+    pub const ALL: &'static str = "item-knn, user-knn, popularity, buy-again";
+
+    /// The name used on the command line and in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::ItemKnn => "item-knn",
+            Algorithm::UserKnn => "user-knn",
+            Algorithm::Popularity => "popularity",
+            Algorithm::BuyAgain => "buy-again",
+        }
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "item-knn" => Ok(Algorithm::ItemKnn),
+            "user-knn" => Ok(Algorithm::UserKnn),
+            "popularity" => Ok(Algorithm::Popularity),
+            "buy-again" => Ok(Algorithm::BuyAgain),
+            _ => Err(format!("unknown algorithm {s:?}; accepted: {}", Algorithm::ALL)),
+        }
+    }
+}
+
+/// Where a recommended item came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     /// Scored by item-based collaborative filtering.
     ItemKnn,
-    /// Filled in from overall popularity (the neighbours gave too few items).
+    /// Scored by customer-based collaborative filtering.
+    UserKnn,
+    /// Overall popularity (the popularity algorithm, or fill).
     Popular,
+    /// The customer's own earlier purchase.
+    BuyAgain,
 }
 
 impl Source {
@@ -30,7 +88,9 @@ impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
             Source::ItemKnn => "item-knn",
+            Source::UserKnn => "user-knn",
             Source::Popular => "popular",
+            Source::BuyAgain => "buy-again",
         }
     }
 }
@@ -46,6 +106,112 @@ pub struct Recommendation {
     pub source: Source,
 }
 
+/// Which items may be recommended to whom.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Filter {
+    /// Recommend items the customer bought before (default: no). Buy-again always does.
+    pub include_bought: bool,
+    /// Allow a bought item again once this many days have passed since its last purchase.
+    pub repurchase_after_days: Option<f64>,
+    /// "Now" for repurchase windows (unix seconds); default: the newest purchase.
+    pub as_of: Option<i64>,
+    /// Only these items (none: every item).
+    pub allow: Option<Vec<ItemIdx>>,
+    /// Never these items.
+    pub deny: Vec<ItemIdx>,
+}
+
+impl Filter {
+    /// Checks ranges and resolves the filter against a model's data.
+    pub fn resolve(&self, data: &Interactions, algorithm: Algorithm) -> Result<ResolvedFilter, String> {
+        let items = data.items().len();
+        let mut banned = vec![self.allow.is_some(); items];
+        for &ItemIdx(j) in self.allow.iter().flatten() {
+            banned[j as usize] = false;
+        }
+        for &ItemIdx(j) in &self.deny {
+            banned[j as usize] = true;
+        }
+        let repurchase = match self.repurchase_after_days {
+            None => None,
+            Some(d) if !(d.is_finite() && d >= 0.0) => {
+                return Err(format!("the repurchase window must be a number of days >= 0, got {d}"));
+            }
+            Some(d) => {
+                if data.last_time().is_none() {
+                    return Err("a repurchase window needs purchase times: fit with a time column".into());
+                }
+                let now = self.as_of.or(data.newest_time()).unwrap_or(0);
+                Some(now - (d * DAY as f64) as i64)
+            }
+        };
+        let include_bought = self.include_bought || algorithm == Algorithm::BuyAgain;
+        Ok(ResolvedFilter { banned, include_bought, bought_before: repurchase })
+    }
+}
+
+/// A [`Filter`] ready for scoring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedFilter {
+    /// `banned[j]`: never recommend item `j`.
+    banned: Vec<bool>,
+    include_bought: bool,
+    /// Bought items whose last purchase is at or before this time are allowed again.
+    bought_before: Option<i64>,
+}
+
+impl ResolvedFilter {
+    /// The default policy (exclude bought and seen items) for a catalogue of `items`.
+    pub fn exclude_bought(items: usize) -> Self {
+        ResolvedFilter { banned: vec![false; items], include_bought: false, bought_before: None }
+    }
+}
+
+/// Why an item was recommended, with the evidence (resolved to ids when written).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    /// The customer's items that contributed most (item-kNN).
+    BoughtWith(Vec<ItemIdx>),
+    /// Similar customers who bought it, out of how many neighbours (user-kNN).
+    SimilarCustomers {
+        /// The most similar ones that bought it.
+        ids: Vec<CustomerIdx>,
+        /// How many of the neighbours bought it.
+        buyers: u32,
+        /// Neighbours considered.
+        of: u32,
+    },
+    /// Popular: this many customers bought it.
+    Popular {
+        /// Buyers of the item.
+        buyers: u32,
+    },
+    /// Bought before: the customer's count and last purchase time.
+    BoughtBefore {
+        /// Net count.
+        count: f32,
+        /// Last purchase (unix seconds), if known.
+        last: Option<i64>,
+    },
+}
+
+/// A customer to score: their items, weights, times and seen-only items.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'q> {
+    /// Bought items, sorted.
+    pub items: &'q [u32],
+    /// Their weights.
+    pub weights: &'q [f32],
+    /// Their raw counts.
+    pub counts: &'q [f32],
+    /// Their last purchase times, if known.
+    pub last_time: Option<&'q [i64]>,
+    /// Items seen without a purchase.
+    pub seen: &'q [u32],
+    /// The customer's own row, when they are in the model (never their own neighbour).
+    pub own: Option<CustomerIdx>,
+}
+
 /// Per-worker buffers, sized to the catalogue once and reused for every customer.
 #[derive(Debug, Clone)]
 pub struct Scratch {
@@ -57,21 +223,11 @@ pub struct Scratch {
     stamp: u32,
     touched: Vec<u32>,
     cands: Vec<(u32, f32)>,
+    neighbors: Vec<Neighbor>,
+    kernel: Option<KernelScratch>,
 }
 
 impl Scratch {
-    /// Buffers for a catalogue of `items` items.
-    pub fn new(items: usize) -> Self {
-        Scratch {
-            acc: vec![0.0; items],
-            visited: vec![0; items],
-            blocked: vec![0; items],
-            stamp: 0,
-            touched: Vec::new(),
-            cands: Vec::new(),
-        }
-    }
-
     fn next_stamp(&mut self) -> u32 {
         if self.stamp == u32::MAX {
             self.visited.fill(0);
@@ -83,51 +239,119 @@ impl Scratch {
     }
 }
 
-/// What scoring reads: borrowed from a fitted model.
+/// Everything scoring reads, borrowed from a fitted model.
 #[derive(Debug, Clone, Copy)]
-pub struct ItemKnnScorer<'a> {
+pub struct Scorer<'a> {
+    pub(crate) algorithm: Algorithm,
+    pub(crate) data: &'a Interactions,
     /// Weighted customer x item matrix.
-    pub weighted: &'a Csr,
-    /// Items x items top-k neighbours.
-    pub neighbors: &'a Csr,
-    /// Items seen without a purchase, per customer.
-    pub seen_only: &'a RowSets,
-    /// All items, most bought first.
-    pub popular: &'a [u32],
+    pub(crate) weighted: &'a Csr,
+    /// Items x items top-k neighbours (item-kNN).
+    pub(crate) item_neighbors: &'a Csr,
+    /// Customer similarity kernel (user-kNN).
+    pub(crate) customers: Option<TopK<'a>>,
+    /// Neighbours per customer (user-kNN).
+    pub(crate) k: usize,
+    /// Items anyone bought, most buyers first, and buyers per item.
+    pub(crate) popular: &'a [u32],
+    pub(crate) buyers: &'a [u32],
+    pub(crate) filter: &'a ResolvedFilter,
 }
 
-impl ItemKnnScorer<'_> {
-    /// Scores `items` (a customer's bought items with their weights) and writes the top
-    /// `n` into `out`, best first. `exclude` lists further items never to recommend.
-    pub fn score_items(
-        &self,
-        items: &[u32],
-        weights: &[f32],
-        exclude: &[u32],
-        n: usize,
-        s: &mut Scratch,
-        out: &mut Vec<Recommendation>,
-    ) {
+impl<'a> Scorer<'a> {
+    /// Buffers for one worker.
+    pub fn scratch(&self) -> Scratch {
+        let items = self.weighted.cols();
+        Scratch {
+            acc: vec![0.0; items],
+            visited: vec![0; items],
+            blocked: vec![0; items],
+            stamp: 0,
+            touched: Vec::new(),
+            cands: Vec::new(),
+            neighbors: Vec::new(),
+            kernel: self.customers.map(|k| k.scratch()),
+        }
+    }
+
+    /// The query for a customer in the model.
+    pub fn query(&self, c: CustomerIdx) -> Query<'a> {
+        let r = self.weighted.indptr().outer_inds_sz(c.get());
+        Query {
+            items: &self.weighted.indices()[r.clone()],
+            weights: &self.weighted.data()[r.clone()],
+            counts: &self.data.counts().data()[r.clone()],
+            last_time: self.data.last_time().map(|t| &t[r]),
+            seen: self.data.seen_only(c),
+            own: Some(c),
+        }
+    }
+
+    /// The top `n` items for a customer, best first, into `out`.
+    pub fn recommend(&self, q: &Query<'_>, n: usize, s: &mut Scratch, out: &mut Vec<Recommendation>) {
         out.clear();
         let stamp = s.next_stamp();
-        for &j in items.iter().chain(exclude) {
+        for &j in q.seen {
             s.blocked[j as usize] = stamp;
         }
-        let (nptr, nind, nval) = (self.neighbors.indptr(), self.neighbors.indices(), self.neighbors.data());
-        for (&i, &w) in items.iter().zip(weights) {
-            for k in nptr.outer_inds_sz(i as usize) {
-                let j = nind[k] as usize;
-                if s.visited[j] != stamp {
-                    s.visited[j] = stamp;
-                    s.touched.push(j as u32);
+        if !self.filter.include_bought || self.filter.bought_before.is_some() {
+            for (k, &j) in q.items.iter().enumerate() {
+                let again = match (self.filter.bought_before, q.last_time) {
+                    (Some(before), Some(t)) => t[k] <= before,
+                    _ => self.filter.include_bought,
+                };
+                if !again {
+                    s.blocked[j as usize] = stamp;
                 }
-                s.acc[j] += w * nval[k];
             }
         }
+        let source = match self.algorithm {
+            Algorithm::ItemKnn => {
+                let (nptr, nind, nval) =
+                    (self.item_neighbors.indptr(), self.item_neighbors.indices(), self.item_neighbors.data());
+                for (&i, &w) in q.items.iter().zip(q.weights) {
+                    for k in nptr.outer_inds_sz(i as usize) {
+                        add(s, stamp, nind[k], w * nval[k]);
+                    }
+                }
+                Source::ItemKnn
+            }
+            Algorithm::UserKnn => {
+                self.similar(q, s);
+                let neighbors = std::mem::take(&mut s.neighbors);
+                let (ptr, ind, val) = (self.weighted.indptr(), self.weighted.indices(), self.weighted.data());
+                for v in &neighbors {
+                    for k in ptr.outer_inds_sz(v.index as usize) {
+                        add(s, stamp, ind[k], v.sim * val[k]);
+                    }
+                }
+                s.neighbors = neighbors;
+                Source::UserKnn
+            }
+            Algorithm::BuyAgain => {
+                for (&j, &w) in q.items.iter().zip(q.weights) {
+                    add(s, stamp, j, w);
+                }
+                Source::BuyAgain
+            }
+            Algorithm::Popularity => {
+                let total = self.data.customers().len().max(1) as f32;
+                for &j in self.popular {
+                    if out.len() >= n {
+                        break;
+                    }
+                    if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+                        let score = self.buyers[j as usize] as f32 / total;
+                        out.push(Recommendation { item: ItemIdx(j), score, source: Source::Popular });
+                    }
+                }
+                return;
+            }
+        };
         s.cands.clear();
         for &j in &s.touched {
             let score = std::mem::take(&mut s.acc[j as usize]);
-            if s.blocked[j as usize] != stamp && score > 0.0 {
+            if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] && score > 0.0 {
                 s.cands.push((j, score));
             }
         }
@@ -136,34 +360,93 @@ impl ItemKnnScorer<'_> {
         s.cands.sort_unstable_by(by_score_then_index);
         for &(j, score) in &s.cands {
             s.blocked[j as usize] = stamp;
-            out.push(Recommendation { item: ItemIdx(j), score, source: Source::ItemKnn });
+            out.push(Recommendation { item: ItemIdx(j), score, source });
         }
         for &j in self.popular {
             if out.len() >= n {
                 break;
             }
-            if s.blocked[j as usize] != stamp {
+            if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
                 out.push(Recommendation { item: ItemIdx(j), score: 0.0, source: Source::Popular });
             }
         }
     }
 
-    /// The top `n` items for a customer in the model, best first, into `out`.
-    pub fn recommend(&self, c: CustomerIdx, n: usize, s: &mut Scratch, out: &mut Vec<Recommendation>) {
-        let r = self.weighted.indptr().outer_inds_sz(c.get());
-        let items = &self.weighted.indices()[r.clone()];
-        let weights = &self.weighted.data()[r];
-        self.score_items(items, weights, self.seen_only.row(c.get()), n, s, out);
+    /// Leaves the query's `k` most similar customers in `s.neighbors`, best first.
+    fn similar(&self, q: &Query<'_>, s: &mut Scratch) {
+        s.neighbors.clear();
+        let (Some(kernel), Some(ks)) = (&self.customers, s.kernel.as_mut()) else { return };
+        match q.own {
+            Some(c) => kernel.row(c.get(), self.k, ks, &mut s.neighbors),
+            None => kernel.query(q.items, q.weights, self.k, ks, &mut s.neighbors),
+        }
+    }
+
+    /// Why `rec` was recommended to the customer of `q` (call right after
+    /// [`Scorer::recommend`] with the same scratch: user-kNN reuses its neighbours).
+    pub fn explain(&self, q: &Query<'_>, rec: &Recommendation, s: &Scratch) -> Reason {
+        let j = rec.item.0;
+        match rec.source {
+            Source::ItemKnn => {
+                let mut contrib: Vec<(u32, f32)> = Vec::new();
+                for (&i, &w) in q.items.iter().zip(q.weights) {
+                    let r = self.item_neighbors.indptr().outer_inds_sz(i as usize);
+                    let row = &self.item_neighbors.indices()[r.clone()];
+                    if let Ok(p) = row.binary_search(&j) {
+                        contrib.push((i, w * self.item_neighbors.data()[r.start + p]));
+                    }
+                }
+                keep_top(&mut contrib, 3);
+                contrib.sort_unstable_by(by_score_then_index);
+                Reason::BoughtWith(contrib.into_iter().map(|c| ItemIdx(c.0)).collect())
+            }
+            Source::UserKnn => {
+                let bought: Vec<&Neighbor> = s
+                    .neighbors
+                    .iter()
+                    .filter(|v| self.data.purchases(CustomerIdx(v.index)).0.binary_search(&j).is_ok())
+                    .collect();
+                Reason::SimilarCustomers {
+                    ids: bought.iter().take(3).map(|v| CustomerIdx(v.index)).collect(),
+                    buyers: bought.len() as u32,
+                    of: s.neighbors.len() as u32,
+                }
+            }
+            Source::Popular => Reason::Popular { buyers: self.buyers[j as usize] },
+            Source::BuyAgain => {
+                let k = q.items.binary_search(&j).unwrap_or(0);
+                Reason::BoughtBefore {
+                    count: q.counts.get(k).copied().unwrap_or(0.0),
+                    last: q.last_time.and_then(|t| t.get(k).copied()).filter(|&t| t != i64::MIN),
+                }
+            }
+        }
     }
 }
 
-/// The items anyone bought, by number of buyers descending, then by index.
-pub fn popularity_order(weighted: &Csr) -> Vec<u32> {
+/// Adds `score` to item `j`'s accumulator, remembering that `j` was touched.
+#[inline]
+fn add(s: &mut Scratch, stamp: u32, j: u32, score: f32) {
+    let j = j as usize;
+    if s.visited[j] != stamp {
+        s.visited[j] = stamp;
+        s.touched.push(j as u32);
+    }
+    s.acc[j] += score;
+}
+
+/// Buyers per item, from the weighted matrix's structure.
+pub fn buyers(weighted: &Csr) -> Vec<u32> {
     let mut buyers = vec![0u32; weighted.cols()];
     for &j in weighted.indices() {
         buyers[j as usize] += 1;
     }
-    let mut order: Vec<u32> = (0..weighted.cols() as u32).filter(|&j| buyers[j as usize] > 0).collect();
+    buyers
+}
+
+/// The items anyone bought, by number of buyers descending, then by index.
+pub fn popularity_order(buyers: &[u32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..buyers.len() as u32).filter(|&j| buyers[j as usize] > 0).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
     order
 }

@@ -1,20 +1,139 @@
-//! A matrix in, each item's top-k most similar items out.
+//! A matrix in, each row's top-k most similar rows out.
 //!
-//! Item-item cosine over the columns of the weighted customer x item matrix, computed
-//! row by row (Gustavson): for item `i`, walk its buyers and every item they bought,
-//! accumulating dot products into a dense per-worker accumulator; divide by the norms;
-//! keep the top `k`. The full item x item product is never materialised.
+//! One kernel serves item-item and customer-customer similarity. Given `a` (entities x
+//! features, e.g. items x customers) and its transpose `at`, the similarity of row `i` to
+//! every other row is computed row by row (Gustavson): walk `i`'s features and, for each,
+//! every row holding it, accumulating dot products (and shared-feature counts when the
+//! measure needs them) into a dense per-worker accumulator; turn each into the final
+//! similarity (measure, shrinkage, minimum overlap); keep the top `k`. The full product is
+//! never materialised, and rows are scheduled in contiguous ranges of equal estimated cost
+//! (a bestseller's row costs as much as thousands of rare items' rows).
 //!
 //! Architecture invariant: kernels do no I/O and cannot fail; the result depends only on
 //! the input, never on the number of threads (each row is computed by one worker, in a
 //! fixed order).
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::matrix::Csr;
 
-/// Items per parallel task: large enough to amortise scheduling, small enough to balance.
-const BLOCK: usize = 64;
+/// How two rows' overlap becomes a similarity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "measure", rename_all = "kebab-case")]
+pub enum Measure {
+    /// `dot(i, j) / (|i| |j|)` over the weighted values.
+    #[default]
+    Cosine,
+    /// `shared / (n_i + n_j - shared)` over presence (weights ignored).
+    Jaccard,
+    /// `dot(i, j) / (|i|^(2 alpha) |j|^(2 (1 - alpha)))`: alpha = 0.5 is cosine; larger alpha
+    /// penalises popular `i` less than popular `j`, favouring rarer neighbours.
+    AsymmetricCosine {
+        /// Exponent split between the two norms, 0 to 1.
+        alpha: f32,
+    },
+    /// `shared * N / (n_i n_j)` over presence, with `N` the number of features (for items:
+    /// customers): how much more often two rows meet than by chance.
+    Lift,
+}
+
+impl Measure {
+    /// The name used on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Measure::Cosine => "cosine",
+            Measure::Jaccard => "jaccard",
+            Measure::AsymmetricCosine { .. } => "asymmetric-cosine",
+            Measure::Lift => "lift",
+        }
+    }
+}
+
+/// A measure with its damping. Validate with [`SimilarityParams::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct SimilarityParams {
+    /// The measure.
+    #[serde(flatten)]
+    pub measure: Measure,
+    /// Shrinkage `lambda`: similarities are multiplied by `shared / (shared + lambda)`, so
+    /// pairs supported by few shared features count less. 0: off.
+    #[serde(default)]
+    pub shrinkage: f32,
+    /// Pairs sharing fewer features than this are not neighbours. 0 and 1: any overlap.
+    #[serde(default)]
+    pub min_shared: u32,
+}
+
+impl SimilarityParams {
+    /// Checks ranges; the message names the parameter.
+    pub fn check(&self) -> Result<(), String> {
+        if let Measure::AsymmetricCosine { alpha } = self.measure {
+            if !(0.0..=1.0).contains(&alpha) {
+                return Err(format!("the asymmetric cosine alpha must be between 0 and 1, got {alpha}"));
+            }
+        }
+        if !(self.shrinkage.is_finite() && self.shrinkage >= 0.0) {
+            return Err(format!("shrinkage must be a number >= 0, got {}", self.shrinkage));
+        }
+        Ok(())
+    }
+
+    fn needs_shared(&self) -> bool {
+        self.shrinkage > 0.0 || self.min_shared > 1 || matches!(self.measure, Measure::Jaccard | Measure::Lift)
+    }
+}
+
+/// Per-row statistics the measures need: sum of squared weights and number of entries.
+#[derive(Debug, Clone)]
+pub struct RowStats {
+    norm2: Vec<f32>,
+    count: Vec<u32>,
+}
+
+impl RowStats {
+    /// Statistics of every row of `a`.
+    pub fn of(a: &Csr) -> Self {
+        let ptr = a.proper_indptr();
+        let norm2 = (0..a.rows())
+            .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+            .collect();
+        let count = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
+        RowStats { norm2, count }
+    }
+}
+
+/// A query row's own statistics (sum of squared weights, number of entries).
+#[derive(Debug, Clone, Copy)]
+struct QueryStats {
+    norm2: f32,
+    count: u32,
+}
+
+/// The final similarity of the query and row `j` from their dot product and shared
+/// count; `None` when the pair is not a neighbour.
+#[inline]
+fn finish(
+    p: &SimilarityParams,
+    st: &RowStats,
+    features: f32,
+    q: QueryStats,
+    j: usize,
+    dot: f32,
+    shared: u32,
+) -> Option<f32> {
+    if p.min_shared > 1 && shared < p.min_shared {
+        return None;
+    }
+    let sim = match p.measure {
+        Measure::Cosine => dot / (q.norm2 * st.norm2[j]).sqrt(),
+        Measure::AsymmetricCosine { alpha } => dot / (q.norm2.powf(alpha) * st.norm2[j].powf(1.0 - alpha)),
+        Measure::Jaccard => shared as f32 / (q.count + st.count[j] - shared) as f32,
+        Measure::Lift => shared as f32 * features / (q.count as f32 * st.count[j] as f32),
+    };
+    let sim = if p.shrinkage > 0.0 { sim * shared as f32 / (shared as f32 + p.shrinkage) } else { sim };
+    (sim.is_finite() && sim > 0.0).then_some(sim)
+}
 
 /// Transposes a CSR matrix (counting sort; rows of the result are sorted).
 pub fn transpose(m: &Csr) -> Csr {
@@ -41,15 +160,47 @@ pub fn transpose(m: &Csr) -> Csr {
     Csr::new((cols, rows), tptr, tind, tval)
 }
 
-/// Orders candidates by similarity descending, then index ascending: a total order, so
-/// the selected set and its order never depend on how the candidates were gathered.
+/// Something ranked: an index and a score.
+pub(crate) trait Ranked {
+    fn key(&self) -> (u32, f32);
+}
+
+impl Ranked for (u32, f32) {
+    #[inline]
+    fn key(&self) -> (u32, f32) {
+        *self
+    }
+}
+
+/// A neighbouring row: its index, similarity, and the number of features shared (0 when
+/// the measure did not need to count them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    /// The neighbour's row index.
+    pub index: u32,
+    /// Its similarity to the query.
+    pub sim: f32,
+    /// Features (items, or customers) both rows hold.
+    pub shared: u32,
+}
+
+impl Ranked for Neighbor {
+    #[inline]
+    fn key(&self) -> (u32, f32) {
+        (self.index, self.sim)
+    }
+}
+
+/// Orders by score descending, then index ascending: a total order, so the selected set
+/// and its order never depend on how the candidates were gathered.
 #[inline]
-pub(crate) fn by_score_then_index(a: &(u32, f32), b: &(u32, f32)) -> std::cmp::Ordering {
+pub(crate) fn by_score_then_index<T: Ranked>(a: &T, b: &T) -> std::cmp::Ordering {
+    let (a, b) = (a.key(), b.key());
     b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
 }
 
 /// Keeps the best `k` candidates under [`by_score_then_index`], unsorted.
-pub(crate) fn keep_top(cands: &mut Vec<(u32, f32)>, k: usize) {
+pub(crate) fn keep_top<T: Ranked>(cands: &mut Vec<T>, k: usize) {
     if cands.len() > k {
         if k > 0 {
             cands.select_nth_unstable_by(k - 1, by_score_then_index);
@@ -58,83 +209,186 @@ pub(crate) fn keep_top(cands: &mut Vec<(u32, f32)>, k: usize) {
     }
 }
 
-/// One block's row lengths and (neighbour, similarity) entries.
-type Block = (Vec<usize>, Vec<(u32, f32)>);
-
-struct Scratch {
+/// Per-worker buffers for [`TopK`], sized to the number of rows once.
+#[derive(Debug, Clone)]
+pub struct KernelScratch {
     acc: Vec<f32>,
+    shared: Vec<u32>,
     touched: Vec<u32>,
-    cands: Vec<(u32, f32)>,
+    cands: Vec<Neighbor>,
 }
 
-/// Each item's top-`k` neighbours by cosine similarity of the matrix's columns, as an
-/// items x items CSR matrix (columns sorted; only positive similarities; no self-pairs).
-pub fn item_cosine_top_k(weighted: &Csr, k: usize) -> Csr {
-    let items = weighted.cols();
-    let by_item = transpose(weighted);
-    let norms: Vec<f32> = (0..items)
-        .map(|i| {
-            let r = by_item.indptr().outer_inds_sz(i);
-            by_item.data()[r].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt() as f32
-        })
-        .collect();
-    let xptr = weighted.proper_indptr();
-    let (xind, xval) = (weighted.indices(), weighted.data());
-    let tptr = by_item.proper_indptr();
-    let (tind, tval) = (by_item.indices(), by_item.data());
+/// The top-k kernel over one matrix and its transpose.
+#[derive(Debug, Clone, Copy)]
+pub struct TopK<'a> {
+    a: &'a Csr,
+    at: &'a Csr,
+    stats: &'a RowStats,
+    params: SimilarityParams,
+    features: f32,
+    count_shared: bool,
+}
 
-    let blocks: Vec<Block> = (0..items.div_ceil(BLOCK))
-        .into_par_iter()
-        .map_init(
-            || Scratch { acc: vec![0.0; items], touched: Vec::new(), cands: Vec::new() },
-            |s, block| {
-                let rows = block * BLOCK..((block + 1) * BLOCK).min(items);
-                let mut lens = Vec::with_capacity(rows.len());
-                let mut out = Vec::new();
-                for i in rows {
-                    for t in tptr[i]..tptr[i + 1] {
-                        let (u, wi) = (tind[t] as usize, tval[t]);
-                        for x in xptr[u]..xptr[u + 1] {
-                            let j = xind[x] as usize;
-                            if s.acc[j] == 0.0 {
-                                s.touched.push(j as u32);
-                            }
-                            s.acc[j] += wi * xval[x];
-                        }
-                    }
-                    s.cands.clear();
-                    for &j in &s.touched {
-                        let dot = std::mem::take(&mut s.acc[j as usize]);
-                        let denom = norms[i] * norms[j as usize];
-                        if j as usize != i && dot > 0.0 && denom > 0.0 {
-                            s.cands.push((j, dot / denom));
-                        }
-                    }
-                    s.touched.clear();
-                    keep_top(&mut s.cands, k);
-                    s.cands.sort_unstable_by_key(|c| c.0);
-                    lens.push(s.cands.len());
-                    out.extend_from_slice(&s.cands);
-                }
-                (lens, out)
-            },
-        )
-        .collect();
+impl<'a> TopK<'a> {
+    /// A kernel comparing the rows of `a` (with `at` its transpose and `stats` its row
+    /// statistics).
+    pub fn new(a: &'a Csr, at: &'a Csr, stats: &'a RowStats, params: SimilarityParams) -> Self {
+        TopK { a, at, stats, params, features: a.cols() as f32, count_shared: params.needs_shared() }
+    }
 
-    let mut indptr = Vec::with_capacity(items + 1);
-    indptr.push(0);
-    let total = blocks.iter().map(|b| b.1.len()).sum();
-    let (mut indices, mut data) = (Vec::with_capacity(total), Vec::with_capacity(total));
-    for (lens, entries) in blocks {
-        for len in lens {
-            indptr.push(indptr.last().copied().unwrap_or(0) + len);
-        }
-        for (j, v) in entries {
-            indices.push(j);
-            data.push(v);
+    /// Also counts shared features when the measure does not need them (to report them).
+    pub fn counting_shared(mut self) -> Self {
+        self.count_shared = true;
+        self
+    }
+
+    /// Buffers for one worker.
+    pub fn scratch(&self) -> KernelScratch {
+        KernelScratch {
+            acc: vec![0.0; self.a.rows()],
+            shared: if self.count_shared { vec![0; self.a.rows()] } else { Vec::new() },
+            touched: Vec::new(),
+            cands: Vec::new(),
         }
     }
-    Csr::new((items, items), indptr, indices, data)
+
+    /// Estimated cost of row `i`: the number of accumulator updates it makes.
+    pub fn cost(&self, i: usize) -> u64 {
+        let (aptr, tptr) = (self.a.indptr(), self.at.indptr());
+        self.a.indices()[aptr.outer_inds_sz(i)].iter().map(|&f| tptr.nnz_in_outer_sz(f as usize) as u64).sum()
+    }
+
+    /// Row `i`'s top-`k` neighbours (not itself), best first, into `out` (cleared first).
+    pub fn row(&self, i: usize, k: usize, s: &mut KernelScratch, out: &mut Vec<Neighbor>) {
+        let r = self.a.indptr().outer_inds_sz(i);
+        self.query_unsorted(&self.a.indices()[r.clone()], &self.a.data()[r], Some(i), k, s);
+        out.clear();
+        out.extend_from_slice(&s.cands);
+        out.sort_unstable_by(by_score_then_index);
+    }
+
+    /// The top-`k` rows most similar to a row given by its features and weights (one not
+    /// in the matrix, such as a new customer), best first, into `out`.
+    pub fn query(&self, features: &[u32], weights: &[f32], k: usize, s: &mut KernelScratch, out: &mut Vec<Neighbor>) {
+        self.query_unsorted(features, weights, None, k, s);
+        out.clear();
+        out.extend_from_slice(&s.cands);
+        out.sort_unstable_by(by_score_then_index);
+    }
+
+    /// Leaves the query's top-`k` in `s.cands`, unsorted; `own` is the query's own row,
+    /// never its own neighbour.
+    fn query_unsorted(&self, features: &[u32], weights: &[f32], own: Option<usize>, k: usize, s: &mut KernelScratch) {
+        let (tptr, tind, tval) = (self.at.indptr(), self.at.indices(), self.at.data());
+        let q = QueryStats {
+            norm2: weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>() as f32,
+            count: features.len() as u32,
+        };
+        let count_shared = self.count_shared;
+        for (&f, &wi) in features.iter().zip(weights) {
+            for t in tptr.outer_inds_sz(f as usize) {
+                let j = tind[t] as usize;
+                if s.acc[j] == 0.0 && (!count_shared || s.shared[j] == 0) {
+                    s.touched.push(j as u32);
+                }
+                s.acc[j] += wi * tval[t];
+                if count_shared {
+                    s.shared[j] += 1;
+                }
+            }
+        }
+        s.cands.clear();
+        for &j in &s.touched {
+            let j = j as usize;
+            let dot = std::mem::take(&mut s.acc[j]);
+            let shared = if count_shared { std::mem::take(&mut s.shared[j]) } else { 0 };
+            if Some(j) != own {
+                if let Some(sim) = finish(&self.params, self.stats, self.features, q, j, dot, shared) {
+                    s.cands.push(Neighbor { index: j as u32, sim, shared });
+                }
+            }
+        }
+        s.touched.clear();
+        keep_top(&mut s.cands, k);
+    }
+
+    /// Every row's top-`k` neighbours as a rows x rows CSR matrix (columns sorted), in
+    /// parallel on the current rayon pool.
+    pub fn all(&self, k: usize) -> Csr {
+        let n = self.a.rows();
+        let ranges = balanced_ranges(n, |i| self.cost(i) + 1, 1024);
+        let blocks: Vec<Block> = ranges
+            .into_par_iter()
+            .map_init(
+                || self.scratch(),
+                |s, range| {
+                    let mut lens = Vec::with_capacity(range.len());
+                    let mut entries = Vec::new();
+                    for i in range {
+                        let r = self.a.indptr().outer_inds_sz(i);
+                        self.query_unsorted(&self.a.indices()[r.clone()], &self.a.data()[r], Some(i), k, s);
+                        s.cands.sort_unstable_by_key(|c| c.index);
+                        lens.push(s.cands.len());
+                        entries.extend(s.cands.iter().map(|c| (c.index, c.sim)));
+                    }
+                    (lens, entries)
+                },
+            )
+            .collect();
+        let mut indptr = Vec::with_capacity(n + 1);
+        indptr.push(0);
+        let total = blocks.iter().map(|b| b.1.len()).sum();
+        let (mut indices, mut data) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        for (lens, entries) in blocks {
+            for len in lens {
+                indptr.push(indptr.last().copied().unwrap_or(0) + len);
+            }
+            for (j, v) in entries {
+                indices.push(j);
+                data.push(v);
+            }
+        }
+        Csr::new((n, n), indptr, indices, data)
+    }
+}
+
+/// One range's row lengths and (neighbour, similarity) entries.
+type Block = (Vec<usize>, Vec<(u32, f32)>);
+
+/// Splits `0..n` into at most `parts` contiguous ranges of about equal total `cost`.
+pub(crate) fn balanced_ranges(
+    n: usize,
+    cost: impl Fn(usize) -> u64 + Sync + Send,
+    parts: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let costs: Vec<u64> = (0..n).into_par_iter().map(&cost).collect();
+    let total: u64 = costs.iter().sum();
+    let target = total.div_ceil(parts.max(1) as u64).max(1);
+    let mut ranges = Vec::new();
+    let (mut start, mut acc) = (0, 0u64);
+    for (i, &c) in costs.iter().enumerate() {
+        acc += c;
+        if acc >= target {
+            ranges.push(start..i + 1);
+            (start, acc) = (i + 1, 0);
+        }
+    }
+    if start < n {
+        ranges.push(start..n);
+    }
+    ranges
+}
+
+/// Each item's top-`k` neighbours over the columns of the weighted customer x item matrix.
+pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
+    let by_item = transpose(weighted);
+    let stats = RowStats::of(&by_item);
+    TopK::new(&by_item, weighted, &stats, params).all(k)
+}
+
+/// Each item's top-`k` neighbours by plain cosine.
+pub fn item_cosine_top_k(weighted: &Csr, k: usize) -> Csr {
+    item_top_k(weighted, k, SimilarityParams::default())
 }
 
 #[cfg(test)]
@@ -157,5 +411,43 @@ mod tests {
         keep_top(&mut c, 2);
         c.sort_by(by_score_then_index);
         assert_eq!(c, [(9, 3.0), (2, 1.0)]);
+    }
+
+    #[test]
+    fn balanced_ranges_cover_everything_once() {
+        let r = balanced_ranges(10, |i| if i == 3 { 100 } else { 1 }, 4);
+        assert_eq!(r.first().map(|r| r.start), Some(0));
+        assert_eq!(r.last().map(|r| r.end), Some(10));
+        assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+        assert!(r.contains(&(0..4)), "the heavy row closes its range: {r:?}");
+    }
+
+    /// Rows: a = {0, 1}, b = {0, 1, 2}, c = {2}; binary weights.
+    fn tiny() -> (Csr, Csr, RowStats) {
+        let a = Csr::new((3, 3), vec![0, 2, 5, 6], vec![0, 1, 0, 1, 2, 2], vec![1.0; 6]);
+        let at = transpose(&a);
+        let st = RowStats::of(&a);
+        (a, at, st)
+    }
+
+    #[test]
+    fn measures_follow_their_formulas() {
+        let (a, at, st) = tiny();
+        let sim = |measure, shrinkage, min_shared| {
+            let p = SimilarityParams { measure, shrinkage, min_shared };
+            let k = TopK::new(&a, &at, &st, p);
+            let (mut s, mut out) = (k.scratch(), Vec::new());
+            k.row(0, 5, &mut s, &mut out);
+            out.iter().map(|n| (n.index, n.sim)).collect::<Vec<_>>()
+        };
+        let c = 2.0 / (2f32 * 3.0).sqrt();
+        assert_eq!(sim(Measure::Cosine, 0.0, 0), [(1, c)]);
+        assert_eq!(sim(Measure::Jaccard, 0.0, 0), [(1, 2.0 / 3.0)]);
+        assert_eq!(sim(Measure::Lift, 0.0, 0), [(1, 2.0 * 3.0 / 6.0)]);
+        let asym = 2.0 / (2f32.powf(0.8) * 3f32.powf(0.2));
+        let got = sim(Measure::AsymmetricCosine { alpha: 0.8 }, 0.0, 0);
+        assert!(got.len() == 1 && got[0].0 == 1 && (got[0].1 - asym).abs() < 1e-6, "{got:?}");
+        assert_eq!(sim(Measure::Cosine, 2.0, 0), [(1, c * 0.5)]);
+        assert!(sim(Measure::Cosine, 0.0, 3).is_empty());
     }
 }

@@ -1,15 +1,18 @@
-//! Item-kNN against a brute-force dense computation on random small matrices.
+//! Item-kNN, user-kNN and similar customers against brute-force dense computations on
+//! random small matrices.
 //!
-//! The oracle works in f64 on dense ndarray matrices: cosine between every pair of item
-//! columns, each item's top-k, scores `W[u] · S`. Near-equal similarities may be ordered
-//! differently by f32 and f64 arithmetic, so selections are checked with a tolerance: every
-//! kept entry has the oracle's value, and nothing left out beats the weakest kept entry.
+//! The oracle works in f64 on dense ndarray matrices: every pairwise similarity (each
+//! measure by its textbook formula), each row's top-k, scores as dense products.
+//! Near-equal similarities may be ordered differently by f32 and f64 arithmetic, so
+//! selections are checked with a tolerance: every kept entry has the oracle's value, and
+//! nothing left out beats the weakest kept entry.
 
 use cobuy::ids::CustomerIdx;
 use cobuy::matrix::{InteractionsBuilder, Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model};
-use cobuy::recommend::Source;
-use ndarray::Array2;
+use cobuy::recommend::{Algorithm, Source};
+use cobuy::similarity::{Measure, SimilarityParams};
+use ndarray::{Array2, ArrayView1};
 use proptest::prelude::*;
 
 const TOL: f64 = 1e-4;
@@ -38,8 +41,56 @@ fn scheme(k: u8) -> Scheme {
     }
 }
 
-/// (customer, item, quantity) rows, (customer, item) "seen" marks, k, weighting scheme.
-type Case = (Vec<(u8, u8, u8)>, Vec<(u8, u8)>, usize, u8);
+fn similarity(m: u8, shrink: u8, min_shared: u8) -> SimilarityParams {
+    let measure = match m % 5 {
+        0 => Measure::Cosine,
+        1 => Measure::Jaccard,
+        2 => Measure::AsymmetricCosine { alpha: 0.8 },
+        3 => Measure::Lift,
+        _ => Measure::AsymmetricCosine { alpha: 0.3 },
+    };
+    SimilarityParams { measure, shrinkage: f32::from(shrink % 3) * 1.5, min_shared: u32::from(min_shared % 3) }
+}
+
+/// The textbook similarity of two rows (f64), `features` = the number of columns.
+fn oracle_sim(p: &SimilarityParams, a: ArrayView1<f64>, b: ArrayView1<f64>, features: f64) -> f64 {
+    let shared = a.iter().zip(b.iter()).filter(|(x, y)| **x != 0.0 && **y != 0.0).count() as f64;
+    if shared == 0.0 || shared < f64::from(p.min_shared) {
+        return 0.0;
+    }
+    let (na, nb) = (a.iter().filter(|x| **x != 0.0).count() as f64, b.iter().filter(|x| **x != 0.0).count() as f64);
+    let sim = match p.measure {
+        Measure::Cosine => a.dot(&b) / (a.dot(&a) * b.dot(&b)).sqrt(),
+        Measure::AsymmetricCosine { alpha } => {
+            let alpha = f64::from(alpha);
+            a.dot(&b) / (a.dot(&a).powf(alpha) * b.dot(&b).powf(1.0 - alpha))
+        }
+        Measure::Jaccard => shared / (na + nb - shared),
+        Measure::Lift => shared * features / (na * nb),
+    };
+    let s = f64::from(p.shrinkage);
+    if s > 0.0 { sim * shared / (shared + s) } else { sim }
+}
+
+/// Checks one row's kept neighbours against the oracle row (self excluded by the caller).
+fn check_top_k(what: &str, oracle: &[f64], kept: &[(usize, f64)], k: usize) -> Result<(), TestCaseError> {
+    let positive = oracle.iter().filter(|&&v| v > 0.0).count();
+    prop_assert_eq!(kept.len(), k.min(positive), "{}: kept of positive, k {}", what, k);
+    for &(j, v) in kept {
+        prop_assert!(close(v, oracle[j]), "{what}: sim to {j} = {v} vs oracle {}", oracle[j]);
+    }
+    let weakest = kept.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
+    for (j, &v) in oracle.iter().enumerate() {
+        if v > 0.0 && !kept.iter().any(|&(i, _)| i == j) {
+            prop_assert!(v <= weakest + TOL, "{what}: left out {j} ({v}) beats {weakest}");
+        }
+    }
+    Ok(())
+}
+
+/// (customer, item, quantity) rows, (customer, item) "seen" marks, k, weighting, and the
+/// similarity's measure, shrinkage and minimum overlap.
+type Case = (Vec<(u8, u8, u8)>, Vec<(u8, u8)>, usize, u8, (u8, u8, u8));
 
 fn data() -> impl Strategy<Value = Case> {
     (
@@ -47,10 +98,12 @@ fn data() -> impl Strategy<Value = Case> {
         prop::collection::vec((0u8..14, 0u8..12), 0..6),
         1usize..14,
         0u8..5,
+        (0u8..5, 0u8..3, 0u8..3),
     )
 }
 
-fn fit(rows: &[(u8, u8, u8)], seen: &[(u8, u8)], k: usize, s: u8) -> Model {
+fn fit(case: &Case, algorithm: Algorithm) -> Model {
+    let (rows, seen, k, s, (m, sh, ms)) = case;
     let mut b = InteractionsBuilder::new();
     for &(c, i, q) in rows {
         b.purchase(&format!("c{c}"), &format!("i{i}"), f64::from(q), None, None).unwrap();
@@ -58,76 +111,111 @@ fn fit(rows: &[(u8, u8, u8)], seen: &[(u8, u8)], k: usize, s: u8) -> Model {
     for &(c, i) in seen {
         b.seen(&format!("c{c}"), &format!("i{i}")).unwrap();
     }
-    let params = FitParams { neighbors: k, weighting: Weighting { scheme: scheme(s), ..Weighting::default() } };
+    let params = FitParams {
+        algorithm,
+        neighbors: *k,
+        weighting: Weighting { scheme: scheme(*s), ..Weighting::default() },
+        similarity: similarity(*m, *sh, *ms),
+    };
     Model::fit(b.finish().0, &params, FitInfo::default()).unwrap()
+}
+
+/// Checks a customer's list: scores match `scores` (dense, customers x items), the
+/// personal part is the oracle's top under the filter, the fill is popular and unseen.
+fn check_list(model: &Model, scores: &Array2<f64>, c: usize, n: usize, source: Source) -> Result<(), TestCaseError> {
+    let d = model.interactions();
+    let cust = CustomerIdx(c as u32);
+    let recs = model.recommend(cust, n);
+    let (bought, _) = d.purchases(cust);
+    let blocked = |j: usize| bought.contains(&(j as u32)) || d.seen_only(cust).contains(&(j as u32));
+    let eligible: Vec<usize> = (0..scores.ncols()).filter(|&j| !blocked(j) && scores[[c, j]] > 0.0).collect();
+    let personal: Vec<_> = recs.iter().filter(|r| r.source == source).collect();
+    prop_assert_eq!(personal.len(), n.min(eligible.len()));
+    prop_assert!(recs.iter().take(personal.len()).all(|r| r.source == source), "personal items come first");
+    for pair in personal.windows(2) {
+        prop_assert!(pair[0].score > pair[1].score || (pair[0].score == pair[1].score && pair[0].item < pair[1].item));
+    }
+    for r in &personal {
+        let j = r.item.get();
+        prop_assert!(!blocked(j), "customer {c} already has item {j}");
+        prop_assert!(close(f64::from(r.score), scores[[c, j]]), "score {} vs {}", r.score, scores[[c, j]]);
+    }
+    let weakest = personal.iter().map(|r| f64::from(r.score)).fold(f64::INFINITY, f64::min);
+    for &j in eligible.iter().filter(|&&j| !personal.iter().any(|r| r.item.get() == j)) {
+        prop_assert!(scores[[c, j]] <= weakest + TOL);
+    }
+    let mut all: Vec<usize> = recs.iter().map(|r| r.item.get()).collect();
+    prop_assert!(recs.iter().all(|r| !blocked(r.item.get())));
+    all.sort_unstable();
+    all.dedup();
+    prop_assert_eq!(all.len(), recs.len());
+    let buyable = model.popular().iter().filter(|&&j| !blocked(j as usize)).count();
+    prop_assert_eq!(recs.len(), n.min(buyable));
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn neighbours_match_brute_force_cosine((rows, seen, k, s) in data()) {
-        let model = fit(&rows, &seen, k, s);
+    fn item_neighbours_match_brute_force(case in data()) {
+        let model = fit(&case, Algorithm::ItemKnn);
+        let p = model.params().similarity;
         let w = dense(model.weighted());
-        let items = w.ncols();
         let nb = dense(model.neighbors());
-        for i in 0..items {
-            let oracle: Vec<f64> = (0..items)
-                .map(|j| {
-                    let (a, b) = (w.column(i), w.column(j));
-                    let denom = a.dot(&a).sqrt() * b.dot(&b).sqrt();
-                    if i == j || denom == 0.0 { 0.0 } else { a.dot(&b) / denom }
-                })
+        for i in 0..w.ncols() {
+            let oracle: Vec<f64> = (0..w.ncols())
+                .map(|j| if i == j { 0.0 } else { oracle_sim(&p, w.column(i), w.column(j), w.nrows() as f64) })
                 .collect();
-            let positive = oracle.iter().filter(|&&v| v > 0.0).count();
-            let kept: Vec<usize> = (0..items).filter(|&j| nb[[i, j]] != 0.0).collect();
-            prop_assert_eq!(kept.len(), k.min(positive), "item {}: kept of positive, k {}", i, k);
-            for &j in &kept {
-                prop_assert!(close(nb[[i, j]], oracle[j]), "sim({i},{j}) = {} vs {}", nb[[i, j]], oracle[j]);
-            }
-            let weakest = kept.iter().map(|&j| oracle[j]).fold(f64::INFINITY, f64::min);
-            for j in (0..items).filter(|j| !kept.contains(j) && *j != i) {
-                prop_assert!(oracle[j] <= weakest + TOL, "item {i}: left out {j} ({}) beats {weakest}", oracle[j]);
+            let kept: Vec<(usize, f64)> = (0..w.ncols()).filter(|&j| nb[[i, j]] != 0.0).map(|j| (j, nb[[i, j]])).collect();
+            check_top_k(&format!("item {i}"), &oracle, &kept, case.2)?;
+        }
+    }
+
+    #[test]
+    fn item_knn_scores_match_dense_product(case in data(), n in 1usize..8) {
+        let model = fit(&case, Algorithm::ItemKnn);
+        let scores = dense(model.weighted()).dot(&dense(model.neighbors()));
+        for c in 0..scores.nrows() {
+            check_list(&model, &scores, c, n, Source::ItemKnn)?;
+        }
+    }
+
+    #[test]
+    fn similar_customers_match_brute_force(case in data()) {
+        let model = fit(&case, Algorithm::UserKnn);
+        let p = model.params().similarity;
+        let w = dense(model.weighted());
+        for c in 0..w.nrows() {
+            let oracle: Vec<f64> = (0..w.nrows())
+                .map(|v| if v == c { 0.0 } else { oracle_sim(&p, w.row(c), w.row(v), w.ncols() as f64) })
+                .collect();
+            let got = model.similar_customers(CustomerIdx(c as u32), case.2, p);
+            let kept: Vec<(usize, f64)> = got.iter().map(|n| (n.index as usize, f64::from(n.sim))).collect();
+            check_top_k(&format!("customer {c}"), &oracle, &kept, case.2)?;
+            for n in &got {
+                let shared = w.row(c).iter().zip(w.row(n.index as usize).iter()).filter(|(a, b)| **a != 0.0 && **b != 0.0).count();
+                prop_assert_eq!(n.shared as usize, shared);
             }
         }
     }
 
     #[test]
-    fn scores_match_dense_product((rows, seen, k, s) in data(), n in 1usize..8) {
-        let model = fit(&rows, &seen, k, s);
+    fn user_knn_scores_match_dense_product(case in data(), n in 1usize..8) {
+        let model = fit(&case, Algorithm::UserKnn);
+        let p = model.params().similarity;
         let w = dense(model.weighted());
-        let scores = w.dot(&dense(model.neighbors()));
-        let d = model.interactions();
+        // Scores from the model's own neighbours (checked above): sum of sim(c, v) * W[v].
+        let mut scores = Array2::zeros(w.dim());
         for c in 0..w.nrows() {
-            let cust = CustomerIdx(c as u32);
-            let recs = model.recommend(cust, n);
-            let (bought, _) = d.purchases(cust);
-            let blocked = |j: usize| bought.contains(&(j as u32)) || d.seen_only(cust).contains(&(j as u32));
-            let eligible: Vec<usize> = (0..w.ncols()).filter(|&j| !blocked(j) && scores[[c, j]] > 0.0).collect();
-            let knn: Vec<_> = recs.iter().filter(|r| r.source == Source::ItemKnn).collect();
-            prop_assert_eq!(knn.len(), n.min(eligible.len()));
-            prop_assert!(recs.iter().take(knn.len()).all(|r| r.source == Source::ItemKnn), "kNN items come first");
-            for pair in knn.windows(2) {
-                prop_assert!(pair[0].score > pair[1].score
-                    || (pair[0].score == pair[1].score && pair[0].item < pair[1].item));
+            for v in model.similar_customers(CustomerIdx(c as u32), case.2, p) {
+                let row = &w.row(v.index as usize) * f64::from(v.sim);
+                let mut target = scores.row_mut(c);
+                target += &row;
             }
-            for r in &knn {
-                let j = r.item.get();
-                prop_assert!(!blocked(j), "customer {c} already has item {j}");
-                prop_assert!(close(f64::from(r.score), scores[[c, j]]), "score {} vs {}", r.score, scores[[c, j]]);
-            }
-            let weakest = knn.iter().map(|r| f64::from(r.score)).fold(f64::INFINITY, f64::min);
-            for &j in eligible.iter().filter(|&&j| !knn.iter().any(|r| r.item.get() == j)) {
-                prop_assert!(scores[[c, j]] <= weakest + TOL);
-            }
-            // Popularity fill: unseen items only, no repeats, until n or the catalogue runs out.
-            let mut all: Vec<usize> = recs.iter().map(|r| r.item.get()).collect();
-            prop_assert!(recs.iter().all(|r| !blocked(r.item.get())));
-            all.sort_unstable();
-            all.dedup();
-            prop_assert_eq!(all.len(), recs.len());
-            let buyable = model.popular().iter().filter(|&&j| !blocked(j as usize)).count();
-            prop_assert_eq!(recs.len(), n.min(buyable));
+        }
+        for c in 0..w.nrows() {
+            check_list(&model, &scores, c, n, Source::UserKnn)?;
         }
     }
 }

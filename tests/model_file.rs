@@ -36,6 +36,7 @@ fn params() -> FitParams {
             half_life_days: Some(120.0),
             reference_time: None,
         },
+        ..FitParams::default()
     }
 }
 

@@ -19,8 +19,8 @@ use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
 use crate::matrix::{Csr, Interactions, MergeStats, RowSets, Weighting, check_rows};
 use crate::output::AtomicFile;
-use crate::recommend::{ItemKnnScorer, Recommendation, Scratch, popularity_order};
-use crate::similarity::item_cosine_top_k;
+use crate::recommend::{Algorithm, Filter, Query, Recommendation, ResolvedFilter, Scorer, buyers, popularity_order};
+use crate::similarity::{Neighbor, RowStats, SimilarityParams, TopK, item_top_k, transpose};
 
 /// Why a model file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -72,19 +72,30 @@ pub enum ModelError {
 #[error("invalid parameter: {0}")]
 pub struct ParamError(pub String);
 
-/// Hyperparameters of item-based collaborative filtering. Validate with [`FitParams::check`].
+/// What to fit. Validate with [`FitParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitParams {
-    /// Neighbours kept per item (k of top-k).
+    /// The recommender.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// Neighbours: kept per item (item-kNN) or used per customer (user-kNN).
     pub neighbors: usize,
     /// How raw counts become weights.
     pub weighting: Weighting,
+    /// How neighbours are measured (item-kNN and user-kNN).
+    #[serde(default)]
+    pub similarity: SimilarityParams,
 }
 
 impl Default for FitParams {
     fn default() -> Self {
-        FitParams { neighbors: 50, weighting: Weighting::default() }
+        FitParams {
+            algorithm: Algorithm::ItemKnn,
+            neighbors: 50,
+            weighting: Weighting::default(),
+            similarity: SimilarityParams::default(),
+        }
     }
 }
 
@@ -94,7 +105,8 @@ impl FitParams {
         if self.neighbors == 0 || self.neighbors > 100_000 {
             return Err(ParamError(format!("neighbors must be between 1 and 100000, got {}", self.neighbors)));
         }
-        self.weighting.check().map_err(ParamError)
+        self.weighting.check().map_err(ParamError)?;
+        self.similarity.check().map_err(ParamError)
     }
 }
 
@@ -117,28 +129,41 @@ struct Meta {
     info: FitInfo,
 }
 
-/// A fitted item-kNN model.
+/// A fitted model.
 #[derive(Debug, Clone)]
 pub struct Model {
     data: Interactions,
     params: FitParams,
     info: FitInfo,
     weighted: Csr,
+    /// Item neighbours (item-kNN; empty otherwise).
     neighbors: Csr,
+    buyers: Vec<u32>,
     popular: Vec<u32>,
+    /// The weighted matrix's transpose and row statistics, for customer similarity;
+    /// built on first use.
+    by_item: std::sync::OnceLock<(Csr, RowStats)>,
 }
 
 impl Model {
-    /// Weights the matrix and finds every item's top-k neighbours (in parallel on the
-    /// current rayon pool). A decaying weighting's reference time is fixed here.
+    /// Weights the matrix and, for item-kNN, finds every item's top-k neighbours (in
+    /// parallel on the current rayon pool). A decaying weighting's reference time is fixed here.
     pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, ParamError> {
         params.check()?;
         let mut params = *params;
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
         let weighted = params.weighting.apply(&data);
-        let neighbors = item_cosine_top_k(&weighted, params.neighbors);
-        let popular = popularity_order(&weighted);
-        Ok(Model { data, params, info, weighted, neighbors, popular })
+        let neighbors = match params.algorithm {
+            Algorithm::ItemKnn => item_top_k(&weighted, params.neighbors, params.similarity),
+            _ => Csr::zero((weighted.cols(), weighted.cols())),
+        };
+        Ok(Model::assemble(data, params, info, weighted, neighbors))
+    }
+
+    fn assemble(data: Interactions, params: FitParams, info: FitInfo, weighted: Csr, neighbors: Csr) -> Model {
+        let buyers = buyers(&weighted);
+        let popular = popularity_order(&buyers);
+        Model { data, params, info, weighted, neighbors, buyers, popular, by_item: Default::default() }
     }
 
     /// The merged purchase data the model was fitted on.
@@ -181,35 +206,74 @@ impl Model {
         self.data.items()
     }
 
-    /// The scorer over this model's arrays.
-    pub fn scorer(&self) -> ItemKnnScorer<'_> {
-        ItemKnnScorer {
+    /// Buyers per item.
+    pub fn buyers(&self) -> &[u32] {
+        &self.buyers
+    }
+
+    fn customer_kernel(&self, params: SimilarityParams) -> TopK<'_> {
+        let (by_item, stats) = self.by_item.get_or_init(|| (transpose(&self.weighted), RowStats::of(&self.weighted)));
+        TopK::new(&self.weighted, by_item, stats, params)
+    }
+
+    /// Resolves a filter against this model (ids checked, windows fixed).
+    pub fn filter(&self, filter: &Filter) -> Result<ResolvedFilter, ParamError> {
+        filter.resolve(&self.data, self.params.algorithm).map_err(ParamError)
+    }
+
+    /// The scorer over this model's arrays, with a resolved filter.
+    pub fn scorer<'a>(&'a self, filter: &'a ResolvedFilter) -> Scorer<'a> {
+        Scorer {
+            algorithm: self.params.algorithm,
+            data: &self.data,
             weighted: &self.weighted,
-            neighbors: &self.neighbors,
-            seen_only: &self.data.seen_only,
+            item_neighbors: &self.neighbors,
+            customers: (self.params.algorithm == Algorithm::UserKnn)
+                .then(|| self.customer_kernel(self.params.similarity)),
+            k: self.params.neighbors,
             popular: &self.popular,
+            buyers: &self.buyers,
+            filter,
         }
     }
 
-    /// Top `n` items for a known customer, best first. For many customers, reuse a
-    /// [`Scratch`] through [`Model::scorer`] or use [`crate::batch`].
+    /// Top `n` items for a known customer, best first, under the default filter. For
+    /// many customers, reuse a scratch through [`Model::scorer`] or use [`crate::batch`].
     pub fn recommend(&self, customer: CustomerIdx, n: usize) -> Vec<Recommendation> {
+        let filter = ResolvedFilter::exclude_bought(self.items().len());
+        let scorer = self.scorer(&filter);
         let mut out = Vec::with_capacity(n);
-        self.scorer().recommend(customer, n, &mut Scratch::new(self.items().len()), &mut out);
+        scorer.recommend(&scorer.query(customer), n, &mut scorer.scratch(), &mut out);
         out
     }
 
-    /// Top `n` items for someone not in the model, from the items they bought (unknown
-    /// item ids are ignored, repeated ones count once). Their items get weight 1.
+    /// Top `n` items for someone not in the model, from the items they bought (fold-in;
+    /// unknown item ids are ignored, repeated ones count once, each weighs 1).
     pub fn recommend_for_items(&self, bought: &[&str], n: usize) -> Vec<Recommendation> {
         let mut items: Vec<u32> = bought.iter().filter_map(|id| self.items().index_of(id)).collect();
         items.sort_unstable();
         items.dedup();
-        let weights = vec![1.0; items.len()];
+        let ones = vec![1.0; items.len()];
+        let filter = ResolvedFilter::exclude_bought(self.items().len());
+        let scorer = self.scorer(&filter);
+        let q = Query { items: &items, weights: &ones, counts: &ones, last_time: None, seen: &[], own: None };
         let mut out = Vec::with_capacity(n);
-        let mut s = Scratch::new(self.items().len());
-        self.scorer().score_items(&items, &weights, &[], n, &mut s, &mut out);
+        scorer.recommend(&q, n, &mut scorer.scratch(), &mut out);
         out
+    }
+
+    /// The `k` customers most similar to `customer` under `params` (measured on the
+    /// weighted matrix), best first, with the number of items each shares.
+    pub fn similar_customers(&self, customer: CustomerIdx, k: usize, params: SimilarityParams) -> Vec<Neighbor> {
+        let kernel = self.customer_kernel(params).counting_shared();
+        let mut out = Vec::with_capacity(k);
+        kernel.row(customer.get(), k, &mut kernel.scratch(), &mut out);
+        out
+    }
+
+    /// A similarity kernel over customers, for many queries (see [`crate::batch`]).
+    pub fn similar_customers_kernel(&self, params: SimilarityParams) -> TopK<'_> {
+        self.customer_kernel(params).counting_shared()
     }
 
     /// The external id of an item.
@@ -222,7 +286,7 @@ impl Model {
         let d = &self.data;
         let meta = Meta {
             cobuy_version: env!("CARGO_PKG_VERSION").into(),
-            algorithm: "item-knn".into(),
+            algorithm: self.params.algorithm.name().into(),
             params: self.params,
             info: self.info.clone(),
         };
@@ -287,8 +351,7 @@ impl Model {
         }
         let neighbors = Csr::new((n_items, n_items), nptr, nidx, nval);
         let weighted = meta.params.weighting.apply(&data);
-        let popular = popularity_order(&weighted);
-        Ok(Model { data, params: meta.params, info: meta.info, weighted, neighbors, popular })
+        Ok(Model::assemble(data, meta.params, meta.info, weighted, neighbors))
     }
 
     /// Writes the model atomically (temporary name in the same folder, then rename).
