@@ -13,8 +13,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::ids::{CustomerIdx, ItemIdx};
+use crate::matrix::Interactions;
 use crate::model::Model;
-use crate::recommend::{Reason, ResolvedFilter, Source};
+use crate::recommend::{Query, Reason, Recommendation, ResolvedFilter, Scorer, Scratch, Source};
 use crate::similarity::SimilarityParams;
 
 /// Customers per block handed to the worker pool.
@@ -121,21 +122,88 @@ pub fn write_recommendations<W: Write + Send>(
             st.customers += 1;
             st.rows += recs.len() as u64;
             st.short_customers += u64::from(recs.len() < opts.top);
-            let id = model.customers().id(c.0);
-            for (rank, r) in recs.iter().enumerate() {
-                st.popular_rows += u64::from(r.source == Source::Popular);
-                write_field(buf, id);
-                let _ = write!(buf, ",{},", rank + 1);
-                write_field(buf, model.item_id(r.item));
-                let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
-                if opts.explain {
-                    buf.push(b',');
-                    write_field(buf, &describe(model, &scorer.explain(&q, r, scratch)));
-                }
-                buf.push(b'\n');
-            }
+            write_rows(model, &scorer, model.customers().id(c.0), &q, recs, opts.explain, scratch, buf, st);
         },
     )
+}
+
+/// Scores every customer of `new` (purchases read now, not in the model's history) by
+/// fold-in, in `new`'s customer order. Items the model does not know cannot inform the
+/// scores and are skipped; [`unknown_item_pairs`] counts them.
+pub fn write_fold_in<W: Write + Send>(
+    model: &Model,
+    new: &Interactions,
+    opts: &BatchOptions<'_>,
+    out: &mut W,
+    progress: &(dyn Fn(u64) + Sync),
+) -> io::Result<BatchStats> {
+    let scorer = model.scorer(opts.filter);
+    let to_model: Vec<Option<u32>> = new.items().ids().iter().map(|id| model.items().index_of(id)).collect();
+    let customers: Vec<CustomerIdx> = (0..new.customers().len() as u32).map(CustomerIdx).collect();
+    let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
+    write_blocks(
+        &customers,
+        header,
+        out,
+        progress,
+        || (scorer.scratch(), Vec::with_capacity(opts.top)),
+        |(scratch, recs), c, buf, st| {
+            // Both id tables are in natural order, so mapped items stay sorted.
+            let (items, counts) = new.purchases(c);
+            let times = new.last_time().map(|t| &t[new.counts().indptr().outer_inds_sz(c.get())]);
+            let (mut mi, mut mc, mut mt) = (Vec::new(), Vec::new(), times.map(|_| Vec::new()));
+            for (k, &j) in items.iter().enumerate() {
+                if let Some(m) = to_model[j as usize] {
+                    mi.push(m);
+                    mc.push(counts[k]);
+                    if let (Some(mt), Some(t)) = (mt.as_mut(), times) {
+                        mt.push(t[k]);
+                    }
+                }
+            }
+            let seen = new.seen_only(c).iter().filter_map(|&j| to_model[j as usize]).collect();
+            let f = model.fold_in(mi, mc, mt, seen);
+            let q = f.query();
+            scorer.recommend(&q, opts.top, scratch, recs);
+            st.customers += 1;
+            st.rows += recs.len() as u64;
+            st.short_customers += u64::from(recs.len() < opts.top);
+            write_rows(model, &scorer, new.customers().id(c.0), &q, recs, opts.explain, scratch, buf, st);
+        },
+    )
+}
+
+/// Purchase pairs in `new` whose item the model does not know.
+pub fn unknown_item_pairs(model: &Model, new: &Interactions) -> u64 {
+    let known: Vec<bool> = new.items().ids().iter().map(|id| model.items().index_of(id).is_some()).collect();
+    new.counts().indices().iter().filter(|&&j| !known[j as usize]).count() as u64
+}
+
+/// Writes one customer's rows.
+#[allow(clippy::too_many_arguments)]
+fn write_rows(
+    model: &Model,
+    scorer: &Scorer<'_>,
+    id: &str,
+    q: &Query<'_>,
+    recs: &[Recommendation],
+    explain: bool,
+    scratch: &Scratch,
+    buf: &mut Vec<u8>,
+    st: &mut BatchStats,
+) {
+    for (rank, r) in recs.iter().enumerate() {
+        st.popular_rows += u64::from(r.source == Source::Popular);
+        write_field(buf, id);
+        let _ = write!(buf, ",{},", rank + 1);
+        write_field(buf, model.item_id(r.item));
+        let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
+        if explain {
+            buf.push(b',');
+            write_field(buf, &describe(model, &scorer.explain(q, r, scratch)));
+        }
+        buf.push(b'\n');
+    }
 }
 
 /// The streaming machinery shared by every batch writer: customers in blocks, each

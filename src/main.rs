@@ -42,6 +42,8 @@ enum Command {
     Fit(Box<FitCmd>),
     /// Score customers with a saved model and write CSV.
     Recommend(RecommendCmd),
+    /// Score customers from purchase rows given now (not in the model's history).
+    FoldIn(Box<FoldInCmd>),
     /// The most similar customers of each customer, as CSV.
     SimilarCustomers(SimilarCmd),
     /// Run a job file: fit, recommend, summary.
@@ -321,6 +323,26 @@ struct FilterArgs {
 }
 
 #[derive(Args, Clone, Debug)]
+struct FoldInCmd {
+    /// The model file.
+    #[arg(long)]
+    model: PathBuf,
+    #[command(flatten)]
+    input: InputArgs,
+    /// Recommendations per customer.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Output CSV: customer_id,rank,item_id,score,source.
+    #[arg(long)]
+    out: PathBuf,
+    /// Add a reason column.
+    #[arg(long)]
+    explain: bool,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+#[derive(Args, Clone, Debug)]
 struct SimilarCmd {
     /// The model file.
     #[arg(long)]
@@ -430,6 +452,10 @@ fn run(cli: Cli, log: Log) -> Result<()> {
             recommend(&model, &cmd, log).map(drop)
         }
         Command::Run { job } => run_job(&job, cli.threads, log),
+        Command::FoldIn(cmd) => {
+            set_threads(cli.threads)?;
+            fold_in(&cmd, log)
+        }
         Command::SimilarCustomers(cmd) => {
             set_threads(cli.threads)?;
             similar_customers(&cmd, log)
@@ -756,6 +782,44 @@ fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> 
         cmd.top
     ));
     Ok(stats)
+}
+
+fn fold_in(cmd: &FoldInCmd, log: Log) -> Result<()> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let model = load_model(&cmd.model, log)?;
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    let read = ingest::read_purchases(&cmd.input.purchases, &opts)?;
+    for line in summary_lines(&read.summary) {
+        log.info(line);
+    }
+    let unknown = cobuy::batch::unknown_item_pairs(&model, &read.interactions);
+    if unknown > 0 {
+        log.info(format!(
+            "{unknown} customer-item pairs name items the model does not know; they cannot inform scores"
+        ));
+    }
+    let filter = resolve_filter(&model, &cmd.filter, log)?;
+    create_parent(&cmd.out)?;
+    let start = Instant::now();
+    let (bar, progress) = customer_progress(log, read.interactions.customers().len() as u64, "fold-in");
+    let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
+    let stats = cobuy::batch::write_fold_in(&model, &read.interactions, &batch, &mut file, &progress)
+        .and_then(|s| file.commit().map(|()| s))
+        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    log.info(format!(
+        "wrote {} recommendations for {} customers (fold-in) to {} in {:.1}s",
+        stats.rows,
+        stats.customers,
+        cmd.out.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 fn similar_customers(cmd: &SimilarCmd, log: Log) -> Result<()> {

@@ -414,58 +414,87 @@ impl Weighting {
         Ok(self)
     }
 
-    /// The weighted customer x item matrix (same structure as the counts).
-    ///
-    /// Decay needs a resolved reference time and per-pair times; without them it is skipped.
-    pub fn apply(&self, data: &Interactions) -> Csr {
+    /// The corpus statistics the schemes need, from the data a model is fitted on.
+    pub fn stats(&self, data: &Interactions) -> WeightStats {
         let counts = &data.counts;
-        let (rows, cols) = counts.shape();
-        let nnz = counts.nnz();
-        let indptr = counts.proper_indptr().into_owned();
-        let idx = counts.indices();
-        let raw = counts.data();
-        let df = || {
-            let mut df = vec![0u32; cols];
-            idx.iter().for_each(|&i| df[i as usize] += 1);
-            df
-        };
-        let n = rows as f64;
-        let mut w: Vec<f32> = match self.scheme {
-            Scheme::Binary => vec![1.0; nnz],
-            Scheme::Count => raw.to_vec(),
-            Scheme::Log => raw.iter().map(|&c| (c as f64).ln_1p() as f32).collect(),
-            Scheme::TfIdf => {
-                let idf: Vec<f64> = df().iter().map(|&d| 1.0 + (n / f64::from(d.max(1))).ln()).collect();
-                idx.iter().zip(raw).map(|(&i, &c)| ((c as f64).sqrt() * idf[i as usize]) as f32).collect()
-            }
+        let mut df = vec![0u32; counts.cols()];
+        counts.indices().iter().for_each(|&i| df[i as usize] += 1);
+        let ptr = counts.proper_indptr();
+        let lens = ptr.windows(2).map(|w| counts.data()[w[0]..w[1]].iter().map(|&c| f64::from(c)).sum::<f64>());
+        let (total, active) = lens.fold((0.0, 0usize), |(t, a), l| (t + l, a + usize::from(l > 0.0)));
+        WeightStats { customers: counts.rows() as f64, df, avg_len: total / active.max(1) as f64 }
+    }
+
+    /// Weighs one customer's row: `items` (sorted), their raw `counts` and, for decay,
+    /// their last purchase `times`. Items beyond the statistics' catalogue count as unseen.
+    pub fn weigh_row(
+        &self,
+        st: &WeightStats,
+        items: &[u32],
+        counts: &[f32],
+        times: Option<&[i64]>,
+        out: &mut Vec<f32>,
+    ) {
+        out.clear();
+        let n = st.customers;
+        let df = |i: u32| f64::from(st.df.get(i as usize).copied().unwrap_or(0));
+        match self.scheme {
+            Scheme::Binary => out.extend(counts.iter().map(|_| 1.0)),
+            Scheme::Count => out.extend_from_slice(counts),
+            Scheme::Log => out.extend(counts.iter().map(|&c| f64::from(c).ln_1p() as f32)),
+            Scheme::TfIdf => out.extend(
+                items
+                    .iter()
+                    .zip(counts)
+                    .map(|(&i, &c)| (f64::from(c).sqrt() * (1.0 + (n / df(i).max(1.0)).ln())) as f32),
+            ),
             Scheme::Bm25 { k1, b } => {
                 let (k1, b) = (f64::from(k1), f64::from(b));
-                let idf: Vec<f64> =
-                    df().iter().map(|&d| (1.0 + (n - f64::from(d) + 0.5) / (f64::from(d) + 0.5)).ln()).collect();
-                let len: Vec<f64> =
-                    (0..rows).map(|r| raw[indptr[r]..indptr[r + 1]].iter().map(|&c| c as f64).sum()).collect();
-                let active = len.iter().filter(|&&l| l > 0.0).count().max(1);
-                let avg = len.iter().sum::<f64>() / active as f64;
-                let mut out = Vec::with_capacity(nnz);
-                for r in 0..rows {
-                    let norm = k1 * (1.0 - b + b * len[r] / avg);
-                    for k in indptr[r]..indptr[r + 1] {
-                        let c = f64::from(raw[k]);
-                        out.push((idf[idx[k] as usize] * c * (k1 + 1.0) / (c + norm)) as f32);
-                    }
-                }
-                out
+                let len: f64 = counts.iter().map(|&c| f64::from(c)).sum();
+                let norm = k1 * (1.0 - b + b * len / st.avg_len.max(f64::MIN_POSITIVE));
+                out.extend(items.iter().zip(counts).map(|(&i, &c)| {
+                    let (c, d) = (f64::from(c), df(i));
+                    let idf = (1.0 + (n - d + 0.5) / (d + 0.5)).ln();
+                    (idf * c * (k1 + 1.0) / (c + norm)) as f32
+                }));
             }
-        };
-        if let (Some(h), Some(t0), Some(times)) = (self.half_life_days, self.reference_time, &data.last_time) {
-            for (v, &t) in w.iter_mut().zip(times) {
+        }
+        if let (Some(h), Some(t0), Some(times)) = (self.half_life_days, self.reference_time, times) {
+            for (v, &t) in out.iter_mut().zip(times) {
                 // Pairs without a time (i64::MIN) or after the reference do not decay.
                 let age_days = if t == i64::MIN { 0.0 } else { (t0 - t).max(0) as f64 / DAY as f64 };
                 *v = (f64::from(*v) * 0.5f64.powf(age_days / h)) as f32;
             }
         }
-        Csr::new((rows, cols), indptr, idx.to_vec(), w)
     }
+
+    /// The weighted customer x item matrix (same structure as the counts).
+    ///
+    /// Decay needs a resolved reference time and per-pair times; without them it is skipped.
+    pub fn apply(&self, data: &Interactions, st: &WeightStats) -> Csr {
+        let counts = &data.counts;
+        let indptr = counts.proper_indptr().into_owned();
+        let mut w = Vec::with_capacity(counts.nnz());
+        let mut row = Vec::new();
+        for r in indptr.windows(2) {
+            let range = r[0]..r[1];
+            let times = data.last_time.as_ref().map(|t| &t[range.clone()]);
+            self.weigh_row(st, &counts.indices()[range.clone()], &counts.data()[range], times, &mut row);
+            w.extend_from_slice(&row);
+        }
+        Csr::new(counts.shape(), indptr, counts.indices().to_vec(), w)
+    }
+}
+
+/// Corpus statistics behind the weighting schemes, kept so that customers scored later
+/// (fold-in) are weighted exactly as the model's own customers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightStats {
+    customers: f64,
+    /// Buyers per item.
+    df: Vec<u32>,
+    /// Mean total count of customers with purchases.
+    avg_len: f64,
 }
 
 #[cfg(test)]
@@ -504,7 +533,10 @@ mod tests {
     #[test]
     fn weightings_follow_their_formulas() {
         let d = sample();
-        let w = |scheme| Weighting { scheme, half_life_days: None, reference_time: None }.apply(&d).data().to_vec();
+        let w = |scheme| {
+            let w = Weighting { scheme, half_life_days: None, reference_time: None };
+            w.apply(&d, &w.stats(&d)).data().to_vec()
+        };
         assert_eq!(w(Scheme::Binary), [1.0, 1.0]);
         assert_eq!(w(Scheme::Count), [1.0, 3.0]);
         assert_eq!(w(Scheme::Log), [2f32.ln(), 4f32.ln()]);
@@ -514,10 +546,9 @@ mod tests {
         let idf = (1.0f64 + (3.0 - 1.0 + 0.5) / 1.5).ln();
         let bm = w(Scheme::Bm25 { k1: 1.0, b: 0.0 });
         assert!((f64::from(bm[1]) - idf * 3.0 * 2.0 / 4.0).abs() < 1e-6);
-        let decayed = Weighting { scheme: Scheme::Binary, half_life_days: Some(5.0), reference_time: None }
-            .resolve(&d)
-            .unwrap()
-            .apply(&d);
+        let decay = Weighting { scheme: Scheme::Binary, half_life_days: Some(5.0), reference_time: None };
+        let decay = decay.resolve(&d).unwrap();
+        let decayed = decay.apply(&d, &decay.stats(&d));
         assert_eq!(decayed.data()[0], 1.0);
         assert!((decayed.data()[1] - 0.25).abs() < 1e-4);
     }

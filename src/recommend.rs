@@ -212,6 +212,31 @@ pub struct Query<'q> {
     pub own: Option<CustomerIdx>,
 }
 
+/// A customer scored from purchases given now rather than from the model's history
+/// (fold-in): owned, weighted rows. Build with [`crate::model::Model::fold_in`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldIn {
+    pub(crate) items: Vec<u32>,
+    pub(crate) weights: Vec<f32>,
+    pub(crate) counts: Vec<f32>,
+    pub(crate) times: Option<Vec<i64>>,
+    pub(crate) seen: Vec<u32>,
+}
+
+impl FoldIn {
+    /// The query to score.
+    pub fn query(&self) -> Query<'_> {
+        Query {
+            items: &self.items,
+            weights: &self.weights,
+            counts: &self.counts,
+            last_time: self.times.as_deref(),
+            seen: &self.seen,
+            own: None,
+        }
+    }
+}
+
 /// Per-worker buffers, sized to the catalogue once and reused for every customer.
 #[derive(Debug, Clone)]
 pub struct Scratch {

@@ -219,3 +219,27 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// A customer folded in from their own history gets exactly the model's list (user-kNN
+    /// aside: there the model's own row is never its own neighbour).
+    #[test]
+    fn fold_in_of_a_known_customer_matches(case in data(), n in 1usize..8, alg in 0usize..3) {
+        let algorithm = [Algorithm::ItemKnn, Algorithm::Popularity, Algorithm::BuyAgain][alg];
+        let model = fit(&case, algorithm);
+        let d = model.interactions();
+        let filter = cobuy::recommend::ResolvedFilter::exclude_bought(model.items().len());
+        let scorer = model.scorer(&filter);
+        let mut s = scorer.scratch();
+        let mut got = Vec::new();
+        for c in 0..d.customers().len() {
+            let cust = CustomerIdx(c as u32);
+            let (items, counts) = d.purchases(cust);
+            let f = model.fold_in(items.to_vec(), counts.to_vec(), None, d.seen_only(cust).to_vec());
+            scorer.recommend(&f.query(), n, &mut s, &mut got);
+            prop_assert_eq!(&got, &model.recommend(cust, n));
+        }
+    }
+}

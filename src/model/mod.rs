@@ -17,9 +17,9 @@ use format::{Sections, Writer, decode, decode_ptr, decode_strings, encode, encod
 
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
-use crate::matrix::{Csr, Interactions, MergeStats, RowSets, Weighting, check_rows};
+use crate::matrix::{Csr, Interactions, MergeStats, RowSets, WeightStats, Weighting, check_rows};
 use crate::output::AtomicFile;
-use crate::recommend::{Algorithm, Filter, Query, Recommendation, ResolvedFilter, Scorer, buyers, popularity_order};
+use crate::recommend::{Algorithm, Filter, FoldIn, Recommendation, ResolvedFilter, Scorer, buyers, popularity_order};
 use crate::similarity::{Neighbor, RowStats, SimilarityParams, TopK, item_top_k, transpose};
 
 /// Why a model file could not be read or written.
@@ -135,6 +135,7 @@ pub struct Model {
     data: Interactions,
     params: FitParams,
     info: FitInfo,
+    stats: WeightStats,
     weighted: Csr,
     /// Item neighbours (item-kNN; empty otherwise).
     neighbors: Csr,
@@ -152,18 +153,26 @@ impl Model {
         params.check()?;
         let mut params = *params;
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
-        let weighted = params.weighting.apply(&data);
+        let stats = params.weighting.stats(&data);
+        let weighted = params.weighting.apply(&data, &stats);
         let neighbors = match params.algorithm {
             Algorithm::ItemKnn => item_top_k(&weighted, params.neighbors, params.similarity),
             _ => Csr::zero((weighted.cols(), weighted.cols())),
         };
-        Ok(Model::assemble(data, params, info, weighted, neighbors))
+        Ok(Model::assemble(data, params, info, stats, weighted, neighbors))
     }
 
-    fn assemble(data: Interactions, params: FitParams, info: FitInfo, weighted: Csr, neighbors: Csr) -> Model {
+    fn assemble(
+        data: Interactions,
+        params: FitParams,
+        info: FitInfo,
+        stats: WeightStats,
+        weighted: Csr,
+        neighbors: Csr,
+    ) -> Model {
         let buyers = buyers(&weighted);
         let popular = popularity_order(&buyers);
-        Model { data, params, info, weighted, neighbors, buyers, popular, by_item: Default::default() }
+        Model { data, params, info, stats, weighted, neighbors, buyers, popular, by_item: Default::default() }
     }
 
     /// The merged purchase data the model was fitted on.
@@ -247,18 +256,26 @@ impl Model {
         out
     }
 
+    /// Weighs the purchases of someone not in the model (fold-in) exactly as the model's
+    /// own customers were weighed. `items` must be sorted and distinct; `times` aligned.
+    pub fn fold_in(&self, items: Vec<u32>, counts: Vec<f32>, times: Option<Vec<i64>>, seen: Vec<u32>) -> FoldIn {
+        let mut weights = Vec::with_capacity(items.len());
+        self.params.weighting.weigh_row(&self.stats, &items, &counts, times.as_deref(), &mut weights);
+        FoldIn { items, weights, counts, times, seen }
+    }
+
     /// Top `n` items for someone not in the model, from the items they bought (fold-in;
-    /// unknown item ids are ignored, repeated ones count once, each weighs 1).
+    /// unknown item ids are ignored, repeated ones count once).
     pub fn recommend_for_items(&self, bought: &[&str], n: usize) -> Vec<Recommendation> {
         let mut items: Vec<u32> = bought.iter().filter_map(|id| self.items().index_of(id)).collect();
         items.sort_unstable();
         items.dedup();
-        let ones = vec![1.0; items.len()];
+        let counts = vec![1.0; items.len()];
+        let f = self.fold_in(items, counts, None, Vec::new());
         let filter = ResolvedFilter::exclude_bought(self.items().len());
         let scorer = self.scorer(&filter);
-        let q = Query { items: &items, weights: &ones, counts: &ones, last_time: None, seen: &[], own: None };
         let mut out = Vec::with_capacity(n);
-        scorer.recommend(&q, n, &mut scorer.scratch(), &mut out);
+        scorer.recommend(&f.query(), n, &mut scorer.scratch(), &mut out);
         out
     }
 
@@ -350,8 +367,9 @@ impl Model {
             return Err(corrupt("neighbours: similarities are missing or not positive".into()));
         }
         let neighbors = Csr::new((n_items, n_items), nptr, nidx, nval);
-        let weighted = meta.params.weighting.apply(&data);
-        Ok(Model::assemble(data, meta.params, meta.info, weighted, neighbors))
+        let stats = meta.params.weighting.stats(&data);
+        let weighted = meta.params.weighting.apply(&data, &stats);
+        Ok(Model::assemble(data, meta.params, meta.info, stats, weighted, neighbors))
     }
 
     /// Writes the model atomically (temporary name in the same folder, then rename).
