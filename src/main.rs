@@ -127,7 +127,7 @@ struct InputArgs {
     #[serde(default)]
     no_header: bool,
     /// Rows rated below this are seen, not bought (needs --rating-col).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     min_value: Option<f64>,
     /// Negative quantities: net (default), ignore or reject.
@@ -177,15 +177,15 @@ struct ModelArgs {
     #[serde(default = "bm25")]
     weighting: String,
     /// BM25 k1.
-    #[arg(long, default_value_t = 1.2)]
+    #[arg(long, default_value_t = 1.2, allow_negative_numbers = true)]
     #[serde(default = "k1")]
     bm25_k1: f32,
     /// BM25 b.
-    #[arg(long, default_value_t = 0.75)]
+    #[arg(long, default_value_t = 0.75, allow_negative_numbers = true)]
     #[serde(default = "b")]
     bm25_b: f32,
     /// Time decay half-life in days, on top of any weighting (decay alone: 90).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     half_life_days: Option<f64>,
     /// Decay reference date (default: the newest purchase).
@@ -215,11 +215,11 @@ struct SimilarityArgs {
     #[serde(default = "cosine")]
     similarity: String,
     /// Asymmetric cosine alpha (0.5 is cosine).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     #[serde(default = "half")]
     alpha: f32,
     /// Shrinkage: similarities times shared / (shared + S).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     #[serde(default)]
     shrinkage: f32,
     /// Minimum number of shared items (or customers) for a neighbour.
@@ -305,7 +305,7 @@ struct FilterArgs {
     #[serde(default)]
     include_bought: bool,
     /// Allow a bought item again this many days after its last purchase.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     repurchase_after_days: Option<f64>,
     /// "Now" for repurchase windows (default: the newest purchase).
@@ -616,7 +616,8 @@ fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, IngestS
     let summary = s.clone();
     let model = Model::fit(read.interactions, &params, info)?;
     log.info(format!(
-        "fitted item-kNN ({} neighbours, {} weighting) in {:.1}s: {} neighbour pairs",
+        "fitted {} ({} neighbours, {} weighting) in {:.1}s: {} item neighbour pairs",
+        params.algorithm.name(),
         params.neighbors,
         margs.weighting,
         start.elapsed().as_secs_f64(),
@@ -922,7 +923,7 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
             "file": path.display().to_string(),
             "bytes": size,
             "format_version": cobuy::model::FORMAT_VERSION,
-            "algorithm": "item-knn",
+            "algorithm": model.params().algorithm.name(),
             "params": model.params(),
             "info": info,
             "customers": d.customers().len(),
@@ -938,7 +939,15 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
     }
     let p = model.params();
     println!("model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION);
-    println!("algorithm   item-kNN, cosine, {} neighbours per item", p.neighbors);
+    let sim = &p.similarity;
+    println!(
+        "algorithm   {}, {} similarity (shrinkage {}, at least {} shared), {} neighbours",
+        p.algorithm.name(),
+        sim.measure.name(),
+        sim.shrinkage,
+        sim.min_shared,
+        p.neighbors
+    );
     let w = &p.weighting;
     let mut weighting = match w.scheme {
         Scheme::Binary => "binary".to_string(),

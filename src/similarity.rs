@@ -88,6 +88,8 @@ impl SimilarityParams {
 #[derive(Debug, Clone)]
 pub struct RowStats {
     norm2: Vec<f32>,
+    /// `1 / sqrt(norm2)` (0 for empty rows): cosine without a division per candidate.
+    inv_norm: Vec<f32>,
     count: Vec<u32>,
 }
 
@@ -95,18 +97,24 @@ impl RowStats {
     /// Statistics of every row of `a`.
     pub fn of(a: &Csr) -> Self {
         let ptr = a.proper_indptr();
-        let norm2 = (0..a.rows())
+        let norm2: Vec<f32> = (0..a.rows())
             .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
             .collect();
+        let inv_norm = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
         let count = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
-        RowStats { norm2, count }
+        RowStats { norm2, inv_norm, count }
     }
 }
 
-/// A query row's own statistics (sum of squared weights, number of entries).
+fn inverse_sqrt(n2: f32) -> f32 {
+    if n2 > 0.0 { (1.0 / f64::from(n2).sqrt()) as f32 } else { 0.0 }
+}
+
+/// A query row's own statistics (sum of squared weights, its inverse root, entries).
 #[derive(Debug, Clone, Copy)]
 struct QueryStats {
     norm2: f32,
+    inv_norm: f32,
     count: u32,
 }
 
@@ -126,7 +134,7 @@ fn finish(
         return None;
     }
     let sim = match p.measure {
-        Measure::Cosine => dot / (q.norm2 * st.norm2[j]).sqrt(),
+        Measure::Cosine => dot * q.inv_norm * st.inv_norm[j],
         Measure::AsymmetricCosine { alpha } => dot / (q.norm2.powf(alpha) * st.norm2[j].powf(1.0 - alpha)),
         Measure::Jaccard => shared as f32 / (q.count + st.count[j] - shared) as f32,
         Measure::Lift => shared as f32 * features / (q.count as f32 * st.count[j] as f32),
@@ -227,13 +235,23 @@ pub struct TopK<'a> {
     params: SimilarityParams,
     features: f32,
     count_shared: bool,
+    /// When the rows were relabelled for locality: `label[row]` is the row's caller-facing
+    /// index (reported, and used to break ties) and `row_of[label]` its inverse.
+    relabel: Option<(&'a [u32], &'a [u32])>,
 }
 
 impl<'a> TopK<'a> {
     /// A kernel comparing the rows of `a` (with `at` its transpose and `stats` its row
     /// statistics).
     pub fn new(a: &'a Csr, at: &'a Csr, stats: &'a RowStats, params: SimilarityParams) -> Self {
-        TopK { a, at, stats, params, features: a.cols() as f32, count_shared: params.needs_shared() }
+        TopK { a, at, stats, params, features: a.cols() as f32, count_shared: params.needs_shared(), relabel: None }
+    }
+
+    /// Reports row `r` as `label[r]` (and asks for row `row_of[l]` when `all` builds
+    /// label `l`'s row): for matrices whose rows were permuted for cache locality.
+    pub fn relabelled(mut self, label: &'a [u32], row_of: &'a [u32]) -> Self {
+        self.relabel = Some((label, row_of));
+        self
     }
 
     /// Also counts shared features when the measure does not need them (to report them).
@@ -279,44 +297,44 @@ impl<'a> TopK<'a> {
     /// Leaves the query's top-`k` in `s.cands`, unsorted; `own` is the query's own row,
     /// never its own neighbour.
     fn query_unsorted(&self, features: &[u32], weights: &[f32], own: Option<usize>, k: usize, s: &mut KernelScratch) {
-        let (tptr, tind, tval) = (self.at.indptr(), self.at.indices(), self.at.data());
-        let q = QueryStats {
-            norm2: weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>() as f32,
-            count: features.len() as u32,
-        };
-        let count_shared = self.count_shared;
-        for (&f, &wi) in features.iter().zip(weights) {
-            for t in tptr.outer_inds_sz(f as usize) {
-                let j = tind[t] as usize;
-                if s.acc[j] == 0.0 && (!count_shared || s.shared[j] == 0) {
-                    s.touched.push(j as u32);
-                }
-                s.acc[j] += wi * tval[t];
-                if count_shared {
-                    s.shared[j] += 1;
-                }
-            }
-        }
-        s.cands.clear();
-        for &j in &s.touched {
+        let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>() as f32;
+        let q = QueryStats { norm2, inv_norm: inverse_sqrt(norm2), count: features.len() as u32 };
+        let KernelScratch { acc, shared, touched, cands } = s;
+        accumulate(self.at, features, weights, acc, shared, touched);
+        cands.clear();
+        // Candidates below the k-th best so far cannot make the cut: prune them lazily,
+        // trimming to k whenever the list doubles (ties at the threshold are kept, so the
+        // final order by index is exact).
+        let mut threshold = f32::NEG_INFINITY;
+        let count_shared = !shared.is_empty();
+        for &j in touched.iter() {
             let j = j as usize;
-            let dot = std::mem::take(&mut s.acc[j]);
-            let shared = if count_shared { std::mem::take(&mut s.shared[j]) } else { 0 };
-            if Some(j) != own {
-                if let Some(sim) = finish(&self.params, self.stats, self.features, q, j, dot, shared) {
-                    s.cands.push(Neighbor { index: j as u32, sim, shared });
+            let dot = std::mem::take(&mut acc[j]);
+            let n = if count_shared { std::mem::take(&mut shared[j]) } else { 0 };
+            if Some(j) == own {
+                continue;
+            }
+            if let Some(sim) = finish(&self.params, self.stats, self.features, q, j, dot, n) {
+                if sim >= threshold {
+                    let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
+                    cands.push(Neighbor { index, sim, shared: n });
+                    if k > 0 && cands.len() >= 2 * k.max(16) {
+                        keep_top(cands, k);
+                        threshold = cands.iter().map(|c| c.sim).fold(f32::INFINITY, f32::min);
+                    }
                 }
             }
         }
-        s.touched.clear();
-        keep_top(&mut s.cands, k);
+        touched.clear();
+        keep_top(cands, k);
     }
 
     /// Every row's top-`k` neighbours as a rows x rows CSR matrix (columns sorted), in
     /// parallel on the current rayon pool.
     pub fn all(&self, k: usize) -> Csr {
         let n = self.a.rows();
-        let ranges = balanced_ranges(n, |i| self.cost(i) + 1, 1024);
+        let row_of = |l: usize| self.relabel.map_or(l, |(_, row_of)| row_of[l] as usize);
+        let ranges = balanced_ranges(n, |l| self.cost(row_of(l)) + 1, 1024);
         let blocks: Vec<Block> = ranges
             .into_par_iter()
             .map_init(
@@ -324,7 +342,8 @@ impl<'a> TopK<'a> {
                 |s, range| {
                     let mut lens = Vec::with_capacity(range.len());
                     let mut entries = Vec::new();
-                    for i in range {
+                    for l in range {
+                        let i = row_of(l);
                         let r = self.a.indptr().outer_inds_sz(i);
                         self.query_unsorted(&self.a.indices()[r.clone()], &self.a.data()[r], Some(i), k, s);
                         s.cands.sort_unstable_by_key(|c| c.index);
@@ -355,6 +374,72 @@ impl<'a> TopK<'a> {
 /// One range's row lengths and (neighbour, similarity) entries.
 type Block = (Vec<usize>, Vec<(u32, f32)>);
 
+/// Adds `w * at[f]` for every feature `f` of the query, with weight `w`, into the dense
+/// accumulator (and counts shared features when `shared` is not empty), recording each
+/// row touched for the first time. The hot loop of every neighbourhood computation.
+#[inline]
+fn accumulate(
+    at: &Csr,
+    features: &[u32],
+    weights: &[f32],
+    acc: &mut [f32],
+    shared: &mut [u32],
+    touched: &mut Vec<u32>,
+) {
+    let (tptr, tind, tval) = (at.indptr(), at.indices(), at.data());
+    let ptr = tptr.raw_storage();
+    let offset = ptr.first().copied().unwrap_or(0);
+    for (x, (&f, &w)) in features.iter().zip(weights).enumerate() {
+        // The rows of upcoming features are random accesses: ask for them early.
+        if let Some(&next) = features.get(x + 4) {
+            prefetch(tind, ptr[next as usize] - offset);
+            prefetch_f32(tval, ptr[next as usize] - offset);
+        }
+        let r = tptr.outer_inds_sz(f as usize);
+        let (ind, val) = (&tind[r.clone()], &tval[r]);
+        if shared.is_empty() {
+            for (&j, &v) in ind.iter().zip(val) {
+                let a = &mut acc[j as usize];
+                if *a == 0.0 {
+                    touched.push(j);
+                }
+                *a += w * v;
+            }
+        } else {
+            for (&j, &v) in ind.iter().zip(val) {
+                let n = &mut shared[j as usize];
+                if *n == 0 {
+                    touched.push(j);
+                }
+                *n += 1;
+                acc[j as usize] += w * v;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn prefetch(slice: &[u32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = slice.get(at) {
+        // SAFETY: a prefetch is a hint; it never faults and reads nothing into the program.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const u32).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slice, at);
+}
+
+#[inline(always)]
+fn prefetch_f32(slice: &[f32], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p) = slice.get(at) {
+        // SAFETY: as above.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const f32).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (slice, at);
+}
+
 /// Splits `0..n` into at most `parts` contiguous ranges of about equal total `cost`.
 pub(crate) fn balanced_ranges(
     n: usize,
@@ -380,10 +465,40 @@ pub(crate) fn balanced_ranges(
 }
 
 /// Each item's top-`k` neighbours over the columns of the weighted customer x item matrix.
+///
+/// Items are relabelled by popularity first: the accumulator's hot entries (bestsellers,
+/// touched by almost every row) then sit together in cache. Sums run in the same order
+/// and ties still break by the original index, so the result is the same either way.
 pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
-    let by_item = transpose(weighted);
+    let items = weighted.cols();
+    let mut buyers = vec![0u32; items];
+    weighted.indices().iter().for_each(|&j| buyers[j as usize] += 1);
+    let mut label: Vec<u32> = (0..items as u32).collect();
+    label.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
+    let mut row_of = vec![0u32; items];
+    for (r, &l) in label.iter().enumerate() {
+        row_of[l as usize] = r as u32;
+    }
+    let x = relabel_columns(weighted, &row_of);
+    let by_item = transpose(&x);
     let stats = RowStats::of(&by_item);
-    TopK::new(&by_item, weighted, &stats, params).all(k)
+    TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).all(k)
+}
+
+/// The matrix with column `c` renamed `to[c]` (rows re-sorted).
+fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
+    let ptr = m.proper_indptr().into_owned();
+    let mut indices = Vec::with_capacity(m.nnz());
+    let mut data = Vec::with_capacity(m.nnz());
+    let mut row: Vec<(u32, f32)> = Vec::new();
+    for w in ptr.windows(2) {
+        row.clear();
+        row.extend(m.indices()[w[0]..w[1]].iter().zip(&m.data()[w[0]..w[1]]).map(|(&c, &v)| (to[c as usize], v)));
+        row.sort_unstable_by_key(|e| e.0);
+        indices.extend(row.iter().map(|e| e.0));
+        data.extend(row.iter().map(|e| e.1));
+    }
+    Csr::new(m.shape(), ptr, indices, data)
 }
 
 /// Each item's top-`k` neighbours by plain cosine.
