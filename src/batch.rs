@@ -108,7 +108,8 @@ pub fn write_recommendations<W: Write + Send>(
     out: &mut W,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
-    let scorer = model.scorer(opts.filter);
+    let rows = RowWriter::new(model, opts);
+    let scorer = rows.scorer;
     let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
     write_blocks(
         customers,
@@ -122,7 +123,7 @@ pub fn write_recommendations<W: Write + Send>(
             st.customers += 1;
             st.rows += recs.len() as u64;
             st.short_customers += u64::from(recs.len() < opts.top);
-            write_rows(model, &scorer, model.customers().id(c.0), &q, recs, opts.explain, scratch, buf, st);
+            rows.write(model.customers().id(c.0), &q, recs, scratch, buf, st);
         },
     )
 }
@@ -137,7 +138,8 @@ pub fn write_fold_in<W: Write + Send>(
     out: &mut W,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
-    let scorer = model.scorer(opts.filter);
+    let rows = RowWriter::new(model, opts);
+    let scorer = rows.scorer;
     let to_model: Vec<Option<u32>> = new.items().ids().iter().map(|id| model.items().index_of(id)).collect();
     let customers: Vec<CustomerIdx> = (0..new.customers().len() as u32).map(CustomerIdx).collect();
     let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
@@ -168,7 +170,7 @@ pub fn write_fold_in<W: Write + Send>(
             st.customers += 1;
             st.rows += recs.len() as u64;
             st.short_customers += u64::from(recs.len() < opts.top);
-            write_rows(model, &scorer, new.customers().id(c.0), &q, recs, opts.explain, scratch, buf, st);
+            rows.write(new.customers().id(c.0), &q, recs, scratch, buf, st);
         },
     )
 }
@@ -179,30 +181,48 @@ pub fn unknown_item_pairs(model: &Model, new: &Interactions) -> u64 {
     new.counts().indices().iter().filter(|&&j| !known[j as usize]).count() as u64
 }
 
-/// Writes one customer's rows.
-#[allow(clippy::too_many_arguments)]
-fn write_rows(
-    model: &Model,
-    scorer: &Scorer<'_>,
-    id: &str,
-    q: &Query<'_>,
-    recs: &[Recommendation],
+/// What every recommendation row needs, prepared once per batch.
+struct RowWriter<'a> {
+    model: &'a Model,
+    scorer: Scorer<'a>,
+    /// Every item id as a ready CSV field.
+    items: Vec<Vec<u8>>,
     explain: bool,
-    scratch: &Scratch,
-    buf: &mut Vec<u8>,
-    st: &mut BatchStats,
-) {
-    for (rank, r) in recs.iter().enumerate() {
-        st.popular_rows += u64::from(r.source == Source::Popular);
+}
+
+impl<'a> RowWriter<'a> {
+    fn new(model: &'a Model, opts: &BatchOptions<'a>) -> Self {
+        let items = model
+            .items()
+            .ids()
+            .iter()
+            .map(|id| {
+                let mut f = Vec::with_capacity(id.len());
+                write_field(&mut f, id);
+                f
+            })
+            .collect();
+        RowWriter { model, scorer: model.scorer(opts.filter), items, explain: opts.explain }
+    }
+
+    /// Writes one customer's rows.
+    fn write(&self, id: &str, q: &Query<'_>, recs: &[Recommendation], scratch: &Scratch, buf: &mut Vec<u8>, st: &mut BatchStats) {
+        let start = buf.len();
         write_field(buf, id);
-        let _ = write!(buf, ",{},", rank + 1);
-        write_field(buf, model.item_id(r.item));
-        let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
-        if explain {
-            buf.push(b',');
-            write_field(buf, &describe(model, &scorer.explain(q, r, scratch)));
+        let customer = buf[start..].to_vec();
+        buf.truncate(start);
+        for (rank, r) in recs.iter().enumerate() {
+            st.popular_rows += u64::from(r.source == Source::Popular);
+            buf.extend_from_slice(&customer);
+            let _ = write!(buf, ",{},", rank + 1);
+            buf.extend_from_slice(&self.items[r.item.get()]);
+            let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
+            if self.explain {
+                buf.push(b',');
+                write_field(buf, &describe(self.model, &self.scorer.explain(q, r, scratch)));
+            }
+            buf.push(b'\n');
         }
-        buf.push(b'\n');
     }
 }
 

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerIdx, ItemIdx};
 use crate::matrix::{Csr, Interactions};
-use crate::similarity::{KernelScratch, Neighbor, TopK, by_score_then_index, keep_top};
+use crate::similarity::{KernelScratch, Neighbor, Pruned, TopK, accumulate, by_score_then_index, keep_top};
 use crate::time::DAY;
 
 /// Which recommender scores the items.
@@ -241,21 +241,21 @@ impl FoldIn {
 #[derive(Debug, Clone)]
 pub struct Scratch {
     acc: Vec<f32>,
-    /// `visited[j] == stamp` when `j` is in `touched` for the current customer.
-    visited: Vec<u32>,
     /// `blocked[j] == stamp` when `j` must not be recommended to the current customer.
     blocked: Vec<u32>,
     stamp: u32,
     touched: Vec<u32>,
     cands: Vec<(u32, f32)>,
     neighbors: Vec<Neighbor>,
+    /// The neighbours' indices and similarities, as accumulation input (user-kNN).
+    ids: Vec<u32>,
+    sims: Vec<f32>,
     kernel: Option<KernelScratch>,
 }
 
 impl Scratch {
     fn next_stamp(&mut self) -> u32 {
         if self.stamp == u32::MAX {
-            self.visited.fill(0);
             self.blocked.fill(0);
             self.stamp = 0;
         }
@@ -289,12 +289,13 @@ impl<'a> Scorer<'a> {
         let items = self.weighted.cols();
         Scratch {
             acc: vec![0.0; items],
-            visited: vec![0; items],
             blocked: vec![0; items],
             stamp: 0,
             touched: Vec::new(),
             cands: Vec::new(),
             neighbors: Vec::new(),
+            ids: Vec::new(),
+            sims: Vec::new(),
             kernel: self.customers.map(|k| k.scratch()),
         }
     }
@@ -332,30 +333,22 @@ impl<'a> Scorer<'a> {
         }
         let source = match self.algorithm {
             Algorithm::ItemKnn => {
-                let (nptr, nind, nval) =
-                    (self.item_neighbors.indptr(), self.item_neighbors.indices(), self.item_neighbors.data());
-                for (&i, &w) in q.items.iter().zip(q.weights) {
-                    for k in nptr.outer_inds_sz(i as usize) {
-                        add(s, stamp, nind[k], w * nval[k]);
-                    }
-                }
+                accumulate(self.item_neighbors, q.items, q.weights, &mut s.acc, &mut [], &mut s.touched);
                 Source::ItemKnn
             }
             Algorithm::UserKnn => {
                 self.similar(q, s);
-                let neighbors = std::mem::take(&mut s.neighbors);
-                let (ptr, ind, val) = (self.weighted.indptr(), self.weighted.indices(), self.weighted.data());
-                for v in &neighbors {
-                    for k in ptr.outer_inds_sz(v.index as usize) {
-                        add(s, stamp, ind[k], v.sim * val[k]);
-                    }
-                }
-                s.neighbors = neighbors;
+                s.ids.clear();
+                s.sims.clear();
+                s.ids.extend(s.neighbors.iter().map(|v| v.index));
+                s.sims.extend(s.neighbors.iter().map(|v| v.sim));
+                accumulate(self.weighted, &s.ids, &s.sims, &mut s.acc, &mut [], &mut s.touched);
                 Source::UserKnn
             }
             Algorithm::BuyAgain => {
                 for (&j, &w) in q.items.iter().zip(q.weights) {
-                    add(s, stamp, j, w);
+                    s.acc[j as usize] = w;
+                    s.touched.push(j);
                 }
                 Source::BuyAgain
             }
@@ -373,16 +366,19 @@ impl<'a> Scorer<'a> {
                 return;
             }
         };
-        s.cands.clear();
-        for &j in &s.touched {
-            let score = std::mem::take(&mut s.acc[j as usize]);
-            if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] && score > 0.0 {
-                s.cands.push((j, score));
+        let Scratch { acc, blocked, touched, cands, .. } = s;
+        cands.clear();
+        let mut top = Pruned::new(n);
+        for &j in touched.iter() {
+            // Contributions are positive, so a zero sum was never touched (or underflowed).
+            let score = std::mem::take(&mut acc[j as usize]);
+            if score > 0.0 && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+                top.push(cands, (j, score));
             }
         }
-        s.touched.clear();
-        keep_top(&mut s.cands, n);
-        s.cands.sort_unstable_by(by_score_then_index);
+        touched.clear();
+        keep_top(cands, n);
+        cands.sort_unstable_by(by_score_then_index);
         for &(j, score) in &s.cands {
             s.blocked[j as usize] = stamp;
             out.push(Recommendation { item: ItemIdx(j), score, source });
@@ -447,17 +443,6 @@ impl<'a> Scorer<'a> {
             }
         }
     }
-}
-
-/// Adds `score` to item `j`'s accumulator, remembering that `j` was touched.
-#[inline]
-fn add(s: &mut Scratch, stamp: u32, j: u32, score: f32) {
-    let j = j as usize;
-    if s.visited[j] != stamp {
-        s.visited[j] = stamp;
-        s.touched.push(j as u32);
-    }
-    s.acc[j] += score;
 }
 
 /// Buyers per item, from the weighted matrix's structure.

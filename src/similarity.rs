@@ -217,6 +217,36 @@ pub(crate) fn keep_top<T: Ranked>(cands: &mut Vec<T>, k: usize) {
     }
 }
 
+/// Collects the top `k` of a stream of candidates without keeping them all: candidates
+/// below the k-th best so far cannot make the cut, so the list is trimmed to `k` whenever
+/// it doubles and weaker candidates are dropped on arrival. Ties at the threshold are
+/// kept, so the final selection by (score, index) is exact.
+pub(crate) struct Pruned {
+    k: usize,
+    threshold: f32,
+}
+
+impl Pruned {
+    pub(crate) fn new(k: usize) -> Self {
+        Pruned { k, threshold: f32::NEG_INFINITY }
+    }
+
+    /// Whether a candidate with this score can still make the cut.
+    #[inline]
+    pub(crate) fn admits(&self, score: f32) -> bool {
+        score >= self.threshold
+    }
+
+    #[inline]
+    pub(crate) fn push<T: Ranked>(&mut self, cands: &mut Vec<T>, c: T) {
+        cands.push(c);
+        if self.k > 0 && cands.len() >= 2 * self.k.max(16) {
+            keep_top(cands, self.k);
+            self.threshold = cands.iter().map(|c| c.key().1).fold(f32::INFINITY, f32::min);
+        }
+    }
+}
+
 /// Per-worker buffers for [`TopK`], sized to the number of rows once.
 #[derive(Debug, Clone)]
 pub struct KernelScratch {
@@ -302,10 +332,7 @@ impl<'a> TopK<'a> {
         let KernelScratch { acc, shared, touched, cands } = s;
         accumulate(self.at, features, weights, acc, shared, touched);
         cands.clear();
-        // Candidates below the k-th best so far cannot make the cut: prune them lazily,
-        // trimming to k whenever the list doubles (ties at the threshold are kept, so the
-        // final order by index is exact).
-        let mut threshold = f32::NEG_INFINITY;
+        let mut top = Pruned::new(k);
         let count_shared = !shared.is_empty();
         for &j in touched.iter() {
             let j = j as usize;
@@ -315,13 +342,9 @@ impl<'a> TopK<'a> {
                 continue;
             }
             if let Some(sim) = finish(&self.params, self.stats, self.features, q, j, dot, n) {
-                if sim >= threshold {
+                if top.admits(sim) {
                     let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
-                    cands.push(Neighbor { index, sim, shared: n });
-                    if k > 0 && cands.len() >= 2 * k.max(16) {
-                        keep_top(cands, k);
-                        threshold = cands.iter().map(|c| c.sim).fold(f32::INFINITY, f32::min);
-                    }
+                    top.push(cands, Neighbor { index, sim, shared: n });
                 }
             }
         }
@@ -378,7 +401,7 @@ type Block = (Vec<usize>, Vec<(u32, f32)>);
 /// accumulator (and counts shared features when `shared` is not empty), recording each
 /// row touched for the first time. The hot loop of every neighbourhood computation.
 #[inline]
-fn accumulate(
+pub(crate) fn accumulate(
     at: &Csr,
     features: &[u32],
     weights: &[f32],
