@@ -140,7 +140,7 @@ pub fn write_fold_in<W: Write + Send>(
 ) -> io::Result<BatchStats> {
     let rows = RowWriter::new(model, opts);
     let scorer = rows.scorer;
-    let to_model: Vec<Option<u32>> = new.items().ids().iter().map(|id| model.items().index_of(id)).collect();
+    let to_model: Vec<Option<u32>> = new.items().iter().map(|id| model.items().index_of(id)).collect();
     let customers: Vec<CustomerIdx> = (0..new.customers().len() as u32).map(CustomerIdx).collect();
     let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
     write_blocks(
@@ -177,7 +177,7 @@ pub fn write_fold_in<W: Write + Send>(
 
 /// Purchase pairs in `new` whose item the model does not know.
 pub fn unknown_item_pairs(model: &Model, new: &Interactions) -> u64 {
-    let known: Vec<bool> = new.items().ids().iter().map(|id| model.items().index_of(id).is_some()).collect();
+    let known: Vec<bool> = new.items().iter().map(|id| model.items().index_of(id).is_some()).collect();
     new.counts().indices().iter().filter(|&&j| !known[j as usize]).count() as u64
 }
 
@@ -194,7 +194,6 @@ impl<'a> RowWriter<'a> {
     fn new(model: &'a Model, opts: &BatchOptions<'a>) -> Self {
         let items = model
             .items()
-            .ids()
             .iter()
             .map(|id| {
                 let mut f = Vec::with_capacity(id.len());
@@ -206,7 +205,15 @@ impl<'a> RowWriter<'a> {
     }
 
     /// Writes one customer's rows.
-    fn write(&self, id: &str, q: &Query<'_>, recs: &[Recommendation], scratch: &Scratch, buf: &mut Vec<u8>, st: &mut BatchStats) {
+    fn write(
+        &self,
+        id: &str,
+        q: &Query<'_>,
+        recs: &[Recommendation],
+        scratch: &Scratch,
+        buf: &mut Vec<u8>,
+        st: &mut BatchStats,
+    ) {
         let start = buf.len();
         write_field(buf, id);
         let customer = buf[start..].to_vec();

@@ -47,51 +47,88 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
-/// An immutable, sorted id table: index `i` holds the `i`-th id in natural order.
+/// An immutable, sorted id table: index `i` holds the `i`-th id in natural order. All ids
+/// live in one string (no allocation per id); lookups are binary searches.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdTable {
-    ids: Vec<Box<str>>,
-    lookup: FxHashMap<Box<str>, u32>,
+    text: String,
+    /// `ends[i]`: where id `i` ends in `text` (it starts where id `i - 1` ends).
+    ends: Vec<usize>,
 }
 
 impl IdTable {
     /// Builds a table from ids that must be distinct and already in natural order.
     ///
     /// Returns `None` when they are not (a model file that violates this is corrupt).
-    pub fn from_sorted(ids: Vec<Box<str>>) -> Option<Self> {
-        if ids.len() > u32::MAX as usize {
+    pub fn from_sorted<S: AsRef<str>>(ids: &[S]) -> Option<Self> {
+        let mut text = String::with_capacity(ids.iter().map(|s| s.as_ref().len()).sum());
+        let mut ends = Vec::with_capacity(ids.len());
+        for id in ids {
+            text.push_str(id.as_ref());
+            ends.push(text.len());
+        }
+        IdTable::from_parts(text, ends)
+    }
+
+    /// Builds a table from the concatenated ids and their end offsets, checking that the
+    /// offsets are in order, on character boundaries, and that the ids are distinct and
+    /// in natural order.
+    pub fn from_parts(text: String, ends: Vec<usize>) -> Option<Self> {
+        if ends.len() > u32::MAX as usize || ends.last().copied().unwrap_or(0) != text.len() {
             return None;
         }
-        if ids.windows(2).any(|w| natural_cmp(&w[0], &w[1]) != Ordering::Less) {
-            return None;
+        let mut start = 0;
+        for &end in &ends {
+            if end < start || !text.is_char_boundary(end) {
+                return None;
+            }
+            start = end;
         }
-        let lookup = ids.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
-        Some(IdTable { ids, lookup })
+        let table = IdTable { text, ends };
+        let in_order =
+            (1..table.len()).all(|i| natural_cmp(table.id(i as u32 - 1), table.id(i as u32)) == Ordering::Less);
+        in_order.then_some(table)
     }
 
     /// Number of ids.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ends.len()
     }
 
     /// Whether the table holds no ids.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.ends.is_empty()
     }
 
     /// The dense index of an external id.
     pub fn index_of(&self, id: &str) -> Option<u32> {
-        self.lookup.get(id).copied()
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match natural_cmp(self.id(mid as u32), id) {
+                Ordering::Less => lo = mid + 1,
+                Ordering::Greater => hi = mid,
+                Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
     }
 
     /// The external id at a dense index.
     pub fn id(&self, index: u32) -> &str {
-        &self.ids[index as usize]
+        let i = index as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
     }
 
     /// All ids in index order.
-    pub fn ids(&self) -> &[Box<str>] {
-        &self.ids
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len() as u32).map(|i| self.id(i))
+    }
+
+    /// The concatenated ids and their end offsets (for the model file).
+    pub fn parts(&self) -> (&str, &[usize]) {
+        (&self.text, &self.ends)
     }
 }
 
@@ -136,13 +173,10 @@ impl Interner {
         for (new, &old) in order.iter().enumerate() {
             remap[old as usize] = new as u32;
         }
-        let mut lookup = lookup;
-        for v in lookup.values_mut() {
-            *v = remap[*v as usize];
-        }
-        let mut slots: Vec<Option<Box<str>>> = ids.into_iter().map(Some).collect();
-        let sorted = order.iter().map(|&old| slots[old as usize].take().unwrap_or_default()).collect();
-        (IdTable { ids: sorted, lookup }, remap)
+        drop(lookup);
+        let table = IdTable::from_sorted(&order.iter().map(|&old| &*ids[old as usize]).collect::<Vec<&str>>())
+            .expect("distinct ids sort into a valid table");
+        (table, remap)
     }
 }
 
@@ -173,8 +207,11 @@ mod tests {
             rev.intern(s);
         }
         assert_eq!(rev.finish().0, table);
-        assert!(IdTable::from_sorted(table.ids().to_vec()).is_some());
-        assert!(IdTable::from_sorted(vec!["b".into(), "a".into()]).is_none());
-        assert!(IdTable::from_sorted(vec!["a".into(), "a".into()]).is_none());
+        assert_eq!(IdTable::from_sorted(&table.iter().collect::<Vec<_>>()), Some(table.clone()));
+        assert!(IdTable::from_sorted(&["b", "a"]).is_none());
+        assert!(IdTable::from_sorted(&["a", "a"]).is_none());
+        assert!(IdTable::from_parts("ab".into(), vec![2, 1]).is_none());
+        assert!(IdTable::from_parts("é".into(), vec![1, 2]).is_none());
+        assert_eq!(table.index_of("nope"), None);
     }
 }

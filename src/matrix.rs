@@ -519,7 +519,7 @@ mod tests {
     #[test]
     fn builder_merges_nets_and_sorts() {
         let d = sample();
-        assert_eq!(d.customers().ids().iter().map(|s| &**s).collect::<Vec<_>>(), ["1", "2", "3"]);
+        assert_eq!(d.customers().iter().collect::<Vec<_>>(), ["1", "2", "3"]);
         assert_eq!(d.purchases(CustomerIdx(0)), (&[0u32][..], &[1.0f32][..]));
         assert_eq!(d.purchases(CustomerIdx(1)), (&[1u32][..], &[3.0f32][..]));
         assert_eq!(d.last_time().unwrap(), [DAY * 10, 10]);

@@ -14,6 +14,7 @@
 //! are skipped, so later versions can add optional data without breaking older readers.
 
 use super::ModelError;
+use crate::ids::IdTable;
 
 pub(crate) const MAGIC: &[u8; 8] = b"COBUY\0MF";
 const FOOTER: &[u8; 8] = b"COBUYEND";
@@ -190,30 +191,36 @@ pub(crate) fn decode_ptr(tag: &[u8; 4], bytes: &[u8]) -> Result<Vec<usize>, Mode
         .collect()
 }
 
-/// Strings: count u64, then each length u32, then all bytes.
-pub(crate) fn encode_strings(ids: &[Box<str>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(ids.len() as u64).to_le_bytes());
-    ids.iter().for_each(|s| (s.len() as u32).put(&mut out));
-    ids.iter().for_each(|s| out.extend_from_slice(s.as_bytes()));
+/// Ids: count u64, then each length u32, then all bytes.
+pub(crate) fn encode_ids(ids: &IdTable) -> Vec<u8> {
+    let (text, ends) = ids.parts();
+    let mut out = Vec::with_capacity(8 + 4 * ends.len() + text.len());
+    out.extend_from_slice(&(ends.len() as u64).to_le_bytes());
+    let mut start = 0;
+    for &end in ends {
+        ((end - start) as u32).put(&mut out);
+        start = end;
+    }
+    out.extend_from_slice(text.as_bytes());
     out
 }
 
-pub(crate) fn decode_strings(tag: &[u8; 4], bytes: &[u8]) -> Result<Vec<Box<str>>, ModelError> {
-    let bad = || ModelError::Corrupt(format!("section {} is malformed", tag_name(tag)));
-    let n = usize::try_from(u64::take(bytes.get(..8).ok_or_else(bad)?)).map_err(|_| bad())?;
-    let lens_end = n.checked_mul(4).and_then(|l| l.checked_add(8)).ok_or_else(bad)?;
-    let lens = bytes.get(8..lens_end).ok_or_else(bad)?;
-    let mut at = lens_end;
-    let mut out = Vec::with_capacity(n);
+/// Reads ids written by [`encode_ids`]; they must be valid UTF-8, distinct and sorted.
+pub(crate) fn decode_ids(tag: &[u8; 4], bytes: &[u8]) -> Result<IdTable, ModelError> {
+    let bad = |what: &str| ModelError::Corrupt(format!("section {}: {what}", tag_name(tag)));
+    let n =
+        usize::try_from(u64::take(bytes.get(..8).ok_or_else(|| bad("too short"))?)).map_err(|_| bad("too many ids"))?;
+    let lens_end = n.checked_mul(4).and_then(|l| l.checked_add(8)).ok_or_else(|| bad("too many ids"))?;
+    let lens = bytes.get(8..lens_end).ok_or_else(|| bad("lengths overrun the section"))?;
+    let mut ends = Vec::with_capacity(n);
+    let mut end = 0usize;
     for len in lens.chunks_exact(4).map(u32::take) {
-        let end = at.checked_add(len as usize).ok_or_else(bad)?;
-        let s = std::str::from_utf8(bytes.get(at..end).ok_or_else(bad)?).map_err(|_| bad())?;
-        out.push(s.into());
-        at = end;
+        end = end.checked_add(len as usize).ok_or_else(|| bad("lengths overflow"))?;
+        ends.push(end);
     }
-    if at != bytes.len() {
-        return Err(bad());
+    if lens_end + end != bytes.len() {
+        return Err(bad("lengths do not match the text"));
     }
-    Ok(out)
+    let text = String::from_utf8(bytes[lens_end..].to_vec()).map_err(|_| bad("ids are not UTF-8"))?;
+    IdTable::from_parts(text, ends).ok_or_else(|| bad("ids are not distinct, sorted and whole"))
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use format::{FORMAT_VERSION, OLDEST_READABLE};
-use format::{Sections, Writer, decode, decode_ptr, decode_strings, encode, encode_ptr, encode_strings};
+use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_ids, encode_ptr};
 
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
@@ -309,8 +309,8 @@ impl Model {
         };
         let mut w = Writer::new();
         w.section(b"META", &serde_json::to_vec_pretty(&meta).expect("meta serialises"));
-        w.section(b"CIDS", &encode_strings(d.customers.ids()));
-        w.section(b"IIDS", &encode_strings(d.items.ids()));
+        w.section(b"CIDS", &encode_ids(&d.customers));
+        w.section(b"IIDS", &encode_ids(&d.items));
         w.section(b"PPTR", &encode_ptr(&d.counts.proper_indptr()));
         w.section(b"PIDX", &encode(d.counts.indices()));
         w.section(b"PVAL", &encode(d.counts.data()));
@@ -335,10 +335,8 @@ impl Model {
         let corrupt = ModelError::Corrupt;
         let meta: Meta = serde_json::from_slice(s.get(b"META")?).map_err(|e| corrupt(format!("section META: {e}")))?;
         meta.params.check().map_err(|e| corrupt(e.to_string()))?;
-        let customers = IdTable::from_sorted(decode_strings(b"CIDS", s.get(b"CIDS")?)?)
-            .ok_or_else(|| corrupt("customer ids are not distinct and sorted".into()))?;
-        let items = IdTable::from_sorted(decode_strings(b"IIDS", s.get(b"IIDS")?)?)
-            .ok_or_else(|| corrupt("item ids are not distinct and sorted".into()))?;
+        let customers = decode_ids(b"CIDS", s.get(b"CIDS")?)?;
+        let items = decode_ids(b"IIDS", s.get(b"IIDS")?)?;
         let last_time = s.optional(b"PTIM").map(|b| decode(b"PTIM", b)).transpose()?;
         let amount = s.optional(b"PAMT").map(|b| decode(b"PAMT", b)).transpose()?;
         let seen_only =
