@@ -150,7 +150,7 @@ def run_child(argv, env=None):
 
 def line_time(lines, pattern):
     for t, line in lines:
-        m = re.search(pattern, line)
+        m = re.search(pattern, line, re.IGNORECASE)  # cobuy's wording is not an API: match loosely
         if m:
             return t, m
     sys.exit(f"no log line matches {pattern!r}:\n" + "\n".join(l for _, l in lines))
@@ -166,14 +166,14 @@ def run_cobuy(cobuy, data, work):
     fw, frss, _, flines = run_child(fit)
     rw, rrss, _, rlines = run_child(rec)
     t_read, m_read = line_time(flines, r"read (\d+) rows in ([\d.]+)s")
-    t_fit, m_fit = line_time(flines, r"fitted item-kNN .* in ([\d.]+)s")
+    t_fit, m_fit = line_time(flines, r"fitted .* in ([\d.]+)s")
     t_load, m_load = line_time(rlines, r"loaded .* in ([\d.]+)s")
-    _, m_rec = line_time(rlines, r"wrote (\d+) recommendations for (\d+) customers .* in ([\d.]+)s \((\d+) customers/s\)")
+    _, m_rec = line_time(rlines, r"wrote (\d+) .*?recommendations for (\d+) customers .* in ([\d.]+)s \((\d+) customers/s\)")
     customers = int(m_rec.group(2))
     return {
         # from the arrival of cobuy's log lines (stderr is unbuffered), measured here
         "ingest": t_read,  # process start -> "read N rows": gzip CSV parse + merge into the matrix
-        "fit": t_fit - t_read,  # -> "fitted item-kNN": weighting + item-item top-k + popularity
+        "fit": t_fit - t_read,  # -> "fitted ...": weighting + item-item top-k + popularity
         "save": fw - t_fit,  # -> exit: model file write
         "load": t_load,  # recommend process start -> "loaded"
         "recommend": rw - t_load,  # -> exit: score every customer, write CSV
