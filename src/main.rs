@@ -637,8 +637,8 @@ fn summary_lines(s: &IngestSummary) -> Vec<String> {
     }
     let m = &s.merge;
     v.push(format!(
-        "merged {} rows into {} customer-item pairs: {} purchases, {} netted to nothing by returns, {} seen only",
-        s.merged_rows, m.pairs, m.purchase_pairs, m.netted_out_pairs, m.seen_only_pairs
+        "{} customer-item pairs ({} rows repeated a pair and were merged into it): {} purchases, {} netted to nothing by returns, {} seen only",
+        m.pairs, s.merged_rows, m.purchase_pairs, m.netted_out_pairs, m.seen_only_pairs
     ));
     let mut last =
         format!("{} customers ({} with purchases left), {} items", s.customers, s.customers_with_purchases, s.items);

@@ -354,14 +354,16 @@ pub enum Scheme {
     Log,
     /// Okapi BM25 with customers as documents and items as terms:
     /// `idf(item) * count * (k1 + 1) / (count + k1 * (1 - b + b * len / avg_len))`, where `len` is
-    /// the customer's total count and `idf = ln(1 + (N - df + 0.5) / (df + 0.5))`.
+    /// the customer's total count, `idf = ln(1 + (N - df + 0.5) / (df + 0.5))`, `N` the customers
+    /// with purchases and `df` the item's buyers.
     Bm25 {
         /// Count saturation (typically 1.2).
         k1: f32,
         /// Length normalisation, 0 to 1 (typically 0.75).
         b: f32,
     },
-    /// `sqrt(count) * idf(item)`, `idf = 1 + ln(N / df)` (N customers, df buyers of the item).
+    /// `sqrt(count) * idf(item)`, `idf = 1 + ln(N / df)` (N customers with purchases, df buyers of
+    /// the item).
     TfIdf,
 }
 
@@ -422,7 +424,8 @@ impl Weighting {
         let ptr = counts.proper_indptr();
         let lens = ptr.windows(2).map(|w| counts.data()[w[0]..w[1]].iter().map(|&c| f64::from(c)).sum::<f64>());
         let (total, active) = lens.fold((0.0, 0usize), |(t, a), l| (t + l, a + usize::from(l > 0.0)));
-        WeightStats { customers: counts.rows() as f64, df, avg_len: total / active.max(1) as f64 }
+        // Customers with nothing left after returns are not documents of the corpus.
+        WeightStats { customers: active as f64, df, avg_len: total / active.max(1) as f64 }
     }
 
     /// Weighs one customer's row: `items` (sorted), their raw `counts` and, for decay,
@@ -540,10 +543,11 @@ mod tests {
         assert_eq!(w(Scheme::Binary), [1.0, 1.0]);
         assert_eq!(w(Scheme::Count), [1.0, 3.0]);
         assert_eq!(w(Scheme::Log), [2f32.ln(), 4f32.ln()]);
-        let idf = 1.0 + (3f64).ln();
+        // Two customers have purchases left (the third only returned), so N = 2.
+        let idf = 1.0 + (2f64).ln();
         assert_eq!(w(Scheme::TfIdf), [idf as f32, (3f64.sqrt() * idf) as f32]);
         // BM25 with b = 0: no length normalisation.
-        let idf = (1.0f64 + (3.0 - 1.0 + 0.5) / 1.5).ln();
+        let idf = (1.0f64 + (2.0 - 1.0 + 0.5) / 1.5).ln();
         let bm = w(Scheme::Bm25 { k1: 1.0, b: 0.0 });
         assert!((f64::from(bm[1]) - idf * 3.0 * 2.0 / 4.0).abs() < 1e-6);
         let decay = Weighting { scheme: Scheme::Binary, half_life_days: Some(5.0), reference_time: None };
