@@ -91,6 +91,9 @@ pub struct RowStats {
     /// `1 / sqrt(norm2)` (0 for empty rows): cosine without a division per candidate.
     inv_norm: Vec<f32>,
     count: Vec<u32>,
+    /// Per feature (column), the largest normalised value any row holds there: bounds how
+    /// much the feature can add to any row's cosine.
+    colmax: Vec<f32>,
 }
 
 impl RowStats {
@@ -100,9 +103,16 @@ impl RowStats {
         let norm2: Vec<f32> = (0..a.rows())
             .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
             .collect();
-        let inv_norm = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
+        let inv_norm: Vec<f32> = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
         let count = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
-        RowStats { norm2, inv_norm, count }
+        let mut colmax = vec![0f32; a.cols()];
+        for r in 0..a.rows() {
+            for k in ptr[r]..ptr[r + 1] {
+                let f = a.indices()[k] as usize;
+                colmax[f] = colmax[f].max(a.data()[k] * inv_norm[r]);
+            }
+        }
+        RowStats { norm2, inv_norm, count, colmax }
     }
 }
 
@@ -254,6 +264,9 @@ pub struct KernelScratch {
     shared: Vec<u32>,
     touched: Vec<u32>,
     cands: Vec<Neighbor>,
+    /// Query terms in processing order (pruned queries).
+    order: Vec<(u32, f32)>,
+    bounds: Vec<f32>,
 }
 
 /// The top-k kernel over one matrix and its transpose.
@@ -297,6 +310,8 @@ impl<'a> TopK<'a> {
             shared: if self.count_shared { vec![0; self.a.rows()] } else { Vec::new() },
             touched: Vec::new(),
             cands: Vec::new(),
+            order: Vec::new(),
+            bounds: Vec::new(),
         }
     }
 
@@ -329,7 +344,10 @@ impl<'a> TopK<'a> {
     fn query_unsorted(&self, features: &[u32], weights: &[f32], own: Option<usize>, k: usize, s: &mut KernelScratch) {
         let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>() as f32;
         let q = QueryStats { norm2, inv_norm: inverse_sqrt(norm2), count: features.len() as u32 };
-        let KernelScratch { acc, shared, touched, cands } = s;
+        if self.params.measure == Measure::Cosine && k > 0 {
+            return self.cosine_pruned(features, weights, own, k, q, s);
+        }
+        let KernelScratch { acc, shared, touched, cands, .. } = s;
         accumulate(self.at, features, weights, acc, shared, touched);
         cands.clear();
         let mut top = Pruned::new(k);
@@ -350,6 +368,159 @@ impl<'a> TopK<'a> {
         }
         touched.clear();
         keep_top(cands, k);
+    }
+
+    /// Exact top-`k` by cosine that skips most of the work bestsellers cause (MaxScore,
+    /// as in search engines). Query terms are processed cheapest column first; every
+    /// partial sum is a lower bound of a row's final similarity (all contributions are
+    /// positive), and `colmax` bounds what the remaining terms can add to a row not seen
+    /// yet. Once that bound falls below the k-th best lower bound, no unseen row can make
+    /// the cut: the remaining (long) columns are not walked, and the rows already seen are
+    /// completed by looking the remaining terms up in their own (short, sorted) rows.
+    fn cosine_pruned(
+        &self,
+        features: &[u32],
+        weights: &[f32],
+        own: Option<usize>,
+        k: usize,
+        q: QueryStats,
+        s: &mut KernelScratch,
+    ) {
+        let KernelScratch { acc, shared, touched, cands, order, bounds } = s;
+        let (tptr, st) = (self.at.indptr(), self.stats);
+        let len = |f: u32| tptr.nnz_in_outer_sz(f as usize);
+        order.clear();
+        order.extend(features.iter().copied().zip(weights.iter().copied()));
+        order.sort_unstable_by_key(|&(f, _)| (len(f), f));
+        // bounds[t]: the most terms t.. can add to the cosine of a row not yet seen.
+        // Two bounds, the tighter wins: each term at most its weight times the column's
+        // largest normalised value; and, by Cauchy-Schwarz (a row's normalised vector has
+        // length 1), at most the norm of the remaining query weights.
+        bounds.clear();
+        bounds.resize(order.len() + 1, 0.0);
+        let (mut by_column, mut rest2) = (0f32, 0f64);
+        for t in (0..order.len()).rev() {
+            let (f, w) = order[t];
+            by_column += w * q.inv_norm * st.colmax[f as usize];
+            rest2 += f64::from(w) * f64::from(w);
+            let by_norm = (rest2.sqrt() * f64::from(q.inv_norm)) as f32;
+            bounds[t] = by_column.min(by_norm) * (1.0 + 1e-5);
+        }
+        let count_shared = !shared.is_empty();
+        let mut stop = order.len();
+        let mut walked = 0usize;
+        let mut theta = f32::NEG_INFINITY;
+        for t in 0..order.len() {
+            let (f, w) = order[t];
+            // Checking costs one pass over the rows seen: do it when the next column is
+            // at least as long as a fraction of the work done so far.
+            if touched.len() >= k && len(f) * 4 >= walked.max(64) {
+                theta = self.kth_lower_bound(acc, shared, touched, own, k, q, cands);
+                if bounds[t] < theta {
+                    stop = t;
+                    break;
+                }
+            }
+            let one = [f];
+            let wt = [w];
+            accumulate(self.at, &one, &wt, acc, shared, touched);
+            walked += len(f);
+        }
+        // Rows whose partial cosine plus all that the remaining terms could add stays
+        // below the k-th best lower bound are out, without looking at their rows.
+        touched.retain(|&j| {
+            let j = j as usize;
+            let out = Some(j) == own || acc[j] * q.inv_norm * st.inv_norm[j] + bounds[stop] < theta;
+            if out {
+                acc[j] = 0.0;
+                if count_shared {
+                    shared[j] = 0;
+                }
+            }
+            !out
+        });
+        // Complete the survivors with the remaining terms, term by term (the same order
+        // of additions either way): a long column is walked once, touching only survivors
+        // (their sums are positive), when that is cheaper than looking the term up in
+        // every survivor's own row.
+        let (aptr, aind, aval) = (self.a.indptr(), self.a.indices(), self.a.data());
+        for &(f, w) in &order[stop..] {
+            let r = tptr.outer_inds_sz(f as usize);
+            if r.len() < 32 * touched.len() {
+                let (col, vals) = (&self.at.indices()[r.clone()], &self.at.data()[r]);
+                for (&v, &x) in col.iter().zip(vals) {
+                    let a = &mut acc[v as usize];
+                    if *a != 0.0 {
+                        *a += w * x;
+                        if count_shared {
+                            shared[v as usize] += 1;
+                        }
+                    }
+                }
+            } else {
+                for &j in touched.iter() {
+                    let r = aptr.outer_inds_sz(j as usize);
+                    if let Ok(p) = aind[r.clone()].binary_search(&f) {
+                        acc[j as usize] += w * aval[r][p];
+                        if count_shared {
+                            shared[j as usize] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        cands.clear();
+        let mut top = Pruned::new(k);
+        for &j in touched.iter() {
+            let j = j as usize;
+            let dot = std::mem::take(&mut acc[j]);
+            let n = if count_shared { std::mem::take(&mut shared[j]) } else { 0 };
+            if let Some(sim) = finish(&self.params, st, self.features, q, j, dot, n) {
+                if top.admits(sim) {
+                    let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
+                    top.push(cands, Neighbor { index, sim, shared: n });
+                }
+            }
+        }
+        touched.clear();
+        keep_top(cands, k);
+    }
+
+    /// The k-th largest lower bound on the final similarity among the rows seen so far
+    /// (their partial cosine, shrunk by their partial overlap); `-inf` when fewer than k
+    /// rows qualify. Uses `cands` as scratch.
+    #[allow(clippy::too_many_arguments)]
+    fn kth_lower_bound(
+        &self,
+        acc: &[f32],
+        shared: &[u32],
+        touched: &[u32],
+        own: Option<usize>,
+        k: usize,
+        q: QueryStats,
+        cands: &mut Vec<Neighbor>,
+    ) -> f32 {
+        cands.clear();
+        let mut top = Pruned::new(k);
+        for &j in touched {
+            let j = j as usize;
+            let n = shared.get(j).copied().unwrap_or(0);
+            if Some(j) == own || (self.params.min_shared > 1 && n < self.params.min_shared) {
+                continue;
+            }
+            let mut lb = acc[j] * q.inv_norm * self.stats.inv_norm[j];
+            if self.params.shrinkage > 0.0 {
+                lb *= n as f32 / (n as f32 + self.params.shrinkage);
+            }
+            if top.admits(lb) {
+                top.push(cands, Neighbor { index: j as u32, sim: lb, shared: n });
+            }
+        }
+        if cands.len() < k {
+            return f32::NEG_INFINITY;
+        }
+        keep_top(cands, k);
+        cands.iter().map(|c| c.sim).fold(f32::INFINITY, f32::min) * (1.0 - 1e-5)
     }
 
     /// Every row's top-`k` neighbours as a rows x rows CSR matrix (columns sorted), in
