@@ -116,7 +116,7 @@ pub fn write_recommendations<W: Write + Send>(
         header,
         out,
         progress,
-        || (scorer.scratch(), Vec::with_capacity(opts.top)),
+        || (scorer.scratch(), Vec::with_capacity(opts.top.min(model.items().len()))),
         |(scratch, recs), c, buf, st| {
             let q = scorer.query(c);
             scorer.recommend(&q, opts.top, scratch, recs);
@@ -148,7 +148,7 @@ pub fn write_fold_in<W: Write + Send>(
         header,
         out,
         progress,
-        || (scorer.scratch(), Vec::with_capacity(opts.top)),
+        || (scorer.scratch(), Vec::with_capacity(opts.top.min(model.items().len()))),
         |(scratch, recs), c, buf, st| {
             // Both id tables are in natural order, so mapped items stay sorted.
             let (items, counts) = new.purchases(c);
@@ -164,13 +164,14 @@ pub fn write_fold_in<W: Write + Send>(
                 }
             }
             let seen = new.seen_only(c).iter().filter_map(|&j| to_model[j as usize]).collect();
-            let f = model.fold_in(mi, mc, mt, seen);
+            let id = new.customers().id(c.0);
+            let f = model.fold_in(mi, mc, mt, seen).as_customer(model.customers().index_of(id).map(CustomerIdx));
             let q = f.query();
             scorer.recommend(&q, opts.top, scratch, recs);
             st.customers += 1;
             st.rows += recs.len() as u64;
             st.short_customers += u64::from(recs.len() < opts.top);
-            rows.write(new.customers().id(c.0), &q, recs, scratch, buf, st);
+            rows.write(id, &q, recs, scratch, buf, st);
         },
     )
 }
@@ -214,13 +215,16 @@ impl<'a> RowWriter<'a> {
         buf: &mut Vec<u8>,
         st: &mut BatchStats,
     ) {
-        let start = buf.len();
-        write_field(buf, id);
-        let customer = buf[start..].to_vec();
-        buf.truncate(start);
+        let mut field = None;
         for (rank, r) in recs.iter().enumerate() {
             st.popular_rows += u64::from(r.source == Source::Popular);
-            buf.extend_from_slice(&customer);
+            // The customer's field is formatted once, then copied within the buffer.
+            let start = buf.len();
+            match field.clone() {
+                None => write_field(buf, id),
+                Some(range) => buf.extend_from_within(range),
+            }
+            field.get_or_insert(start..buf.len());
             let _ = write!(buf, ",{},", rank + 1);
             buf.extend_from_slice(&self.items[r.item.get()]);
             let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
@@ -309,7 +313,7 @@ pub fn write_similar_customers<W: Write + Send>(
         SIMILAR_HEADER,
         out,
         progress,
-        || (kernel.scratch(), Vec::with_capacity(k)),
+        || (kernel.scratch(), Vec::with_capacity(k.min(model.customers().len()))),
         |(scratch, neighbors), c, buf, st| {
             kernel.row(c.get(), k, scratch, neighbors);
             st.customers += 1;

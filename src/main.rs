@@ -38,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read purchases, fit an item-kNN model, save it.
+    /// Read purchases, fit a model (item-knn, user-knn, popularity, buy-again), save it.
     Fit(Box<FitCmd>),
     /// Score customers with a saved model and write CSV.
     Recommend(RecommendCmd),
@@ -428,7 +428,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("cobuy: error: {e:#}");
             let user = e.downcast_ref::<BadInput>().is_some()
-                || e.downcast_ref::<IngestError>().is_some()
+                || e.downcast_ref::<IngestError>()
+                    .is_some_and(|i| !matches!(i, IngestError::Read { .. } | IngestError::Rejects { .. }))
                 || e.downcast_ref::<ParamError>().is_some()
                 || e.downcast_ref::<ModelError>().is_some_and(|m| !matches!(m, ModelError::Io { .. }));
             ExitCode::from(if user { 2 } else { 1 })
@@ -665,7 +666,7 @@ fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
 
 /// Looks ids from a file up in an id table; unknown ones are reported (not silently
 /// dropped), and a file with no known id at all is an error.
-fn lookup_ids(path: &Path, what: &str, table: &cobuy::ids::IdTable, log: Log) -> Result<Vec<u32>> {
+fn lookup_ids(path: &Path, what: &str, table: &cobuy::ids::IdTable, required: bool, log: Log) -> Result<Vec<u32>> {
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     let ids = read_ids(path)?;
     for (line, id) in &ids {
@@ -674,7 +675,7 @@ fn lookup_ids(path: &Path, what: &str, table: &cobuy::ids::IdTable, log: Log) ->
             None => unknown.push(format!("{}:{line}: {id:?}", path.display())),
         }
     }
-    if known.is_empty() {
+    if known.is_empty() && required {
         return Err(bad(format!("{}: none of its {} {what} ids is in the model", path.display(), ids.len())));
     }
     if !unknown.is_empty() {
@@ -705,7 +706,7 @@ fn customer_list(model: &Model, file: Option<&Path>, shard: Option<&str>, log: L
     let shard = shard.map(parse_shard).transpose()?;
     let all: Vec<u32> = match file {
         None => (0..model.customers().len() as u32).collect(),
-        Some(path) => lookup_ids(path, "customer", model.customers(), log)?,
+        Some(path) => lookup_ids(path, "customer", model.customers(), true, log)?,
     };
     Ok(all
         .into_iter()
@@ -715,9 +716,11 @@ fn customer_list(model: &Model, file: Option<&Path>, shard: Option<&str>, log: L
 }
 
 fn resolve_filter(model: &Model, f: &FilterArgs, log: Log) -> Result<ResolvedFilter> {
-    let items = |p: &Option<PathBuf>| -> Result<Option<Vec<ItemIdx>>> {
+    // An allow list naming no known item would leave nothing to recommend: an error. A
+    // deny list naming none denies nothing: a warning (the unknown ids are listed).
+    let items = |p: &Option<PathBuf>, required| -> Result<Option<Vec<ItemIdx>>> {
         p.as_deref()
-            .map(|p| Ok(lookup_ids(p, "item", model.items(), log)?.into_iter().map(ItemIdx).collect()))
+            .map(|p| Ok(lookup_ids(p, "item", model.items(), required, log)?.into_iter().map(ItemIdx).collect()))
             .transpose()
     };
     let as_of = match &f.as_of {
@@ -728,8 +731,8 @@ fn resolve_filter(model: &Model, f: &FilterArgs, log: Log) -> Result<ResolvedFil
         include_bought: f.include_bought,
         repurchase_after_days: f.repurchase_after_days,
         as_of,
-        allow: items(&f.allow)?,
-        deny: items(&f.deny)?.unwrap_or_default(),
+        allow: items(&f.allow, true)?,
+        deny: items(&f.deny, false)?.unwrap_or_default(),
     };
     Ok(model.filter(&filter)?)
 }
@@ -914,10 +917,8 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
     let d = model.interactions();
     let info = model.info();
     let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut buyers = vec![0usize; d.items().len()];
-    d.counts().indices().iter().for_each(|&j| buyers[j as usize] += 1);
-    let top: Vec<(&str, usize)> =
-        model.popular().iter().take(10).map(|&j| (model.items().id(j), buyers[j as usize])).collect();
+    let top: Vec<(&str, u32)> =
+        model.popular().iter().take(10).map(|&j| (model.items().id(j), model.buyers()[j as usize])).collect();
     if json {
         let v = serde_json::json!({
             "file": path.display().to_string(),

@@ -7,7 +7,7 @@
 //! (ratings below `--min-value`, purchases fully returned). [`Weighting`] turns the raw
 //! counts into the weighted matrix the recommenders use.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use sprs::CsMatI;
 
@@ -157,6 +157,10 @@ pub(crate) fn check_rows(indptr: &[usize], indices: &[u32], (rows, cols): (usize
     Ok(())
 }
 
+/// Quantities ingest accepts (in absolute value): large enough for any real order, small
+/// enough that sums stay finite in `f32`, and no smaller than a millionth of a unit.
+pub const QUANTITY_RANGE: std::ops::RangeInclusive<f64> = 1e-6..=1e12;
+
 /// One merged (customer, item) pair while reading.
 #[derive(Debug, Clone, Copy)]
 struct Cell {
@@ -201,7 +205,7 @@ pub struct InteractionsBuilder {
     items: Interner,
     cells: Vec<Cell>,
     lookup: FxHashMap<u64, u32>,
-    seen: FxHashMap<u64, ()>,
+    seen: FxHashSet<u64>,
     has_time: bool,
     has_amount: bool,
 }
@@ -264,7 +268,7 @@ impl InteractionsBuilder {
     /// the threshold): it is never recommended to them.
     pub fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
         let key = self.key(customer, item)?;
-        self.seen.insert(key, ());
+        self.seen.insert(key);
         Ok(())
     }
 
@@ -281,7 +285,7 @@ impl InteractionsBuilder {
         let mut stats = MergeStats { pairs: cells.len() as u64, ..MergeStats::default() };
 
         let mut seen_pairs: Vec<(u32, u32)> = Vec::new();
-        for (&key, _) in seen.iter() {
+        for &key in seen.iter() {
             let purchased = lookup.get(&key).is_some_and(|&s| is_bought(&cells[s as usize]));
             if !purchased {
                 if !lookup.contains_key(&key) {
@@ -325,9 +329,11 @@ impl InteractionsBuilder {
 }
 
 /// A pair counts as bought when it has a purchase row and its net quantity is positive
-/// (and representable as a positive `f32`).
+/// and representable as a finite, positive `f32` (ingest rejects quantities outside
+/// [`QUANTITY_RANGE`], so only library callers can reach the edge).
 fn is_bought(c: &Cell) -> bool {
-    c.purchase_rows > 0 && (c.quantity as f32) > 0.0 && c.quantity.is_finite()
+    let q = c.quantity as f32;
+    c.purchase_rows > 0 && q > 0.0 && q.is_finite()
 }
 
 /// CSR row pointers from the (sorted) row index of every entry.

@@ -142,7 +142,7 @@ impl Filter {
                     return Err("a repurchase window needs purchase times: fit with a time column".into());
                 }
                 let now = self.as_of.or(data.newest_time()).unwrap_or(0);
-                Some(now - (d * DAY as f64) as i64)
+                Some(now.saturating_sub((d * DAY as f64).min(i64::MAX as f64) as i64))
             }
         };
         let include_bought = self.include_bought || algorithm == Algorithm::BuyAgain;
@@ -156,7 +156,8 @@ pub struct ResolvedFilter {
     /// `banned[j]`: never recommend item `j`.
     banned: Vec<bool>,
     include_bought: bool,
-    /// Bought items whose last purchase is at or before this time are allowed again.
+    /// Bought items whose last purchase is at or before this time are allowed again
+    /// (when bought items are otherwise excluded).
     bought_before: Option<i64>,
 }
 
@@ -221,9 +222,17 @@ pub struct FoldIn {
     pub(crate) counts: Vec<f32>,
     pub(crate) times: Option<Vec<i64>>,
     pub(crate) seen: Vec<u32>,
+    pub(crate) own: Option<CustomerIdx>,
 }
 
 impl FoldIn {
+    /// Marks the folded-in customer as this model customer (by the same id), so that
+    /// user-kNN never counts the model's copy of them as their own neighbour.
+    pub fn as_customer(mut self, c: Option<CustomerIdx>) -> Self {
+        self.own = c;
+        self
+    }
+
     /// The query to score.
     pub fn query(&self) -> Query<'_> {
         Query {
@@ -232,7 +241,7 @@ impl FoldIn {
             counts: &self.counts,
             last_time: self.times.as_deref(),
             seen: &self.seen,
-            own: None,
+            own: self.own,
         }
     }
 }
@@ -320,11 +329,11 @@ impl<'a> Scorer<'a> {
         for &j in q.seen {
             s.blocked[j as usize] = stamp;
         }
-        if !self.filter.include_bought || self.filter.bought_before.is_some() {
+        if !self.filter.include_bought {
             for (k, &j) in q.items.iter().enumerate() {
                 let again = match (self.filter.bought_before, q.last_time) {
                     (Some(before), Some(t)) => t[k] <= before,
-                    _ => self.filter.include_bought,
+                    _ => false,
                 };
                 if !again {
                     s.blocked[j as usize] = stamp;
@@ -372,7 +381,10 @@ impl<'a> Scorer<'a> {
         for &j in touched.iter() {
             // Contributions are positive, so a zero sum was never touched (or underflowed).
             let score = std::mem::take(&mut acc[j as usize]);
-            if score > 0.0 && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+            // Scores are sums of positive contributions; buy-again's are the customer's own
+            // weights, which time decay may have taken to zero and still count.
+            let scored = score > 0.0 || source == Source::BuyAgain;
+            if scored && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
                 top.push(cands, (j, score));
             }
         }
@@ -397,10 +409,7 @@ impl<'a> Scorer<'a> {
     fn similar(&self, q: &Query<'_>, s: &mut Scratch) {
         s.neighbors.clear();
         let (Some(kernel), Some(ks)) = (&self.customers, s.kernel.as_mut()) else { return };
-        match q.own {
-            Some(c) => kernel.row(c.get(), self.k, ks, &mut s.neighbors),
-            None => kernel.query(q.items, q.weights, self.k, ks, &mut s.neighbors),
-        }
+        kernel.query(q.items, q.weights, q.own.map(CustomerIdx::get), self.k, ks, &mut s.neighbors);
     }
 
     /// Why `rec` was recommended to the customer of `q` (call right after

@@ -33,8 +33,9 @@ pub enum Measure {
         /// Exponent split between the two norms, 0 to 1.
         alpha: f32,
     },
-    /// `shared * N / (n_i n_j)` over presence, with `N` the number of features (for items:
-    /// customers): how much more often two rows meet than by chance.
+    /// `shared * N / (n_i n_j)` over presence, with `N` the number of features anyone holds
+    /// (for items: customers with purchases): how much more often two rows meet than by
+    /// chance.
     Lift,
 }
 
@@ -87,9 +88,11 @@ impl SimilarityParams {
 /// Per-row statistics the measures need: sum of squared weights and number of entries.
 #[derive(Debug, Clone)]
 pub struct RowStats {
-    norm2: Vec<f32>,
+    /// Sums of squared weights, in f64: decayed weights can be so small that their squares
+    /// lose all precision in f32.
+    norm2: Vec<f64>,
     /// `1 / sqrt(norm2)` (0 for empty rows): cosine without a division per candidate.
-    inv_norm: Vec<f32>,
+    inv_norm: Vec<f64>,
     count: Vec<u32>,
     /// Per feature (column), the largest normalised value any row holds there: bounds how
     /// much the feature can add to any row's cosine.
@@ -100,31 +103,37 @@ impl RowStats {
     /// Statistics of every row of `a`.
     pub fn of(a: &Csr) -> Self {
         let ptr = a.proper_indptr();
-        let norm2: Vec<f32> = (0..a.rows())
-            .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() as f32)
+        let norm2: Vec<f64> = (0..a.rows())
+            .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
             .collect();
-        let inv_norm: Vec<f32> = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
+        let inv_norm: Vec<f64> = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
         let count = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
         let mut colmax = vec![0f32; a.cols()];
         for r in 0..a.rows() {
             for k in ptr[r]..ptr[r + 1] {
                 let f = a.indices()[k] as usize;
-                colmax[f] = colmax[f].max(a.data()[k] * inv_norm[r]);
+                colmax[f] = colmax[f].max((f64::from(a.data()[k]) * inv_norm[r]) as f32);
             }
         }
         RowStats { norm2, inv_norm, count, colmax }
     }
 }
 
-fn inverse_sqrt(n2: f32) -> f32 {
-    if n2 > 0.0 { (1.0 / f64::from(n2).sqrt()) as f32 } else { 0.0 }
+fn inverse_sqrt(n2: f64) -> f64 {
+    if n2 > 0.0 { 1.0 / n2.sqrt() } else { 0.0 }
+}
+
+/// `dot * a * b` in f64: inverse norms of heavily decayed rows overflow `f32`.
+#[inline]
+fn cosine(dot: f32, a: f64, b: f64) -> f32 {
+    (f64::from(dot) * a * b) as f32
 }
 
 /// A query row's own statistics (sum of squared weights, its inverse root, entries).
 #[derive(Debug, Clone, Copy)]
 struct QueryStats {
-    norm2: f32,
-    inv_norm: f32,
+    norm2: f64,
+    inv_norm: f64,
     count: u32,
 }
 
@@ -144,8 +153,11 @@ fn finish(
         return None;
     }
     let sim = match p.measure {
-        Measure::Cosine => dot * q.inv_norm * st.inv_norm[j],
-        Measure::AsymmetricCosine { alpha } => dot / (q.norm2.powf(alpha) * st.norm2[j].powf(1.0 - alpha)),
+        Measure::Cosine => cosine(dot, q.inv_norm, st.inv_norm[j]),
+        Measure::AsymmetricCosine { alpha } => {
+            let alpha = f64::from(alpha);
+            (f64::from(dot) / (q.norm2.powf(alpha) * st.norm2[j].powf(1.0 - alpha))) as f32
+        }
         Measure::Jaccard => shared as f32 / (q.count + st.count[j] - shared) as f32,
         Measure::Lift => shared as f32 * features / (q.count as f32 * st.count[j] as f32),
     };
@@ -250,7 +262,7 @@ impl Pruned {
     #[inline]
     pub(crate) fn push<T: Ranked>(&mut self, cands: &mut Vec<T>, c: T) {
         cands.push(c);
-        if self.k > 0 && cands.len() >= 2 * self.k.max(16) {
+        if self.k > 0 && cands.len() >= self.k.max(16).saturating_mul(2) {
             keep_top(cands, self.k);
             self.threshold = cands.iter().map(|c| c.key().1).fold(f32::INFINITY, f32::min);
         }
@@ -287,7 +299,9 @@ impl<'a> TopK<'a> {
     /// A kernel comparing the rows of `a` (with `at` its transpose and `stats` its row
     /// statistics).
     pub fn new(a: &'a Csr, at: &'a Csr, stats: &'a RowStats, params: SimilarityParams) -> Self {
-        TopK { a, at, stats, params, features: a.cols() as f32, count_shared: params.needs_shared(), relabel: None }
+        // Lift's N: the features anyone holds (customers with purchases, for items).
+        let features = at.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count() as f32;
+        TopK { a, at, stats, params, features, count_shared: params.needs_shared(), relabel: None }
     }
 
     /// Reports row `r` as `label[r]` (and asks for row `row_of[l]` when `all` builds
@@ -324,16 +338,22 @@ impl<'a> TopK<'a> {
     /// Row `i`'s top-`k` neighbours (not itself), best first, into `out` (cleared first).
     pub fn row(&self, i: usize, k: usize, s: &mut KernelScratch, out: &mut Vec<Neighbor>) {
         let r = self.a.indptr().outer_inds_sz(i);
-        self.query_unsorted(&self.a.indices()[r.clone()], &self.a.data()[r], Some(i), k, s);
-        out.clear();
-        out.extend_from_slice(&s.cands);
-        out.sort_unstable_by(by_score_then_index);
+        self.query(&self.a.indices()[r.clone()], &self.a.data()[r], Some(i), k, s, out);
     }
 
-    /// The top-`k` rows most similar to a row given by its features and weights (one not
-    /// in the matrix, such as a new customer), best first, into `out`.
-    pub fn query(&self, features: &[u32], weights: &[f32], k: usize, s: &mut KernelScratch, out: &mut Vec<Neighbor>) {
-        self.query_unsorted(features, weights, None, k, s);
+    /// The top-`k` rows most similar to a row given by its features and weights (for
+    /// example a customer scored from new purchases), best first, into `out`; `own` (the
+    /// query's own row in the matrix, if any) is never its own neighbour.
+    pub fn query(
+        &self,
+        features: &[u32],
+        weights: &[f32],
+        own: Option<usize>,
+        k: usize,
+        s: &mut KernelScratch,
+        out: &mut Vec<Neighbor>,
+    ) {
+        self.query_unsorted(features, weights, own, k, s);
         out.clear();
         out.extend_from_slice(&s.cands);
         out.sort_unstable_by(by_score_then_index);
@@ -342,7 +362,7 @@ impl<'a> TopK<'a> {
     /// Leaves the query's top-`k` in `s.cands`, unsorted; `own` is the query's own row,
     /// never its own neighbour.
     fn query_unsorted(&self, features: &[u32], weights: &[f32], own: Option<usize>, k: usize, s: &mut KernelScratch) {
-        let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>() as f32;
+        let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>();
         let q = QueryStats { norm2, inv_norm: inverse_sqrt(norm2), count: features.len() as u32 };
         if self.params.measure == Measure::Cosine && k > 0 {
             return self.cosine_pruned(features, weights, own, k, q, s);
@@ -401,9 +421,9 @@ impl<'a> TopK<'a> {
         let (mut by_column, mut rest2) = (0f32, 0f64);
         for t in (0..order.len()).rev() {
             let (f, w) = order[t];
-            by_column += w * q.inv_norm * st.colmax[f as usize];
+            by_column += (f64::from(w) * q.inv_norm * f64::from(st.colmax[f as usize])) as f32;
             rest2 += f64::from(w) * f64::from(w);
-            let by_norm = (rest2.sqrt() * f64::from(q.inv_norm)) as f32;
+            let by_norm = (rest2.sqrt() * q.inv_norm) as f32;
             bounds[t] = by_column.min(by_norm) * (1.0 + 1e-5);
         }
         let count_shared = !shared.is_empty();
@@ -430,7 +450,7 @@ impl<'a> TopK<'a> {
         // below the k-th best lower bound are out, without looking at their rows.
         touched.retain(|&j| {
             let j = j as usize;
-            let out = Some(j) == own || acc[j] * q.inv_norm * st.inv_norm[j] + bounds[stop] < theta;
+            let out = Some(j) == own || cosine(acc[j], q.inv_norm, st.inv_norm[j]) + bounds[stop] < theta;
             if out {
                 acc[j] = 0.0;
                 if count_shared {
@@ -508,7 +528,7 @@ impl<'a> TopK<'a> {
             if Some(j) == own || (self.params.min_shared > 1 && n < self.params.min_shared) {
                 continue;
             }
-            let mut lb = acc[j] * q.inv_norm * self.stats.inv_norm[j];
+            let mut lb = cosine(acc[j], q.inv_norm, self.stats.inv_norm[j]);
             if self.params.shrinkage > 0.0 {
                 lb *= n as f32 / (n as f32 + self.params.shrinkage);
             }
@@ -587,17 +607,24 @@ pub(crate) fn accumulate(
         // The rows of upcoming features are random accesses: ask for them early.
         if let Some(&next) = features.get(x + 4) {
             prefetch(tind, ptr[next as usize] - offset);
-            prefetch_f32(tval, ptr[next as usize] - offset);
+            prefetch(tval, ptr[next as usize] - offset);
         }
         let r = tptr.outer_inds_sz(f as usize);
         let (ind, val) = (&tind[r.clone()], &tval[r]);
         if shared.is_empty() {
             for (&j, &v) in ind.iter().zip(val) {
+                // Contributions are never negative; skipping zero ones (weights decayed to
+                // nothing) keeps "sum is zero" equivalent to "not touched yet", so no row
+                // is recorded twice.
+                let p = w * v;
+                if p == 0.0 {
+                    continue;
+                }
                 let a = &mut acc[j as usize];
                 if *a == 0.0 {
                     touched.push(j);
                 }
-                *a += w * v;
+                *a += p;
             }
         } else {
             for (&j, &v) in ind.iter().zip(val) {
@@ -612,23 +639,13 @@ pub(crate) fn accumulate(
     }
 }
 
+/// Asks the CPU to fetch `slice[at]` into cache (a hint; out-of-range does nothing).
 #[inline(always)]
-fn prefetch(slice: &[u32], at: usize) {
+fn prefetch<T>(slice: &[T], at: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(p) = slice.get(at) {
         // SAFETY: a prefetch is a hint; it never faults and reads nothing into the program.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const u32).cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (slice, at);
-}
-
-#[inline(always)]
-fn prefetch_f32(slice: &[f32], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(p) = slice.get(at) {
-        // SAFETY: as above.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const f32).cast()) };
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>((p as *const T).cast()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (slice, at);
@@ -665,8 +682,7 @@ pub(crate) fn balanced_ranges(
 /// and ties still break by the original index, so the result is the same either way.
 pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
     let items = weighted.cols();
-    let mut buyers = vec![0u32; items];
-    weighted.indices().iter().for_each(|&j| buyers[j as usize] += 1);
+    let buyers = crate::recommend::buyers(weighted);
     let mut label: Vec<u32> = (0..items as u32).collect();
     label.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
     let mut row_of = vec![0u32; items];

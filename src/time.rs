@@ -7,6 +7,10 @@
 
 /// Seconds in a day.
 pub const DAY: i64 = 86_400;
+/// The accepted range: years 0000 to 9999, so that differences of times never overflow.
+pub const MIN: i64 = -62_167_219_200;
+/// See [`MIN`].
+pub const MAX: i64 = 253_402_300_799;
 
 /// Parses one timestamp; `None` when the text is in none of the accepted formats or
 /// names an impossible date.
@@ -18,9 +22,9 @@ pub fn parse(text: &str) -> Option<i64> {
     let b = s.as_bytes();
     let unsigned = b.strip_prefix(b"-").unwrap_or(b);
     if !unsigned.is_empty() && unsigned.iter().all(u8::is_ascii_digit) {
-        return s.parse().ok();
+        return s.parse().ok().filter(|t| (MIN..=MAX).contains(t));
     }
-    parse_datetime(b)
+    parse_datetime(b).filter(|t| (MIN..=MAX).contains(t))
 }
 
 fn digits(b: &[u8], at: usize, n: usize) -> Option<i64> {
@@ -141,6 +145,8 @@ mod tests {
         assert_eq!(parse("2010-12-01T09:26:00.250+01:00"), Some(1_291_191_960));
         assert_eq!(parse("2010-12-01T03:26:00-05:00"), Some(1_291_191_960));
         assert_eq!(parse("2000-02-29"), Some(951_782_400));
+        assert_eq!(parse("0000-01-01"), Some(MIN));
+        assert_eq!(parse("9999-12-31 23:59:59"), Some(MAX));
     }
 
     #[test]

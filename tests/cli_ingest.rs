@@ -691,3 +691,51 @@ fn recommend_customer_list_with_an_unknown_id() {
     }
     assert_eq!(order, ["c3", "c1"]);
 }
+
+#[test]
+fn an_unclosed_quote_stops_the_run_even_when_skipping() {
+    let sc = Scratch::new();
+    let mut text = String::from("customer,item,quantity\n");
+    for i in 0..1000 {
+        if i == 9 {
+            text.push_str("c9,\"i9,1\n"); // line 11: the quote never closes
+        } else {
+            text.push_str(&format!("c{i},i{},1\n", i % 7));
+        }
+    }
+    let f = sc.input("unclosed.csv", text.as_bytes());
+    let cols = ["--customer-col", "customer", "--item-col", "item", "--quantity-col", "quantity"];
+    assert_row_error(&sc, &sc.fit(&f, &cols), &f, 11, "-", "closing quote");
+    let mut skipping = cols.to_vec();
+    skipping.push("--skip-invalid");
+    let (code, _, stderr) = sc.fit(&f, &skipping);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(error_line(&stderr).contains("closing quote"), "{stderr}");
+}
+
+#[test]
+fn a_quantity_out_of_range_is_a_bad_row() {
+    let sc = Scratch::new();
+    let f = sc.input("huge.csv", b"customer,item,quantity\na,x,1\nb,x,1e300\nc,y,1e-50\n");
+    let cols = ["--customer-col", "customer", "--item-col", "item", "--quantity-col", "quantity"];
+    assert_row_error(&sc, &sc.fit(&f, &cols), &f, 3, "quantity", "out of range");
+    let mut skipping = cols.to_vec();
+    skipping.push("--skip-invalid");
+    let (code, _, stderr) = sc.fit(&f, &skipping);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(rejected_by_reason(&stderr).contains("2 quantity out of range"), "{stderr}");
+    // The model that was written loads.
+    let (code, _, stderr) = cobuy(&["inspect", s(&sc.model())]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_column_name_matching_several_columns_is_ambiguous() {
+    let sc = Scratch::new();
+    let f = sc.input("dup.csv", b"customer,item,Qty,QTY\na,x,1,2\n");
+    let res = sc.fit(&f, &["--customer-col", "customer", "--item-col", "item", "--quantity-col", "qty"]);
+    assert_eq!(res.0, 2, "{}", res.2);
+    let err = error_line(&res.2);
+    assert!(err.contains("column qty: ambiguous") && err.contains("Qty, QTY"), "{err}");
+    sc.assert_nothing_written();
+}

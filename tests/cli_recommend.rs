@@ -981,3 +981,29 @@ deny = "deny.txt"
     assert_eq!(summary["params"]["algorithm"], "user-knn", "summary: {summary}");
     assert_eq!(summary["batch"]["rows"], recs.len() as u64, "summary: {summary}");
 }
+
+#[test]
+fn rough_edges_behave() {
+    let fx = Fx::new();
+    fx.fit("model.cobuy", &[]);
+    // A deny list naming no item of the model denies nothing: a warning, not an error.
+    fx.write("deny.txt", "NOT-AN-ITEM\n");
+    let r = fx.recommend("model.cobuy", "a.csv", &["--top", "5", "--deny", "deny.txt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("NOT-AN-ITEM"), "{}", r.stderr);
+    assert_eq!(fx.bytes("a.csv"), {
+        fx.ok(&["recommend", "--model", "model.cobuy", "--top", "5", "--out", "b.csv"]);
+        fx.bytes("b.csv")
+    });
+    // An absurd --top is capped by the catalogue, not an allocation failure.
+    let r = fx.recommend("model.cobuy", "c.csv", &["--top", "1000000000000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = fx.similar("model.cobuy", "d.csv", &["--top", "1000000000000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // --include-bought wins over a repurchase window: bought items may come back at once.
+    let r =
+        fx.recommend("model.cobuy", "e.csv", &["--top", "80", "--include-bought", "--repurchase-after-days", "100000"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let recs = fx.recs("e.csv", false);
+    assert!(recs.iter().any(|r| fx.p.has_bought(&r.customer, &r.item)), "no bought item came back");
+}

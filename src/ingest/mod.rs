@@ -378,6 +378,10 @@ struct Resolved {
     width: usize,
 }
 
+/// Line breaks one record may hold inside quoted fields before it is taken for an
+/// unclosed quote.
+const MAX_LINES_IN_RECORD: usize = 64;
+
 const CUSTOMER: usize = 0;
 const ITEM: usize = 1;
 const QUANTITY: usize = 2;
@@ -407,6 +411,17 @@ fn resolve(columns: &Columns, header: Option<&[String]>, path: &str) -> Result<R
                 let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
                 match (exact, loose.as_slice()) {
                     (Some(p), _) | (None, &[p]) => p,
+                    (None, [_, _, ..]) => {
+                        let matches: Vec<&str> = loose.iter().map(|&i| h[i].as_str()).collect();
+                        return Err(IngestError::BadColumn {
+                            path: path.into(),
+                            column: n.clone(),
+                            reason: format!(
+                                "ambiguous: matches {} when case is ignored; give the exact name",
+                                matches.join(", ")
+                            ),
+                        });
+                    }
                     _ => {
                         return Err(IngestError::NoSuchColumn {
                             path: path.into(),
@@ -506,6 +521,20 @@ pub fn read_purchases_with_progress(
     let mut line = if opts.has_header { 2 } else { 1 };
     while next(&mut csv, &mut record, line)? {
         line = record_line(&mut newlines.borrow_mut(), csv.position().byte(), &record);
+        let spanned = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum::<usize>();
+        if spanned > MAX_LINES_IN_RECORD {
+            // A quote that never closes swallows the rest of the file into one field: stop
+            // rather than lose those rows, whatever --skip-invalid says.
+            let ends_in_newline = record.iter().last().is_some_and(|f| f.ends_with(b"\n"));
+            return Err(IngestError::Row {
+                path: name.into(),
+                line: line + u64::from(ends_in_newline),
+                column: "-".into(),
+                reason: format!(
+                    "a quoted field opened on this line runs over {spanned} lines; a closing quote is probably missing"
+                ),
+            });
+        }
         sum.rows_read += 1;
         if sum.rows_read % 65_536 == 0 {
             progress(Progress { rows: sum.rows_read, bytes: consumed.get(), total_bytes: size });
@@ -668,6 +697,17 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
     let quantity = number(QUANTITY)?.unwrap_or(1.0);
     if quantity == 0.0 {
         return Ok(Row::ZeroQuantity);
+    }
+    if !crate::matrix::QUANTITY_RANGE.contains(&quantity.abs()) {
+        return Err(problem(
+            QUANTITY,
+            "quantity out of range",
+            format!(
+                "quantity {quantity} is out of range (accepted: {} to {} in absolute value)",
+                crate::matrix::QUANTITY_RANGE.start(),
+                crate::matrix::QUANTITY_RANGE.end()
+            ),
+        ));
     }
     if quantity < 0.0 {
         match opts.returns {

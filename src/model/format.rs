@@ -10,7 +10,7 @@
 //! `META` section is JSON (parameters and fit information, human-readable and tolerant of
 //! added fields). Readers check, in order: the footer (a truncated file fails here), the
 //! header checksum, the version, then every section's checksum, then every structural
-//! invariant of the decoded matrices (in `model::Model::from_sections`). Unknown sections
+//! invariant of the decoded matrices (in `Model::from_bytes`). Unknown sections
 //! are skipped, so later versions can add optional data without breaking older readers.
 
 use super::ModelError;

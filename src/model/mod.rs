@@ -195,7 +195,8 @@ impl Model {
         &self.weighted
     }
 
-    /// Each item's top-k neighbours (items x items, cosine similarity).
+    /// Each item's top-k neighbours (items x items, under the fitted similarity measure;
+    /// empty unless the algorithm is item-kNN).
     pub fn neighbors(&self) -> &Csr {
         &self.neighbors
     }
@@ -251,7 +252,7 @@ impl Model {
     pub fn recommend(&self, customer: CustomerIdx, n: usize) -> Vec<Recommendation> {
         let filter = ResolvedFilter::exclude_bought(self.items().len());
         let scorer = self.scorer(&filter);
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(self.items().len()));
         scorer.recommend(&scorer.query(customer), n, &mut scorer.scratch(), &mut out);
         out
     }
@@ -261,7 +262,7 @@ impl Model {
     pub fn fold_in(&self, items: Vec<u32>, counts: Vec<f32>, times: Option<Vec<i64>>, seen: Vec<u32>) -> FoldIn {
         let mut weights = Vec::with_capacity(items.len());
         self.params.weighting.weigh_row(&self.stats, &items, &counts, times.as_deref(), &mut weights);
-        FoldIn { items, weights, counts, times, seen }
+        FoldIn { items, weights, counts, times, seen, own: None }
     }
 
     /// Top `n` items for someone not in the model, from the items they bought (fold-in;
@@ -274,7 +275,7 @@ impl Model {
         let f = self.fold_in(items, counts, None, Vec::new());
         let filter = ResolvedFilter::exclude_bought(self.items().len());
         let scorer = self.scorer(&filter);
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n.min(self.items().len()));
         scorer.recommend(&f.query(), n, &mut scorer.scratch(), &mut out);
         out
     }
@@ -283,7 +284,7 @@ impl Model {
     /// weighted matrix), best first, with the number of items each shares.
     pub fn similar_customers(&self, customer: CustomerIdx, k: usize, params: SimilarityParams) -> Vec<Neighbor> {
         let kernel = self.customer_kernel(params).counting_shared();
-        let mut out = Vec::with_capacity(k);
+        let mut out = Vec::with_capacity(k.min(self.customers().len()));
         kernel.row(customer.get(), k, &mut kernel.scratch(), &mut out);
         out
     }
