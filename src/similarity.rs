@@ -765,14 +765,14 @@ mod tests {
             k.row(0, 5, &mut s, &mut out);
             out.iter().map(|n| (n.index, n.sim)).collect::<Vec<_>>()
         };
+        let close = |got: Vec<(u32, f32)>, want: f32| got.len() == 1 && got[0].0 == 1 && (got[0].1 - want).abs() < 1e-6;
         let c = 2.0 / (2f32 * 3.0).sqrt();
-        assert_eq!(sim(Measure::Cosine, 0.0, 0), [(1, c)]);
+        assert!(close(sim(Measure::Cosine, 0.0, 0), c));
         assert_eq!(sim(Measure::Jaccard, 0.0, 0), [(1, 2.0 / 3.0)]);
         assert_eq!(sim(Measure::Lift, 0.0, 0), [(1, 2.0 * 3.0 / 6.0)]);
         let asym = 2.0 / (2f32.powf(0.8) * 3f32.powf(0.2));
-        let got = sim(Measure::AsymmetricCosine { alpha: 0.8 }, 0.0, 0);
-        assert!(got.len() == 1 && got[0].0 == 1 && (got[0].1 - asym).abs() < 1e-6, "{got:?}");
-        assert_eq!(sim(Measure::Cosine, 2.0, 0), [(1, c * 0.5)]);
+        assert!(close(sim(Measure::AsymmetricCosine { alpha: 0.8 }, 0.0, 0), asym));
+        assert!(close(sim(Measure::Cosine, 2.0, 0), c * 0.5));
         assert!(sim(Measure::Cosine, 0.0, 3).is_empty());
     }
 }

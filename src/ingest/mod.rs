@@ -525,7 +525,7 @@ pub fn read_purchases_with_progress(
         if spanned > MAX_LINES_IN_RECORD {
             // A quote that never closes swallows the rest of the file into one field: stop
             // rather than lose those rows, whatever --skip-invalid says.
-            let ends_in_newline = record.iter().last().is_some_and(|f| f.ends_with(b"\n"));
+            let ends_in_newline = record.iter().next_back().is_some_and(|f| f.ends_with(b"\n"));
             return Err(IngestError::Row {
                 path: name.into(),
                 line: line + u64::from(ends_in_newline),
