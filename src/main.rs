@@ -755,24 +755,38 @@ fn customer_progress(log: Log, total: u64, what: &'static str) -> (Option<Progre
     (bar, report)
 }
 
+/// Writes a batch output atomically (creating its folder), with progress over `total`
+/// customers. Returns what was written and the seconds it took.
+fn write_batch(
+    out: &Path,
+    total: usize,
+    what: &'static str,
+    log: Log,
+    write: impl FnOnce(&mut AtomicFile, &(dyn Fn(u64) + Sync)) -> std::io::Result<BatchStats>,
+) -> Result<(BatchStats, f64)> {
+    create_parent(out)?;
+    let start = Instant::now();
+    let (bar, progress) = customer_progress(log, total as u64, what);
+    let mut file = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let stats = write(&mut file, &progress)
+        .and_then(|s| file.commit().map(|()| s))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok((stats, start.elapsed().as_secs_f64()))
+}
+
 fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
     let customers = customer_list(model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
     let filter = resolve_filter(model, &cmd.filter, log)?;
-    create_parent(&cmd.out)?;
-    let start = Instant::now();
-    let (bar, progress) = customer_progress(log, customers.len() as u64, "scoring");
-    let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
     let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
-    let stats = write_recommendations(model, &customers, &opts, &mut file, &progress)
-        .and_then(|s| file.commit().map(|()| s))
-        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (stats, secs) = write_batch(&cmd.out, customers.len(), "scoring", log, |file, progress| {
+        write_recommendations(model, &customers, &opts, file, progress)
+    })?;
     log.info(format!(
         "wrote {} {} recommendations for {} customers to {} in {:.1}s ({:.0} customers/s); {} rows filled from popularity, {} customers got fewer than {}",
         stats.rows,
@@ -805,23 +819,16 @@ fn fold_in(cmd: &FoldInCmd, log: Log) -> Result<()> {
         ));
     }
     let filter = resolve_filter(&model, &cmd.filter, log)?;
-    create_parent(&cmd.out)?;
-    let start = Instant::now();
-    let (bar, progress) = customer_progress(log, read.interactions.customers().len() as u64, "fold-in");
-    let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
     let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
-    let stats = cobuy::batch::write_fold_in(&model, &read.interactions, &batch, &mut file, &progress)
-        .and_then(|s| file.commit().map(|()| s))
-        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    let (stats, secs) =
+        write_batch(&cmd.out, read.interactions.customers().len(), "fold-in", log, |file, progress| {
+            cobuy::batch::write_fold_in(&model, &read.interactions, &batch, file, progress)
+        })?;
     log.info(format!(
-        "wrote {} recommendations for {} customers (fold-in) to {} in {:.1}s",
+        "wrote {} recommendations for {} customers (fold-in) to {} in {secs:.1}s",
         stats.rows,
         stats.customers,
-        cmd.out.display(),
-        start.elapsed().as_secs_f64()
+        cmd.out.display()
     ));
     Ok(())
 }
@@ -833,17 +840,9 @@ fn similar_customers(cmd: &SimilarCmd, log: Log) -> Result<()> {
     let model = load_model(&cmd.model, log)?;
     let params = similarity_params(&cmd.similarity)?;
     let customers = customer_list(&model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
-    create_parent(&cmd.out)?;
-    let start = Instant::now();
-    let (bar, progress) = customer_progress(log, customers.len() as u64, "similar customers");
-    let mut file = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let stats = cobuy::batch::write_similar_customers(&model, &customers, cmd.top, params, &mut file, &progress)
-        .and_then(|s| file.commit().map(|()| s))
-        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (stats, secs) = write_batch(&cmd.out, customers.len(), "similar customers", log, |file, progress| {
+        cobuy::batch::write_similar_customers(&model, &customers, cmd.top, params, file, progress)
+    })?;
     log.info(format!(
         "wrote {} neighbours ({}) for {} customers to {} in {:.1}s ({:.0} customers/s)",
         stats.rows,
