@@ -7,7 +7,7 @@
 //! (ratings below `--min-value`, purchases fully returned). [`Weighting`] turns the raw
 //! counts into the weighted matrix the recommenders use.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sprs::CsMatI;
 
@@ -161,19 +161,17 @@ pub(crate) fn check_rows(indptr: &[usize], indices: &[u32], (rows, cols): (usize
 /// enough that sums stay finite in `f32`, and no smaller than a millionth of a unit.
 pub const QUANTITY_RANGE: std::ops::RangeInclusive<f64> = 1e-6..=1e12;
 
-/// One merged (customer, item) pair while reading.
+/// One purchase or return row while reading; `key` is `customer << 32 | item`.
 #[derive(Debug, Clone, Copy)]
-struct Cell {
-    customer: u32,
-    item: u32,
-    /// Net quantity over purchase and return rows.
+struct Line {
+    key: u64,
     quantity: f64,
     amount: f64,
-    last_time: i64,
-    purchase_rows: u32,
+    /// Purchase time; `i64::MIN` for returns and rows without a time.
+    time: i64,
 }
 
-/// What happened to a pair when the builder was finished.
+/// What happened to the rows and pairs when the builder was finished.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeStats {
     /// Distinct (customer, item) pairs among the rows.
@@ -184,10 +182,18 @@ pub struct MergeStats {
     pub netted_out_pairs: u64,
     /// Pairs with only below-threshold ratings (kept as "seen").
     pub seen_only_pairs: u64,
+    /// Purchase and return rows that repeated a pair and were merged into it.
+    #[serde(default)]
+    pub merged_rows: u64,
 }
 
 /// Merges purchase rows into [`Interactions`]; the library's entry point for rows that
 /// come from somewhere other than a file.
+///
+/// Rows are collected as they come and merged at [`InteractionsBuilder::finish`] by a
+/// parallel stable sort, which touches memory in order where a hash map of pairs would
+/// miss the cache on every row; rows of a pair are summed in arrival order, so the
+/// result does not depend on the number of threads.
 ///
 /// ```
 /// use cobuy::matrix::InteractionsBuilder;
@@ -196,16 +202,15 @@ pub struct MergeStats {
 /// b.purchase("alice", "tea", 1.0, None, None).unwrap(); // merges: count 3
 /// b.purchase("bob", "tea", 1.0, None, None).unwrap();
 /// let (data, stats) = b.finish();
-/// assert_eq!(stats.purchase_pairs, 2);
+/// assert_eq!((stats.purchase_pairs, stats.merged_rows), (2, 1));
 /// assert_eq!(data.counts().nnz(), 2);
 /// ```
 #[derive(Debug, Default)]
 pub struct InteractionsBuilder {
     customers: Interner,
     items: Interner,
-    cells: Vec<Cell>,
-    lookup: FxHashMap<u64, u32>,
-    seen: FxHashSet<u64>,
+    lines: Vec<Line>,
+    seen: Vec<u64>,
     has_time: bool,
     has_amount: bool,
 }
@@ -228,7 +233,6 @@ impl InteractionsBuilder {
     }
 
     /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.
-    /// Returns whether the row merged into a pair seen before.
     pub fn purchase(
         &mut self,
         customer: &str,
@@ -236,39 +240,20 @@ impl InteractionsBuilder {
         quantity: f64,
         amount: Option<f64>,
         time: Option<i64>,
-    ) -> Result<bool, TooManyIds> {
+    ) -> Result<(), TooManyIds> {
         let key = self.key(customer, item)?;
         self.has_time |= time.is_some();
         self.has_amount |= amount.is_some();
-        let is_purchase = quantity > 0.0;
-        let time = if is_purchase { time.unwrap_or(i64::MIN) } else { i64::MIN };
-        let amount = amount.unwrap_or(0.0);
-        let next = self.cells.len() as u32;
-        let slot = *self.lookup.entry(key).or_insert(next);
-        if slot == next {
-            self.cells.push(Cell {
-                customer: (key >> 32) as u32,
-                item: key as u32,
-                quantity,
-                amount,
-                last_time: time,
-                purchase_rows: u32::from(is_purchase),
-            });
-            return Ok(false);
-        }
-        let cell = &mut self.cells[slot as usize];
-        cell.quantity += quantity;
-        cell.amount += amount;
-        cell.last_time = cell.last_time.max(time);
-        cell.purchase_rows += u32::from(is_purchase);
-        Ok(true)
+        let time = if quantity > 0.0 { time.unwrap_or(i64::MIN) } else { i64::MIN };
+        self.lines.push(Line { key, quantity, amount: amount.unwrap_or(0.0), time });
+        Ok(())
     }
 
     /// Marks an item as seen by a customer without a purchase (for example a rating below
     /// the threshold): it is never recommended to them.
     pub fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
         let key = self.key(customer, item)?;
-        self.seen.insert(key);
+        self.seen.push(key);
         Ok(())
     }
 
@@ -277,63 +262,69 @@ impl InteractionsBuilder {
         self.customers.len()
     }
 
-    /// Sorts ids naturally, builds the CSR matrices, and reports what was merged.
+    /// Sorts ids naturally, merges the rows of each pair, builds the CSR matrices, and
+    /// reports what was merged.
     pub fn finish(self) -> (Interactions, MergeStats) {
-        let InteractionsBuilder { customers, items, mut cells, seen, has_time, has_amount, lookup } = self;
+        let InteractionsBuilder { customers, items, mut lines, seen, has_time, has_amount } = self;
         let (customers, cmap) = customers.finish();
         let (items, imap) = items.finish();
-        let mut stats = MergeStats { pairs: cells.len() as u64, ..MergeStats::default() };
+        let remap = |key: u64| u64::from(cmap[(key >> 32) as usize]) << 32 | u64::from(imap[key as u32 as usize]);
+        lines.par_iter_mut().for_each(|l| l.key = remap(l.key));
+        lines.par_sort_by_key(|l| l.key);
+        let mut seen: Vec<u64> = seen.into_iter().map(remap).collect();
+        seen.par_sort_unstable();
+        seen.dedup();
 
-        let mut seen_pairs: Vec<(u32, u32)> = Vec::new();
-        for &key in seen.iter() {
-            let purchased = lookup.get(&key).is_some_and(|&s| is_bought(&cells[s as usize]));
-            if !purchased {
-                if !lookup.contains_key(&key) {
-                    stats.pairs += 1;
-                    stats.seen_only_pairs += 1;
-                }
-                seen_pairs.push((cmap[(key >> 32) as usize], imap[key as u32 as usize]));
+        let mut stats = MergeStats::default();
+        let (mut keys, mut counts, mut last_time, mut amount) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut seen_only: Vec<u64> = Vec::new();
+        let mut pending_seen = seen.iter().copied().peekable();
+        for group in lines.chunk_by(|a, b| a.key == b.key) {
+            let key = group[0].key;
+            // Seen marks of pairs with no purchase or return row at all.
+            while let Some(s) = pending_seen.next_if(|&s| s < key) {
+                stats.seen_only_pairs += 1;
+                seen_only.push(s);
             }
-        }
-        drop(lookup);
-        for cell in &mut cells {
-            cell.customer = cmap[cell.customer as usize];
-            cell.item = imap[cell.item as usize];
-        }
-        cells.retain(|c| {
-            let keep = is_bought(c);
-            if !keep {
+            // A seen mark on a pair with rows changes nothing: bought stays bought, and a
+            // netted pair is kept as seen anyway.
+            pending_seen.next_if_eq(&key);
+            stats.pairs += 1;
+            stats.merged_rows += group.len() as u64 - 1;
+            let quantity: f64 = group.iter().map(|l| l.quantity).sum();
+            let purchased = group.iter().any(|l| l.quantity > 0.0);
+            let q = quantity as f32;
+            if purchased && q > 0.0 && q.is_finite() {
+                keys.push(key);
+                counts.push(q);
+                last_time.push(group.iter().map(|l| l.time).max().unwrap_or(i64::MIN));
+                amount.push(group.iter().map(|l| l.amount).sum::<f64>() as f32);
+            } else {
+                // Returns cancelled every purchase (or there was none): seen, not bought.
                 stats.netted_out_pairs += 1;
-                seen_pairs.push((c.customer, c.item));
+                seen_only.push(key);
             }
-            keep
-        });
-        stats.purchase_pairs = cells.len() as u64;
-        cells.sort_unstable_by_key(|c| (c.customer, c.item));
-        seen_pairs.sort_unstable();
-        seen_pairs.dedup();
+        }
+        for s in pending_seen {
+            stats.seen_only_pairs += 1;
+            seen_only.push(s);
+        }
+        stats.pairs += stats.seen_only_pairs;
+        stats.purchase_pairs = keys.len() as u64;
+        seen_only.sort_unstable();
 
         let rows = customers.len();
-        let indptr = row_pointers(rows, cells.iter().map(|c| c.customer));
-        let indices = cells.iter().map(|c| c.item).collect();
-        let counts = cells.iter().map(|c| c.quantity as f32).collect();
-        let last_time = has_time.then(|| cells.iter().map(|c| c.last_time).collect());
-        let amount = has_amount.then(|| cells.iter().map(|c| c.amount as f32).collect());
-        let seen_only = RowSets {
-            indptr: row_pointers(rows, seen_pairs.iter().map(|p| p.0)),
-            indices: seen_pairs.iter().map(|p| p.1).collect(),
-        };
+        let indptr = row_pointers(rows, keys.iter().map(|&k| (k >> 32) as u32));
+        let indices = keys.iter().map(|&k| k as u32).collect();
         let counts = Csr::new((rows, items.len()), indptr, indices, counts);
+        let seen_only = RowSets {
+            indptr: row_pointers(rows, seen_only.iter().map(|&k| (k >> 32) as u32)),
+            indices: seen_only.iter().map(|&k| k as u32).collect(),
+        };
+        let last_time = has_time.then_some(last_time);
+        let amount = has_amount.then_some(amount);
         (Interactions { customers, items, counts, last_time, amount, seen_only }, stats)
     }
-}
-
-/// A pair counts as bought when it has a purchase row and its net quantity is positive
-/// and representable as a finite, positive `f32` (ingest rejects quantities outside
-/// [`QUANTITY_RANGE`], so only library callers can reach the edge).
-fn is_bought(c: &Cell) -> bool {
-    let q = c.quantity as f32;
-    c.purchase_rows > 0 && q > 0.0 && q.is_finite()
 }
 
 /// CSR row pointers from the (sorted) row index of every entry.
@@ -521,7 +512,10 @@ mod tests {
         b.seen("2", "a").unwrap();
         b.seen("1", "a").unwrap(); // already bought: stays a purchase
         let (data, stats) = b.finish();
-        assert_eq!(stats, MergeStats { pairs: 5, purchase_pairs: 2, netted_out_pairs: 2, seen_only_pairs: 1 });
+        assert_eq!(
+            stats,
+            MergeStats { pairs: 5, purchase_pairs: 2, netted_out_pairs: 2, seen_only_pairs: 1, merged_rows: 2 }
+        );
         data
     }
 

@@ -557,10 +557,9 @@ pub fn read_purchases_with_progress(
                 } else {
                     sum.return_rows_netted += 1;
                 }
-                let merged = builder
+                builder
                     .purchase(customer, item, quantity, amount, time)
                     .map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
-                sum.merged_rows += u64::from(merged);
                 if let (Some(set), Some(b)) = (baskets.as_mut(), basket) {
                     if !set.contains(b) {
                         set.insert(b.into());
@@ -590,6 +589,7 @@ pub fn read_purchases_with_progress(
 
     let (interactions, merge) = builder.finish();
     sum.merge = merge;
+    sum.merged_rows = merge.merged_rows;
     sum.customers = interactions.customers().len() as u64;
     sum.items = interactions.items().len() as u64;
     sum.customers_with_purchases = interactions.customers_with_purchases() as u64;
