@@ -293,6 +293,8 @@ pub struct TopK<'a> {
     /// When the rows were relabelled for locality: `label[row]` is the row's caller-facing
     /// index (reported, and used to break ties) and `row_of[label]` its inverse.
     relabel: Option<(&'a [u32], &'a [u32])>,
+    /// Use MaxScore pruning for cosine (see [`TopK::without_pruning`]).
+    prune: bool,
 }
 
 impl<'a> TopK<'a> {
@@ -301,13 +303,22 @@ impl<'a> TopK<'a> {
     pub fn new(a: &'a Csr, at: &'a Csr, stats: &'a RowStats, params: SimilarityParams) -> Self {
         // Lift's N: the features anyone holds (customers with purchases, for items).
         let features = at.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count() as f32;
-        TopK { a, at, stats, params, features, count_shared: params.needs_shared(), relabel: None }
+        TopK { a, at, stats, params, features, count_shared: params.needs_shared(), relabel: None, prune: true }
     }
 
     /// Reports row `r` as `label[r]` (and asks for row `row_of[l]` when `all` builds
     /// label `l`'s row): for matrices whose rows were permuted for cache locality.
     pub fn relabelled(mut self, label: &'a [u32], row_of: &'a [u32]) -> Self {
         self.relabel = Some((label, row_of));
+        self
+    }
+
+    /// Walks every column in full. Pruning pays when a few very long columns dominate a
+    /// query (bestsellers among a customer's items); item-item rows walk customers'
+    /// baskets instead, where it only adds bookkeeping (1M x 100K generated set: 5.8 s
+    /// with pruning, 4.4 s without).
+    pub fn without_pruning(mut self) -> Self {
+        self.prune = false;
         self
     }
 
@@ -364,7 +375,7 @@ impl<'a> TopK<'a> {
     fn query_unsorted(&self, features: &[u32], weights: &[f32], own: Option<usize>, k: usize, s: &mut KernelScratch) {
         let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>();
         let q = QueryStats { norm2, inv_norm: inverse_sqrt(norm2), count: features.len() as u32 };
-        if self.params.measure == Measure::Cosine && k > 0 {
+        if self.prune && self.params.measure == Measure::Cosine && k > 0 {
             return self.cosine_pruned(features, weights, own, k, q, s);
         }
         let KernelScratch { acc, shared, touched, cands, .. } = s;
@@ -692,7 +703,7 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
     let x = relabel_columns(weighted, &row_of);
     let by_item = transpose(&x);
     let stats = RowStats::of(&by_item);
-    TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).all(k)
+    TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
 }
 
 /// The matrix with column `c` renamed `to[c]` (rows re-sorted).
