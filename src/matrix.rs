@@ -191,9 +191,9 @@ pub struct MergeStats {
 /// come from somewhere other than a file.
 ///
 /// Rows are collected as they come and merged at [`InteractionsBuilder::finish`] by a
-/// parallel stable sort, which touches memory in order where a hash map of pairs would
-/// miss the cache on every row; rows of a pair are summed in arrival order, so the
-/// result does not depend on the number of threads.
+/// parallel sort, which touches memory in order where a hash map of pairs would miss the
+/// cache on every row. The rows of a pair are summed in an order fixed by their values,
+/// so neither the number of threads nor the order of the input changes a bit.
 ///
 /// ```
 /// use cobuy::matrix::InteractionsBuilder;
@@ -270,7 +270,7 @@ impl InteractionsBuilder {
         let (items, imap) = items.finish();
         let remap = |key: u64| u64::from(cmap[(key >> 32) as usize]) << 32 | u64::from(imap[key as u32 as usize]);
         lines.par_iter_mut().for_each(|l| l.key = remap(l.key));
-        lines.par_sort_by_key(|l| l.key);
+        lines.par_sort_unstable_by_key(|l| l.key);
         let mut seen: Vec<u64> = seen.into_iter().map(remap).collect();
         seen.par_sort_unstable();
         seen.dedup();
@@ -279,7 +279,13 @@ impl InteractionsBuilder {
         let (mut keys, mut counts, mut last_time, mut amount) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut seen_only: Vec<u64> = Vec::new();
         let mut pending_seen = seen.iter().copied().peekable();
-        for group in lines.chunk_by(|a, b| a.key == b.key) {
+        for group in lines.chunk_by_mut(|a, b| a.key == b.key) {
+            // Within a pair, rows are ordered by value, so sums never depend on arrival order.
+            if group.len() > 1 {
+                group.sort_unstable_by(|a, b| {
+                    (a.quantity.total_cmp(&b.quantity)).then(a.amount.total_cmp(&b.amount)).then(a.time.cmp(&b.time))
+                });
+            }
             let key = group[0].key;
             // Seen marks of pairs with no purchase or return row at all.
             while let Some(s) = pending_seen.next_if(|&s| s < key) {
@@ -531,6 +537,23 @@ mod tests {
         assert_eq!(d.seen_only(CustomerIdx(1)), [0]);
         assert_eq!(d.seen_only(CustomerIdx(2)), [2]);
         assert_eq!(d.customers_with_purchases(), 2);
+    }
+
+    #[test]
+    fn sums_do_not_depend_on_row_order() {
+        // Float addition is not associative: these amounts sum to 0 or 1 depending on order.
+        let rows = [(1.0, 1e16), (1.0, 1.0), (1.0, -1e16)];
+        let amounts: Vec<Vec<f32>> = [[0, 1, 2], [2, 1, 0], [1, 0, 2]]
+            .iter()
+            .map(|order| {
+                let mut b = InteractionsBuilder::new();
+                for &k in order {
+                    b.purchase("c", "i", rows[k].0, Some(rows[k].1), None).unwrap();
+                }
+                b.finish().0.amount().unwrap().to_vec()
+            })
+            .collect();
+        assert!(amounts.windows(2).all(|w| w[0] == w[1]), "{amounts:?}");
     }
 
     #[test]
