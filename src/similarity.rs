@@ -139,7 +139,7 @@ struct QueryStats {
 
 /// The final similarity of the query and row `j` from their dot product and shared
 /// count; `None` when the pair is not a neighbour.
-#[inline]
+#[inline(always)]
 fn finish(
     p: &SimilarityParams,
     st: &RowStats,
