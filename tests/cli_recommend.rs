@@ -13,21 +13,7 @@ use tempfile::TempDir;
 
 mod common;
 
-use common::{SEED, purchase_lines, run_cobuy, write_lines};
-
-/// The column flags of the generated purchases file.
-const COLUMNS: [&str; 10] = [
-    "--customer-col",
-    "customer",
-    "--item-col",
-    "item",
-    "--quantity-col",
-    "quantity",
-    "--price-col",
-    "price",
-    "--time-col",
-    "time",
-];
+use common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
 
 // ---------------------------------------------------------------------------------------
 // The expected facts, computed from the generated rows

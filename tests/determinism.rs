@@ -6,7 +6,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{Lcg, SEED, purchase_lines, run_cobuy, write_lines};
+use common::{COLUMNS, Lcg, SEED, purchase_lines, run_cobuy, write_lines};
 
 // ---------------------------------------------------------------------------------------
 // Running the binary
@@ -22,33 +22,10 @@ fn cobuy(dir: &Path, args: &[&str]) -> Output {
 /// records the same source whatever the folder).
 fn fit(dir: &Path, threads: usize, model: &str) -> Vec<u8> {
     let t = threads.to_string();
-    cobuy(
-        dir,
-        &[
-            "--quiet",
-            "--threads",
-            &t,
-            "fit",
-            "--purchases",
-            "purchases.csv",
-            "--customer-col",
-            "customer",
-            "--item-col",
-            "item",
-            "--quantity-col",
-            "quantity",
-            "--price-col",
-            "price",
-            "--time-col",
-            "time",
-            "--neighbors",
-            "20",
-            "--half-life-days",
-            "120",
-            "--model",
-            model,
-        ],
-    );
+    let mut args = vec!["--quiet", "--threads", &t, "fit", "--purchases", "purchases.csv"];
+    args.extend_from_slice(&COLUMNS);
+    args.extend_from_slice(&["--neighbors", "20", "--half-life-days", "120", "--model", model]);
+    cobuy(dir, &args);
     fs::read(dir.join(model)).unwrap()
 }
 

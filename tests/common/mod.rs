@@ -106,6 +106,20 @@ pub fn write_lines(path: &Path, header: &str, lines: &[String]) {
     fs::write(path, text).unwrap();
 }
 
+/// The column flags of the generated purchases file.
+pub const COLUMNS: [&str; 10] = [
+    "--customer-col",
+    "customer",
+    "--item-col",
+    "item",
+    "--quantity-col",
+    "quantity",
+    "--price-col",
+    "price",
+    "--time-col",
+    "time",
+];
+
 /// Runs `cobuy` in `dir` with `args`; does not check the exit status.
 pub fn run_cobuy(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cobuy")).current_dir(dir).args(args).output().expect("cobuy runs")
