@@ -75,6 +75,12 @@ pub fn write_field(out: &mut Vec<u8>, id: &str) {
     }
 }
 
+/// Writes a score in its shortest round-trip form (`ryu`), in plain decimal notation for
+/// the magnitudes scores have, and in exponent notation outside them.
+pub fn write_score(out: &mut Vec<u8>, score: f32) {
+    out.extend_from_slice(ryu::Buffer::new().format(score).as_bytes());
+}
+
 /// A reason as a sentence a person can read.
 pub fn describe(model: &Model, reason: &Reason) -> String {
     let items = |v: &[ItemIdx]| v.iter().map(|&i| model.item_id(i)).collect::<Vec<_>>().join(", ");
@@ -225,9 +231,14 @@ impl<'a> RowWriter<'a> {
                 Some(range) => buf.extend_from_within(range),
             }
             field.get_or_insert(start..buf.len());
-            let _ = write!(buf, ",{},", rank + 1);
+            buf.push(b',');
+            buf.extend_from_slice(itoa::Buffer::new().format(rank + 1).as_bytes());
+            buf.push(b',');
             buf.extend_from_slice(&self.items[r.item.get()]);
-            let _ = write!(buf, ",{},{}", r.score, r.source.as_str());
+            buf.push(b',');
+            write_score(buf, r.score);
+            buf.push(b',');
+            buf.extend_from_slice(r.source.as_str().as_bytes());
             if self.explain {
                 buf.push(b',');
                 write_field(buf, &describe(self.model, &self.scorer.explain(q, r, scratch)));
@@ -321,9 +332,15 @@ pub fn write_similar_customers<W: Write + Send>(
             st.short_customers += u64::from(neighbors.len() < k);
             for (rank, n) in neighbors.iter().enumerate() {
                 write_field(buf, ids.id(c.0));
-                let _ = write!(buf, ",{},", rank + 1);
+                buf.push(b',');
+                buf.extend_from_slice(itoa::Buffer::new().format(rank + 1).as_bytes());
+                buf.push(b',');
                 write_field(buf, ids.id(n.index));
-                let _ = writeln!(buf, ",{},{}", n.sim, n.shared);
+                buf.push(b',');
+                write_score(buf, n.sim);
+                buf.push(b',');
+                buf.extend_from_slice(itoa::Buffer::new().format(n.shared).as_bytes());
+                buf.push(b'\n');
             }
         },
     )
