@@ -115,22 +115,13 @@ pub fn write_recommendations<W: Write + Send>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
     let rows = RowWriter::new(model, opts);
-    let scorer = rows.scorer;
-    let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
     write_blocks(
         customers,
-        header,
+        rows.header(),
         out,
         progress,
-        || (scorer.scratch(), Vec::with_capacity(opts.top.min(model.items().len()))),
-        |(scratch, recs), c, buf, st| {
-            let q = scorer.query(c);
-            scorer.recommend(&q, opts.top, scratch, recs);
-            st.customers += 1;
-            st.rows += recs.len() as u64;
-            st.short_customers += u64::from(recs.len() < opts.top);
-            rows.write(model.customers().id(c.0), &q, recs, scratch, buf, st);
-        },
+        || rows.state(),
+        |state, c, buf, st| rows.score(model.customers().id(c.0), &rows.scorer.query(c), state, buf, st),
     )
 }
 
@@ -145,17 +136,15 @@ pub fn write_fold_in<W: Write + Send>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
     let rows = RowWriter::new(model, opts);
-    let scorer = rows.scorer;
     let to_model: Vec<Option<u32>> = new.items().iter().map(|id| model.items().index_of(id)).collect();
     let customers: Vec<CustomerIdx> = (0..new.customers().len() as u32).map(CustomerIdx).collect();
-    let header = if opts.explain { HEADER_EXPLAIN } else { HEADER };
     write_blocks(
         &customers,
-        header,
+        rows.header(),
         out,
         progress,
-        || (scorer.scratch(), Vec::with_capacity(opts.top.min(model.items().len()))),
-        |(scratch, recs), c, buf, st| {
+        || rows.state(),
+        |state, c, buf, st| {
             // Both id tables are in natural order, so mapped items stay sorted.
             let (items, counts) = new.purchases(c);
             let times = new.last_time().map(|t| &t[new.counts().indptr().outer_inds_sz(c.get())]);
@@ -172,12 +161,7 @@ pub fn write_fold_in<W: Write + Send>(
             let seen = new.seen_only(c).iter().filter_map(|&j| to_model[j as usize]).collect();
             let id = new.customers().id(c.0);
             let f = model.fold_in(mi, mc, mt, seen).as_customer(model.customers().index_of(id).map(CustomerIdx));
-            let q = f.query();
-            scorer.recommend(&q, opts.top, scratch, recs);
-            st.customers += 1;
-            st.rows += recs.len() as u64;
-            st.short_customers += u64::from(recs.len() < opts.top);
-            rows.write(id, &q, recs, scratch, buf, st);
+            rows.score(id, &f.query(), state, buf, st);
         },
     )
 }
@@ -192,6 +176,7 @@ pub fn unknown_item_pairs(model: &Model, new: &Interactions) -> u64 {
 struct RowWriter<'a> {
     model: &'a Model,
     scorer: Scorer<'a>,
+    top: usize,
     /// Every item id as a ready CSV field.
     items: Vec<Vec<u8>>,
     explain: bool,
@@ -208,7 +193,32 @@ impl<'a> RowWriter<'a> {
                 f
             })
             .collect();
-        RowWriter { model, scorer: model.scorer(opts.filter), items, explain: opts.explain }
+        RowWriter { model, scorer: model.scorer(opts.filter), top: opts.top, items, explain: opts.explain }
+    }
+
+    fn header(&self) -> &'static str {
+        if self.explain { HEADER_EXPLAIN } else { HEADER }
+    }
+
+    /// Per-worker state: scoring buffers and the list being filled.
+    fn state(&self) -> (Scratch, Vec<Recommendation>) {
+        (self.scorer.scratch(), Vec::with_capacity(self.top.min(self.model.items().len())))
+    }
+
+    /// Scores one customer, counts the result and writes its rows.
+    fn score(
+        &self,
+        id: &str,
+        q: &Query<'_>,
+        (scratch, recs): &mut (Scratch, Vec<Recommendation>),
+        buf: &mut Vec<u8>,
+        st: &mut BatchStats,
+    ) {
+        self.scorer.recommend(q, self.top, scratch, recs);
+        st.customers += 1;
+        st.rows += recs.len() as u64;
+        st.short_customers += u64::from(recs.len() < self.top);
+        self.write(id, q, recs, scratch, buf, st);
     }
 
     /// Writes one customer's rows.

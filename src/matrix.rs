@@ -257,11 +257,6 @@ impl InteractionsBuilder {
         Ok(())
     }
 
-    /// Distinct customers so far.
-    pub fn customer_count(&self) -> usize {
-        self.customers.len()
-    }
-
     /// Sorts ids naturally, merges the rows of each pair, builds the CSR matrices, and
     /// reports what was merged.
     pub fn finish(self) -> (Interactions, MergeStats) {

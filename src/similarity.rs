@@ -722,11 +722,6 @@ fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
     Csr::new(m.shape(), ptr, indices, data)
 }
 
-/// Each item's top-`k` neighbours by plain cosine.
-pub fn item_cosine_top_k(weighted: &Csr, k: usize) -> Csr {
-    item_top_k(weighted, k, SimilarityParams::default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,7 +283,7 @@ impl Model {
     /// The `k` customers most similar to `customer` under `params` (measured on the
     /// weighted matrix), best first, with the number of items each shares.
     pub fn similar_customers(&self, customer: CustomerIdx, k: usize, params: SimilarityParams) -> Vec<Neighbor> {
-        let kernel = self.customer_kernel(params).counting_shared();
+        let kernel = self.similar_customers_kernel(params);
         let mut out = Vec::with_capacity(k.min(self.customers().len()));
         kernel.row(customer.get(), k, &mut kernel.scratch(), &mut out);
         out
