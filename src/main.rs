@@ -21,7 +21,7 @@ use cobuy::matrix::{Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model, ModelError, ParamError};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::{Filter, ResolvedFilter};
-use cobuy::similarity::{Measure, SimilarityParams};
+use cobuy::similarity::{Measure, SimilarityParams, Ties};
 
 #[derive(Parser)]
 #[command(name = "cobuy", version, about = "Recommendations from retail purchase histories")]
@@ -226,6 +226,14 @@ struct SimilarityArgs {
     #[arg(long, default_value_t = 0)]
     #[serde(default)]
     min_shared: u32,
+    /// Ties at the k-th neighbour: lowest-index, or visit-order to reproduce a row-by-row
+    /// heap kernel such as implicit's (a heap of k + 1, the item itself among them; slower).
+    #[arg(long, default_value = "lowest-index")]
+    #[serde(default = "lowest_index")]
+    ties: String,
+}
+fn lowest_index() -> String {
+    "lowest-index".into()
 }
 
 fn similarity_params(a: &SimilarityArgs) -> Result<SimilarityParams> {
@@ -240,7 +248,12 @@ fn similarity_params(a: &SimilarityArgs) -> Result<SimilarityParams> {
             )));
         }
     };
-    let p = SimilarityParams { measure, shrinkage: a.shrinkage, min_shared: a.min_shared };
+    let ties = match a.ties.as_str() {
+        "lowest-index" => Ties::LowestIndex,
+        "visit-order" => Ties::VisitOrder,
+        other => return Err(bad(format!("--ties: unknown rule {other:?}; accepted: lowest-index, visit-order"))),
+    };
+    let p = SimilarityParams { measure, shrinkage: a.shrinkage, min_shared: a.min_shared, ties };
     p.check().map_err(bad)?;
     Ok(p)
 }
@@ -941,11 +954,12 @@ fn inspect(path: &Path, json: bool) -> Result<()> {
     println!("model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION);
     let sim = &p.similarity;
     println!(
-        "algorithm   {}, {} similarity (shrinkage {}, at least {} shared), {} neighbours",
+        "algorithm   {}, {} similarity (shrinkage {}, at least {} shared, ties {}), {} neighbours",
         p.algorithm.name(),
         sim.measure.name(),
         sim.shrinkage,
         sim.min_shared,
+        sim.ties.name(),
         p.neighbors
     );
     let w = &p.weighting;

@@ -64,6 +64,35 @@ pub struct SimilarityParams {
     /// Pairs sharing fewer features than this are not neighbours. 0 and 1: any overlap.
     #[serde(default)]
     pub min_shared: u32,
+    /// How ties at the k-th place are settled.
+    #[serde(default)]
+    pub ties: Ties,
+}
+
+/// Which of several rows tied at the k-th place become neighbours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ties {
+    /// The lowest indices (ids in natural order): the selection is a function of the
+    /// similarities alone, whatever order the candidates were gathered in.
+    #[default]
+    LowestIndex,
+    /// The rules of a row-by-row product that feeds a size-`k + 1` min-heap, the row itself
+    /// counted as one of its own neighbours (implicit's `all_pairs_knn`): candidates are
+    /// offered newest-first-touched first, one enters a full heap only when strictly better
+    /// than its weakest entry, and the weakest entry with the lowest index leaves. Use it to
+    /// reproduce such a model exactly; it turns pruning and relabelling off, so it is slower.
+    VisitOrder,
+}
+
+impl Ties {
+    /// The name used on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Ties::LowestIndex => "lowest-index",
+            Ties::VisitOrder => "visit-order",
+        }
+    }
 }
 
 impl SimilarityParams {
@@ -375,12 +404,16 @@ impl<'a> TopK<'a> {
     fn query_unsorted(&self, features: &[u32], weights: &[f32], own: Option<usize>, k: usize, s: &mut KernelScratch) {
         let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>();
         let q = QueryStats { norm2, inv_norm: inverse_sqrt(norm2), count: features.len() as u32 };
-        if self.prune && self.params.measure == Measure::Cosine && k > 0 {
+        let visit_order = self.params.ties == Ties::VisitOrder;
+        if self.prune && !visit_order && self.params.measure == Measure::Cosine && k > 0 {
             return self.cosine_pruned(features, weights, own, k, q, s);
         }
         let KernelScratch { acc, shared, touched, cands, .. } = s;
         accumulate(self.at, features, weights, acc, shared, touched);
         cands.clear();
+        if visit_order {
+            return self.visit_order_top(own, k, q, s);
+        }
         let mut top = Pruned::new(k);
         let count_shared = !shared.is_empty();
         for &j in touched.iter() {
@@ -399,6 +432,39 @@ impl<'a> TopK<'a> {
         }
         touched.clear();
         keep_top(cands, k);
+    }
+
+    /// Selects from the accumulated candidates by [`Ties::VisitOrder`], into `s.cands`.
+    fn visit_order_top(&self, own: Option<usize>, k: usize, q: QueryStats, s: &mut KernelScratch) {
+        use std::cmp::Reverse;
+        let KernelScratch { acc, shared, touched, cands, .. } = s;
+        // Min-heap on (similarity bits, index): similarities are finite and positive, so
+        // their bits order as the numbers do.
+        let mut heap = std::collections::BinaryHeap::with_capacity(k + 2);
+        let count_shared = !shared.is_empty();
+        for &j in touched.iter().rev() {
+            let j = j as usize;
+            let dot = std::mem::take(&mut acc[j]);
+            let n = if count_shared { std::mem::take(&mut shared[j]) } else { 0 };
+            let Some(sim) = finish(&self.params, self.stats, self.features, q, j, dot, n) else { continue };
+            let entry = Reverse((sim.to_bits(), j as u32, n));
+            if heap.len() <= k {
+                heap.push(entry);
+            } else if heap.peek().is_some_and(|Reverse(weakest)| sim.to_bits() > weakest.0) {
+                heap.pop();
+                heap.push(entry);
+            }
+        }
+        touched.clear();
+        // The row itself crowded out by ties: its slot goes the way of any evicted entry.
+        if heap.len() > k && !heap.iter().any(|Reverse(e)| Some(e.1 as usize) == own) {
+            heap.pop();
+        }
+        cands.extend(
+            heap.into_iter()
+                .map(|Reverse((bits, j, n))| Neighbor { index: j, sim: f32::from_bits(bits), shared: n })
+                .filter(|c| Some(c.index as usize) != own),
+        );
     }
 
     /// Exact top-`k` by cosine that skips most of the work bestsellers cause (MaxScore,
@@ -693,6 +759,11 @@ pub(crate) fn balanced_ranges(
 /// and ties still break by the original index, so the result is the same either way.
 pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
     let items = weighted.cols();
+    if params.ties == Ties::VisitOrder {
+        let by_item = transpose(weighted);
+        let stats = RowStats::of(&by_item);
+        return TopK::new(&by_item, weighted, &stats, params).without_pruning().all(k);
+    }
     let buyers = crate::recommend::buyers(weighted);
     let mut label: Vec<u32> = (0..items as u32).collect();
     label.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
@@ -765,7 +836,7 @@ mod tests {
     fn measures_follow_their_formulas() {
         let (a, at, st) = tiny();
         let sim = |measure, shrinkage, min_shared| {
-            let p = SimilarityParams { measure, shrinkage, min_shared };
+            let p = SimilarityParams { measure, shrinkage, min_shared, ties: Ties::LowestIndex };
             let k = TopK::new(&a, &at, &st, p);
             let (mut s, mut out) = (k.scratch(), Vec::new());
             k.row(0, 5, &mut s, &mut out);

@@ -744,6 +744,7 @@ fn usage_errors_name_the_accepted_values() {
         "--similarity nope",
         &["--similarity", "nope", "cosine, jaccard, asymmetric-cosine, lift"],
     );
+    assert_usage(&fit(&["--ties", "first"]), "--ties first", &["--ties", "first", "lowest-index, visit-order"]);
     assert_usage(&fit(&["--neighbors", "0"]), "--neighbors 0", &["neighbors", "between 1 and 100000"]);
     assert_usage(
         &fit(&["--alpha", "2", "--similarity", "asymmetric-cosine"]),

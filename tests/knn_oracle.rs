@@ -11,7 +11,7 @@ use cobuy::ids::CustomerIdx;
 use cobuy::matrix::{InteractionsBuilder, Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model};
 use cobuy::recommend::{Algorithm, Source};
-use cobuy::similarity::{Measure, SimilarityParams};
+use cobuy::similarity::{Measure, SimilarityParams, Ties};
 use ndarray::{Array2, ArrayView1};
 use proptest::prelude::*;
 
@@ -49,7 +49,12 @@ fn similarity(m: u8, shrink: u8, min_shared: u8) -> SimilarityParams {
         3 => Measure::Lift,
         _ => Measure::AsymmetricCosine { alpha: 0.3 },
     };
-    SimilarityParams { measure, shrinkage: f32::from(shrink % 3) * 1.5, min_shared: u32::from(min_shared % 3) }
+    SimilarityParams {
+        measure,
+        shrinkage: f32::from(shrink % 3) * 1.5,
+        min_shared: u32::from(min_shared % 3),
+        ties: Default::default(),
+    }
 }
 
 /// The textbook similarity of two rows (f64), `features` = the number of columns.
@@ -288,6 +293,66 @@ fn pruned_cosine_matches_exhaustive_on_generated_data() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// [`Ties::VisitOrder`] against a literal simulation of a row-by-row product feeding a
+/// min-heap of k + 1 (implicit's `all_pairs_knn`): buyers in index order, each buyer's
+/// items in index order, candidates offered newest-first-touched first, a full heap taking
+/// only strictly better ones and dropping its weakest lowest-index entry. Binary data, so
+/// ties are everywhere.
+fn visit_order_oracle(w: &Array2<f64>, i: usize, k: usize) -> Vec<usize> {
+    let inv: Vec<f64> = w.columns().into_iter().map(|c| 1.0 / c.dot(&c).sqrt()).collect();
+    let (mut sums, mut order) = (vec![0.0f64; w.ncols()], Vec::new());
+    for u in (0..w.nrows()).filter(|&u| w[[u, i]] != 0.0) {
+        for j in (0..w.ncols()).filter(|&j| w[[u, j]] != 0.0) {
+            if sums[j] == 0.0 {
+                order.push(j);
+            }
+            sums[j] += w[[u, i]] * w[[u, j]];
+        }
+    }
+    let weakest = |h: &[(f32, usize)]| (0..h.len()).min_by(|&a, &b| h[a].partial_cmp(&h[b]).unwrap()).unwrap();
+    let mut heap: Vec<(f32, usize)> = Vec::new();
+    for &j in order.iter().rev() {
+        let sim = (sums[j] * inv[i] * inv[j]) as f32;
+        if heap.len() < k + 1 {
+            heap.push((sim, j));
+        } else if sim > heap[weakest(&heap)].0 {
+            heap.swap_remove(weakest(&heap));
+            heap.push((sim, j));
+        }
+    }
+    heap.retain(|&(_, j)| j != i);
+    if heap.len() > k {
+        heap.swap_remove(weakest(&heap));
+    }
+    let mut kept: Vec<usize> = heap.into_iter().map(|(_, j)| j).collect();
+    kept.sort_unstable();
+    kept
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn visit_order_ties_match_a_heap_kernel(
+        cells in prop::collection::vec((0u32..10, 0u32..12), 1..70),
+        k in 1usize..6,
+    ) {
+        let mut cells = cells;
+        cells.sort_unstable();
+        cells.dedup();
+        let indptr: Vec<usize> = (0..=10).map(|c| cells.iter().filter(|e| e.0 < c).count()).collect();
+        let indices: Vec<u32> = cells.iter().map(|e| e.1).collect();
+        let x = cobuy::matrix::Csr::new((10, 12), indptr, indices, vec![1.0f32; cells.len()]);
+        let params = SimilarityParams { ties: Ties::VisitOrder, ..Default::default() };
+        let nb = cobuy::similarity::item_top_k(&x, k, params);
+        let w = dense(&x);
+        for i in (0..12).filter(|&i| w.column(i).sum() > 0.0) {
+            let kept: Vec<usize> = nb.outer_view(i).unwrap().indices().iter().map(|&j| j as usize).collect();
+            prop_assert_eq!(kept, visit_order_oracle(&w, i, k), "item {}", i);
         }
     }
 }

@@ -75,11 +75,11 @@ def convert(parquet, out):
 # ---------------------------------------------------------------- 2. cobuy
 
 
-def run_cobuy(cobuy, data, work, threads):
+def run_cobuy(cobuy, data, work, threads, ties):
     model, recs = os.path.join(work, "cobuy.model"), os.path.join(work, "cobuy.csv")
     fit = [cobuy, "--threads", str(threads), "fit", "--purchases", data, "--model", model,
            "--customer-col", "household_id", "--item-col", "product_id",
-           "--weighting", "count", "--similarity", "cosine", "--neighbors", str(K_COBUY)]  # fmt: skip
+           "--weighting", "count", "--similarity", "cosine", "--neighbors", str(K_COBUY), "--ties", ties]  # fmt: skip
     rec = [cobuy, "--threads", str(threads), "recommend", "--model", model, "--top", str(TOP), "--out", recs]
     fw, _, _, flines = run_child(fit)
     rw, _, _, rlines = run_child(rec)
@@ -306,6 +306,7 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "target", "cj"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--ties", default="lowest-index", help="cobuy fit --ties: lowest-index or visit-order")
     ap.add_argument("--examples", type=int, default=3)
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -317,7 +318,7 @@ def main():
     log(json.dumps(conv))
 
     log("cobuy fit + recommend")
-    cob = run_cobuy(a.cobuy, data, a.work, a.threads)
+    cob = run_cobuy(a.cobuy, data, a.work, a.threads, a.ties)
     log("\n".join(cob["log"]))
 
     log("implicit fit + recommend")
