@@ -86,6 +86,8 @@ pub fn describe(model: &Model, reason: &Reason) -> String {
     let items = |v: &[ItemIdx]| v.iter().map(|&i| model.item_id(i)).collect::<Vec<_>>().join(", ");
     match reason {
         Reason::BoughtWith(v) => format!("also bought by customers who bought {}", items(v)),
+        Reason::Resembles(v) if v.is_empty() => "fits the customer's overall purchase pattern".into(),
+        Reason::Resembles(v) => format!("bought by the same kind of customers as {}", items(v)),
         Reason::SimilarCustomers { ids, buyers, of } => {
             let ids: Vec<&str> = ids.iter().map(|c| model.customers().id(c.0)).collect();
             format!("bought by {buyers} of the {of} most similar customers ({})", ids.join(", "))

@@ -32,7 +32,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod als;
 pub mod batch;
+pub mod eval;
 pub mod generate;
 pub mod ids;
 pub mod ingest;

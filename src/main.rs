@@ -23,6 +23,8 @@ use cobuy::output::AtomicFile;
 use cobuy::recommend::{Filter, ResolvedFilter};
 use cobuy::similarity::{Measure, SimilarityParams, Ties};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(name = "cobuy", version, about = "Recommendations from retail purchase histories")]
 struct Cli {
@@ -46,7 +48,8 @@ enum Command {
     FoldIn(Box<FoldInCmd>),
     /// The most similar customers of each customer, as CSV.
     SimilarCustomers(SimilarCmd),
-    /// Run a job file: fit, recommend, summary.
+    /// Run a job file: fit, recommend, summary; or, with `[split]` and `[eval]` tables, an
+    /// evaluation of each `[[algorithm]]`.
     Run {
         /// The job file (TOML).
         job: PathBuf,
@@ -68,6 +71,15 @@ enum Command {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Split a purchase log, fit each algorithm on the training part, measure it on the
+    /// test customers, write report.md, report.json and SVG charts.
+    Eval(Box<cli::eval::EvalCmd>),
+    /// Search fit parameters on the validation split (never the test split); write the
+    /// best as an eval job file.
+    Tune {
+        /// The tune job file (TOML): an eval job with `[tune]` and `[[space]]` tables.
+        job: PathBuf,
     },
     /// Show what a model holds and how it was fitted.
     Inspect {
@@ -161,7 +173,19 @@ struct ModelArgs {
     /// Where to write the model.
     #[arg(long)]
     model: PathBuf,
-    /// item-knn, user-knn, popularity or buy-again.
+    #[command(flatten)]
+    #[serde(flatten)]
+    fit: FitArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    similarity: SimilarityArgs,
+}
+
+/// What to fit and how, with [`SimilarityArgs`] (also each `[[algorithm]]` of an eval
+/// job). Not flattened twice: serde's unknown-key check fails through nested flattening.
+#[derive(Args, Deserialize, Serialize, Clone, Debug)]
+struct FitArgs {
+    /// item-knn, user-knn, popularity, buy-again or als.
     #[arg(long, default_value = "item-knn")]
     #[serde(default = "item_knn")]
     algorithm: String,
@@ -169,9 +193,6 @@ struct ModelArgs {
     #[arg(long, default_value_t = 50)]
     #[serde(default = "fifty")]
     neighbors: usize,
-    #[command(flatten)]
-    #[serde(flatten)]
-    similarity: SimilarityArgs,
     /// binary, count, log, bm25, tfidf, or decay (binary with time decay).
     #[arg(long, default_value = "bm25")]
     #[serde(default = "bm25")]
@@ -188,6 +209,35 @@ struct ModelArgs {
     #[arg(long, allow_negative_numbers = true)]
     #[serde(default)]
     half_life_days: Option<f64>,
+    /// item-knn, user-knn: where bought items may be recommended, add the customer's own
+    /// buy-again score at this weight relative to the collaborative scores (0: off).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[serde(default)]
+    buy_again_weight: f32,
+    /// als: latent factors per customer and item.
+    #[arg(long, default_value_t = 64)]
+    #[serde(default = "sixty_four")]
+    factors: usize,
+    /// als: L2 regularisation of the factors.
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    #[serde(default = "hundredth")]
+    regularization: f32,
+    /// als: confidence of a bought pair, 1 + alpha x weight.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[serde(default = "one_f32")]
+    als_alpha: f32,
+    /// als: alternating iterations.
+    #[arg(long, default_value_t = 15)]
+    #[serde(default = "fifteen")]
+    iterations: usize,
+    /// als: conjugate-gradient steps per row and iteration.
+    #[arg(long, default_value_t = 3)]
+    #[serde(default = "three")]
+    cg_steps: usize,
+    /// als: seed of the initial factors.
+    #[arg(long, default_value_t = 42)]
+    #[serde(default = "forty_two")]
+    als_seed: u64,
     /// Decay reference date (default: the newest purchase).
     #[arg(long)]
     #[serde(default)]
@@ -196,6 +246,21 @@ struct ModelArgs {
 
 fn fifty() -> usize {
     50
+}
+fn sixty_four() -> usize {
+    64
+}
+fn hundredth() -> f32 {
+    0.01
+}
+fn fifteen() -> usize {
+    15
+}
+fn three() -> usize {
+    3
+}
+fn forty_two() -> u64 {
+    42
 }
 fn item_knn() -> String {
     "item-knn".into()
@@ -206,11 +271,14 @@ fn cosine() -> String {
 fn half() -> f32 {
     0.5
 }
+fn one_f32() -> f32 {
+    1.0
+}
 
 /// How neighbours are measured (fit flags; also `similar-customers`).
 #[derive(Args, Deserialize, Serialize, Clone, Debug)]
 struct SimilarityArgs {
-    /// cosine, jaccard, asymmetric-cosine or lift.
+    /// cosine, jaccard, asymmetric-cosine, lift or rp3beta (item-knn only).
     #[arg(long, default_value = "cosine")]
     #[serde(default = "cosine")]
     similarity: String,
@@ -218,6 +286,14 @@ struct SimilarityArgs {
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     #[serde(default = "half")]
     alpha: f32,
+    /// RP3beta: exponent on the walk's transition probabilities.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[serde(default = "one_f32")]
+    rp3_alpha: f32,
+    /// RP3beta: popularity penalty exponent.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    #[serde(default = "half")]
+    rp3_beta: f32,
     /// Shrinkage: similarities times shared / (shared + S).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     #[serde(default)]
@@ -242,9 +318,10 @@ fn similarity_params(a: &SimilarityArgs) -> Result<SimilarityParams> {
         "jaccard" => Measure::Jaccard,
         "asymmetric-cosine" => Measure::AsymmetricCosine { alpha: a.alpha },
         "lift" => Measure::Lift,
+        "rp3beta" => Measure::Rp3Beta { alpha: a.rp3_alpha, beta: a.rp3_beta },
         other => {
             return Err(bad(format!(
-                "--similarity: unknown measure {other:?}; accepted: cosine, jaccard, asymmetric-cosine, lift"
+                "--similarity: unknown measure {other:?}; accepted: cosine, jaccard, asymmetric-cosine, lift, rp3beta"
             )));
         }
     };
@@ -475,6 +552,8 @@ fn run(cli: Cli, log: Log) -> Result<()> {
             similar_customers(&cmd, log)
         }
         Command::Inspect { model, json } => inspect(&model, json),
+        Command::Eval(cmd) => cli::eval::run(&cmd, cli.threads, log),
+        Command::Tune { job } => cli::tune::run(&job, cli.threads, log),
         Command::Generate { customers, items, purchases, seed, out } => {
             set_threads(cli.threads)?;
             let params = cobuy::generate::GenerateParams::new(customers, items, purchases, seed);
@@ -563,7 +642,7 @@ fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
     Ok(opts)
 }
 
-fn fit_params(m: &ModelArgs) -> Result<FitParams> {
+fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
     let scheme = match m.weighting.as_str() {
         "binary" | "decay" => Scheme::Binary,
         "count" => Scheme::Count,
@@ -584,7 +663,16 @@ fn fit_params(m: &ModelArgs) -> Result<FitParams> {
         algorithm: m.algorithm.parse().map_err(|e: String| bad(format!("--algorithm: {e}")))?,
         neighbors: m.neighbors,
         weighting: Weighting { scheme, half_life_days, reference_time },
-        similarity: similarity_params(&m.similarity)?,
+        similarity: similarity_params(similarity)?,
+        buy_again_weight: m.buy_again_weight,
+        als: cobuy::als::AlsParams {
+            factors: m.factors,
+            regularization: m.regularization,
+            alpha: m.als_alpha,
+            iterations: m.iterations,
+            cg_steps: m.cg_steps,
+            seed: m.als_seed,
+        },
     };
     params.check()?;
     Ok(params)
@@ -601,7 +689,7 @@ fn create_parent(path: &Path) -> Result<()> {
 
 fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, IngestSummary)> {
     let opts = ingest_options(input, &margs.model)?;
-    let params = fit_params(margs)?;
+    let params = fit_params(&margs.fit, &margs.similarity)?;
     create_parent(&margs.model)?;
     if let Some(r) = &opts.rejects {
         create_parent(r)?;
@@ -633,7 +721,7 @@ fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, IngestS
         "fitted {} ({} neighbours, {} weighting) in {:.1}s: {} item neighbour pairs",
         params.algorithm.name(),
         params.neighbors,
-        margs.weighting,
+        margs.fit.weighting,
         start.elapsed().as_secs_f64(),
         model.neighbors().nnz()
     ));
@@ -852,6 +940,11 @@ fn similar_customers(cmd: &SimilarCmd, log: Log) -> Result<()> {
     }
     let model = load_model(&cmd.model, log)?;
     let params = similarity_params(&cmd.similarity)?;
+    if matches!(params.measure, Measure::Rp3Beta { .. }) {
+        return Err(bad(
+            "--similarity rp3beta is item-item; similar customers take cosine, jaccard, asymmetric-cosine or lift",
+        ));
+    }
     let customers = customer_list(&model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
     let (stats, secs) = write_batch(&cmd.out, customers.len(), "similar customers", log, |file, progress| {
         cobuy::batch::write_similar_customers(&model, &customers, cmd.top, params, file, progress)
@@ -871,6 +964,11 @@ fn similar_customers(cmd: &SimilarCmd, log: Log) -> Result<()> {
 fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     let text =
         fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+    if let Ok(table) = text.parse::<toml::Table>() {
+        if table.contains_key("split") || table.contains_key("eval") {
+            return cli::eval::run_job(path, threads, log);
+        }
+    }
     let mut job: Job = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     let base = path.parent().unwrap_or(Path::new(""));
     let rebase = |p: &mut PathBuf| {

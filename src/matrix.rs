@@ -226,6 +226,42 @@ impl InteractionsBuilder {
         Self::default()
     }
 
+    /// A builder whose id tables start as these (natural order, as [`IdTable`]s are), so
+    /// the finished [`Interactions`] index customers and items exactly as the tables do,
+    /// whichever rows are added.
+    pub fn with_ids(customers: &IdTable, items: &IdTable) -> Self {
+        let mut b = Self::new();
+        for id in customers.iter() {
+            b.customers.intern(id);
+        }
+        for id in items.iter() {
+            b.items.intern(id);
+        }
+        b
+    }
+
+    /// [`InteractionsBuilder::purchase`] by index into the tables given to
+    /// [`InteractionsBuilder::with_ids`].
+    pub(crate) fn purchase_at(
+        &mut self,
+        c: CustomerIdx,
+        i: ItemIdx,
+        quantity: f64,
+        amount: Option<f64>,
+        time: Option<i64>,
+    ) {
+        self.has_time |= time.is_some();
+        self.has_amount |= amount.is_some();
+        let time = if quantity > 0.0 { time.unwrap_or(i64::MIN) } else { i64::MIN };
+        let key = (c.0 as u64) << 32 | u64::from(i.0);
+        self.lines.push(Line { key, quantity, amount: amount.unwrap_or(0.0), time });
+    }
+
+    /// [`InteractionsBuilder::seen`] by index, as [`InteractionsBuilder::purchase_at`].
+    pub(crate) fn seen_at(&mut self, c: CustomerIdx, i: ItemIdx) {
+        self.seen.push((c.0 as u64) << 32 | u64::from(i.0));
+    }
+
     fn key(&mut self, customer: &str, item: &str) -> Result<u64, TooManyIds> {
         let c = self.customers.intern(customer).ok_or(TooManyIds("customer"))?;
         let i = self.items.intern(item).ok_or(TooManyIds("item"))?;
@@ -242,10 +278,7 @@ impl InteractionsBuilder {
         time: Option<i64>,
     ) -> Result<(), TooManyIds> {
         let key = self.key(customer, item)?;
-        self.has_time |= time.is_some();
-        self.has_amount |= amount.is_some();
-        let time = if quantity > 0.0 { time.unwrap_or(i64::MIN) } else { i64::MIN };
-        self.lines.push(Line { key, quantity, amount: amount.unwrap_or(0.0), time });
+        self.purchase_at(CustomerIdx((key >> 32) as u32), ItemIdx(key as u32), quantity, amount, time);
         Ok(())
     }
 

@@ -39,11 +39,13 @@ pub enum Algorithm {
     Popularity,
     /// The customer's own items again.
     BuyAgain,
+    /// Implicit-feedback matrix factorisation (alternating least squares).
+    Als,
 }
 
 impl Algorithm {
     /// Every algorithm, for messages.
-    pub const ALL: &'static str = "item-knn, user-knn, popularity, buy-again";
+    pub const ALL: &'static str = "item-knn, user-knn, popularity, buy-again, als";
 
     /// The name used on the command line and in output.
     pub fn name(self) -> &'static str {
@@ -52,6 +54,7 @@ impl Algorithm {
             Algorithm::UserKnn => "user-knn",
             Algorithm::Popularity => "popularity",
             Algorithm::BuyAgain => "buy-again",
+            Algorithm::Als => "als",
         }
     }
 }
@@ -64,6 +67,7 @@ impl FromStr for Algorithm {
             "user-knn" => Ok(Algorithm::UserKnn),
             "popularity" => Ok(Algorithm::Popularity),
             "buy-again" => Ok(Algorithm::BuyAgain),
+            "als" => Ok(Algorithm::Als),
             _ => Err(format!("unknown algorithm {s:?}; accepted: {}", Algorithm::ALL)),
         }
     }
@@ -81,6 +85,8 @@ pub enum Source {
     Popular,
     /// The customer's own earlier purchase.
     BuyAgain,
+    /// Scored by a latent-factor model (ALS).
+    Als,
 }
 
 impl Source {
@@ -91,6 +97,7 @@ impl Source {
             Source::UserKnn => "user-knn",
             Source::Popular => "popular",
             Source::BuyAgain => "buy-again",
+            Source::Als => "als",
         }
     }
 }
@@ -173,6 +180,8 @@ impl ResolvedFilter {
 pub enum Reason {
     /// The customer's items that contributed most (item-kNN).
     BoughtWith(Vec<ItemIdx>),
+    /// The customer's items the model places closest to it (latent models).
+    Resembles(Vec<ItemIdx>),
     /// Similar customers who bought it, out of how many neighbours (user-kNN).
     SimilarCustomers {
         /// The most similar ones that bought it.
@@ -211,6 +220,9 @@ pub struct Query<'q> {
     pub seen: &'q [u32],
     /// The customer's own row, when they are in the model (never their own neighbour).
     pub own: Option<CustomerIdx>,
+    /// The purchases are the model's own row of `own` (latent models then use the
+    /// customer's fitted factors instead of folding the purchases in).
+    pub from_model: bool,
 }
 
 /// A customer scored from purchases given now rather than from the model's history
@@ -242,6 +254,7 @@ impl FoldIn {
             last_time: self.times.as_deref(),
             seen: &self.seen,
             own: self.own,
+            from_model: false,
         }
     }
 }
@@ -260,6 +273,8 @@ pub struct Scratch {
     ids: Vec<u32>,
     sims: Vec<f32>,
     kernel: Option<KernelScratch>,
+    /// A customer's factors (latent models).
+    factors: Vec<f32>,
 }
 
 impl Scratch {
@@ -289,7 +304,20 @@ pub struct Scorer<'a> {
     /// Items anyone bought, most buyers first, and buyers per item.
     pub(crate) popular: &'a [u32],
     pub(crate) buyers: &'a [u32],
+    /// Per item, how often a purchase is repeated (buy-again).
+    pub(crate) repeat: &'a [f32],
+    /// Buy-again blend weight (see [`crate::model::FitParams::buy_again_weight`]).
+    pub(crate) buy_again_weight: f32,
+    /// The factors of a latent model (ALS).
+    pub(crate) latent: Option<&'a Latent>,
     pub(crate) filter: &'a ResolvedFilter,
+}
+
+/// A model that scores every item from dense parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Latent {
+    /// Customer and item factors.
+    Als(crate::als::Als),
 }
 
 impl<'a> Scorer<'a> {
@@ -306,6 +334,7 @@ impl<'a> Scorer<'a> {
             ids: Vec::new(),
             sims: Vec::new(),
             kernel: self.customers.map(|k| k.scratch()),
+            factors: Vec::new(),
         }
     }
 
@@ -319,6 +348,7 @@ impl<'a> Scorer<'a> {
             last_time: self.data.last_time().map(|t| &t[r]),
             seen: self.data.seen_only(c),
             own: Some(c),
+            from_model: true,
         }
     }
 
@@ -354,9 +384,23 @@ impl<'a> Scorer<'a> {
                 accumulate(self.weighted, &s.ids, &s.sims, &mut s.acc, &mut [], &mut s.touched);
                 Source::UserKnn
             }
+            Algorithm::Als => {
+                if let Some(Latent::Als(als)) = self.latent {
+                    match q.own {
+                        Some(c) if q.from_model => {
+                            s.factors.clear();
+                            s.factors.extend_from_slice(als.user_factors(c.get()));
+                        }
+                        _ => s.factors = als.fold_in(q.items, q.weights),
+                    }
+                    als.score(&s.factors, &mut s.acc);
+                    s.touched.extend(0..s.acc.len() as u32);
+                }
+                Source::Als
+            }
             Algorithm::BuyAgain => {
                 for (&j, &w) in q.items.iter().zip(q.weights) {
-                    s.acc[j as usize] = w;
+                    s.acc[j as usize] = w * self.repeat[j as usize];
                     s.touched.push(j);
                 }
                 Source::BuyAgain
@@ -375,6 +419,9 @@ impl<'a> Scorer<'a> {
                 return;
             }
         };
+        if self.buy_again_weight > 0.0 && matches!(source, Source::ItemKnn | Source::UserKnn) {
+            self.add_buy_again(q, s, stamp);
+        }
         let Scratch { acc, blocked, touched, cands, .. } = s;
         cands.clear();
         let mut top = Pruned::new(n);
@@ -382,8 +429,9 @@ impl<'a> Scorer<'a> {
             // Contributions are positive, so a zero sum was never touched (or underflowed).
             let score = std::mem::take(&mut acc[j as usize]);
             // Scores are sums of positive contributions; buy-again's are the customer's own
-            // weights, which time decay may have taken to zero and still count.
-            let scored = score > 0.0 || source == Source::BuyAgain;
+            // weights, which time decay may have taken to zero and still count; a latent
+            // model scores every item, some below zero.
+            let scored = score > 0.0 || matches!(source, Source::BuyAgain | Source::Als);
             if scored && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
                 top.push(cands, (j, score));
             }
@@ -402,6 +450,31 @@ impl<'a> Scorer<'a> {
             if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
                 out.push(Recommendation { item: ItemIdx(j), score: 0.0, source: Source::Popular });
             }
+        }
+    }
+
+    /// Adds the buy-again scores of the bought items that may be recommended, scaled so
+    /// that the strongest is `buy_again_weight` times the strongest collaborative score
+    /// (1 when there is none).
+    fn add_buy_again(&self, q: &Query<'_>, s: &mut Scratch, stamp: u32) {
+        let repeat = |k: usize, j: u32| q.weights[k] * self.repeat[j as usize];
+        let allowed = |j: u32| s.blocked[j as usize] != stamp;
+        let strongest =
+            (0..q.items.len()).filter(|&k| allowed(q.items[k])).map(|k| repeat(k, q.items[k])).fold(0f32, f32::max);
+        if strongest <= 0.0 {
+            return;
+        }
+        let cf = s.touched.iter().map(|&j| s.acc[j as usize]).fold(0f32, f32::max);
+        let scale = self.buy_again_weight * if cf > 0.0 { cf } else { 1.0 } / strongest;
+        for (k, &j) in q.items.iter().enumerate() {
+            if s.blocked[j as usize] == stamp {
+                continue;
+            }
+            let a = &mut s.acc[j as usize];
+            if *a == 0.0 {
+                s.touched.push(j);
+            }
+            *a += scale * repeat(k, j);
         }
     }
 
@@ -442,6 +515,22 @@ impl<'a> Scorer<'a> {
                     of: s.neighbors.len() as u32,
                 }
             }
+            Source::Als => {
+                // The bought items whose factors point most the same way as the item's.
+                let mut contrib: Vec<(u32, f32)> = Vec::new();
+                if let Some(Latent::Als(als)) = self.latent {
+                    let target = als.item_factors(j as usize);
+                    for &i in q.items {
+                        let d: f32 = als.item_factors(i as usize).iter().zip(target).map(|(a, b)| a * b).sum();
+                        if d > 0.0 {
+                            contrib.push((i, d));
+                        }
+                    }
+                }
+                keep_top(&mut contrib, 3);
+                contrib.sort_unstable_by(by_score_then_index);
+                Reason::Resembles(contrib.into_iter().map(|c| ItemIdx(c.0)).collect())
+            }
             Source::Popular => Reason::Popular { buyers: self.buyers[j as usize] },
             Source::BuyAgain => {
                 let k = q.items.binary_search(&j).unwrap_or(0);
@@ -452,6 +541,19 @@ impl<'a> Scorer<'a> {
             }
         }
     }
+}
+
+/// Per item, the share of its buyers who bought it more than once (a count of at least
+/// 2), smoothed toward 1/2 by one pseudo-buyer each way so that items with a single buyer
+/// are neither certain repeats nor never.
+pub fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
+    let mut repeaters = vec![0u32; counts.cols()];
+    for (&j, &c) in counts.indices().iter().zip(counts.data()) {
+        if c >= 2.0 {
+            repeaters[j as usize] += 1;
+        }
+    }
+    repeaters.iter().zip(buyers).map(|(&r, &b)| (r as f32 + 1.0) / (b as f32 + 2.0)).collect()
 }
 
 /// Buyers per item, from the weighted matrix's structure.

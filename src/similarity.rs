@@ -37,6 +37,17 @@ pub enum Measure {
     /// (for items: customers with purchases): how much more often two rows meet than by
     /// chance.
     Lift,
+    /// RP3beta (Paudel et al. 2016): the probability of a three-step random walk item ->
+    /// customer -> item, each step's transition probabilities raised to `alpha`, divided
+    /// by the destination's number of buyers raised to `beta`, so that bestsellers do not
+    /// top every list. Item-item only.
+    #[serde(rename = "rp3beta")]
+    Rp3Beta {
+        /// Exponent on the transition probabilities (1: the plain walk).
+        alpha: f32,
+        /// Popularity penalty exponent (0: none).
+        beta: f32,
+    },
 }
 
 impl Measure {
@@ -47,6 +58,7 @@ impl Measure {
             Measure::Jaccard => "jaccard",
             Measure::AsymmetricCosine { .. } => "asymmetric-cosine",
             Measure::Lift => "lift",
+            Measure::Rp3Beta { .. } => "rp3beta",
         }
     }
 }
@@ -101,6 +113,17 @@ impl SimilarityParams {
         if let Measure::AsymmetricCosine { alpha } = self.measure {
             if !(0.0..=1.0).contains(&alpha) {
                 return Err(format!("the asymmetric cosine alpha must be between 0 and 1, got {alpha}"));
+            }
+        }
+        if let Measure::Rp3Beta { alpha, beta } = self.measure {
+            if self.ties == Ties::VisitOrder {
+                return Err("ties visit-order reproduces plain product kernels; rp3beta has none to reproduce".into());
+            }
+            if !(alpha.is_finite() && alpha > 0.0 && alpha <= 4.0) {
+                return Err(format!("the RP3beta alpha must be above 0 and at most 4, got {alpha}"));
+            }
+            if !(beta.is_finite() && (0.0..=2.0).contains(&beta)) {
+                return Err(format!("the RP3beta beta must be between 0 and 2, got {beta}"));
             }
         }
         if !(self.shrinkage.is_finite() && self.shrinkage >= 0.0) {
@@ -189,6 +212,8 @@ fn finish(
         }
         Measure::Jaccard => shared as f32 / (q.count + st.count[j] - shared) as f32,
         Measure::Lift => shared as f32 * features / (q.count as f32 * st.count[j] as f32),
+        // The walk's probabilities were put into the two matrices by `item_top_k`.
+        Measure::Rp3Beta { beta, .. } => (f64::from(dot) / f64::from(st.count[j]).powf(f64::from(beta))) as f32,
     };
     let sim = if p.shrinkage > 0.0 { sim * shared as f32 / (shared as f32 + p.shrinkage) } else { sim };
     (sim.is_finite() && sim > 0.0).then_some(sim)
@@ -772,6 +797,25 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
         row_of[l as usize] = r as u32;
     }
     let x = relabel_columns(weighted, &row_of);
+    if let Measure::Rp3Beta { alpha, .. } = params.measure {
+        // Step one from item i to customer u: x_ui over i's column sum; step two from u to
+        // item j: x_uj over u's row sum; both raised to alpha. The kernel's dot product of
+        // the two is the walk's probability.
+        let step = |m: &Csr| {
+            let ptr = m.proper_indptr();
+            let mut data = m.data().to_vec();
+            for w in ptr.windows(2) {
+                let sum: f64 = data[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum();
+                for v in &mut data[w[0]..w[1]] {
+                    *v = (f64::from(*v) / sum).powf(f64::from(alpha)) as f32;
+                }
+            }
+            Csr::new(m.shape(), ptr.into_owned(), m.indices().to_vec(), data)
+        };
+        let (from_item, to_item) = (step(&transpose(&x)), step(&x));
+        let stats = RowStats::of(&from_item);
+        return TopK::new(&from_item, &to_item, &stats, params).relabelled(&label, &row_of).without_pruning().all(k);
+    }
     let by_item = transpose(&x);
     let stats = RowStats::of(&by_item);
     TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)

@@ -72,6 +72,7 @@ fn oracle_sim(p: &SimilarityParams, a: ArrayView1<f64>, b: ArrayView1<f64>, feat
         }
         Measure::Jaccard => shared / (na + nb - shared),
         Measure::Lift => shared * features / (na * nb),
+        Measure::Rp3Beta { .. } => unreachable!("rp3beta has its own oracle"),
     };
     let s = f64::from(p.shrinkage);
     if s > 0.0 { sim * shared / (shared + s) } else { sim }
@@ -126,6 +127,7 @@ fn fit(case: &Case, algorithm: Algorithm) -> Model {
         neighbors: *k,
         weighting: Weighting { scheme: scheme(*s), ..Weighting::default() },
         similarity: similarity(*m, *sh, *ms),
+        ..FitParams::default()
     };
     Model::fit(b.finish().0, &params, FitInfo::default()).unwrap()
 }
@@ -353,6 +355,54 @@ proptest! {
         for i in (0..12).filter(|&i| w.column(i).sum() > 0.0) {
             let kept: Vec<usize> = nb.outer_view(i).unwrap().indices().iter().map(|&j| j as usize).collect();
             prop_assert_eq!(kept, visit_order_oracle(&w, i, k), "item {}", i);
+        }
+    }
+}
+
+/// RP3beta's walk probabilities, densely: step one from item i to customer u is x_ui over
+/// i's column sum, step two from u to item j is x_uj over u's row sum, each raised to
+/// alpha; the sum over u is divided by j's number of buyers raised to beta.
+fn rp3_oracle(w: &Array2<f64>, alpha: f64, beta: f64) -> Array2<f64> {
+    let (m, n) = w.dim();
+    let mut sims = Array2::zeros((n, n));
+    let col: Vec<f64> = (0..n).map(|j| w.column(j).sum()).collect();
+    let row: Vec<f64> = (0..m).map(|u| w.row(u).sum()).collect();
+    let buyers: Vec<f64> = (0..n).map(|j| w.column(j).iter().filter(|&&v| v != 0.0).count() as f64).collect();
+    for i in 0..n {
+        for j in (0..n).filter(|&j| j != i && buyers[j] > 0.0) {
+            let walk: f64 = (0..m)
+                .filter(|&u| w[[u, i]] != 0.0 && w[[u, j]] != 0.0)
+                .map(|u| (w[[u, i]] / col[i]).powf(alpha) * (w[[u, j]] / row[u]).powf(alpha))
+                .sum();
+            sims[[i, j]] = walk / buyers[j].powf(beta);
+        }
+    }
+    sims
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn rp3beta_neighbours_match_the_random_walk(case in data(), alpha in 1u8..4, beta in 0u8..4) {
+        let (alpha, beta) = (f32::from(alpha) * 0.5, f32::from(beta) * 0.25);
+        let mut b = InteractionsBuilder::new();
+        for &(c, i, q) in &case.0 {
+            b.purchase(&format!("c{c}"), &format!("i{i}"), f64::from(q), None, None).unwrap();
+        }
+        let params = FitParams {
+            algorithm: Algorithm::ItemKnn,
+            neighbors: case.2,
+            weighting: Weighting { scheme: scheme(case.3), ..Weighting::default() },
+            similarity: SimilarityParams { measure: Measure::Rp3Beta { alpha, beta }, ..Default::default() },
+            ..FitParams::default()
+        };
+        let model = Model::fit(b.finish().0, &params, FitInfo::default()).unwrap();
+        let oracle = rp3_oracle(&dense(model.weighted()), f64::from(alpha), f64::from(beta));
+        let nb = dense(model.neighbors());
+        for i in 0..nb.nrows() {
+            let kept: Vec<(usize, f64)> = (0..nb.ncols()).filter(|&j| nb[[i, j]] != 0.0).map(|j| (j, nb[[i, j]])).collect();
+            check_top_k(&format!("item {i}"), oracle.row(i).as_slice().unwrap(), &kept, case.2)?;
         }
     }
 }

@@ -8,7 +8,11 @@
 //! read with `FILE:LINE: column NAME: reason`; with `skip_invalid` bad rows are counted by
 //! reason and written to a rejects file instead.
 
+mod log;
 mod source;
+
+use log::LogBuilder;
+pub use log::{LogRow, PurchaseLog};
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -18,7 +22,7 @@ use std::str::FromStr;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
-use crate::matrix::{Interactions, InteractionsBuilder, MergeStats};
+use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
 use crate::output::AtomicFile;
 
 /// A column, by header name or by 1-based position.
@@ -462,9 +466,89 @@ pub fn read_purchases_with_progress(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Ingested, IngestError> {
-    opts.check()?;
     let path = path.as_ref();
-    let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
+    let mut builder = InteractionsBuilder::new();
+    let mut sum = read_rows(path, opts, progress, &mut builder)?;
+    let (interactions, merge) = builder.finish();
+    sum.merge = merge;
+    sum.merged_rows = merge.merged_rows;
+    sum.customers = interactions.customers().len() as u64;
+    sum.items = interactions.items().len() as u64;
+    sum.customers_with_purchases = interactions.customers_with_purchases() as u64;
+    if interactions.counts().nnz() == 0 {
+        return Err(IngestError::NothingKept {
+            path: display_name(path),
+            rows: sum.rows_read,
+            detail: summary_breakdown(&sum),
+        });
+    }
+    Ok(Ingested { interactions, summary: sum })
+}
+
+/// Reads a purchases file into an unmerged [`PurchaseLog`] (for splitting it by time,
+/// basket or at random), with the same validation and summary as [`read_purchases`];
+/// the summary's merge figures stay zero, as nothing is merged yet.
+pub fn read_log(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<(PurchaseLog, IngestSummary), IngestError> {
+    let path = path.as_ref();
+    let mut sink = LogBuilder::default();
+    let mut sum = read_rows(path, opts, &mut |_| {}, &mut sink)?;
+    let log = sink.finish();
+    sum.customers = log.customers.len() as u64;
+    sum.items = log.items.len() as u64;
+    let mut bought = vec![false; log.customers.len()];
+    for r in log.rows.iter().filter(|r| r.quantity > 0.0) {
+        bought[r.customer.get()] = true;
+    }
+    sum.customers_with_purchases = bought.iter().filter(|&&b| b).count() as u64;
+    if !log.rows.iter().any(|r| r.quantity > 0.0) {
+        return Err(IngestError::NothingKept {
+            path: display_name(path),
+            rows: sum.rows_read,
+            detail: summary_breakdown(&sum),
+        });
+    }
+    Ok((log, sum))
+}
+
+fn display_name(path: &Path) -> String {
+    if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() }
+}
+
+/// Where accepted rows go: a merging [`InteractionsBuilder`] or a [`LogBuilder`].
+trait RowSink {
+    fn bought(&mut self, row: Bought<'_>) -> Result<(), TooManyIds>;
+    fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds>;
+}
+
+/// An accepted purchase or return row.
+struct Bought<'a> {
+    customer: &'a str,
+    item: &'a str,
+    quantity: f64,
+    amount: Option<f64>,
+    time: Option<i64>,
+    basket: Option<&'a str>,
+}
+
+impl RowSink for InteractionsBuilder {
+    fn bought(&mut self, r: Bought<'_>) -> Result<(), TooManyIds> {
+        self.purchase(r.customer, r.item, r.quantity, r.amount, r.time)
+    }
+    fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
+        InteractionsBuilder::seen(self, customer, item)
+    }
+}
+
+/// Reads and validates every row into `sink`; fills the row buckets, basket count and
+/// time range of the summary.
+fn read_rows(
+    path: &Path,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+    sink: &mut dyn RowSink,
+) -> Result<IngestSummary, IngestError> {
+    opts.check()?;
+    let name = display_name(path);
     let name = name.as_str();
     let mut opened = source::open(path).map_err(|error| IngestError::Open { path: name.into(), error })?;
     let first = opened.reader.peek().map_err(|e| stream_error(name, 1, opened.gzip, e))?;
@@ -515,7 +599,6 @@ pub fn read_purchases_with_progress(
         delimiter: if delimiter == b'\t' { "\\t".into() } else { (delimiter as char).to_string() },
         ..IngestSummary::default()
     };
-    let mut builder = InteractionsBuilder::new();
     let mut baskets: Option<FxHashSet<Box<str>>> = cols.pos[BASKET].map(|_| FxHashSet::default());
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
     let mut line = if opts.has_header { 2 } else { 1 };
@@ -545,7 +628,7 @@ pub fn read_purchases_with_progress(
             Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
             Ok(Row::Seen { customer, item }) => {
                 sum.below_min_value_rows += 1;
-                builder.seen(customer, item).map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
+                sink.seen(customer, item).map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
             }
             Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
                 if quantity > 0.0 {
@@ -557,8 +640,7 @@ pub fn read_purchases_with_progress(
                 } else {
                     sum.return_rows_netted += 1;
                 }
-                builder
-                    .purchase(customer, item, quantity, amount, time)
+                sink.bought(Bought { customer, item, quantity, amount, time, basket })
                     .map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
                 if let (Some(set), Some(b)) = (baskets.as_mut(), basket) {
                     if !set.contains(b) {
@@ -587,24 +669,11 @@ pub fn read_purchases_with_progress(
         return Err(IngestError::Empty { path: name.into(), what: "the file has a header but no rows" });
     }
 
-    let (interactions, merge) = builder.finish();
-    sum.merge = merge;
-    sum.merged_rows = merge.merged_rows;
-    sum.customers = interactions.customers().len() as u64;
-    sum.items = interactions.items().len() as u64;
-    sum.customers_with_purchases = interactions.customers_with_purchases() as u64;
     sum.baskets = baskets.map(|b| b.len() as u64);
     if first_time <= last_time {
         (sum.first_time, sum.last_time) = (Some(first_time), Some(last_time));
     }
-    if interactions.counts().nnz() == 0 {
-        return Err(IngestError::NothingKept {
-            path: name.into(),
-            rows: sum.rows_read,
-            detail: summary_breakdown(&sum),
-        });
-    }
-    Ok(Ingested { interactions, summary: sum })
+    Ok(sum)
 }
 
 /// "12 guest, 3 rejected, ..." for the buckets that are not empty.

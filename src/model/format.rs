@@ -20,8 +20,9 @@ pub(crate) const MAGIC: &[u8; 8] = b"COBUY\0MF";
 const FOOTER: &[u8; 8] = b"COBUYEND";
 const HEADER_LEN: usize = 20;
 const FOOTER_LEN: usize = 16;
-/// The format this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format this build writes. 2 added latent models (ALS factor sections, new
+/// algorithms and parameters in META); version 1 files read unchanged.
+pub const FORMAT_VERSION: u32 = 2;
 /// The oldest format this build reads.
 pub const OLDEST_READABLE: u32 = 1;
 

@@ -15,12 +15,15 @@ use serde::{Deserialize, Serialize};
 pub use format::{FORMAT_VERSION, OLDEST_READABLE};
 use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_ids, encode_ptr};
 
+use crate::als::{Als, AlsParams, AlsParts};
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
 use crate::matrix::{Csr, Interactions, MergeStats, RowSets, WeightStats, Weighting, check_rows};
 use crate::output::AtomicFile;
-use crate::recommend::{Algorithm, Filter, FoldIn, Recommendation, ResolvedFilter, Scorer, buyers, popularity_order};
-use crate::similarity::{Neighbor, RowStats, SimilarityParams, TopK, item_top_k, transpose};
+use crate::recommend::{
+    Algorithm, Filter, FoldIn, Latent, Recommendation, ResolvedFilter, Scorer, buyers, popularity_order,
+};
+use crate::similarity::{Measure, Neighbor, RowStats, SimilarityParams, TopK, item_top_k, transpose};
 
 /// Why a model file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,15 @@ pub struct FitParams {
     /// How neighbours are measured (item-kNN and user-kNN).
     #[serde(default)]
     pub similarity: SimilarityParams,
+    /// Where bought items may be recommended (repeat purchases; `include_bought`, or a
+    /// repurchase window), add the customer's own buy-again score, scaled so that their
+    /// strongest repeat counts this many times their strongest collaborative score.
+    /// 0: off. Item-kNN and user-kNN.
+    #[serde(default)]
+    pub buy_again_weight: f32,
+    /// ALS: factors, regularisation, confidence, iterations, seed.
+    #[serde(default)]
+    pub als: AlsParams,
 }
 
 impl Default for FitParams {
@@ -95,6 +107,8 @@ impl Default for FitParams {
             neighbors: 50,
             weighting: Weighting::default(),
             similarity: SimilarityParams::default(),
+            buy_again_weight: 0.0,
+            als: AlsParams::default(),
         }
     }
 }
@@ -106,6 +120,21 @@ impl FitParams {
             return Err(ParamError(format!("neighbors must be between 1 and 100000, got {}", self.neighbors)));
         }
         self.weighting.check().map_err(ParamError)?;
+        if !(self.buy_again_weight.is_finite() && self.buy_again_weight >= 0.0) {
+            return Err(ParamError(format!(
+                "the buy-again weight must be a number >= 0, got {}",
+                self.buy_again_weight
+            )));
+        }
+        if self.algorithm == Algorithm::Als {
+            self.als.check().map_err(|e| ParamError(format!("als: {e}")))?;
+        }
+        if matches!(self.similarity.measure, Measure::Rp3Beta { .. }) && self.algorithm != Algorithm::ItemKnn {
+            return Err(ParamError(format!(
+                "the rp3beta similarity is item-item: use it with item-knn, not {}",
+                self.algorithm.name()
+            )));
+        }
         self.similarity.check().map_err(ParamError)
     }
 }
@@ -141,6 +170,11 @@ pub struct Model {
     neighbors: Csr,
     buyers: Vec<u32>,
     popular: Vec<u32>,
+    /// Per item, the smoothed share of its buyers who bought it more than once: how much a
+    /// past purchase predicts another (buy-again).
+    repeat: Vec<f32>,
+    /// The dense parameters of a latent model.
+    latent: Option<Latent>,
     /// The weighted matrix's transpose and row statistics, for customer similarity;
     /// built on first use.
     by_item: std::sync::OnceLock<(Csr, RowStats)>,
@@ -159,7 +193,11 @@ impl Model {
             Algorithm::ItemKnn => item_top_k(&weighted, params.neighbors, params.similarity),
             _ => Csr::zero((weighted.cols(), weighted.cols())),
         };
-        Ok(Model::assemble(data, params, info, stats, weighted, neighbors))
+        let latent = match params.algorithm {
+            Algorithm::Als => Some(Latent::Als(Als::fit(&weighted, &params.als))),
+            _ => None,
+        };
+        Ok(Model::assemble(data, params, info, stats, weighted, neighbors, latent))
     }
 
     fn assemble(
@@ -169,10 +207,24 @@ impl Model {
         stats: WeightStats,
         weighted: Csr,
         neighbors: Csr,
+        latent: Option<Latent>,
     ) -> Model {
         let buyers = buyers(&weighted);
         let popular = popularity_order(&buyers);
-        Model { data, params, info, stats, weighted, neighbors, buyers, popular, by_item: Default::default() }
+        let repeat = crate::recommend::repeat_rates(data.counts(), &buyers);
+        Model {
+            data,
+            params,
+            info,
+            stats,
+            weighted,
+            neighbors,
+            buyers,
+            popular,
+            repeat,
+            latent,
+            by_item: Default::default(),
+        }
     }
 
     /// The merged purchase data the model was fitted on.
@@ -243,6 +295,9 @@ impl Model {
             k: self.params.neighbors,
             popular: &self.popular,
             buyers: &self.buyers,
+            repeat: &self.repeat,
+            buy_again_weight: self.params.buy_again_weight,
+            latent: self.latent.as_ref(),
             filter,
         }
     }
@@ -326,6 +381,10 @@ impl Model {
         w.section(b"NPTR", &encode_ptr(&self.neighbors.proper_indptr()));
         w.section(b"NIDX", &encode(self.neighbors.indices()));
         w.section(b"NVAL", &encode(self.neighbors.data()));
+        if let Some(Latent::Als(als)) = &self.latent {
+            w.section(b"AUSR", &encode(als.user_matrix()));
+            w.section(b"AITM", &encode(als.item_matrix()));
+        }
         w.finish()
     }
 
@@ -366,9 +425,22 @@ impl Model {
             return Err(corrupt("neighbours: similarities are missing or not positive".into()));
         }
         let neighbors = Csr::new((n_items, n_items), nptr, nidx, nval);
+        let latent = match meta.params.algorithm {
+            Algorithm::Als => Some(Latent::Als(
+                Als::from_parts(AlsParts {
+                    params: meta.params.als,
+                    users: data.customers().len(),
+                    items: n_items,
+                    user_factors: decode(b"AUSR", s.get(b"AUSR")?)?,
+                    item_factors: decode(b"AITM", s.get(b"AITM")?)?,
+                })
+                .map_err(|e| corrupt(format!("ALS factors: {e}")))?,
+            )),
+            _ => None,
+        };
         let stats = meta.params.weighting.stats(&data);
         let weighted = meta.params.weighting.apply(&data, &stats);
-        Ok(Model::assemble(data, meta.params, meta.info, stats, weighted, neighbors))
+        Ok(Model::assemble(data, meta.params, meta.info, stats, weighted, neighbors, latent))
     }
 
     /// Writes the model atomically (temporary name in the same folder, then rename).

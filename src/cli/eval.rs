@@ -1,0 +1,492 @@
+//! `cobuy eval`: flags or an eval job file in, report.md, report.json and charts out.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rustc_hash::FxHashMap;
+use serde::Deserialize;
+
+use cobuy::eval::metrics::Metric;
+use cobuy::eval::report::{self, EvalReport, RunReport};
+use cobuy::eval::split::{Cutoff, SplitMethod};
+use cobuy::eval::{self as ev, Prepared, Target};
+use cobuy::ingest;
+use cobuy::output::AtomicFile;
+
+use crate::{
+    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, set_threads, summary_lines,
+};
+
+/// `cobuy eval` flags, for one configuration; several go in an eval job file, run by
+/// `cobuy run`.
+#[derive(Args, Debug)]
+pub struct EvalCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    split: SplitArgs,
+    #[command(flatten)]
+    out: EvalArgs,
+    /// A name for the configuration given by the fit flags (default: the algorithm).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    fit: FitArgs,
+    #[command(flatten)]
+    similarity: SimilarityArgs,
+}
+
+/// How to split (flags, or the `[split]` table).
+#[derive(Args, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SplitArgs {
+    /// time, last-basket or random.
+    #[arg(long = "split", default_value = "time")]
+    #[serde(default = "time_method")]
+    method: String,
+    /// Time split: the test part starts here (a date or time).
+    #[arg(long)]
+    #[serde(default)]
+    cutoff: Option<String>,
+    /// Time split: the last share of purchases (0 to 1) that is test, instead of --cutoff.
+    #[arg(long)]
+    #[serde(default)]
+    test_share: Option<f64>,
+    /// Random split: the share of each customer's items held out.
+    #[arg(long, default_value_t = 0.2)]
+    #[serde(default = "fifth")]
+    fraction: f64,
+    /// Random split: the seed.
+    #[arg(long, default_value_t = 1)]
+    #[serde(default = "one")]
+    seed: u64,
+    /// Measure on the validation split (carved from the training part) instead of the test
+    /// part: for choosing parameters without looking at the test part.
+    #[arg(long)]
+    #[serde(default)]
+    validation: bool,
+}
+
+fn time_method() -> String {
+    "time".into()
+}
+fn fifth() -> f64 {
+    0.2
+}
+fn one() -> u64 {
+    1
+}
+
+/// What to measure and where to write it (flags, or the `[eval]` table).
+#[derive(Args, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EvalArgs {
+    /// Cut-offs, comma-separated.
+    #[arg(long = "k", default_value = "5,10,20", value_delimiter = ',')]
+    #[serde(default = "default_ks")]
+    k: Vec<usize>,
+    /// Targets, comma-separated: new-items (not bought in training), all-items.
+    #[arg(long, default_value = "new-items,all-items", value_delimiter = ',')]
+    #[serde(default = "default_targets")]
+    targets: Vec<String>,
+    /// Metrics to chart, comma-separated (one SVG each).
+    #[arg(long, default_value = "ndcg,recall", value_delimiter = ',')]
+    #[serde(default = "default_charts")]
+    charts: Vec<String>,
+    /// Folder for report.md, report.json and the charts.
+    #[arg(long)]
+    #[serde(default)]
+    out_dir: Option<PathBuf>,
+    /// Also measure another tool's recommendations: NAME:TARGET=FILE, with FILE a CSV
+    /// holding customer_id, item_id and rank columns (repeatable).
+    #[arg(long = "measure")]
+    #[serde(default)]
+    measure: Vec<String>,
+    /// Write the split's training and test rows as CSV into this folder (for other tools).
+    #[arg(long)]
+    #[serde(default)]
+    write_split: Option<PathBuf>,
+}
+
+fn default_ks() -> Vec<usize> {
+    vec![5, 10, 20]
+}
+fn default_targets() -> Vec<String> {
+    vec!["new-items".into(), "all-items".into()]
+}
+fn default_charts() -> Vec<String> {
+    vec!["ndcg".into(), "recall".into()]
+}
+
+/// One configuration of an eval job.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NamedFit {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(flatten)]
+    pub(super) fit: FitArgs,
+    #[serde(flatten)]
+    pub(super) similarity: SimilarityArgs,
+}
+
+/// An eval job file.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct EvalJob {
+    input: InputArgs,
+    split: SplitArgs,
+    eval: EvalArgs,
+    #[serde(rename = "algorithm", default)]
+    algorithms: Vec<NamedFit>,
+    #[serde(default)]
+    threads: Option<usize>,
+}
+
+/// Runs `cobuy eval`.
+pub fn run(cmd: &EvalCmd, threads: usize, log: Log) -> Result<()> {
+    let job = EvalJob {
+        input: cmd.input.clone(),
+        split: cmd.split.clone(),
+        eval: cmd.out.clone(),
+        algorithms: vec![NamedFit { name: cmd.name.clone(), fit: cmd.fit.clone(), similarity: cmd.similarity.clone() }],
+        threads: None,
+    };
+    set_threads(threads)?;
+    evaluate(&job, log)
+}
+
+/// Runs an eval job file (`cobuy run` sends job files with a `[split]` or `[eval]` table
+/// here).
+pub fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
+    let job = read_job(path)?;
+    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+    log.info(format!("running {}", path.display()));
+    evaluate(&job, log)
+}
+
+fn read_job(path: &Path) -> Result<EvalJob> {
+    let text =
+        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+    let mut job: EvalJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let rebase = |p: &mut PathBuf| {
+        if p.is_relative() && p.as_os_str() != "-" {
+            *p = base.join(&*p);
+        }
+    };
+    rebase(&mut job.input.purchases);
+    job.input.rejects.as_mut().map(rebase);
+    job.eval.out_dir.as_mut().map(rebase);
+    job.eval.write_split.as_mut().map(rebase);
+    for m in &mut job.eval.measure {
+        if let Some((head, file)) = m.split_once('=') {
+            let mut p = PathBuf::from(file);
+            rebase(&mut p);
+            *m = format!("{head}={}", p.display());
+        }
+    }
+    if job.algorithms.is_empty() && job.eval.measure.is_empty() {
+        return Err(bad(format!("{}: no [[algorithm]] table and nothing to --measure", path.display())));
+    }
+    Ok(job)
+}
+
+pub(super) fn split_method(a: &SplitArgs) -> Result<SplitMethod> {
+    let m = match a.method.as_str() {
+        "time" => {
+            let cutoff = match (&a.cutoff, a.test_share) {
+                (Some(_), Some(_)) => return Err(bad("give --cutoff or --test-share, not both")),
+                (Some(c), None) => Cutoff::At(
+                    cobuy::time::parse(c).ok_or_else(|| bad(format!("--cutoff: {c:?} is not a date or time")))?,
+                ),
+                (None, Some(f)) => Cutoff::LastShare(f),
+                (None, None) => Cutoff::LastShare(0.1),
+            };
+            SplitMethod::Time { cutoff }
+        }
+        "last-basket" => SplitMethod::LastBasket,
+        "random" => SplitMethod::Random { fraction: a.fraction, seed: a.seed },
+        other => return Err(bad(format!("--split: unknown method {other:?}; accepted: time, last-basket, random"))),
+    };
+    m.check().map_err(|e| bad(e.to_string()))?;
+    Ok(m)
+}
+
+pub(super) fn targets(names: &[String]) -> Result<Vec<Target>> {
+    let mut v = Vec::new();
+    for n in names {
+        let t = match n.trim() {
+            "new-items" | "new" => Target::NewItems,
+            "all-items" | "all" => Target::AllItems,
+            other => return Err(bad(format!("--targets: unknown target {other:?}; accepted: new-items, all-items"))),
+        };
+        if !v.contains(&t) {
+            v.push(t);
+        }
+    }
+    if v.is_empty() {
+        return Err(bad("--targets: give new-items, all-items or both"));
+    }
+    Ok(v)
+}
+
+fn metric(name: &str) -> Result<Metric> {
+    Metric::parse(name.trim()).ok_or_else(|| {
+        let all: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        bad(format!("--charts: unknown metric {name:?}; accepted: {}", all.join(", ")))
+    })
+}
+
+/// An external list to measure: label, target, file.
+struct External {
+    name: String,
+    target: Target,
+    file: PathBuf,
+}
+
+fn external(spec: &str) -> Result<External> {
+    let err = || bad(format!("--measure takes NAME:TARGET=FILE (TARGET new-items or all-items), got {spec:?}"));
+    let (head, file) = spec.split_once('=').ok_or_else(err)?;
+    let (name, target) = head.rsplit_once(':').ok_or_else(err)?;
+    if name.is_empty() || file.is_empty() {
+        return Err(err());
+    }
+    Ok(External { name: name.into(), target: targets(&[target.into()])?[0], file: file.into() })
+}
+
+fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
+    // Everything the user gave is checked before the (possibly long) read.
+    let method = split_method(&job.split)?;
+    ev::check_ks(&job.eval.k).map_err(|e| bad(e.to_string()))?;
+    let targets = targets(&job.eval.targets)?;
+    let charts = job.eval.charts.iter().map(|c| metric(c)).collect::<Result<Vec<_>>>()?;
+    let externals = job.eval.measure.iter().map(|m| external(m)).collect::<Result<Vec<_>>>()?;
+    let configs = job
+        .algorithms
+        .iter()
+        .map(|a| {
+            let params = fit_params(&a.fit, &a.similarity)?;
+            let name = a.name.clone().unwrap_or_else(|| params.algorithm.name().to_string());
+            Ok((name, params))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut names: Vec<&str> = configs.iter().map(|c| c.0.as_str()).chain(externals.iter().map(|e| &*e.name)).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(bad(format!("two configurations are named {:?}; give each its own name", w[0])));
+    }
+    let out_dir = job.eval.out_dir.clone().ok_or_else(|| bad("give --out-dir (or out_dir in [eval])"))?;
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
+
+    let start = Instant::now();
+    let opts = ingest_options(&job.input, &out_dir.join("model"))?;
+    if let Some(r) = &opts.rejects {
+        create_parent(r)?;
+    }
+    log.info(format!("reading {}", job.input.purchases.display()));
+    let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
+    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
+    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+        log.info(line);
+    }
+    let prepared = ev::prepare(&plog, &method, job.split.validation).map_err(|e| bad(e.to_string()))?;
+    let s = &prepared.summary;
+    log.info(format!(
+        "{} split{}: {} training rows, {} test rows{}; {} test customers, {} of them cold (no training purchases, left out); measured: {} on all items ({} pairs), {} on new items ({} pairs); {} held-out pairs name items nobody bought in training",
+        s.method,
+        if s.validation { " (validation)" } else { "" },
+        s.train_rows,
+        s.test_rows,
+        if s.validation { format!(", {} test-part rows unused", s.unused_rows) } else { String::new() },
+        s.test_customers,
+        s.cold_customers,
+        s.measured_all,
+        s.test_pairs,
+        s.measured_new,
+        s.new_test_pairs,
+        s.unknown_item_pairs
+    ));
+    if let Some(dir) = &job.eval.write_split {
+        write_split(&plog, &method, job.split.validation, dir, log)?;
+    }
+
+    let mut runs: Vec<RunReport> = Vec::new();
+    for (name, params) in &configs {
+        let got = prepared.evaluate(name, params, &job.eval.k, &targets).map_err(|e| bad(e.to_string()))?;
+        for r in &got {
+            let k = job.eval.k.iter().copied().find(|&k| k >= 10).unwrap_or(job.eval.k[0]);
+            log.info(format!(
+                "{name} on {}: NDCG@{k} {:.4}, recall@{k} {:.4} (fit {:.1}s, score {:.1}s)",
+                r.target,
+                r.table.get(Metric::Ndcg, k).unwrap_or(0.0),
+                r.table.get(Metric::Recall, k).unwrap_or(0.0),
+                r.fit_seconds,
+                r.score_seconds
+            ));
+        }
+        runs.extend(got);
+    }
+    for e in &externals {
+        let (lists, stats) = read_lists(&e.file, &prepared)?;
+        log.info(format!(
+            "{}: {} rows for {} customers read from {}; {} rows name a customer or item the log does not have",
+            e.name,
+            stats.0,
+            stats.1,
+            e.file.display(),
+            stats.2
+        ));
+        let empty: Vec<u32> = Vec::new();
+        let table = prepared
+            .measure_lists(e.target, &job.eval.k, |c| lists.get(&c.0).unwrap_or(&empty))
+            .map_err(|e| bad(e.to_string()))?;
+        runs.push(RunReport {
+            algorithm: e.name.clone(),
+            target: e.target.name().into(),
+            fit_seconds: 0.0,
+            score_seconds: 0.0,
+            table,
+        });
+    }
+
+    let mut setup = vec![
+        ("purchases".to_string(), job.input.purchases.display().to_string()),
+        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(&summary))),
+        ("split".into(), describe_split(&method, job.split.validation)),
+        ("training rows".into(), s.train_rows.to_string()),
+        ("test rows".into(), s.test_rows.to_string()),
+        ("test customers".into(), format!("{} ({} cold, left out)", s.test_customers, s.cold_customers)),
+        ("measured customers".into(), format!("all items {}, new items {}", s.measured_all, s.measured_new)),
+        (
+            "held-out pairs".into(),
+            format!(
+                "{} ({} new; {} of items nobody bought in training)",
+                s.test_pairs, s.new_test_pairs, s.unknown_item_pairs
+            ),
+        ),
+    ];
+    setup.push(("ranking".into(), "over every item of the log; no sampled negatives".into()));
+    let rep = EvalReport { title: "cobuy eval".into(), setup, runs };
+    write_text(&out_dir.join("report.md"), &report::markdown(&rep))?;
+    write_text(&out_dir.join("report.json"), &report::json(&rep))?;
+    for m in &charts {
+        write_text(&out_dir.join(format!("{}.svg", m.name())), &report::svg(&rep, *m))?;
+    }
+    log.info(format!(
+        "wrote report.md, report.json and {} chart(s) to {} in {:.1}s",
+        charts.len(),
+        out_dir.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    if !log.quiet {
+        print!("{}", report::markdown(&rep));
+    }
+    Ok(())
+}
+
+fn describe_split(m: &SplitMethod, validation: bool) -> String {
+    let base = match m {
+        SplitMethod::Time { cutoff: Cutoff::At(t) } => format!("time: test from {}", cobuy::time::format(*t)),
+        SplitMethod::Time { cutoff: Cutoff::LastShare(f) } => format!("time: the last {f} of purchases are test"),
+        SplitMethod::LastBasket => "last basket of each customer".into(),
+        SplitMethod::Random { fraction, seed } => format!("random: {fraction} of each customer's items, seed {seed}"),
+    };
+    if validation { format!("{base}; validation split (carved from the training part)") } else { base }
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    let mut f = AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut f, text.as_bytes())?;
+    f.commit().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Ranked lists by customer index, and (rows read, customers, rows with unknown ids).
+type Lists = (FxHashMap<u32, Vec<u32>>, (u64, u64, u64));
+
+/// Reads ranked lists (customer_id, item_id, rank columns, by header name) keyed by
+/// customer index.
+fn read_lists(path: &Path, p: &Prepared) -> Result<Lists> {
+    let name = path.display().to_string();
+    let mut rdr = csv::ReaderBuilder::new().from_path(path).map_err(|e| bad(format!("{name}: cannot read: {e}")))?;
+    let header = rdr.headers().map_err(|e| bad(format!("{name}: {e}")))?.clone();
+    let col = |c: &str| {
+        header.iter().position(|h| h == c).ok_or_else(|| {
+            bad(format!("{name}: no column {c:?}; the header is {}", header.iter().collect::<Vec<_>>().join(",")))
+        })
+    };
+    let (cc, ic, rc) = (col("customer_id")?, col("item_id")?, col("rank")?);
+    let mut rows: Vec<(u32, u32, u32)> = Vec::new();
+    let (mut read, mut unknown) = (0u64, 0u64);
+    let (customers, items) = (p.train().customers(), p.train().items());
+    for (n, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| bad(format!("{name}: {e}")))?;
+        let line = n + 2;
+        read += 1;
+        let rank: u32 = rec
+            .get(rc)
+            .and_then(|r| r.trim().parse().ok())
+            .ok_or_else(|| bad(format!("{name}:{line}: column rank: not a whole number")))?;
+        match (rec.get(cc).and_then(|c| customers.index_of(c)), rec.get(ic).and_then(|i| items.index_of(i))) {
+            (Some(c), Some(i)) => rows.push((c, rank, i)),
+            _ => unknown += 1,
+        }
+    }
+    rows.sort_unstable();
+    let mut lists: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    for (c, _, i) in rows {
+        let l = lists.entry(c).or_default();
+        if !l.contains(&i) {
+            l.push(i);
+        }
+    }
+    let n = lists.len() as u64;
+    Ok((lists, (read, n, unknown)))
+}
+
+/// Writes train.csv and test.csv (customer_id,item_id,quantity,time,basket_id) so that
+/// other tools can fit and score on exactly this split.
+fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: bool, dir: &Path, log: Log) -> Result<()> {
+    let mut test = method.test_rows(plog, None).map_err(|e| bad(e.to_string()))?;
+    let mut unused = vec![false; test.len()];
+    if validation {
+        let val = method.validation_rows(plog, &test).map_err(|e| bad(e.to_string()))?;
+        unused = std::mem::replace(&mut test, val);
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    for (file, want_test) in [("train.csv", false), ("test.csv", true)] {
+        let path = dir.join(file);
+        let mut f = AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let mut w = csv::Writer::from_writer(&mut f);
+        w.write_record(["customer_id", "item_id", "quantity", "amount", "time", "basket_id"])?;
+        let mut rows = 0u64;
+        for (k, r) in plog.rows.iter().enumerate() {
+            if unused[k] || test[k] != want_test {
+                continue;
+            }
+            rows += 1;
+            let amount = r.amount.map(|a| a.to_string()).unwrap_or_default();
+            let time = r.time.map(|t| t.to_string()).unwrap_or_default();
+            let basket = match (r.basket, &plog.baskets) {
+                (Some(b), Some(t)) => t.id(b).to_string(),
+                _ => String::new(),
+            };
+            w.write_record([
+                plog.customers.id(r.customer.0),
+                plog.items.id(r.item.0),
+                &r.quantity.to_string(),
+                &amount,
+                &time,
+                &basket,
+            ])?;
+        }
+        w.flush()?;
+        drop(w);
+        f.commit().with_context(|| format!("cannot write {}", path.display()))?;
+        log.info(format!("wrote {rows} rows to {}", path.display()));
+    }
+    Ok(())
+}

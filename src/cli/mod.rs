@@ -1,0 +1,4 @@
+//! Subcommands too large for main.rs.
+
+pub mod eval;
+pub mod tune;

@@ -1,0 +1,234 @@
+//! `cobuy tune JOB.toml`: search fit parameters on the validation split, never the test
+//! split, and write the best as an eval job file.
+//!
+//! The job file is an eval job whose `[[space]]` tables list values to try per key (any
+//! key of `cobuy fit`), instead of fixed `[[algorithm]]` tables. A grid tries every
+//! combination of each space; `trials = N` draws N of them with `seed` instead.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use cobuy::eval::metrics::Metric;
+use cobuy::eval::{self as ev};
+use cobuy::generate::Rng;
+use cobuy::ingest;
+
+use super::eval::{EvalArgs, NamedFit, SplitArgs, split_method, targets};
+use crate::{InputArgs, Log, bad, fit_params, ingest_options, set_threads};
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TuneJob {
+    input: InputArgs,
+    split: SplitArgs,
+    /// Kept as written for the best job file.
+    #[serde(default, rename = "eval")]
+    _eval: Option<EvalArgs>,
+    tune: TuneArgs,
+    #[serde(rename = "space")]
+    spaces: Vec<toml::Table>,
+    #[serde(default)]
+    threads: Option<usize>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct TuneArgs {
+    /// new-items or all-items.
+    #[serde(default = "new_items")]
+    target: String,
+    /// The metric to maximise.
+    #[serde(default = "ndcg")]
+    metric: String,
+    /// At this cut-off.
+    #[serde(default = "ten")]
+    k: usize,
+    /// Draw this many combinations at random instead of trying them all.
+    #[serde(default)]
+    trials: Option<usize>,
+    /// Seed of the draw.
+    #[serde(default = "one")]
+    seed: u64,
+    /// Where to write the best configuration as an eval job file (default: beside the job,
+    /// JOB.best.toml).
+    #[serde(default)]
+    out: Option<PathBuf>,
+}
+
+fn new_items() -> String {
+    "new-items".into()
+}
+fn ndcg() -> String {
+    "ndcg".into()
+}
+fn ten() -> usize {
+    10
+}
+fn one() -> u64 {
+    1
+}
+
+/// Every combination of a space's values, as tables of single values.
+fn combinations(space: &toml::Table) -> Vec<toml::Table> {
+    let mut out = vec![toml::Table::new()];
+    for (key, value) in space {
+        let values = match value {
+            toml::Value::Array(a) => a.clone(),
+            v => vec![v.clone()],
+        };
+        out = out
+            .into_iter()
+            .flat_map(|t| {
+                values.iter().map(move |v| {
+                    let mut t = t.clone();
+                    t.insert(key.clone(), v.clone());
+                    t
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// A readable name for a combination: its keys and values.
+fn label(t: &toml::Table) -> String {
+    t.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `cobuy tune`.
+pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
+    let text =
+        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+    let mut job: TuneJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    if job.input.purchases.is_relative() && job.input.purchases.as_os_str() != "-" {
+        job.input.purchases = base.join(&job.input.purchases);
+    }
+    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+    let t = &job.tune;
+    let target = targets(std::slice::from_ref(&t.target))?[0];
+    let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
+    ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
+    let method = split_method(&job.split)?;
+
+    // Every candidate is checked before the data is read.
+    let mut candidates: Vec<(String, toml::Table)> = Vec::new();
+    for space in &job.spaces {
+        for c in combinations(space) {
+            candidates.push((label(&c), c));
+        }
+    }
+    if candidates.is_empty() {
+        return Err(bad(format!("{}: give at least one [[space]] table", path.display())));
+    }
+    if let Some(n) = t.trials {
+        if n == 0 {
+            return Err(bad("[tune] trials must be at least 1"));
+        }
+        // A seeded partial shuffle: the first n of a random permutation.
+        let mut rng = Rng::new(t.seed, 0);
+        for k in 0..n.min(candidates.len()) {
+            let pick = k + rng.below((candidates.len() - k) as u64) as usize;
+            candidates.swap(k, pick);
+        }
+        candidates.truncate(n);
+    }
+    let mut configs = Vec::new();
+    for (name, table) in &candidates {
+        let fit: NamedFit = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e| bad(format!("{}: [[space]] {name}: {e}", path.display())))?;
+        let params = fit_params(&fit.fit, &fit.similarity).map_err(|e| bad(format!("[[space]] {name}: {e}")))?;
+        configs.push((name.clone(), table.clone(), params));
+    }
+
+    let start = Instant::now();
+    let out_dir = std::env::temp_dir();
+    let opts = ingest_options(&job.input, &out_dir.join("cobuy-tune"))?;
+    let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
+    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
+    let prepared = ev::prepare(&plog, &method, true).map_err(|e| bad(e.to_string()))?;
+    let s = &prepared.summary;
+    log.info(format!(
+        "validation split: {} training rows, {} validation rows (the {} test rows are not used); {} customers measured",
+        s.train_rows, s.test_rows, s.unused_rows, s.measured_all
+    ));
+    log.info(format!(
+        "trying {} configurations for {} {}@{} on {}",
+        configs.len(),
+        if t.trials.is_some() { "a random draw of" } else { "all" },
+        metric.name(),
+        t.k,
+        target.name()
+    ));
+
+    let mut results: Vec<(f64, usize)> = Vec::new();
+    for (n, (name, _, params)) in configs.iter().enumerate() {
+        let runs = prepared.evaluate(name, params, &[t.k], &[target]).map_err(|e| bad(e.to_string()))?;
+        let value = runs.first().and_then(|r| r.table.get(metric, t.k)).unwrap_or(0.0);
+        log.info(format!("[{}/{}] {name}: {:.4}", n + 1, configs.len(), value));
+        results.push((value, n));
+    }
+    // Best first; ties go to the earlier configuration.
+    results.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let (best_value, best) = results[0];
+    log.info(format!("best: {} with {} {:.4}", configs[best].0, metric.name(), best_value));
+
+    // The best job: the input and split as given (on the test part this time), the best
+    // configuration, and the runner-up configurations for comparison.
+    let mut doc = toml::Table::new();
+    let original: toml::Table = text.parse().map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    for key in ["input", "split", "eval", "threads"] {
+        if let Some(v) = original.get(key) {
+            doc.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(toml::Value::Table(split)) = doc.get_mut("split") {
+        split.remove("validation");
+    }
+    if !doc.contains_key("eval") {
+        let mut e = toml::Table::new();
+        e.insert("out_dir".into(), toml::Value::String("eval".into()));
+        doc.insert("eval".into(), toml::Value::Table(e));
+    }
+    let algorithms: Vec<toml::Value> = results
+        .iter()
+        .take(3)
+        .map(|&(_, n)| {
+            let mut t = configs[n].1.clone();
+            t.insert("name".into(), toml::Value::String(configs[n].0.clone()));
+            toml::Value::Table(t)
+        })
+        .collect();
+    doc.insert("algorithm".into(), toml::Value::Array(algorithms));
+    let mut header = format!(
+        "# Written by cobuy tune from {}: the best {} of {} configurations by {}@{} on {}, on the validation split\n",
+        path.display(),
+        configs.len().min(3),
+        configs.len(),
+        metric.name(),
+        t.k,
+        target.name()
+    );
+    for &(v, n) in results.iter().take(10) {
+        header.push_str(&format!("#   {v:.4}  {}\n", configs[n].0));
+    }
+    let out = t.out.clone().unwrap_or_else(|| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".best.toml");
+        PathBuf::from(p)
+    });
+    let body = toml::to_string(&doc).map_err(|e| bad(e.to_string()))?;
+    let mut f = cobuy::output::AtomicFile::create(&out)?;
+    std::io::Write::write_all(&mut f, format!("{header}\n{body}").as_bytes())?;
+    f.commit()?;
+    log.info(format!(
+        "wrote the best configurations to {} (run it with cobuy run: it measures on the test part)",
+        out.display()
+    ));
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! Ranked lists and held-out purchases in, ranking metrics at several cut-offs out.
+//!
+//! Relevance is binary: an item is relevant when the customer bought it in the test
+//! period. For a cut-off `k`, only the first `min(k, len(ranked))` recommended items
+//! count, and `hits@k` is how many of them are relevant. A customer's values are added
+//! to plain f64 sums in the order [`MetricsAccumulator::add`] is called and divided once
+//! at the end, so callers that add customers in a fixed order (e.g. index order, after a
+//! parallel scoring pass) get identical results for any number of threads.
+//!
+//! ```
+//! use cobuy::eval::metrics::{Metric, MetricsAccumulator};
+//!
+//! let mut acc = MetricsAccumulator::new(&[1, 3], 30, vec![0.0; 30]);
+//! acc.add(&[5, 1, 9], &[1, 9, 20], None);
+//! let table = acc.finish();
+//! assert_eq!(table.get(Metric::Precision, 1), Some(0.0));
+//! assert_eq!(table.get(Metric::Recall, 3), Some(2.0 / 3.0));
+//! ```
+
+use serde::Serialize;
+
+/// One ranking metric. Each is computed per customer at a cut-off `k` and averaged over
+/// customers; all lie between 0 and 1, higher is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Metric {
+    /// Precision@k = `hits@k / k`. The divisor is `k` even when fewer than `k` items were
+    /// recommended: a short list is not rewarded for being short.
+    Precision,
+    /// Recall@k = `hits@k / |relevant|`: the share of the customer's test purchases found.
+    Recall,
+    /// NDCG@k = `DCG@k / IDCG@k`, with `DCG@k` = the sum, over ranks `r <= k` holding a
+    /// relevant item, of `1 / log2(r + 1)`, and `IDCG@k` = the same sum for a perfect list,
+    /// `sum over r = 1..min(k, |relevant|)` of `1 / log2(r + 1)`: hits near the top count
+    /// more.
+    Ndcg,
+    /// MAP@k, average precision averaged over customers: AP@k = `(1 / min(k, |relevant|))`
+    /// times the sum, over ranks `r <= k` holding a relevant item, of Precision@r.
+    Map,
+    /// HitRate@k = 1 when `hits@k > 0`, else 0: the share of customers with at least one
+    /// good recommendation.
+    HitRate,
+    /// MRR@k (mean reciprocal rank) = `1 / r` for the rank `r` of the first relevant item
+    /// within the first `k`, else 0.
+    Mrr,
+    /// RevenueRecall@k = the test-period revenue of the relevant items in the first `k`
+    /// divided by the revenue of all relevant items: recall weighted by what the customer
+    /// spent. Averaged only over customers given with a positive total revenue; the metric
+    /// is absent from a table when there are none.
+    RevenueRecall,
+}
+
+impl Metric {
+    /// Every metric, in the order tables and reports list them.
+    pub const ALL: [Metric; 7] = [
+        Metric::Precision,
+        Metric::Recall,
+        Metric::Ndcg,
+        Metric::Map,
+        Metric::HitRate,
+        Metric::Mrr,
+        Metric::RevenueRecall,
+    ];
+
+    /// The name used on the command line and in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Metric::Precision => "precision",
+            Metric::Recall => "recall",
+            Metric::Ndcg => "ndcg",
+            Metric::Map => "map",
+            Metric::HitRate => "hit_rate",
+            Metric::Mrr => "mrr",
+            Metric::RevenueRecall => "revenue_recall",
+        }
+    }
+
+    /// The metric of a [`name`](Metric::name); `hit-rate` and `revenue-recall` are accepted
+    /// too, the command line's usual spelling.
+    pub fn parse(s: &str) -> Option<Metric> {
+        match s {
+            "hit-rate" => Some(Metric::HitRate),
+            "revenue-recall" => Some(Metric::RevenueRecall),
+            _ => Metric::ALL.into_iter().find(|m| m.name() == s),
+        }
+    }
+
+    /// The position of the metric's sum in [`MetricsAccumulator::sums`].
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// Metrics with one sum per customer (every metric but revenue recall, whose customers
+/// are a subset).
+const PER_CUSTOMER: usize = 6;
+
+/// Accumulates metrics over customers, at several cut-offs `k`.
+#[derive(Debug, Clone)]
+pub struct MetricsAccumulator {
+    /// Cut-offs, ascending, unique, each >= 1.
+    ks: Vec<usize>,
+    items: usize,
+    popularity: Vec<f64>,
+    customers: usize,
+    /// Per cut-off, the sums of the per-customer metrics, indexed by [`Metric::slot`].
+    sums: Vec<[f64; PER_CUSTOMER]>,
+    /// Per cut-off, the sum of revenue recall over `revenue_customers`.
+    revenue: Vec<f64>,
+    revenue_customers: usize,
+    /// Per item, the index of the smallest cut-off at which it was recommended to anyone
+    /// (`u32::MAX`: never): coverage at every cut-off from one array.
+    first_cut: Vec<u32>,
+    /// Per cut-off, the sum of popularity over the recommended slots and their number.
+    popularity_sum: Vec<f64>,
+    slots: Vec<u64>,
+    /// `discount[p] = 1 / log2(p + 2)`, the DCG weight of rank `p + 1`, grown on demand.
+    discount: Vec<f64>,
+    /// `ideal[m]` = the sum of the first `m` discounts (IDCG for `m` relevant items).
+    ideal: Vec<f64>,
+}
+
+/// A customer's running totals over the ranks walked so far.
+#[derive(Default)]
+struct Running {
+    /// Ranks walked.
+    ranks: usize,
+    hits: usize,
+    dcg: f64,
+    /// Sum of Precision@r over the hit ranks `r`.
+    precision_at_hits: f64,
+    first_hit: usize,
+    revenue_hit: f64,
+    popularity: f64,
+}
+
+impl MetricsAccumulator {
+    /// An empty accumulator. `ks`: the cut-offs (validated by the caller: non-empty, each
+    /// at least 1; they are sorted and deduplicated here, and a 0 is dropped); `items`: the
+    /// catalogue size, for coverage; `popularity[item]`: the fraction of training customers
+    /// who bought the item, for the mean popularity of what is recommended (items beyond
+    /// its end count as 0).
+    pub fn new(ks: &[usize], items: usize, popularity: Vec<f64>) -> Self {
+        let mut ks: Vec<usize> = ks.iter().copied().filter(|&k| k > 0).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        let n = ks.len();
+        MetricsAccumulator {
+            ks,
+            items,
+            popularity,
+            customers: 0,
+            sums: vec![[0.0; PER_CUSTOMER]; n],
+            revenue: vec![0.0; n],
+            revenue_customers: 0,
+            first_cut: vec![u32::MAX; items],
+            popularity_sum: vec![0.0; n],
+            slots: vec![0; n],
+            discount: Vec::new(),
+            ideal: vec![0.0],
+        }
+    }
+
+    /// Adds one customer. `ranked`: the recommended item indices, best first (no
+    /// duplicates; may be shorter than the largest cut-off); `relevant`: the customer's
+    /// held-out items, sorted ascending and unique; `revenue`: optionally, the test-period
+    /// value of each relevant item (aligned with `relevant`), for revenue recall.
+    ///
+    /// A customer with no relevant items is not counted (recall would be undefined): the
+    /// caller should skip them. A revenue slice of another length than `relevant`, or whose
+    /// total is not a positive finite number, leaves the customer out of revenue recall
+    /// only; negative or non-finite values count as 0. Items at or beyond the catalogue
+    /// size count for the ranking metrics but not for coverage.
+    ///
+    /// Cost: O(min(len(ranked), max k) * log |relevant| + |relevant|), no allocation
+    /// beyond growing a discount table to the longest list seen.
+    pub fn add(&mut self, ranked: &[u32], relevant: &[u32], revenue: Option<&[f64]>) {
+        let Some(&max_k) = self.ks.last() else { return };
+        if relevant.is_empty() {
+            return;
+        }
+        self.customers += 1;
+        let revenue = revenue.filter(|v| v.len() == relevant.len());
+        let revenue_total = revenue.map_or(0.0, |v| v.iter().map(|&x| clean(x)).sum::<f64>());
+        let revenue_counted = revenue_total.is_finite() && revenue_total > 0.0;
+        if revenue_counted {
+            self.revenue_customers += 1;
+        }
+
+        let ranked = &ranked[..ranked.len().min(max_k)];
+        self.grow_tables(ranked.len().max(relevant.len().min(max_k)));
+
+        let mut run = Running::default();
+        let mut cut = 0; // ks[cut] is the smallest cut-off >= the current rank
+        for &item in ranked {
+            let r = run.ranks + 1;
+            if let Ok(at) = relevant.binary_search(&item) {
+                run.hits += 1;
+                run.dcg += self.discount[run.ranks];
+                run.precision_at_hits += run.hits as f64 / r as f64;
+                if run.first_hit == 0 {
+                    run.first_hit = r;
+                }
+                if let Some(v) = revenue {
+                    run.revenue_hit += clean(v[at]);
+                }
+            }
+            run.popularity += self.popularity.get(item as usize).copied().unwrap_or(0.0);
+            if let Some(first) = self.first_cut.get_mut(item as usize) {
+                *first = (*first).min(cut as u32);
+            }
+            run.ranks = r;
+            if r == self.ks[cut] {
+                self.record(cut, &run, relevant.len(), revenue_counted.then_some(revenue_total));
+                cut += 1;
+            }
+        }
+        // Cut-offs beyond a short list see the same totals.
+        for c in cut..self.ks.len() {
+            self.record(c, &run, relevant.len(), revenue_counted.then_some(revenue_total));
+        }
+    }
+
+    /// Grows the discount and ideal-DCG tables to cover `n` ranks.
+    fn grow_tables(&mut self, n: usize) {
+        while self.discount.len() < n {
+            let d = 1.0 / ((self.discount.len() + 2) as f64).log2();
+            self.discount.push(d);
+            let last = self.ideal[self.ideal.len() - 1];
+            self.ideal.push(last + d);
+        }
+    }
+
+    /// Adds one customer's values at cut-off index `c`.
+    fn record(&mut self, c: usize, run: &Running, relevant: usize, revenue_total: Option<f64>) {
+        let k = self.ks[c];
+        let ideal_hits = k.min(relevant);
+        let hits = run.hits as f64;
+        let s = &mut self.sums[c];
+        s[Metric::Precision.slot()] += hits / k as f64;
+        s[Metric::Recall.slot()] += hits / relevant as f64;
+        s[Metric::Ndcg.slot()] += run.dcg / self.ideal[ideal_hits];
+        s[Metric::Map.slot()] += run.precision_at_hits / ideal_hits as f64;
+        s[Metric::HitRate.slot()] += if run.hits > 0 { 1.0 } else { 0.0 };
+        s[Metric::Mrr.slot()] += if run.first_hit > 0 { 1.0 / run.first_hit as f64 } else { 0.0 };
+        if let Some(total) = revenue_total {
+            // The hit revenue is summed in rank order, the total in item order: rounding
+            // could push a full hit a hair above 1.
+            self.revenue[c] += (run.revenue_hit / total).min(1.0);
+        }
+        self.popularity_sum[c] += run.popularity;
+        self.slots[c] += run.ranks as u64;
+    }
+
+    /// The means over the customers added so far (0 for every metric when there were none).
+    pub fn finish(&self) -> MetricTable {
+        let mean = |sum: f64, n: usize| if n == 0 { 0.0 } else { sum / n as f64 };
+        let mut values = Vec::with_capacity(Metric::ALL.len());
+        for m in Metric::ALL {
+            if m == Metric::RevenueRecall {
+                if self.revenue_customers > 0 {
+                    values.push((m, self.revenue.iter().map(|&s| mean(s, self.revenue_customers)).collect()));
+                }
+            } else {
+                values.push((m, self.sums.iter().map(|s| mean(s[m.slot()], self.customers)).collect()));
+            }
+        }
+        let mut newly_covered = vec![0usize; self.ks.len()];
+        for &c in &self.first_cut {
+            if let Some(n) = newly_covered.get_mut(c as usize) {
+                *n += 1;
+            }
+        }
+        let mut covered = 0;
+        let coverage = newly_covered
+            .iter()
+            .map(|&n| {
+                covered += n;
+                mean(covered as f64, self.items)
+            })
+            .collect();
+        let mean_popularity = self.popularity_sum.iter().zip(&self.slots).map(|(&s, &n)| mean(s, n as usize)).collect();
+        MetricTable { customers: self.customers, ks: self.ks.clone(), values, coverage, mean_popularity }
+    }
+}
+
+/// A revenue value as counted: negative and non-finite values are 0.
+fn clean(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 { x } else { 0.0 }
+}
+
+/// Mean metrics over customers, at each cut-off.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricTable {
+    /// Customers added.
+    pub customers: usize,
+    /// The cut-offs, ascending.
+    pub ks: Vec<usize>,
+    /// Every metric in [`Metric::ALL`] order, one mean per cut-off; revenue recall is
+    /// absent when no customer had revenue.
+    pub values: Vec<(Metric, Vec<f64>)>,
+    /// Per cut-off, the share of the catalogue recommended to anyone in their first `k`.
+    pub coverage: Vec<f64>,
+    /// Per cut-off, the mean popularity (share of training customers who bought the item)
+    /// over every recommended slot at rank `<= k`; 0 when nothing was recommended.
+    pub mean_popularity: Vec<f64>,
+}
+
+impl MetricTable {
+    /// The mean of `m` at cut-off `k`, if the table has both.
+    pub fn get(&self, m: Metric, k: usize) -> Option<f64> {
+        let at = self.ks.iter().position(|&x| x == k)?;
+        self.values.iter().find(|(x, _)| *x == m)?.1.get(at).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    fn check(t: &MetricTable, m: Metric, expected: &[f64]) {
+        for (&k, &e) in t.ks.iter().zip(expected) {
+            let got = t.get(m, k).unwrap();
+            assert!(close(got, e), "{}@{k}: got {got}, expected {e}", m.name());
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::parse(m.name()), Some(m));
+        }
+        assert_eq!(Metric::parse("hit-rate"), Some(Metric::HitRate));
+        assert_eq!(Metric::parse("revenue-recall"), Some(Metric::RevenueRecall));
+        assert_eq!(Metric::parse("NDCG"), None);
+        assert_eq!(Metric::parse(""), None);
+    }
+
+    /// ranked [5, 1, 9], relevant [1, 9, 20] with revenue [10, 30, 60]; hits at ranks 2
+    /// (item 1) and 3 (item 9). With d(r) = 1 / log2(r + 1): d(1) = 1, d(2) = 0.6309298,
+    /// d(3) = 0.5.
+    ///
+    /// | k | hits | P   | R   | NDCG                         | MAP                 | HR | MRR | RevR |
+    /// |---|------|-----|-----|------------------------------|---------------------|----|-----|------|
+    /// | 1 | 0    | 0   | 0   | 0                            | 0                   | 0  | 0   | 0    |
+    /// | 2 | 1    | 1/2 | 1/3 | d2 / (1 + d2) = 0.386853     | (1/2) / 2 = 0.25    | 1  | 1/2 | 0.1  |
+    /// | 3 | 2    | 2/3 | 2/3 | (d2 + d3) / (1 + d2 + d3)    | (1/2 + 2/3) / 3     | 1  | 1/2 | 0.4  |
+    /// | 5 | 2    | 2/5 | 2/3 | same as k = 3 (IDCG over 3)  | same as k = 3       | 1  | 1/2 | 0.4  |
+    #[test]
+    fn one_customer_by_hand() {
+        let mut pop = vec![0.0; 30];
+        pop[5] = 0.5;
+        pop[1] = 0.2;
+        pop[9] = 0.1;
+        let mut acc = MetricsAccumulator::new(&[5, 2, 1, 3, 2], 30, pop);
+        acc.add(&[5, 1, 9], &[1, 9, 20], Some(&[10.0, 30.0, 60.0]));
+        let t = acc.finish();
+        assert_eq!(t.customers, 1);
+        assert_eq!(t.ks, vec![1, 2, 3, 5]);
+        let d2 = 1.0 / 3f64.log2();
+        let ndcg3 = (d2 + 0.5) / (1.0 + d2 + 0.5);
+        assert!((d2 / (1.0 + d2) - 0.386853).abs() < 1e-6);
+        assert!((ndcg3 - 0.530721).abs() < 1e-6);
+        check(&t, Metric::Precision, &[0.0, 0.5, 2.0 / 3.0, 0.4]);
+        check(&t, Metric::Recall, &[0.0, 1.0 / 3.0, 2.0 / 3.0, 2.0 / 3.0]);
+        check(&t, Metric::Ndcg, &[0.0, d2 / (1.0 + d2), ndcg3, ndcg3]);
+        let ap3 = (0.5 + 2.0 / 3.0) / 3.0;
+        check(&t, Metric::Map, &[0.0, 0.25, ap3, ap3]);
+        check(&t, Metric::HitRate, &[0.0, 1.0, 1.0, 1.0]);
+        check(&t, Metric::Mrr, &[0.0, 0.5, 0.5, 0.5]);
+        check(&t, Metric::RevenueRecall, &[0.0, 0.1, 0.4, 0.4]);
+        let expected_coverage = [1.0 / 30.0, 2.0 / 30.0, 3.0 / 30.0, 3.0 / 30.0];
+        assert!(t.coverage.iter().zip(expected_coverage).all(|(&a, b)| close(a, b)), "{:?}", t.coverage);
+        let expected_popularity = [0.5, 0.35, 0.8 / 3.0, 0.8 / 3.0];
+        assert!(t.mean_popularity.iter().zip(expected_popularity).all(|(&a, b)| close(a, b)));
+    }
+
+    /// A second customer with a hit at rank 1 and zero revenue: every mean but revenue
+    /// recall is over both customers, revenue recall stays the first customer's.
+    #[test]
+    fn means_over_customers() {
+        let mut acc = MetricsAccumulator::new(&[1, 2], 30, vec![0.0; 30]);
+        acc.add(&[5, 1, 9], &[1, 9, 20], Some(&[10.0, 30.0, 60.0]));
+        acc.add(&[20], &[20], Some(&[0.0]));
+        let t = acc.finish();
+        assert_eq!(t.customers, 2);
+        // P@1: (0 + 1) / 2; P@2: (1/2 + 1/2) / 2 (the second list is short, k still divides).
+        check(&t, Metric::Precision, &[0.5, 0.5]);
+        check(&t, Metric::Recall, &[0.5, (1.0 / 3.0 + 1.0) / 2.0]);
+        check(&t, Metric::Mrr, &[0.5, 0.75]);
+        check(&t, Metric::Map, &[0.5, (0.25 + 1.0) / 2.0]);
+        check(&t, Metric::RevenueRecall, &[0.0, 0.1]);
+        // Top 1: items 5 and 20; top 2 adds item 1.
+        assert_eq!(t.coverage, vec![2.0 / 30.0, 3.0 / 30.0]);
+    }
+
+    #[test]
+    fn revenue_recall_is_omitted_without_revenue() {
+        let mut acc = MetricsAccumulator::new(&[3], 10, vec![]);
+        acc.add(&[1, 2], &[2], None);
+        acc.add(&[1, 2], &[2, 3], Some(&[1.0])); // wrong length: ignored
+        acc.add(&[1, 2], &[2], Some(&[-4.0])); // no positive revenue
+        let t = acc.finish();
+        assert_eq!(t.customers, 3);
+        assert!(t.values.iter().all(|(m, _)| *m != Metric::RevenueRecall));
+        assert_eq!(t.get(Metric::RevenueRecall, 3), None);
+        assert_eq!(t.mean_popularity, vec![0.0]);
+    }
+
+    #[test]
+    fn odd_input_does_not_panic() {
+        let empty = MetricsAccumulator::new(&[10], 0, vec![]).finish();
+        assert_eq!(empty.customers, 0);
+        assert_eq!(empty.get(Metric::Ndcg, 10), Some(0.0));
+        assert_eq!(empty.coverage, vec![0.0]);
+
+        let mut acc = MetricsAccumulator::new(&[0, 2], 3, vec![1.0; 3]);
+        acc.add(&[], &[1], Some(&[f64::NAN]));
+        acc.add(&[7, 1], &[1, 7], Some(&[f64::INFINITY, 2.0])); // item 7 is beyond the catalogue
+        acc.add(&[1], &[], None); // not counted
+        let t = acc.finish();
+        assert_eq!(t.ks, vec![2]);
+        assert_eq!(t.customers, 2);
+        assert_eq!(t.get(Metric::Recall, 2), Some(0.5));
+        assert_eq!(t.get(Metric::RevenueRecall, 2), Some(1.0));
+        assert_eq!(t.coverage, vec![1.0 / 3.0]);
+        assert_eq!(t.mean_popularity, vec![0.5]);
+        assert!(t.values.iter().flat_map(|(_, v)| v).all(|v| v.is_finite()));
+
+        let mut none = MetricsAccumulator::new(&[], 3, vec![]);
+        none.add(&[1], &[1], None);
+        assert!(none.finish().ks.is_empty());
+    }
+}

@@ -1,0 +1,283 @@
+//! Evaluation: split a purchase log, fit on the training part, score the test customers
+//! against every item, measure, report.
+//!
+//! [`split`] marks rows training or test; [`prepare`] builds the training interactions
+//! and each test customer's held-out items; [`Prepared::evaluate`] fits one configuration
+//! and measures it on two targets: the held-out items the customer had not bought before
+//! (what collaborative filtering is for) and every held-out item (repeat purchases count,
+//! where "buy again" is hard to beat). Rankings are over the whole catalogue, never over
+//! sampled negatives. Customers without training purchases (cold) are left out and
+//! counted. [`metrics`] defines and accumulates the measures; [`report`] writes them.
+//!
+//! Architecture invariant: the numbers depend only on the log and the parameters, never
+//! on the number of threads (lists are scored in parallel and measured in customer
+//! order).
+
+pub mod metrics;
+pub mod report;
+pub mod split;
+
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::CustomerIdx;
+use crate::ingest::PurchaseLog;
+use crate::matrix::Interactions;
+use crate::model::{FitInfo, FitParams, Model};
+use crate::recommend::{Algorithm, Filter, Recommendation};
+
+use metrics::{MetricTable, MetricsAccumulator};
+use report::RunReport;
+use split::{SplitError, SplitMethod};
+
+/// What counts as a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// Held-out items the customer had not bought in training; bought items are never
+    /// recommended.
+    NewItems,
+    /// Every held-out item, repeat purchases included; bought items may be recommended.
+    AllItems,
+}
+
+impl Target {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::NewItems => "new-items",
+            Target::AllItems => "all-items",
+        }
+    }
+}
+
+/// Why an evaluation cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The split is impossible.
+    #[error(transparent)]
+    Split(#[from] SplitError),
+    /// A parameter is out of range.
+    #[error("{0}")]
+    Param(String),
+    /// The split leaves no customer to measure.
+    #[error("the split leaves no test customer with purchases in both parts ({0})")]
+    NoTestCustomers(String),
+}
+
+/// What the split produced, for the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SplitSummary {
+    /// The split, as given.
+    pub method: String,
+    /// Whether this is the validation split (the test part never used).
+    pub validation: bool,
+    /// Rows in the training part.
+    pub train_rows: u64,
+    /// Rows in the test part.
+    pub test_rows: u64,
+    /// Rows in neither (the test part, under a validation split).
+    pub unused_rows: u64,
+    /// Customers with training purchases.
+    pub train_customers: u64,
+    /// Customers with test purchases.
+    pub test_customers: u64,
+    /// Of those, customers without training purchases: left out (nothing to go on).
+    pub cold_customers: u64,
+    /// Customers measured on all items.
+    pub measured_all: u64,
+    /// Customers measured on new items (those with a held-out item not bought before).
+    pub measured_new: u64,
+    /// Held-out (customer, item) pairs of measured customers.
+    pub test_pairs: u64,
+    /// Of those, pairs not bought in training.
+    pub new_test_pairs: u64,
+    /// Held-out pairs whose item nobody bought in training (no recommender can find it).
+    pub unknown_item_pairs: u64,
+}
+
+/// A split ready to measure recommenders on.
+#[derive(Debug)]
+pub struct Prepared {
+    train: Interactions,
+    /// Per measured customer: held-out items (sorted) and what was spent on each.
+    test: Vec<Held>,
+    /// Per item: the share of training customers who bought it.
+    popularity: Vec<f64>,
+    has_revenue: bool,
+    /// What the split produced.
+    pub summary: SplitSummary,
+}
+
+#[derive(Debug)]
+struct Held {
+    customer: CustomerIdx,
+    items: Vec<u32>,
+    revenue: Vec<f64>,
+    /// `new[k]`: `items[k]` was not bought in training.
+    new: Vec<bool>,
+}
+
+/// Splits `log` and builds the training part and the test customers' held-out items;
+/// `validation`: split the training part again and hold out from it instead.
+pub fn prepare(log: &PurchaseLog, method: &SplitMethod, validation: bool) -> Result<Prepared, EvalError> {
+    let mut test = method.test_rows(log, None)?;
+    let mut unused = vec![false; test.len()];
+    if validation {
+        let val = method.validation_rows(log, &test)?;
+        unused = test;
+        test = val;
+    }
+    let in_train: Vec<bool> = test.iter().zip(&unused).map(|(&t, &u)| !t && !u).collect();
+    let (train, _) = log.interactions(&in_train);
+    let mut summary = SplitSummary {
+        method: method.name().into(),
+        validation,
+        train_rows: in_train.iter().filter(|&&t| t).count() as u64,
+        test_rows: test.iter().filter(|&&t| t).count() as u64,
+        unused_rows: unused.iter().filter(|&&u| u).count() as u64,
+        train_customers: train.customers_with_purchases() as u64,
+        ..SplitSummary::default()
+    };
+
+    // Held-out purchases per customer: (customer, item, amount), merged per pair.
+    let mut held: Vec<(u32, u32, f64)> = log
+        .rows
+        .iter()
+        .zip(&test)
+        .filter(|(r, t)| **t && r.quantity > 0.0)
+        .map(|(r, _)| (r.customer.0, r.item.0, r.amount.unwrap_or(0.0)))
+        .collect();
+    held.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
+    let has_revenue = log.rows.iter().any(|r| r.amount.is_some());
+    let buyers = crate::recommend::buyers(train.counts());
+    let mut customers = Vec::new();
+    for rows in held.chunk_by(|a, b| a.0 == b.0) {
+        let c = CustomerIdx(rows[0].0);
+        summary.test_customers += 1;
+        let (bought, _) = train.purchases(c);
+        if bought.is_empty() {
+            summary.cold_customers += 1;
+            continue;
+        }
+        let mut h = Held { customer: c, items: Vec::new(), revenue: Vec::new(), new: Vec::new() };
+        for pair in rows.chunk_by(|a, b| a.1 == b.1) {
+            let j = pair[0].1;
+            h.items.push(j);
+            h.revenue.push(pair.iter().map(|p| p.2).sum());
+            h.new.push(bought.binary_search(&j).is_err());
+            summary.unknown_item_pairs += u64::from(buyers[j as usize] == 0);
+        }
+        summary.test_pairs += h.items.len() as u64;
+        let new = h.new.iter().filter(|&&n| n).count() as u64;
+        summary.new_test_pairs += new;
+        summary.measured_new += u64::from(new > 0);
+        customers.push(h);
+    }
+    summary.measured_all = customers.len() as u64;
+    if customers.is_empty() {
+        return Err(EvalError::NoTestCustomers(format!(
+            "{} training rows, {} test rows, {} test customers of whom {} have no training purchases",
+            summary.train_rows, summary.test_rows, summary.test_customers, summary.cold_customers
+        )));
+    }
+    let with_purchases = (train.customers_with_purchases() as f64).max(1.0);
+    let popularity = buyers.iter().map(|&b| f64::from(b) / with_purchases).collect();
+    Ok(Prepared { train, test: customers, popularity, has_revenue, summary })
+}
+
+impl Prepared {
+    /// The training interactions.
+    pub fn train(&self) -> &Interactions {
+        &self.train
+    }
+
+    /// Fits `params` on the training part and measures it on each target at each cut-off
+    /// in `ks`. Buy-again recommends only bought items, so it is not measured on new items.
+    pub fn evaluate(
+        &self,
+        label: &str,
+        params: &FitParams,
+        ks: &[usize],
+        targets: &[Target],
+    ) -> Result<Vec<RunReport>, EvalError> {
+        check_ks(ks)?;
+        let t0 = Instant::now();
+        let model = Model::fit(self.train.clone(), params, FitInfo::default()).map_err(|e| EvalError::Param(e.0))?;
+        let fit_seconds = t0.elapsed().as_secs_f64();
+        let mut runs = Vec::new();
+        for &target in targets {
+            if target == Target::NewItems && params.algorithm == Algorithm::BuyAgain {
+                continue;
+            }
+            let filter = Filter { include_bought: target == Target::AllItems, ..Filter::default() };
+            let filter = model.filter(&filter).map_err(|e| EvalError::Param(e.0))?;
+            let scorer = model.scorer(&filter);
+            let n = ks.iter().copied().max().unwrap_or(0);
+            let t1 = Instant::now();
+            let lists: Vec<Vec<u32>> = self
+                .test
+                .par_iter()
+                .map_init(
+                    || (scorer.scratch(), Vec::<Recommendation>::new()),
+                    |(s, out), h| {
+                        scorer.recommend(&scorer.query(h.customer), n, s, out);
+                        out.iter().map(|r| r.item.0).collect()
+                    },
+                )
+                .collect();
+            let score_seconds = t1.elapsed().as_secs_f64();
+            let table = self.measure(target, ks, |k| &lists[k]);
+            runs.push(RunReport {
+                algorithm: label.into(),
+                target: target.name().into(),
+                fit_seconds,
+                score_seconds,
+                table,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Measures ready-made ranked lists (for example another tool's output) on `target`:
+    /// `list(customer)` is the customer's items, best first.
+    pub fn measure_lists<'a>(
+        &self,
+        target: Target,
+        ks: &[usize],
+        list: impl Fn(CustomerIdx) -> &'a [u32],
+    ) -> Result<MetricTable, EvalError> {
+        check_ks(ks)?;
+        Ok(self.measure(target, ks, |k| list(self.test[k].customer)))
+    }
+
+    fn measure<'l>(&self, target: Target, ks: &[usize], list: impl Fn(usize) -> &'l [u32]) -> MetricTable {
+        let mut acc = MetricsAccumulator::new(ks, self.train.items().len(), self.popularity.clone());
+        let (mut items, mut revenue) = (Vec::new(), Vec::new());
+        for (k, h) in self.test.iter().enumerate() {
+            items.clear();
+            revenue.clear();
+            for ((&j, &r), &new) in h.items.iter().zip(&h.revenue).zip(&h.new) {
+                if target == Target::AllItems || new {
+                    items.push(j);
+                    revenue.push(r);
+                }
+            }
+            if items.is_empty() {
+                continue;
+            }
+            acc.add(list(k), &items, self.has_revenue.then_some(&revenue[..]));
+        }
+        acc.finish()
+    }
+}
+
+/// Cut-offs must be given, each from 1 to 1,000.
+pub fn check_ks(ks: &[usize]) -> Result<(), EvalError> {
+    if ks.is_empty() || ks.iter().any(|&k| !(1..=1000).contains(&k)) {
+        return Err(EvalError::Param(format!("cut-offs k must be between 1 and 1000, got {ks:?}")));
+    }
+    Ok(())
+}

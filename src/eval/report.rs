@@ -1,0 +1,728 @@
+//! Evaluation results in, a Markdown summary, a JSON document or an SVG chart out.
+//!
+//! Runs are grouped by target (what was held out: e.g. next purchases, new items) in the
+//! order targets first appear; algorithms keep their order and their colour throughout.
+//! Every output is a pure function of the report, so the same report gives the same
+//! bytes. Nothing here panics, whatever the strings and numbers: names are escaped for
+//! the format, missing values are shown as `-` (Markdown) or left out (chart), and
+//! non-finite values become `null` in JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use super::metrics::{Metric, MetricTable};
+
+/// An evaluation: how it was set up and what each algorithm scored.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// A heading, e.g. the dataset's name.
+    pub title: String,
+    /// The settings shared by every run (split, seed, cut-offs...), as key and value.
+    pub setup: Vec<(String, String)>,
+    /// One entry per algorithm and target.
+    pub runs: Vec<RunReport>,
+}
+
+/// One algorithm measured on one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The algorithm's name, with its parameters if several variants run.
+    pub algorithm: String,
+    /// What the test set holds; runs with the same target are compared side by side.
+    pub target: String,
+    /// Seconds spent fitting.
+    pub fit_seconds: f64,
+    /// Seconds spent scoring the test customers.
+    pub score_seconds: f64,
+    /// The measurements.
+    pub table: MetricTable,
+}
+
+/// The targets in the order they first appear, each with its runs in report order.
+fn by_target(r: &EvalReport) -> Vec<(&str, Vec<&RunReport>)> {
+    let mut groups: Vec<(&str, Vec<&RunReport>)> = Vec::new();
+    for run in &r.runs {
+        match groups.iter_mut().find(|(t, _)| *t == run.target) {
+            Some((_, runs)) => runs.push(run),
+            None => groups.push((&run.target, vec![run])),
+        }
+    }
+    groups
+}
+
+/// The union of the runs' cut-offs, ascending.
+fn union_ks(runs: &[&RunReport]) -> Vec<usize> {
+    let mut ks: Vec<usize> = runs.iter().flat_map(|r| r.table.ks.iter().copied()).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+/// A table's per-cut-off value of a series, if it has one for `k`.
+fn at_k(table: &MetricTable, series: &[f64], k: usize) -> Option<f64> {
+    table.ks.iter().position(|&x| x == k).and_then(|i| series.get(i).copied())
+}
+
+/// A table's values of `m`, one per cut-off, if it has the metric.
+fn series(t: &MetricTable, m: Metric) -> Option<&[f64]> {
+    t.values.iter().find(|(x, _)| *x == m).map(|(_, v)| v.as_slice())
+}
+
+/// The column heading of a metric: short, as ranking tables usually print them.
+fn short(m: Metric) -> &'static str {
+    match m {
+        Metric::Precision => "P",
+        Metric::Recall => "R",
+        Metric::Ndcg => "NDCG",
+        Metric::Map => "MAP",
+        Metric::HitRate => "HR",
+        Metric::Mrr => "MRR",
+        Metric::RevenueRecall => "RevR",
+    }
+}
+
+/// The metric's name in a chart's title.
+fn long(m: Metric) -> &'static str {
+    match m {
+        Metric::Precision => "Precision",
+        Metric::Recall => "Recall",
+        Metric::Ndcg => "NDCG",
+        Metric::Map => "MAP",
+        Metric::HitRate => "Hit rate",
+        Metric::Mrr => "MRR",
+        Metric::RevenueRecall => "Revenue recall",
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Markdown
+// ---------------------------------------------------------------------------------------
+
+/// One column of a target's table.
+#[derive(Clone, Copy)]
+enum Column {
+    Metric(Metric, usize),
+    Coverage(usize),
+    Popularity(usize),
+}
+
+impl Column {
+    fn heading(self) -> String {
+        match self {
+            Column::Metric(m, k) => format!("{}@{k}", short(m)),
+            Column::Coverage(k) => format!("coverage@{k}"),
+            Column::Popularity(k) => format!("popularity@{k}"),
+        }
+    }
+
+    fn value(self, t: &MetricTable) -> Option<f64> {
+        match self {
+            Column::Metric(m, k) => t.get(m, k),
+            Column::Coverage(k) => at_k(t, &t.coverage, k),
+            Column::Popularity(k) => at_k(t, &t.mean_popularity, k),
+        }
+    }
+}
+
+/// Text made safe for a Markdown table cell or heading: pipes escaped, HTML
+/// characters as entities, line breaks as spaces.
+fn md_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '|' => out.push_str("\\|"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The report as Markdown: the title, a table of the setup, then one table per target
+/// with a row per algorithm and, at each shown cut-off, each metric any run has, then
+/// coverage and mean popularity at each shown cut-off, customers and timings. Up to three
+/// cut-offs are shown; of more, the smallest, the median and the largest (a note names the
+/// others, which the JSON report has). Numbers have 4 decimals;
+/// the best value of each metric column is in bold (every tied one, and only when at least
+/// two runs have a value).
+pub fn markdown(r: &EvalReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", md_escape(&r.title));
+    if !r.setup.is_empty() {
+        out.push_str("| setting | value |\n|---|---|\n");
+        for (k, v) in &r.setup {
+            let _ = writeln!(out, "| {} | {} |", md_escape(k), md_escape(v));
+        }
+        out.push('\n');
+    }
+    if r.runs.is_empty() {
+        out.push_str("No runs.\n");
+        return out;
+    }
+    for (target, runs) in by_target(r) {
+        let _ = writeln!(out, "## {}\n", if target.is_empty() { "(no target)".to_string() } else { md_escape(target) });
+        let all_ks = union_ks(&runs);
+        let ks = shown_ks(&all_ks);
+        let metrics: Vec<Metric> = Metric::ALL
+            .into_iter()
+            .filter(|&m| runs.iter().any(|run| run.table.values.iter().any(|(x, _)| *x == m)))
+            .collect();
+        let mut columns: Vec<Column> = Vec::new();
+        for &k in &ks {
+            columns.extend(metrics.iter().map(|&m| Column::Metric(m, k)));
+        }
+        columns.extend(ks.iter().map(|&k| Column::Coverage(k)));
+        columns.extend(ks.iter().map(|&k| Column::Popularity(k)));
+
+        // Cells, column by column, so each metric column can mark its best.
+        let cells: Vec<Vec<String>> = columns
+            .iter()
+            .map(|&c| {
+                let values: Vec<Option<f64>> = runs.iter().map(|run| c.value(&run.table)).collect();
+                let best = match c {
+                    Column::Metric(..) if values.iter().flatten().count() >= 2 => {
+                        values.iter().flatten().copied().filter(|v| v.is_finite()).reduce(f64::max)
+                    }
+                    _ => None,
+                };
+                let best = best.map(|b| format!("{b:.4}"));
+                values
+                    .iter()
+                    .map(|v| match v {
+                        None => "-".to_string(),
+                        Some(v) => {
+                            let s = format!("{v:.4}");
+                            if best.as_deref() == Some(s.as_str()) { format!("**{s}**") } else { s }
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+
+        out.push_str("| algorithm |");
+        for c in &columns {
+            let _ = write!(out, " {} |", c.heading());
+        }
+        out.push_str(" customers | fit s | score s |\n|---|");
+        out.push_str(&"---:|".repeat(columns.len() + 3));
+        out.push('\n');
+        for (i, run) in runs.iter().enumerate() {
+            let _ = write!(out, "| {} |", md_escape(&run.algorithm));
+            for col in &cells {
+                let _ = write!(out, " {} |", col[i]);
+            }
+            let _ = writeln!(out, " {} | {:.4} | {:.4} |", run.table.customers, run.fit_seconds, run.score_seconds);
+        }
+        if ks.len() < all_ks.len() {
+            let left_out: Vec<String> = all_ks.iter().filter(|k| !ks.contains(k)).map(|k| k.to_string()).collect();
+            let _ = writeln!(out, "\nCut-offs {} are left out here; the JSON report has them.", left_out.join(", "));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The cut-offs a Markdown table shows: all of up to three, else the smallest, the
+/// median and the largest, so a table stays about 30 columns wide.
+fn shown_ks(ks: &[usize]) -> Vec<usize> {
+    match ks {
+        [] | [_] | [_, _] | [_, _, _] => ks.to_vec(),
+        [first, .., last] => vec![*first, ks[(ks.len() - 1) / 2], *last],
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------
+
+/// Key-value pairs as a JSON object, in their order.
+struct Pairs<'a>(&'a [(String, String)]);
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// A series as `{"k": value, ...}`, cut-offs ascending.
+struct ByK<'a> {
+    ks: &'a [usize],
+    values: &'a [f64],
+}
+
+impl Serialize for ByK<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = self.ks.len().min(self.values.len());
+        let mut map = s.serialize_map(Some(n))?;
+        for (k, v) in self.ks.iter().zip(self.values) {
+            map.serialize_entry(&k.to_string(), v)?;
+        }
+        map.end()
+    }
+}
+
+/// A table's metrics as `{"ndcg": {"10": value, ...}, ...}`, in [`Metric::ALL`] order.
+struct Metrics<'a>(&'a MetricTable);
+
+impl Serialize for Metrics<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        let present: Vec<&(Metric, Vec<f64>)> =
+            Metric::ALL.iter().filter_map(|m| t.values.iter().find(|(x, _)| x == m)).collect();
+        let mut map = s.serialize_map(Some(present.len()))?;
+        for (m, values) in present {
+            map.serialize_entry(m.name(), &ByK { ks: &t.ks, values })?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    title: &'a str,
+    setup: Pairs<'a>,
+    runs: Vec<JsonRun<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    algorithm: &'a str,
+    target: &'a str,
+    fit_seconds: f64,
+    score_seconds: f64,
+    customers: usize,
+    ks: &'a [usize],
+    metrics: Metrics<'a>,
+    coverage: ByK<'a>,
+    mean_popularity: ByK<'a>,
+}
+
+/// The report as pretty-printed JSON with a fixed key order: `title`, `setup` (an object,
+/// keys in the report's order), `runs`, each with `algorithm`, `target`, `fit_seconds`,
+/// `score_seconds`, `customers`, `ks`, `metrics` (`{"ndcg": {"10": 0.0412, ...}, ...}`,
+/// metrics in [`Metric::ALL`] order, cut-offs ascending), `coverage` and
+/// `mean_popularity` (`{"10": ..., ...}`). Non-finite numbers are written as `null`.
+pub fn json(r: &EvalReport) -> String {
+    let doc = JsonReport {
+        title: &r.title,
+        setup: Pairs(&r.setup),
+        runs: r
+            .runs
+            .iter()
+            .map(|run| JsonRun {
+                algorithm: &run.algorithm,
+                target: &run.target,
+                fit_seconds: run.fit_seconds,
+                score_seconds: run.score_seconds,
+                customers: run.table.customers,
+                ks: &run.table.ks,
+                metrics: Metrics(&run.table),
+                coverage: ByK { ks: &run.table.ks, values: &run.table.coverage },
+                mean_popularity: ByK { ks: &run.table.ks, values: &run.table.mean_popularity },
+            })
+            .collect(),
+    };
+    // Cannot fail: every map key is a string and every value a plain number or string.
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// SVG
+// ---------------------------------------------------------------------------------------
+
+/// Line colours, one per algorithm in order of first appearance (Tableau 10).
+const PALETTE: [&str; 10] =
+    ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"];
+const WIDTH: f64 = 900.0;
+const TITLE_H: f64 = 40.0;
+const PANEL_H: f64 = 300.0;
+const LEGEND_ROW: f64 = 20.0;
+/// Plot area inside a panel: room for the panel title, the tick labels and the axis labels.
+const PAD_LEFT: f64 = 62.0;
+const PAD_RIGHT: f64 = 14.0;
+const PAD_TOP: f64 = 26.0;
+const PAD_BOTTOM: f64 = 44.0;
+/// Space between the plot's edges and the first and last cut-off.
+const X_INSET: f64 = 16.0;
+
+/// Text made safe for XML content and attribute values.
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters other than tab and line breaks are not allowed in XML 1.0.
+            c if c.is_control() && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A coordinate with one decimal: enough for a screen, and the same bytes every time.
+fn px(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+/// The y axis for values up to `max`: (top of the axis, step between ticks, ticks above 0,
+/// decimals for the tick labels). The step is 1, 2, 2.5 or 5 times a power of ten, giving
+/// about five ticks; an axis with nothing positive to show runs from 0 to 1.
+fn y_axis(max: f64) -> (f64, f64, usize, usize) {
+    if !(max.is_finite() && max > 0.0) {
+        return (1.0, 0.2, 5, 1);
+    }
+    let raw = max / 5.0;
+    let base = 10f64.powi(raw.log10().floor() as i32);
+    let nice = [1.0, 2.0, 2.5, 5.0, 10.0].into_iter().find(|&m| m * base >= raw * (1.0 - 1e-9)).unwrap_or(10.0);
+    let step = nice * base;
+    let ticks = ((max / step) * (1.0 - 1e-9)).ceil().max(1.0) as usize;
+    let decimals = (0..=17).find(|&d| {
+        let scaled = step * 10f64.powi(d);
+        (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+    });
+    (step * ticks as f64, step, ticks, decimals.unwrap_or(17) as usize)
+}
+
+/// A line chart of `metric` against the cut-off `k`, as a self-contained SVG about 900 px
+/// wide: one panel per target side by side, sharing a y axis from 0 to a rounded maximum
+/// so panels compare at a glance; cut-offs evenly spaced (categorical); one coloured line
+/// with point markers per algorithm, the same colour in every panel; a legend below. Runs
+/// without the metric (revenue recall without revenue) keep an empty line.
+pub fn svg(r: &EvalReport, metric: Metric) -> String {
+    let groups = by_target(r);
+    let mut algorithms: Vec<&str> = Vec::new();
+    for run in &r.runs {
+        if !algorithms.contains(&run.algorithm.as_str()) {
+            algorithms.push(&run.algorithm);
+        }
+    }
+    let colour = |name: &str| PALETTE[algorithms.iter().position(|a| *a == name).unwrap_or(0) % PALETTE.len()];
+    let max = r
+        .runs
+        .iter()
+        .filter_map(|run| series(&run.table, metric))
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let (top, step, ticks, decimals) = y_axis(max);
+
+    // The legend, laid out first: its rows set the height.
+    let mut legend = Vec::new(); // (x, row, name)
+    let (mut x, mut row) = (20.0, 0usize);
+    for name in &algorithms {
+        let w = 26.0 + 7.0 * name.chars().count() as f64 + 18.0;
+        if x + w > WIDTH - 20.0 && x > 20.0 {
+            x = 20.0;
+            row += 1;
+        }
+        legend.push((x, row, *name));
+        x += w;
+    }
+    let rows = if algorithms.is_empty() { 0 } else { row + 1 };
+    let height = TITLE_H + PANEL_H + 10.0 + rows as f64 * LEGEND_ROW + 10.0;
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#,
+        w = px(WIDTH),
+        h = px(height)
+    );
+    let _ = writeln!(out, r##"<rect x="0" y="0" width="{}" height="{}" fill="#ffffff"/>"##, px(WIDTH), px(height));
+    let title =
+        if r.title.is_empty() { format!("{}@k", long(metric)) } else { format!("{}: {}@k", r.title, long(metric)) };
+    let _ = writeln!(
+        out,
+        r#"<text x="{}" y="26" text-anchor="middle" font-size="16" font-weight="bold">{}</text>"#,
+        px(WIDTH / 2.0),
+        xml_escape(&title)
+    );
+
+    if groups.is_empty() {
+        let _ = writeln!(
+            out,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#666666">no runs</text>"##,
+            px(WIDTH / 2.0),
+            px(TITLE_H + PANEL_H / 2.0)
+        );
+    }
+    let panel_w = WIDTH / groups.len().max(1) as f64;
+    for (p, (target, runs)) in groups.iter().enumerate() {
+        let x0 = p as f64 * panel_w;
+        let (left, right) = (x0 + PAD_LEFT, x0 + panel_w - PAD_RIGHT);
+        let (upper, lower) = (TITLE_H + PAD_TOP, TITLE_H + PANEL_H - PAD_BOTTOM);
+        let ks = union_ks(runs);
+        let x_of = |i: usize| {
+            if ks.len() <= 1 {
+                (left + right) / 2.0
+            } else {
+                left + X_INSET + i as f64 * (right - left - 2.0 * X_INSET) / (ks.len() - 1) as f64
+            }
+        };
+        let y_of = |v: f64| lower - (v / top).clamp(0.0, 1.0) * (lower - upper);
+
+        let _ = writeln!(out, r#"<g class="panel">"#);
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
+            px((left + right) / 2.0),
+            px(TITLE_H + 14.0),
+            xml_escape(target)
+        );
+        // Gridlines and y tick labels.
+        for t in 0..=ticks {
+            let v = step * t as f64;
+            let y = px(y_of(v));
+            let _ = writeln!(
+                out,
+                r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="1"/>"##,
+                px(left),
+                px(right),
+                if t == 0 { "#333333" } else { "#e0e0e0" }
+            );
+            let _ = writeln!(
+                out,
+                r#"<text x="{}" y="{}" text-anchor="end">{v:.decimals$}</text>"#,
+                px(left - 6.0),
+                px(y_of(v) + 4.0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            r##"<line x1="{l}" y1="{}" x2="{l}" y2="{}" stroke="#333333" stroke-width="1"/>"##,
+            px(upper),
+            px(lower),
+            l = px(left)
+        );
+        // x ticks and labels.
+        for (i, k) in ks.iter().enumerate() {
+            let x = px(x_of(i));
+            let _ = writeln!(
+                out,
+                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#333333" stroke-width="1"/>"##,
+                px(lower),
+                px(lower + 4.0)
+            );
+            let _ = writeln!(out, r#"<text x="{x}" y="{}" text-anchor="middle">{k}</text>"#, px(lower + 17.0));
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle">k</text>"#,
+            px((left + right) / 2.0),
+            px(lower + 36.0)
+        );
+        let (ly_x, ly_y) = (px(x0 + 16.0), px((upper + lower) / 2.0));
+        let _ = writeln!(
+            out,
+            r#"<text x="{ly_x}" y="{ly_y}" text-anchor="middle" transform="rotate(-90 {ly_x} {ly_y})">{}</text>"#,
+            long(metric)
+        );
+        // One line per run.
+        for run in runs {
+            let c = colour(&run.algorithm);
+            let points: Vec<(f64, f64)> = match series(&run.table, metric) {
+                Some(values) => run
+                    .table
+                    .ks
+                    .iter()
+                    .zip(values)
+                    .filter(|(_, v)| v.is_finite())
+                    .filter_map(|(k, &v)| ks.iter().position(|x| x == k).map(|i| (x_of(i), y_of(v))))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let list: Vec<String> = points.iter().map(|&(x, y)| format!("{},{}", px(x), px(y))).collect();
+            let _ = writeln!(
+                out,
+                r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"><title>{}</title></polyline>"#,
+                list.join(" "),
+                xml_escape(&run.algorithm)
+            );
+            for (x, y) in points {
+                let _ = writeln!(out, r#"<circle cx="{}" cy="{}" r="3" fill="{c}"/>"#, px(x), px(y));
+            }
+        }
+        let _ = writeln!(out, "</g>");
+    }
+
+    let _ = writeln!(out, r#"<g class="legend">"#);
+    for (x, row, name) in legend {
+        let y = TITLE_H + PANEL_H + 10.0 + row as f64 * LEGEND_ROW + LEGEND_ROW / 2.0;
+        let c = colour(name);
+        let _ = writeln!(
+            out,
+            r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{c}" stroke-width="2"/>"#,
+            px(x),
+            px(x + 20.0),
+            y = px(y)
+        );
+        let _ = writeln!(out, r#"<circle cx="{}" cy="{}" r="3" fill="{c}"/>"#, px(x + 10.0), px(y));
+        let _ = writeln!(out, r#"<text x="{}" y="{}">{}</text>"#, px(x + 26.0), px(y + 4.0), xml_escape(name));
+    }
+    let _ = writeln!(out, "</g>");
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::metrics::MetricsAccumulator;
+
+    fn table(ks: &[usize], hit_at: usize) -> MetricTable {
+        let mut acc = MetricsAccumulator::new(ks, 10, vec![0.1; 10]);
+        let ranked: Vec<u32> = (0..10).collect();
+        acc.add(&ranked, &[hit_at as u32], Some(&[5.0]));
+        acc.finish()
+    }
+
+    fn run(algorithm: &str, target: &str, t: MetricTable) -> RunReport {
+        RunReport {
+            algorithm: algorithm.into(),
+            target: target.into(),
+            fit_seconds: 1.5,
+            score_seconds: 0.25,
+            table: t,
+        }
+    }
+
+    fn report() -> EvalReport {
+        EvalReport {
+            title: "Retail <test>".into(),
+            setup: vec![("split".into(), "last 20% | by time".into()), ("seed".into(), "7".into())],
+            runs: vec![
+                run("item-knn", "next", table(&[1, 5, 10], 0)),
+                run("pop<&\">", "next", table(&[1, 5, 10], 3)),
+                run("item-knn", "new", table(&[1, 5, 10], 7)),
+                run("pop<&\">", "new", table(&[1, 5, 10], 9)),
+            ],
+        }
+    }
+
+    fn count(s: &str, pat: &str) -> usize {
+        s.matches(pat).count()
+    }
+
+    #[test]
+    fn svg_is_well_formed_and_escaped() {
+        let r = report();
+        for m in Metric::ALL {
+            let s = svg(&r, m);
+            assert_eq!(s, svg(&r, m), "deterministic");
+            assert!(s.starts_with("<svg ") && s.ends_with("</svg>\n"));
+            for tag in ["svg", "g", "text", "polyline"] {
+                let open = count(&s, &format!("<{tag} ")) + count(&s, &format!("<{tag}>"));
+                assert_eq!(open, count(&s, &format!("</{tag}>")), "{tag} in {}", m.name());
+            }
+            // Two targets x two algorithms.
+            assert_eq!(count(&s, "<polyline "), 4);
+            assert_eq!(count(&s, r#"<g class="panel">"#), 2);
+            assert!(s.contains("pop&lt;&amp;&quot;&gt;"));
+            assert!(s.contains("Retail &lt;test&gt;"));
+            assert!(!s.contains("pop<") && !s.contains("<test>"));
+            assert!(!s.contains("NaN") && !s.contains("inf"));
+        }
+        assert!(svg(&r, Metric::Ndcg).contains("NDCG@k"));
+    }
+
+    #[test]
+    fn svg_handles_odd_input() {
+        let empty = EvalReport { title: String::new(), setup: vec![], runs: vec![] };
+        let s = svg(&empty, Metric::Recall);
+        assert!(s.contains("no runs") && s.ends_with("</svg>\n"));
+        assert_eq!(count(&s, "<polyline"), 0);
+
+        // A single k, all values 0 and a metric missing from the table.
+        let mut acc = MetricsAccumulator::new(&[3], 4, vec![]);
+        acc.add(&[0], &[1], None);
+        let zero = EvalReport { title: "z".into(), setup: vec![], runs: vec![run("a", "t", acc.finish())] };
+        for m in Metric::ALL {
+            let s = svg(&zero, m);
+            assert_eq!(count(&s, "<polyline"), 1);
+            assert_eq!(count(&s, "<text"), count(&s, "</text>"));
+        }
+        assert!(svg(&zero, Metric::RevenueRecall).contains(r#"points="""#));
+    }
+
+    #[test]
+    fn y_axis_is_rounded() {
+        assert_eq!(y_axis(0.0), (1.0, 0.2, 5, 1));
+        assert_eq!(y_axis(f64::NAN), (1.0, 0.2, 5, 1));
+        let (top, step, ticks, decimals) = y_axis(0.0412);
+        assert!((top - 0.05).abs() < 1e-12 && (step - 0.01).abs() < 1e-12 && ticks == 5 && decimals == 2);
+        let (top, step, ticks, decimals) = y_axis(1.0);
+        assert!((top - 1.0).abs() < 1e-12 && (step - 0.2).abs() < 1e-12 && ticks == 5 && decimals == 1);
+        let (top, _, _, decimals) = y_axis(0.11);
+        assert!((top - 0.125).abs() < 1e-12 && decimals == 3, "{top} {decimals}");
+    }
+
+    #[test]
+    fn markdown_marks_the_best_and_escapes() {
+        let md = markdown(&report());
+        assert!(md.starts_with("# Retail &lt;test&gt;\n"));
+        assert!(md.contains("| split | last 20% \\| by time |"));
+        assert!(md.contains("## next\n") && md.contains("## new\n"));
+        assert!(md.contains("| pop&lt;&amp;\"&gt; |"));
+        assert!(md.contains("| algorithm | P@1 | R@1 | NDCG@1 |"));
+        assert!(md.contains("RevR@10 | coverage@1 |"));
+        assert!(md.contains("| customers | fit s | score s |"));
+        // In "next", item-knn hits at rank 1: P@1 = 1 is the best.
+        assert!(md.contains("| item-knn | **1.0000** |"));
+        assert!(md.contains("| 1 | 1.5000 | 0.2500 |"));
+        // Every row has as many cells as the header.
+        let rows = ["| algorithm", "| item", "| pop", "|---|---:"];
+        for line in md.lines().filter(|l| rows.iter().any(|r| l.starts_with(r))) {
+            // A leading pipe, the algorithm, 7 metrics and coverage and popularity at each of
+            // 3 cut-offs, customers, fit and score time.
+            assert_eq!(line.matches('|').count() - line.matches("\\|").count(), 2 + 9 * 3 + 3, "{line}");
+        }
+
+        let mut many = report();
+        many.runs[0].table = table(&[1, 5, 10, 20, 50], 0);
+        let md = markdown(&many);
+        // "next" has cut-offs 1, 5, 10, 20, 50 (shows 1, 10, 50); "new" has 1, 5, 10 (all shown).
+        let next = &md[md.find("## next").unwrap()..md.find("## new").unwrap()];
+        assert!(next.contains("| MRR@1 |") && next.contains("| MRR@10 |") && next.contains("| MRR@50 |"), "{next}");
+        assert!(!next.contains("@5 |") && !next.contains("@20 |"));
+        assert!(next.contains("Cut-offs 5, 20 are left out here"));
+        assert_eq!(md.matches("left out").count(), 1);
+        assert_eq!(shown_ks(&[1, 5, 10, 20, 50, 100]), vec![1, 10, 100]);
+
+        let empty = markdown(&EvalReport { title: "t".into(), setup: vec![], runs: vec![] });
+        assert_eq!(empty, "# t\n\nNo runs.\n");
+    }
+
+    #[test]
+    fn json_has_a_stable_shape() {
+        let j = json(&report());
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["setup"]["seed"], "7");
+        assert_eq!(v["runs"][0]["metrics"]["precision"]["1"], 1.0);
+        assert_eq!(v["runs"][1]["algorithm"], "pop<&\">");
+        assert_eq!(v["runs"][0]["coverage"]["10"], 1.0);
+        // Keys in a fixed order: metrics as listed, cut-offs ascending (not "10" before "5").
+        let p = |s: &str| j.find(s).unwrap();
+        assert!(p("\"precision\"") < p("\"recall\"") && p("\"recall\"") < p("\"ndcg\""));
+        assert!(p("\"1\":") < p("\"5\":") && p("\"5\":") < p("\"10\":"));
+        assert_eq!(j, json(&report()));
+
+        let mut nan = report();
+        nan.runs[0].fit_seconds = f64::NAN;
+        let v: serde_json::Value = serde_json::from_str(&json(&nan)).unwrap();
+        assert!(v["runs"][0]["fit_seconds"].is_null());
+    }
+}
