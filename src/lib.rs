@@ -34,6 +34,7 @@
 
 pub mod als;
 pub mod batch;
+pub mod ease;
 pub mod eval;
 pub mod generate;
 pub mod ids;

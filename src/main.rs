@@ -185,7 +185,7 @@ struct ModelArgs {
 /// job). Not flattened twice: serde's unknown-key check fails through nested flattening.
 #[derive(Args, Deserialize, Serialize, Clone, Debug)]
 struct FitArgs {
-    /// item-knn, user-knn, popularity, buy-again or als.
+    /// item-knn, user-knn, popularity, buy-again, als or ease.
     #[arg(long, default_value = "item-knn")]
     #[serde(default = "item_knn")]
     algorithm: String,
@@ -193,9 +193,11 @@ struct FitArgs {
     #[arg(long, default_value_t = 50)]
     #[serde(default = "fifty")]
     neighbors: usize,
-    /// binary, count, log, bm25, tfidf, or decay (binary with time decay).
-    #[arg(long, default_value = "bm25")]
-    #[serde(default = "bm25")]
+    /// auto (per algorithm: bm25 for item-knn and user-knn, log for als and ease, count
+    /// with a 60-day half-life for buy-again, binary for popularity), binary, count, log,
+    /// bm25, tfidf, or decay (binary with time decay).
+    #[arg(long, default_value = "auto")]
+    #[serde(default = "auto")]
     weighting: String,
     /// BM25 k1.
     #[arg(long, default_value_t = 1.2, allow_negative_numbers = true)]
@@ -238,6 +240,14 @@ struct FitArgs {
     #[arg(long, default_value_t = 42)]
     #[serde(default = "forty_two")]
     als_seed: u64,
+    /// ease: the L2 penalty lambda.
+    #[arg(long, default_value_t = 500.0, allow_negative_numbers = true)]
+    #[serde(default = "five_hundred")]
+    ease_lambda: f32,
+    /// ease: keep only this many most bought items (0: all).
+    #[arg(long, default_value_t = 0)]
+    #[serde(default)]
+    ease_items: usize,
     /// Decay reference date (default: the newest purchase).
     #[arg(long)]
     #[serde(default)]
@@ -252,6 +262,9 @@ fn sixty_four() -> usize {
 }
 fn hundredth() -> f32 {
     0.01
+}
+fn five_hundred() -> f32 {
+    500.0
 }
 fn fifteen() -> usize {
     15
@@ -334,8 +347,8 @@ fn similarity_params(a: &SimilarityArgs) -> Result<SimilarityParams> {
     p.check().map_err(bad)?;
     Ok(p)
 }
-fn bm25() -> String {
-    "bm25".into()
+fn auto() -> String {
+    "auto".into()
 }
 fn k1() -> f32 {
     1.2
@@ -643,15 +656,29 @@ fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
 }
 
 fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
+    let algorithm: cobuy::recommend::Algorithm =
+        m.algorithm.parse().map_err(|e: String| bad(format!("--algorithm: {e}")))?;
+    let auto = algorithm.default_weighting();
     let scheme = match m.weighting.as_str() {
+        "auto" => match auto.scheme {
+            Scheme::Bm25 { .. } => Scheme::Bm25 { k1: m.bm25_k1, b: m.bm25_b },
+            other => other,
+        },
         "binary" | "decay" => Scheme::Binary,
         "count" => Scheme::Count,
         "log" => Scheme::Log,
         "bm25" => Scheme::Bm25 { k1: m.bm25_k1, b: m.bm25_b },
         "tfidf" | "tf-idf" => Scheme::TfIdf,
-        other => return Err(bad(format!("--weighting takes binary, count, log, bm25, tfidf or decay, got {other:?}"))),
+        other => {
+            return Err(bad(format!(
+                "--weighting takes auto, binary, count, log, bm25, tfidf or decay, got {other:?}"
+            )));
+        }
     };
-    let half_life_days = m.half_life_days.or((m.weighting == "decay").then_some(90.0));
+    let half_life_days = m
+        .half_life_days
+        .or((m.weighting == "decay").then_some(90.0))
+        .or(auto.half_life_days.filter(|_| m.weighting == "auto"));
     let reference_time = match &m.reference_date {
         None => None,
         Some(d) => Some(cobuy::time::parse(d).ok_or_else(|| bad(format!("--reference-date: {d:?} is not a date")))?),
@@ -660,7 +687,7 @@ fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
         return Err(bad("--reference-date applies to time decay: give --half-life-days too"));
     }
     let params = FitParams {
-        algorithm: m.algorithm.parse().map_err(|e: String| bad(format!("--algorithm: {e}")))?,
+        algorithm,
         neighbors: m.neighbors,
         weighting: Weighting { scheme, half_life_days, reference_time },
         similarity: similarity_params(similarity)?,
@@ -673,6 +700,7 @@ fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
             cg_steps: m.cg_steps,
             seed: m.als_seed,
         },
+        ease: cobuy::ease::EaseParams { lambda: m.ease_lambda, max_items: m.ease_items, ..Default::default() },
     };
     params.check()?;
     Ok(params)

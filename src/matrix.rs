@@ -146,8 +146,8 @@ pub(crate) fn check_rows(indptr: &[usize], indices: &[u32], (rows, cols): (usize
         return Err("row pointers do not match the matrix shape".into());
     }
     for w in indptr.windows(2) {
-        if w[1] < w[0] {
-            return Err("row pointers decrease".into());
+        if w[1] < w[0] || w[1] > indices.len() {
+            return Err("row pointers decrease or run past the entries".into());
         }
         let row = &indices[w[0]..w[1]];
         if row.windows(2).any(|p| p[1] <= p[0]) || row.last().is_some_and(|&c| c as usize >= cols) {
@@ -534,6 +534,14 @@ pub struct WeightStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_rows_rejects_pointers_past_the_entries_without_slicing_them() {
+        // The last pointer matches the entries, but a middle one runs past them.
+        assert!(check_rows(&[0, 100, 5], &[0, 1, 2, 3, 4], (2, 10)).is_err());
+        assert!(check_rows(&[0, 3, 5], &[0, 1, 2, 3, 4], (2, 10)).is_ok());
+        assert!(check_rows(&[0, 3, 2], &[0, 1], (2, 10)).is_err());
+    }
 
     fn sample() -> Interactions {
         let mut b = InteractionsBuilder::new();

@@ -22,7 +22,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{CustomerIdx, ItemIdx};
-use crate::matrix::{Csr, Interactions};
+use crate::matrix::{Csr, Interactions, Scheme, Weighting};
 use crate::similarity::{KernelScratch, Neighbor, Pruned, TopK, accumulate, by_score_then_index, keep_top};
 use crate::time::DAY;
 
@@ -41,11 +41,13 @@ pub enum Algorithm {
     BuyAgain,
     /// Implicit-feedback matrix factorisation (alternating least squares).
     Als,
+    /// A closed-form item x item linear model (EASE).
+    Ease,
 }
 
 impl Algorithm {
     /// Every algorithm, for messages.
-    pub const ALL: &'static str = "item-knn, user-knn, popularity, buy-again, als";
+    pub const ALL: &'static str = "item-knn, user-knn, popularity, buy-again, als, ease";
 
     /// The name used on the command line and in output.
     pub fn name(self) -> &'static str {
@@ -55,7 +57,27 @@ impl Algorithm {
             Algorithm::Popularity => "popularity",
             Algorithm::BuyAgain => "buy-again",
             Algorithm::Als => "als",
+            Algorithm::Ease => "ease",
         }
+    }
+}
+
+impl Algorithm {
+    /// The weighting the algorithm gets when none is asked for. Chosen on validation
+    /// splits (never the test part) of The Complete Journey: BM25 for the neighbourhood
+    /// models (bestsellers do not dominate the similarities); log counts for ALS and EASE,
+    /// whose penalties are on the scale of squared weights (BM25's large weights swamp
+    /// EASE's default lambda); counts with a 60-day half-life for buy-again (how often and
+    /// how recently); presence for popularity.
+    pub fn default_weighting(self) -> Weighting {
+        let scheme = match self {
+            Algorithm::ItemKnn | Algorithm::UserKnn => Scheme::Bm25 { k1: 1.2, b: 0.75 },
+            Algorithm::Als | Algorithm::Ease => Scheme::Log,
+            Algorithm::BuyAgain => Scheme::Count,
+            Algorithm::Popularity => Scheme::Binary,
+        };
+        let half_life_days = (self == Algorithm::BuyAgain).then_some(60.0);
+        Weighting { scheme, half_life_days, reference_time: None }
     }
 }
 
@@ -68,6 +90,7 @@ impl FromStr for Algorithm {
             "popularity" => Ok(Algorithm::Popularity),
             "buy-again" => Ok(Algorithm::BuyAgain),
             "als" => Ok(Algorithm::Als),
+            "ease" => Ok(Algorithm::Ease),
             _ => Err(format!("unknown algorithm {s:?}; accepted: {}", Algorithm::ALL)),
         }
     }
@@ -87,6 +110,8 @@ pub enum Source {
     BuyAgain,
     /// Scored by a latent-factor model (ALS).
     Als,
+    /// Scored by EASE.
+    Ease,
 }
 
 impl Source {
@@ -98,6 +123,7 @@ impl Source {
             Source::Popular => "popular",
             Source::BuyAgain => "buy-again",
             Source::Als => "als",
+            Source::Ease => "ease",
         }
     }
 }
@@ -275,6 +301,7 @@ pub struct Scratch {
     kernel: Option<KernelScratch>,
     /// A customer's factors (latent models).
     factors: Vec<f32>,
+    ease: Option<crate::ease::EaseScratch>,
 }
 
 impl Scratch {
@@ -314,10 +341,12 @@ pub struct Scorer<'a> {
 }
 
 /// A model that scores every item from dense parameters.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Latent {
     /// Customer and item factors.
     Als(crate::als::Als),
+    /// EASE's solution.
+    Ease(crate::ease::Ease),
 }
 
 impl<'a> Scorer<'a> {
@@ -335,6 +364,10 @@ impl<'a> Scorer<'a> {
             sims: Vec::new(),
             kernel: self.customers.map(|k| k.scratch()),
             factors: Vec::new(),
+            ease: match self.latent {
+                Some(Latent::Ease(e)) => Some(e.scratch()),
+                _ => None,
+            },
         }
     }
 
@@ -398,6 +431,13 @@ impl<'a> Scorer<'a> {
                 }
                 Source::Als
             }
+            Algorithm::Ease => {
+                if let (Some(Latent::Ease(ease)), Some(es)) = (self.latent, s.ease.as_mut()) {
+                    ease.score(q.items, q.weights, &mut s.acc, es);
+                    s.touched.extend(0..s.acc.len() as u32);
+                }
+                Source::Ease
+            }
             Algorithm::BuyAgain => {
                 for (&j, &w) in q.items.iter().zip(q.weights) {
                     s.acc[j as usize] = w * self.repeat[j as usize];
@@ -431,7 +471,7 @@ impl<'a> Scorer<'a> {
             // Scores are sums of positive contributions; buy-again's are the customer's own
             // weights, which time decay may have taken to zero and still count; a latent
             // model scores every item, some below zero.
-            let scored = score > 0.0 || matches!(source, Source::BuyAgain | Source::Als);
+            let scored = score > 0.0 || matches!(source, Source::BuyAgain | Source::Als | Source::Ease);
             if scored && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
                 top.push(cands, (j, score));
             }
@@ -524,6 +564,24 @@ impl<'a> Scorer<'a> {
                         let d: f32 = als.item_factors(i as usize).iter().zip(target).map(|(a, b)| a * b).sum();
                         if d > 0.0 {
                             contrib.push((i, d));
+                        }
+                    }
+                }
+                keep_top(&mut contrib, 3);
+                contrib.sort_unstable_by(by_score_then_index);
+                Reason::Resembles(contrib.into_iter().map(|c| ItemIdx(c.0)).collect())
+            }
+            Source::Ease => {
+                // Each bought item's own term of the score (its weight times its EASE
+                // coefficient towards the item).
+                let mut contrib: Vec<(u32, f32)> = Vec::new();
+                if let Some(Latent::Ease(ease)) = self.latent {
+                    let mut es = ease.scratch();
+                    let mut one = vec![0f32; self.weighted.cols()];
+                    for (&i, &w) in q.items.iter().zip(q.weights) {
+                        ease.score(&[i], &[w], &mut one, &mut es);
+                        if one[j as usize] > 0.0 {
+                            contrib.push((i, one[j as usize]));
                         }
                     }
                 }

@@ -381,3 +381,95 @@ fn cli_fit_failing_at_the_rename_leaves_no_temporary_file() {
     assert!(stderr(&o).contains("model.cobuy"), "{}", stderr(&o));
     assert_eq!(hidden_files(&dir.join("models")), Vec::<String>::new(), "no temporary files are left");
 }
+
+#[test]
+fn a_version_1_file_reads_and_scores_as_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/model");
+    let bytes = fs::read(data.join("v1-item-knn.cobuy")).unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1, "the fixture is format version 1");
+    let model = Model::from_bytes(&bytes).unwrap();
+    assert_eq!(model.params().neighbors, 5);
+    let out = dir.path().join("recs.csv");
+    let model_path = data.join("v1-item-knn.cobuy");
+    let o = cobuy(
+        dir.path(),
+        &[
+            "recommend",
+            "--model",
+            model_path.to_str().unwrap(),
+            "--top",
+            "3",
+            "--explain",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        fs::read_to_string(&out).unwrap(),
+        fs::read_to_string(data.join("v1-item-knn.recommendations.csv")).unwrap(),
+        "a version 1 model scores exactly as the build that wrote it"
+    );
+}
+
+#[test]
+fn latent_models_round_trip_and_reject_damage() {
+    use cobuy::recommend::Algorithm;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("purchases.csv");
+    write_purchases(&csv);
+    let read = read_purchases(&csv, &IngestOptions::new(columns())).unwrap();
+    let als = FitParams {
+        algorithm: Algorithm::Als,
+        als: cobuy::als::AlsParams { factors: 8, iterations: 3, ..Default::default() },
+        ..FitParams::default()
+    };
+    let ease_items = FitParams {
+        algorithm: Algorithm::Ease,
+        ease: cobuy::ease::EaseParams { side: cobuy::ease::EaseSide::Items, ..Default::default() },
+        ..FitParams::default()
+    };
+    let ease_customers = FitParams {
+        algorithm: Algorithm::Ease,
+        ease: cobuy::ease::EaseParams { side: cobuy::ease::EaseSide::Customers, ..Default::default() },
+        ..FitParams::default()
+    };
+    for (what, params, tags) in [
+        ("als", als, &[*b"AUSR", *b"AITM"][..]),
+        ("ease items", ease_items, &[*b"EKEP", *b"EBIT"][..]),
+        ("ease customers", ease_customers, &[*b"EKEP", *b"EMUP", *b"EDGP", *b"EXPT", *b"EXIX", *b"EXVL"][..]),
+    ] {
+        let model = Model::fit(read.interactions.clone(), &params, FitInfo::default()).unwrap();
+        let bytes = model.to_bytes();
+        assert_eq!(bytes, Model::from_bytes(&bytes).unwrap().to_bytes(), "{what}: same bytes after a round trip");
+        let again = Model::from_bytes(&bytes).unwrap();
+        for c in (0..model.customers().len() as u32).step_by(7).map(CustomerIdx) {
+            let (a, b) = (model.recommend(c, 5), again.recommend(c, 5));
+            assert_eq!(a, b, "{what}: customer {c:?}");
+            assert!(a.iter().any(|r| r.source != cobuy::recommend::Source::Popular), "{what}: scored, not filled");
+        }
+        // A missing section is an error, never a panic. (Resealing the footer alone keeps
+        // the file valid, so the error is the missing section's.)
+        let headers = section_headers(&bytes);
+        let mut resealed = bytes[..bytes.len() - 16].to_vec();
+        resealed.extend_from_slice(b"COBUYEND");
+        resealed.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        assert!(parse(&resealed, "resealed").is_ok(), "{what}: the footer is rebuilt as written");
+        for tag in tags {
+            let &(at, _, len) = headers.iter().find(|h| &h.1 == tag).unwrap();
+            let mut cut = bytes[..at].to_vec();
+            cut.extend_from_slice(&bytes[at + 16 + len..bytes.len() - 16]);
+            // Re-seal the footer with the new total length so only the section is missing.
+            let total = (cut.len() + 16) as u64;
+            cut.extend_from_slice(b"COBUYEND");
+            cut.extend_from_slice(&total.to_le_bytes());
+            assert!(parse(&cut, &format!("{what} without {}", String::from_utf8_lossy(tag))).is_err());
+        }
+        // Flips inside the payloads are caught.
+        for &(at, tag, len) in headers.iter().filter(|h| tags.contains(&h.1)) {
+            let damaged = flip(&bytes, at + 16 + len / 2, 3);
+            assert!(parse(&damaged, &format!("{what}: flip in {}", String::from_utf8_lossy(&tag))).is_err());
+        }
+    }
+}

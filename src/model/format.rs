@@ -165,7 +165,7 @@ macro_rules! pod {
         }
     )*};
 }
-pod!(u32, u64, i64, f32);
+pod!(u32, u64, i64, f32, f64);
 
 pub(crate) fn encode<T: Pod>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * T::SIZE);

@@ -16,6 +16,7 @@ pub use format::{FORMAT_VERSION, OLDEST_READABLE};
 use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_ids, encode_ptr};
 
 use crate::als::{Als, AlsParams, AlsParts};
+use crate::ease::{Ease, EaseParams, EaseParts, EaseSolution};
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
 use crate::matrix::{Csr, Interactions, MergeStats, RowSets, WeightStats, Weighting, check_rows};
@@ -98,6 +99,9 @@ pub struct FitParams {
     /// ALS: factors, regularisation, confidence, iterations, seed.
     #[serde(default)]
     pub als: AlsParams,
+    /// EASE: penalty, item limit, side.
+    #[serde(default)]
+    pub ease: EaseParams,
 }
 
 impl Default for FitParams {
@@ -109,6 +113,7 @@ impl Default for FitParams {
             similarity: SimilarityParams::default(),
             buy_again_weight: 0.0,
             als: AlsParams::default(),
+            ease: EaseParams::default(),
         }
     }
 }
@@ -128,6 +133,9 @@ impl FitParams {
         }
         if self.algorithm == Algorithm::Als {
             self.als.check().map_err(|e| ParamError(format!("als: {e}")))?;
+        }
+        if self.algorithm == Algorithm::Ease {
+            self.ease.check().map_err(ParamError)?;
         }
         if matches!(self.similarity.measure, Measure::Rp3Beta { .. }) && self.algorithm != Algorithm::ItemKnn {
             return Err(ParamError(format!(
@@ -195,6 +203,10 @@ impl Model {
         };
         let latent = match params.algorithm {
             Algorithm::Als => Some(Latent::Als(Als::fit(&weighted, &params.als))),
+            Algorithm::Ease => Some(Latent::Ease(
+                Ease::fit(&weighted, &params.ease, crate::ease::memory_budget())
+                    .map_err(|e| ParamError(e.to_string()))?,
+            )),
             _ => None,
         };
         Ok(Model::assemble(data, params, info, stats, weighted, neighbors, latent))
@@ -381,9 +393,26 @@ impl Model {
         w.section(b"NPTR", &encode_ptr(&self.neighbors.proper_indptr()));
         w.section(b"NIDX", &encode(self.neighbors.indices()));
         w.section(b"NVAL", &encode(self.neighbors.data()));
-        if let Some(Latent::Als(als)) = &self.latent {
-            w.section(b"AUSR", &encode(als.user_matrix()));
-            w.section(b"AITM", &encode(als.item_matrix()));
+        match &self.latent {
+            Some(Latent::Als(als)) => {
+                w.section(b"AUSR", &encode(als.user_matrix()));
+                w.section(b"AITM", &encode(als.item_matrix()));
+            }
+            Some(Latent::Ease(ease)) => {
+                let p = ease.to_parts();
+                w.section(b"EKEP", &encode(&p.kept));
+                match &p.solution {
+                    EaseSolution::Items { b } => w.section(b"EBIT", &encode(b)),
+                    EaseSolution::Customers { m_upper, diag_p, indptr, indices, data } => {
+                        w.section(b"EMUP", &encode(m_upper));
+                        w.section(b"EDGP", &encode(diag_p));
+                        w.section(b"EXPT", &encode_ptr(indptr));
+                        w.section(b"EXIX", &encode(indices));
+                        w.section(b"EXVL", &encode(data));
+                    }
+                }
+            }
+            None => {}
         }
         w.finish()
     }
@@ -436,6 +465,21 @@ impl Model {
                 })
                 .map_err(|e| corrupt(format!("ALS factors: {e}")))?,
             )),
+            Algorithm::Ease => {
+                let solution = match s.optional(b"EBIT") {
+                    Some(b) => EaseSolution::Items { b: decode(b"EBIT", b)? },
+                    None => EaseSolution::Customers {
+                        m_upper: decode(b"EMUP", s.get(b"EMUP")?)?,
+                        diag_p: decode(b"EDGP", s.get(b"EDGP")?)?,
+                        indptr: decode_ptr(b"EXPT", s.get(b"EXPT")?)?,
+                        indices: decode(b"EXIX", s.get(b"EXIX")?)?,
+                        data: decode(b"EXVL", s.get(b"EXVL")?)?,
+                    },
+                };
+                let kept = decode(b"EKEP", s.get(b"EKEP")?)?;
+                let parts = EaseParts { params: meta.params.ease, items: n_items, kept, solution };
+                Some(Latent::Ease(Ease::from_parts(parts).map_err(|e| corrupt(format!("EASE: {e}")))?))
+            }
             _ => None,
         };
         let stats = meta.params.weighting.stats(&data);
