@@ -130,7 +130,7 @@ struct InputArgs {
     #[arg(long)]
     #[serde(default)]
     rating_col: Option<String>,
-    /// Field delimiter: , \t ; | (default: sniffed from the first line).
+    /// Field delimiter: , \t ; | or :: (default: sniffed from the first line).
     #[arg(long)]
     #[serde(default)]
     delimiter: Option<String>,
@@ -631,7 +631,8 @@ fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
         Some("\t" | "\\t" | "tab" | "TAB") => Some(b'\t'),
         Some(";" | "semicolon") => Some(b';'),
         Some("|" | "pipe") => Some(b'|'),
-        Some(other) => return Err(bad(format!("--delimiter takes , \\t ; or |, got {other:?}"))),
+        Some("::") => Some(ingest::DOUBLE_COLON),
+        Some(other) => return Err(bad(format!("--delimiter takes , \\t ; | or ::, got {other:?}"))),
     };
     let rejects = match (&a.rejects, a.skip_invalid) {
         (Some(p), _) => Some(p.clone()),

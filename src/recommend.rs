@@ -204,7 +204,7 @@ impl ResolvedFilter {
 /// Why an item was recommended, with the evidence (resolved to ids when written).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reason {
-    /// The customer's items that contributed most (item-kNN).
+    /// The customer's items that contributed most (item-kNN, EASE).
     BoughtWith(Vec<ItemIdx>),
     /// The customer's items the model places closest to it (latent models).
     Resembles(Vec<ItemIdx>),
@@ -587,7 +587,7 @@ impl<'a> Scorer<'a> {
                 }
                 keep_top(&mut contrib, 3);
                 contrib.sort_unstable_by(by_score_then_index);
-                Reason::Resembles(contrib.into_iter().map(|c| ItemIdx(c.0)).collect())
+                Reason::BoughtWith(contrib.into_iter().map(|c| ItemIdx(c.0)).collect())
             }
             Source::Popular => Reason::Popular { buyers: self.buyers[j as usize] },
             Source::BuyAgain => {

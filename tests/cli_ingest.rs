@@ -576,7 +576,7 @@ fn min_value_needs_a_rating_column() {
 #[test]
 fn unknown_delimiter_is_rejected() {
     let sc = Scratch::new();
-    assert_usage_error(&sc, &["--delimiter", "x"], "--delimiter takes , \\t ; or |, got \"x\"");
+    assert_usage_error(&sc, &["--delimiter", "x"], "--delimiter takes , \\t ; | or ::, got \"x\"");
 }
 
 #[test]
@@ -738,4 +738,69 @@ fn a_column_name_matching_several_columns_is_ambiguous() {
     let err = error_line(&res.2);
     assert!(err.contains("column qty: ambiguous") && err.contains("Qty, QTY"), "{err}");
     sc.assert_nothing_written();
+}
+
+/// The three MovieLens layouts (100K `u.data`, 1M/10M `ratings.dat` with `::`, 20M/25M/latest
+/// `ratings.csv`) holding the same ratings fit the same model: the same recommendations.
+#[test]
+fn movielens_layouts_read_alike() {
+    let sc = Scratch::new();
+    let mut outputs = Vec::new();
+    for (file, flags) in [
+        (
+            "ml_small.tsv",
+            &[
+                "--no-header",
+                "--delimiter",
+                "\\t",
+                "--customer-col",
+                "1",
+                "--item-col",
+                "2",
+                "--rating-col",
+                "3",
+                "--time-col",
+                "4",
+            ][..],
+        ),
+        // `::` is sniffed, and can be given.
+        (
+            "ml_small.dat",
+            &["--no-header", "--customer-col", "1", "--item-col", "2", "--rating-col", "3", "--time-col", "4"][..],
+        ),
+        (
+            "ml_small.dat",
+            &[
+                "--no-header",
+                "--delimiter",
+                "::",
+                "--customer-col",
+                "1",
+                "--item-col",
+                "2",
+                "--rating-col",
+                "3",
+                "--time-col",
+                "4",
+            ][..],
+        ),
+        (
+            "ml_small_ratings.csv",
+            &["--customer-col", "userId", "--item-col", "movieId", "--rating-col", "rating", "--time-col", "timestamp"]
+                [..],
+        ),
+    ] {
+        let args: Vec<&str> = flags.iter().copied().chain(["--min-value", "4"]).collect();
+        let (code, _, stderr) = sc.fit(&data(file), &args);
+        assert_eq!(code, 0, "{file}: {stderr}");
+        assert!(stderr.contains("59 read"), "{file}: every row read: {stderr}");
+        let out = sc.out().join("ml.csv");
+        let o = cobuy(&["recommend", "--model", s(&sc.model()), "--top", "5", "--out", s(&out)]);
+        assert_eq!(o.0, 0, "{file}: {}", o.2);
+        outputs.push((file, fs::read_to_string(&out).unwrap()));
+    }
+    for (file, text) in &outputs[1..] {
+        assert_eq!(text, &outputs[0].1, "{file} recommends as u.data does");
+    }
+    assert!(outputs[0].1.lines().count() > 10);
 }

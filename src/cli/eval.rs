@@ -250,12 +250,15 @@ struct External {
 
 fn external(spec: &str) -> Result<External> {
     let err = || bad(format!("--measure takes NAME:TARGET=FILE (TARGET new-items or all-items), got {spec:?}"));
-    let (head, file) = spec.split_once('=').ok_or_else(err)?;
-    let (name, target) = head.rsplit_once(':').ok_or_else(err)?;
+    // Split at the target's `:` and the `=` after it, so that names may hold `=` (K=100).
+    let (name, rest) = spec.rsplit_once(':').ok_or_else(err)?;
+    let (target, file) = rest.split_once('=').ok_or_else(err)?;
     if name.is_empty() || file.is_empty() {
         return Err(err());
     }
-    Ok(External { name: name.into(), target: targets(&[target.into()])?[0], file: file.into() })
+    let target = targets(&[target.into()])
+        .map_err(|_| bad(format!("--measure {spec:?}: unknown target {target:?}; accepted: new-items, all-items")))?[0];
+    Ok(External { name: name.into(), target, file: file.into() })
 }
 
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
@@ -269,18 +272,31 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         .algorithms
         .iter()
         .map(|a| {
-            let params = fit_params(&a.fit, &a.similarity)?;
+            let params = fit_params(&a.fit, &a.similarity).map_err(|e| match &a.name {
+                Some(n) => bad(format!("[[algorithm]] {n:?}: {e}")),
+                None => e,
+            })?;
             let name = a.name.clone().unwrap_or_else(|| params.algorithm.name().to_string());
             Ok((name, params))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut names: Vec<&str> = configs.iter().map(|c| c.0.as_str()).chain(externals.iter().map(|e| &*e.name)).collect();
-    names.sort_unstable();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        return Err(bad(format!("two configurations are named {:?}; give each its own name", w[0])));
+    // A configuration is measured on every target; an outside list on its own one.
+    let mut names: Vec<(&str, Option<Target>)> = configs
+        .iter()
+        .map(|c| (c.0.as_str(), None))
+        .chain(externals.iter().map(|e| (&*e.name, Some(e.target))))
+        .collect();
+    names.sort_unstable_by_key(|n| (n.0, n.1.map(Target::name)));
+    if let Some(w) = names.windows(2).find(|w| w[0].0 == w[1].0 && (w[0].1.is_none() || w[0].1 == w[1].1)) {
+        return Err(bad(format!("two configurations are named {:?}; give each its own name", w[0].0)));
     }
     let out_dir = job.eval.out_dir.clone().ok_or_else(|| bad("give --out-dir (or out_dir in [eval])"))?;
-    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
+    if configs.iter().all(|(_, p)| p.algorithm == cobuy::recommend::Algorithm::BuyAgain)
+        && externals.is_empty()
+        && targets == [Target::NewItems]
+    {
+        return Err(bad("buy-again recommends only bought items: measure it on --targets all-items"));
+    }
 
     let start = Instant::now();
     let opts = ingest_options(&job.input, &out_dir.join("model"))?;
@@ -310,6 +326,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         s.new_test_pairs,
         s.unknown_item_pairs
     ));
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
     if let Some(dir) = &job.eval.write_split {
         write_split(&plog, &method, job.split.validation, dir, log)?;
     }
@@ -359,6 +376,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         ("split".into(), describe_split(&method, job.split.validation)),
         ("training rows".into(), s.train_rows.to_string()),
         ("test rows".into(), s.test_rows.to_string()),
+        ("test-part rows left unused".into(), s.unused_rows.to_string()),
         ("test customers".into(), format!("{} ({} cold, left out)", s.test_customers, s.cold_customers)),
         ("measured customers".into(), format!("all items {}, new items {}", s.measured_all, s.measured_new)),
         (

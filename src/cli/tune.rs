@@ -29,7 +29,7 @@ struct TuneJob {
     #[serde(default, rename = "eval")]
     _eval: Option<EvalArgs>,
     tune: TuneArgs,
-    #[serde(rename = "space")]
+    #[serde(rename = "space", default)]
     spaces: Vec<toml::Table>,
     #[serde(default)]
     threads: Option<usize>,
@@ -53,8 +53,8 @@ struct TuneArgs {
     /// Seed of the draw.
     #[serde(default = "one")]
     seed: u64,
-    /// Where to write the best configuration as an eval job file (default: beside the job,
-    /// JOB.best.toml).
+    /// Where to write the best configurations as an eval job file, relative to the job file
+    /// (default: beside it, JOB.toml.best.toml).
     #[serde(default)]
     out: Option<PathBuf>,
 }
@@ -108,6 +108,9 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
     if job.input.purchases.is_relative() && job.input.purchases.as_os_str() != "-" {
         job.input.purchases = base.join(&job.input.purchases);
     }
+    if let Some(r) = job.input.rejects.as_mut().filter(|r| r.is_relative()) {
+        *r = base.join(&*r);
+    }
     set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
     let t = &job.tune;
     let target = targets(std::slice::from_ref(&t.target))?[0];
@@ -117,6 +120,9 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
 
     // Every candidate is checked before the data is read.
     let mut candidates: Vec<(String, toml::Table)> = Vec::new();
+    if job.spaces.iter().any(|s| s.is_empty()) {
+        return Err(bad(format!("{}: a [[space]] table is empty; give the fit keys to try", path.display())));
+    }
     for space in &job.spaces {
         for c in combinations(space) {
             candidates.push((label(&c), c));
@@ -143,6 +149,11 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
             .try_into()
             .map_err(|e| bad(format!("{}: [[space]] {name}: {e}", path.display())))?;
         let params = fit_params(&fit.fit, &fit.similarity).map_err(|e| bad(format!("[[space]] {name}: {e}")))?;
+        if params.algorithm == cobuy::recommend::Algorithm::BuyAgain && target == ev::Target::NewItems {
+            return Err(bad(format!(
+                "[[space]] {name}: buy-again recommends only bought items; tune it on target = \"all-items\""
+            )));
+        }
         configs.push((name.clone(), table.clone(), params));
     }
 
@@ -217,18 +228,62 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
     for &(v, n) in results.iter().take(10) {
         header.push_str(&format!("#   {v:.4}  {}\n", configs[n].0));
     }
-    let out = t.out.clone().unwrap_or_else(|| {
-        let mut p = path.as_os_str().to_owned();
-        p.push(".best.toml");
-        PathBuf::from(p)
-    });
+    let out = match &t.out {
+        Some(o) => base.join(o),
+        None => {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".best.toml");
+            PathBuf::from(p)
+        }
+    };
+    // Paths in the job are relative to the job file; written elsewhere, the best file gets
+    // them absolute so that it reads the same files.
+    if out.parent().unwrap_or(Path::new("")) != base {
+        rebase_paths(&mut doc, base);
+    }
     let body = toml::to_string(&doc).map_err(|e| bad(e.to_string()))?;
-    let mut f = cobuy::output::AtomicFile::create(&out)?;
-    std::io::Write::write_all(&mut f, format!("{header}\n{body}").as_bytes())?;
-    f.commit()?;
+    let write = || -> std::io::Result<()> {
+        let mut f = cobuy::output::AtomicFile::create(&out)?;
+        std::io::Write::write_all(&mut f, format!("{header}\n{body}").as_bytes())?;
+        f.commit()
+    };
+    write().map_err(|e| bad(format!("{}: cannot write the best configurations: {e}", out.display())))?;
     log.info(format!(
         "wrote the best configurations to {} (run it with cobuy run: it measures on the test part)",
         out.display()
     ));
     Ok(())
+}
+
+/// Makes the relative paths of an eval job (input purchases and rejects, eval out_dir,
+/// write_split and measure files) absolute, taking them relative to `base`.
+fn rebase_paths(doc: &mut toml::Table, base: &Path) {
+    let fix = |p: &str| -> String {
+        let path = Path::new(p);
+        if path.is_relative() && p != "-" {
+            std::path::absolute(base.join(path)).unwrap_or_else(|_| base.join(path)).display().to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    for (table, keys) in [("input", &["purchases", "rejects"][..]), ("eval", &["out_dir", "write_split"][..])] {
+        if let Some(toml::Value::Table(t)) = doc.get_mut(table) {
+            for key in keys {
+                if let Some(toml::Value::String(p)) = t.get_mut(*key) {
+                    *p = fix(p);
+                }
+            }
+        }
+    }
+    if let Some(toml::Value::Table(t)) = doc.get_mut("eval") {
+        if let Some(toml::Value::Array(specs)) = t.get_mut("measure") {
+            for spec in specs.iter_mut() {
+                if let toml::Value::String(m) = spec {
+                    if let Some((head, file)) = m.split_once('=') {
+                        *m = format!("{head}={}", fix(file));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -25,6 +25,18 @@ use serde::{Deserialize, Serialize};
 use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
 use crate::output::AtomicFile;
 
+/// The delimiter value that stands for `::` (MovieLens 1M and 10M `ratings.dat`): each
+/// `::` in the file becomes this byte (ASCII unit separator) before the CSV reader sees it.
+pub const DOUBLE_COLON: u8 = 0x1f;
+
+fn delimiter_name(d: u8) -> String {
+    match d {
+        b'\t' => "\\t".into(),
+        DOUBLE_COLON => "::".into(),
+        d => (d as char).to_string(),
+    }
+}
+
 /// A column, by header name or by 1-based position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -147,7 +159,8 @@ impl Columns {
 pub struct IngestOptions {
     /// Column mapping.
     pub columns: Columns,
-    /// Field delimiter; `None` sniffs it from the first line.
+    /// Field delimiter; `None` sniffs it from the first line. [`DOUBLE_COLON`] reads
+    /// `::`-separated files.
     pub delimiter: Option<u8>,
     /// Whether the first line is a header.
     pub has_header: bool,
@@ -191,8 +204,8 @@ impl IngestOptions {
             return bad("a rejects file is written only when invalid rows are skipped (--skip-invalid)");
         }
         if let Some(d) = self.delimiter {
-            if !matches!(d, b',' | b'\t' | b';' | b'|') {
-                return bad("the delimiter must be one of , \\t ; |");
+            if !matches!(d, b',' | b'\t' | b';' | b'|' | DOUBLE_COLON) {
+                return bad("the delimiter must be one of , \\t ; | ::");
             }
         }
         Ok(())
@@ -557,12 +570,20 @@ fn read_rows(
     }
     let delimiter = opts.delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
     let (gzip, size, consumed, newlines) = (opened.gzip, opened.size, opened.consumed.clone(), opened.newlines.clone());
+    let reader: Box<dyn io::Read> = if delimiter == DOUBLE_COLON {
+        // Newline offsets are taken after the collapse, where the CSV reader counts.
+        let (inner, index) = opened.reader.into_parts();
+        let collapsed = io::BufReader::with_capacity(1 << 16, source::DoubleColon::new(inner));
+        Box::new(source::LineIndexed::new(collapsed, index))
+    } else {
+        Box::new(opened.reader)
+    };
     let mut csv = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .has_headers(false)
         .flexible(true)
         .buffer_capacity(1 << 16)
-        .from_reader(opened.reader);
+        .from_reader(reader);
 
     let mut record = csv::ByteRecord::new();
     let next = |csv: &mut csv::Reader<_>, record: &mut csv::ByteRecord, line: u64| {
@@ -594,11 +615,7 @@ fn read_rows(
         (Some(p), true) => Some(RejectsFile::create(p, delimiter)?),
         _ => None,
     };
-    let mut sum = IngestSummary {
-        gzip,
-        delimiter: if delimiter == b'\t' { "\\t".into() } else { (delimiter as char).to_string() },
-        ..IngestSummary::default()
-    };
+    let mut sum = IngestSummary { gzip, delimiter: delimiter_name(delimiter), ..IngestSummary::default() };
     let mut baskets: Option<FxHashSet<Box<str>>> = cols.pos[BASKET].map(|_| FxHashSet::default());
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
     let mut line = if opts.has_header { 2 } else { 1 };
@@ -838,8 +855,8 @@ impl RejectsFile {
     }
 
     fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), IngestError> {
-        let raw =
-            rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&(self.delimiter as char).to_string());
+        let sep = if self.delimiter == DOUBLE_COLON { "::".to_string() } else { (self.delimiter as char).to_string() };
+        let raw = rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&sep);
         self.out.write_record([line.to_string().as_str(), &p.column, &p.reason, &raw]).map_err(|e| self.err(e))
     }
 

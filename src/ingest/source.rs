@@ -105,10 +105,83 @@ pub(crate) fn open(path: &Path) -> io::Result<Opened> {
     Ok(Opened { reader, newlines, gzip, size, consumed })
 }
 
-/// The candidate delimiter that occurs most often outside quotes in the first line;
-/// `,` when none occurs.
+impl<R> LineIndexed<R> {
+    /// The reader inside (before anything was read through this one).
+    pub(crate) fn into_parts(self) -> (R, Rc<RefCell<Newlines>>) {
+        (self.inner, self.index)
+    }
+
+    pub(crate) fn new(inner: R, index: Rc<RefCell<Newlines>>) -> Self {
+        LineIndexed { inner, index }
+    }
+}
+
+/// Turns each `::` into [`super::DOUBLE_COLON`], the one-byte delimiter the CSV reader
+/// is given for `::`-separated files (MovieLens `ratings.dat`); single colons pass through.
+pub(crate) struct DoubleColon<R> {
+    pub(crate) inner: R,
+    /// A `:` was the last byte seen and its partner is not known yet.
+    pending: bool,
+}
+
+impl<R> DoubleColon<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        DoubleColon { inner, pending: false }
+    }
+}
+
+impl<R: BufRead> Read for DoubleColon<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        while n < out.len() {
+            let buf = self.inner.fill_buf()?;
+            if buf.is_empty() {
+                if std::mem::take(&mut self.pending) {
+                    out[n] = b':';
+                    n += 1;
+                }
+                break;
+            }
+            let mut used = 0;
+            while used < buf.len() && n < out.len() {
+                let b = buf[used];
+                if std::mem::take(&mut self.pending) {
+                    if b == b':' {
+                        out[n] = super::DOUBLE_COLON;
+                        n += 1;
+                        used += 1;
+                        continue;
+                    }
+                    out[n] = b':';
+                    n += 1;
+                    continue; // `b` is looked at again, with room permitting
+                }
+                used += 1;
+                if b == b':' {
+                    self.pending = true;
+                } else {
+                    out[n] = b;
+                    n += 1;
+                }
+            }
+            self.inner.consume(used);
+            if n > 0 {
+                break;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The candidate delimiter that occurs most often outside quotes in the first line
+/// (`::` counts as one); `,` when none occurs.
 pub(crate) fn sniff_delimiter(first_chunk: &[u8]) -> u8 {
     let line = first_chunk.split(|&b| b == b'\n').next().unwrap_or_default();
+    let double = line.windows(2).filter(|w| w == b"::").count();
+    let others = line.iter().filter(|b| b",\t;|".contains(b)).count();
+    if double > 0 && double >= others {
+        return super::DOUBLE_COLON;
+    }
     let mut counts = [0usize; 4];
     let candidates = [b',', b'\t', b';', b'|'];
     let mut quoted = false;
@@ -137,5 +210,28 @@ mod tests {
         assert_eq!(sniff_delimiter(b"\"a,b\";\"c,d\";e"), b';');
         assert_eq!(sniff_delimiter(b"a|b"), b'|');
         assert_eq!(sniff_delimiter(b"single"), b',');
+        assert_eq!(sniff_delimiter(b"1::1193::5::978300760\n"), super::super::DOUBLE_COLON);
+        assert_eq!(sniff_delimiter(b"a,b,time\n1,2,12:30"), b',');
+    }
+
+    #[test]
+    fn double_colons_collapse_whatever_the_read_sizes() {
+        let text = b"1::2::a:b::c:\n::x:::y::\n:";
+        let want: Vec<u8> = b"1\x1f2\x1fa:b\x1fc:\n\x1fx\x1f:y\x1f\n:".to_vec();
+        for cap in 1..8 {
+            for chunk in 1..8 {
+                let mut r = DoubleColon::new(BufReader::with_capacity(cap, &text[..]));
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; chunk];
+                loop {
+                    let n = r.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got, want, "buffer {cap}, reads of {chunk}");
+            }
+        }
     }
 }
