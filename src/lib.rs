@@ -43,6 +43,7 @@ pub mod matrix;
 pub mod model;
 pub mod output;
 pub mod recommend;
+pub mod rules;
 pub mod similarity;
 pub mod time;
 

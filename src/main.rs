@@ -81,6 +81,11 @@ enum Command {
         /// The tune job file (TOML): an eval job with `[tune]` and `[[space]]` tables.
         job: PathBuf,
     },
+    /// Pairwise association rules (A -> B) from baskets, as CSV: support, confidence, lift,
+    /// leverage, conviction.
+    Rules(Box<cli::rules::RulesCmd>),
+    /// Frequently bought together: the best completions of given baskets.
+    BasketComplete(Box<cli::rules::CompleteCmd>),
     /// Show what a model holds and how it was fitted.
     Inspect {
         /// The model file.
@@ -567,6 +572,8 @@ fn run(cli: Cli, log: Log) -> Result<()> {
         Command::Inspect { model, json } => inspect(&model, json),
         Command::Eval(cmd) => cli::eval::run(&cmd, cli.threads, log),
         Command::Tune { job } => cli::tune::run(&job, cli.threads, log),
+        Command::Rules(cmd) => cli::rules::rules(&cmd, cli.threads, log),
+        Command::BasketComplete(cmd) => cli::rules::complete(&cmd, cli.threads, log),
         Command::Generate { customers, items, purchases, seed, out } => {
             set_threads(cli.threads)?;
             let params = cobuy::generate::GenerateParams::new(customers, items, purchases, seed);

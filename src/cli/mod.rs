@@ -1,4 +1,5 @@
 //! Subcommands too large for main.rs.
 
 pub mod eval;
+pub mod rules;
 pub mod tune;

@@ -1,0 +1,267 @@
+//! `cobuy rules` (pairwise association rules as CSV) and `cobuy basket-complete`
+//! (frequently bought together, for given baskets).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use cobuy::ids::ItemIdx;
+use cobuy::ingest;
+use cobuy::output::AtomicFile;
+use cobuy::rules::{Baskets, RuleParams};
+
+use crate::{InputArgs, Log, bad, create_parent, ingest_options, set_threads, summary_lines};
+
+/// `cobuy rules` flags.
+#[derive(Args, Debug)]
+pub struct RulesCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    /// Minimum support of a pair: the share of baskets holding both, 0 to 1.
+    #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
+    min_support: f64,
+    /// Minimum confidence, 0 to 1.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    min_confidence: f64,
+    /// Minimum lift (0 or more).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    min_lift: f64,
+    /// Minimum number of baskets holding both items.
+    #[arg(long, default_value_t = 1)]
+    min_count: u64,
+    /// Output CSV: antecedent,consequent,support,confidence,lift,leverage,conviction,count,
+    /// antecedent_count,consequent_count.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// `cobuy basket-complete` flags.
+#[derive(Args, Debug)]
+pub struct CompleteCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    /// The basket to complete: item ids, comma-separated.
+    #[arg(long, conflicts_with = "baskets")]
+    items: Option<String>,
+    /// Baskets to complete: a CSV with header basket_id,item_id, one line per item.
+    #[arg(long)]
+    baskets: Option<PathBuf>,
+    /// Completions per basket.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Baskets that must hold the whole antecedent (items are dropped from it until enough
+    /// do), and the completion with it.
+    #[arg(long, default_value_t = 5)]
+    min_count: u32,
+    /// Output CSV: basket_id,rank,item_id,confidence,lift,count,baskets,antecedent,reason.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn read_baskets(input: &InputArgs, out: &Path, log: Log) -> Result<Baskets> {
+    let opts = ingest_options(input, out)?;
+    if let Some(r) = &opts.rejects {
+        create_parent(r)?;
+    }
+    let start = Instant::now();
+    log.info(format!("reading {}", input.purchases.display()));
+    let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
+    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
+    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+        log.info(line);
+    }
+    let (baskets, st) = Baskets::from_log(&plog);
+    if baskets.from_basket_ids() {
+        log.info(format!("{} baskets, {} basket-item lines", st.baskets, st.lines));
+        if st.rows_without_basket > 0 {
+            log.info(format!("{} purchase rows have no basket id: grouped by customer", st.rows_without_basket));
+        }
+    } else {
+        log.info(format!(
+            "no basket column: each of the {} customers' purchases count as one basket ({} lines)",
+            st.baskets, st.lines
+        ));
+    }
+    Ok(baskets)
+}
+
+/// Runs `cobuy rules`.
+pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
+    let params = RuleParams {
+        min_support: cmd.min_support,
+        min_confidence: cmd.min_confidence,
+        min_lift: cmd.min_lift,
+        min_count: cmd.min_count,
+    };
+    params.check().map_err(bad)?;
+    if cmd.min_count == 0 {
+        return Err(bad("--min-count must be at least 1"));
+    }
+    set_threads(threads)?;
+    let baskets = read_baskets(&cmd.input, &cmd.out, log)?;
+    let start = Instant::now();
+    let rules = baskets.rules(&params);
+    let need = params.min_pair_count(baskets.len() as u64);
+    log.info(format!(
+        "{} rules from pairs in at least {need} of {} baskets in {:.1}s",
+        rules.len(),
+        baskets.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    create_parent(&cmd.out)?;
+    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let mut w = csv::Writer::from_writer(&mut f);
+    w.write_record([
+        "antecedent",
+        "consequent",
+        "support",
+        "confidence",
+        "lift",
+        "leverage",
+        "conviction",
+        "count",
+        "antecedent_count",
+        "consequent_count",
+    ])?;
+    let ids = baskets.items();
+    for r in &rules {
+        w.write_record([
+            ids.id(r.antecedent.0),
+            ids.id(r.consequent.0),
+            &r.support.to_string(),
+            &r.confidence.to_string(),
+            &r.lift.to_string(),
+            &r.leverage.to_string(),
+            &r.conviction.to_string(),
+            &r.count.to_string(),
+            &r.antecedent_count.to_string(),
+            &r.consequent_count.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    drop(w);
+    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
+    Ok(())
+}
+
+/// Runs `cobuy basket-complete`.
+pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    // The baskets to complete, by id, each with its item ids (and their lines, for messages).
+    let wanted: Wanted = match (&cmd.items, &cmd.baskets) {
+        (Some(list), None) => {
+            let items: Vec<(String, String)> = list
+                .split(',')
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty())
+                .map(|s| (s, "--items".to_string()))
+                .collect();
+            if items.is_empty() {
+                return Err(bad("--items: give at least one item id"));
+            }
+            vec![("basket".to_string(), items)]
+        }
+        (None, Some(path)) => read_wanted(path)?,
+        _ => return Err(bad("give the basket to complete with --items A,B or --baskets FILE")),
+    };
+    set_threads(threads)?;
+    let baskets = read_baskets(&cmd.input, &cmd.out, log)?;
+    let ids = baskets.items();
+    create_parent(&cmd.out)?;
+    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let mut w = csv::Writer::from_writer(&mut f);
+    w.write_record(["basket_id", "rank", "item_id", "confidence", "lift", "count", "baskets", "antecedent", "reason"])?;
+    let (mut unknown, mut rows) = (Vec::new(), 0u64);
+    for (basket, items) in &wanted {
+        let mut known = Vec::new();
+        for (id, at) in items {
+            match ids.index_of(id) {
+                Some(i) => known.push(ItemIdx(i)),
+                None => unknown.push(format!("{at}: {id:?}")),
+            }
+        }
+        if known.is_empty() {
+            continue;
+        }
+        let c = baskets.complete(&known, cmd.top, cmd.min_count);
+        let antecedent: Vec<&str> = c.antecedent.iter().map(|i| ids.id(i.0)).collect();
+        for (rank, item) in c.items.iter().enumerate() {
+            let reason = format!(
+                "in {:.0}% of the {} baskets holding {}",
+                item.confidence * 100.0,
+                c.baskets,
+                antecedent.join(" and ")
+            );
+            w.write_record([
+                basket.as_str(),
+                &(rank + 1).to_string(),
+                ids.id(item.item.0),
+                &item.confidence.to_string(),
+                &item.lift.to_string(),
+                &item.count.to_string(),
+                &c.baskets.to_string(),
+                &antecedent.join(" "),
+                &reason,
+            ])?;
+            rows += 1;
+        }
+    }
+    w.flush()?;
+    drop(w);
+    if !unknown.is_empty() {
+        log.info(format!(
+            "{} item ids are not in the purchases and are skipped: {}{}",
+            unknown.len(),
+            unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+            if unknown.len() > 10 { ", ..." } else { "" }
+        ));
+    }
+    if unknown.len() == wanted.iter().map(|b| b.1.len()).sum::<usize>() {
+        return Err(bad("none of the items to complete is in the purchases"));
+    }
+    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    log.info(format!("wrote {rows} completions for {} baskets to {}", wanted.len(), cmd.out.display()));
+    Ok(())
+}
+
+/// Baskets to complete: each basket id with its (item id, where it was given) pairs.
+type Wanted = Vec<(String, Vec<(String, String)>)>;
+
+/// Reads `basket_id,item_id` lines, grouped by basket in order of first appearance.
+fn read_wanted(path: &Path) -> Result<Wanted> {
+    let name = path.display().to_string();
+    let mut rdr = csv::ReaderBuilder::new().from_path(path).map_err(|e| bad(format!("{name}: cannot read: {e}")))?;
+    let header = rdr.headers().map_err(|e| bad(format!("{name}: {e}")))?.clone();
+    let col = |c: &str| {
+        header.iter().position(|h| h == c).ok_or_else(|| {
+            bad(format!("{name}: no column {c:?}; the header is {}", header.iter().collect::<Vec<_>>().join(",")))
+        })
+    };
+    let (bc, ic) = (col("basket_id")?, col("item_id")?);
+    let mut out: Wanted = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (n, rec) in rdr.records().enumerate() {
+        let line = n + 2;
+        let rec = rec.map_err(|e| bad(format!("{name}:{line}: {e}")))?;
+        let (Some(b), Some(i)) = (rec.get(bc), rec.get(ic)) else {
+            return Err(bad(format!("{name}:{line}: too few fields")));
+        };
+        if i.is_empty() {
+            return Err(bad(format!("{name}:{line}: column item_id: empty")));
+        }
+        let k = *index.entry(b.to_string()).or_insert_with(|| {
+            out.push((b.to_string(), Vec::new()));
+            out.len() - 1
+        });
+        out[k].1.push((i.to_string(), format!("{name}:{line}")));
+    }
+    if out.is_empty() {
+        return Err(bad(format!("{name}: no baskets to complete")));
+    }
+    Ok(out)
+}
