@@ -397,8 +397,8 @@ fn y_axis(max: f64) -> (f64, f64, usize, usize) {
 }
 
 /// A line chart of `metric` against the cut-off `k`, as a self-contained SVG about 900 px
-/// wide: one panel per target side by side, sharing a y axis from 0 to a rounded maximum
-/// so panels compare at a glance; cut-offs evenly spaced (categorical); one coloured line
+/// wide: one panel per target side by side, each with a y axis from 0 to its own rounded
+/// maximum; cut-offs evenly spaced (categorical); one coloured line
 /// with point markers per algorithm, the same colour in every panel; a legend below. Runs
 /// without the metric (revenue recall without revenue) keep an empty line.
 pub fn svg(r: &EvalReport, metric: Metric) -> String {
@@ -410,15 +410,18 @@ pub fn svg(r: &EvalReport, metric: Metric) -> String {
         }
     }
     let colour = |name: &str| PALETTE[algorithms.iter().position(|a| *a == name).unwrap_or(0) % PALETTE.len()];
-    let max = r
-        .runs
-        .iter()
-        .filter_map(|run| series(&run.table, metric))
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0, f64::max);
-    let (top, step, ticks, decimals) = y_axis(max);
+    // Each panel has its own y axis: targets differ by an order of magnitude (repeat
+    // purchases are easy to predict), and a shared axis flattens the harder one.
+    let axis_of = |runs: &[&RunReport]| {
+        let max = runs
+            .iter()
+            .filter_map(|run| series(&run.table, metric))
+            .flatten()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        y_axis(max)
+    };
 
     // The legend, laid out first: its rows set the height.
     let mut legend = Vec::new(); // (x, row, name)
@@ -462,6 +465,7 @@ pub fn svg(r: &EvalReport, metric: Metric) -> String {
     }
     let panel_w = WIDTH / groups.len().max(1) as f64;
     for (p, (target, runs)) in groups.iter().enumerate() {
+        let (top, step, ticks, decimals) = axis_of(runs);
         let x0 = p as f64 * panel_w;
         let (left, right) = (x0 + PAD_LEFT, x0 + panel_w - PAD_RIGHT);
         let (upper, lower) = (TITLE_H + PAD_TOP, TITLE_H + PANEL_H - PAD_BOTTOM);
