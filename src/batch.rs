@@ -78,7 +78,41 @@ pub fn write_field(out: &mut Vec<u8>, id: &str) {
 /// Writes a score in its shortest round-trip form (`ryu`), in plain decimal notation for
 /// the magnitudes scores have, and in exponent notation outside them.
 pub fn write_score(out: &mut Vec<u8>, score: f32) {
-    out.extend_from_slice(ryu::Buffer::new().format(score).as_bytes());
+    put_short(out, ryu::Buffer::new().format(score).as_bytes());
+}
+
+/// Appends `bytes`, copying short ones (the fields of a batch row are a few bytes each)
+/// with two fixed-size moves instead of a call to `memcpy` per field: on ten million rows
+/// the calls cost more than the bytes.
+#[inline(always)]
+pub(crate) fn put_short(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    if !(4..=32).contains(&n) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    out.reserve(n);
+    let len = out.len();
+    // SAFETY: `reserve` made room for `n` more bytes after `len`; each copy below writes
+    // inside `len..len + n` from inside `bytes` (two overlapping fixed-size windows that
+    // together cover all `n` bytes), so every byte up to the new length is initialised.
+    unsafe {
+        let (src, dst) = (bytes.as_ptr(), out.as_mut_ptr().add(len));
+        macro_rules! two {
+            ($w:expr) => {{
+                std::ptr::copy_nonoverlapping(src, dst, $w);
+                std::ptr::copy_nonoverlapping(src.add(n - $w), dst.add(n - $w), $w);
+            }};
+        }
+        if n >= 16 {
+            two!(16)
+        } else if n >= 8 {
+            two!(8)
+        } else {
+            two!(4)
+        }
+        out.set_len(len + n);
+    }
 }
 
 /// A reason as a sentence a person can read.
@@ -244,13 +278,13 @@ impl<'a> RowWriter<'a> {
             }
             field.get_or_insert(start..buf.len());
             buf.push(b',');
-            buf.extend_from_slice(itoa::Buffer::new().format(rank + 1).as_bytes());
+            put_short(buf, itoa::Buffer::new().format(rank + 1).as_bytes());
             buf.push(b',');
-            buf.extend_from_slice(&self.items[r.item.get()]);
+            put_short(buf, &self.items[r.item.get()]);
             buf.push(b',');
             write_score(buf, r.score);
             buf.push(b',');
-            buf.extend_from_slice(r.source.as_str().as_bytes());
+            put_short(buf, r.source.as_str().as_bytes());
             if self.explain {
                 buf.push(b',');
                 write_field(buf, &describe(self.model, &self.scorer.explain(q, r, scratch)));
