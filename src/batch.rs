@@ -391,3 +391,23 @@ pub fn write_similar_customers<W: Write + Send>(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_short_appends_exactly_the_bytes_at_every_length() {
+        let src: Vec<u8> = (0..64u8).map(|b| b.wrapping_mul(37).wrapping_add(11)).collect();
+        for prefix in [0usize, 1, 7, 31] {
+            for n in 0..=40 {
+                let mut out: Vec<u8> = (0..prefix as u8).collect();
+                out.shrink_to_fit();
+                put_short(&mut out, &src[3..3 + n]);
+                let mut want: Vec<u8> = (0..prefix as u8).collect();
+                want.extend_from_slice(&src[3..3 + n]);
+                assert_eq!(out, want, "prefix {prefix}, {n} bytes");
+            }
+        }
+    }
+}
