@@ -34,6 +34,7 @@
 
 pub mod als;
 pub mod batch;
+pub mod catalog;
 pub mod ease;
 pub mod eval;
 pub mod generate;

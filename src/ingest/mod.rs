@@ -9,7 +9,7 @@
 //! reason and written to a rejects file instead.
 
 mod log;
-mod source;
+pub(crate) mod source;
 
 use log::LogBuilder;
 pub use log::{LogRow, PurchaseLog};
@@ -29,7 +29,7 @@ use crate::output::AtomicFile;
 /// `::` in the file becomes this byte (ASCII unit separator) before the CSV reader sees it.
 pub const DOUBLE_COLON: u8 = 0x1f;
 
-fn delimiter_name(d: u8) -> String {
+pub(crate) fn delimiter_name(d: u8) -> String {
     match d {
         b'\t' => "\\t".into(),
         DOUBLE_COLON => "::".into(),
@@ -382,10 +382,10 @@ pub struct Progress {
 }
 
 /// A problem with one row: its class (counted in the summary) and the message.
-struct RowProblem {
-    column: String,
-    class: &'static str,
-    reason: String,
+pub(crate) struct RowProblem {
+    pub(crate) column: String,
+    pub(crate) class: &'static str,
+    pub(crate) reason: String,
 }
 
 /// Resolved column positions (0-based) and display names.
@@ -397,7 +397,7 @@ struct Resolved {
 
 /// Line breaks one record may hold inside quoted fields before it is taken for an
 /// unclosed quote.
-const MAX_LINES_IN_RECORD: usize = 64;
+pub(crate) const MAX_LINES_IN_RECORD: usize = 64;
 
 const CUSTOMER: usize = 0;
 const ITEM: usize = 1;
@@ -523,7 +523,7 @@ pub fn read_log(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<(Purchas
     Ok((log, sum))
 }
 
-fn display_name(path: &Path) -> String {
+pub(crate) fn display_name(path: &Path) -> String {
     if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() }
 }
 
@@ -710,7 +710,7 @@ pub fn summary_breakdown(s: &IngestSummary) -> String {
 
 /// The line a record starts on: the line of its last byte (just before the terminator
 /// the reader consumed, or the end of input) minus the newlines inside its fields.
-fn record_line(newlines: &mut source::Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
+pub(crate) fn record_line(newlines: &mut source::Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
     let inside = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64).sum::<u64>();
     newlines.line_at(end.saturating_sub(1)).saturating_sub(inside)
 }
@@ -835,14 +835,14 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
 }
 
 /// The rejects file: `line,column,reason,record`, written atomically.
-struct RejectsFile {
+pub(crate) struct RejectsFile {
     path: String,
     out: csv::Writer<AtomicFile>,
     delimiter: u8,
 }
 
 impl RejectsFile {
-    fn create(path: &Path, delimiter: u8) -> Result<Self, IngestError> {
+    pub(crate) fn create(path: &Path, delimiter: u8) -> Result<Self, IngestError> {
         let name = path.display().to_string();
         let file = AtomicFile::create(path).map_err(|error| IngestError::Rejects { path: name.clone(), error })?;
         let mut r = RejectsFile { path: name, out: csv::Writer::from_writer(file), delimiter };
@@ -854,13 +854,13 @@ impl RejectsFile {
         IngestError::Rejects { path: self.path.clone(), error: io::Error::other(e) }
     }
 
-    fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), IngestError> {
+    pub(crate) fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), IngestError> {
         let sep = if self.delimiter == DOUBLE_COLON { "::".to_string() } else { (self.delimiter as char).to_string() };
         let raw = rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&sep);
         self.out.write_record([line.to_string().as_str(), &p.column, &p.reason, &raw]).map_err(|e| self.err(e))
     }
 
-    fn commit(self) -> Result<(), IngestError> {
+    pub(crate) fn commit(self) -> Result<(), IngestError> {
         let path = self.path;
         let io = |error| IngestError::Rejects { path: path.clone(), error };
         let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
