@@ -35,6 +35,7 @@
 pub mod als;
 pub mod batch;
 pub mod catalog;
+pub mod crosssell;
 pub mod ease;
 pub mod eval;
 pub mod generate;

@@ -86,6 +86,9 @@ enum Command {
     Rules(Box<cli::rules::RulesCmd>),
     /// Frequently bought together: the best completions of given baskets.
     BasketComplete(Box<cli::rules::CompleteCmd>),
+    /// Cross-sell: complementary items per customer (collaborative affinity and basket
+    /// lift, preferring categories they have not bought), with reasons.
+    CrossSell(Box<cli::crosssell::CrossSellCmd>),
     /// Show what a model holds and how it was fitted.
     Inspect {
         /// The model file.
@@ -539,6 +542,12 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<IngestError>()
                     .is_some_and(|i| !matches!(i, IngestError::Read { .. } | IngestError::Rejects { .. }))
                 || e.downcast_ref::<ParamError>().is_some()
+                || e.downcast_ref::<cobuy::catalog::CatalogError>().is_some_and(|c| {
+                    !matches!(
+                        c,
+                        cobuy::catalog::CatalogError::Read { .. } | cobuy::catalog::CatalogError::Rejects { .. }
+                    )
+                })
                 || e.downcast_ref::<ModelError>().is_some_and(|m| !matches!(m, ModelError::Io { .. }));
             ExitCode::from(if user { 2 } else { 1 })
         }
@@ -573,6 +582,7 @@ fn run(cli: Cli, log: Log) -> Result<()> {
         Command::Eval(cmd) => cli::eval::run(&cmd, cli.threads, log),
         Command::Tune { job } => cli::tune::run(&job, cli.threads, log),
         Command::Rules(cmd) => cli::rules::rules(&cmd, cli.threads, log),
+        Command::CrossSell(cmd) => cli::crosssell::run(&cmd, cli.threads, log),
         Command::BasketComplete(cmd) => cli::rules::complete(&cmd, cli.threads, log),
         Command::Generate { customers, items, purchases, seed, out } => {
             set_threads(cli.threads)?;

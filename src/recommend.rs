@@ -371,6 +371,11 @@ impl<'a> Scorer<'a> {
         }
     }
 
+    /// Whether the filter lets item `j` be recommended at all (allow and deny lists).
+    pub fn allows(&self, j: u32) -> bool {
+        !self.filter.banned.get(j as usize).copied().unwrap_or(true)
+    }
+
     /// The query for a customer in the model.
     pub fn query(&self, c: CustomerIdx) -> Query<'a> {
         let r = self.weighted.indptr().outer_inds_sz(c.get());

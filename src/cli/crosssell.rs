@@ -1,0 +1,298 @@
+//! `cobuy cross-sell`: purchases and a catalogue in, complementary offers per customer out.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rayon::prelude::*;
+
+use cobuy::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
+use cobuy::crosssell::{CrossSell, CrossSellParams};
+use cobuy::ids::CustomerIdx;
+use cobuy::ingest::{self, ColumnRef};
+use cobuy::model::{FitInfo, Model};
+use cobuy::output::AtomicFile;
+use cobuy::recommend::Filter;
+use cobuy::rules::{Baskets, RuleParams};
+
+use crate::{
+    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, read_ids, set_threads,
+    summary_lines,
+};
+
+/// How to read a product catalogue (`--catalog` and its column flags).
+#[derive(Args, Debug, Clone)]
+pub struct CatalogArgs {
+    /// Product catalogue: CSV with an item id and one to four category levels.
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Catalogue item id column (name or 1-based position).
+    #[arg(long, default_value = "1")]
+    pub catalog_item_col: String,
+    /// Catalogue category columns, top level first, comma-separated (or one column with
+    /// --catalog-separator).
+    #[arg(long, value_delimiter = ',')]
+    pub catalog_category_cols: Vec<String>,
+    /// Splits the one category column into levels (such as ">").
+    #[arg(long)]
+    pub catalog_separator: Option<String>,
+    /// Catalogue name column.
+    #[arg(long)]
+    pub catalog_name_col: Option<String>,
+    /// Catalogue price column.
+    #[arg(long)]
+    pub catalog_price_col: Option<String>,
+    /// Catalogue brand or tier column.
+    #[arg(long)]
+    pub catalog_brand_col: Option<String>,
+}
+
+impl CatalogArgs {
+    /// Reads the catalogue, if one was given, logging its summary.
+    pub fn read(&self, log: Log) -> Result<Option<(Catalog, CatalogSummary)>> {
+        let Some(path) = &self.catalog else { return Ok(None) };
+        let col = |s: &str, flag: &str| s.parse::<ColumnRef>().map_err(|e| bad(format!("{flag}: {e}")));
+        let opt = |s: &Option<String>, flag: &str| s.as_deref().map(|s| col(s, flag)).transpose();
+        if self.catalog_category_cols.is_empty() {
+            return Err(bad("--catalog needs --catalog-category-cols (one to four columns, top level first)"));
+        }
+        let columns = CatalogColumns {
+            item: col(&self.catalog_item_col, "--catalog-item-col")?,
+            name: opt(&self.catalog_name_col, "--catalog-name-col")?,
+            category: self
+                .catalog_category_cols
+                .iter()
+                .map(|c| col(c, "--catalog-category-cols"))
+                .collect::<Result<Vec<_>>>()?,
+            category_separator: self.catalog_separator.clone(),
+            price: opt(&self.catalog_price_col, "--catalog-price-col")?,
+            brand: opt(&self.catalog_brand_col, "--catalog-brand-col")?,
+            launch: None,
+        };
+        let start = Instant::now();
+        let (catalog, s) = Catalog::read(path, &CatalogOptions::new(columns))?;
+        log.info(format!(
+            "read the catalogue {}: {} rows, {} items, categories per level {:?} in {:.1}s",
+            path.display(),
+            s.rows_read,
+            s.items,
+            s.categories_per_level,
+            start.elapsed().as_secs_f64()
+        ));
+        Ok(Some((catalog, s)))
+    }
+}
+
+/// `cobuy cross-sell` flags.
+#[derive(Args, Debug)]
+pub struct CrossSellCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Category level that counts as "a category" (0: the top level).
+    #[arg(long, default_value_t = 1)]
+    level: usize,
+    /// Share of the score from collaborative filtering; the rest from basket lift.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    cf_weight: f64,
+    /// Preference for categories the customer has not bought: 0 none, 1 the default.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    novelty: f64,
+    /// Minimum support of the basket rules used.
+    #[arg(long, default_value_t = 0.0005)]
+    min_support: f64,
+    /// Minimum number of baskets holding both items of a rule.
+    #[arg(long, default_value_t = 5)]
+    min_count: u64,
+    /// Offer only items in these categories (file: one category name per line; any level).
+    #[arg(long)]
+    categories: Option<PathBuf>,
+    /// Never offer items in these categories (file: one category name per line; any level).
+    #[arg(long)]
+    exclude_categories: Option<PathBuf>,
+    /// Offers per customer.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Score only these customers (one id per line).
+    #[arg(long)]
+    customers: Option<PathBuf>,
+    /// Output CSV: customer_id,rank,item_id,score,category,reason.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    fit: FitArgs,
+    #[command(flatten)]
+    similarity: SimilarityArgs,
+}
+
+/// Runs `cobuy cross-sell`.
+pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let params = CrossSellParams { cf_weight: cmd.cf_weight, novelty: cmd.novelty, ..CrossSellParams::default() };
+    params.check().map_err(bad)?;
+    let rule_params =
+        RuleParams { min_support: cmd.min_support, min_count: cmd.min_count.max(1), ..RuleParams::default() };
+    rule_params.check().map_err(bad)?;
+    let fit = fit_params(&cmd.fit, &cmd.similarity)?;
+    if cmd.catalog.catalog.is_none() {
+        return Err(bad(
+            "cross-sell needs a catalogue to tell categories apart: --catalog FILE --catalog-item-col C --catalog-category-cols A,B",
+        ));
+    }
+    set_threads(threads)?;
+    let (catalog, _) = cmd.catalog.read(log)?.expect("checked above");
+
+    let start = Instant::now();
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    log.info(format!("reading {}", cmd.input.purchases.display()));
+    let (plog, summary) = ingest::read_log(&cmd.input.purchases, &opts)?;
+    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
+    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+        log.info(line);
+    }
+    let all = vec![true; plog.rows.len()];
+    let (interactions, merge) = plog.interactions(&all);
+    let model = Model::fit(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
+    let (baskets, st) = Baskets::from_log(&plog);
+    let rules = baskets.rules(&rule_params);
+    log.info(format!(
+        "fitted {}; {} basket rules from {} {} (pairs in at least {} of them)",
+        fit.algorithm.name(),
+        rules.len(),
+        st.baskets,
+        if baskets.from_basket_ids() { "baskets" } else { "customers (no basket column)" },
+        rule_params.min_pair_count(baskets.len() as u64)
+    ));
+
+    // Items to categories, and which categories may be offered.
+    let aligned = catalog.align(model.items());
+    if !aligned.missing.is_empty() {
+        let ids: Vec<&str> = aligned.missing.iter().take(10).map(|&i| model.items().id(i)).collect();
+        log.info(format!(
+            "{} bought items are not in the catalogue (no category; offered on evidence alone): {}{}",
+            aligned.missing.len(),
+            ids.join(", "),
+            if aligned.missing.len() > 10 { ", ..." } else { "" }
+        ));
+    }
+    let category: Vec<Option<u32>> =
+        aligned.per_item.iter().map(|c| c.and_then(|c| catalog.category_of(c, cmd.level)).map(|g| g.0)).collect();
+    if category.iter().all(Option::is_none) {
+        return Err(bad(format!(
+            "no bought item has a category at level {} in the catalogue; try a smaller --level",
+            cmd.level
+        )));
+    }
+    let names = |path: &Option<PathBuf>| -> Result<Option<Vec<String>>> {
+        path.as_deref().map(|p| Ok(read_ids(p)?.into_iter().map(|(_, s)| s).collect())).transpose()
+    };
+    let (allow, deny) = (names(&cmd.categories)?, names(&cmd.exclude_categories)?);
+    let in_any = |item: Option<u32>, list: &[String]| {
+        item.is_some_and(|c| {
+            let path = catalog.item(c).category;
+            path.iter().any(|&node| list.iter().any(|n| n == catalog.category_name(node)))
+        })
+    };
+    for (flag, list) in [("--categories", &allow), ("--exclude-categories", &deny)] {
+        if let Some(list) = list {
+            let unknown: Vec<&String> = list
+                .iter()
+                .filter(|n| !aligned.per_item.iter().any(|&c| in_any(c, std::slice::from_ref(*n))))
+                .collect();
+            if !unknown.is_empty() {
+                log.info(format!("{flag}: {} names match no bought item's category: {unknown:?}", unknown.len()));
+            }
+        }
+    }
+    let eligible: Vec<bool> = aligned
+        .per_item
+        .iter()
+        .map(|&c| allow.as_ref().is_none_or(|a| in_any(c, a)) && deny.as_ref().is_none_or(|d| !in_any(c, d)))
+        .collect();
+    if !eligible.iter().any(|&e| e) {
+        return Err(bad("--categories / --exclude-categories leave no item to offer"));
+    }
+
+    let filter = model.filter(&Filter::default())?;
+    let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
+    let customers: Vec<CustomerIdx> = match &cmd.customers {
+        None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
+        Some(path) => {
+            crate::lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
+        }
+    };
+    // An item as a reader knows it: its catalogue name, or its id and finest category.
+    let label = |x: cobuy::ids::ItemIdx| -> String {
+        let id = model.item_id(x);
+        match aligned.per_item.get(x.get()).copied().flatten().map(|c| catalog.item(c)) {
+            Some(item) => match (item.name, item.category.last()) {
+                (Some(name), _) if !name.is_empty() && name != id => format!("{name} ({id})"),
+                (_, Some(&node)) => format!("{id} ({})", catalog.category_name(node)),
+                _ => id.to_string(),
+            },
+            None => id.to_string(),
+        }
+    };
+    let start = Instant::now();
+    let blocks: Vec<Vec<u8>> = customers
+        .par_chunks(64)
+        .map_init(
+            || cs.scratch(),
+            |s, chunk| {
+                let mut buf = Vec::new();
+                for &c in chunk {
+                    let id = model.customers().id(c.0);
+                    for (rank, o) in cs.offers(c, cmd.top, s).iter().enumerate() {
+                        let cat = o.category.map(|g| catalog.category_name(cobuy::catalog::CategoryIdx(g)));
+                        let mut reason = match o.with {
+                            Some((x, confidence, _)) => format!(
+                                "bought together with {} in {:.0}% of baskets containing it",
+                                label(x),
+                                confidence * 100.0
+                            ),
+                            None => "customers like you bought it".to_string(),
+                        };
+                        match (cat, o.bought_in_category) {
+                            (Some(name), 0) => reason.push_str(&format!("; new category for you: {name}")),
+                            (Some(name), n) => reason.push_str(&format!("; you bought {n} in {name}")),
+                            (None, _) => {}
+                        }
+                        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
+                        let _ = w.write_record([
+                            id,
+                            &(rank + 1).to_string(),
+                            model.item_id(o.item),
+                            &format!("{:.6}", o.score),
+                            cat.unwrap_or(""),
+                            &reason,
+                        ]);
+                        let _ = w.flush();
+                    }
+                }
+                buf
+            },
+        )
+        .collect();
+    write_out(&cmd.out, &blocks)?;
+    log.info(format!(
+        "wrote cross-sell offers for {} customers to {} in {:.1}s",
+        customers.len(),
+        cmd.out.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {
+    create_parent(out)?;
+    let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::io::Write::write_all(&mut f, b"customer_id,rank,item_id,score,category,reason\n")?;
+    for b in blocks {
+        std::io::Write::write_all(&mut f, b)?;
+    }
+    f.commit().with_context(|| format!("cannot write {}", out.display()))
+}

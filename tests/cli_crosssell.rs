@@ -1,0 +1,213 @@
+//! `cobuy cross-sell`: offers never repeat a purchase, respect category restrictions, carry
+//! a reason, do not depend on the thread count; bad input is a usage error.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::Path;
+
+mod common;
+
+const CATALOG: &str = "item,department,aisle\n\
+milk,dairy,milk\ncheese,dairy,cheese\nyogurt,dairy,yogurt\n\
+bread,bakery,bread\nrolls,bakery,bread\n\
+apple,produce,fruit\nbanana,produce,fruit\n\
+water,drinks,water\njuice,drinks,juice\n";
+
+/// 60 customers, 4 baskets each, from a few fixed shopping patterns.
+fn purchases() -> String {
+    let patterns: [&[&str]; 5] = [
+        &["milk", "bread", "cheese"],
+        &["milk", "bread", "apple"],
+        &["yogurt", "banana", "juice"],
+        &["bread", "rolls", "water"],
+        &["cheese", "apple", "juice"],
+    ];
+    let mut out = String::from("customer,item,basket\n");
+    for c in 0..60u32 {
+        for b in 0..4u32 {
+            let p = patterns[((c * 7 + b * 3) % 5) as usize];
+            for (k, item) in p.iter().enumerate() {
+                // Leave an item out now and then so baskets differ.
+                if (c + b + k as u32) % 7 != 0 {
+                    out.push_str(&format!("c{c},{item},c{c}b{b}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+struct Fx {
+    dir: tempfile::TempDir,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("p.csv"), purchases()).unwrap();
+        fs::write(dir.path().join("catalog.csv"), CATALOG).unwrap();
+        Fx { dir }
+    }
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
+    fn run(&self, extra: &[&str]) -> std::process::Output {
+        let (p, c) = (self.path("p.csv"), self.path("catalog.csv"));
+        let mut args = vec![
+            "cross-sell",
+            "--purchases",
+            &p,
+            "--customer-col",
+            "customer",
+            "--item-col",
+            "item",
+            "--basket-col",
+            "basket",
+            "--catalog",
+            &c,
+            "--catalog-item-col",
+            "item",
+            "--catalog-category-cols",
+            "department,aisle",
+            "--min-support",
+            "0.01",
+            "--min-count",
+            "2",
+        ];
+        args.extend_from_slice(extra);
+        common::run_cobuy(self.dir.path(), &args)
+    }
+}
+
+fn rows(path: &str) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    assert_eq!(
+        r.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["customer_id", "rank", "item_id", "score", "category", "reason"]
+    );
+    r.records().map(|x| x.unwrap().iter().map(String::from).collect()).collect()
+}
+
+fn bought(csv: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut m: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in csv.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        m.entry(f[0].to_string()).or_default().insert(f[1].to_string());
+    }
+    m
+}
+
+#[test]
+fn offers_are_new_to_the_customer_with_reasons_and_categories() {
+    let fx = Fx::new();
+    let out = fx.path("offers.csv");
+    let o = fx.run(&["--level", "0", "--out", &out, "--threads", "1", "--top", "4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = rows(&out);
+    assert!(!got.is_empty());
+    let have = bought(&purchases());
+    let dept: BTreeMap<&str, &str> = CATALOG
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], f[1])
+        })
+        .collect();
+    let mut per_customer: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for r in &got {
+        assert!(!have[&r[0]].contains(&r[2]), "{} already bought {}", r[0], r[2]);
+        assert_eq!(dept[r[2].as_str()], r[4], "category of {}", r[2]);
+        assert!(r[5].contains("bought together with") || r[5].contains("customers like you"), "{r:?}");
+        let new_cat = !have[&r[0]].iter().any(|i| dept[i.as_str()] == r[4]);
+        assert_eq!(r[5].contains("new category for you"), new_cat, "{r:?}");
+        per_customer.entry(&r[0]).or_default().push(r[3].parse().unwrap());
+    }
+    for (c, scores) in per_customer {
+        assert!(scores.len() <= 4 && scores.windows(2).all(|w| w[0] >= w[1]), "{c}: {scores:?}");
+    }
+
+    // The same bytes on 4 threads.
+    let out4 = fx.path("offers4.csv");
+    assert!(fx.run(&["--level", "0", "--out", &out4, "--threads", "4", "--top", "4"]).status.success());
+    assert_eq!(fs::read(&out).unwrap(), fs::read(&out4).unwrap());
+
+    // Restricting and excluding categories.
+    fs::write(fx.dir.path().join("only.txt"), "produce\n").unwrap();
+    let only = fx.path("only.csv");
+    assert!(fx.run(&["--level", "0", "--out", &only, "--categories", &fx.path("only.txt")]).status.success());
+    assert!(rows(&only).iter().all(|r| r[4] == "produce"));
+    fs::write(fx.dir.path().join("not.txt"), "dairy\nfruit\n").unwrap();
+    let not = fx.path("not.csv");
+    assert!(fx.run(&["--level", "0", "--out", &not, "--exclude-categories", &fx.path("not.txt")]).status.success());
+    let not_rows = rows(&not);
+    assert!(
+        !not_rows.is_empty()
+            && not_rows
+                .iter()
+                .all(|r| r[4] != "dairy" && dept[r[2].as_str()] != "produce" || r[4] == "bakery" || r[4] == "drinks")
+    );
+    assert!(not_rows.iter().all(|r| !["apple", "banana", "milk", "cheese", "yogurt"].contains(&r[2].as_str())));
+
+    // Without the novelty preference, the scores are the plain mix of evidence: no lower.
+    let flat = fx.path("flat.csv");
+    assert!(fx.run(&["--level", "0", "--out", &flat, "--novelty", "0", "--top", "4"]).status.success());
+    let top =
+        |rows: &[Vec<String>]| rows.iter().filter(|r| r[1] == "1").map(|r| r[3].parse::<f64>().unwrap()).sum::<f64>();
+    assert!(top(&rows(&flat)) >= top(&got) - 1e-9);
+}
+
+#[test]
+fn bad_cross_sell_input_is_a_usage_error() {
+    let fx = Fx::new();
+    let out = fx.path("offers.csv");
+    let (p, c) = (fx.path("p.csv"), fx.path("catalog.csv"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["cross-sell", "--purchases", &p, "--customer-col", "customer", "--item-col", "item", "--out", &out],
+            "needs a catalogue",
+        ),
+        (
+            vec![
+                "cross-sell",
+                "--purchases",
+                &p,
+                "--customer-col",
+                "customer",
+                "--item-col",
+                "item",
+                "--catalog",
+                &c,
+                "--catalog-item-col",
+                "item",
+                "--out",
+                &out,
+            ],
+            "--catalog-category-cols",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = common::run_cobuy(fx.dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains(want), "{want}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!Path::new(&out).exists());
+    }
+    for (extra, want) in [
+        (&["--top", "0"][..], "--top must be at least 1"),
+        (&["--cf-weight", "2"][..], "collaborative weight must be between 0 and 1"),
+        (&["--level", "3"][..], "no bought item has a category at level 3"),
+        (&["--novelty", "-1"][..], "novelty exponent must be a number >= 0"),
+    ] {
+        let args: Vec<&str> = extra.iter().copied().chain(["--out", &out]).collect();
+        let o = fx.run(&args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(want), "{want}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(!Path::new(&out).exists());
+    }
+    // A catalogue with a duplicate item names both lines.
+    fs::write(fx.dir.path().join("catalog.csv"), format!("{CATALOG}milk,dairy,milk\n")).unwrap();
+    let o = fx.run(&["--level", "0", "--out", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("catalog.csv:11") && err.contains("already given on line 2"), "{err}");
+}
