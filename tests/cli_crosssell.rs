@@ -211,3 +211,78 @@ fn bad_cross_sell_input_is_a_usage_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("catalog.csv:11") && err.contains("already given on line 2"), "{err}");
 }
+
+#[test]
+fn category_rules_count_baskets_holding_both_categories() {
+    let fx = Fx::new();
+    let (p, c, out) = (fx.path("p.csv"), fx.path("catalog.csv"), fx.path("rules.csv"));
+    let base = [
+        "rules",
+        "--purchases",
+        &p,
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--basket-col",
+        "basket",
+        "--min-support",
+        "0.01",
+        "--out",
+        &out,
+    ];
+    let args: Vec<&str> = base
+        .iter()
+        .copied()
+        .chain([
+            "--catalog",
+            &c,
+            "--catalog-item-col",
+            "item",
+            "--catalog-category-cols",
+            "department,aisle",
+            "--level",
+            "0",
+        ])
+        .collect();
+    let o = common::run_cobuy(fx.dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Brute force: each basket's set of departments.
+    let dept: BTreeMap<&str, &str> = CATALOG
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], f[1])
+        })
+        .collect();
+    let text = purchases();
+    let mut baskets: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        baskets.entry(f[2]).or_default().insert(dept[f[1]]);
+    }
+    let mut r = csv::Reader::from_path(&out).unwrap();
+    let mut n = 0;
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let both = baskets.values().filter(|s| s.contains(&rec[0]) && s.contains(&rec[1])).count();
+        assert_eq!(rec[7].parse::<usize>().unwrap(), both, "{rec:?}");
+        n += 1;
+    }
+    assert_eq!(n, 12, "every ordered pair of the 4 departments that meet");
+    // --level without a catalogue, and a catalogue without --level, are usage errors.
+    for extra in [
+        &["--level", "0"][..],
+        &["--catalog", &c, "--catalog-item-col", "item", "--catalog-category-cols", "department"][..],
+    ] {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let o = common::run_cobuy(fx.dir.path(), &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("need both --catalog"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -19,6 +19,12 @@ use crate::{InputArgs, Log, bad, create_parent, ingest_options, set_threads, sum
 pub struct RulesCmd {
     #[command(flatten)]
     input: InputArgs,
+    #[command(flatten)]
+    catalog: super::crosssell::CatalogArgs,
+    /// With --catalog: rules between categories at this level (0: the top level) instead of
+    /// items.
+    #[arg(long)]
+    level: Option<usize>,
     /// Minimum support of a pair: the share of baskets holding both, 0 to 1.
     #[arg(long, default_value_t = 0.001, allow_negative_numbers = true)]
     min_support: f64,
@@ -99,8 +105,15 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.min_count == 0 {
         return Err(bad("--min-count must be at least 1"));
     }
+    if cmd.level.is_some() != cmd.catalog.catalog.is_some() {
+        return Err(bad("category rules need both --catalog (with its column flags) and --level"));
+    }
     set_threads(threads)?;
-    let baskets = read_baskets(&cmd.input, &cmd.out, log)?;
+    let catalog = cmd.catalog.read(log)?;
+    let mut baskets = read_baskets(&cmd.input, &cmd.out, log)?;
+    if let (Some((catalog, _)), Some(level)) = (&catalog, cmd.level) {
+        baskets = by_category(&baskets, catalog, level, log)?;
+    }
     let start = Instant::now();
     let rules = baskets.rules(&params);
     let need = params.min_pair_count(baskets.len() as u64);
@@ -145,6 +158,33 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
     f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
     log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
     Ok(())
+}
+
+/// The baskets with each item replaced by its category path at `level` ("dept > aisle");
+/// items without one are left out, and counted.
+fn by_category(baskets: &Baskets, catalog: &cobuy::catalog::Catalog, level: usize, log: Log) -> Result<Baskets> {
+    let aligned = catalog.align(baskets.items());
+    let mut names = cobuy::ids::Interner::default();
+    let mut arrival: Vec<Option<u32>> = Vec::with_capacity(aligned.per_item.len());
+    for c in &aligned.per_item {
+        let node = c.and_then(|c| catalog.category_of(c, level));
+        arrival.push(node.map(|node| {
+            let path: Vec<&str> = catalog.category_path(node).iter().map(|&n| catalog.category_name(n)).collect();
+            names.intern(&path.join(" > ")).unwrap_or(0)
+        }));
+    }
+    let without = arrival.iter().filter(|a| a.is_none()).count();
+    let (table, remap) = names.finish();
+    if table.is_empty() {
+        return Err(bad(format!("no item has a category at level {level} in the catalogue; try a smaller --level")));
+    }
+    log.info(format!(
+        "rules between {} categories at level {level}; {without} items have no category there ({} not in the catalogue) and are left out",
+        table.len(),
+        aligned.missing.len()
+    ));
+    let group_of: Vec<Option<u32>> = arrival.into_iter().map(|a| a.map(|a| remap[a as usize])).collect();
+    Ok(baskets.grouped(&group_of, table))
 }
 
 /// Runs `cobuy basket-complete`.
