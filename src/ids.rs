@@ -133,10 +133,10 @@ impl IdTable {
 }
 
 /// Interns ids in arrival order while reading; [`Interner::finish`] sorts them into an
-/// [`IdTable`] and returns the map from arrival index to final index.
+/// [`IdTable`] and returns the map from arrival index to final index. Each distinct id is
+/// stored once (as the map's key); the arrival order is rebuilt from the map at the end.
 #[derive(Debug, Default)]
 pub struct Interner {
-    ids: Vec<Box<str>>,
     lookup: FxHashMap<Box<str>, u32>,
 }
 
@@ -147,34 +147,34 @@ impl Interner {
         if let Some(&i) = self.lookup.get(id) {
             return Some(i);
         }
-        let i = u32::try_from(self.ids.len()).ok().filter(|&i| i < u32::MAX)?;
-        let boxed: Box<str> = id.into();
-        self.ids.push(boxed.clone());
-        self.lookup.insert(boxed, i);
+        let i = u32::try_from(self.lookup.len()).ok().filter(|&i| i < u32::MAX)?;
+        self.lookup.insert(id.into(), i);
         Some(i)
     }
 
     /// Number of distinct ids so far.
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.lookup.len()
     }
 
     /// Whether no id was interned.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.lookup.is_empty()
     }
 
     /// Sorts the ids naturally. Returns the table and `remap[arrival] = final index`.
     pub fn finish(self) -> (IdTable, Vec<u32>) {
-        let Interner { ids, lookup } = self;
+        let mut ids: Vec<&str> = vec![""; self.lookup.len()];
+        for (id, &i) in &self.lookup {
+            ids[i as usize] = id;
+        }
         let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| natural_cmp(&ids[a as usize], &ids[b as usize]));
+        order.sort_unstable_by(|&a, &b| natural_cmp(ids[a as usize], ids[b as usize]));
         let mut remap = vec![0u32; ids.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old as usize] = new as u32;
         }
-        drop(lookup);
-        let table = IdTable::from_sorted(&order.iter().map(|&old| &*ids[old as usize]).collect::<Vec<&str>>())
+        let table = IdTable::from_sorted(&order.iter().map(|&old| ids[old as usize]).collect::<Vec<&str>>())
             .expect("distinct ids sort into a valid table");
         (table, remap)
     }

@@ -114,4 +114,8 @@ impl RowSink for LogBuilder {
     fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
         self.push(customer, item, 0.0, None)
     }
+
+    fn baskets(&self) -> Option<u64> {
+        Some(self.baskets.len() as u64)
+    }
 }

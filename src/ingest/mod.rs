@@ -531,6 +531,10 @@ pub(crate) fn display_name(path: &Path) -> String {
 trait RowSink {
     fn bought(&mut self, row: Bought<'_>) -> Result<(), TooManyIds>;
     fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds>;
+    /// Distinct basket ids, when the sink keeps them itself (else the reader counts them).
+    fn baskets(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// An accepted purchase or return row.
@@ -616,7 +620,9 @@ fn read_rows(
         _ => None,
     };
     let mut sum = IngestSummary { gzip, delimiter: delimiter_name(delimiter), ..IngestSummary::default() };
-    let mut baskets: Option<FxHashSet<Box<str>>> = cols.pos[BASKET].map(|_| FxHashSet::default());
+    let counts_baskets = sink.baskets().is_some();
+    let mut baskets: Option<FxHashSet<Box<str>>> =
+        cols.pos[BASKET].filter(|_| !counts_baskets).map(|_| FxHashSet::default());
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
     let mut line = if opts.has_header { 2 } else { 1 };
     while next(&mut csv, &mut record, line)? {
@@ -686,7 +692,7 @@ fn read_rows(
         return Err(IngestError::Empty { path: name.into(), what: "the file has a header but no rows" });
     }
 
-    sum.baskets = baskets.map(|b| b.len() as u64);
+    sum.baskets = baskets.map(|b| b.len() as u64).or(sink.baskets().filter(|_| cols.pos[BASKET].is_some()));
     if first_time <= last_time {
         (sum.first_time, sum.last_time) = (Some(first_time), Some(last_time));
     }
