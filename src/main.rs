@@ -402,6 +402,9 @@ struct RecommendCmd {
     #[command(flatten)]
     #[serde(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    catalog: cli::crosssell::CatalogArgs,
 }
 
 fn ten() -> usize {
@@ -431,6 +434,15 @@ struct FilterArgs {
     #[arg(long)]
     #[serde(default)]
     deny: Option<PathBuf>,
+    /// Only recommend items in these categories (file: one category name per line, any
+    /// level; needs --catalog).
+    #[arg(long)]
+    #[serde(default)]
+    categories: Option<PathBuf>,
+    /// Never recommend items in these categories (file: one name per line; needs --catalog).
+    #[arg(long)]
+    #[serde(default)]
+    exclude_categories: Option<PathBuf>,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -451,6 +463,8 @@ struct FoldInCmd {
     explain: bool,
     #[command(flatten)]
     filter: FilterArgs,
+    #[command(flatten)]
+    catalog: cli::crosssell::CatalogArgs,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -862,7 +876,12 @@ fn customer_list(model: &Model, file: Option<&Path>, shard: Option<&str>, log: L
         .collect())
 }
 
-fn resolve_filter(model: &Model, f: &FilterArgs, log: Log) -> Result<ResolvedFilter> {
+fn resolve_filter(
+    model: &Model,
+    f: &FilterArgs,
+    catalog: &cli::crosssell::CatalogArgs,
+    log: Log,
+) -> Result<ResolvedFilter> {
     // An allow list naming no known item would leave nothing to recommend: an error. A
     // deny list naming none denies nothing: a warning (the unknown ids are listed).
     let items = |p: &Option<PathBuf>, required| -> Result<Option<Vec<ItemIdx>>> {
@@ -874,13 +893,25 @@ fn resolve_filter(model: &Model, f: &FilterArgs, log: Log) -> Result<ResolvedFil
         None => None,
         Some(d) => Some(cobuy::time::parse(d).ok_or_else(|| bad(format!("--as-of: {d:?} is not a date")))?),
     };
-    let filter = Filter {
-        include_bought: f.include_bought,
-        repurchase_after_days: f.repurchase_after_days,
-        as_of,
-        allow: items(&f.allow, true)?,
-        deny: items(&f.deny, false)?.unwrap_or_default(),
-    };
+    let mut allow = items(&f.allow, true)?;
+    let mut deny = items(&f.deny, false)?.unwrap_or_default();
+    if f.categories.is_some() || f.exclude_categories.is_some() {
+        let (cat, _) = catalog.read(log)?.ok_or_else(|| {
+            bad("--categories and --exclude-categories need --catalog FILE (with --catalog-category-cols)")
+        })?;
+        let (only, not) =
+            cli::crosssell::category_filter(&cat, model.items(), &f.categories, &f.exclude_categories, log)?;
+        if let Some(only) = only {
+            // Both lists: an item must be on each.
+            allow = Some(match allow {
+                None => only,
+                Some(a) => a.into_iter().filter(|i| only.contains(i)).collect(),
+            });
+        }
+        deny.extend(not);
+    }
+    let filter =
+        Filter { include_bought: f.include_bought, repurchase_after_days: f.repurchase_after_days, as_of, allow, deny };
     Ok(model.filter(&filter)?)
 }
 
@@ -929,7 +960,7 @@ fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> 
         return Err(bad("--top must be at least 1"));
     }
     let customers = customer_list(model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
-    let filter = resolve_filter(model, &cmd.filter, log)?;
+    let filter = resolve_filter(model, &cmd.filter, &cmd.catalog, log)?;
     let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) = write_batch(&cmd.out, customers.len(), "scoring", log, |file, progress| {
         write_recommendations(model, &customers, &opts, file, progress)
@@ -965,7 +996,7 @@ fn fold_in(cmd: &FoldInCmd, log: Log) -> Result<()> {
             "{unknown} customer-item pairs name items the model does not know; they cannot inform scores"
         ));
     }
-    let filter = resolve_filter(&model, &cmd.filter, log)?;
+    let filter = resolve_filter(&model, &cmd.filter, &cmd.catalog, log)?;
     let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) =
         write_batch(&cmd.out, read.interactions.customers().len(), "fold-in", log, |file, progress| {
@@ -1029,6 +1060,9 @@ fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     job.recommend.customers.as_mut().map(rebase);
     job.recommend.filter.allow.as_mut().map(rebase);
     job.recommend.filter.deny.as_mut().map(rebase);
+    job.recommend.filter.categories.as_mut().map(rebase);
+    job.recommend.filter.exclude_categories.as_mut().map(rebase);
+    job.recommend.catalog.catalog.as_mut().map(rebase);
     job.summary.as_mut().map(rebase);
     job.recommend.model = job.fit.model.clone();
     set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;

@@ -286,3 +286,36 @@ fn category_rules_count_baskets_holding_both_categories() {
         );
     }
 }
+
+#[test]
+fn recommend_restricts_and_excludes_categories() {
+    let fx = Fx::new();
+    let (p, c, m) = (fx.path("p.csv"), fx.path("catalog.csv"), fx.path("m.cobuy"));
+    let fit = ["fit", "--purchases", &p, "--customer-col", "customer", "--item-col", "item", "--model", &m];
+    assert!(common::run_cobuy(fx.dir.path(), &fit).status.success());
+    fs::write(fx.dir.path().join("only.txt"), "produce\ndrinks\n").unwrap();
+    fs::write(fx.dir.path().join("not.txt"), "fruit\n").unwrap();
+    let out = fx.path("recs.csv");
+    let cat = ["--catalog", &c, "--catalog-item-col", "item", "--catalog-category-cols", "department,aisle"];
+    let (only, not) = (fx.path("only.txt"), fx.path("not.txt"));
+    let rec = ["recommend", "--model", &m, "--top", "5", "--out", &out];
+    let args: Vec<&str> =
+        rec.iter().chain(cat.iter()).copied().chain(["--categories", &only, "--exclude-categories", &not]).collect();
+    let o = common::run_cobuy(fx.dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = fs::read_to_string(&out).unwrap();
+    let items: BTreeSet<&str> = text.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|i| ["water", "juice"].contains(i)), "only drinks once fruit is excluded: {items:?}");
+    // Category filters without a catalogue, or naming no category of the items: usage errors.
+    let no_cat: Vec<&str> = rec.iter().copied().chain(["--categories", &only]).collect();
+    let o = common::run_cobuy(fx.dir.path(), &no_cat);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("need --catalog"), "{}", String::from_utf8_lossy(&o.stderr));
+    fs::write(fx.dir.path().join("none.txt"), "hardware\n").unwrap();
+    let none = fx.path("none.txt");
+    let args: Vec<&str> = rec.iter().chain(cat.iter()).copied().chain(["--categories", &none]).collect();
+    let o = common::run_cobuy(fx.dir.path(), &args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("none of the categories holds an item"));
+}

@@ -21,30 +21,38 @@ use crate::{
     summary_lines,
 };
 
-/// How to read a product catalogue (`--catalog` and its column flags).
-#[derive(Args, Debug, Clone)]
+/// How to read a product catalogue (`--catalog` and its column flags; the same keys in a
+/// job file's `[recommend]` table).
+#[derive(Args, Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct CatalogArgs {
     /// Product catalogue: CSV with an item id and one to four category levels.
     #[arg(long)]
+    #[serde(default)]
     pub catalog: Option<PathBuf>,
     /// Catalogue item id column (name or 1-based position).
     #[arg(long, default_value = "1")]
+    #[serde(default = "crate::first_column")]
     pub catalog_item_col: String,
     /// Catalogue category columns, top level first, comma-separated (or one column with
     /// --catalog-separator).
     #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
     pub catalog_category_cols: Vec<String>,
     /// Splits the one category column into levels (such as ">").
     #[arg(long)]
+    #[serde(default)]
     pub catalog_separator: Option<String>,
     /// Catalogue name column.
     #[arg(long)]
+    #[serde(default)]
     pub catalog_name_col: Option<String>,
     /// Catalogue price column.
     #[arg(long)]
+    #[serde(default)]
     pub catalog_price_col: Option<String>,
     /// Catalogue brand or tier column.
     #[arg(long)]
+    #[serde(default)]
     pub catalog_brand_col: Option<String>,
 }
 
@@ -187,32 +195,14 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
             cmd.level
         )));
     }
-    let names = |path: &Option<PathBuf>| -> Result<Option<Vec<String>>> {
-        path.as_deref().map(|p| Ok(read_ids(p)?.into_iter().map(|(_, s)| s).collect())).transpose()
-    };
-    let (allow, deny) = (names(&cmd.categories)?, names(&cmd.exclude_categories)?);
-    let in_any = |item: Option<u32>, list: &[String]| {
-        item.is_some_and(|c| {
-            let path = catalog.item(c).category;
-            path.iter().any(|&node| list.iter().any(|n| n == catalog.category_name(node)))
-        })
-    };
-    for (flag, list) in [("--categories", &allow), ("--exclude-categories", &deny)] {
-        if let Some(list) = list {
-            let unknown: Vec<&String> = list
-                .iter()
-                .filter(|n| !aligned.per_item.iter().any(|&c| in_any(c, std::slice::from_ref(*n))))
-                .collect();
-            if !unknown.is_empty() {
-                log.info(format!("{flag}: {} names match no bought item's category: {unknown:?}", unknown.len()));
-            }
-        }
+    let (only, not) = category_filter(&catalog, model.items(), &cmd.categories, &cmd.exclude_categories, log)?;
+    let mut eligible = vec![only.is_none(); model.items().len()];
+    for i in only.iter().flatten() {
+        eligible[i.get()] = true;
     }
-    let eligible: Vec<bool> = aligned
-        .per_item
-        .iter()
-        .map(|&c| allow.as_ref().is_none_or(|a| in_any(c, a)) && deny.as_ref().is_none_or(|d| !in_any(c, d)))
-        .collect();
+    for i in &not {
+        eligible[i.get()] = false;
+    }
     if !eligible.iter().any(|&e| e) {
         return Err(bad("--categories / --exclude-categories leave no item to offer"));
     }
@@ -285,6 +275,56 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         start.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+/// The items of `items` in the categories named in `only` (one name per line, any level;
+/// `None` when no file) and those in the categories named in `not`. Names matching no
+/// item's category are reported; an `only` list matching none is an error.
+pub fn category_filter(
+    catalog: &Catalog,
+    items: &cobuy::ids::IdTable,
+    only: &Option<PathBuf>,
+    not: &Option<PathBuf>,
+    log: Log,
+) -> Result<(Option<Vec<cobuy::ids::ItemIdx>>, Vec<cobuy::ids::ItemIdx>)> {
+    let aligned = catalog.align(items);
+    let names = |path: &Option<PathBuf>| -> Result<Option<Vec<String>>> {
+        path.as_deref().map(|p| Ok(read_ids(p)?.into_iter().map(|(_, s)| s).collect())).transpose()
+    };
+    let in_any = |item: Option<u32>, list: &[String]| {
+        item.is_some_and(|c| {
+            catalog.item(c).category.iter().any(|&n| list.iter().any(|l| l == catalog.category_name(n)))
+        })
+    };
+    let mut lists = Vec::new();
+    for (flag, path) in [("--categories", only), ("--exclude-categories", not)] {
+        let list = names(path)?;
+        if let Some(list) = &list {
+            let unknown: Vec<&String> = list
+                .iter()
+                .filter(|n| !aligned.per_item.iter().any(|&c| in_any(c, std::slice::from_ref(*n))))
+                .collect();
+            if !unknown.is_empty() {
+                log.info(format!("{flag}: {} names match no item's category: {unknown:?}", unknown.len()));
+            }
+        }
+        let matched: Vec<cobuy::ids::ItemIdx> = list
+            .as_ref()
+            .map(|l| {
+                (0..aligned.per_item.len())
+                    .filter(|&i| in_any(aligned.per_item[i], l))
+                    .map(|i| cobuy::ids::ItemIdx(i as u32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        lists.push((list.is_some(), matched));
+    }
+    let (_, deny) = lists.pop().unwrap_or_default();
+    let (allow_given, allow) = lists.pop().unwrap_or_default();
+    if allow_given && allow.is_empty() {
+        return Err(bad("--categories: none of the categories holds an item of the purchases"));
+    }
+    Ok((allow_given.then_some(allow), deny))
 }
 
 fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {
