@@ -43,7 +43,7 @@ enum Command {
     /// Read purchases, fit a model (item-knn, user-knn, popularity, buy-again), save it.
     Fit(Box<FitCmd>),
     /// Score customers with a saved model and write CSV.
-    Recommend(RecommendCmd),
+    Recommend(Box<RecommendCmd>),
     /// Score customers from purchase rows given now (not in the model's history).
     FoldIn(Box<FoldInCmd>),
     /// The most similar customers of each customer, as CSV.
