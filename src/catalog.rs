@@ -65,7 +65,9 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdTable, natural_cmp};
-use crate::ingest::{self, ColumnRef, DOUBLE_COLON, IngestError, RejectsFile, RowProblem, source};
+use crate::ingest::{
+    self, ColumnProblem, ColumnRef, DOUBLE_COLON, IngestError, RejectsFile, RowProblem, resolve_column, source,
+};
 
 /// The most levels a category path may have.
 pub const MAX_LEVELS: usize = 4;
@@ -558,53 +560,13 @@ impl Resolved {
 }
 
 fn resolve_one(col: &ColumnRef, header: Option<&[String]>, path: &str) -> Result<Col, CatalogError> {
-    let p = match (col, header) {
-        (ColumnRef::Position(p), _) => p.saturating_sub(1),
-        (ColumnRef::Name(n), None) => {
-            return Err(CatalogError::BadColumn {
-                path: path.into(),
-                column: n.clone(),
-                reason: "columns can be named only when the file has a header; give its position (1, 2, ...)".into(),
-            });
+    let (pos, name) = resolve_column(col, header).map_err(|e| match e {
+        ColumnProblem::NoSuch { column, available } => {
+            CatalogError::NoSuchColumn { path: path.into(), column, available }
         }
-        (ColumnRef::Name(n), Some(h)) => {
-            let exact = h.iter().position(|c| c == n);
-            let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
-            match (exact, loose.as_slice()) {
-                (Some(p), _) | (None, &[p]) => p,
-                (None, [_, _, ..]) => {
-                    let matches: Vec<&str> = loose.iter().map(|&i| h[i].as_str()).collect();
-                    return Err(CatalogError::BadColumn {
-                        path: path.into(),
-                        column: n.clone(),
-                        reason: format!(
-                            "ambiguous: matches {} when case is ignored; give the exact name",
-                            matches.join(", ")
-                        ),
-                    });
-                }
-                _ => {
-                    return Err(CatalogError::NoSuchColumn {
-                        path: path.into(),
-                        column: n.clone(),
-                        available: h.join(", "),
-                    });
-                }
-            }
-        }
-    };
-    let name = match header {
-        Some(h) if p >= h.len() => {
-            return Err(CatalogError::BadColumn {
-                path: path.into(),
-                column: (p + 1).to_string(),
-                reason: format!("the header has only {} columns", h.len()),
-            });
-        }
-        Some(h) => h[p].clone(),
-        None => format!("#{}", p + 1),
-    };
-    Ok(Col { pos: p, name })
+        ColumnProblem::Bad { column, reason } => CatalogError::BadColumn { path: path.into(), column, reason },
+    })?;
+    Ok(Col { pos, name })
 }
 
 fn resolve(c: &CatalogColumns, header: Option<&[String]>, path: &str) -> Result<Resolved, CatalogError> {

@@ -408,60 +408,67 @@ const TIME: usize = 5;
 const RATING: usize = 6;
 const BASKET: usize = 7;
 
+/// Why a column cannot be used: not in the header (with the header's columns), or another
+/// reason. Shared by every reader of delimited files (purchases, catalogue).
+pub(crate) enum ColumnProblem {
+    /// A name the header does not have.
+    NoSuch { column: String, available: String },
+    /// Anything else, with the column as given.
+    Bad { column: String, reason: String },
+}
+
+/// A column's 0-based position and display name: by 1-based position, or by header name
+/// (exact, then ignoring case and surrounding spaces if that matches one column only).
+pub(crate) fn resolve_column(col: &ColumnRef, header: Option<&[String]>) -> Result<(usize, String), ColumnProblem> {
+    let p = match (col, header) {
+        (ColumnRef::Position(p), _) => p.saturating_sub(1),
+        (ColumnRef::Name(n), None) => {
+            return Err(ColumnProblem::Bad {
+                column: n.clone(),
+                reason: "columns can be named only when the file has a header; give its position (1, 2, ...)".into(),
+            });
+        }
+        (ColumnRef::Name(n), Some(h)) => {
+            let exact = h.iter().position(|c| c == n);
+            let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
+            match (exact, loose.as_slice()) {
+                (Some(p), _) | (None, &[p]) => p,
+                (None, [_, _, ..]) => {
+                    let matches: Vec<&str> = loose.iter().map(|&i| h[i].as_str()).collect();
+                    return Err(ColumnProblem::Bad {
+                        column: n.clone(),
+                        reason: format!(
+                            "ambiguous: matches {} when case is ignored; give the exact name",
+                            matches.join(", ")
+                        ),
+                    });
+                }
+                _ => return Err(ColumnProblem::NoSuch { column: n.clone(), available: h.join(", ") }),
+            }
+        }
+    };
+    match header {
+        Some(h) if p >= h.len() => Err(ColumnProblem::Bad {
+            column: (p + 1).to_string(),
+            reason: format!("the header has only {} columns", h.len()),
+        }),
+        Some(h) => Ok((p, h[p].clone())),
+        None => Ok((p, format!("#{}", p + 1))),
+    }
+}
+
 fn resolve(columns: &Columns, header: Option<&[String]>, path: &str) -> Result<Resolved, IngestError> {
     let mut pos = [None; 8];
     let mut names: [String; 8] = Default::default();
     for (k, (_, col)) in columns.roles().into_iter().enumerate() {
         let Some(col) = col else { continue };
-        let p = match (col, header) {
-            (ColumnRef::Position(p), _) => p - 1,
-            (ColumnRef::Name(n), None) => {
-                return Err(IngestError::BadColumn {
-                    path: path.into(),
-                    column: n.clone(),
-                    reason: "columns can be named only when the file has a header; give its position (1, 2, ...)"
-                        .into(),
-                });
+        let (p, name) = resolve_column(col, header).map_err(|e| match e {
+            ColumnProblem::NoSuch { column, available } => {
+                IngestError::NoSuchColumn { path: path.into(), column, available }
             }
-            (ColumnRef::Name(n), Some(h)) => {
-                let exact = h.iter().position(|c| c == n);
-                let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
-                match (exact, loose.as_slice()) {
-                    (Some(p), _) | (None, &[p]) => p,
-                    (None, [_, _, ..]) => {
-                        let matches: Vec<&str> = loose.iter().map(|&i| h[i].as_str()).collect();
-                        return Err(IngestError::BadColumn {
-                            path: path.into(),
-                            column: n.clone(),
-                            reason: format!(
-                                "ambiguous: matches {} when case is ignored; give the exact name",
-                                matches.join(", ")
-                            ),
-                        });
-                    }
-                    _ => {
-                        return Err(IngestError::NoSuchColumn {
-                            path: path.into(),
-                            column: n.clone(),
-                            available: h.join(", "),
-                        });
-                    }
-                }
-            }
-        };
-        if let Some(h) = header {
-            if p >= h.len() {
-                return Err(IngestError::BadColumn {
-                    path: path.into(),
-                    column: (p + 1).to_string(),
-                    reason: format!("the header has only {} columns", h.len()),
-                });
-            }
-        }
-        names[k] = match header {
-            Some(h) => h[p].clone(),
-            None => format!("#{}", p + 1),
-        };
+            ColumnProblem::Bad { column, reason } => IngestError::BadColumn { path: path.into(), column, reason },
+        })?;
+        names[k] = name;
         pos[k] = Some(p);
     }
     let width = pos.iter().flatten().max().map_or(0, |m| m + 1);
