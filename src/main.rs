@@ -880,6 +880,7 @@ fn resolve_filter(
     model: &Model,
     f: &FilterArgs,
     catalog: &cli::crosssell::CatalogArgs,
+    out: &Path,
     log: Log,
 ) -> Result<ResolvedFilter> {
     // An allow list naming no known item would leave nothing to recommend: an error. A
@@ -896,7 +897,7 @@ fn resolve_filter(
     let mut allow = items(&f.allow, true)?;
     let mut deny = items(&f.deny, false)?.unwrap_or_default();
     if f.categories.is_some() || f.exclude_categories.is_some() {
-        let (cat, _) = catalog.read(log)?.ok_or_else(|| {
+        let (cat, _) = catalog.read(false, out, log)?.ok_or_else(|| {
             bad("--categories and --exclude-categories need --catalog FILE (with --catalog-category-cols)")
         })?;
         let (only, not) =
@@ -960,7 +961,7 @@ fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchStats> 
         return Err(bad("--top must be at least 1"));
     }
     let customers = customer_list(model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
-    let filter = resolve_filter(model, &cmd.filter, &cmd.catalog, log)?;
+    let filter = resolve_filter(model, &cmd.filter, &cmd.catalog, &cmd.out, log)?;
     let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) = write_batch(&cmd.out, customers.len(), "scoring", log, |file, progress| {
         write_recommendations(model, &customers, &opts, file, progress)
@@ -996,7 +997,7 @@ fn fold_in(cmd: &FoldInCmd, log: Log) -> Result<()> {
             "{unknown} customer-item pairs name items the model does not know; they cannot inform scores"
         ));
     }
-    let filter = resolve_filter(&model, &cmd.filter, &cmd.catalog, log)?;
+    let filter = resolve_filter(&model, &cmd.filter, &cmd.catalog, &cmd.out, log)?;
     let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) =
         write_batch(&cmd.out, read.interactions.customers().len(), "fold-in", log, |file, progress| {

@@ -319,3 +319,30 @@ fn recommend_restricts_and_excludes_categories() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("none of the categories holds an item"));
 }
+
+#[test]
+fn bad_catalogue_rows_stop_the_run_or_go_to_the_rejects_file() {
+    let fx = Fx::new();
+    let priced: String = CATALOG
+        .lines()
+        .enumerate()
+        .map(|(k, l)| match k {
+            0 => format!("{l},price\n"),
+            3 => format!("{l},-2.50\n"),
+            _ => format!("{l},1.99\n"),
+        })
+        .collect();
+    fs::write(fx.dir.path().join("catalog.csv"), priced).unwrap();
+    let out = fx.path("offers.csv");
+    let o = fx.run(&["--level", "0", "--catalog-price-col", "price", "--out", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("catalog.csv:4") && err.contains("price"), "{err}");
+    assert!(!Path::new(&out).exists());
+    let o = fx.run(&["--level", "0", "--catalog-price-col", "price", "--skip-invalid", "--out", &out]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1 catalogue rows rejected"), "{err}");
+    let rejects = fs::read_to_string(format!("{out}.catalog-rejects.csv")).unwrap();
+    assert!(rejects.lines().nth(1).unwrap().starts_with("4,price,"), "{rejects}");
+}

@@ -57,8 +57,10 @@ pub struct CatalogArgs {
 }
 
 impl CatalogArgs {
-    /// Reads the catalogue, if one was given, logging its summary.
-    pub fn read(&self, log: Log) -> Result<Option<(Catalog, CatalogSummary)>> {
+    /// Reads the catalogue, if one was given, logging its summary. With `skip_invalid` (the
+    /// command's `--skip-invalid`), bad catalogue rows are counted and written to
+    /// `OUT.catalog-rejects.csv` beside the command's output instead of stopping the run.
+    pub fn read(&self, skip_invalid: bool, out: &Path, log: Log) -> Result<Option<(Catalog, CatalogSummary)>> {
         let Some(path) = &self.catalog else { return Ok(None) };
         let col = |s: &str, flag: &str| s.parse::<ColumnRef>().map_err(|e| bad(format!("{flag}: {e}")));
         let opt = |s: &Option<String>, flag: &str| s.as_deref().map(|s| col(s, flag)).transpose();
@@ -79,7 +81,15 @@ impl CatalogArgs {
             launch: None,
         };
         let start = Instant::now();
-        let (catalog, s) = Catalog::read(path, &CatalogOptions::new(columns))?;
+        let mut opts = CatalogOptions::new(columns);
+        if skip_invalid {
+            let mut name = out.as_os_str().to_owned();
+            name.push(".catalog-rejects.csv");
+            let rejects = PathBuf::from(name);
+            create_parent(&rejects)?;
+            (opts.skip_invalid, opts.rejects) = (true, Some(rejects));
+        }
+        let (catalog, s) = Catalog::read(path, &opts)?;
         log.info(format!(
             "read the catalogue {}: {} rows, {} items, categories per level {:?} in {:.1}s",
             path.display(),
@@ -88,6 +98,15 @@ impl CatalogArgs {
             s.categories_per_level,
             start.elapsed().as_secs_f64()
         ));
+        if s.rejected_rows > 0 {
+            let reasons: Vec<String> = s.rejected_by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            log.info(format!(
+                "{} catalogue rows rejected ({}), written to {}",
+                s.rejected_rows,
+                reasons.join(", "),
+                opts.rejects.as_deref().map_or(String::new(), |p| p.display().to_string())
+            ));
+        }
         Ok(Some((catalog, s)))
     }
 }
@@ -152,7 +171,9 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         ));
     }
     set_threads(threads)?;
-    let (catalog, _) = cmd.catalog.read(log)?.expect("checked above");
+    let Some((catalog, _)) = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)? else {
+        return Err(bad("cross-sell needs a catalogue"));
+    };
 
     let start = Instant::now();
     let opts = ingest_options(&cmd.input, &cmd.out)?;

@@ -109,7 +109,7 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         return Err(bad("category rules need both --catalog (with its column flags) and --level"));
     }
     set_threads(threads)?;
-    let catalog = cmd.catalog.read(log)?;
+    let catalog = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)?;
     let mut baskets = read_baskets(&cmd.input, &cmd.out, log)?;
     if let (Some((catalog, _)), Some(level)) = (&catalog, cmd.level) {
         baskets = by_category(&baskets, catalog, level, log)?;
