@@ -4,7 +4,10 @@
 //! [`ingest`] (file to validated rows) → [`ids`] (external ids to dense indices) →
 //! [`matrix`] (merged customer x item CSR and its weighting) → [`similarity`] (top-k
 //! neighbour kernels) → [`recommend`] (ranked items per customer) → [`batch`] (every
-//! customer, in parallel, streamed to a file). [`model`] saves and loads a fitted model.
+//! customer, in parallel, streamed to a file). [`model`] saves and loads a fitted model;
+//! [`ease`] and [`als`] are the dense recommenders it can hold. Beside the pipeline:
+//! [`rules`] (what is bought together), [`catalog`] and [`crosssell`] (complementary items by
+//! category), and [`eval`] (split a log, measure recommenders, report).
 //!
 //! ```
 //! use cobuy::ingest::{read_purchases, Columns, IngestOptions};
