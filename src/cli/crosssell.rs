@@ -255,6 +255,8 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
             || cs.scratch(),
             |s, chunk| {
                 let mut buf = Vec::new();
+                // Writing to memory cannot fail.
+                let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
                 for &c in chunk {
                     let id = model.customers().id(c.0);
                     for (rank, o) in cs.offers(c, cmd.top, s).iter().enumerate() {
@@ -272,7 +274,6 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                             (Some(name), n) => reason.push_str(&format!("; you bought {n} in {name}")),
                             (None, _) => {}
                         }
-                        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
                         let _ = w.write_record([
                             id,
                             &(rank + 1).to_string(),
@@ -281,9 +282,10 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                             cat.unwrap_or(""),
                             &reason,
                         ]);
-                        let _ = w.flush();
                     }
                 }
+                let _ = w.flush();
+                drop(w);
                 buf
             },
         )
