@@ -296,8 +296,9 @@ impl<'a> RowWriter<'a> {
 
 /// The streaming machinery shared by every batch writer: customers in blocks, each
 /// block scored in parallel in tasks of [`TASK`] customers with per-worker state from
-/// `init`, formatted rows sent in order to one writer thread.
-fn write_blocks<W, S, I, R>(
+/// `init`, formatted rows sent in order to one writer thread. `row` appends a customer's
+/// rows to the buffer and counts them.
+pub fn write_blocks<W, S, I, R>(
     customers: &[CustomerIdx],
     header: &str,
     out: &mut W,

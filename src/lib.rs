@@ -51,6 +51,7 @@ pub mod recommend;
 pub mod rules;
 pub mod similarity;
 pub mod time;
+pub mod upsell;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -89,6 +89,12 @@ enum Command {
     /// Cross-sell: complementary items per customer (collaborative affinity and basket
     /// lift, preferring categories they have not bought), with reasons.
     CrossSell(Box<cli::crosssell::CrossSellCmd>),
+    /// Up-sell: per customer, a dearer item in a category they buy, learned from the order
+    /// of purchases, with when to offer it and why.
+    UpSell(Box<cli::upsell::UpSellCmd>),
+    /// The learned upgrade paths of items (what customers buy next, dearer, in the same
+    /// category), as CSV.
+    Upgrades(Box<cli::upsell::UpgradesCmd>),
     /// Show what a model holds and how it was fitted.
     Inspect {
         /// The model file.
@@ -597,6 +603,8 @@ fn run(cli: Cli, log: Log) -> Result<()> {
         Command::Tune { job } => cli::tune::run(&job, cli.threads, log),
         Command::Rules(cmd) => cli::rules::rules(&cmd, cli.threads, log),
         Command::CrossSell(cmd) => cli::crosssell::run(&cmd, cli.threads, log),
+        Command::UpSell(cmd) => cli::upsell::run(&cmd, cli.threads, log),
+        Command::Upgrades(cmd) => cli::upsell::upgrades(&cmd, cli.threads, log),
         Command::BasketComplete(cmd) => cli::rules::complete(&cmd, cli.threads, log),
         Command::Generate { customers, items, purchases, seed, out } => {
             set_threads(cli.threads)?;

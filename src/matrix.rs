@@ -93,6 +93,13 @@ impl Interactions {
         (&self.counts.indices()[r.clone()], &self.counts.data()[r])
     }
 
+    /// The latest purchase time of each item in [`Interactions::purchases`], if the input had
+    /// times.
+    pub fn purchase_times(&self, c: CustomerIdx) -> Option<&[i64]> {
+        let r = self.counts.indptr().outer_inds_sz(c.get());
+        self.last_time.as_deref().map(|t| &t[r])
+    }
+
     /// The newest purchase time in the data, if there are times.
     pub fn newest_time(&self) -> Option<i64> {
         self.last_time.as_ref()?.iter().copied().max()

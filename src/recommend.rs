@@ -408,7 +408,57 @@ impl<'a> Scorer<'a> {
                 }
             }
         }
-        let source = match self.algorithm {
+        let Some(source) = self.fill(q, s) else {
+            let total = self.data.customers().len().max(1) as f32;
+            for &j in self.popular {
+                if out.len() >= n {
+                    break;
+                }
+                if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+                    let score = self.buyers[j as usize] as f32 / total;
+                    out.push(Recommendation { item: ItemIdx(j), score, source: Source::Popular });
+                }
+            }
+            return;
+        };
+        if self.buy_again_weight > 0.0 && matches!(source, Source::ItemKnn | Source::UserKnn) {
+            self.add_buy_again(q, s, stamp);
+        }
+        let Scratch { acc, blocked, touched, cands, .. } = s;
+        cands.clear();
+        let mut top = Pruned::new(n);
+        for &j in touched.iter() {
+            // Contributions are positive, so a zero sum was never touched (or underflowed).
+            let score = std::mem::take(&mut acc[j as usize]);
+            // Scores are sums of positive contributions; buy-again's are the customer's own
+            // weights, which time decay may have taken to zero and still count; a latent
+            // model scores every item, some below zero.
+            let scored = score > 0.0 || matches!(source, Source::BuyAgain | Source::Als | Source::Ease);
+            if scored && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+                top.push(cands, (j, score));
+            }
+        }
+        touched.clear();
+        keep_top(cands, n);
+        cands.sort_unstable_by(by_score_then_index);
+        for &(j, score) in &s.cands {
+            s.blocked[j as usize] = stamp;
+            out.push(Recommendation { item: ItemIdx(j), score, source });
+        }
+        for &j in self.popular {
+            if out.len() >= n {
+                break;
+            }
+            if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+                out.push(Recommendation { item: ItemIdx(j), score: 0.0, source: Source::Popular });
+            }
+        }
+    }
+
+    /// Leaves the algorithm's raw score of every touched item in `s.acc` (the touched items
+    /// in `s.touched`); `None` for popularity, which ranks from `popular` directly.
+    fn fill(&self, q: &Query<'_>, s: &mut Scratch) -> Option<Source> {
+        Some(match self.algorithm {
             Algorithm::ItemKnn => {
                 accumulate(self.item_neighbors, q.items, q.weights, &mut s.acc, &mut [], &mut s.touched);
                 Source::ItemKnn
@@ -450,52 +500,25 @@ impl<'a> Scorer<'a> {
                 }
                 Source::BuyAgain
             }
-            Algorithm::Popularity => {
-                let total = self.data.customers().len().max(1) as f32;
-                for &j in self.popular {
-                    if out.len() >= n {
-                        break;
-                    }
-                    if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
-                        let score = self.buyers[j as usize] as f32 / total;
-                        out.push(Recommendation { item: ItemIdx(j), score, source: Source::Popular });
-                    }
-                }
-                return;
-            }
-        };
-        if self.buy_again_weight > 0.0 && matches!(source, Source::ItemKnn | Source::UserKnn) {
-            self.add_buy_again(q, s, stamp);
+            Algorithm::Popularity => return None,
+        })
+    }
+
+    /// The algorithm's raw score of each of `items` for the customer of `q` (0 where it
+    /// gives none), before any filter: how strongly this customer's neighbourhood or
+    /// factors favour candidates that another component chose (up-sell).
+    pub fn affinity(&self, q: &Query<'_>, items: &[u32], s: &mut Scratch, out: &mut Vec<f32>) {
+        out.clear();
+        if self.fill(q, s).is_none() {
+            let total = self.data.customers().len().max(1) as f32;
+            out.extend(items.iter().map(|&j| self.buyers[j as usize] as f32 / total));
+            return;
         }
-        let Scratch { acc, blocked, touched, cands, .. } = s;
-        cands.clear();
-        let mut top = Pruned::new(n);
-        for &j in touched.iter() {
-            // Contributions are positive, so a zero sum was never touched (or underflowed).
-            let score = std::mem::take(&mut acc[j as usize]);
-            // Scores are sums of positive contributions; buy-again's are the customer's own
-            // weights, which time decay may have taken to zero and still count; a latent
-            // model scores every item, some below zero.
-            let scored = score > 0.0 || matches!(source, Source::BuyAgain | Source::Als | Source::Ease);
-            if scored && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
-                top.push(cands, (j, score));
-            }
+        out.extend(items.iter().map(|&j| s.acc[j as usize]));
+        for &j in &s.touched {
+            s.acc[j as usize] = 0.0;
         }
-        touched.clear();
-        keep_top(cands, n);
-        cands.sort_unstable_by(by_score_then_index);
-        for &(j, score) in &s.cands {
-            s.blocked[j as usize] = stamp;
-            out.push(Recommendation { item: ItemIdx(j), score, source });
-        }
-        for &j in self.popular {
-            if out.len() >= n {
-                break;
-            }
-            if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
-                out.push(Recommendation { item: ItemIdx(j), score: 0.0, source: Source::Popular });
-            }
-        }
+        s.touched.clear();
     }
 
     /// Adds the buy-again scores of the bought items that may be recommended, scaled so

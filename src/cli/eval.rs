@@ -15,7 +15,10 @@ use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest;
 use cobuy::output::AtomicFile;
+use cobuy::upsell::UpgradeModel;
 
+use super::crosssell::CatalogArgs;
+use super::upsell::{UpsellArgs, check_catalog, check_times, item_facts, log_learned};
 use crate::{
     FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, set_threads, summary_lines,
 };
@@ -37,6 +40,10 @@ pub struct EvalCmd {
     fit: FitArgs,
     #[command(flatten)]
     similarity: SimilarityArgs,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    #[command(flatten)]
+    upsell: UpsellArgs,
 }
 
 /// How to split (flags, or the `[split]` table).
@@ -88,7 +95,8 @@ pub(super) struct EvalArgs {
     #[arg(long = "k", default_value = "5,10,20", value_delimiter = ',')]
     #[serde(default = "default_ks")]
     k: Vec<usize>,
-    /// Targets, comma-separated: new-items (not bought in training), all-items.
+    /// Targets, comma-separated: new-items (not bought in training), all-items, upgrades
+    /// (dearer items in a category bought before; needs a priced --catalog).
     #[arg(long, default_value = "new-items,all-items", value_delimiter = ',')]
     #[serde(default = "default_targets")]
     targets: Vec<String>,
@@ -144,6 +152,12 @@ struct EvalJob {
     algorithms: Vec<NamedFit>,
     #[serde(default)]
     threads: Option<usize>,
+    /// The catalogue (`[catalog]`: the `--catalog*` flags' keys) and the up-sell settings
+    /// (`[upsell]`), for the upgrades target.
+    #[serde(default)]
+    catalog: Option<CatalogArgs>,
+    #[serde(default)]
+    upsell: Option<UpsellArgs>,
 }
 
 /// Runs `cobuy eval`.
@@ -154,6 +168,8 @@ pub fn run(cmd: &EvalCmd, threads: usize, log: Log) -> Result<()> {
         eval: cmd.out.clone(),
         algorithms: vec![NamedFit { name: cmd.name.clone(), fit: cmd.fit.clone(), similarity: cmd.similarity.clone() }],
         threads: None,
+        catalog: Some(cmd.catalog.clone()),
+        upsell: Some(cmd.upsell.clone()),
     };
     set_threads(threads)?;
     evaluate(&job, log)
@@ -182,6 +198,9 @@ fn read_job(path: &Path) -> Result<EvalJob> {
     job.input.rejects.as_mut().map(rebase);
     job.eval.out_dir.as_mut().map(rebase);
     job.eval.write_split.as_mut().map(rebase);
+    if let Some(c) = &mut job.catalog {
+        c.catalog.as_mut().map(rebase);
+    }
     for m in &mut job.eval.measure {
         if let Some((head, file)) = m.split_once('=') {
             let mut p = PathBuf::from(file);
@@ -222,14 +241,19 @@ pub(super) fn targets(names: &[String]) -> Result<Vec<Target>> {
         let t = match n.trim() {
             "new-items" | "new" => Target::NewItems,
             "all-items" | "all" => Target::AllItems,
-            other => return Err(bad(format!("--targets: unknown target {other:?}; accepted: new-items, all-items"))),
+            "upgrades" => Target::Upgrades,
+            other => {
+                return Err(bad(format!(
+                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades"
+                )));
+            }
         };
         if !v.contains(&t) {
             v.push(t);
         }
     }
     if v.is_empty() {
-        return Err(bad("--targets: give new-items, all-items or both"));
+        return Err(bad("--targets: give one or more of new-items, all-items, upgrades"));
     }
     Ok(v)
 }
@@ -297,6 +321,15 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     {
         return Err(bad("buy-again recommends only bought items: measure it on --targets all-items"));
     }
+    let upsell = if targets.contains(&Target::Upgrades) {
+        let catalog = job.catalog.clone().unwrap_or_default();
+        let args = job.upsell.clone().unwrap_or_else(default_upsell);
+        check_catalog(&catalog, &args, "the upgrades target")?;
+        let params = args.params()?;
+        Some((catalog, args, params))
+    } else {
+        None
+    };
 
     let start = Instant::now();
     let opts = ingest_options(&job.input, &out_dir.join("model"))?;
@@ -309,7 +342,13 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
     }
-    let prepared = ev::prepare(&plog, &method, job.split.validation).map_err(|e| bad(e.to_string()))?;
+    let mut prepared = ev::prepare(&plog, &method, job.split.validation).map_err(|e| bad(e.to_string()))?;
+    let upgrades = match &upsell {
+        Some((catalog, args, params)) => {
+            Some(upgrade_target(&plog, &mut prepared, catalog, args, params, &out_dir, log)?)
+        }
+        None => None,
+    };
     let s = &prepared.summary;
     log.info(format!(
         "{} split{}: {} training rows, {} test rows{}; {} test customers, {} of them cold (no training purchases, left out); measured: {} on all items ({} pairs), {} on new items ({} pairs); {} held-out pairs name items nobody bought in training",
@@ -332,8 +371,19 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     }
 
     let mut runs: Vec<RunReport> = Vec::new();
+    if let Some(m) = &upgrades {
+        runs.extend(upsell_baselines(&prepared, m, &job.eval.k)?);
+    }
     for (name, params) in &configs {
-        let got = prepared.evaluate(name, params, &job.eval.k, &targets).map_err(|e| bad(e.to_string()))?;
+        let t0 = Instant::now();
+        let model = prepared.fit(params).map_err(|e| bad(e.to_string()))?;
+        let fit_seconds = t0.elapsed().as_secs_f64();
+        let mut got = prepared
+            .evaluate_model(name, &model, fit_seconds, &job.eval.k, &targets)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(m) = &upgrades {
+            got.push(upsell_run(&prepared, m, &model, &format!("up-sell + {name}"), &job.eval.k)?);
+        }
         for r in &got {
             let k = job.eval.k.iter().copied().find(|&k| k >= 10).unwrap_or(job.eval.k[0]);
             log.info(format!(
@@ -378,7 +428,15 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         ("test rows".into(), s.test_rows.to_string()),
         ("test-part rows left unused".into(), s.unused_rows.to_string()),
         ("test customers".into(), format!("{} ({} cold, left out)", s.test_customers, s.cold_customers)),
-        ("measured customers".into(), format!("all items {}, new items {}", s.measured_all, s.measured_new)),
+        (
+            "measured customers".into(),
+            format!(
+                "all items {}, new items {}{}",
+                s.measured_all,
+                s.measured_new,
+                if upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
+            ),
+        ),
         (
             "held-out pairs".into(),
             format!(
@@ -387,6 +445,15 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
             ),
         ),
     ];
+    if let Some(m) = &upgrades {
+        setup.push((
+            "upgrades".into(),
+            format!(
+                "{} held-out pairs: items not bought in training, in a category the customer bought in training, dearer than their latest purchase there; {} upgrade paths learned from the training rows",
+                s.upgrade_pairs, m.summary.paths
+            ),
+        ));
+    }
     setup.push(("ranking".into(), "over every item of the log; no sampled negatives".into()));
     let rep = EvalReport { title: "cobuy eval".into(), setup, runs };
     write_text(&out_dir.join("report.md"), &report::markdown(&rep))?;
@@ -507,4 +574,104 @@ fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: boo
         log.info(format!("wrote {rows} rows to {}", path.display()));
     }
     Ok(())
+}
+
+fn default_upsell() -> UpsellArgs {
+    // The flags' defaults, through the same parser as the command line.
+    toml::from_str("").unwrap_or_else(|_| unreachable!("every up-sell setting has a default"))
+}
+
+/// Reads the catalogue, marks the upgrade target's held-out pairs and learns the upgrade
+/// model from the training rows.
+fn upgrade_target(
+    plog: &ingest::PurchaseLog,
+    prepared: &mut Prepared,
+    catalog: &CatalogArgs,
+    args: &UpsellArgs,
+    params: &cobuy::upsell::UpsellParams,
+    out_dir: &Path,
+    log: Log,
+) -> Result<UpgradeModel> {
+    check_times(plog, params)?;
+    let Some((catalog, _)) = catalog.read(false, &out_dir.join("catalog"), log)? else {
+        return Err(bad("the upgrades target needs a catalogue"));
+    };
+    let facts = item_facts(&catalog, plog, args, log)?;
+    prepared.mark_upgrades(&facts);
+    let s = &prepared.summary;
+    log.info(format!(
+        "upgrades: {} held-out pairs of {} customers are dearer items in a category they bought in training",
+        s.upgrade_pairs, s.measured_upgrades
+    ));
+    if s.measured_upgrades == 0 {
+        return Err(bad("no test customer bought a dearer item in a category they had bought: nothing to measure"));
+    }
+    let t = Instant::now();
+    let m = UpgradeModel::learn(plog, prepared.train_rows(), &facts, params);
+    log_learned(&m, t.elapsed().as_secs_f64(), log);
+    Ok(m)
+}
+
+/// Measures per-customer lists (in the order of `prepared.customers()`) on upgrades.
+fn upgrade_report(
+    prepared: &Prepared,
+    label: &str,
+    lists: &[Vec<u32>],
+    ks: &[usize],
+    seconds: f64,
+) -> Result<RunReport> {
+    let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
+    let table = prepared
+        .measure_lists(Target::Upgrades, ks, |c| customers.binary_search(&c).map_or(&[][..], |i| &lists[i][..]))
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(RunReport {
+        algorithm: label.into(),
+        target: Target::Upgrades.name().into(),
+        fit_seconds: 0.0,
+        score_seconds: seconds,
+        table,
+    })
+}
+
+/// The two baselines: the most bought dearer items, and the items one price tier up.
+fn upsell_baselines(prepared: &Prepared, m: &UpgradeModel, ks: &[usize]) -> Result<Vec<RunReport>> {
+    use rayon::prelude::*;
+    let n = ks.iter().copied().max().unwrap_or(10);
+    let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
+    let train = prepared.train();
+    let mut runs = Vec::new();
+    for (label, next) in [("popular-upgrade", false), ("next-tier", true)] {
+        let t = Instant::now();
+        let lists: Vec<Vec<u32>> = customers
+            .par_iter()
+            .map(|&c| {
+                let (items, _) = train.purchases(c);
+                let times = train.purchase_times(c);
+                if next { m.next_tier(items, times, n) } else { m.popular_upgrades(items, times, n) }
+            })
+            .collect();
+        runs.push(upgrade_report(prepared, label, &lists, ks, t.elapsed().as_secs_f64())?);
+    }
+    Ok(runs)
+}
+
+/// Up-sell with `model` for affinity.
+fn upsell_run(
+    prepared: &Prepared,
+    m: &UpgradeModel,
+    model: &cobuy::model::Model,
+    label: &str,
+    ks: &[usize],
+) -> Result<RunReport> {
+    use rayon::prelude::*;
+    let n = ks.iter().copied().max().unwrap_or(10);
+    let filter = model.filter(&cobuy::recommend::Filter::default()).map_err(|e| bad(e.to_string()))?;
+    let up = cobuy::upsell::UpSell::new(m, model.scorer(&filter));
+    let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
+    let t = Instant::now();
+    let lists: Vec<Vec<u32>> = customers
+        .par_iter()
+        .map_init(|| up.scratch(), |s, &c| up.offers(c, n, s).iter().map(|o| o.item.0).collect())
+        .collect();
+    upgrade_report(prepared, label, &lists, ks, t.elapsed().as_secs_f64())
 }

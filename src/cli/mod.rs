@@ -4,3 +4,4 @@ pub mod crosssell;
 pub mod eval;
 pub mod rules;
 pub mod tune;
+pub mod upsell;

@@ -27,6 +27,7 @@ use crate::ingest::PurchaseLog;
 use crate::matrix::Interactions;
 use crate::model::{FitInfo, FitParams, Model};
 use crate::recommend::{Algorithm, Filter, Recommendation};
+use crate::upsell::ItemFacts;
 
 use metrics::{MetricTable, MetricsAccumulator};
 use report::RunReport;
@@ -41,6 +42,10 @@ pub enum Target {
     NewItems,
     /// Every held-out item, repeat purchases included; bought items may be recommended.
     AllItems,
+    /// Held-out items not bought in training, in a category the customer bought in
+    /// training, and dearer than their latest training purchase there (their up-sell
+    /// anchor); set by [`Prepared::mark_upgrades`].
+    Upgrades,
 }
 
 impl Target {
@@ -49,6 +54,7 @@ impl Target {
         match self {
             Target::NewItems => "new-items",
             Target::AllItems => "all-items",
+            Target::Upgrades => "upgrades",
         }
     }
 }
@@ -96,12 +102,18 @@ pub struct SplitSummary {
     pub new_test_pairs: u64,
     /// Held-out pairs whose item nobody bought in training (no recommender can find it).
     pub unknown_item_pairs: u64,
+    /// Customers measured on upgrades (after [`Prepared::mark_upgrades`]).
+    pub measured_upgrades: u64,
+    /// Held-out pairs that are upgrades.
+    pub upgrade_pairs: u64,
 }
 
 /// A split ready to measure recommenders on.
 #[derive(Debug)]
 pub struct Prepared {
     train: Interactions,
+    /// Which rows of the log are training rows.
+    train_rows: Vec<bool>,
     /// Per measured customer: held-out items (sorted) and what was spent on each.
     test: Vec<Held>,
     /// Per item: the share of training customers who bought it.
@@ -118,6 +130,8 @@ struct Held {
     revenue: Vec<f64>,
     /// `new[k]`: `items[k]` was not bought in training.
     new: Vec<bool>,
+    /// `upgrade[k]`: `items[k]` is an up-sell of the customer's anchor in its category.
+    upgrade: Vec<bool>,
 }
 
 /// Splits `log` and builds the training part and the test customers' held-out items;
@@ -162,12 +176,13 @@ pub fn prepare(log: &PurchaseLog, method: &SplitMethod, validation: bool) -> Res
             summary.cold_customers += 1;
             continue;
         }
-        let mut h = Held { customer: c, items: Vec::new(), revenue: Vec::new(), new: Vec::new() };
+        let mut h = Held { customer: c, items: Vec::new(), revenue: Vec::new(), new: Vec::new(), upgrade: Vec::new() };
         for pair in rows.chunk_by(|a, b| a.1 == b.1) {
             let j = pair[0].1;
             h.items.push(j);
             h.revenue.push(pair.iter().map(|p| p.2).sum());
             h.new.push(bought.binary_search(&j).is_err());
+            h.upgrade.push(false);
             summary.unknown_item_pairs += u64::from(buyers[j as usize] == 0);
         }
         summary.test_pairs += h.items.len() as u64;
@@ -185,7 +200,7 @@ pub fn prepare(log: &PurchaseLog, method: &SplitMethod, validation: bool) -> Res
     }
     let with_purchases = (train.customers_with_purchases() as f64).max(1.0);
     let popularity = buyers.iter().map(|&b| f64::from(b) / with_purchases).collect();
-    Ok(Prepared { train, test: customers, popularity, has_revenue, summary })
+    Ok(Prepared { train, train_rows: in_train, test: customers, popularity, has_revenue, summary })
 }
 
 impl Prepared {
@@ -194,8 +209,50 @@ impl Prepared {
         &self.train
     }
 
+    /// Which rows of the log are training rows.
+    pub fn train_rows(&self) -> &[bool] {
+        &self.train_rows
+    }
+
+    /// The measured customers, in index order.
+    pub fn customers(&self) -> impl ExactSizeIterator<Item = CustomerIdx> + '_ {
+        self.test.iter().map(|h| h.customer)
+    }
+
+    /// Marks the held-out items that are upgrades (see [`Target::Upgrades`]) by `facts`
+    /// over the log's items, and counts them in the summary.
+    pub fn mark_upgrades(&mut self, facts: &ItemFacts) {
+        let mut anchors = Vec::new();
+        let (mut customers, mut pairs) = (0, 0);
+        for h in &mut self.test {
+            let (items, _) = self.train.purchases(h.customer);
+            crate::upsell::anchors(facts, items, self.train.purchase_times(h.customer), &mut anchors);
+            for (k, &j) in h.items.iter().enumerate() {
+                let (category, price, _) = facts.get(j);
+                h.upgrade[k] = h.new[k]
+                    && match (category, price) {
+                        (Some(c), Some(p)) => anchors
+                            .binary_search_by_key(&c, |a| a.category)
+                            .is_ok_and(|i| facts.price(anchors[i].item).is_some_and(|pa| p > pa)),
+                        _ => false,
+                    };
+            }
+            let n = h.upgrade.iter().filter(|&&u| u).count() as u64;
+            pairs += n;
+            customers += u64::from(n > 0);
+        }
+        self.summary.measured_upgrades = customers;
+        self.summary.upgrade_pairs = pairs;
+    }
+
+    /// Fits `params` on the training part.
+    pub fn fit(&self, params: &FitParams) -> Result<Model, EvalError> {
+        Model::fit(self.train.clone(), params, FitInfo::default()).map_err(|e| EvalError::Param(e.0))
+    }
+
     /// Fits `params` on the training part and measures it on each target at each cut-off
-    /// in `ks`. Buy-again recommends only bought items, so it is not measured on new items.
+    /// in `ks`. Buy-again recommends only bought items, so it is not measured on new items
+    /// or upgrades.
     pub fn evaluate(
         &self,
         label: &str,
@@ -205,11 +262,23 @@ impl Prepared {
     ) -> Result<Vec<RunReport>, EvalError> {
         check_ks(ks)?;
         let t0 = Instant::now();
-        let model = Model::fit(self.train.clone(), params, FitInfo::default()).map_err(|e| EvalError::Param(e.0))?;
-        let fit_seconds = t0.elapsed().as_secs_f64();
+        let model = self.fit(params)?;
+        self.evaluate_model(label, &model, t0.elapsed().as_secs_f64(), ks, targets)
+    }
+
+    /// Measures a model fitted on the training part (see [`Prepared::evaluate`]).
+    pub fn evaluate_model(
+        &self,
+        label: &str,
+        model: &Model,
+        fit_seconds: f64,
+        ks: &[usize],
+        targets: &[Target],
+    ) -> Result<Vec<RunReport>, EvalError> {
+        check_ks(ks)?;
         let mut runs = Vec::new();
         for &target in targets {
-            if target == Target::NewItems && params.algorithm == Algorithm::BuyAgain {
+            if target != Target::AllItems && model.params().algorithm == Algorithm::BuyAgain {
                 continue;
             }
             let filter = Filter { include_bought: target == Target::AllItems, ..Filter::default() };
@@ -259,8 +328,13 @@ impl Prepared {
         for (k, h) in self.test.iter().enumerate() {
             items.clear();
             revenue.clear();
-            for ((&j, &r), &new) in h.items.iter().zip(&h.revenue).zip(&h.new) {
-                if target == Target::AllItems || new {
+            for (x, (&j, &r)) in h.items.iter().zip(&h.revenue).enumerate() {
+                let hit = match target {
+                    Target::AllItems => true,
+                    Target::NewItems => h.new[x],
+                    Target::Upgrades => h.upgrade[x],
+                };
+                if hit {
                     items.push(j);
                     revenue.push(r);
                 }

@@ -1,0 +1,544 @@
+//! `cobuy up-sell` and `cobuy upgrades`: ordered purchases and a priced catalogue in,
+//! upgrade offers per customer (with when to make them) or an item's upgrade paths out.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+use cobuy::catalog::{Catalog, CategoryIdx};
+use cobuy::ids::{CustomerIdx, ItemIdx};
+use cobuy::ingest::{self, PurchaseLog};
+use cobuy::model::{FitInfo, Model};
+use cobuy::output::AtomicFile;
+use cobuy::recommend::Filter;
+use cobuy::upsell::{Basis, Delay, ItemFacts, Offer, PairMeasure, UpSell, UpgradeModel, UpsellParams};
+
+use super::crosssell::CatalogArgs;
+use crate::{
+    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, customer_progress, fit_params, ingest_options,
+    set_threads, summary_lines,
+};
+
+/// Up-sell settings (flags, or the `[upsell]` table of an eval job).
+#[derive(Args, Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct UpsellArgs {
+    /// Category level within which upgrades are sought (0: the top level; default: each
+    /// item's own, deepest category).
+    #[arg(long)]
+    #[serde(default)]
+    pub level: Option<usize>,
+    /// Brand grades, lowest first (such as Private,National): a higher grade at no lower
+    /// price is an upgrade. Needs --catalog-brand-col.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(default)]
+    pub grades: Vec<String>,
+    /// An upgrade is at least this share dearer (0.1 = 10%).
+    #[arg(long, default_value_t = 0.1)]
+    #[serde(default = "d_min_step")]
+    pub min_step: f64,
+    /// The later item must be bought within this many days.
+    #[arg(long, default_value_t = 365)]
+    #[serde(default = "d_window")]
+    pub window_days: u32,
+    /// Customers who must have taken an upgrade path for it to be kept.
+    #[arg(long = "min-path-count", default_value_t = 3)]
+    #[serde(default = "d_min_count")]
+    pub min_path_count: u32,
+    /// How a path's count is compared with chance: excess or llr.
+    #[arg(long, default_value = "excess")]
+    #[serde(default = "d_measure")]
+    pub pair_measure: String,
+    /// Paths scoring below this are dropped (0: taken at least as often as chance).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub min_score: f64,
+    /// Price tiers per category for the fallback.
+    #[arg(long, default_value_t = 4)]
+    #[serde(default = "d_tiers")]
+    pub tiers: u32,
+    /// Shrinkage of a path's rate towards the tier fallback, in customers.
+    #[arg(long, default_value_t = 10.0)]
+    #[serde(default = "d_smoothing")]
+    pub smoothing: f64,
+    /// Offers cost at most this multiple of the dearest item the customer bought in the
+    /// category (0: no cap).
+    #[arg(long, default_value_t = 4.0)]
+    #[serde(default = "d_price_cap")]
+    pub price_cap: f64,
+    /// An offer's weight halves for every this many days since the anchor purchase, counted
+    /// back from the newest purchase (0: no ageing).
+    #[arg(long, default_value_t = 120.0)]
+    #[serde(default = "d_half_life")]
+    pub anchor_half_life: f64,
+    /// Weight of collaborative affinity in an offer's score (0 to 1).
+    #[arg(long = "affinity-weight", default_value_t = 0.5, allow_negative_numbers = true)]
+    #[serde(default = "d_affinity")]
+    pub affinity_weight: f64,
+    /// Offer by price tiers and popularity alone, learning nothing from purchase order (for
+    /// purchases without times).
+    #[arg(long)]
+    #[serde(default)]
+    pub tiers_only: bool,
+}
+
+fn d_min_step() -> f64 {
+    0.1
+}
+fn d_window() -> u32 {
+    365
+}
+fn d_min_count() -> u32 {
+    3
+}
+fn d_measure() -> String {
+    "excess".into()
+}
+fn d_tiers() -> u32 {
+    4
+}
+fn d_smoothing() -> f64 {
+    10.0
+}
+fn d_price_cap() -> f64 {
+    4.0
+}
+fn d_half_life() -> f64 {
+    120.0
+}
+fn d_affinity() -> f64 {
+    0.5
+}
+
+impl UpsellArgs {
+    /// The validated library parameters.
+    pub fn params(&self) -> Result<UpsellParams> {
+        let measure: PairMeasure =
+            self.pair_measure.parse().map_err(|e: String| bad(format!("--pair-measure: {e}")))?;
+        let p = UpsellParams {
+            min_step: self.min_step,
+            window_days: self.window_days,
+            min_count: self.min_path_count,
+            measure,
+            min_score: self.min_score,
+            tiers: self.tiers,
+            smoothing: self.smoothing,
+            price_cap: self.price_cap,
+            cf_weight: self.affinity_weight,
+            half_life_days: self.anchor_half_life,
+            tiers_only: self.tiers_only,
+            ..UpsellParams::default()
+        };
+        p.check().map_err(bad)?;
+        Ok(p)
+    }
+}
+
+/// Checks that the catalogue flags can give prices and categories, before anything is read.
+pub fn check_catalog(catalog: &CatalogArgs, upsell: &UpsellArgs, what: &str) -> Result<()> {
+    let need = "--catalog FILE --catalog-item-col ID --catalog-category-cols A,B --catalog-price-col PRICE";
+    if catalog.catalog.is_none() {
+        return Err(bad(format!("{what} needs a catalogue with a category and a price per item: {need}")));
+    }
+    if catalog.catalog_price_col.is_none() {
+        return Err(bad(format!(
+            "{what} needs item prices: the catalogue's price column (--catalog-price-col PRICE); with {need}"
+        )));
+    }
+    if !upsell.grades.is_empty() && catalog.catalog_brand_col.is_none() {
+        return Err(bad("--grades needs the catalogue's brand column: --catalog-brand-col BRAND"));
+    }
+    Ok(())
+}
+
+/// The item facts for the log's items, with what did not match logged; an error when no
+/// item is usable.
+pub fn item_facts(catalog: &Catalog, plog: &PurchaseLog, upsell: &UpsellArgs, log: Log) -> Result<ItemFacts> {
+    let (facts, s) = ItemFacts::from_catalog(catalog, &plog.items, upsell.level, &upsell.grades);
+    if !s.not_in_catalog.is_empty() {
+        let ids: Vec<&str> = s.not_in_catalog.iter().take(10).map(|&i| plog.items.id(i)).collect();
+        log.info(format!(
+            "{} bought items are not in the catalogue (unknown anchors, never offered): {}{}",
+            s.not_in_catalog.len(),
+            ids.join(", "),
+            if s.not_in_catalog.len() > 10 { ", ..." } else { "" }
+        ));
+    }
+    log.info(format!(
+        "up-sell items: {} of {} bought items have a category{} and a positive price; {} have no category there, {} no price, {} a price of 0{}",
+        s.usable,
+        s.items,
+        upsell.level.map_or(String::new(), |l| format!(" at level {l}")),
+        s.no_category,
+        s.no_price,
+        s.zero_price,
+        if upsell.grades.is_empty() { String::new() } else { format!(", {} a brand not among --grades", s.ungraded) }
+    ));
+    if s.usable == 0 {
+        return Err(bad(format!(
+            "no bought item has both a category{} and a positive price in the catalogue",
+            upsell.level.map_or(String::new(), |l| format!(" at level {l}"))
+        )));
+    }
+    Ok(facts)
+}
+
+/// Checks that the log can be ordered (or that the tier fallback was asked for).
+pub fn check_times(plog: &PurchaseLog, params: &UpsellParams) -> Result<()> {
+    if !params.tiers_only && !plog.rows.iter().any(|r| r.time.is_some()) {
+        return Err(bad("the purchases have no times (--time-col), so the order of upgrades cannot be learned; \
+             pass --tiers-only to offer the next price tiers by popularity instead"));
+    }
+    Ok(())
+}
+
+/// Logs what the learner saw.
+pub fn log_learned(m: &UpgradeModel, seconds: f64, log: Log) {
+    let s = &m.summary;
+    log.info(format!(
+        "learned {} upgrade paths from {} anchor items ({} pairs seen) over {} customers with ordered purchases in a category, from {} rows in {seconds:.1}s; {} rows without a time, {} rows of items without a category or price",
+        s.paths,
+        s.anchors_with_paths,
+        s.pairs_seen,
+        s.customers_with_sequences,
+        s.rows_used,
+        s.rows_without_time,
+        s.rows_without_facts
+    ));
+}
+
+/// `cobuy up-sell` flags.
+#[derive(Args, Debug)]
+pub struct UpSellCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    #[command(flatten)]
+    upsell: UpsellArgs,
+    /// Offers per customer.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Score only these customers (one id per line).
+    #[arg(long)]
+    customers: Option<PathBuf>,
+    /// Output CSV: customer_id,rank,item_id,score,anchor_item_id,offer_after,reason.
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    fit: FitArgs,
+    #[command(flatten)]
+    similarity: SimilarityArgs,
+}
+
+/// What `up-sell` and `upgrades` both read and learn.
+struct Learned {
+    plog: PurchaseLog,
+    catalog: Catalog,
+    upgrades: UpgradeModel,
+}
+
+fn learn(
+    input: &InputArgs,
+    catalog: &CatalogArgs,
+    upsell: &UpsellArgs,
+    params: &UpsellParams,
+    out: &Path,
+    log: Log,
+) -> Result<Learned> {
+    let Some((catalog, _)) = catalog.read(input.skip_invalid, out, log)? else {
+        return Err(bad("up-sell needs a catalogue"));
+    };
+    let start = Instant::now();
+    let opts = ingest_options(input, out)?;
+    log.info(format!("reading {}", input.purchases.display()));
+    let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
+    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
+    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+        log.info(line);
+    }
+    check_times(&plog, params)?;
+    let facts = item_facts(&catalog, &plog, upsell, log)?;
+    let t = Instant::now();
+    let keep = vec![true; plog.rows.len()];
+    let upgrades = UpgradeModel::learn(&plog, &keep, &facts, params);
+    log_learned(&upgrades, t.elapsed().as_secs_f64(), log);
+    Ok(Learned { plog, catalog, upgrades })
+}
+
+/// An item as a reader knows it: its catalogue name and id, or its id.
+fn label(catalog: &Catalog, id: &str) -> String {
+    match catalog.index_of(id).map(|c| catalog.item(c)) {
+        Some(item) => match item.name {
+            Some(name) if !name.is_empty() && name != id => format!("{name} ({id})"),
+            _ => id.to_string(),
+        },
+        None => id.to_string(),
+    }
+}
+
+fn days(d: f32) -> String {
+    format!("{:.0} days", d.round())
+}
+
+/// The readable reason of an offer.
+fn reason(o: &Offer, catalog: &Catalog, ids: &cobuy::ids::IdTable, category: &str) -> String {
+    let (anchor, item) = (label(catalog, ids.id(o.anchor.0)), label(catalog, ids.id(o.item.0)));
+    let mut r = match o.basis {
+        Basis::Path(p) => format!(
+            "customers who bought {anchor} later upgraded to {item}: {} of {} ({:.0}%, {:.1} times chance)",
+            p.customers,
+            p.anchor_customers,
+            100.0 * f64::from(p.customers) / f64::from(p.anchor_customers.max(1)),
+            f64::from(p.customers) / p.expected.max(1e-9)
+        ),
+        Basis::Tier { up_rate, share } => format!(
+            "a step up from {anchor} in {category}: {:.0}% of customers buying at that price later buy dearer there; {:.0}% of them choose {item}",
+            100.0 * up_rate,
+            100.0 * share
+        ),
+    };
+    match o.delay {
+        Delay::Path(d) => r.push_str(&format!("; median {}", days(d))),
+        Delay::Category(d) => r.push_str(&format!("; upgrades in {category} come after a median {}", days(d))),
+        Delay::Repurchase(d) => r.push_str(&format!("; {category} is bought again every {} (median)", days(d))),
+        Delay::Unknown => {}
+    }
+    r
+}
+
+/// Runs `cobuy up-sell`.
+pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let params = cmd.upsell.params()?;
+    let fit = fit_params(&cmd.fit, &cmd.similarity)?;
+    check_catalog(&cmd.catalog, &cmd.upsell, "up-sell")?;
+    set_threads(threads)?;
+    let Learned { plog, catalog, upgrades } = learn(&cmd.input, &cmd.catalog, &cmd.upsell, &params, &cmd.out, log)?;
+    let t = Instant::now();
+    let all = vec![true; plog.rows.len()];
+    let (interactions, merge) = plog.interactions(&all);
+    let model = Model::fit(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
+    log.info(format!("fitted {} for affinity in {:.1}s", fit.algorithm.name(), t.elapsed().as_secs_f64()));
+    let filter = model.filter(&Filter::default())?;
+    let up = UpSell::new(&upgrades, model.scorer(&filter));
+    let customers: Vec<CustomerIdx> = match &cmd.customers {
+        None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
+        Some(path) => {
+            crate::lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
+        }
+    };
+    let facts = upgrades.facts();
+    let category_name =
+        |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
+    let ids = model.items();
+    let start = Instant::now();
+    create_parent(&cmd.out)?;
+    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let (bar, progress) = customer_progress(log, customers.len() as u64, "up-sell");
+    let mut w = std::io::BufWriter::new(&mut f);
+    let stats = cobuy::batch::write_blocks(
+        &customers,
+        "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n",
+        &mut w,
+        &progress,
+        || up.scratch(),
+        |s, c, buf, st| {
+            let offers = up.offers(c, cmd.top, s);
+            st.customers += 1;
+            st.rows += offers.len() as u64;
+            st.short_customers += u64::from(offers.len() < cmd.top);
+            let mut rec = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+            for (rank, o) in offers.iter().enumerate() {
+                // Writing to memory cannot fail.
+                let _ = rec.write_record([
+                    model.customers().id(c.0),
+                    &(rank + 1).to_string(),
+                    ids.id(o.item.0),
+                    &format!("{:.6}", o.score),
+                    ids.id(o.anchor.0),
+                    &o.offer_after.map(|t| cobuy::time::format(t)[..10].to_string()).unwrap_or_default(),
+                    &reason(o, &catalog, ids, category_name(o.item)),
+                ]);
+            }
+            if let Ok(bytes) = rec.into_inner() {
+                buf.extend_from_slice(&bytes);
+            }
+        },
+    )
+    .with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    w.flush().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    drop(w);
+    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    log.info(format!(
+        "wrote {} up-sell offers for {} customers to {} in {:.1}s; {} customers got fewer than {} (no category with a dearer item to offer)",
+        stats.rows,
+        stats.customers,
+        cmd.out.display(),
+        start.elapsed().as_secs_f64(),
+        stats.short_customers,
+        cmd.top
+    ));
+    Ok(())
+}
+
+/// `cobuy upgrades` flags.
+#[derive(Args, Debug)]
+pub struct UpgradesCmd {
+    /// Items whose upgrade paths to show (none: every item with a path).
+    items: Vec<String>,
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    #[command(flatten)]
+    upsell: UpsellArgs,
+    /// Paths per item.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Output CSV (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `cobuy upgrades`.
+pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let params = cmd.upsell.params()?;
+    check_catalog(&cmd.catalog, &cmd.upsell, "upgrades")?;
+    set_threads(threads)?;
+    let out_base = cmd.out.clone().unwrap_or_else(|| PathBuf::from("upgrades"));
+    let Learned { plog, catalog, upgrades } = learn(&cmd.input, &cmd.catalog, &cmd.upsell, &params, &out_base, log)?;
+    let ids = &plog.items;
+    let anchors: Vec<u32> = if cmd.items.is_empty() {
+        (0..ids.len() as u32).filter(|&i| !upgrades.paths(ItemIdx(i)).is_empty()).collect()
+    } else {
+        let mut found = Vec::new();
+        let mut unknown = Vec::new();
+        for id in &cmd.items {
+            match ids.index_of(id) {
+                Some(i) => found.push(i),
+                None => unknown.push(id.as_str()),
+            }
+        }
+        if !unknown.is_empty() {
+            log.info(format!("{} items were never bought and have no paths: {}", unknown.len(), unknown.join(", ")));
+        }
+        if found.is_empty() {
+            return Err(bad("none of the items was bought in the purchases"));
+        }
+        found
+    };
+    let facts = upgrades.facts();
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record([
+        "anchor_item_id",
+        "rank",
+        "item_id",
+        "basis",
+        "customers",
+        "anchor_customers",
+        "expected",
+        "score",
+        "probability",
+        "median_days",
+        "anchor_price",
+        "price",
+        "reason",
+    ])?;
+    for &a in &anchors {
+        let anchor = ItemIdx(a);
+        let category =
+            facts.category(a).map_or("its category".to_string(), |c| catalog.category_name(CategoryIdx(c)).to_string());
+        let price = |i: u32| facts.price(i).map_or(String::new(), |p| format!("{p:.2}"));
+        let paths = upgrades.paths(anchor);
+        let mut rank = 0;
+        for p in paths.iter().take(cmd.top) {
+            rank += 1;
+            let o = offer_like(anchor, p.to, Basis::Path(*p), p.probability, Delay::Path(p.median_days));
+            w.write_record([
+                ids.id(a),
+                &rank.to_string(),
+                ids.id(p.to.0),
+                "path",
+                &p.customers.to_string(),
+                &p.anchor_customers.to_string(),
+                &format!("{:.3}", p.expected),
+                &format!("{:.3}", p.score),
+                &format!("{:.4}", p.probability),
+                &format!("{:.0}", p.median_days),
+                &price(a),
+                &price(p.to.0),
+                &reason(&o, &catalog, ids, &category),
+            ])?;
+        }
+        // Fill with the tier fallback, so an item without learned paths still shows its
+        // likely step up.
+        let total = upgrades.upgrade_buyers(anchor) as f64;
+        let rate = upgrades.up_rate(anchor).unwrap_or(0.0);
+        for &(b, prob) in upgrades.fallback(anchor) {
+            if rank >= cmd.top {
+                break;
+            }
+            if paths.iter().any(|p| p.to.0 == b) {
+                continue;
+            }
+            rank += 1;
+            let share = f64::from(upgrades.buyers()[b as usize]) / total.max(1.0);
+            let delay = facts.category(a).map_or(Delay::Unknown, |c| upgrades.delay(c, None));
+            let o = offer_like(anchor, ItemIdx(b), Basis::Tier { up_rate: rate, share }, prob, delay);
+            w.write_record([
+                ids.id(a),
+                &rank.to_string(),
+                ids.id(b),
+                "tier",
+                "",
+                "",
+                "",
+                "",
+                &format!("{prob:.4}"),
+                &delay.days().map_or(String::new(), |d| format!("{d:.0}")),
+                &price(a),
+                &price(b),
+                &reason(&o, &catalog, ids, &category),
+            ])?;
+        }
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    match &cmd.out {
+        Some(out) => {
+            create_parent(out)?;
+            let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+            f.write_all(&bytes)?;
+            f.commit().with_context(|| format!("cannot write {}", out.display()))?;
+            log.info(format!("wrote the upgrade paths of {} items to {}", anchors.len(), out.display()));
+        }
+        None => std::io::stdout().write_all(&bytes)?,
+    }
+    Ok(())
+}
+
+fn offer_like(anchor: ItemIdx, item: ItemIdx, basis: Basis, probability: f64, delay: Delay) -> Offer {
+    Offer {
+        item,
+        score: probability,
+        probability,
+        affinity: 0.0,
+        anchor,
+        anchor_time: None,
+        offer_after: None,
+        basis,
+        delay,
+    }
+}
