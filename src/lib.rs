@@ -7,7 +7,8 @@
 //! customer, in parallel, streamed to a file). [`model`] saves and loads a fitted model;
 //! [`ease`] and [`als`] are the dense recommenders it can hold. Beside the pipeline:
 //! [`rules`] (what is bought together), [`catalog`] and [`crosssell`] (complementary items by
-//! category), and [`eval`] (split a log, measure recommenders, report).
+//! category), [`upsell`] (the dearer item a customer moves to next, and when), and [`eval`]
+//! (split a log, measure recommenders, report).
 //!
 //! ```
 //! use cobuy::ingest::{read_purchases, Columns, IngestOptions};

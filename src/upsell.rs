@@ -6,25 +6,28 @@
 //! counts each upgrade pair once per customer when B was bought after A within the window,
 //! with the days from the last A before it to that B. A pair's count O is compared with the
 //! count expected if B merely took its share of the category's later purchases: over the
-//! N_A customers who bought A, each then buying k other items of its category, E = Σ 1 - (1 - p_B)^k,
-//! with p_B the share of the category's later purchases that were B (the correction of
-//! Amazon's item-to-item recommender). A path is kept when at least `min_count` customers
-//! took it and its score, the excess (O - E) / √E or Dunning's signed log-likelihood ratio,
-//! reaches `min_score`.
+//! N_A customers who bought A, each then buying k other items of its category,
+//! E = Σ 1 - (1 - p_B)^k, with p_B the share of the category's later purchases that were B
+//! (the correction of Amazon's item-to-item recommender). A path is kept when at least
+//! `min_count` customers took it and its score, the excess (O - E) / √E or Dunning's signed
+//! log-likelihood ratio, reaches `min_score`.
 //!
 //! Where customers are too few, a tier fallback speaks: each category's items fall into
 //! price tiers (quantiles of the sold items' prices), and the *up rate* of a tier is the
-//! share of the customers buying an item at that tier who later bought an upgrade of it (shrunk towards every category's rate for that tier). A candidate's fallback
-//! probability is the anchor tier's up rate times the candidate's share of the buyers of
-//! all the anchor's upgrades; a path's probability is its observed rate shrunk towards that:
-//! (O + α p_fb) / (N_A + α).
+//! share of the customers buying an item at that tier who later bought an upgrade of it
+//! (shrunk towards every category's rate for that tier). A candidate's fallback probability
+//! is the anchor tier's up rate times the candidate's share of the buyers of all the
+//! anchor's upgrades; a path's probability is its count shrunk towards that:
+//! (O + α p_fb) / (N_A + α). Rates are over every buyer of the anchor, so they include how
+//! likely the customer is to buy in the category again at all.
 //!
 //! [`UpSell::offers`]: a customer's anchor in each category is their latest purchase there;
 //! candidates are the anchor's upgrades they do not own, priced at most `price_cap` times
-//! the dearest item they bought in the category; the score is the upgrade probability times
-//! (1 - w + w a), where a is the collaborative model's affinity for the candidate, scaled to
-//! the customer's best. Each offer says when: the anchor's date plus the path's median delay,
-//! else the category's median upgrade delay, else its median repurchase interval.
+//! the dearest item they bought in the category; the score is the upgrade probability,
+//! halved every `half_life_days` since the anchor purchase, times (1 - w + w a), where a is
+//! the collaborative model's affinity for the candidate, scaled to the customer's best. Each
+//! offer says when: the anchor's date plus the path's median delay, else the category's
+//! median upgrade delay, else its median repurchase interval.
 //!
 //! Architecture invariant: per-customer partial counts are merged by sorting on full keys
 //! and adding integers, so the model does not depend on the number of threads; scoring does
