@@ -9,7 +9,7 @@
 //! N_A customers who bought A, each then buying k other items of its category,
 //! E = Σ 1 - (1 - p_B)^k, with p_B the share of the category's later purchases that were B
 //! (the correction of Amazon's item-to-item recommender). A path is kept when at least
-//! `min_count` customers took it and its score, the excess (O - E) / √E or Dunning's signed
+//! `min_path_count` customers took it and its score, the excess (O - E) / √E or Dunning's signed
 //! log-likelihood ratio, reaches `min_score`.
 //!
 //! Where customers are too few, a tier fallback speaks: each category's items fall into
@@ -24,7 +24,7 @@
 //! [`UpSell::offers`]: a customer's anchor in each category is their latest purchase there;
 //! candidates are the anchor's upgrades they do not own, priced at most `price_cap` times
 //! the dearest item they bought in the category; the score is the upgrade probability,
-//! halved every `half_life_days` since the anchor purchase, times (1 - w + w a), where a is
+//! halved every `anchor_half_life` since the anchor purchase, times (1 - w + w a), where a is
 //! the collaborative model's affinity for the candidate, scaled to the customer's best. Each
 //! offer says when: the anchor's date plus the path's median delay, else the category's
 //! median upgrade delay, else its median repurchase interval.
@@ -71,9 +71,9 @@ pub struct UpsellParams {
     /// B counts only when bought at most this many days after A.
     pub window_days: u32,
     /// Customers who must have taken a path for it to be kept.
-    pub min_count: u32,
+    pub min_path_count: u32,
     /// How a path's count is compared with chance.
-    pub measure: PairMeasure,
+    pub pair_measure: PairMeasure,
     /// Paths scoring below this are dropped (0: at least as often as chance).
     pub min_score: f64,
     /// Price tiers per category for the fallback, 2 to 20.
@@ -84,12 +84,12 @@ pub struct UpsellParams {
     /// category (0: no cap).
     pub price_cap: f64,
     /// Weight of the collaborative affinity in an offer's score, 0 to 1.
-    pub cf_weight: f64,
+    pub affinity_weight: f64,
     /// Fallback candidates kept per anchor item, most bought first.
     pub fallback: usize,
     /// An offer's probability halves for every this many days since the anchor was bought,
     /// counted back from the newest purchase (0: anchors do not age).
-    pub half_life_days: f64,
+    pub anchor_half_life: f64,
     /// Learn nothing from purchase order (for logs without times): offers come from the
     /// tiers alone, by popularity.
     pub tiers_only: bool,
@@ -100,53 +100,54 @@ impl Default for UpsellParams {
         UpsellParams {
             min_step: 0.1,
             window_days: 365,
-            min_count: 3,
-            measure: PairMeasure::Excess,
+            min_path_count: 3,
+            pair_measure: PairMeasure::Excess,
             min_score: 0.0,
             tiers: 4,
             smoothing: 10.0,
             price_cap: 4.0,
-            cf_weight: 0.5,
+            affinity_weight: 0.5,
             fallback: 100,
-            half_life_days: 120.0,
+            anchor_half_life: 120.0,
             tiers_only: false,
         }
     }
 }
 
 impl UpsellParams {
-    /// Checks ranges; the message names the parameter.
+    /// Checks ranges; the message names the parameter (as the field, which is also the
+    /// command-line flag with dashes).
     pub fn check(&self) -> Result<(), String> {
-        let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
-        if !finite_nonneg(self.min_step) {
-            return Err(format!("the minimum price step must be a number >= 0, got {}", self.min_step));
-        }
+        let nonneg = |name: &str, v: f64| {
+            if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(format!("{name} must be a number >= 0, got {v}")) }
+        };
+        nonneg("min_step", self.min_step)?;
+        nonneg("smoothing", self.smoothing)?;
+        nonneg("price_cap", self.price_cap)?;
+        nonneg("anchor_half_life", self.anchor_half_life)?;
         if self.window_days == 0 {
-            return Err("the upgrade window must be at least 1 day".into());
+            return Err("window_days must be at least 1".into());
         }
-        if self.min_count == 0 {
-            return Err("the minimum count must be at least 1".into());
+        if self.min_path_count == 0 {
+            return Err("min_path_count must be at least 1".into());
         }
         if !self.min_score.is_finite() {
-            return Err(format!("the minimum score must be a number, got {}", self.min_score));
+            return Err(format!("min_score must be a number, got {}", self.min_score));
         }
         if !(2..=20).contains(&self.tiers) {
-            return Err(format!("price tiers must be from 2 to 20, got {}", self.tiers));
-        }
-        if !finite_nonneg(self.smoothing) || !finite_nonneg(self.price_cap) || !finite_nonneg(self.half_life_days) {
-            return Err("smoothing, the price cap and the half-life must be numbers >= 0".into());
+            return Err(format!("tiers must be from 2 to 20, got {}", self.tiers));
         }
         if self.price_cap > 0.0 && self.price_cap < 1.0 {
             return Err(format!(
-                "the price cap is a multiple of the dearest price paid: 0 (none) or >= 1, got {}",
+                "price_cap is a multiple of the dearest price paid in the category: 0 (no cap) or at least 1, got {}",
                 self.price_cap
             ));
         }
-        if !(0.0..=1.0).contains(&self.cf_weight) {
-            return Err(format!("the collaborative weight must be between 0 and 1, got {}", self.cf_weight));
+        if !(0.0..=1.0).contains(&self.affinity_weight) {
+            return Err(format!("affinity_weight must be between 0 and 1, got {}", self.affinity_weight));
         }
         if self.fallback == 0 {
-            return Err("fallback candidates per anchor must be at least 1".into());
+            return Err("fallback must be at least 1".into());
         }
         Ok(())
     }
@@ -630,7 +631,7 @@ impl UpgradeModel {
             summary.pairs_seen += 1;
             let (a, b) = (g[0].0, g[0].1);
             let o = g.len() as u32;
-            if o < params.min_count || params.tiers_only {
+            if o < params.min_path_count || params.tiers_only {
                 continue;
             }
             let c = facts.category[a as usize].unwrap_or(0) as usize;
@@ -638,7 +639,7 @@ impl UpgradeModel {
             let n_a: u32 = h.iter().map(|x| x.1).sum();
             let p_b = if later_total[c] > 0 { f64::from(later[b as usize]) / later_total[c] as f64 } else { 0.0 };
             let expected: f64 = h.iter().map(|&(k, n)| f64::from(n) * (1.0 - (1.0 - p_b).powi(k as i32))).sum();
-            let score = match params.measure {
+            let score = match params.pair_measure {
                 PairMeasure::Excess => (f64::from(o) - expected) / expected.max(1e-9).sqrt(),
                 PairMeasure::Llr => {
                     let (o, n_a, l_b, n_c) =
@@ -734,8 +735,11 @@ impl UpgradeModel {
     }
 
     /// The share of customers who bought at the item's tier and later bought an upgrade
-    /// in its category.
+    /// in its category; `None` under `tiers_only`, where nothing is measured.
     pub fn up_rate(&self, item: ItemIdx) -> Option<f64> {
+        if self.params.tiers_only {
+            return None;
+        }
         let c = self.facts.category(item.0)?;
         let tr = self.tier(item)?;
         Some(self.up_rate[c as usize * self.params.tiers as usize + tr as usize])
@@ -952,8 +956,8 @@ pub enum Basis {
     /// The tier fallback: the anchor tier's up rate, and the candidate's share of the buyers
     /// of all the anchor's upgrades.
     Tier {
-        /// The up rate of the anchor's tier in its category.
-        up_rate: f64,
+        /// The up rate of the anchor's tier in its category (`None` under `tiers_only`).
+        up_rate: Option<f64>,
         /// The candidate's share of the buyers of the anchor's upgrades.
         share: f64,
     },
@@ -973,10 +977,10 @@ pub enum Delay {
 }
 
 impl Delay {
-    /// The days, if any.
-    pub fn days(self) -> Option<f32> {
+    /// The whole days (a median of an even count may end in .5: rounded half up), if any.
+    pub fn days(self) -> Option<i64> {
         match self {
-            Delay::Path(d) | Delay::Category(d) | Delay::Repurchase(d) => Some(d),
+            Delay::Path(d) | Delay::Category(d) | Delay::Repurchase(d) => Some(d.round() as i64),
             Delay::Unknown => None,
         }
     }
@@ -997,7 +1001,7 @@ pub struct Offer {
     pub anchor: ItemIdx,
     /// When the anchor was bought.
     pub anchor_time: Option<i64>,
-    /// When to make the offer: the anchor time plus the delay.
+    /// When to make the offer: the anchor time plus the delay in whole days.
     pub offer_after: Option<i64>,
     /// What the probability rests on.
     pub basis: Basis,
@@ -1042,7 +1046,7 @@ impl<'a> UpSell<'a> {
     /// 2^(-age / half-life) for an anchor bought at `time`: a customer who bought in a
     /// category lately is likelier to buy there again soon.
     fn recency(&self, time: Option<i64>) -> f64 {
-        let half_life = self.upgrades.params.half_life_days;
+        let half_life = self.upgrades.params.anchor_half_life;
         match (time, self.newest) {
             (Some(t), Some(newest)) if half_life > 0.0 => {
                 (-((newest - t).max(0) as f64 / DAY as f64) / half_life).exp2()
@@ -1068,7 +1072,7 @@ impl<'a> UpSell<'a> {
                 s.cands.push((path.to.0, k, path.probability, Basis::Path(*path)));
             }
             let total = m.upgrade_buyers(anchor) as f64;
-            let rate = m.up_rate(anchor).unwrap_or(0.0);
+            let rate = m.up_rate(anchor);
             for &(b, prob) in m.fallback(anchor) {
                 if ok(b) && !paths.iter().any(|p| p.to.0 == b) {
                     let share = f64::from(m.buyers[b as usize]) / total.max(1.0);
@@ -1078,7 +1082,7 @@ impl<'a> UpSell<'a> {
         }
         s.items.clear();
         s.items.extend(s.cands.iter().map(|x| x.0));
-        let w = m.params.cf_weight;
+        let w = m.params.affinity_weight;
         if w > 0.0 && !s.items.is_empty() {
             self.scorer.affinity(&q, &s.items, &mut s.scratch, &mut s.affinity);
         } else {
@@ -1102,7 +1106,7 @@ impl<'a> UpSell<'a> {
                     affinity,
                     anchor: ItemIdx(an.item),
                     anchor_time: an.time,
-                    offer_after: an.time.zip(delay.days()).map(|(t, d)| t + (f64::from(d) * DAY as f64) as i64),
+                    offer_after: an.time.zip(delay.days()).map(|(t, d)| t + d * DAY),
                     basis,
                     delay,
                 }

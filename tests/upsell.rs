@@ -173,7 +173,7 @@ fn check(customers: usize, rows: &[(u32, u32, i64)], prices: &[usize], params: &
     let mut want: Vec<(u32, UpgradePath)> = Vec::new();
     for (&(a, b), days) in &n.pairs {
         let o = days.len() as u32;
-        if o < params.min_count {
+        if o < params.min_path_count {
             continue;
         }
         let cat = CATEGORY[a as usize];
@@ -182,7 +182,7 @@ fn check(customers: usize, rows: &[(u32, u32, i64)], prices: &[usize], params: &
         let ks = &n.follows[a as usize];
         let expected: f64 = ks.iter().map(|&k| 1.0 - (1.0 - p_b).powi(k as i32)).sum();
         let n_a = ks.len() as u32;
-        let score = match params.measure {
+        let score = match params.pair_measure {
             PairMeasure::Excess => (f64::from(o) - expected) / expected.max(1e-9).sqrt(),
             PairMeasure::Llr => {
                 let (k11, l_b, n_c) = (f64::from(o), f64::from(n.later[b as usize]), f64::from(n.active[cat as usize]));
@@ -246,11 +246,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn learner_matches_its_definition((customers, rows, prices) in rows_strategy(), llr in any::<bool>(), window in 1u32..30, min_count in 1u32..3) {
+    fn learner_matches_its_definition((customers, rows, prices) in rows_strategy(), llr in any::<bool>(), window in 1u32..30, min_path_count in 1u32..3) {
         let params = UpsellParams {
-            measure: if llr { PairMeasure::Llr } else { PairMeasure::Excess },
+            pair_measure: if llr { PairMeasure::Llr } else { PairMeasure::Excess },
             window_days: window,
-            min_count,
+            min_path_count,
             min_score: if llr { 0.0 } else { -1.0 },
             tiers: 3,
             ..UpsellParams::default()
@@ -267,7 +267,7 @@ proptest! {
         );
         let log = log_of(customers, &rows);
         let keep = vec![true; log.rows.len()];
-        let params = UpsellParams { min_count: 1, min_score: f64::MIN, ..UpsellParams::default() };
+        let params = UpsellParams { min_path_count: 1, min_score: f64::MIN, ..UpsellParams::default() };
         let learn = |threads| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| UpgradeModel::learn(&log, &keep, &facts, &params))
@@ -320,7 +320,7 @@ proptest! {
         );
         let log = log_of(customers, &rows);
         let keep = vec![true; log.rows.len()];
-        let params = UpsellParams { min_count: 1, price_cap: cap, ..UpsellParams::default() };
+        let params = UpsellParams { min_path_count: 1, price_cap: cap, ..UpsellParams::default() };
         let m = UpgradeModel::learn(&log, &keep, &facts, &params);
         let (data, _) = log.interactions(&keep);
         let model = Model::fit(data, &FitParams::default(), FitInfo::default()).unwrap();
@@ -349,7 +349,7 @@ proptest! {
                 }
                 prop_assert_eq!(o.anchor_time, Some(times[k]));
                 match o.delay.days() {
-                    Some(d) => prop_assert_eq!(o.offer_after, Some(times[k] + (f64::from(d) * DAY as f64) as i64)),
+                    Some(d) => prop_assert_eq!(o.offer_after, Some(times[k] + d * DAY)),
                     None => prop_assert_eq!(o.offer_after, None),
                 }
             }

@@ -18,7 +18,7 @@ use cobuy::output::AtomicFile;
 use cobuy::upsell::UpgradeModel;
 
 use super::crosssell::CatalogArgs;
-use super::upsell::{UpsellArgs, check_catalog, check_times, item_facts, log_learned};
+use super::upsell::{UpsellArgs, check_catalog, check_times, item_facts, log_learned, read_catalog};
 use crate::{
     FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, set_threads, summary_lines,
 };
@@ -593,9 +593,7 @@ fn upgrade_target(
     log: Log,
 ) -> Result<UpgradeModel> {
     check_times(plog, params)?;
-    let Some((catalog, _)) = catalog.read(false, &out_dir.join("catalog"), log)? else {
-        return Err(bad("the upgrades target needs a catalogue"));
-    };
+    let catalog = read_catalog(catalog, false, &out_dir.join("catalog"), log)?;
     let facts = item_facts(&catalog, plog, args, log)?;
     prepared.mark_upgrades(&facts);
     let s = &prepared.summary;

@@ -38,7 +38,7 @@ pub struct UpsellArgs {
     #[serde(default)]
     pub grades: Vec<String>,
     /// An upgrade is at least this share dearer (0.1 = 10%).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     #[serde(default = "d_min_step")]
     pub min_step: f64,
     /// The later item must be bought within this many days.
@@ -62,17 +62,17 @@ pub struct UpsellArgs {
     #[serde(default = "d_tiers")]
     pub tiers: u32,
     /// Shrinkage of a path's rate towards the tier fallback, in customers.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
     #[serde(default = "d_smoothing")]
     pub smoothing: f64,
     /// Offers cost at most this multiple of the dearest item the customer bought in the
     /// category (0: no cap).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
     #[serde(default = "d_price_cap")]
     pub price_cap: f64,
     /// An offer's weight halves for every this many days since the anchor purchase, counted
     /// back from the newest purchase (0: no ageing).
-    #[arg(long, default_value_t = 120.0)]
+    #[arg(long, default_value_t = 120.0, allow_negative_numbers = true)]
     #[serde(default = "d_half_life")]
     pub anchor_half_life: f64,
     /// Weight of collaborative affinity in an offer's score (0 to 1).
@@ -122,18 +122,22 @@ impl UpsellArgs {
         let p = UpsellParams {
             min_step: self.min_step,
             window_days: self.window_days,
-            min_count: self.min_path_count,
-            measure,
+            min_path_count: self.min_path_count,
+            pair_measure: measure,
             min_score: self.min_score,
             tiers: self.tiers,
             smoothing: self.smoothing,
             price_cap: self.price_cap,
-            cf_weight: self.affinity_weight,
-            half_life_days: self.anchor_half_life,
+            affinity_weight: self.affinity_weight,
+            anchor_half_life: self.anchor_half_life,
             tiers_only: self.tiers_only,
             ..UpsellParams::default()
         };
-        p.check().map_err(bad)?;
+        // The library names the field; the flag is the field with dashes.
+        p.check().map_err(|e| match e.split_once(' ') {
+            Some((field, rest)) => bad(format!("--{} {rest}", field.replace('_', "-"))),
+            None => bad(e),
+        })?;
         Ok(p)
     }
 }
@@ -153,6 +157,18 @@ pub fn check_catalog(catalog: &CatalogArgs, upsell: &UpsellArgs, what: &str) -> 
         return Err(bad("--grades needs the catalogue's brand column: --catalog-brand-col BRAND"));
     }
     Ok(())
+}
+
+/// Reads the catalogue for up-sell, reporting its items without a usable price.
+pub fn read_catalog(args: &CatalogArgs, skip_invalid: bool, out: &Path, log: Log) -> Result<Catalog> {
+    let Some((catalog, s)) = args.read(skip_invalid, out, log)? else {
+        return Err(bad("up-sell needs a catalogue"));
+    };
+    log.info(format!(
+        "the catalogue has {} items without a price and {} priced 0: never offered, never an anchor",
+        s.no_price, s.zero_price
+    ));
+    Ok(catalog)
 }
 
 /// The item facts for the log's items, with what did not match logged; an error when no
@@ -200,7 +216,7 @@ pub fn check_times(plog: &PurchaseLog, params: &UpsellParams) -> Result<()> {
 pub fn log_learned(m: &UpgradeModel, seconds: f64, log: Log) {
     let s = &m.summary;
     log.info(format!(
-        "learned {} upgrade paths from {} anchor items ({} pairs seen) over {} customers with ordered purchases in a category, from {} rows in {seconds:.1}s; {} rows without a time, {} rows of items without a category or price",
+        "learned {} upgrade paths from {} anchor items ({} pairs seen) over {} customers with ordered purchases in a category, from {} rows in {seconds:.1}s; not used: {} rows without a time, and {} timed rows of items without a category or price",
         s.paths,
         s.anchors_with_paths,
         s.pairs_seen,
@@ -250,9 +266,7 @@ fn learn(
     out: &Path,
     log: Log,
 ) -> Result<Learned> {
-    let Some((catalog, _)) = catalog.read(input.skip_invalid, out, log)? else {
-        return Err(bad("up-sell needs a catalogue"));
-    };
+    let catalog = read_catalog(catalog, input.skip_invalid, out, log)?;
     let start = Instant::now();
     let opts = ingest_options(input, out)?;
     log.info(format!("reading {}", input.purchases.display()));
@@ -281,10 +295,6 @@ fn label(catalog: &Catalog, id: &str) -> String {
     }
 }
 
-fn days(d: f32) -> String {
-    format!("{:.0} days", d.round())
-}
-
 /// The readable reason of an offer.
 fn reason(o: &Offer, catalog: &Catalog, ids: &cobuy::ids::IdTable, category: &str) -> String {
     let (anchor, item) = (label(catalog, ids.id(o.anchor.0)), label(catalog, ids.id(o.item.0)));
@@ -296,16 +306,21 @@ fn reason(o: &Offer, catalog: &Catalog, ids: &cobuy::ids::IdTable, category: &st
             100.0 * f64::from(p.customers) / f64::from(p.anchor_customers.max(1)),
             f64::from(p.customers) / p.expected.max(1e-9)
         ),
-        Basis::Tier { up_rate, share } => format!(
+        Basis::Tier { up_rate: Some(rate), share } => format!(
             "a step up from {anchor} in {category}: {:.0}% of customers buying at that price later buy dearer there; {:.0}% of them choose {item}",
-            100.0 * up_rate,
+            100.0 * rate,
+            100.0 * share
+        ),
+        Basis::Tier { up_rate: None, share } => format!(
+            "a step up from {anchor} in {category}: {item} is {:.0}% of the purchases of its dearer items",
             100.0 * share
         ),
     };
+    let days = o.delay.days().unwrap_or(0);
     match o.delay {
-        Delay::Path(d) => r.push_str(&format!("; median {}", days(d))),
-        Delay::Category(d) => r.push_str(&format!("; upgrades in {category} come after a median {}", days(d))),
-        Delay::Repurchase(d) => r.push_str(&format!("; {category} is bought again every {} (median)", days(d))),
+        Delay::Path(_) => r.push_str(&format!("; median {days} days")),
+        Delay::Category(_) => r.push_str(&format!("; upgrades in {category} come after a median {days} days")),
+        Delay::Repurchase(_) => r.push_str(&format!("; {category} is bought again every {days} days (median)")),
         Delay::Unknown => {}
     }
     r
@@ -422,7 +437,13 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
     let Learned { plog, catalog, upgrades } = learn(&cmd.input, &cmd.catalog, &cmd.upsell, &params, &out_base, log)?;
     let ids = &plog.items;
     let anchors: Vec<u32> = if cmd.items.is_empty() {
-        (0..ids.len() as u32).filter(|&i| !upgrades.paths(ItemIdx(i)).is_empty()).collect()
+        // Every item with a learned path (with --tiers-only, every item with a step up).
+        (0..ids.len() as u32)
+            .filter(|&i| {
+                let i = ItemIdx(i);
+                !upgrades.paths(i).is_empty() || (params.tiers_only && !upgrades.fallback(i).is_empty())
+            })
+            .collect()
     } else {
         let mut found = Vec::new();
         let mut unknown = Vec::new();
@@ -477,7 +498,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
                 &format!("{:.3}", p.expected),
                 &format!("{:.3}", p.score),
                 &format!("{:.4}", p.probability),
-                &format!("{:.0}", p.median_days),
+                &Delay::Path(p.median_days).days().unwrap_or(0).to_string(),
                 &price(a),
                 &price(p.to.0),
                 &reason(&o, &catalog, ids, &category),
@@ -486,7 +507,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
         // Fill with the tier fallback, so an item without learned paths still shows its
         // likely step up.
         let total = upgrades.upgrade_buyers(anchor) as f64;
-        let rate = upgrades.up_rate(anchor).unwrap_or(0.0);
+        let rate = upgrades.up_rate(anchor);
         for &(b, prob) in upgrades.fallback(anchor) {
             if rank >= cmd.top {
                 break;
@@ -508,7 +529,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
                 "",
                 "",
                 &format!("{prob:.4}"),
-                &delay.days().map_or(String::new(), |d| format!("{d:.0}")),
+                &delay.days().map_or(String::new(), |d| d.to_string()),
                 &price(a),
                 &price(b),
                 &reason(&o, &catalog, ids, &category),
