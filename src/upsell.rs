@@ -454,9 +454,10 @@ fn signed_llr(a: f64, b: f64, c: f64, d: f64) -> f64 {
 
 impl UpgradeModel {
     /// Learns from the purchase rows of `log` marked in `keep` (one flag per row), with
-    /// `facts` over the log's items.
+    /// `facts` over the log's items (one entry per item: a programming error otherwise).
     pub fn learn(log: &PurchaseLog, keep: &[bool], facts: &ItemFacts, params: &UpsellParams) -> UpgradeModel {
         let items = log.items.len();
+        assert_eq!(facts.len(), items, "item facts must have one entry per item of the log");
         let cats = facts.categories;
         // Rows bought, in (customer, time, item) order.
         let mut rows: Vec<(u32, i64, u32)> = log
