@@ -146,6 +146,10 @@ pub struct RowStats {
     /// `1 / sqrt(norm2)` (0 for empty rows): cosine without a division per candidate.
     inv_norm: Vec<f64>,
     count: Vec<u32>,
+    /// `inv_norm` rounded to f32 for a quick first test ([`TopK::cosine_top`]),
+    /// `+inf` where it falls outside `[2^-60, 2^60]`, so that such rows always get the
+    /// exact test; padded with zeros to a whole number of blocks.
+    inv_norm32: Vec<f32>,
     /// Per feature (column), the largest normalised value any row holds there: bounds how
     /// much the feature can add to any row's cosine.
     colmax: Vec<f32>,
@@ -167,9 +171,30 @@ impl RowStats {
                 colmax[f] = colmax[f].max((f64::from(a.data()[k]) * inv_norm[r]) as f32);
             }
         }
-        RowStats { norm2, inv_norm, count, colmax }
+        let mut inv_norm32: Vec<f32> = inv_norm.iter().map(|&v| to_f32_in_range(v)).collect();
+        inv_norm32.resize(padded(a.rows()), 0.0);
+        RowStats { norm2, inv_norm, count, inv_norm32, colmax }
     }
 }
+
+/// Values from `2^-60` to `2^60` rounded to f32, others `+inf` (see [`QUICK_MIN`]).
+fn to_f32_in_range(v: f64) -> f32 {
+    if (f64::from(QUICK_MIN)..=1.0 / f64::from(QUICK_MIN)).contains(&v) { v as f32 } else { f32::INFINITY }
+}
+
+/// Entries of the accumulator per block: one cache line of f32.
+const BLOCK: usize = 16;
+
+/// `n` rounded up to whole blocks.
+fn padded(n: usize) -> usize {
+    n.div_ceil(BLOCK) * BLOCK
+}
+
+/// `2^-60`. The quick f32 cosine (`dot * q32 * inv32`, inverse norms within
+/// `[2^-60, 2^60]`) is within `3.1e-7` of the exact one, relatively, whenever it is at
+/// least this large: then every intermediate is a normal f32. Below it, nothing is
+/// concluded.
+const QUICK_MIN: f32 = 1.0 / 1_152_921_504_606_846_976.0;
 
 fn inverse_sqrt(n2: f64) -> f64 {
     if n2 > 0.0 { 1.0 / n2.sqrt() } else { 0.0 }
@@ -385,7 +410,7 @@ impl<'a> TopK<'a> {
     /// Buffers for one worker.
     pub fn scratch(&self) -> KernelScratch {
         KernelScratch {
-            acc: vec![0.0; self.a.rows()],
+            acc: vec![0.0; padded(self.a.rows())],
             shared: if self.count_shared { vec![0; self.a.rows()] } else { Vec::new() },
             touched: Vec::new(),
             cands: Vec::new(),
@@ -434,10 +459,13 @@ impl<'a> TopK<'a> {
             return self.cosine_pruned(features, weights, own, k, q, s);
         }
         let KernelScratch { acc, shared, touched, cands, .. } = s;
-        accumulate(self.at, features, weights, acc, shared, touched);
+        accumulate_branchless(self.at, features, weights, acc, shared, touched);
         cands.clear();
         if visit_order {
             return self.visit_order_top(own, k, q, s);
+        }
+        if self.plain_cosine() {
+            return self.cosine_top(own, k, q, s);
         }
         let mut top = Pruned::new(k);
         let count_shared = !shared.is_empty();
@@ -453,6 +481,67 @@ impl<'a> TopK<'a> {
                     let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
                     top.push(cands, Neighbor { index, sim, shared: n });
                 }
+            }
+        }
+        touched.clear();
+        keep_top(cands, k);
+    }
+
+    /// Cosine with nothing that needs the shared counts: the similarity is a function of
+    /// the dot product and the two norms alone.
+    fn plain_cosine(&self) -> bool {
+        self.params.measure == Measure::Cosine
+            && self.params.shrinkage == 0.0
+            && self.params.min_shared <= 1
+            && !self.count_shared
+            && self.params.ties == Ties::LowestIndex
+    }
+
+    /// Selects the top `k` by cosine into `s.cands` and clears the accumulator. A quick
+    /// f32 cosine (see [`QUICK_MIN`]) rules out most rows without the exact f64 one or a
+    /// branch the CPU cannot predict; the rows it keeps get the exact similarity, as
+    /// [`finish`] computes it. When a large share of the rows was touched, the whole
+    /// accumulator is scanned in index order, a block of [`BLOCK`] sums (one cache line)
+    /// at a time, rather than followed through the `touched` list, one random access per
+    /// row. The selection does not depend on the order of candidates either way.
+    fn cosine_top(&self, own: Option<usize>, k: usize, q: QueryStats, s: &mut KernelScratch) {
+        let KernelScratch { acc, touched, cands, .. } = s;
+        let (inv, inv32) = (&self.stats.inv_norm, &self.stats.inv_norm32);
+        let q32 = to_f32_in_range(q.inv_norm);
+        let mut top = Pruned::new(k);
+        // Below `low` the exact similarity is below the threshold.
+        let mut low = f32::NEG_INFINITY;
+        let mut offer = |top: &mut Pruned, low: &mut f32, j: usize, dot: f32| {
+            let sim = cosine(dot, q.inv_norm, inv[j]);
+            if sim.is_finite() && sim > 0.0 && top.admits(sim) && Some(j) != own {
+                let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
+                top.push(cands, Neighbor { index, sim, shared: 0 });
+                *low = top.threshold * (1.0 - 1e-6);
+            }
+        };
+        if touched.len() * DENSE_SCAN < acc.len() {
+            for &j in touched.iter() {
+                let j = j as usize;
+                let dot = std::mem::take(&mut acc[j]);
+                let quick = dot * q32 * inv32[j];
+                if (quick >= QUICK_MIN) & (quick < low) {
+                    continue;
+                }
+                offer(&mut top, &mut low, j, dot);
+            }
+        } else {
+            for (b, (sums, norms)) in acc.chunks_exact_mut(BLOCK).zip(inv32.chunks_exact(BLOCK)).enumerate() {
+                let mut pass = 0u32;
+                for t in 0..BLOCK {
+                    let quick = sums[t] * q32 * norms[t];
+                    pass |= u32::from((sums[t] != 0.0) & !((quick >= QUICK_MIN) & (quick < low))) << t;
+                }
+                while pass != 0 {
+                    let t = pass.trailing_zeros() as usize;
+                    pass &= pass - 1;
+                    offer(&mut top, &mut low, b * BLOCK + t, sums[t]);
+                }
+                sums.fill(0.0);
             }
         }
         touched.clear();
@@ -741,6 +830,63 @@ pub(crate) fn accumulate(
     }
 }
 
+/// [`accumulate`] without a branch on "touched for the first time": every row is written
+/// to the end of `touched` and the length advances only when the row is new. On item-item
+/// rows about half the updates touch a row for the first time, a branch the CPU cannot
+/// predict. Same sums, same additions in the same order, same `touched` order.
+#[inline]
+pub(crate) fn accumulate_branchless(
+    at: &Csr,
+    features: &[u32],
+    weights: &[f32],
+    acc: &mut [f32],
+    shared: &mut [u32],
+    touched: &mut Vec<u32>,
+) {
+    let (tptr, tind, tval) = (at.indptr(), at.indices(), at.data());
+    let ptr = tptr.raw_storage();
+    let offset = ptr.first().copied().unwrap_or(0);
+    // Room for every row once, plus the one speculative write past the last new row.
+    touched.reserve(acc.len() + 1);
+    let start = touched.len();
+    let spare = touched.spare_capacity_mut();
+    let mut n = 0usize;
+    for (x, (&f, &w)) in features.iter().zip(weights).enumerate() {
+        if let Some(&far) = features.get(x + PF_FAR) {
+            prefetch(ptr, far as usize);
+        }
+        if let Some(&next) = features.get(x + PF_NEAR) {
+            let r = ptr[next as usize] - offset..ptr[next as usize + 1] - offset;
+            prefetch_lines(&tind[r.clone()]);
+            prefetch_lines(&tval[r]);
+        }
+        let r = tptr.outer_inds_sz(f as usize);
+        let (ind, val) = (&tind[r.clone()], &tval[r]);
+        if shared.is_empty() {
+            for (&j, &v) in ind.iter().zip(val) {
+                // A zero contribution leaves the sum as it is and marks nothing, so "sum is
+                // zero" stays equivalent to "not touched yet".
+                let p = w * v;
+                let a = &mut acc[j as usize];
+                spare[n].write(j);
+                n += usize::from((*a == 0.0) & (p != 0.0));
+                *a += p;
+            }
+        } else {
+            for (&j, &v) in ind.iter().zip(val) {
+                let c = &mut shared[j as usize];
+                spare[n].write(j);
+                n += usize::from(*c == 0);
+                *c += 1;
+                acc[j as usize] += w * v;
+            }
+        }
+    }
+    // SAFETY: the first `n` spare slots were written above (each new row's slot is written
+    // before the length moves past it), and `start + n` is within the reserved capacity.
+    unsafe { touched.set_len(start + n) };
+}
+
 /// Asks the CPU to fetch `slice[at]` into cache (a hint; out-of-range does nothing).
 #[inline(always)]
 fn prefetch<T>(slice: &[T], at: usize) {
@@ -751,6 +897,34 @@ fn prefetch<T>(slice: &[T], at: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (slice, at);
+}
+
+/// [`TopK::cosine_top`] scans the whole accumulator when at least one row in this many
+/// was touched.
+const DENSE_SCAN: usize = 4;
+
+/// How many features ahead [`accumulate_branchless`] asks for the start of a feature's
+/// row (`PF_FAR`), and then for the whole row (`PF_NEAR`): the row's start must have
+/// arrived before its lines can be asked for.
+const PF_FAR: usize = 16;
+const PF_NEAR: usize = 6;
+
+/// Asks the CPU to fetch every cache line of `slice` (a hint).
+#[inline(always)]
+fn prefetch_lines<T>(slice: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = slice.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(slice);
+        let mut line = start & !63;
+        while line < end {
+            // SAFETY: a prefetch is a hint; it never faults and reads nothing into the program.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line as *const i8) };
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slice;
 }
 
 /// Splits `0..n` into at most `parts` contiguous ranges of about equal total `cost`.
@@ -866,6 +1040,56 @@ mod tests {
         assert_eq!(r.last().map(|r| r.end), Some(10));
         assert!(r.windows(2).all(|w| w[0].end == w[1].start));
         assert!(r.contains(&(0..4)), "the heavy row closes its range: {r:?}");
+    }
+
+    /// A random `rows x cols` matrix whose first rows are dense (so that their queries
+    /// touch most rows) and whose weights span many magnitudes, ties included.
+    fn random_matrix(seed: u64, rows: usize, cols: usize) -> Csr {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut indptr, mut indices, mut data) = (vec![0], Vec::new(), Vec::new());
+        for r in 0..rows {
+            let density = if r < 4 { 2 } else { 12 + (next() % 40) as usize };
+            for c in 0..cols {
+                if next() % density as u64 == 0 {
+                    indices.push(c as u32);
+                    data.push(match next() % 8 {
+                        0 => 1e-30,
+                        1 => 3e18,
+                        2 => 0.5,
+                        3 => 2.0,
+                        _ => 1.0,
+                    });
+                }
+            }
+            indptr.push(indices.len());
+        }
+        Csr::new((rows, cols), indptr, indices, data)
+    }
+
+    #[test]
+    fn plain_cosine_selection_matches_the_general_one_bit_for_bit() {
+        for seed in 1..6 {
+            let a = random_matrix(seed, 300, 120);
+            let at = transpose(&a);
+            let st = RowStats::of(&a);
+            let kernel = TopK::new(&a, &at, &st, SimilarityParams::default()).without_pruning();
+            // Counting shared features sends every row through `finish`.
+            let general = kernel.counting_shared();
+            assert!(kernel.plain_cosine() && !general.plain_cosine());
+            for k in [1, 5, 50] {
+                let (fast, slow) = (kernel.all(k), general.all(k));
+                assert_eq!(fast.indptr(), slow.indptr(), "seed {seed}, k {k}");
+                assert_eq!(fast.indices(), slow.indices(), "seed {seed}, k {k}");
+                let bits = |m: &Csr| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow), "seed {seed}, k {k}");
+            }
+        }
     }
 
     /// Rows: a = {0, 1}, b = {0, 1, 2}, c = {2}; binary weights.
