@@ -995,19 +995,37 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
     TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
 }
 
-/// The matrix with column `c` renamed `to[c]` (rows re-sorted).
+/// The matrix with column `c` renamed `to[c]` (rows re-sorted), rows in parallel.
 fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
     let ptr = m.proper_indptr().into_owned();
-    let mut indices = Vec::with_capacity(m.nnz());
-    let mut data = Vec::with_capacity(m.nnz());
-    let mut row: Vec<(u32, f32)> = Vec::new();
-    for w in ptr.windows(2) {
-        row.clear();
-        row.extend(m.indices()[w[0]..w[1]].iter().zip(&m.data()[w[0]..w[1]]).map(|(&c, &v)| (to[c as usize], v)));
-        row.sort_unstable_by_key(|e| e.0);
-        indices.extend(row.iter().map(|e| e.0));
-        data.extend(row.iter().map(|e| e.1));
+    let mut indices = vec![0u32; m.nnz()];
+    let mut data = vec![0f32; m.nnz()];
+    // Ranges of rows with about equal numbers of entries, each with its own part of the
+    // result.
+    let ranges = balanced_ranges(m.rows(), |r| (ptr[r + 1] - ptr[r]) as u64 + 1, 64);
+    let mut pieces = Vec::with_capacity(ranges.len());
+    let (mut ind_rest, mut val_rest) = (indices.as_mut_slice(), data.as_mut_slice());
+    for r in ranges {
+        let len = ptr[r.end] - ptr[r.start];
+        let (ind_piece, ind_tail) = std::mem::take(&mut ind_rest).split_at_mut(len);
+        let (val_piece, val_tail) = std::mem::take(&mut val_rest).split_at_mut(len);
+        (ind_rest, val_rest) = (ind_tail, val_tail);
+        pieces.push((r, ind_piece, val_piece));
     }
+    pieces.into_par_iter().for_each(|(rows, ind_piece, val_piece)| {
+        let base = ptr[rows.start];
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for r in rows {
+            let (b, e) = (ptr[r], ptr[r + 1]);
+            row.clear();
+            row.extend(m.indices()[b..e].iter().zip(&m.data()[b..e]).map(|(&c, &v)| (to[c as usize], v)));
+            row.sort_unstable_by_key(|e| e.0);
+            for (k, &(c, v)) in row.iter().enumerate() {
+                ind_piece[b - base + k] = c;
+                val_piece[b - base + k] = v;
+            }
+        }
+    });
     Csr::new(m.shape(), ptr, indices, data)
 }
 
