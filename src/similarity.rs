@@ -459,7 +459,7 @@ impl<'a> TopK<'a> {
             return self.cosine_pruned(features, weights, own, k, q, s);
         }
         let KernelScratch { acc, shared, touched, cands, .. } = s;
-        accumulate_branchless(self.at, features, weights, acc, shared, touched);
+        accumulate(self.at, features, weights, acc, shared, touched);
         cands.clear();
         if visit_order {
             return self.visit_order_top(own, k, q, s);
@@ -782,60 +782,14 @@ type Block = (Vec<usize>, Vec<(u32, f32)>);
 /// Adds `w * at[f]` for every feature `f` of the query, with weight `w`, into the dense
 /// accumulator (and counts shared features when `shared` is not empty), recording each
 /// row touched for the first time. The hot loop of every neighbourhood computation.
+///
+/// Without a branch on "touched for the first time" (on item-item rows about half the
+/// updates touch a row for the first time, a branch the CPU cannot predict): every row
+/// is written to the end of `touched` and the length advances only when the row is new,
+/// so `touched` ends up in first-touch order as with the branch. The rows of upcoming
+/// features are prefetched whole.
 #[inline]
 pub(crate) fn accumulate(
-    at: &Csr,
-    features: &[u32],
-    weights: &[f32],
-    acc: &mut [f32],
-    shared: &mut [u32],
-    touched: &mut Vec<u32>,
-) {
-    let (tptr, tind, tval) = (at.indptr(), at.indices(), at.data());
-    let ptr = tptr.raw_storage();
-    let offset = ptr.first().copied().unwrap_or(0);
-    for (x, (&f, &w)) in features.iter().zip(weights).enumerate() {
-        // The rows of upcoming features are random accesses: ask for them early.
-        if let Some(&next) = features.get(x + 4) {
-            prefetch(tind, ptr[next as usize] - offset);
-            prefetch(tval, ptr[next as usize] - offset);
-        }
-        let r = tptr.outer_inds_sz(f as usize);
-        let (ind, val) = (&tind[r.clone()], &tval[r]);
-        if shared.is_empty() {
-            for (&j, &v) in ind.iter().zip(val) {
-                // Contributions are never negative; skipping zero ones (weights decayed to
-                // nothing) keeps "sum is zero" equivalent to "not touched yet", so no row
-                // is recorded twice.
-                let p = w * v;
-                if p == 0.0 {
-                    continue;
-                }
-                let a = &mut acc[j as usize];
-                if *a == 0.0 {
-                    touched.push(j);
-                }
-                *a += p;
-            }
-        } else {
-            for (&j, &v) in ind.iter().zip(val) {
-                let n = &mut shared[j as usize];
-                if *n == 0 {
-                    touched.push(j);
-                }
-                *n += 1;
-                acc[j as usize] += w * v;
-            }
-        }
-    }
-}
-
-/// [`accumulate`] without a branch on "touched for the first time": every row is written
-/// to the end of `touched` and the length advances only when the row is new. On item-item
-/// rows about half the updates touch a row for the first time, a branch the CPU cannot
-/// predict. Same sums, same additions in the same order, same `touched` order.
-#[inline]
-pub(crate) fn accumulate_branchless(
     at: &Csr,
     features: &[u32],
     weights: &[f32],
@@ -903,7 +857,7 @@ fn prefetch<T>(slice: &[T], at: usize) {
 /// was touched.
 const DENSE_SCAN: usize = 4;
 
-/// How many features ahead [`accumulate_branchless`] asks for the start of a feature's
+/// How many features ahead [`accumulate`] asks for the start of a feature's
 /// row (`PF_FAR`), and then for the whole row (`PF_NEAR`): the row's start must have
 /// arrived before its lines can be asked for.
 const PF_FAR: usize = 16;
