@@ -800,8 +800,9 @@ pub(crate) fn accumulate(
     let (tptr, tind, tval) = (at.indptr(), at.indices(), at.data());
     let ptr = tptr.raw_storage();
     let offset = ptr.first().copied().unwrap_or(0);
-    // Room for every row once, plus the one speculative write past the last new row.
-    touched.reserve(acc.len() + 1);
+    // Room for every row once (`touched` holds distinct rows), plus the one speculative
+    // write past the last new row.
+    touched.reserve((acc.len() + 1).saturating_sub(touched.len()));
     let start = touched.len();
     let spare = touched.spare_capacity_mut();
     let mut n = 0usize;
