@@ -146,6 +146,10 @@ pub struct RowStats {
     /// `1 / sqrt(norm2)` (0 for empty rows): cosine without a division per candidate.
     inv_norm: Vec<f64>,
     count: Vec<u32>,
+    /// `inv_norm` rounded to f32 for a quick first test ([`TopK::cosine_top`]),
+    /// `+inf` where it falls outside `[2^-60, 2^60]`, so that such rows always get the
+    /// exact test; padded with zeros to a whole number of blocks.
+    inv_norm32: Vec<f32>,
     /// Per feature (column), the largest normalised value any row holds there: bounds how
     /// much the feature can add to any row's cosine.
     colmax: Vec<f32>,
@@ -167,9 +171,30 @@ impl RowStats {
                 colmax[f] = colmax[f].max((f64::from(a.data()[k]) * inv_norm[r]) as f32);
             }
         }
-        RowStats { norm2, inv_norm, count, colmax }
+        let mut inv_norm32: Vec<f32> = inv_norm.iter().map(|&v| to_f32_in_range(v)).collect();
+        inv_norm32.resize(padded(a.rows()), 0.0);
+        RowStats { norm2, inv_norm, count, inv_norm32, colmax }
     }
 }
+
+/// Values from `2^-60` to `2^60` rounded to f32, others `+inf` (see [`QUICK_MIN`]).
+fn to_f32_in_range(v: f64) -> f32 {
+    if (f64::from(QUICK_MIN)..=1.0 / f64::from(QUICK_MIN)).contains(&v) { v as f32 } else { f32::INFINITY }
+}
+
+/// Entries of the accumulator per block: one cache line of f32.
+const BLOCK: usize = 16;
+
+/// `n` rounded up to whole blocks.
+fn padded(n: usize) -> usize {
+    n.div_ceil(BLOCK) * BLOCK
+}
+
+/// `2^-60`. The quick f32 cosine (`dot * q32 * inv32`, inverse norms within
+/// `[2^-60, 2^60]`) is within `3.1e-7` of the exact one, relatively, whenever it is at
+/// least this large: then every intermediate is a normal f32. Below it, nothing is
+/// concluded.
+const QUICK_MIN: f32 = 1.0 / 1_152_921_504_606_846_976.0;
 
 fn inverse_sqrt(n2: f64) -> f64 {
     if n2 > 0.0 { 1.0 / n2.sqrt() } else { 0.0 }
@@ -385,7 +410,7 @@ impl<'a> TopK<'a> {
     /// Buffers for one worker.
     pub fn scratch(&self) -> KernelScratch {
         KernelScratch {
-            acc: vec![0.0; self.a.rows()],
+            acc: vec![0.0; padded(self.a.rows())],
             shared: if self.count_shared { vec![0; self.a.rows()] } else { Vec::new() },
             touched: Vec::new(),
             cands: Vec::new(),
@@ -439,6 +464,9 @@ impl<'a> TopK<'a> {
         if visit_order {
             return self.visit_order_top(own, k, q, s);
         }
+        if self.plain_cosine() {
+            return self.cosine_top(own, k, q, s);
+        }
         let mut top = Pruned::new(k);
         let count_shared = !shared.is_empty();
         for &j in touched.iter() {
@@ -453,6 +481,67 @@ impl<'a> TopK<'a> {
                     let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
                     top.push(cands, Neighbor { index, sim, shared: n });
                 }
+            }
+        }
+        touched.clear();
+        keep_top(cands, k);
+    }
+
+    /// Cosine with nothing that needs the shared counts: the similarity is a function of
+    /// the dot product and the two norms alone.
+    fn plain_cosine(&self) -> bool {
+        self.params.measure == Measure::Cosine
+            && self.params.shrinkage == 0.0
+            && self.params.min_shared <= 1
+            && !self.count_shared
+            && self.params.ties == Ties::LowestIndex
+    }
+
+    /// Selects the top `k` by cosine into `s.cands` and clears the accumulator. A quick
+    /// f32 cosine (see [`QUICK_MIN`]) rules out most rows without the exact f64 one or a
+    /// branch the CPU cannot predict; the rows it keeps get the exact similarity, as
+    /// [`finish`] computes it. When a large share of the rows was touched, the whole
+    /// accumulator is scanned in index order, a block of [`BLOCK`] sums (one cache line)
+    /// at a time, rather than followed through the `touched` list, one random access per
+    /// row. The selection does not depend on the order of candidates either way.
+    fn cosine_top(&self, own: Option<usize>, k: usize, q: QueryStats, s: &mut KernelScratch) {
+        let KernelScratch { acc, touched, cands, .. } = s;
+        let (inv, inv32) = (&self.stats.inv_norm, &self.stats.inv_norm32);
+        let q32 = to_f32_in_range(q.inv_norm);
+        let mut top = Pruned::new(k);
+        // Below `low` the exact similarity is below the threshold.
+        let mut low = f32::NEG_INFINITY;
+        let mut offer = |top: &mut Pruned, low: &mut f32, j: usize, dot: f32| {
+            let sim = cosine(dot, q.inv_norm, inv[j]);
+            if sim.is_finite() && sim > 0.0 && top.admits(sim) && Some(j) != own {
+                let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
+                top.push(cands, Neighbor { index, sim, shared: 0 });
+                *low = top.threshold * (1.0 - 1e-6);
+            }
+        };
+        if touched.len() * DENSE_SCAN < acc.len() {
+            for &j in touched.iter() {
+                let j = j as usize;
+                let dot = std::mem::take(&mut acc[j]);
+                let quick = dot * q32 * inv32[j];
+                if (quick >= QUICK_MIN) & (quick < low) {
+                    continue;
+                }
+                offer(&mut top, &mut low, j, dot);
+            }
+        } else {
+            for (b, (sums, norms)) in acc.chunks_exact_mut(BLOCK).zip(inv32.chunks_exact(BLOCK)).enumerate() {
+                let mut pass = 0u32;
+                for t in 0..BLOCK {
+                    let quick = sums[t] * q32 * norms[t];
+                    pass |= u32::from((sums[t] != 0.0) & !((quick >= QUICK_MIN) & (quick < low))) << t;
+                }
+                while pass != 0 {
+                    let t = pass.trailing_zeros() as usize;
+                    pass &= pass - 1;
+                    offer(&mut top, &mut low, b * BLOCK + t, sums[t]);
+                }
+                sums.fill(0.0);
             }
         }
         touched.clear();
@@ -693,6 +782,12 @@ type Block = (Vec<usize>, Vec<(u32, f32)>);
 /// Adds `w * at[f]` for every feature `f` of the query, with weight `w`, into the dense
 /// accumulator (and counts shared features when `shared` is not empty), recording each
 /// row touched for the first time. The hot loop of every neighbourhood computation.
+///
+/// Without a branch on "touched for the first time" (on item-item rows about half the
+/// updates touch a row for the first time, a branch the CPU cannot predict): every row
+/// is written to the end of `touched` and the length advances only when the row is new,
+/// so `touched` ends up in first-touch order as with the branch. The rows of upcoming
+/// features are prefetched whole.
 #[inline]
 pub(crate) fn accumulate(
     at: &Csr,
@@ -705,40 +800,46 @@ pub(crate) fn accumulate(
     let (tptr, tind, tval) = (at.indptr(), at.indices(), at.data());
     let ptr = tptr.raw_storage();
     let offset = ptr.first().copied().unwrap_or(0);
+    // Room for every row once (`touched` holds distinct rows), plus the one speculative
+    // write past the last new row.
+    touched.reserve((acc.len() + 1).saturating_sub(touched.len()));
+    let start = touched.len();
+    let spare = touched.spare_capacity_mut();
+    let mut n = 0usize;
     for (x, (&f, &w)) in features.iter().zip(weights).enumerate() {
-        // The rows of upcoming features are random accesses: ask for them early.
-        if let Some(&next) = features.get(x + 4) {
-            prefetch(tind, ptr[next as usize] - offset);
-            prefetch(tval, ptr[next as usize] - offset);
+        if let Some(&far) = features.get(x + PF_FAR) {
+            prefetch(ptr, far as usize);
+        }
+        if let Some(&next) = features.get(x + PF_NEAR) {
+            let r = ptr[next as usize] - offset..ptr[next as usize + 1] - offset;
+            prefetch_lines(&tind[r.clone()]);
+            prefetch_lines(&tval[r]);
         }
         let r = tptr.outer_inds_sz(f as usize);
         let (ind, val) = (&tind[r.clone()], &tval[r]);
         if shared.is_empty() {
             for (&j, &v) in ind.iter().zip(val) {
-                // Contributions are never negative; skipping zero ones (weights decayed to
-                // nothing) keeps "sum is zero" equivalent to "not touched yet", so no row
-                // is recorded twice.
+                // A zero contribution leaves the sum as it is and marks nothing, so "sum is
+                // zero" stays equivalent to "not touched yet".
                 let p = w * v;
-                if p == 0.0 {
-                    continue;
-                }
                 let a = &mut acc[j as usize];
-                if *a == 0.0 {
-                    touched.push(j);
-                }
+                spare[n].write(j);
+                n += usize::from((*a == 0.0) & (p != 0.0));
                 *a += p;
             }
         } else {
             for (&j, &v) in ind.iter().zip(val) {
-                let n = &mut shared[j as usize];
-                if *n == 0 {
-                    touched.push(j);
-                }
-                *n += 1;
+                let c = &mut shared[j as usize];
+                spare[n].write(j);
+                n += usize::from(*c == 0);
+                *c += 1;
                 acc[j as usize] += w * v;
             }
         }
     }
+    // SAFETY: the first `n` spare slots were written above (each new row's slot is written
+    // before the length moves past it), and `start + n` is within the reserved capacity.
+    unsafe { touched.set_len(start + n) };
 }
 
 /// Asks the CPU to fetch `slice[at]` into cache (a hint; out-of-range does nothing).
@@ -751,6 +852,34 @@ fn prefetch<T>(slice: &[T], at: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (slice, at);
+}
+
+/// [`TopK::cosine_top`] scans the whole accumulator when at least one row in this many
+/// was touched.
+const DENSE_SCAN: usize = 4;
+
+/// How many features ahead [`accumulate`] asks for the start of a feature's
+/// row (`PF_FAR`), and then for the whole row (`PF_NEAR`): the row's start must have
+/// arrived before its lines can be asked for.
+const PF_FAR: usize = 16;
+const PF_NEAR: usize = 6;
+
+/// Asks the CPU to fetch every cache line of `slice` (a hint).
+#[inline(always)]
+fn prefetch_lines<T>(slice: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let start = slice.as_ptr() as usize;
+        let end = start + std::mem::size_of_val(slice);
+        let mut line = start & !63;
+        while line < end {
+            // SAFETY: a prefetch is a hint; it never faults and reads nothing into the program.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line as *const i8) };
+            line += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = slice;
 }
 
 /// Splits `0..n` into at most `parts` contiguous ranges of about equal total `cost`.
@@ -821,19 +950,37 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
     TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
 }
 
-/// The matrix with column `c` renamed `to[c]` (rows re-sorted).
+/// The matrix with column `c` renamed `to[c]` (rows re-sorted), rows in parallel.
 fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
     let ptr = m.proper_indptr().into_owned();
-    let mut indices = Vec::with_capacity(m.nnz());
-    let mut data = Vec::with_capacity(m.nnz());
-    let mut row: Vec<(u32, f32)> = Vec::new();
-    for w in ptr.windows(2) {
-        row.clear();
-        row.extend(m.indices()[w[0]..w[1]].iter().zip(&m.data()[w[0]..w[1]]).map(|(&c, &v)| (to[c as usize], v)));
-        row.sort_unstable_by_key(|e| e.0);
-        indices.extend(row.iter().map(|e| e.0));
-        data.extend(row.iter().map(|e| e.1));
+    let mut indices = vec![0u32; m.nnz()];
+    let mut data = vec![0f32; m.nnz()];
+    // Ranges of rows with about equal numbers of entries, each with its own part of the
+    // result.
+    let ranges = balanced_ranges(m.rows(), |r| (ptr[r + 1] - ptr[r]) as u64 + 1, 64);
+    let mut pieces = Vec::with_capacity(ranges.len());
+    let (mut ind_rest, mut val_rest) = (indices.as_mut_slice(), data.as_mut_slice());
+    for r in ranges {
+        let len = ptr[r.end] - ptr[r.start];
+        let (ind_piece, ind_tail) = std::mem::take(&mut ind_rest).split_at_mut(len);
+        let (val_piece, val_tail) = std::mem::take(&mut val_rest).split_at_mut(len);
+        (ind_rest, val_rest) = (ind_tail, val_tail);
+        pieces.push((r, ind_piece, val_piece));
     }
+    pieces.into_par_iter().for_each(|(rows, ind_piece, val_piece)| {
+        let base = ptr[rows.start];
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for r in rows {
+            let (b, e) = (ptr[r], ptr[r + 1]);
+            row.clear();
+            row.extend(m.indices()[b..e].iter().zip(&m.data()[b..e]).map(|(&c, &v)| (to[c as usize], v)));
+            row.sort_unstable_by_key(|e| e.0);
+            for (k, &(c, v)) in row.iter().enumerate() {
+                ind_piece[b - base + k] = c;
+                val_piece[b - base + k] = v;
+            }
+        }
+    });
     Csr::new(m.shape(), ptr, indices, data)
 }
 
@@ -866,6 +1013,56 @@ mod tests {
         assert_eq!(r.last().map(|r| r.end), Some(10));
         assert!(r.windows(2).all(|w| w[0].end == w[1].start));
         assert!(r.contains(&(0..4)), "the heavy row closes its range: {r:?}");
+    }
+
+    /// A random `rows x cols` matrix whose first rows are dense (so that their queries
+    /// touch most rows) and whose weights span many magnitudes, ties included.
+    fn random_matrix(seed: u64, rows: usize, cols: usize) -> Csr {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut indptr, mut indices, mut data) = (vec![0], Vec::new(), Vec::new());
+        for r in 0..rows {
+            let density = if r < 4 { 2 } else { 12 + (next() % 40) as usize };
+            for c in 0..cols {
+                if next() % density as u64 == 0 {
+                    indices.push(c as u32);
+                    data.push(match next() % 8 {
+                        0 => 1e-30,
+                        1 => 3e18,
+                        2 => 0.5,
+                        3 => 2.0,
+                        _ => 1.0,
+                    });
+                }
+            }
+            indptr.push(indices.len());
+        }
+        Csr::new((rows, cols), indptr, indices, data)
+    }
+
+    #[test]
+    fn plain_cosine_selection_matches_the_general_one_bit_for_bit() {
+        for seed in 1..6 {
+            let a = random_matrix(seed, 300, 120);
+            let at = transpose(&a);
+            let st = RowStats::of(&a);
+            let kernel = TopK::new(&a, &at, &st, SimilarityParams::default()).without_pruning();
+            // Counting shared features sends every row through `finish`.
+            let general = kernel.counting_shared();
+            assert!(kernel.plain_cosine() && !general.plain_cosine());
+            for k in [1, 5, 50] {
+                let (fast, slow) = (kernel.all(k), general.all(k));
+                assert_eq!(fast.indptr(), slow.indptr(), "seed {seed}, k {k}");
+                assert_eq!(fast.indices(), slow.indices(), "seed {seed}, k {k}");
+                let bits = |m: &Csr| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&slow), "seed {seed}, k {k}");
+            }
+        }
     }
 
     /// Rows: a = {0, 1}, b = {0, 1, 2}, c = {2}; binary weights.
