@@ -501,6 +501,9 @@ struct Job {
     input: InputArgs,
     fit: ModelArgs,
     recommend: RecommendCmd,
+    /// Up-sell offers from the same purchases and model.
+    #[serde(default)]
+    upsell: Option<cli::upsell::UpsellStep>,
     /// JSON summary of the run.
     #[serde(default)]
     summary: Option<PathBuf>,
@@ -1073,6 +1076,12 @@ fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     job.recommend.filter.exclude_categories.as_mut().map(rebase);
     job.recommend.catalog.catalog.as_mut().map(rebase);
     job.summary.as_mut().map(rebase);
+    if let Some(u) = &mut job.upsell {
+        rebase(&mut u.out);
+        u.customers.as_mut().map(rebase);
+        u.catalog.catalog.as_mut().map(rebase);
+        u.check()?;
+    }
     job.recommend.model = job.fit.model.clone();
     set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
 
@@ -1080,6 +1089,9 @@ fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     log.info(format!("running {}", path.display()));
     let (model, ingest) = fit(&job.input, &job.fit, log)?;
     let batch = recommend(&model, &job.recommend, log)?;
+    if let Some(u) = &job.upsell {
+        u.run(&job.input, &model, log)?;
+    }
     if let Some(p) = &job.summary {
         #[derive(Serialize)]
         struct Summary<'a> {

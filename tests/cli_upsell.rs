@@ -783,3 +783,38 @@ fn tiers_only_reasons_claim_no_observed_up_rate() {
         assert!(!r[6].contains("100% of customers buying at that price later buy dearer"), "{r:?}");
     }
 }
+
+#[test]
+fn a_nightly_job_writes_the_same_offers_as_up_sell() {
+    let fx = Fx::new();
+    let out = fx.path("offers.csv");
+    fx.ok("up-sell", &["--out", &out, "--top", "3"]);
+    let job = |upsell: &str| {
+        format!(
+            "[input]\npurchases = \"p.csv\"\ncustomer_col = \"customer\"\nitem_col = \"item\"\ntime_col = \"time\"\n\
+             basket_col = \"basket\"\n[fit]\nmodel = \"out/m.cobuy\"\n[recommend]\nout = \"out/r.csv\"\n{upsell}"
+        )
+    };
+    let catalog = "[upsell.catalog]\ncatalog = \"catalog.csv\"\ncatalog_item_col = \"item\"\n\
+                   catalog_category_cols = [\"category\"]\ncatalog_price_col = \"price\"\ncatalog_name_col = \"name\"\n";
+    let path = fx.write("job.toml", &job(&format!("[upsell]\nout = \"out/u.csv\"\ntop = 3\n{catalog}")));
+    let o = fx.cobuy(&["run", &path]);
+    assert!(o.status.success(), "{}", err(&o));
+    assert_eq!(fs::read(fx.path("out/u.csv")).unwrap(), fs::read(&out).unwrap());
+    // A job whose up-sell cannot run fails before it reads anything or writes any output.
+    let bad = fx.write(
+        "bad.toml",
+        &job("[upsell]\nout = \"out2/u.csv\"\n[upsell.catalog]\ncatalog = \"catalog.csv\"\ncatalog_category_cols = [\"category\"]\n"),
+    );
+    let o = fx.cobuy(&["run", &bad]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("--catalog-price-col"), "{}", err(&o));
+    assert!(!Path::new(&fx.path("out2")).exists());
+    let settings = fx.write(
+        "settings.toml",
+        &job(&format!("[upsell]\nout = \"out3/u.csv\"\n{catalog}[upsell.settings]\ntiers = 1\n")),
+    );
+    let o = fx.cobuy(&["run", &settings]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("--tiers must be from 2 to 20"), "{}", err(&o));
+}

@@ -18,7 +18,7 @@ use cobuy::output::AtomicFile;
 use cobuy::upsell::UpgradeModel;
 
 use super::crosssell::CatalogArgs;
-use super::upsell::{UpsellArgs, check_catalog, check_times, item_facts, log_learned, read_catalog};
+use super::upsell::{UpsellArgs, check_catalog, check_times, default_settings, item_facts, log_learned, read_catalog};
 use crate::{
     FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, set_threads, summary_lines,
 };
@@ -323,7 +323,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     }
     let upsell = if targets.contains(&Target::Upgrades) {
         let catalog = job.catalog.clone().unwrap_or_default();
-        let args = job.upsell.clone().unwrap_or_else(default_upsell);
+        let args = job.upsell.clone().unwrap_or_else(default_settings);
         check_catalog(&catalog, &args, "the upgrades target")?;
         let params = args.params()?;
         Some((catalog, args, params))
@@ -574,11 +574,6 @@ fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: boo
         log.info(format!("wrote {rows} rows to {}", path.display()));
     }
     Ok(())
-}
-
-fn default_upsell() -> UpsellArgs {
-    // The flags' defaults, through the same parser as the command line.
-    toml::from_str("").unwrap_or_else(|_| unreachable!("every up-sell setting has a default"))
 }
 
 /// Reads the catalogue, marks the upgrade target's held-out pairs and learns the upgrade

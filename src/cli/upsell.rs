@@ -341,9 +341,23 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let (interactions, merge) = plog.interactions(&all);
     let model = Model::fit(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
     log.info(format!("fitted {} for affinity in {:.1}s", fit.algorithm.name(), t.elapsed().as_secs_f64()));
+    write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log)
+}
+
+/// Scores the customers (all, or those listed in `customers`) and streams their offers to
+/// `out`, written completely or not at all.
+fn write_offers(
+    model: &Model,
+    upgrades: &UpgradeModel,
+    catalog: &Catalog,
+    top: usize,
+    customers: Option<&Path>,
+    out: &Path,
+    log: Log,
+) -> Result<()> {
     let filter = model.filter(&Filter::default())?;
-    let up = UpSell::new(&upgrades, model.scorer(&filter));
-    let customers: Vec<CustomerIdx> = match &cmd.customers {
+    let up = UpSell::new(upgrades, model.scorer(&filter));
+    let customers: Vec<CustomerIdx> = match customers {
         None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
         Some(path) => {
             crate::lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
@@ -354,8 +368,8 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
         |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
     let ids = model.items();
     let start = Instant::now();
-    create_parent(&cmd.out)?;
-    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    create_parent(out)?;
+    let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (bar, progress) = customer_progress(log, customers.len() as u64, "up-sell");
     let mut w = std::io::BufWriter::new(&mut f);
     let stats = cobuy::batch::write_blocks(
@@ -365,10 +379,10 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
         &progress,
         || up.scratch(),
         |s, c, buf, st| {
-            let offers = up.offers(c, cmd.top, s);
+            let offers = up.offers(c, top, s);
             st.customers += 1;
             st.rows += offers.len() as u64;
-            st.short_customers += u64::from(offers.len() < cmd.top);
+            st.short_customers += u64::from(offers.len() < top);
             let mut rec = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
             for (rank, o) in offers.iter().enumerate() {
                 // Writing to memory cannot fail.
@@ -379,7 +393,7 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
                     &format!("{:.6}", o.score),
                     ids.id(o.anchor.0),
                     &o.offer_after.map(|t| cobuy::time::format(t)[..10].to_string()).unwrap_or_default(),
-                    &reason(o, &catalog, ids, category_name(o.item)),
+                    &reason(o, catalog, ids, category_name(o.item)),
                 ]);
             }
             if let Ok(bytes) = rec.into_inner() {
@@ -387,10 +401,10 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
             }
         },
     )
-    .with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    w.flush().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    .with_context(|| format!("cannot write {}", out.display()))?;
+    w.flush().with_context(|| format!("cannot write {}", out.display()))?;
     drop(w);
-    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    f.commit().with_context(|| format!("cannot write {}", out.display()))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -398,12 +412,65 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
         "wrote {} up-sell offers for {} customers to {} in {:.1}s; {} customers got fewer than {} (no category with a dearer item to offer)",
         stats.rows,
         stats.customers,
-        cmd.out.display(),
+        out.display(),
         start.elapsed().as_secs_f64(),
         stats.short_customers,
-        cmd.top
+        top
     ));
     Ok(())
+}
+
+/// The `[upsell]` table of a nightly job file: up-sell offers from the job's purchases and
+/// model (its `[upsell.catalog]` table takes the `--catalog*` keys, `[upsell.settings]` the
+/// up-sell settings).
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct UpsellStep {
+    /// Output CSV.
+    pub out: PathBuf,
+    /// Offers per customer.
+    #[serde(default = "d_top")]
+    pub top: usize,
+    /// Score only these customers (one id per line).
+    #[serde(default)]
+    pub customers: Option<PathBuf>,
+    /// The catalogue.
+    pub catalog: CatalogArgs,
+    /// Up-sell settings (defaults as for the flags).
+    #[serde(default = "default_settings")]
+    pub settings: UpsellArgs,
+}
+
+fn d_top() -> usize {
+    5
+}
+
+/// The flags' defaults, through the same parser as a job file.
+pub fn default_settings() -> UpsellArgs {
+    toml::from_str("").unwrap_or_else(|_| unreachable!("every up-sell setting has a default"))
+}
+
+impl UpsellStep {
+    /// Checks what can be checked before the job reads anything.
+    pub fn check(&self) -> Result<UpsellParams> {
+        if self.top == 0 {
+            return Err(bad("[upsell] top must be at least 1"));
+        }
+        check_catalog(&self.catalog, &self.settings, "[upsell]")?;
+        self.settings.params()
+    }
+
+    /// Learns the upgrades from the job's purchases and writes the offers, with the job's
+    /// model for affinity.
+    pub fn run(&self, input: &InputArgs, model: &Model, log: Log) -> Result<()> {
+        let params = self.check()?;
+        let Learned { plog, catalog, upgrades } = learn(input, &self.catalog, &self.settings, &params, &self.out, log)?;
+        if model.items() != &plog.items {
+            // The same file under the same options gives the same items; say so if not.
+            return Err(anyhow::anyhow!("the purchases changed while the job ran: the model's items differ"));
+        }
+        write_offers(model, &upgrades, &catalog, self.top, self.customers.as_deref(), &self.out, log)
+    }
 }
 
 /// `cobuy upgrades` flags.
