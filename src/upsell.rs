@@ -560,7 +560,7 @@ impl UpgradeModel {
         let popular: Vec<u32> = by_cat.iter().map(|x| x.2).collect();
 
         // Fallback candidates per sold anchor item.
-        let per_anchor: Vec<(u64, Vec<(u32, f64)>)> = (0..items as u32)
+        let per_anchor: Vec<(u64, Vec<u32>)> = (0..items as u32)
             .into_par_iter()
             .map(|a| {
                 let (Some(c), Some(_), _) = facts.get(a) else { return (0, Vec::new()) };
@@ -574,26 +574,14 @@ impl UpgradeModel {
                     if facts.is_upgrade(a, b, params.min_step) {
                         total += u64::from(buyers[b as usize]);
                         if list.len() < params.fallback {
-                            list.push((b, f64::from(buyers[b as usize])));
+                            list.push(b);
                         }
                     }
-                }
-                let rate = tier[a as usize].map_or(0.0, |tr| up_rate[c as usize * t + tr as usize]);
-                for e in &mut list {
-                    e.1 = rate * e.1 / total as f64;
                 }
                 (total, list)
             })
             .collect();
-        let mut fallback_at = Vec::with_capacity(items + 1);
-        let mut fallback = Vec::new();
-        let mut upgrade_buyers = Vec::with_capacity(items);
-        fallback_at.push(0);
-        for (total, list) in per_anchor {
-            upgrade_buyers.push(total);
-            fallback.extend(list);
-            fallback_at.push(fallback.len());
-        }
+        let upgrade_buyers: Vec<u64> = per_anchor.iter().map(|x| x.0).collect();
         let p_fb = |a: u32, b: u32| -> f64 {
             let (Some(c), ..) = facts.get(a) else { return 0.0 };
             let total = upgrade_buyers[a as usize];
@@ -604,6 +592,13 @@ impl UpgradeModel {
                 _ => 0.0,
             }
         };
+        let mut fallback_at = Vec::with_capacity(items + 1);
+        let mut fallback = Vec::new();
+        fallback_at.push(0);
+        for (a, (_, list)) in per_anchor.iter().enumerate() {
+            fallback.extend(list.iter().map(|&b| (b, p_fb(a as u32, b))));
+            fallback_at.push(fallback.len());
+        }
 
         // Histograms of k per anchor.
         p.follows.par_sort_unstable();
@@ -763,6 +758,22 @@ impl UpgradeModel {
     /// Buyers of all the upgrades of an anchor item.
     pub fn upgrade_buyers(&self, anchor: ItemIdx) -> u64 {
         self.upgrade_buyers.get(anchor.get()).copied().unwrap_or(0)
+    }
+
+    /// Every upgrade of an anchor item with its probability and basis: the learned paths
+    /// (best score first), then the fallback candidates without a path (most bought first).
+    pub fn upgrades_of(&self, anchor: ItemIdx) -> impl Iterator<Item = (ItemIdx, f64, Basis)> + '_ {
+        let paths = self.paths(anchor);
+        let total = self.upgrade_buyers(anchor) as f64;
+        let up_rate = self.up_rate(anchor);
+        let learned = paths.iter().map(|p| (p.to, p.probability, Basis::Path(*p)));
+        let fallback = self.fallback(anchor).iter().filter(move |(b, _)| !paths.iter().any(|p| p.to.0 == *b)).map(
+            move |&(b, prob)| {
+                let share = f64::from(self.buyers[b as usize]) / total.max(1.0);
+                (ItemIdx(b), prob, Basis::Tier { up_rate, share })
+            },
+        );
+        learned.chain(fallback)
     }
 
     /// When to offer an upgrade of an item of `category` bought at `time`: days after, and
@@ -1067,17 +1078,9 @@ impl<'a> UpSell<'a> {
         for (k, an) in s.anchors.iter().enumerate() {
             let cap = if m.params.price_cap > 0.0 { an.max_price * m.params.price_cap } else { f64::INFINITY };
             let ok = |b: u32| !owned(b) && self.scorer.allows(b) && facts.price(b).is_some_and(|p| p <= cap);
-            let anchor = ItemIdx(an.item);
-            let paths = m.paths(anchor);
-            for path in paths.iter().filter(|p| ok(p.to.0)) {
-                s.cands.push((path.to.0, k, path.probability, Basis::Path(*path)));
-            }
-            let total = m.upgrade_buyers(anchor) as f64;
-            let rate = m.up_rate(anchor);
-            for &(b, prob) in m.fallback(anchor) {
-                if ok(b) && !paths.iter().any(|p| p.to.0 == b) {
-                    let share = f64::from(m.buyers[b as usize]) / total.max(1.0);
-                    s.cands.push((b, k, prob, Basis::Tier { up_rate: rate, share }));
+            for (b, prob, basis) in m.upgrades_of(ItemIdx(an.item)) {
+                if ok(b.0) {
+                    s.cands.push((b.0, k, prob, basis));
                 }
             }
         }

@@ -613,10 +613,7 @@ fn upgrade_report(
     ks: &[usize],
     seconds: f64,
 ) -> Result<RunReport> {
-    let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
-    let table = prepared
-        .measure_lists(Target::Upgrades, ks, |c| customers.binary_search(&c).map_or(&[][..], |i| &lists[i][..]))
-        .map_err(|e| bad(e.to_string()))?;
+    let table = prepared.measure_in_order(Target::Upgrades, ks, lists).map_err(|e| bad(e.to_string()))?;
     Ok(RunReport {
         algorithm: label.into(),
         target: Target::Upgrades.name().into(),

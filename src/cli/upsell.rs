@@ -15,7 +15,7 @@ use cobuy::ingest::{self, PurchaseLog};
 use cobuy::model::{FitInfo, Model};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
-use cobuy::upsell::{Basis, Delay, ItemFacts, Offer, PairMeasure, UpSell, UpgradeModel, UpsellParams};
+use cobuy::upsell::{Basis, Delay, ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams};
 
 use super::crosssell::CatalogArgs;
 use crate::{
@@ -295,10 +295,18 @@ fn label(catalog: &Catalog, id: &str) -> String {
     }
 }
 
-/// The readable reason of an offer.
-fn reason(o: &Offer, catalog: &Catalog, ids: &cobuy::ids::IdTable, category: &str) -> String {
-    let (anchor, item) = (label(catalog, ids.id(o.anchor.0)), label(catalog, ids.id(o.item.0)));
-    let mut r = match o.basis {
+/// The readable reason of an upgrade from `anchor` to `item`.
+fn reason(
+    anchor: ItemIdx,
+    item: ItemIdx,
+    basis: &Basis,
+    delay: Delay,
+    catalog: &Catalog,
+    ids: &cobuy::ids::IdTable,
+    category: &str,
+) -> String {
+    let (anchor, item) = (label(catalog, ids.id(anchor.0)), label(catalog, ids.id(item.0)));
+    let mut r = match *basis {
         Basis::Path(p) => format!(
             "customers who bought {anchor} later upgraded to {item}: {} of {} ({:.0}%, {:.1} times chance)",
             p.customers,
@@ -316,8 +324,8 @@ fn reason(o: &Offer, catalog: &Catalog, ids: &cobuy::ids::IdTable, category: &st
             100.0 * share
         ),
     };
-    let days = o.delay.days().unwrap_or(0);
-    match o.delay {
+    let days = delay.days().unwrap_or(0);
+    match delay {
         Delay::Path(_) => r.push_str(&format!("; median {days} days")),
         Delay::Category(_) => r.push_str(&format!("; upgrades in {category} come after a median {days} days")),
         Delay::Repurchase(_) => r.push_str(&format!("; {category} is bought again every {days} days (median)")),
@@ -383,21 +391,23 @@ fn write_offers(
             st.customers += 1;
             st.rows += offers.len() as u64;
             st.short_customers += u64::from(offers.len() < top);
-            let mut rec = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
             for (rank, o) in offers.iter().enumerate() {
-                // Writing to memory cannot fail.
-                let _ = rec.write_record([
+                let fields = [
                     model.customers().id(c.0),
                     &(rank + 1).to_string(),
                     ids.id(o.item.0),
                     &format!("{:.6}", o.score),
                     ids.id(o.anchor.0),
                     &o.offer_after.map(|t| cobuy::time::format(t)[..10].to_string()).unwrap_or_default(),
-                    &reason(o, catalog, ids, category_name(o.item)),
-                ]);
-            }
-            if let Ok(bytes) = rec.into_inner() {
-                buf.extend_from_slice(&bytes);
+                    &reason(o.anchor, o.item, &o.basis, o.delay, catalog, ids, category_name(o.item)),
+                ];
+                for (k, f) in fields.iter().enumerate() {
+                    if k > 0 {
+                        buf.push(b',');
+                    }
+                    cobuy::batch::write_field(buf, f);
+                }
+                buf.push(b'\n');
             }
         },
     )
@@ -550,56 +560,37 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
         let category =
             facts.category(a).map_or("its category".to_string(), |c| catalog.category_name(CategoryIdx(c)).to_string());
         let price = |i: u32| facts.price(i).map_or(String::new(), |p| format!("{p:.2}"));
-        let paths = upgrades.paths(anchor);
-        let mut rank = 0;
-        for p in paths.iter().take(cmd.top) {
-            rank += 1;
-            let o = offer_like(anchor, p.to, Basis::Path(*p), p.probability, Delay::Path(p.median_days));
+        for (rank, (b, prob, basis)) in upgrades.upgrades_of(anchor).take(cmd.top).enumerate() {
+            let (kind, counts, delay) = match basis {
+                Basis::Path(p) => (
+                    "path",
+                    [
+                        p.customers.to_string(),
+                        p.anchor_customers.to_string(),
+                        format!("{:.3}", p.expected),
+                        format!("{:.3}", p.score),
+                    ],
+                    Delay::Path(p.median_days),
+                ),
+                Basis::Tier { .. } => {
+                    ("tier", Default::default(), facts.category(a).map_or(Delay::Unknown, |c| upgrades.delay(c, None)))
+                }
+            };
+            let [customers, anchor_customers, expected, score] = &counts;
             w.write_record([
                 ids.id(a),
-                &rank.to_string(),
-                ids.id(p.to.0),
-                "path",
-                &p.customers.to_string(),
-                &p.anchor_customers.to_string(),
-                &format!("{:.3}", p.expected),
-                &format!("{:.3}", p.score),
-                &format!("{:.4}", p.probability),
-                &Delay::Path(p.median_days).days().unwrap_or(0).to_string(),
-                &price(a),
-                &price(p.to.0),
-                &reason(&o, &catalog, ids, &category),
-            ])?;
-        }
-        // Fill with the tier fallback, so an item without learned paths still shows its
-        // likely step up.
-        let total = upgrades.upgrade_buyers(anchor) as f64;
-        let rate = upgrades.up_rate(anchor);
-        for &(b, prob) in upgrades.fallback(anchor) {
-            if rank >= cmd.top {
-                break;
-            }
-            if paths.iter().any(|p| p.to.0 == b) {
-                continue;
-            }
-            rank += 1;
-            let share = f64::from(upgrades.buyers()[b as usize]) / total.max(1.0);
-            let delay = facts.category(a).map_or(Delay::Unknown, |c| upgrades.delay(c, None));
-            let o = offer_like(anchor, ItemIdx(b), Basis::Tier { up_rate: rate, share }, prob, delay);
-            w.write_record([
-                ids.id(a),
-                &rank.to_string(),
-                ids.id(b),
-                "tier",
-                "",
-                "",
-                "",
-                "",
+                &(rank + 1).to_string(),
+                ids.id(b.0),
+                kind,
+                customers,
+                anchor_customers,
+                expected,
+                score,
                 &format!("{prob:.4}"),
                 &delay.days().map_or(String::new(), |d| d.to_string()),
                 &price(a),
-                &price(b),
-                &reason(&o, &catalog, ids, &category),
+                &price(b.0),
+                &reason(anchor, b, &basis, delay, &catalog, ids, &category),
             ])?;
         }
     }
@@ -615,18 +606,4 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
         None => std::io::stdout().write_all(&bytes)?,
     }
     Ok(())
-}
-
-fn offer_like(anchor: ItemIdx, item: ItemIdx, basis: Basis, probability: f64, delay: Delay) -> Offer {
-    Offer {
-        item,
-        score: probability,
-        probability,
-        affinity: 0.0,
-        anchor,
-        anchor_time: None,
-        offer_after: None,
-        basis,
-        delay,
-    }
 }

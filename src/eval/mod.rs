@@ -322,6 +322,19 @@ impl Prepared {
         Ok(self.measure(target, ks, |k| list(self.test[k].customer)))
     }
 
+    /// Measures one list per measured customer, in the order of [`Prepared::customers`].
+    pub fn measure_in_order(&self, target: Target, ks: &[usize], lists: &[Vec<u32>]) -> Result<MetricTable, EvalError> {
+        check_ks(ks)?;
+        if lists.len() != self.test.len() {
+            return Err(EvalError::Param(format!(
+                "{} lists for {} measured customers: give one per customer",
+                lists.len(),
+                self.test.len()
+            )));
+        }
+        Ok(self.measure(target, ks, |k| &lists[k]))
+    }
+
     fn measure<'l>(&self, target: Target, ks: &[usize], list: impl Fn(usize) -> &'l [u32]) -> MetricTable {
         let mut acc = MetricsAccumulator::new(ks, self.train.items().len(), self.popularity.clone());
         let (mut items, mut revenue) = (Vec::new(), Vec::new());
