@@ -4,14 +4,16 @@
 //!
 //! `cargo bench --bench kernels`
 
+use cobuy::algo::Algorithm;
+use cobuy::algo::item_knn::item_top_k;
+use cobuy::algo::similarity::SimilarityParams;
 use cobuy::batch::{BatchOptions, write_recommendations};
 use cobuy::generate::{GenerateParams, generate};
 use cobuy::ids::CustomerIdx;
 use cobuy::ingest::{Columns, IngestOptions, read_purchases};
 use cobuy::matrix::Interactions;
 use cobuy::model::{FitInfo, FitParams, Model};
-use cobuy::recommend::{Algorithm, ResolvedFilter};
-use cobuy::similarity::{SimilarityParams, item_top_k};
+use cobuy::recommend::ResolvedFilter;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn synthetic(customers: u64, items: u64, purchases: u64) -> Interactions {

@@ -12,11 +12,11 @@ use std::sync::mpsc::sync_channel;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::algo::similarity::SimilarityParams;
 use crate::ids::{CustomerIdx, ItemIdx};
 use crate::matrix::Interactions;
 use crate::model::Model;
 use crate::recommend::{Query, Reason, Recommendation, ResolvedFilter, Scorer, Scratch, Source};
-use crate::similarity::SimilarityParams;
 
 /// Customers per block handed to the worker pool.
 pub const BLOCK: usize = 4096;

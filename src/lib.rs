@@ -36,23 +36,18 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod als;
+pub mod algo;
 pub mod batch;
-pub mod catalog;
-pub mod crosssell;
-pub mod ease;
 pub mod eval;
 pub mod generate;
 pub mod ids;
 pub mod ingest;
 pub mod matrix;
 pub mod model;
+pub mod offers;
 pub mod output;
 pub mod recommend;
-pub mod rules;
-pub mod similarity;
 pub mod time;
-pub mod upsell;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use cobuy::algo::similarity::{Measure, SimilarityParams, Ties};
 use cobuy::batch::{BatchOptions, BatchStats, write_recommendations};
 use cobuy::ids::{CustomerIdx, ItemIdx};
 use cobuy::ingest::{self, ColumnRef, Columns, IngestError, IngestOptions, IngestSummary, Returns};
@@ -21,7 +22,6 @@ use cobuy::matrix::{Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model, ModelError, ParamError};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::{Filter, ResolvedFilter};
-use cobuy::similarity::{Measure, SimilarityParams, Ties};
 
 mod cli;
 
@@ -565,10 +565,11 @@ fn main() -> ExitCode {
                 || e.downcast_ref::<IngestError>()
                     .is_some_and(|i| !matches!(i, IngestError::Read { .. } | IngestError::Rejects { .. }))
                 || e.downcast_ref::<ParamError>().is_some()
-                || e.downcast_ref::<cobuy::catalog::CatalogError>().is_some_and(|c| {
+                || e.downcast_ref::<cobuy::offers::catalog::CatalogError>().is_some_and(|c| {
                     !matches!(
                         c,
-                        cobuy::catalog::CatalogError::Read { .. } | cobuy::catalog::CatalogError::Rejects { .. }
+                        cobuy::offers::catalog::CatalogError::Read { .. }
+                            | cobuy::offers::catalog::CatalogError::Rejects { .. }
                     )
                 })
                 || e.downcast_ref::<ModelError>().is_some_and(|m| !matches!(m, ModelError::Io { .. }));
@@ -699,7 +700,7 @@ fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
 }
 
 fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
-    let algorithm: cobuy::recommend::Algorithm =
+    let algorithm: cobuy::algo::Algorithm =
         m.algorithm.parse().map_err(|e: String| bad(format!("--algorithm: {e}")))?;
     let auto = algorithm.default_weighting();
     let scheme = match m.weighting.as_str() {
@@ -735,7 +736,7 @@ fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
         weighting: Weighting { scheme, half_life_days, reference_time },
         similarity: similarity_params(similarity)?,
         buy_again_weight: m.buy_again_weight,
-        als: cobuy::als::AlsParams {
+        als: cobuy::algo::als::AlsParams {
             factors: m.factors,
             regularization: m.regularization,
             alpha: m.als_alpha,
@@ -743,7 +744,7 @@ fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
             cg_steps: m.cg_steps,
             seed: m.als_seed,
         },
-        ease: cobuy::ease::EaseParams { lambda: m.ease_lambda, max_items: m.ease_items, ..Default::default() },
+        ease: cobuy::algo::ease::EaseParams { lambda: m.ease_lambda, max_items: m.ease_items, ..Default::default() },
     };
     params.check()?;
     Ok(params)

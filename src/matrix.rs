@@ -538,6 +538,31 @@ pub struct WeightStats {
     avg_len: f64,
 }
 
+/// Transposes a CSR matrix (counting sort; rows of the result are sorted).
+pub fn transpose(m: &Csr) -> Csr {
+    let (rows, cols) = m.shape();
+    let indptr = m.proper_indptr();
+    let mut tptr = vec![0usize; cols + 1];
+    for &c in m.indices() {
+        tptr[c as usize + 1] += 1;
+    }
+    for c in 0..cols {
+        tptr[c + 1] += tptr[c];
+    }
+    let mut next = tptr.clone();
+    let mut tind = vec![0u32; m.nnz()];
+    let mut tval = vec![0f32; m.nnz()];
+    for r in 0..rows {
+        for k in indptr[r]..indptr[r + 1] {
+            let c = m.indices()[k] as usize;
+            tind[next[c]] = r as u32;
+            tval[next[c]] = m.data()[k];
+            next[c] += 1;
+        }
+    }
+    Csr::new((cols, rows), tptr, tind, tval)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

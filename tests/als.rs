@@ -3,10 +3,10 @@
 //!
 //! Timings (not a test): `cargo test --release --test als -- --ignored --nocapture`.
 
-use cobuy::als::{Als, AlsParams, AlsParts, Solver};
+use cobuy::algo::als::{Als, AlsParams, AlsParts, Solver};
 use cobuy::generate::Rng;
 use cobuy::matrix::Csr;
-use cobuy::similarity::transpose;
+use cobuy::matrix::transpose;
 
 /// A random customers x items matrix: each customer buys 1 to `2 * avg` distinct items
 /// with skewed popularity, values 1 to 3.

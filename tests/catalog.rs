@@ -8,9 +8,9 @@ use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use cobuy::catalog::{Catalog, CatalogColumns, CatalogError, CatalogOptions, CatalogSummary, CategoryIdx};
 use cobuy::ids::IdTable;
 use cobuy::ingest::ColumnRef;
+use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogError, CatalogOptions, CatalogSummary, CategoryIdx};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/catalog").join(name)

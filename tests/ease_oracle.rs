@@ -8,7 +8,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use cobuy::ease::{Ease, EaseError, EaseParams, EaseParts, EaseSide, EaseSolution};
+use cobuy::algo::ease::{Ease, EaseError, EaseParams, EaseParts, EaseSide, EaseSolution};
 use cobuy::generate::Rng;
 use cobuy::matrix::Csr;
 use proptest::prelude::*;

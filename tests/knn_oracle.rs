@@ -7,11 +7,12 @@
 //! selections are checked with a tolerance: every kept entry has the oracle's value, and
 //! nothing left out beats the weakest kept entry.
 
+use cobuy::algo::Algorithm;
+use cobuy::algo::similarity::{Measure, SimilarityParams, Ties};
 use cobuy::ids::CustomerIdx;
 use cobuy::matrix::{InteractionsBuilder, Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model};
-use cobuy::recommend::{Algorithm, Source};
-use cobuy::similarity::{Measure, SimilarityParams, Ties};
+use cobuy::recommend::Source;
 use ndarray::{Array2, ArrayView1};
 use proptest::prelude::*;
 
@@ -350,7 +351,7 @@ proptest! {
         let indices: Vec<u32> = cells.iter().map(|e| e.1).collect();
         let x = cobuy::matrix::Csr::new((10, 12), indptr, indices, vec![1.0f32; cells.len()]);
         let params = SimilarityParams { ties: Ties::VisitOrder, ..Default::default() };
-        let nb = cobuy::similarity::item_top_k(&x, k, params);
+        let nb = cobuy::algo::item_knn::item_top_k(&x, k, params);
         let w = dense(&x);
         for i in (0..12).filter(|&i| w.column(i).sum() > 0.0) {
             let kept: Vec<usize> = nb.outer_view(i).unwrap().indices().iter().map(|&j| j as usize).collect();

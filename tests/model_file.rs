@@ -415,24 +415,24 @@ fn a_version_1_file_reads_and_scores_as_it_did() {
 
 #[test]
 fn latent_models_round_trip_and_reject_damage() {
-    use cobuy::recommend::Algorithm;
+    use cobuy::algo::Algorithm;
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("purchases.csv");
     write_purchases(&csv);
     let read = read_purchases(&csv, &IngestOptions::new(columns())).unwrap();
     let als = FitParams {
         algorithm: Algorithm::Als,
-        als: cobuy::als::AlsParams { factors: 8, iterations: 3, ..Default::default() },
+        als: cobuy::algo::als::AlsParams { factors: 8, iterations: 3, ..Default::default() },
         ..FitParams::default()
     };
     let ease_items = FitParams {
         algorithm: Algorithm::Ease,
-        ease: cobuy::ease::EaseParams { side: cobuy::ease::EaseSide::Items, ..Default::default() },
+        ease: cobuy::algo::ease::EaseParams { side: cobuy::algo::ease::EaseSide::Items, ..Default::default() },
         ..FitParams::default()
     };
     let ease_customers = FitParams {
         algorithm: Algorithm::Ease,
-        ease: cobuy::ease::EaseParams { side: cobuy::ease::EaseSide::Customers, ..Default::default() },
+        ease: cobuy::algo::ease::EaseParams { side: cobuy::algo::ease::EaseSide::Customers, ..Default::default() },
         ..FitParams::default()
     };
     for (what, params, tags) in [

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cobuy::ids::ItemIdx;
 use cobuy::ingest::{Columns, IngestOptions, PurchaseLog, read_log};
-use cobuy::rules::{Baskets, RuleParams};
+use cobuy::offers::rules::{Baskets, RuleParams};
 use proptest::prelude::*;
 
 mod common;

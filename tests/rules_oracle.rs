@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use cobuy::ingest::{Columns, IngestOptions, read_log};
-use cobuy::rules::{Baskets, RuleParams};
+use cobuy::offers::rules::{Baskets, RuleParams};
 
 fn close(a: f64, b: f64) -> bool {
     a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs())

@@ -5,7 +5,7 @@
 
 use cobuy::ids::{CustomerIdx, IdTable, ItemIdx};
 use cobuy::ingest::{LogRow, PurchaseLog};
-use cobuy::upsell::{ItemFacts, PairMeasure, UpgradeModel, UpgradePath, UpsellParams};
+use cobuy::offers::upsell::{ItemFacts, PairMeasure, UpgradeModel, UpgradePath, UpsellParams};
 use proptest::prelude::*;
 
 const DAY: i64 = 86_400;
@@ -312,7 +312,7 @@ proptest! {
     fn offers_respect_ownership_category_cap_and_timing((customers, rows, prices) in rows_strategy(), cap in prop::sample::select(vec![0.0, 1.0, 1.5, 4.0])) {
         use cobuy::model::{FitInfo, FitParams, Model};
         use cobuy::recommend::Filter;
-        use cobuy::upsell::UpSell;
+        use cobuy::offers::upsell::UpSell;
         let facts = ItemFacts::new(
             CATEGORY.iter().map(|&c| Some(c)).collect(),
             prices.iter().map(|&p| Some(PRICES[p])).collect(),

@@ -7,14 +7,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use rayon::prelude::*;
 
-use cobuy::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
-use cobuy::crosssell::{CrossSell, CrossSellParams};
 use cobuy::ids::CustomerIdx;
 use cobuy::ingest::{self, ColumnRef};
 use cobuy::model::{FitInfo, Model};
+use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
+use cobuy::offers::crosssell::{CrossSell, CrossSellParams};
+use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
-use cobuy::rules::{Baskets, RuleParams};
 
 use crate::{
     FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, read_ids, set_threads,
@@ -260,7 +260,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                 for &c in chunk {
                     let id = model.customers().id(c.0);
                     for (rank, o) in cs.offers(c, cmd.top, s).iter().enumerate() {
-                        let cat = o.category.map(|g| catalog.category_name(cobuy::catalog::CategoryIdx(g)));
+                        let cat = o.category.map(|g| catalog.category_name(cobuy::offers::catalog::CategoryIdx(g)));
                         let mut reason = match o.with {
                             Some((x, confidence, _)) => format!(
                                 "bought together with {} in {:.0}% of baskets containing it",

@@ -14,8 +14,8 @@ use cobuy::eval::report::{self, EvalReport, RunReport};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest;
+use cobuy::offers::upsell::UpgradeModel;
 use cobuy::output::AtomicFile;
-use cobuy::upsell::UpgradeModel;
 
 use super::crosssell::CatalogArgs;
 use super::upsell::{UpsellArgs, check_catalog, check_times, default_settings, item_facts, log_learned, read_catalog};
@@ -315,7 +315,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         return Err(bad(format!("two configurations are named {:?}; give each its own name", w[0].0)));
     }
     let out_dir = job.eval.out_dir.clone().ok_or_else(|| bad("give --out-dir (or out_dir in [eval])"))?;
-    if configs.iter().all(|(_, p)| p.algorithm == cobuy::recommend::Algorithm::BuyAgain)
+    if configs.iter().all(|(_, p)| p.algorithm == cobuy::algo::Algorithm::BuyAgain)
         && externals.is_empty()
         && targets == [Target::NewItems]
     {
@@ -583,7 +583,7 @@ fn upgrade_target(
     prepared: &mut Prepared,
     catalog: &CatalogArgs,
     args: &UpsellArgs,
-    params: &cobuy::upsell::UpsellParams,
+    params: &cobuy::offers::upsell::UpsellParams,
     out_dir: &Path,
     log: Log,
 ) -> Result<UpgradeModel> {
@@ -656,7 +656,7 @@ fn upsell_run(
     use rayon::prelude::*;
     let n = ks.iter().copied().max().unwrap_or(10);
     let filter = model.filter(&cobuy::recommend::Filter::default()).map_err(|e| bad(e.to_string()))?;
-    let up = cobuy::upsell::UpSell::new(m, model.scorer(&filter));
+    let up = cobuy::offers::upsell::UpSell::new(m, model.scorer(&filter));
     let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
     let t = Instant::now();
     let lists: Vec<Vec<u32>> = customers

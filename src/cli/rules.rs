@@ -9,8 +9,8 @@ use clap::Args;
 
 use cobuy::ids::ItemIdx;
 use cobuy::ingest;
+use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
-use cobuy::rules::{Baskets, RuleParams};
 
 use crate::{InputArgs, Log, bad, create_parent, ingest_options, set_threads, summary_lines};
 
@@ -162,7 +162,12 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
 
 /// The baskets with each item replaced by its category path at `level` ("dept > aisle");
 /// items without one are left out, and counted.
-fn by_category(baskets: &Baskets, catalog: &cobuy::catalog::Catalog, level: usize, log: Log) -> Result<Baskets> {
+fn by_category(
+    baskets: &Baskets,
+    catalog: &cobuy::offers::catalog::Catalog,
+    level: usize,
+    log: Log,
+) -> Result<Baskets> {
     let aligned = catalog.align(baskets.items());
     let mut names = cobuy::ids::Interner::default();
     let mut arrival: Vec<Option<u32>> = Vec::with_capacity(aligned.per_item.len());

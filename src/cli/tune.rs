@@ -149,7 +149,7 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
             .try_into()
             .map_err(|e| bad(format!("{}: [[space]] {name}: {e}", path.display())))?;
         let params = fit_params(&fit.fit, &fit.similarity).map_err(|e| bad(format!("[[space]] {name}: {e}")))?;
-        if params.algorithm == cobuy::recommend::Algorithm::BuyAgain && target == ev::Target::NewItems {
+        if params.algorithm == cobuy::algo::Algorithm::BuyAgain && target == ev::Target::NewItems {
             return Err(bad(format!(
                 "[[space]] {name}: buy-again recommends only bought items; tune it on target = \"all-items\""
             )));

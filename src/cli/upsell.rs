@@ -9,13 +9,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
-use cobuy::catalog::{Catalog, CategoryIdx};
 use cobuy::ids::{CustomerIdx, ItemIdx};
 use cobuy::ingest::{self, PurchaseLog};
 use cobuy::model::{FitInfo, Model};
+use cobuy::offers::catalog::{Catalog, CategoryIdx};
+use cobuy::offers::upsell::{Basis, Delay, ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
-use cobuy::upsell::{Basis, Delay, ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams};
 
 use super::crosssell::CatalogArgs;
 use crate::{

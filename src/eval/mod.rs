@@ -22,12 +22,13 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::algo::Algorithm;
 use crate::ids::CustomerIdx;
 use crate::ingest::PurchaseLog;
 use crate::matrix::Interactions;
 use crate::model::{FitInfo, FitParams, Model};
-use crate::recommend::{Algorithm, Filter, Recommendation};
-use crate::upsell::ItemFacts;
+use crate::offers::upsell::ItemFacts;
+use crate::recommend::{Filter, Recommendation};
 
 use metrics::{MetricTable, MetricsAccumulator};
 use report::RunReport;
@@ -166,7 +167,7 @@ pub fn prepare(log: &PurchaseLog, method: &SplitMethod, validation: bool) -> Res
         .collect();
     held.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(a.2.total_cmp(&b.2)));
     let has_revenue = log.rows.iter().any(|r| r.amount.is_some());
-    let buyers = crate::recommend::buyers(train.counts());
+    let buyers = crate::algo::baseline::buyers(train.counts());
     let mut customers = Vec::new();
     for rows in held.chunk_by(|a, b| a.0 == b.0) {
         let c = CustomerIdx(rows[0].0);
@@ -226,7 +227,7 @@ impl Prepared {
         let (mut customers, mut pairs) = (0, 0);
         for h in &mut self.test {
             let (items, _) = self.train.purchases(h.customer);
-            crate::upsell::anchors(facts, items, self.train.purchase_times(h.customer), &mut anchors);
+            crate::offers::upsell::anchors(facts, items, self.train.purchase_times(h.customer), &mut anchors);
             for (k, &j) in h.items.iter().enumerate() {
                 let (category, price, _) = facts.get(j);
                 h.upgrade[k] = h.new[k]

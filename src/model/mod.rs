@@ -15,16 +15,17 @@ use serde::{Deserialize, Serialize};
 pub use format::{FORMAT_VERSION, OLDEST_READABLE};
 use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_ids, encode_ptr};
 
-use crate::als::{Als, AlsParams, AlsParts};
-use crate::ease::{Ease, EaseParams, EaseParts, EaseSolution};
+use crate::algo::als::{Als, AlsParams, AlsParts};
+use crate::algo::baseline::{buyers, popularity_order, repeat_rates};
+use crate::algo::ease::{Ease, EaseParams, EaseParts, EaseSolution};
+use crate::algo::similarity::{Measure, Neighbor, RowStats, SimilarityParams, TopK};
+use crate::algo::user_knn::UserKnn;
+use crate::algo::{self, Algorithm, FitSpec, Latent, Recommender};
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
-use crate::matrix::{Csr, Interactions, MergeStats, RowSets, WeightStats, Weighting, check_rows};
+use crate::matrix::{Csr, Interactions, MergeStats, RowSets, WeightStats, Weighting, check_rows, transpose};
 use crate::output::AtomicFile;
-use crate::recommend::{
-    Algorithm, Filter, FoldIn, Latent, Recommendation, ResolvedFilter, Scorer, buyers, popularity_order,
-};
-use crate::similarity::{Measure, Neighbor, RowStats, SimilarityParams, TopK, item_top_k, transpose};
+use crate::recommend::{Filter, FoldIn, Recommendation, ResolvedFilter, Scorer};
 
 /// Why a model file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -197,18 +198,14 @@ impl Model {
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
         let stats = params.weighting.stats(&data);
         let weighted = params.weighting.apply(&data, &stats);
-        let neighbors = match params.algorithm {
-            Algorithm::ItemKnn => item_top_k(&weighted, params.neighbors, params.similarity),
-            _ => Csr::zero((weighted.cols(), weighted.cols())),
+        let spec = FitSpec {
+            algorithm: params.algorithm,
+            neighbors: params.neighbors,
+            similarity: params.similarity,
+            als: &params.als,
+            ease: &params.ease,
         };
-        let latent = match params.algorithm {
-            Algorithm::Als => Some(Latent::Als(Als::fit(&weighted, &params.als))),
-            Algorithm::Ease => Some(Latent::Ease(
-                Ease::fit(&weighted, &params.ease, crate::ease::memory_budget())
-                    .map_err(|e| ParamError(e.to_string()))?,
-            )),
-            _ => None,
-        };
+        let algo::Fitted { neighbors, latent } = algo::fit(&weighted, spec).map_err(|e| ParamError(e.to_string()))?;
         Ok(Model::assemble(data, params, info, stats, weighted, neighbors, latent))
     }
 
@@ -223,7 +220,7 @@ impl Model {
     ) -> Model {
         let buyers = buyers(&weighted);
         let popular = popularity_order(&buyers);
-        let repeat = crate::recommend::repeat_rates(data.counts(), &buyers);
+        let repeat = repeat_rates(data.counts(), &buyers);
         Model {
             data,
             params,
@@ -297,19 +294,30 @@ impl Model {
 
     /// The scorer over this model's arrays, with a resolved filter.
     pub fn scorer<'a>(&'a self, filter: &'a ResolvedFilter) -> Scorer<'a> {
+        let recommender = match (self.params.algorithm, &self.latent) {
+            (Algorithm::ItemKnn, _) => Recommender::ItemKnn(&self.neighbors),
+            (Algorithm::UserKnn, _) => Recommender::UserKnn(UserKnn {
+                kernel: self.customer_kernel(self.params.similarity),
+                weighted: &self.weighted,
+                data: &self.data,
+                k: self.params.neighbors,
+            }),
+            (Algorithm::BuyAgain, _) => Recommender::BuyAgain(&self.repeat),
+            (Algorithm::Als, Some(Latent::Als(als))) => Recommender::Als(als),
+            (Algorithm::Ease, Some(Latent::Ease(ease))) => Recommender::Ease(ease),
+            // A fitted or decoded latent model always holds its parameters.
+            (Algorithm::Popularity | Algorithm::Als | Algorithm::Ease, _) => Recommender::Popularity,
+        };
         Scorer {
-            algorithm: self.params.algorithm,
-            data: &self.data,
-            weighted: &self.weighted,
-            item_neighbors: &self.neighbors,
-            customers: (self.params.algorithm == Algorithm::UserKnn)
-                .then(|| self.customer_kernel(self.params.similarity)),
-            k: self.params.neighbors,
+            recommender,
+            customers: self.data.customers().len(),
+            items: self.weighted.cols(),
             popular: &self.popular,
             buyers: &self.buyers,
             repeat: &self.repeat,
             buy_again_weight: self.params.buy_again_weight,
-            latent: self.latent.as_ref(),
+            weighted: &self.weighted,
+            data: &self.data,
             filter,
         }
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdTable, ItemIdx};
 use crate::ingest::PurchaseLog;
 use crate::matrix::Csr;
-use crate::similarity::transpose;
+use crate::matrix::transpose;
 
 /// Baskets x items, each cell 1 where the basket holds the item.
 #[derive(Debug, Clone)]

@@ -44,6 +44,7 @@ use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::{Query, Reason, top_three};
 use crate::matrix::Csr;
 
 /// How much memory EASE's dense solve may take: three quarters of what the operating
@@ -895,6 +896,24 @@ fn check_csr(indptr: &[usize], indices: &[u32], data_len: usize, (rows, cols): (
         }
     }
     Ok(())
+}
+
+/// Explaining one customer's item, for [`super::Recommender`].
+impl Ease {
+    /// Each bought item's own term of item `j`'s score (its weight times its EASE
+    /// coefficient towards `j`), the largest three.
+    pub(crate) fn explain(&self, q: &Query<'_>, j: u32) -> Reason {
+        let mut contrib: Vec<(u32, f32)> = Vec::new();
+        let mut es = self.scratch();
+        let mut one = vec![0f32; self.items()];
+        for (&i, &w) in q.items.iter().zip(q.weights) {
+            self.score(&[i], &[w], &mut one, &mut es);
+            if one[j as usize] > 0.0 {
+                contrib.push((i, one[j as usize]));
+            }
+        }
+        Reason::BoughtWith(top_three(contrib))
+    }
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@
 //! its children.
 //!
 //! ```
-//! use cobuy::catalog::{Catalog, CatalogColumns, CatalogOptions};
+//! use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions};
 //!
 //! # let dir = std::env::temp_dir().join(format!("cobuy-catalog-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir).unwrap();

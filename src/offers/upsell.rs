@@ -36,9 +36,9 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::PurchaseLog;
+use crate::offers::catalog::Catalog;
 use crate::recommend::{Scorer, Scratch};
 use crate::time::DAY;
 

@@ -40,9 +40,10 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::{Query, Reason, top_three};
 use crate::generate::Rng;
 use crate::matrix::Csr;
-use crate::similarity::transpose;
+use crate::matrix::transpose;
 
 /// The most factors a model may have.
 pub const MAX_FACTORS: usize = 1024;
@@ -827,6 +828,36 @@ fn symv(m: &[f32], v: &[f32], out: &mut [f32]) {
     let done = f / 4 * 4;
     for (k, &c) in v.iter().enumerate().skip(done) {
         axpy(c, &m[k * f..(k + 1) * f], out);
+    }
+}
+
+/// Scoring and explaining one customer, for [`super::Recommender`].
+impl Als {
+    /// Writes every item's score for the customer of `q` into `acc`: the model's own
+    /// customer from their fitted factors, anyone else folded in from their purchases.
+    pub(crate) fn score_query(&self, q: &Query<'_>, factors: &mut Vec<f32>, acc: &mut [f32], touched: &mut Vec<u32>) {
+        match q.own {
+            Some(c) if q.from_model => {
+                factors.clear();
+                factors.extend_from_slice(self.user_factors(c.get()));
+            }
+            _ => *factors = self.fold_in(q.items, q.weights),
+        }
+        self.score(factors, acc);
+        touched.extend(0..acc.len() as u32);
+    }
+
+    /// The bought items whose factors point most the same way as item `j`'s.
+    pub(crate) fn explain(&self, q: &Query<'_>, j: u32) -> Reason {
+        let target = self.item_factors(j as usize);
+        let mut contrib: Vec<(u32, f32)> = Vec::new();
+        for &i in q.items {
+            let d: f32 = self.item_factors(i as usize).iter().zip(target).map(|(a, b)| a * b).sum();
+            if d > 0.0 {
+                contrib.push((i, d));
+            }
+        }
+        Reason::Resembles(top_three(contrib))
     }
 }
 

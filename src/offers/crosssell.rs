@@ -15,8 +15,8 @@
 
 use crate::ids::{CustomerIdx, ItemIdx};
 use crate::model::Model;
+use crate::offers::rules::Rule;
 use crate::recommend::{Recommendation, ResolvedFilter, Scorer, Scratch, Source};
-use crate::rules::Rule;
 
 /// How candidates are weighed. Validate with [`CrossSellParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -244,31 +244,6 @@ fn finish(
     (sim.is_finite() && sim > 0.0).then_some(sim)
 }
 
-/// Transposes a CSR matrix (counting sort; rows of the result are sorted).
-pub fn transpose(m: &Csr) -> Csr {
-    let (rows, cols) = m.shape();
-    let indptr = m.proper_indptr();
-    let mut tptr = vec![0usize; cols + 1];
-    for &c in m.indices() {
-        tptr[c as usize + 1] += 1;
-    }
-    for c in 0..cols {
-        tptr[c + 1] += tptr[c];
-    }
-    let mut next = tptr.clone();
-    let mut tind = vec![0u32; m.nnz()];
-    let mut tval = vec![0f32; m.nnz()];
-    for r in 0..rows {
-        for k in indptr[r]..indptr[r + 1] {
-            let c = m.indices()[k] as usize;
-            tind[next[c]] = r as u32;
-            tval[next[c]] = m.data()[k];
-            next[c] += 1;
-        }
-    }
-    Csr::new((cols, rows), tptr, tind, tval)
-}
-
 /// Something ranked: an index and a score.
 pub(crate) trait Ranked {
     fn key(&self) -> (u32, f32);
@@ -906,87 +881,10 @@ pub(crate) fn balanced_ranges(
     ranges
 }
 
-/// Each item's top-`k` neighbours over the columns of the weighted customer x item matrix.
-///
-/// Items are relabelled by popularity first: the accumulator's hot entries (bestsellers,
-/// touched by almost every row) then sit together in cache. Sums run in the same order
-/// and ties still break by the original index, so the result is the same either way.
-pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
-    let items = weighted.cols();
-    if params.ties == Ties::VisitOrder {
-        let by_item = transpose(weighted);
-        let stats = RowStats::of(&by_item);
-        return TopK::new(&by_item, weighted, &stats, params).without_pruning().all(k);
-    }
-    let buyers = crate::recommend::buyers(weighted);
-    let mut label: Vec<u32> = (0..items as u32).collect();
-    label.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
-    let mut row_of = vec![0u32; items];
-    for (r, &l) in label.iter().enumerate() {
-        row_of[l as usize] = r as u32;
-    }
-    let x = relabel_columns(weighted, &row_of);
-    if let Measure::Rp3Beta { alpha, .. } = params.measure {
-        // Step one from item i to customer u: x_ui over i's column sum; step two from u to
-        // item j: x_uj over u's row sum; both raised to alpha. The kernel's dot product of
-        // the two is the walk's probability.
-        let step = |m: &Csr| {
-            let ptr = m.proper_indptr();
-            let mut data = m.data().to_vec();
-            for w in ptr.windows(2) {
-                let sum: f64 = data[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum();
-                for v in &mut data[w[0]..w[1]] {
-                    *v = (f64::from(*v) / sum).powf(f64::from(alpha)) as f32;
-                }
-            }
-            Csr::new(m.shape(), ptr.into_owned(), m.indices().to_vec(), data)
-        };
-        let (from_item, to_item) = (step(&transpose(&x)), step(&x));
-        let stats = RowStats::of(&from_item);
-        return TopK::new(&from_item, &to_item, &stats, params).relabelled(&label, &row_of).without_pruning().all(k);
-    }
-    let by_item = transpose(&x);
-    let stats = RowStats::of(&by_item);
-    TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
-}
-
-/// The matrix with column `c` renamed `to[c]` (rows re-sorted), rows in parallel.
-fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
-    let ptr = m.proper_indptr().into_owned();
-    let mut indices = vec![0u32; m.nnz()];
-    let mut data = vec![0f32; m.nnz()];
-    // Ranges of rows with about equal numbers of entries, each with its own part of the
-    // result.
-    let ranges = balanced_ranges(m.rows(), |r| (ptr[r + 1] - ptr[r]) as u64 + 1, 64);
-    let mut pieces = Vec::with_capacity(ranges.len());
-    let (mut ind_rest, mut val_rest) = (indices.as_mut_slice(), data.as_mut_slice());
-    for r in ranges {
-        let len = ptr[r.end] - ptr[r.start];
-        let (ind_piece, ind_tail) = std::mem::take(&mut ind_rest).split_at_mut(len);
-        let (val_piece, val_tail) = std::mem::take(&mut val_rest).split_at_mut(len);
-        (ind_rest, val_rest) = (ind_tail, val_tail);
-        pieces.push((r, ind_piece, val_piece));
-    }
-    pieces.into_par_iter().for_each(|(rows, ind_piece, val_piece)| {
-        let base = ptr[rows.start];
-        let mut row: Vec<(u32, f32)> = Vec::new();
-        for r in rows {
-            let (b, e) = (ptr[r], ptr[r + 1]);
-            row.clear();
-            row.extend(m.indices()[b..e].iter().zip(&m.data()[b..e]).map(|(&c, &v)| (to[c as usize], v)));
-            row.sort_unstable_by_key(|e| e.0);
-            for (k, &(c, v)) in row.iter().enumerate() {
-                ind_piece[b - base + k] = c;
-                val_piece[b - base + k] = v;
-            }
-        }
-    });
-    Csr::new(m.shape(), ptr, indices, data)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::transpose;
 
     #[test]
     fn transpose_round_trips() {

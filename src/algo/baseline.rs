@@ -1,0 +1,52 @@
+//! The baselines every model must beat, and that fill what a model cannot score:
+//! popularity (items by number of buyers) and buy-again (the customer's own items by
+//! weight, times how often each item is bought again).
+
+use super::{Query, Reason};
+use crate::matrix::Csr;
+
+/// Per item, the share of its buyers who bought it more than once (a count of at least
+/// 2), smoothed toward 1/2 by one pseudo-buyer each way so that items with a single buyer
+/// are neither certain repeats nor never.
+pub fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
+    let mut repeaters = vec![0u32; counts.cols()];
+    for (&j, &c) in counts.indices().iter().zip(counts.data()) {
+        if c >= 2.0 {
+            repeaters[j as usize] += 1;
+        }
+    }
+    repeaters.iter().zip(buyers).map(|(&r, &b)| (r as f32 + 1.0) / (b as f32 + 2.0)).collect()
+}
+
+/// Buyers per item, from the weighted matrix's structure.
+pub fn buyers(weighted: &Csr) -> Vec<u32> {
+    let mut buyers = vec![0u32; weighted.cols()];
+    for &j in weighted.indices() {
+        buyers[j as usize] += 1;
+    }
+    buyers
+}
+
+/// The items anyone bought, by number of buyers descending, then by index.
+pub fn popularity_order(buyers: &[u32]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..buyers.len() as u32).filter(|&j| buyers[j as usize] > 0).collect();
+    order.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
+    order
+}
+
+/// Scores the customer's own items: weight times the item's repeat rate.
+pub(crate) fn buy_again(repeat: &[f32], q: &Query<'_>, acc: &mut [f32], touched: &mut Vec<u32>) {
+    for (&j, &w) in q.items.iter().zip(q.weights) {
+        acc[j as usize] = w * repeat[j as usize];
+        touched.push(j);
+    }
+}
+
+/// The customer's count and last purchase of item `j`.
+pub(crate) fn explain_buy_again(q: &Query<'_>, j: u32) -> Reason {
+    let k = q.items.binary_search(&j).unwrap_or(0);
+    Reason::BoughtBefore {
+        count: q.counts.get(k).copied().unwrap_or(0.0),
+        last: q.last_time.and_then(|t| t.get(k).copied()).filter(|&t| t != i64::MIN),
+    }
+}

@@ -1,0 +1,106 @@
+//! Item-based collaborative filtering: each item's top-k neighbours, fitted once;
+//! a customer's score for item `j` is the sum over their bought items `i` of
+//! `weight(customer, i) * sim(i, j)` ("customers who bought X also bought Y").
+
+use rayon::prelude::*;
+
+use super::baseline;
+use super::similarity::{Measure, RowStats, SimilarityParams, Ties, TopK, accumulate, balanced_ranges};
+use super::{Query, Reason, top_three};
+use crate::matrix::{Csr, transpose};
+
+/// Each item's top-`k` neighbours over the columns of the weighted customer x item matrix.
+///
+/// Items are relabelled by popularity first: the accumulator's hot entries (bestsellers,
+/// touched by almost every row) then sit together in cache. Sums run in the same order
+/// and ties still break by the original index, so the result is the same either way.
+pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
+    let items = weighted.cols();
+    if params.ties == Ties::VisitOrder {
+        let by_item = transpose(weighted);
+        let stats = RowStats::of(&by_item);
+        return TopK::new(&by_item, weighted, &stats, params).without_pruning().all(k);
+    }
+    let buyers = baseline::buyers(weighted);
+    let mut label: Vec<u32> = (0..items as u32).collect();
+    label.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
+    let mut row_of = vec![0u32; items];
+    for (r, &l) in label.iter().enumerate() {
+        row_of[l as usize] = r as u32;
+    }
+    let x = relabel_columns(weighted, &row_of);
+    if let Measure::Rp3Beta { alpha, .. } = params.measure {
+        // Step one from item i to customer u: x_ui over i's column sum; step two from u to
+        // item j: x_uj over u's row sum; both raised to alpha. The kernel's dot product of
+        // the two is the walk's probability.
+        let step = |m: &Csr| {
+            let ptr = m.proper_indptr();
+            let mut data = m.data().to_vec();
+            for w in ptr.windows(2) {
+                let sum: f64 = data[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum();
+                for v in &mut data[w[0]..w[1]] {
+                    *v = (f64::from(*v) / sum).powf(f64::from(alpha)) as f32;
+                }
+            }
+            Csr::new(m.shape(), ptr.into_owned(), m.indices().to_vec(), data)
+        };
+        let (from_item, to_item) = (step(&transpose(&x)), step(&x));
+        let stats = RowStats::of(&from_item);
+        return TopK::new(&from_item, &to_item, &stats, params).relabelled(&label, &row_of).without_pruning().all(k);
+    }
+    let by_item = transpose(&x);
+    let stats = RowStats::of(&by_item);
+    TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
+}
+
+/// The matrix with column `c` renamed `to[c]` (rows re-sorted), rows in parallel.
+fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
+    let ptr = m.proper_indptr().into_owned();
+    let mut indices = vec![0u32; m.nnz()];
+    let mut data = vec![0f32; m.nnz()];
+    // Ranges of rows with about equal numbers of entries, each with its own part of the
+    // result.
+    let ranges = balanced_ranges(m.rows(), |r| (ptr[r + 1] - ptr[r]) as u64 + 1, 64);
+    let mut pieces = Vec::with_capacity(ranges.len());
+    let (mut ind_rest, mut val_rest) = (indices.as_mut_slice(), data.as_mut_slice());
+    for r in ranges {
+        let len = ptr[r.end] - ptr[r.start];
+        let (ind_piece, ind_tail) = std::mem::take(&mut ind_rest).split_at_mut(len);
+        let (val_piece, val_tail) = std::mem::take(&mut val_rest).split_at_mut(len);
+        (ind_rest, val_rest) = (ind_tail, val_tail);
+        pieces.push((r, ind_piece, val_piece));
+    }
+    pieces.into_par_iter().for_each(|(rows, ind_piece, val_piece)| {
+        let base = ptr[rows.start];
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for r in rows {
+            let (b, e) = (ptr[r], ptr[r + 1]);
+            row.clear();
+            row.extend(m.indices()[b..e].iter().zip(&m.data()[b..e]).map(|(&c, &v)| (to[c as usize], v)));
+            row.sort_unstable_by_key(|e| e.0);
+            for (k, &(c, v)) in row.iter().enumerate() {
+                ind_piece[b - base + k] = c;
+                val_piece[b - base + k] = v;
+            }
+        }
+    });
+    Csr::new(m.shape(), ptr, indices, data)
+}
+
+/// Adds the customer's score of every neighbour of their items into `acc`.
+pub(crate) fn score(neighbors: &Csr, q: &Query<'_>, acc: &mut [f32], touched: &mut Vec<u32>) {
+    accumulate(neighbors, q.items, q.weights, acc, &mut [], touched);
+}
+
+/// The customer's items that contributed most to item `j`'s score.
+pub(crate) fn explain(neighbors: &Csr, q: &Query<'_>, j: u32) -> Reason {
+    let mut contrib: Vec<(u32, f32)> = Vec::new();
+    for (&i, &w) in q.items.iter().zip(q.weights) {
+        let r = neighbors.indptr().outer_inds_sz(i as usize);
+        let row = &neighbors.indices()[r.clone()];
+        if let Ok(p) = row.binary_search(&j) {
+            contrib.push((i, w * neighbors.data()[r.start + p]));
+        }
+    }
+    Reason::BoughtWith(top_three(contrib))
+}
