@@ -562,16 +562,9 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("cobuy: error: {e:#}");
             let user = e.downcast_ref::<BadInput>().is_some()
-                || e.downcast_ref::<IngestError>()
-                    .is_some_and(|i| !matches!(i, IngestError::Read { .. } | IngestError::Rejects { .. }))
+                || e.downcast_ref::<IngestError>().is_some_and(|i| !i.is_io())
                 || e.downcast_ref::<ParamError>().is_some()
-                || e.downcast_ref::<cobuy::offers::catalog::CatalogError>().is_some_and(|c| {
-                    !matches!(
-                        c,
-                        cobuy::offers::catalog::CatalogError::Read { .. }
-                            | cobuy::offers::catalog::CatalogError::Rejects { .. }
-                    )
-                })
+                || e.downcast_ref::<cobuy::offers::catalog::CatalogError>().is_some_and(|c| !c.is_io())
                 || e.downcast_ref::<ModelError>().is_some_and(|m| !matches!(m, ModelError::Io { .. }));
             ExitCode::from(if user { 2 } else { 1 })
         }

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use cobuy::ids::IdTable;
-use cobuy::ingest::ColumnRef;
+use cobuy::ingest::{ColumnRef, SourceError};
 use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogError, CatalogOptions, CatalogSummary, CategoryIdx};
 
 fn data(name: &str) -> PathBuf {
@@ -383,7 +383,7 @@ fn each_bad_row_is_an_error_with_its_line_and_column() {
 fn the_fixture_stops_at_its_first_bad_row() {
     let p = data("invalid_rows.csv");
     let e = Catalog::read(&p, &shop_options()).unwrap_err();
-    assert!(matches!(e, CatalogError::Row { line: 3, .. }), "{e:?}");
+    assert!(matches!(e, CatalogError::Source(SourceError::Row { line: 3, .. })), "{e:?}");
     assert_eq!(e.to_string(), format!("{}:3: column sku: the item id is empty", p.display()));
 }
 

@@ -8,14 +8,16 @@
 //! read with `FILE:LINE: column NAME: reason`; with `skip_invalid` bad rows are counted by
 //! reason and written to a rejects file instead.
 
+mod delimited;
 mod log;
-pub(crate) mod source;
+mod source;
 
+pub use delimited::SourceError;
+pub(crate) use delimited::{Delimited, RejectsFile, RowProblem, delimiter_name, display_name, row_error};
 use log::LogBuilder;
 pub use log::{LogRow, PurchaseLog};
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -23,19 +25,10 @@ use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
 use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
-use crate::output::AtomicFile;
 
 /// The delimiter value that stands for `::` (MovieLens 1M and 10M `ratings.dat`): each
 /// `::` in the file becomes this byte (ASCII unit separator) before the CSV reader sees it.
 pub const DOUBLE_COLON: u8 = 0x1f;
-
-pub(crate) fn delimiter_name(d: u8) -> String {
-    match d {
-        b'\t' => "\\t".into(),
-        DOUBLE_COLON => "::".into(),
-        d => (d as char).to_string(),
-    }
-}
 
 /// A column, by header name or by 1-based position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,74 +258,9 @@ pub enum IngestError {
     /// Contradictory or out-of-range options.
     #[error("{0}")]
     Options(String),
-    /// The file could not be opened.
-    #[error("{path}: cannot open: {error}")]
-    Open {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: io::Error,
-    },
-    /// Reading failed part way (disk error).
-    #[error("{path}:{line}: read failed: {error}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Line where reading stopped.
-        line: u64,
-        /// The OS error.
-        error: io::Error,
-    },
-    /// The gzip stream is damaged or cut short.
-    #[error("{path}:{line}: unreadable gzip stream: {detail}")]
-    Gzip {
-        /// The file.
-        path: String,
-        /// Line where decompression failed.
-        line: u64,
-        /// What the decoder said.
-        detail: String,
-    },
-    /// No data rows at all.
-    #[error("{path}: {what}")]
-    Empty {
-        /// The file.
-        path: String,
-        /// "the file is empty" or "the file has a header but no rows".
-        what: &'static str,
-    },
-    /// A column name not in the header.
-    #[error("{path}:1: column {column}: not in the header; the header's columns are: {available}")]
-    NoSuchColumn {
-        /// The file.
-        path: String,
-        /// The name asked for.
-        column: String,
-        /// The header, comma-separated.
-        available: String,
-    },
-    /// A column position past the end of the header, or a name without a header.
-    #[error("{path}:1: column {column}: {reason}")]
-    BadColumn {
-        /// The file.
-        path: String,
-        /// The column as given.
-        column: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A bad row (the first, when not skipping).
-    #[error("{path}:{line}: column {column}: {reason}")]
-    Row {
-        /// The file.
-        path: String,
-        /// 1-based line of the row.
-        line: u64,
-        /// Column name (header name, or `#N`).
-        column: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The file, its header or a row (the first bad one, when not skipping).
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// Every row was rejected or left out.
     #[error("{path}: no purchases left to fit: {rows} rows read, none kept as a purchase ({detail})")]
     NothingKept {
@@ -343,14 +271,6 @@ pub enum IngestError {
         /// Where they went.
         detail: String,
     },
-    /// The rejects file could not be written.
-    #[error("{path}: cannot write the rejects file: {error}")]
-    Rejects {
-        /// The rejects file.
-        path: String,
-        /// The OS error.
-        error: io::Error,
-    },
     /// More distinct ids than `u32` indexes.
     #[error("{path}: {ids}")]
     TooManyIds {
@@ -359,6 +279,14 @@ pub enum IngestError {
         /// Which ids.
         ids: crate::matrix::TooManyIds,
     },
+}
+
+impl IngestError {
+    /// Whether the error is the machine's (a disk or the rejects file failing) rather than
+    /// the input's.
+    pub fn is_io(&self) -> bool {
+        matches!(self, IngestError::Source(e) if e.is_io())
+    }
 }
 
 /// The result of a read: merged interactions and the summary.
@@ -381,23 +309,12 @@ pub struct Progress {
     pub total_bytes: Option<u64>,
 }
 
-/// A problem with one row: its class (counted in the summary) and the message.
-pub(crate) struct RowProblem {
-    pub(crate) column: String,
-    pub(crate) class: &'static str,
-    pub(crate) reason: String,
-}
-
 /// Resolved column positions (0-based) and display names.
 struct Resolved {
     pos: [Option<usize>; 8],
     names: [String; 8],
     width: usize,
 }
-
-/// Line breaks one record may hold inside quoted fields before it is taken for an
-/// unclosed quote.
-pub(crate) const MAX_LINES_IN_RECORD: usize = 64;
 
 const CUSTOMER: usize = 0;
 const ITEM: usize = 1;
@@ -408,66 +325,12 @@ const TIME: usize = 5;
 const RATING: usize = 6;
 const BASKET: usize = 7;
 
-/// Why a column cannot be used: not in the header (with the header's columns), or another
-/// reason. Shared by every reader of delimited files (purchases, catalogue).
-pub(crate) enum ColumnProblem {
-    /// A name the header does not have.
-    NoSuch { column: String, available: String },
-    /// Anything else, with the column as given.
-    Bad { column: String, reason: String },
-}
-
-/// A column's 0-based position and display name: by 1-based position, or by header name
-/// (exact, then ignoring case and surrounding spaces if that matches one column only).
-pub(crate) fn resolve_column(col: &ColumnRef, header: Option<&[String]>) -> Result<(usize, String), ColumnProblem> {
-    let p = match (col, header) {
-        (ColumnRef::Position(p), _) => p.saturating_sub(1),
-        (ColumnRef::Name(n), None) => {
-            return Err(ColumnProblem::Bad {
-                column: n.clone(),
-                reason: "columns can be named only when the file has a header; give its position (1, 2, ...)".into(),
-            });
-        }
-        (ColumnRef::Name(n), Some(h)) => {
-            let exact = h.iter().position(|c| c == n);
-            let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
-            match (exact, loose.as_slice()) {
-                (Some(p), _) | (None, &[p]) => p,
-                (None, [_, _, ..]) => {
-                    let matches: Vec<&str> = loose.iter().map(|&i| h[i].as_str()).collect();
-                    return Err(ColumnProblem::Bad {
-                        column: n.clone(),
-                        reason: format!(
-                            "ambiguous: matches {} when case is ignored; give the exact name",
-                            matches.join(", ")
-                        ),
-                    });
-                }
-                _ => return Err(ColumnProblem::NoSuch { column: n.clone(), available: h.join(", ") }),
-            }
-        }
-    };
-    match header {
-        Some(h) if p >= h.len() => Err(ColumnProblem::Bad {
-            column: (p + 1).to_string(),
-            reason: format!("the header has only {} columns", h.len()),
-        }),
-        Some(h) => Ok((p, h[p].clone())),
-        None => Ok((p, format!("#{}", p + 1))),
-    }
-}
-
-fn resolve(columns: &Columns, header: Option<&[String]>, path: &str) -> Result<Resolved, IngestError> {
+fn resolve(columns: &Columns, file: &Delimited) -> Result<Resolved, SourceError> {
     let mut pos = [None; 8];
     let mut names: [String; 8] = Default::default();
     for (k, (_, col)) in columns.roles().into_iter().enumerate() {
         let Some(col) = col else { continue };
-        let (p, name) = resolve_column(col, header).map_err(|e| match e {
-            ColumnProblem::NoSuch { column, available } => {
-                IngestError::NoSuchColumn { path: path.into(), column, available }
-            }
-            ColumnProblem::Bad { column, reason } => IngestError::BadColumn { path: path.into(), column, reason },
-        })?;
+        let (p, name) = file.column(col)?;
         names[k] = name;
         pos[k] = Some(p);
     }
@@ -530,10 +393,6 @@ pub fn read_log(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<(Purchas
     Ok((log, sum))
 }
 
-pub(crate) fn display_name(path: &Path) -> String {
-    if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() }
-}
-
 /// Where accepted rows go: a merging [`InteractionsBuilder`] or a [`LogBuilder`].
 trait RowSink {
     fn bought(&mut self, row: Bought<'_>) -> Result<(), TooManyIds>;
@@ -572,93 +431,33 @@ fn read_rows(
     sink: &mut dyn RowSink,
 ) -> Result<IngestSummary, IngestError> {
     opts.check()?;
-    let name = display_name(path);
-    let name = name.as_str();
-    let mut opened = source::open(path).map_err(|error| IngestError::Open { path: name.into(), error })?;
-    let first = opened.reader.peek().map_err(|e| stream_error(name, 1, opened.gzip, e))?;
-    if first.is_empty() {
-        return Err(IngestError::Empty { path: name.into(), what: "the file is empty" });
-    }
-    let delimiter = opts.delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
-    let (gzip, size, consumed, newlines) = (opened.gzip, opened.size, opened.consumed.clone(), opened.newlines.clone());
-    let reader: Box<dyn io::Read> = if delimiter == DOUBLE_COLON {
-        // Newline offsets are taken after the collapse, where the CSV reader counts.
-        let (inner, index) = opened.reader.into_parts();
-        let collapsed = io::BufReader::with_capacity(1 << 16, source::DoubleColon::new(inner));
-        Box::new(source::LineIndexed::new(collapsed, index))
-    } else {
-        Box::new(opened.reader)
-    };
-    let mut csv = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 16)
-        .from_reader(reader);
-
-    let mut record = csv::ByteRecord::new();
-    let next = |csv: &mut csv::Reader<_>, record: &mut csv::ByteRecord, line: u64| {
-        csv.read_byte_record(record).map_err(|e| match e.into_kind() {
-            csv::ErrorKind::Io(e) => stream_error(name, line, gzip, e),
-            other => IngestError::Row {
-                path: name.into(),
-                line,
-                column: "-".into(),
-                reason: format!("malformed CSV: {other:?}"),
-            },
-        })
-    };
-    let header: Option<Vec<String>> = if opts.has_header {
-        if !next(&mut csv, &mut record, 1)? {
-            return Err(IngestError::Empty { path: name.into(), what: "the file is empty" });
-        }
-        let mut h: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-        if let Some(first) = h.first_mut() {
-            *first = first.trim_start_matches('\u{feff}').to_string();
-        }
-        Some(h)
-    } else {
-        None
-    };
-    let cols = resolve(&opts.columns, header.as_deref(), name)?;
-
+    let mut file = Delimited::open(path, opts.delimiter, opts.has_header)?;
+    let cols = resolve(&opts.columns, &file)?;
+    let name = file.name().to_string();
     let mut rejects = match (&opts.rejects, opts.skip_invalid) {
-        (Some(p), true) => Some(RejectsFile::create(p, delimiter)?),
+        (Some(p), true) => Some(RejectsFile::create(p, file.delimiter)?),
         _ => None,
     };
-    let mut sum = IngestSummary { gzip, delimiter: delimiter_name(delimiter), ..IngestSummary::default() };
+    let mut sum =
+        IngestSummary { gzip: file.gzip, delimiter: delimiter_name(file.delimiter), ..IngestSummary::default() };
     let counts_baskets = sink.baskets().is_some();
     let mut baskets: Option<FxHashSet<Box<str>>> =
         cols.pos[BASKET].filter(|_| !counts_baskets).map(|_| FxHashSet::default());
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
-    let mut line = if opts.has_header { 2 } else { 1 };
-    while next(&mut csv, &mut record, line)? {
-        line = record_line(&mut newlines.borrow_mut(), csv.position().byte(), &record);
-        let spanned = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum::<usize>();
-        if spanned > MAX_LINES_IN_RECORD {
-            // A quote that never closes swallows the rest of the file into one field: stop
-            // rather than lose those rows, whatever --skip-invalid says.
-            let ends_in_newline = record.iter().next_back().is_some_and(|f| f.ends_with(b"\n"));
-            return Err(IngestError::Row {
-                path: name.into(),
-                line: line + u64::from(ends_in_newline),
-                column: "-".into(),
-                reason: format!(
-                    "a quoted field opened on this line runs over {spanned} lines; a closing quote is probably missing"
-                ),
-            });
-        }
+    let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
+    let meter = file.meter();
+    while let Some((line, record)) = file.next_record()? {
         sum.rows_read += 1;
         if sum.rows_read % 65_536 == 0 {
-            progress(Progress { rows: sum.rows_read, bytes: consumed.get(), total_bytes: size });
+            progress(meter.at(sum.rows_read));
         }
-        match classify(&record, &cols, opts) {
+        match classify(record, &cols, opts) {
             Ok(Row::Guest) => sum.guest_rows += 1,
             Ok(Row::ZeroQuantity) => sum.zero_quantity_rows += 1,
             Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
             Ok(Row::Seen { customer, item }) => {
                 sum.below_min_value_rows += 1;
-                sink.seen(customer, item).map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
+                sink.seen(customer, item).map_err(too_many)?;
             }
             Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
                 if quantity > 0.0 {
@@ -670,35 +469,27 @@ fn read_rows(
                 } else {
                     sum.return_rows_netted += 1;
                 }
-                sink.bought(Bought { customer, item, quantity, amount, time, basket })
-                    .map_err(|ids| IngestError::TooManyIds { path: name.into(), ids })?;
+                sink.bought(Bought { customer, item, quantity, amount, time, basket }).map_err(too_many)?;
                 if let (Some(set), Some(b)) = (baskets.as_mut(), basket) {
                     if !set.contains(b) {
                         set.insert(b.into());
                     }
                 }
             }
+            Err(p) if !opts.skip_invalid => return Err(row_error(&name, line, p).into()),
             Err(p) => {
-                if !opts.skip_invalid {
-                    return Err(IngestError::Row { path: name.into(), line, column: p.column, reason: p.reason });
-                }
                 sum.rejected_rows += 1;
                 *sum.rejected_by_reason.entry(p.class.into()).or_default() += 1;
                 if let Some(r) = rejects.as_mut() {
-                    r.write(line, &p, &record)?;
+                    r.write(line, &p, record)?;
                 }
             }
         }
-        line += 1;
     }
-    progress(Progress { rows: sum.rows_read, bytes: consumed.get(), total_bytes: size });
+    progress(meter.at(sum.rows_read));
     if let Some(r) = rejects {
         r.commit()?;
     }
-    if sum.rows_read == 0 {
-        return Err(IngestError::Empty { path: name.into(), what: "the file has a header but no rows" });
-    }
-
     sum.baskets = baskets.map(|b| b.len() as u64).or(sink.baskets().filter(|_| cols.pos[BASKET].is_some()));
     if first_time <= last_time {
         (sum.first_time, sum.last_time) = (Some(first_time), Some(last_time));
@@ -719,23 +510,6 @@ pub fn summary_breakdown(s: &IngestSummary) -> String {
     ];
     let v: Vec<String> = parts.iter().filter(|p| p.0 > 0).map(|(n, what)| format!("{n} {what}")).collect();
     if v.is_empty() { "no rows".into() } else { v.join(", ") }
-}
-
-/// The line a record starts on: the line of its last byte (just before the terminator
-/// the reader consumed, or the end of input) minus the newlines inside its fields.
-pub(crate) fn record_line(newlines: &mut source::Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
-    let inside = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64).sum::<u64>();
-    newlines.line_at(end.saturating_sub(1)).saturating_sub(inside)
-}
-
-fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> IngestError {
-    let decoding =
-        matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
-    if gzip && decoding {
-        IngestError::Gzip { path: path.into(), line, detail: e.to_string() }
-    } else {
-        IngestError::Read { path: path.into(), line, error: e }
-    }
 }
 
 enum Row<'a> {
@@ -845,39 +619,4 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
         }
     }
     Ok(Row::Bought { customer, item, quantity, amount, time, basket })
-}
-
-/// The rejects file: `line,column,reason,record`, written atomically.
-pub(crate) struct RejectsFile {
-    path: String,
-    out: csv::Writer<AtomicFile>,
-    delimiter: u8,
-}
-
-impl RejectsFile {
-    pub(crate) fn create(path: &Path, delimiter: u8) -> Result<Self, IngestError> {
-        let name = path.display().to_string();
-        let file = AtomicFile::create(path).map_err(|error| IngestError::Rejects { path: name.clone(), error })?;
-        let mut r = RejectsFile { path: name, out: csv::Writer::from_writer(file), delimiter };
-        r.out.write_record(["line", "column", "reason", "record"]).map_err(|e| r.err(e))?;
-        Ok(r)
-    }
-
-    fn err(&self, e: csv::Error) -> IngestError {
-        IngestError::Rejects { path: self.path.clone(), error: io::Error::other(e) }
-    }
-
-    pub(crate) fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), IngestError> {
-        let sep = if self.delimiter == DOUBLE_COLON { "::".to_string() } else { (self.delimiter as char).to_string() };
-        let raw = rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&sep);
-        self.out.write_record([line.to_string().as_str(), &p.column, &p.reason, &raw]).map_err(|e| self.err(e))
-    }
-
-    pub(crate) fn commit(self) -> Result<(), IngestError> {
-        let path = self.path;
-        let io = |error| IngestError::Rejects { path: path.clone(), error };
-        let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.flush().map_err(io)?;
-        file.commit().map_err(io)
-    }
 }

@@ -58,7 +58,6 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use rustc_hash::FxHashMap;
@@ -66,7 +65,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdTable, natural_cmp};
 use crate::ingest::{
-    self, ColumnProblem, ColumnRef, DOUBLE_COLON, IngestError, RejectsFile, RowProblem, resolve_column, source,
+    ColumnRef, DOUBLE_COLON, Delimited, RejectsFile, RowProblem, SourceError, delimiter_name, row_error,
 };
 
 /// The most levels a category path may have.
@@ -221,74 +220,9 @@ pub enum CatalogError {
         /// Columns given.
         given: usize,
     },
-    /// The file could not be opened.
-    #[error("{path}: cannot open: {error}")]
-    Open {
-        /// The file.
-        path: String,
-        /// The OS error.
-        error: io::Error,
-    },
-    /// Reading failed part way (disk error).
-    #[error("{path}:{line}: read failed: {error}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Line where reading stopped.
-        line: u64,
-        /// The OS error.
-        error: io::Error,
-    },
-    /// The gzip stream is damaged or cut short.
-    #[error("{path}:{line}: unreadable gzip stream: {detail}")]
-    Gzip {
-        /// The file.
-        path: String,
-        /// Line where decompression failed.
-        line: u64,
-        /// What the decoder said.
-        detail: String,
-    },
-    /// No data rows at all.
-    #[error("{path}: {what}")]
-    Empty {
-        /// The file.
-        path: String,
-        /// "the file is empty" or "the file has a header but no rows".
-        what: &'static str,
-    },
-    /// A column name not in the header.
-    #[error("{path}:1: column {column}: not in the header; the header's columns are: {available}")]
-    NoSuchColumn {
-        /// The file.
-        path: String,
-        /// The name asked for.
-        column: String,
-        /// The header, comma-separated.
-        available: String,
-    },
-    /// A column position past the end of the header, or a name without a header.
-    #[error("{path}:1: column {column}: {reason}")]
-    BadColumn {
-        /// The file.
-        path: String,
-        /// The column as given.
-        column: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// A bad row (the first, when not skipping).
-    #[error("{path}:{line}: column {column}: {reason}")]
-    Row {
-        /// The file.
-        path: String,
-        /// 1-based line of the row.
-        line: u64,
-        /// Column name (header name, or `#N`).
-        column: String,
-        /// What is wrong.
-        reason: String,
-    },
+    /// The file, its header or a row (the first bad one, when not skipping).
+    #[error(transparent)]
+    Source(#[from] SourceError),
     /// An item id given on two rows (when not skipping).
     #[error("{path}:{line}: item {item:?} already given on line {first_line}")]
     DuplicateItem {
@@ -309,14 +243,6 @@ pub enum CatalogError {
         /// Rows read.
         rows: u64,
     },
-    /// The rejects file could not be written.
-    #[error("{path}: cannot write the rejects file: {error}")]
-    Rejects {
-        /// The rejects file.
-        path: String,
-        /// The OS error.
-        error: io::Error,
-    },
     /// More distinct items or category nodes than `u32` indexes.
     #[error("{path}: more than {} distinct {what}", u32::MAX - 1)]
     TooMany {
@@ -325,6 +251,14 @@ pub enum CatalogError {
         /// "items" or "category paths".
         what: &'static str,
     },
+}
+
+impl CatalogError {
+    /// Whether the error is the machine's (a disk or the rejects file failing) rather than
+    /// the input's.
+    pub fn is_io(&self) -> bool {
+        matches!(self, CatalogError::Source(e) if e.is_io())
+    }
 }
 
 /// One catalog item, borrowed from the [`Catalog`].
@@ -559,18 +493,8 @@ impl Resolved {
     }
 }
 
-fn resolve_one(col: &ColumnRef, header: Option<&[String]>, path: &str) -> Result<Col, CatalogError> {
-    let (pos, name) = resolve_column(col, header).map_err(|e| match e {
-        ColumnProblem::NoSuch { column, available } => {
-            CatalogError::NoSuchColumn { path: path.into(), column, available }
-        }
-        ColumnProblem::Bad { column, reason } => CatalogError::BadColumn { path: path.into(), column, reason },
-    })?;
-    Ok(Col { pos, name })
-}
-
-fn resolve(c: &CatalogColumns, header: Option<&[String]>, path: &str) -> Result<Resolved, CatalogError> {
-    let one = |c: &ColumnRef| resolve_one(c, header, path);
+fn resolve(c: &CatalogColumns, file: &Delimited) -> Result<Resolved, SourceError> {
+    let one = |c: &ColumnRef| file.column(c).map(|(pos, name)| Col { pos, name });
     let opt = |c: &Option<ColumnRef>| c.as_ref().map(one).transpose();
     let mut r = Resolved {
         item: one(&c.item)?,
@@ -880,107 +804,25 @@ fn invert(order: &[u32]) -> Vec<u32> {
     remap
 }
 
-fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> CatalogError {
-    let decoding =
-        matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
-    if gzip && decoding {
-        CatalogError::Gzip { path: path.into(), line, detail: e.to_string() }
-    } else {
-        CatalogError::Read { path: path.into(), line, error: e }
-    }
-}
-
-/// The rejects writer reports only `IngestError::Rejects`.
-fn rejects_error(rejects: &Path, e: IngestError) -> CatalogError {
-    match e {
-        IngestError::Rejects { path, error } => CatalogError::Rejects { path, error },
-        other => {
-            CatalogError::Rejects { path: rejects.display().to_string(), error: io::Error::other(other.to_string()) }
-        }
-    }
-}
-
 fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary), CatalogError> {
     opts.check()?;
-    let name = ingest::display_name(path);
-    let name = name.as_str();
-    let mut opened = source::open(path).map_err(|error| CatalogError::Open { path: name.into(), error })?;
-    let first = opened.reader.peek().map_err(|e| stream_error(name, 1, opened.gzip, e))?;
-    if first.is_empty() {
-        return Err(CatalogError::Empty { path: name.into(), what: "the file is empty" });
-    }
-    let delimiter = opts.delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
-    let (gzip, newlines) = (opened.gzip, opened.newlines.clone());
-    let reader: Box<dyn io::Read> = if delimiter == DOUBLE_COLON {
-        // Newline offsets are taken after the collapse, where the CSV reader counts.
-        let (inner, index) = opened.reader.into_parts();
-        let collapsed = io::BufReader::with_capacity(1 << 16, source::DoubleColon::new(inner));
-        Box::new(source::LineIndexed::new(collapsed, index))
-    } else {
-        Box::new(opened.reader)
-    };
-    let mut csv = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 16)
-        .from_reader(reader);
-
-    let mut record = csv::ByteRecord::new();
-    let next = |csv: &mut csv::Reader<_>, record: &mut csv::ByteRecord, line: u64| {
-        csv.read_byte_record(record).map_err(|e| match e.into_kind() {
-            csv::ErrorKind::Io(e) => stream_error(name, line, gzip, e),
-            other => CatalogError::Row {
-                path: name.into(),
-                line,
-                column: "-".into(),
-                reason: format!("malformed CSV: {other:?}"),
-            },
-        })
-    };
-    let header: Option<Vec<String>> = if opts.has_header {
-        if !next(&mut csv, &mut record, 1)? {
-            return Err(CatalogError::Empty { path: name.into(), what: "the file is empty" });
-        }
-        let mut h: Vec<String> = record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
-        if let Some(first) = h.first_mut() {
-            *first = first.trim_start_matches('\u{feff}').to_string();
-        }
-        Some(h)
-    } else {
-        None
-    };
-    let cols = resolve(&opts.columns, header.as_deref(), name)?;
+    let mut file = Delimited::open(path, opts.delimiter, opts.has_header)?;
+    let cols = resolve(&opts.columns, &file)?;
+    let name = file.name().to_string();
     let sep = opts.columns.category_separator.as_deref();
-
     let mut rejects = match (&opts.rejects, opts.skip_invalid) {
-        (Some(p), true) => Some((p.as_path(), RejectsFile::create(p, delimiter).map_err(|e| rejects_error(p, e))?)),
+        (Some(p), true) => Some(RejectsFile::create(p, file.delimiter)?),
         _ => None,
     };
-    let mut sum = CatalogSummary { gzip, delimiter: ingest::delimiter_name(delimiter), ..CatalogSummary::default() };
+    let mut sum =
+        CatalogSummary { gzip: file.gzip, delimiter: delimiter_name(file.delimiter), ..CatalogSummary::default() };
     let mut builder = Builder::default();
-    let mut line = if opts.has_header { 2 } else { 1 };
-    while next(&mut csv, &mut record, line)? {
-        line = ingest::record_line(&mut newlines.borrow_mut(), csv.position().byte(), &record);
-        let spanned = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum::<usize>();
-        if spanned > ingest::MAX_LINES_IN_RECORD {
-            // A quote that never closes swallows the rest of the file into one field: stop
-            // rather than lose those rows, whatever skip_invalid says.
-            let ends_in_newline = record.iter().next_back().is_some_and(|f| f.ends_with(b"\n"));
-            return Err(CatalogError::Row {
-                path: name.into(),
-                line: line + u64::from(ends_in_newline),
-                column: "-".into(),
-                reason: format!(
-                    "a quoted field opened on this line runs over {spanned} lines; a closing quote is probably missing"
-                ),
-            });
-        }
+    while let Some((line, record)) = file.next_record()? {
         sum.rows_read += 1;
-        let rejected = match parse(&record, &cols, sep) {
+        let rejected = match parse(record, &cols, sep) {
             Ok(row) => match builder.kept_line(row.item) {
                 None => {
-                    builder.add(&row, line).map_err(|what| CatalogError::TooMany { path: name.into(), what })?;
+                    builder.add(&row, line).map_err(|what| CatalogError::TooMany { path: name.clone(), what })?;
                     sum.items += 1;
                     match row.price {
                         None => sum.no_price += 1,
@@ -993,7 +835,7 @@ fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary),
                 }
                 Some(first_line) if !opts.skip_invalid => {
                     return Err(CatalogError::DuplicateItem {
-                        path: name.into(),
+                        path: name.clone(),
                         item: row.item.into(),
                         first_line,
                         line,
@@ -1005,30 +847,24 @@ fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary),
                     format!("item {:?} already given on line {first_line}", row.item),
                 )),
             },
-            Err(p) if !opts.skip_invalid => {
-                return Err(CatalogError::Row { path: name.into(), line, column: p.column, reason: p.reason });
-            }
+            Err(p) if !opts.skip_invalid => return Err(row_error(&name, line, p).into()),
             Err(p) => Some(p),
         };
         if let Some(p) = rejected {
             sum.rejected_rows += 1;
             *sum.rejected_by_reason.entry(p.class.into()).or_default() += 1;
-            if let Some((rp, r)) = rejects.as_mut() {
-                r.write(line, &p, &record).map_err(|e| rejects_error(rp, e))?;
+            if let Some(r) = rejects.as_mut() {
+                r.write(line, &p, record)?;
             }
         }
-        line += 1;
     }
-    if let Some((rp, r)) = rejects {
-        r.commit().map_err(|e| rejects_error(rp, e))?;
-    }
-    if sum.rows_read == 0 {
-        return Err(CatalogError::Empty { path: name.into(), what: "the file has a header but no rows" });
+    if let Some(r) = rejects {
+        r.commit()?;
     }
     if sum.items == 0 {
-        return Err(CatalogError::NothingKept { path: name.into(), rows: sum.rows_read });
+        return Err(CatalogError::NothingKept { path: name.clone(), rows: sum.rows_read });
     }
-    let catalog = builder.finish().ok_or(CatalogError::TooMany { path: name.into(), what: "items" })?;
+    let catalog = builder.finish().ok_or(CatalogError::TooMany { path: name, what: "items" })?;
     let mut per_level = vec![0usize; MAX_LEVELS];
     for n in &catalog.nodes {
         per_level[n.depth as usize] += 1;

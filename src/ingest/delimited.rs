@@ -1,0 +1,373 @@
+//! The one reader of delimited files (purchases, catalogues): opening (gzip, standard
+//! input, the delimiter sniffed or given, `::` collapsed), the header (a UTF-8 BOM
+//! dropped), columns resolved by name or position, records with the line each starts on,
+//! the unclosed-quote guard, and the rejects file. Every file-level problem is one
+//! [`SourceError`], whatever the file holds.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
+use std::path::Path;
+use std::rc::Rc;
+
+use super::source::{self, Newlines};
+use super::{ColumnRef, DOUBLE_COLON, Progress};
+use crate::output::AtomicFile;
+
+/// Why a delimited file could not be read: problems of the file, its header and its rows,
+/// whatever they hold. Messages start with `FILE:LINE:` where a line is known.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file could not be opened.
+    #[error("{path}: cannot open: {error}")]
+    Open {
+        /// The file.
+        path: String,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// Reading failed part way (disk error).
+    #[error("{path}:{line}: read failed: {error}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Line where reading stopped.
+        line: u64,
+        /// The OS error.
+        error: io::Error,
+    },
+    /// The gzip stream is damaged or cut short.
+    #[error("{path}:{line}: unreadable gzip stream: {detail}")]
+    Gzip {
+        /// The file.
+        path: String,
+        /// Line where decompression failed.
+        line: u64,
+        /// What the decoder said.
+        detail: String,
+    },
+    /// No data rows at all.
+    #[error("{path}: {what}")]
+    Empty {
+        /// The file.
+        path: String,
+        /// "the file is empty" or "the file has a header but no rows".
+        what: &'static str,
+    },
+    /// A column name not in the header.
+    #[error("{path}:1: column {column}: not in the header; the header's columns are: {available}")]
+    NoSuchColumn {
+        /// The file.
+        path: String,
+        /// The name asked for.
+        column: String,
+        /// The header, comma-separated.
+        available: String,
+    },
+    /// A column position past the end of the header, or a name without a header.
+    #[error("{path}:1: column {column}: {reason}")]
+    BadColumn {
+        /// The file.
+        path: String,
+        /// The column as given.
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bad row (the first, when not skipping).
+    #[error("{path}:{line}: column {column}: {reason}")]
+    Row {
+        /// The file.
+        path: String,
+        /// 1-based line of the row.
+        line: u64,
+        /// Column name (header name, or `#N`).
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The rejects file could not be written.
+    #[error("{path}: cannot write the rejects file: {error}")]
+    Rejects {
+        /// The rejects file.
+        path: String,
+        /// The OS error.
+        error: io::Error,
+    },
+}
+
+impl SourceError {
+    /// Whether the error is the machine's (a disk or the rejects file failing) rather than
+    /// the input's.
+    pub fn is_io(&self) -> bool {
+        matches!(self, SourceError::Read { .. } | SourceError::Rejects { .. })
+    }
+}
+
+/// A problem with one row: its class (counted in the summary) and the message.
+pub(crate) struct RowProblem {
+    pub(crate) column: String,
+    pub(crate) class: &'static str,
+    pub(crate) reason: String,
+}
+
+/// Line breaks one record may hold inside quoted fields before it is taken for an
+/// unclosed quote.
+pub(crate) const MAX_LINES_IN_RECORD: usize = 64;
+
+/// How a file is shown in messages (`<stdin>` for `-`).
+pub(crate) fn display_name(path: &Path) -> String {
+    if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() }
+}
+
+pub(crate) fn delimiter_name(d: u8) -> String {
+    match d {
+        b'\t' => "\\t".into(),
+        DOUBLE_COLON => "::".into(),
+        d => (d as char).to_string(),
+    }
+}
+
+/// An open delimited file, read one record at a time.
+pub(crate) struct Delimited {
+    name: String,
+    csv: csv::Reader<Box<dyn io::Read>>,
+    record: csv::ByteRecord,
+    header: Option<Vec<String>>,
+    /// The line the next record is expected on.
+    line: u64,
+    rows: u64,
+    pub(crate) gzip: bool,
+    pub(crate) delimiter: u8,
+    newlines: Rc<RefCell<Newlines>>,
+    size: Option<u64>,
+    consumed: Rc<Cell<u64>>,
+}
+
+impl Delimited {
+    /// Opens `path` (`-` is standard input) and reads the header when there is one.
+    pub(crate) fn open(path: &Path, delimiter: Option<u8>, has_header: bool) -> Result<Self, SourceError> {
+        let name = display_name(path);
+        let mut opened = source::open(path).map_err(|error| SourceError::Open { path: name.clone(), error })?;
+        let first = opened.reader.peek().map_err(|e| stream_error(&name, 1, opened.gzip, e))?;
+        if first.is_empty() {
+            return Err(SourceError::Empty { path: name, what: "the file is empty" });
+        }
+        let delimiter = delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
+        let (gzip, size, consumed, newlines) =
+            (opened.gzip, opened.size, opened.consumed.clone(), opened.newlines.clone());
+        let reader: Box<dyn io::Read> = if delimiter == DOUBLE_COLON {
+            // Newline offsets are taken after the collapse, where the CSV reader counts.
+            let (inner, index) = opened.reader.into_parts();
+            let collapsed = io::BufReader::with_capacity(1 << 16, source::DoubleColon::new(inner));
+            Box::new(source::LineIndexed::new(collapsed, index))
+        } else {
+            Box::new(opened.reader)
+        };
+        let csv = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(reader);
+        let mut d = Delimited {
+            name,
+            csv,
+            record: csv::ByteRecord::new(),
+            header: None,
+            line: 1,
+            rows: 0,
+            gzip,
+            delimiter,
+            newlines,
+            size,
+            consumed,
+        };
+        if has_header {
+            if !d.read_record()? {
+                return Err(SourceError::Empty { path: d.name, what: "the file is empty" });
+            }
+            let mut h: Vec<String> = d.record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            if let Some(first) = h.first_mut() {
+                *first = first.trim_start_matches('\u{feff}').to_string();
+            }
+            d.header = Some(h);
+            d.line = 2;
+        }
+        Ok(d)
+    }
+
+    /// The file as shown in messages.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn read_record(&mut self) -> Result<bool, SourceError> {
+        let line = self.line;
+        self.csv.read_byte_record(&mut self.record).map_err(|e| match e.into_kind() {
+            csv::ErrorKind::Io(e) => stream_error(&self.name, line, self.gzip, e),
+            other => SourceError::Row {
+                path: self.name.clone(),
+                line,
+                column: "-".into(),
+                reason: format!("malformed CSV: {other:?}"),
+            },
+        })
+    }
+
+    /// The next data record and the line it starts on; `None` at the end of the file (an
+    /// error when the file had no data rows at all). A record whose quoted fields run over
+    /// [`MAX_LINES_IN_RECORD`] lines is an error whatever the caller's policy for bad rows:
+    /// a quote that never closes would swallow the rest of the file into one field.
+    pub(crate) fn next_record(&mut self) -> Result<Option<(u64, &csv::ByteRecord)>, SourceError> {
+        if !self.read_record()? {
+            if self.rows == 0 {
+                return Err(SourceError::Empty { path: self.name.clone(), what: "the file has a header but no rows" });
+            }
+            return Ok(None);
+        }
+        let line = record_line(&mut self.newlines.borrow_mut(), self.csv.position().byte(), &self.record);
+        let spanned = self.record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum::<usize>();
+        if spanned > MAX_LINES_IN_RECORD {
+            let ends_in_newline = self.record.iter().next_back().is_some_and(|f| f.ends_with(b"\n"));
+            return Err(SourceError::Row {
+                path: self.name.clone(),
+                line: line + u64::from(ends_in_newline),
+                column: "-".into(),
+                reason: format!(
+                    "a quoted field opened on this line runs over {spanned} lines; a closing quote is probably missing"
+                ),
+            });
+        }
+        self.rows += 1;
+        self.line = line + 1;
+        Ok(Some((line, &self.record)))
+    }
+
+    /// Tells how far the read is, while records are borrowed.
+    pub(crate) fn meter(&self) -> Meter {
+        Meter { consumed: self.consumed.clone(), size: self.size }
+    }
+
+    /// A column's 0-based position and display name: by 1-based position, or by header
+    /// name (exact, then ignoring case and surrounding spaces if that matches one column
+    /// only).
+    pub(crate) fn column(&self, col: &ColumnRef) -> Result<(usize, String), SourceError> {
+        let path = || self.name.clone();
+        let header = self.header.as_deref();
+        let p = match (col, header) {
+            (ColumnRef::Position(p), _) => p.saturating_sub(1),
+            (ColumnRef::Name(n), None) => {
+                return Err(SourceError::BadColumn {
+                    path: path(),
+                    column: n.clone(),
+                    reason: "columns can be named only when the file has a header; give its position (1, 2, ...)"
+                        .into(),
+                });
+            }
+            (ColumnRef::Name(n), Some(h)) => {
+                let exact = h.iter().position(|c| c == n);
+                let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
+                match (exact, loose.as_slice()) {
+                    (Some(p), _) | (None, &[p]) => p,
+                    (None, [_, _, ..]) => {
+                        let matches: Vec<&str> = loose.iter().map(|&i| h[i].as_str()).collect();
+                        return Err(SourceError::BadColumn {
+                            path: path(),
+                            column: n.clone(),
+                            reason: format!(
+                                "ambiguous: matches {} when case is ignored; give the exact name",
+                                matches.join(", ")
+                            ),
+                        });
+                    }
+                    _ => {
+                        return Err(SourceError::NoSuchColumn {
+                            path: path(),
+                            column: n.clone(),
+                            available: h.join(", "),
+                        });
+                    }
+                }
+            }
+        };
+        match header {
+            Some(h) if p >= h.len() => Err(SourceError::BadColumn {
+                path: path(),
+                column: (p + 1).to_string(),
+                reason: format!("the header has only {} columns", h.len()),
+            }),
+            Some(h) => Ok((p, h[p].clone())),
+            None => Ok((p, format!("#{}", p + 1))),
+        }
+    }
+}
+
+/// The error for a bad row of file `path` at `line`.
+pub(crate) fn row_error(path: &str, line: u64, p: RowProblem) -> SourceError {
+    SourceError::Row { path: path.into(), line, column: p.column, reason: p.reason }
+}
+
+/// How many bytes of the file a read has consumed.
+pub(crate) struct Meter {
+    consumed: Rc<Cell<u64>>,
+    size: Option<u64>,
+}
+
+impl Meter {
+    /// The progress after `rows` data rows.
+    pub(crate) fn at(&self, rows: u64) -> Progress {
+        Progress { rows, bytes: self.consumed.get(), total_bytes: self.size }
+    }
+}
+
+/// The line a record starts on: the line of its last byte (just before the terminator
+/// the reader consumed, or the end of input) minus the newlines inside its fields.
+fn record_line(newlines: &mut Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
+    let inside = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64).sum::<u64>();
+    newlines.line_at(end.saturating_sub(1)).saturating_sub(inside)
+}
+
+fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> SourceError {
+    let decoding =
+        matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
+    if gzip && decoding {
+        SourceError::Gzip { path: path.into(), line, detail: e.to_string() }
+    } else {
+        SourceError::Read { path: path.into(), line, error: e }
+    }
+}
+
+/// The rejects file: `line,column,reason,record`, written atomically.
+pub(crate) struct RejectsFile {
+    path: String,
+    out: csv::Writer<AtomicFile>,
+    delimiter: u8,
+}
+
+impl RejectsFile {
+    pub(crate) fn create(path: &Path, delimiter: u8) -> Result<Self, SourceError> {
+        let name = path.display().to_string();
+        let file = AtomicFile::create(path).map_err(|error| SourceError::Rejects { path: name.clone(), error })?;
+        let mut r = RejectsFile { path: name, out: csv::Writer::from_writer(file), delimiter };
+        r.out.write_record(["line", "column", "reason", "record"]).map_err(|e| r.err(e))?;
+        Ok(r)
+    }
+
+    fn err(&self, e: csv::Error) -> SourceError {
+        SourceError::Rejects { path: self.path.clone(), error: io::Error::other(e) }
+    }
+
+    pub(crate) fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), SourceError> {
+        let sep = if self.delimiter == DOUBLE_COLON { "::".to_string() } else { (self.delimiter as char).to_string() };
+        let raw = rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&sep);
+        self.out.write_record([line.to_string().as_str(), &p.column, &p.reason, &raw]).map_err(|e| self.err(e))
+    }
+
+    pub(crate) fn commit(self) -> Result<(), SourceError> {
+        let path = self.path;
+        let io = |error| SourceError::Rejects { path: path.clone(), error };
+        let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.flush().map_err(io)?;
+        file.commit().map_err(io)
+    }
+}
