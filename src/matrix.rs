@@ -541,26 +541,37 @@ pub struct WeightStats {
 /// Transposes a CSR matrix (counting sort; rows of the result are sorted).
 pub fn transpose(m: &Csr) -> Csr {
     let (rows, cols) = m.shape();
-    let indptr = m.proper_indptr();
+    let (tptr, tind, tval) = transpose_parts(&m.proper_indptr(), m.indices(), m.data(), cols);
+    Csr::new((cols, rows), tptr, tind, tval)
+}
+
+/// The transpose of the CSR parts of a matrix with `cols` columns, as CSR parts (counting
+/// sort: rows of the result are sorted). Shared by [`transpose`] and EASE's own sparse rows.
+pub(crate) fn transpose_parts(
+    indptr: &[usize],
+    indices: &[u32],
+    data: &[f32],
+    cols: usize,
+) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
     let mut tptr = vec![0usize; cols + 1];
-    for &c in m.indices() {
+    for &c in indices {
         tptr[c as usize + 1] += 1;
     }
     for c in 0..cols {
         tptr[c + 1] += tptr[c];
     }
     let mut next = tptr.clone();
-    let mut tind = vec![0u32; m.nnz()];
-    let mut tval = vec![0f32; m.nnz()];
-    for r in 0..rows {
-        for k in indptr[r]..indptr[r + 1] {
-            let c = m.indices()[k] as usize;
-            tind[next[c]] = r as u32;
-            tval[next[c]] = m.data()[k];
-            next[c] += 1;
+    let mut tind = vec![0u32; indices.len()];
+    let mut tval = vec![0f32; indices.len()];
+    for (r, w) in indptr.windows(2).enumerate() {
+        for k in w[0]..w[1] {
+            let at = &mut next[indices[k] as usize];
+            tind[*at] = r as u32;
+            tval[*at] = data[k];
+            *at += 1;
         }
     }
-    Csr::new((cols, rows), tptr, tind, tval)
+    (tptr, tind, tval)
 }
 
 #[cfg(test)]

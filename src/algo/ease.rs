@@ -45,7 +45,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Query, Reason, top_three};
-use crate::matrix::Csr;
+use crate::matrix::{Csr, check_rows, transpose_parts};
 
 /// How much memory EASE's dense solve may take: three quarters of what the operating
 /// system reports available (Linux `MemAvailable`), or 8 GiB where that is unknown.
@@ -360,27 +360,9 @@ impl Sparse {
         (&self.indices[range.clone()], &self.data[range])
     }
 
-    /// The transpose, with `cols` columns here (counting sort: rows of the result sorted).
+    /// The transpose, with `cols` columns here.
     fn transpose(&self, cols: usize) -> Sparse {
-        let mut indptr = vec![0usize; cols + 1];
-        for &j in &self.indices {
-            indptr[j as usize + 1] += 1;
-        }
-        for j in 0..cols {
-            indptr[j + 1] += indptr[j];
-        }
-        let mut next = indptr.clone();
-        let mut indices = vec![0u32; self.indices.len()];
-        let mut data = vec![0f32; self.data.len()];
-        for r in 0..self.rows() {
-            let (js, xs) = self.row(r);
-            for (&j, &x) in js.iter().zip(xs) {
-                let at = &mut next[j as usize];
-                indices[*at] = r as u32;
-                data[*at] = x;
-                *at += 1;
-            }
-        }
+        let (indptr, indices, data) = transpose_parts(&self.indptr, &self.indices, &self.data, cols);
         Sparse { indptr, indices, data }
     }
 }
@@ -878,24 +860,12 @@ fn inverse_scale(diag_p: &[f64], lambda: f32) -> Vec<f64> {
     diag_p.iter().map(|&d| 1.0 / (f64::from(lambda) * d)).collect()
 }
 
-/// Checks CSR structure without ever indexing out of range: `indptr` starts at 0, never
-/// decreases, ends at `nnz` (= `indices.len()` = `data_len`); each row's columns strictly
-/// increase and are `< cols`.
-fn check_csr(indptr: &[usize], indices: &[u32], data_len: usize, (rows, cols): (usize, usize)) -> Result<(), String> {
-    let bad = || Err("EASE: the customer rows are not a valid sparse matrix".to_string());
-    if indptr.len() != rows + 1 || indptr.first() != Some(&0) || indptr.last() != Some(&indices.len()) {
-        return bad();
+/// Checks CSR structure ([`check_rows`]) and that every entry has a value.
+fn check_csr(indptr: &[usize], indices: &[u32], data_len: usize, shape: (usize, usize)) -> Result<(), String> {
+    match check_rows(indptr, indices, shape) {
+        Ok(()) if data_len == indices.len() => Ok(()),
+        _ => Err("EASE: the customer rows are not a valid sparse matrix".to_string()),
     }
-    if data_len != indices.len() || indptr.windows(2).any(|w| w[1] < w[0]) {
-        return bad();
-    }
-    for w in indptr.windows(2) {
-        let row = &indices[w[0]..w[1]];
-        if row.windows(2).any(|p| p[1] <= p[0]) || row.last().is_some_and(|&j| j as usize >= cols) {
-            return bad();
-        }
-    }
-    Ok(())
 }
 
 /// Explaining one customer's item, for [`super::Recommender`].

@@ -396,6 +396,126 @@ fn y_axis(max: f64) -> (f64, f64, usize, usize) {
     (step * ticks as f64, step, ticks, decimals.unwrap_or(17) as usize)
 }
 
+/// One panel of a chart: where it sits, its cut-offs and its y axis.
+struct Frame {
+    x0: f64,
+    left: f64,
+    right: f64,
+    upper: f64,
+    lower: f64,
+    ks: Vec<usize>,
+    /// Top of the y axis, tick step, tick count, decimals of the tick labels.
+    axis: (f64, f64, usize, usize),
+}
+
+impl Frame {
+    fn new(x0: f64, width: f64, ks: Vec<usize>, axis: (f64, f64, usize, usize)) -> Self {
+        let (left, right) = (x0 + PAD_LEFT, x0 + width - PAD_RIGHT);
+        let (upper, lower) = (TITLE_H + PAD_TOP, TITLE_H + PANEL_H - PAD_BOTTOM);
+        Frame { x0, left, right, upper, lower, ks, axis }
+    }
+
+    /// The x of the `i`-th cut-off (evenly spaced).
+    fn x_of(&self, i: usize) -> f64 {
+        let (left, right, n) = (self.left, self.right, self.ks.len());
+        if n <= 1 {
+            (left + right) / 2.0
+        } else {
+            left + X_INSET + i as f64 * (right - left - 2.0 * X_INSET) / (n - 1) as f64
+        }
+    }
+
+    fn y_of(&self, v: f64) -> f64 {
+        self.lower - (v / self.axis.0).clamp(0.0, 1.0) * (self.lower - self.upper)
+    }
+
+    /// The panel's title, gridlines, ticks and axis labels.
+    fn axes(&self, out: &mut String, target: &str, metric: Metric) {
+        let (left, right, upper, lower) = (self.left, self.right, self.upper, self.lower);
+        let (_, step, ticks, decimals) = self.axis;
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
+            px((left + right) / 2.0),
+            px(TITLE_H + 14.0),
+            xml_escape(target)
+        );
+        // Gridlines and y tick labels.
+        for t in 0..=ticks {
+            let v = step * t as f64;
+            let y = px(self.y_of(v));
+            let _ = writeln!(
+                out,
+                r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="1"/>"##,
+                px(left),
+                px(right),
+                if t == 0 { "#333333" } else { "#e0e0e0" }
+            );
+            let _ = writeln!(
+                out,
+                r#"<text x="{}" y="{}" text-anchor="end">{v:.decimals$}</text>"#,
+                px(left - 6.0),
+                px(self.y_of(v) + 4.0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            r##"<line x1="{l}" y1="{}" x2="{l}" y2="{}" stroke="#333333" stroke-width="1"/>"##,
+            px(upper),
+            px(lower),
+            l = px(left)
+        );
+        // x ticks and labels.
+        for (i, k) in self.ks.iter().enumerate() {
+            let x = px(self.x_of(i));
+            let _ = writeln!(
+                out,
+                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#333333" stroke-width="1"/>"##,
+                px(lower),
+                px(lower + 4.0)
+            );
+            let _ = writeln!(out, r#"<text x="{x}" y="{}" text-anchor="middle">{k}</text>"#, px(lower + 17.0));
+        }
+        let _ = writeln!(
+            out,
+            r#"<text x="{}" y="{}" text-anchor="middle">k</text>"#,
+            px((left + right) / 2.0),
+            px(lower + 36.0)
+        );
+        let (ly_x, ly_y) = (px(self.x0 + 16.0), px((upper + lower) / 2.0));
+        let _ = writeln!(
+            out,
+            r#"<text x="{ly_x}" y="{ly_y}" text-anchor="middle" transform="rotate(-90 {ly_x} {ly_y})">{}</text>"#,
+            long(metric)
+        );
+    }
+
+    /// One run's line, with point markers (empty when the run lacks the metric).
+    fn line(&self, out: &mut String, run: &RunReport, metric: Metric, c: &str) {
+        let points: Vec<(f64, f64)> = match series(&run.table, metric) {
+            Some(values) => run
+                .table
+                .ks
+                .iter()
+                .zip(values)
+                .filter(|(_, v)| v.is_finite())
+                .filter_map(|(k, &v)| self.ks.iter().position(|x| x == k).map(|i| (self.x_of(i), self.y_of(v))))
+                .collect(),
+            None => Vec::new(),
+        };
+        let list: Vec<String> = points.iter().map(|&(x, y)| format!("{},{}", px(x), px(y))).collect();
+        let _ = writeln!(
+            out,
+            r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"><title>{}</title></polyline>"#,
+            list.join(" "),
+            xml_escape(&run.algorithm)
+        );
+        for (x, y) in points {
+            let _ = writeln!(out, r#"<circle cx="{}" cy="{}" r="3" fill="{c}"/>"#, px(x), px(y));
+        }
+    }
+}
+
 /// A line chart of `metric` against the cut-off `k`, as a self-contained SVG about 900 px
 /// wide: one panel per target side by side, each with a y axis from 0 to its own rounded
 /// maximum; cut-offs evenly spaced (categorical); one coloured line
@@ -465,100 +585,11 @@ pub fn svg(r: &EvalReport, metric: Metric) -> String {
     }
     let panel_w = WIDTH / groups.len().max(1) as f64;
     for (p, (target, runs)) in groups.iter().enumerate() {
-        let (top, step, ticks, decimals) = axis_of(runs);
-        let x0 = p as f64 * panel_w;
-        let (left, right) = (x0 + PAD_LEFT, x0 + panel_w - PAD_RIGHT);
-        let (upper, lower) = (TITLE_H + PAD_TOP, TITLE_H + PANEL_H - PAD_BOTTOM);
-        let ks = union_ks(runs);
-        let x_of = |i: usize| {
-            if ks.len() <= 1 {
-                (left + right) / 2.0
-            } else {
-                left + X_INSET + i as f64 * (right - left - 2.0 * X_INSET) / (ks.len() - 1) as f64
-            }
-        };
-        let y_of = |v: f64| lower - (v / top).clamp(0.0, 1.0) * (lower - upper);
-
+        let frame = Frame::new(p as f64 * panel_w, panel_w, union_ks(runs), axis_of(runs));
         let _ = writeln!(out, r#"<g class="panel">"#);
-        let _ = writeln!(
-            out,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{}</text>"#,
-            px((left + right) / 2.0),
-            px(TITLE_H + 14.0),
-            xml_escape(target)
-        );
-        // Gridlines and y tick labels.
-        for t in 0..=ticks {
-            let v = step * t as f64;
-            let y = px(y_of(v));
-            let _ = writeln!(
-                out,
-                r##"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{}" stroke-width="1"/>"##,
-                px(left),
-                px(right),
-                if t == 0 { "#333333" } else { "#e0e0e0" }
-            );
-            let _ = writeln!(
-                out,
-                r#"<text x="{}" y="{}" text-anchor="end">{v:.decimals$}</text>"#,
-                px(left - 6.0),
-                px(y_of(v) + 4.0)
-            );
-        }
-        let _ = writeln!(
-            out,
-            r##"<line x1="{l}" y1="{}" x2="{l}" y2="{}" stroke="#333333" stroke-width="1"/>"##,
-            px(upper),
-            px(lower),
-            l = px(left)
-        );
-        // x ticks and labels.
-        for (i, k) in ks.iter().enumerate() {
-            let x = px(x_of(i));
-            let _ = writeln!(
-                out,
-                r##"<line x1="{x}" y1="{}" x2="{x}" y2="{}" stroke="#333333" stroke-width="1"/>"##,
-                px(lower),
-                px(lower + 4.0)
-            );
-            let _ = writeln!(out, r#"<text x="{x}" y="{}" text-anchor="middle">{k}</text>"#, px(lower + 17.0));
-        }
-        let _ = writeln!(
-            out,
-            r#"<text x="{}" y="{}" text-anchor="middle">k</text>"#,
-            px((left + right) / 2.0),
-            px(lower + 36.0)
-        );
-        let (ly_x, ly_y) = (px(x0 + 16.0), px((upper + lower) / 2.0));
-        let _ = writeln!(
-            out,
-            r#"<text x="{ly_x}" y="{ly_y}" text-anchor="middle" transform="rotate(-90 {ly_x} {ly_y})">{}</text>"#,
-            long(metric)
-        );
-        // One line per run.
+        frame.axes(&mut out, target, metric);
         for run in runs {
-            let c = colour(&run.algorithm);
-            let points: Vec<(f64, f64)> = match series(&run.table, metric) {
-                Some(values) => run
-                    .table
-                    .ks
-                    .iter()
-                    .zip(values)
-                    .filter(|(_, v)| v.is_finite())
-                    .filter_map(|(k, &v)| ks.iter().position(|x| x == k).map(|i| (x_of(i), y_of(v))))
-                    .collect(),
-                None => Vec::new(),
-            };
-            let list: Vec<String> = points.iter().map(|&(x, y)| format!("{},{}", px(x), px(y))).collect();
-            let _ = writeln!(
-                out,
-                r#"<polyline points="{}" fill="none" stroke="{c}" stroke-width="2"><title>{}</title></polyline>"#,
-                list.join(" "),
-                xml_escape(&run.algorithm)
-            );
-            for (x, y) in points {
-                let _ = writeln!(out, r#"<circle cx="{}" cy="{}" r="3" fill="{c}"/>"#, px(x), px(y));
-            }
+            frame.line(&mut out, run, metric, colour(&run.algorithm));
         }
         let _ = writeln!(out, "</g>");
     }

@@ -430,6 +430,233 @@ impl Partial {
     }
 }
 
+/// How often each of `0..n` occurs in `v`.
+fn count(v: &[u32], n: usize) -> Vec<u32> {
+    let mut c = vec![0u32; n];
+    for &x in v {
+        c[x as usize] += 1;
+    }
+    c
+}
+
+/// Turns per-slot counts (in slots `1..`) into start offsets, in place.
+fn offsets(at: &mut [usize]) {
+    for k in 1..at.len() {
+        at[k] += at[k - 1];
+    }
+}
+
+/// Up rates per (category, tier): the share of customers who upgraded after buying in
+/// that tier, shrunk towards the rate of the tier over all categories (1 everywhere when
+/// only tiers are used).
+fn up_rates(steps: &[(u32, u8, bool)], cats: usize, params: &UpsellParams) -> Vec<f64> {
+    let t = params.tiers as usize;
+    let (mut up, mut tot) = (vec![0u64; cats * t], vec![0u64; cats * t]);
+    let (mut gup, mut gtot) = (vec![0u64; t], vec![0u64; t]);
+    for &(c, tr, upgraded) in steps {
+        let k = c as usize * t + tr as usize;
+        tot[k] += 1;
+        gtot[tr as usize] += 1;
+        if upgraded {
+            up[k] += 1;
+            gup[tr as usize] += 1;
+        }
+    }
+    let alpha = params.smoothing;
+    (0..cats * t)
+        .map(|k| {
+            let g = if gtot[k % t] > 0 { gup[k % t] as f64 / gtot[k % t] as f64 } else { 0.0 };
+            if params.tiers_only {
+                1.0
+            } else if tot[k] as f64 + alpha > 0.0 {
+                (up[k] as f64 + alpha * g) / (tot[k] as f64 + alpha)
+            } else {
+                g
+            }
+        })
+        .collect()
+}
+
+/// Per category, the sold usable items, most buyers first (then by index): the offsets
+/// of each category's run and the runs.
+fn popular_by_category(facts: &ItemFacts, buyers: &[u32], cats: usize) -> (Vec<usize>, Vec<u32>) {
+    let mut by_cat: Vec<(u32, std::cmp::Reverse<u32>, u32)> = (0..buyers.len() as u32)
+        .filter(|&i| facts.usable(i) && buyers[i as usize] > 0)
+        .map(|i| (facts.category[i as usize].unwrap_or(0), std::cmp::Reverse(buyers[i as usize]), i))
+        .collect();
+    by_cat.sort_unstable();
+    let mut popular_at = vec![0usize; cats + 1];
+    for &(c, _, _) in &by_cat {
+        popular_at[c as usize + 1] += 1;
+    }
+    offsets(&mut popular_at);
+    (popular_at, by_cat.iter().map(|x| x.2).collect())
+}
+
+/// What the tier fallback's probabilities are computed from.
+struct Fallback<'a> {
+    facts: &'a ItemFacts,
+    tier: &'a [Option<u8>],
+    buyers: &'a [u32],
+    up_rate: &'a [f64],
+    /// Per anchor, the buyers of all its upgrades.
+    upgrade_buyers: &'a [u64],
+    tiers: usize,
+}
+
+impl Fallback<'_> {
+    /// The fallback probability of upgrading from `a` to `b`: the anchor's up rate, split
+    /// over its upgrades by their buyers.
+    fn probability(&self, a: u32, b: u32) -> f64 {
+        let (Some(c), ..) = self.facts.get(a) else { return 0.0 };
+        let total = self.upgrade_buyers[a as usize];
+        match self.tier[a as usize] {
+            Some(tr) if total > 0 => {
+                self.up_rate[c as usize * self.tiers + tr as usize] * f64::from(self.buyers[b as usize]) / total as f64
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Per sold anchor item, its upgrades among its category's sold items (most buyers first,
+/// at most `params.fallback`) with their fallback probabilities: the buyers of all its
+/// upgrades, and the lists as offsets and (item, probability) runs.
+fn fallbacks(
+    facts: &ItemFacts,
+    tier: &[Option<u8>],
+    buyers: &[u32],
+    up_rate: &[f64],
+    (popular_at, popular): (&[usize], &[u32]),
+    params: &UpsellParams,
+) -> (Vec<u64>, Vec<usize>, Vec<(u32, f64)>) {
+    let per_anchor: Vec<(u64, Vec<u32>)> = (0..buyers.len() as u32)
+        .into_par_iter()
+        .map(|a| {
+            let (Some(c), Some(_), _) = facts.get(a) else { return (0, Vec::new()) };
+            if buyers[a as usize] == 0 {
+                return (0, Vec::new());
+            }
+            let pool = &popular[popular_at[c as usize]..popular_at[c as usize + 1]];
+            let mut total = 0u64;
+            let mut list = Vec::new();
+            for &b in pool {
+                if facts.is_upgrade(a, b, params.min_step) {
+                    total += u64::from(buyers[b as usize]);
+                    if list.len() < params.fallback {
+                        list.push(b);
+                    }
+                }
+            }
+            (total, list)
+        })
+        .collect();
+    let upgrade_buyers: Vec<u64> = per_anchor.iter().map(|x| x.0).collect();
+    let fb = Fallback { facts, tier, buyers, up_rate, upgrade_buyers: &upgrade_buyers, tiers: params.tiers as usize };
+    let mut fallback_at = Vec::with_capacity(buyers.len() + 1);
+    let mut fallback = Vec::new();
+    fallback_at.push(0);
+    for (a, (_, list)) in per_anchor.iter().enumerate() {
+        fallback.extend(list.iter().map(|&b| (b, fb.probability(a as u32, b))));
+        fallback_at.push(fallback.len());
+    }
+    (upgrade_buyers, fallback_at, fallback)
+}
+
+/// The scored upgrade paths (anchor, upgrade) counted at least `min_path_count` times and
+/// scoring at least `min_score`, per anchor best score first: offsets per anchor and the
+/// paths. Sorts `p.pairs` and `p.follows`; fills the summary's path counts.
+fn learn_paths(
+    p: &mut Partial,
+    fb: &Fallback<'_>,
+    items: usize,
+    cats: usize,
+    params: &UpsellParams,
+    summary: &mut LearnSummary,
+) -> (Vec<usize>, Vec<UpgradePath>) {
+    let facts = fb.facts;
+    let later = count(&p.later, items);
+    let active = count(&p.active, cats);
+    let mut later_total = vec![0u64; cats];
+    for (c, &n) in facts.category.iter().zip(&later) {
+        if let Some(c) = c {
+            later_total[*c as usize] += u64::from(n);
+        }
+    }
+    // Histograms of k per anchor.
+    p.follows.par_sort_unstable();
+    let mut hist_at = vec![0usize; items + 1];
+    let mut hist: Vec<(u32, u32)> = Vec::new();
+    for g in p.follows.chunk_by(|x, y| x == y) {
+        hist_at[g[0].0 as usize + 1] += 1;
+        hist.push((g[0].1, g.len() as u32));
+    }
+    offsets(&mut hist_at);
+
+    p.pairs.par_sort_unstable();
+    let alpha = params.smoothing;
+    let mut paths_by_anchor: Vec<(u32, UpgradePath)> = Vec::new();
+    let mut days: Vec<u32> = Vec::new();
+    for g in p.pairs.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
+        summary.pairs_seen += 1;
+        let (a, b) = (g[0].0, g[0].1);
+        let o = g.len() as u32;
+        if o < params.min_path_count || params.tiers_only {
+            continue;
+        }
+        let c = facts.category[a as usize].unwrap_or(0) as usize;
+        let h = &hist[hist_at[a as usize]..hist_at[a as usize + 1]];
+        let n_a: u32 = h.iter().map(|x| x.1).sum();
+        let p_b = if later_total[c] > 0 { f64::from(later[b as usize]) / later_total[c] as f64 } else { 0.0 };
+        let expected: f64 = h.iter().map(|&(k, n)| f64::from(n) * (1.0 - (1.0 - p_b).powi(k as i32))).sum();
+        let score = match params.pair_measure {
+            PairMeasure::Excess => (f64::from(o) - expected) / expected.max(1e-9).sqrt(),
+            PairMeasure::Llr => {
+                let (o, n_a, l_b, n_c) =
+                    (f64::from(o), f64::from(n_a), f64::from(later[b as usize]), f64::from(active[c]));
+                signed_llr(o, (n_a - o).max(0.0), (l_b - o).max(0.0), (n_c - n_a - l_b + o).max(0.0))
+            }
+        };
+        if score < params.min_score {
+            continue;
+        }
+        days.clear();
+        days.extend(g.iter().map(|x| x.2));
+        let probability = (f64::from(o) + alpha * fb.probability(a, b)) / (f64::from(n_a) + alpha);
+        paths_by_anchor.push((
+            a,
+            UpgradePath {
+                to: ItemIdx(b),
+                customers: o,
+                anchor_customers: n_a,
+                expected,
+                score,
+                probability,
+                median_days: median(&days).unwrap_or(0.0),
+            },
+        ));
+    }
+    paths_by_anchor.sort_by(|x, y| x.0.cmp(&y.0).then(y.1.score.total_cmp(&x.1.score)).then(x.1.to.cmp(&y.1.to)));
+    let mut paths_at = vec![0usize; items + 1];
+    for (a, _) in &paths_by_anchor {
+        paths_at[*a as usize + 1] += 1;
+    }
+    summary.anchors_with_paths = paths_at.iter().filter(|&&n| n > 0).count() as u64;
+    offsets(&mut paths_at);
+    summary.paths = paths_by_anchor.len() as u64;
+    (paths_at, paths_by_anchor.into_iter().map(|x| x.1).collect())
+}
+
+/// The median of the values of each category's run in `v` ((category, value), sorted).
+fn median_per_category(v: &[(u32, u32)], cats: usize) -> Vec<Option<f32>> {
+    let mut out = vec![None; cats];
+    for g in v.chunk_by(|x, y| x.0 == y.0) {
+        let d: Vec<u32> = g.iter().map(|x| x.1).collect();
+        out[g[0].0 as usize] = median(&d);
+    }
+    out
+}
+
 fn median(sorted: &[u32]) -> Option<f32> {
     let n = sorted.len();
     match n {
@@ -499,121 +726,19 @@ impl UpgradeModel {
         items: usize,
         cats: usize,
     ) -> UpgradeModel {
-        let t = params.tiers as usize;
-        let count = |v: &[u32], n: usize| {
-            let mut c = vec![0u32; n];
-            for &x in v {
-                c[x as usize] += 1;
-            }
-            c
-        };
         let buyers = count(&p.buyers, items);
-        let later = count(&p.later, items);
-        let active = count(&p.active, cats);
-        let mut later_total = vec![0u64; cats];
-        for (c, &n) in facts.category.iter().zip(&later) {
-            if let Some(c) = c {
-                later_total[*c as usize] += u64::from(n);
-            }
-        }
-
-        // Up rates per (category, tier), shrunk towards the rate of the tier over all
-        // categories.
-        let (mut up, mut tot) = (vec![0u64; cats * t], vec![0u64; cats * t]);
-        let (mut gup, mut gtot) = (vec![0u64; t], vec![0u64; t]);
-        for &(c, tr, upgraded) in &p.steps {
-            let k = c as usize * t + tr as usize;
-            tot[k] += 1;
-            gtot[tr as usize] += 1;
-            if upgraded {
-                up[k] += 1;
-                gup[tr as usize] += 1;
-            }
-        }
-        let alpha = params.smoothing;
-        let up_rate: Vec<f64> = (0..cats * t)
-            .map(|k| {
-                let g = if gtot[k % t] > 0 { gup[k % t] as f64 / gtot[k % t] as f64 } else { 0.0 };
-                if params.tiers_only {
-                    1.0
-                } else if tot[k] as f64 + alpha > 0.0 {
-                    (up[k] as f64 + alpha * g) / (tot[k] as f64 + alpha)
-                } else {
-                    g
-                }
-            })
-            .collect();
-
-        // Per category, the sold usable items by buyers.
-        let mut by_cat: Vec<(u32, std::cmp::Reverse<u32>, u32)> = (0..items as u32)
-            .filter(|&i| facts.usable(i) && buyers[i as usize] > 0)
-            .map(|i| (facts.category[i as usize].unwrap_or(0), std::cmp::Reverse(buyers[i as usize]), i))
-            .collect();
-        by_cat.sort_unstable();
-        let mut popular_at = vec![0usize; cats + 1];
-        for &(c, _, _) in &by_cat {
-            popular_at[c as usize + 1] += 1;
-        }
-        for c in 0..cats {
-            popular_at[c + 1] += popular_at[c];
-        }
-        let popular: Vec<u32> = by_cat.iter().map(|x| x.2).collect();
-
-        // Fallback candidates per sold anchor item.
-        let per_anchor: Vec<(u64, Vec<u32>)> = (0..items as u32)
-            .into_par_iter()
-            .map(|a| {
-                let (Some(c), Some(_), _) = facts.get(a) else { return (0, Vec::new()) };
-                if buyers[a as usize] == 0 {
-                    return (0, Vec::new());
-                }
-                let pool = &popular[popular_at[c as usize]..popular_at[c as usize + 1]];
-                let mut total = 0u64;
-                let mut list = Vec::new();
-                for &b in pool {
-                    if facts.is_upgrade(a, b, params.min_step) {
-                        total += u64::from(buyers[b as usize]);
-                        if list.len() < params.fallback {
-                            list.push(b);
-                        }
-                    }
-                }
-                (total, list)
-            })
-            .collect();
-        let upgrade_buyers: Vec<u64> = per_anchor.iter().map(|x| x.0).collect();
-        let p_fb = |a: u32, b: u32| -> f64 {
-            let (Some(c), ..) = facts.get(a) else { return 0.0 };
-            let total = upgrade_buyers[a as usize];
-            match tier[a as usize] {
-                Some(tr) if total > 0 => {
-                    up_rate[c as usize * t + tr as usize] * f64::from(buyers[b as usize]) / total as f64
-                }
-                _ => 0.0,
-            }
+        let up_rate = up_rates(&p.steps, cats, params);
+        let (popular_at, popular) = popular_by_category(&facts, &buyers, cats);
+        let (upgrade_buyers, fallback_at, fallback) =
+            fallbacks(&facts, &tier, &buyers, &up_rate, (&popular_at, &popular), params);
+        let fb = Fallback {
+            facts: &facts,
+            tier: &tier,
+            buyers: &buyers,
+            up_rate: &up_rate,
+            upgrade_buyers: &upgrade_buyers,
+            tiers: params.tiers as usize,
         };
-        let mut fallback_at = Vec::with_capacity(items + 1);
-        let mut fallback = Vec::new();
-        fallback_at.push(0);
-        for (a, (_, list)) in per_anchor.iter().enumerate() {
-            fallback.extend(list.iter().map(|&b| (b, p_fb(a as u32, b))));
-            fallback_at.push(fallback.len());
-        }
-
-        // Histograms of k per anchor.
-        p.follows.par_sort_unstable();
-        let mut hist_at = vec![0usize; items + 1];
-        let mut hist: Vec<(u32, u32)> = Vec::new();
-        for g in p.follows.chunk_by(|x, y| x == y) {
-            hist_at[g[0].0 as usize + 1] += 1;
-            hist.push((g[0].1, g.len() as u32));
-        }
-        for i in 0..items {
-            hist_at[i + 1] += hist_at[i];
-        }
-
-        // Paths.
-        p.pairs.par_sort_unstable();
         let mut summary = LearnSummary {
             rows_used: p.rows_used,
             rows_without_time: p.rows_without_time,
@@ -621,76 +746,17 @@ impl UpgradeModel {
             customers_with_sequences: p.customers,
             ..LearnSummary::default()
         };
-        let mut paths_by_anchor: Vec<(u32, UpgradePath)> = Vec::new();
-        let mut days: Vec<u32> = Vec::new();
-        for g in p.pairs.chunk_by(|x, y| (x.0, x.1) == (y.0, y.1)) {
-            summary.pairs_seen += 1;
-            let (a, b) = (g[0].0, g[0].1);
-            let o = g.len() as u32;
-            if o < params.min_path_count || params.tiers_only {
-                continue;
-            }
-            let c = facts.category[a as usize].unwrap_or(0) as usize;
-            let h = &hist[hist_at[a as usize]..hist_at[a as usize + 1]];
-            let n_a: u32 = h.iter().map(|x| x.1).sum();
-            let p_b = if later_total[c] > 0 { f64::from(later[b as usize]) / later_total[c] as f64 } else { 0.0 };
-            let expected: f64 = h.iter().map(|&(k, n)| f64::from(n) * (1.0 - (1.0 - p_b).powi(k as i32))).sum();
-            let score = match params.pair_measure {
-                PairMeasure::Excess => (f64::from(o) - expected) / expected.max(1e-9).sqrt(),
-                PairMeasure::Llr => {
-                    let (o, n_a, l_b, n_c) =
-                        (f64::from(o), f64::from(n_a), f64::from(later[b as usize]), f64::from(active[c]));
-                    signed_llr(o, (n_a - o).max(0.0), (l_b - o).max(0.0), (n_c - n_a - l_b + o).max(0.0))
-                }
-            };
-            if score < params.min_score {
-                continue;
-            }
-            days.clear();
-            days.extend(g.iter().map(|x| x.2));
-            let probability = (f64::from(o) + alpha * p_fb(a, b)) / (f64::from(n_a) + alpha);
-            paths_by_anchor.push((
-                a,
-                UpgradePath {
-                    to: ItemIdx(b),
-                    customers: o,
-                    anchor_customers: n_a,
-                    expected,
-                    score,
-                    probability,
-                    median_days: median(&days).unwrap_or(0.0),
-                },
-            ));
-        }
-        paths_by_anchor.sort_by(|x, y| x.0.cmp(&y.0).then(y.1.score.total_cmp(&x.1.score)).then(x.1.to.cmp(&y.1.to)));
-        let mut paths_at = vec![0usize; items + 1];
-        for (a, _) in &paths_by_anchor {
-            paths_at[*a as usize + 1] += 1;
-        }
-        summary.anchors_with_paths = paths_at.iter().filter(|&&n| n > 0).count() as u64;
-        for i in 0..items {
-            paths_at[i + 1] += paths_at[i];
-        }
-        summary.paths = paths_by_anchor.len() as u64;
-        let paths = paths_by_anchor.into_iter().map(|x| x.1).collect();
+        let (paths_at, paths) = learn_paths(&mut p, &fb, items, cats, params, &mut summary);
 
         // Delays per category.
         let mut up_days: Vec<(u32, u32)> =
             p.pairs.iter().filter_map(|&(a, _, d)| facts.category[a as usize].map(|c| (c, d))).collect();
         up_days.sort_unstable();
         p.gaps.par_sort_unstable();
-        let per_category = |v: &[(u32, u32)]| {
-            let mut out = vec![None; cats];
-            for g in v.chunk_by(|x, y| x.0 == y.0) {
-                let d: Vec<u32> = g.iter().map(|x| x.1).collect();
-                out[g[0].0 as usize] = median(&d);
-            }
-            out
-        };
         UpgradeModel {
             params: *params,
-            upgrade_days: per_category(&up_days),
-            repurchase_days: per_category(&p.gaps),
+            upgrade_days: median_per_category(&up_days, cats),
+            repurchase_days: median_per_category(&p.gaps, cats),
             facts,
             tier,
             buyers,
