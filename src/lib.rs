@@ -25,7 +25,7 @@
 //! assert_eq!(read.summary.rows_read, 5);
 //!
 //! let model = Model::fit(read.interactions, &FitParams::default(), FitInfo::default()).unwrap();
-//! let cid = model.customers().index_of("cid").map(cobuy::ids::CustomerIdx).unwrap();
+//! let cid = model.customer("cid").unwrap();
 //! let recs = model.recommend(cid, 1);
 //! assert_eq!(model.item_id(recs[0].item), "cups"); // bought with tea by ann and bob
 //!

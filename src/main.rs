@@ -19,7 +19,7 @@ use cobuy::batch::{BatchOptions, BatchStats, write_recommendations};
 use cobuy::ids::{CustomerIdx, ItemIdx};
 use cobuy::ingest::{self, ColumnRef, Columns, IngestError, IngestOptions, IngestSummary, Returns};
 use cobuy::matrix::{Scheme, Weighting};
-use cobuy::model::{FitInfo, FitParams, Model, ModelError, ParamError};
+use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError, ParamError};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::{Filter, ResolvedFilter};
 
@@ -564,6 +564,7 @@ fn main() -> ExitCode {
             let user = e.downcast_ref::<BadInput>().is_some()
                 || e.downcast_ref::<IngestError>().is_some_and(|i| !i.is_io())
                 || e.downcast_ref::<ParamError>().is_some()
+                || e.downcast_ref::<FitError>().is_some()
                 || e.downcast_ref::<cobuy::offers::catalog::CatalogError>().is_some_and(|c| !c.is_io())
                 || e.downcast_ref::<ModelError>().is_some_and(|m| !matches!(m, ModelError::Io { .. }));
             ExitCode::from(if user { 2 } else { 1 })

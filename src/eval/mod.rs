@@ -248,7 +248,7 @@ impl Prepared {
 
     /// Fits `params` on the training part.
     pub fn fit(&self, params: &FitParams) -> Result<Model, EvalError> {
-        Model::fit(self.train.clone(), params, FitInfo::default()).map_err(|e| EvalError::Param(e.0))
+        Model::fit(self.train.clone(), params, FitInfo::default()).map_err(|e| EvalError::Param(e.reason()))
     }
 
     /// Fits `params` on the training part and measures it on each target at each cut-off

@@ -17,7 +17,7 @@ use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_id
 
 use crate::algo::als::{Als, AlsParams, AlsParts};
 use crate::algo::baseline::{buyers, popularity_order, repeat_rates};
-use crate::algo::ease::{Ease, EaseParams, EaseParts, EaseSolution};
+use crate::algo::ease::{Ease, EaseError, EaseParams, EaseParts, EaseSolution};
 use crate::algo::similarity::{Measure, Neighbor, RowStats, SimilarityParams, TopK};
 use crate::algo::user_knn::UserKnn;
 use crate::algo::{self, Algorithm, FitSpec, Latent, Recommender};
@@ -76,6 +76,29 @@ pub enum ModelError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid parameter: {0}")]
 pub struct ParamError(pub String);
+
+/// Why a model could not be fitted.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    /// A parameter outside its valid range, or one the data cannot serve (a decaying
+    /// weighting without purchase times).
+    #[error(transparent)]
+    Params(#[from] ParamError),
+    /// EASE's dense matrix would not fit the memory budget, or could not be allocated:
+    /// [`EaseError::TooLarge`] says how many items would.
+    #[error("invalid parameter: {0}")]
+    Ease(#[from] EaseError),
+}
+
+impl FitError {
+    /// What is wrong, without the "invalid parameter" prefix.
+    pub fn reason(&self) -> String {
+        match self {
+            FitError::Params(p) => p.0.clone(),
+            FitError::Ease(e) => e.to_string(),
+        }
+    }
+}
 
 /// What to fit. Validate with [`FitParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -192,7 +215,7 @@ pub struct Model {
 impl Model {
     /// Weights the matrix and, for item-kNN, finds every item's top-k neighbours (in
     /// parallel on the current rayon pool). A decaying weighting's reference time is fixed here.
-    pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, ParamError> {
+    pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, FitError> {
         params.check()?;
         let mut params = *params;
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
@@ -367,6 +390,21 @@ impl Model {
     /// A similarity kernel over customers, for many queries (see [`crate::batch`]).
     pub fn similar_customers_kernel(&self, params: SimilarityParams) -> TopK<'_> {
         self.customer_kernel(params).counting_shared()
+    }
+
+    /// The index of a customer, by external id (`None` when the model does not know them).
+    pub fn customer(&self, id: &str) -> Option<CustomerIdx> {
+        self.customers().index_of(id).map(CustomerIdx)
+    }
+
+    /// The index of an item, by external id.
+    pub fn item(&self, id: &str) -> Option<ItemIdx> {
+        self.items().index_of(id).map(ItemIdx)
+    }
+
+    /// The external id of a customer.
+    pub fn customer_id(&self, customer: CustomerIdx) -> &str {
+        self.customers().id(customer.0)
     }
 
     /// The external id of an item.
