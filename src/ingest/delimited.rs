@@ -114,6 +114,20 @@ pub(crate) struct RowProblem {
 /// unclosed quote.
 pub(crate) const MAX_LINES_IN_RECORD: usize = 64;
 
+/// The option combinations every delimited reader refuses: a rejects file without
+/// skipping, or a delimiter it cannot read.
+pub(crate) fn check_options(delimiter: Option<u8>, rejects: bool, skip_invalid: bool) -> Result<(), &'static str> {
+    if rejects && !skip_invalid {
+        return Err("a rejects file is written only when invalid rows are skipped (--skip-invalid)");
+    }
+    match delimiter {
+        Some(d) if !matches!(d, b',' | b'\t' | b';' | b'|' | DOUBLE_COLON) => {
+            Err("the delimiter must be one of , \\t ; | ::")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How a file is shown in messages (`<stdin>` for `-`).
 pub(crate) fn display_name(path: &Path) -> String {
     if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() }

@@ -13,7 +13,9 @@ mod log;
 mod source;
 
 pub use delimited::SourceError;
-pub(crate) use delimited::{Delimited, RejectsFile, RowProblem, delimiter_name, display_name, row_error};
+pub(crate) use delimited::{
+    Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, row_error,
+};
 use log::LogBuilder;
 pub use log::{LogRow, PurchaseLog};
 
@@ -193,15 +195,7 @@ impl IngestOptions {
         if self.columns.price.is_some() && self.columns.amount.is_some() {
             return bad("give a unit price column or a line amount column, not both");
         }
-        if self.rejects.is_some() && !self.skip_invalid {
-            return bad("a rejects file is written only when invalid rows are skipped (--skip-invalid)");
-        }
-        if let Some(d) = self.delimiter {
-            if !matches!(d, b',' | b'\t' | b';' | b'|' | DOUBLE_COLON) {
-                return bad("the delimiter must be one of , \\t ; | ::");
-            }
-        }
-        Ok(())
+        check_options(self.delimiter, self.rejects.is_some(), self.skip_invalid).or_else(bad)
     }
 }
 

@@ -65,7 +65,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdTable, natural_cmp};
 use crate::ingest::{
-    ColumnRef, DOUBLE_COLON, Delimited, RejectsFile, RowProblem, SourceError, delimiter_name, row_error,
+    ColumnRef, Delimited, RejectsFile, RowProblem, SourceError, check_options, delimiter_name, row_error,
 };
 
 /// The most levels a category path may have.
@@ -128,7 +128,7 @@ impl CatalogColumns {
 pub struct CatalogOptions {
     /// Column mapping.
     pub columns: CatalogColumns,
-    /// Field delimiter; `None` sniffs it from the first line. [`DOUBLE_COLON`] reads
+    /// Field delimiter; `None` sniffs it from the first line. [`DOUBLE_COLON`](crate::ingest::DOUBLE_COLON) reads
     /// `::`-separated files.
     pub delimiter: Option<u8>,
     /// Whether the first line is a header.
@@ -163,15 +163,7 @@ impl CatalogOptions {
                 return bad("a category separator splits one category column; give one column, or no separator");
             }
         }
-        if self.rejects.is_some() && !self.skip_invalid {
-            return bad("a rejects file is written only when invalid rows are skipped (--skip-invalid)");
-        }
-        if let Some(d) = self.delimiter {
-            if !matches!(d, b',' | b'\t' | b';' | b'|' | DOUBLE_COLON) {
-                return bad("the delimiter must be one of , \\t ; | ::");
-            }
-        }
-        Ok(())
+        check_options(self.delimiter, self.rejects.is_some(), self.skip_invalid).or_else(bad)
     }
 }
 
@@ -878,6 +870,7 @@ fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::DOUBLE_COLON;
 
     fn col(pos: usize, name: &str) -> Col {
         Col { pos, name: name.into() }
