@@ -1,5 +1,9 @@
 //! `cobuy eval`: flags or an eval job file in, report.md, report.json and charts out.
 
+//!
+//! The upgrades target measures `cobuy up-sell`, so it reads and learns through that
+//! command's steps (`cli::upsell`).
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,15 +17,16 @@ use cobuy::eval::metrics::Metric;
 use cobuy::eval::report::{self, EvalReport, RunReport};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
-use cobuy::ingest;
-use cobuy::offers::upsell::UpgradeModel;
+use cobuy::ingest::{self, PurchaseLog};
+use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
-use super::crosssell::CatalogArgs;
-use super::upsell::{UpsellArgs, check_catalog, check_times, default_settings, item_facts, log_learned, read_catalog};
-use crate::{
-    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, set_threads, summary_lines,
+use super::args::{
+    CatalogArgs, EvalArgs, FitArgs, InputArgs, NamedFit, SimilarityArgs, SplitArgs, UpsellArgs, check_catalog,
+    fit_params, ingest_options, set_job_threads, set_threads, split_method, targets,
 };
+use super::upsell::{check_times, item_facts, log_learned, read_catalog};
+use super::{Log, bad, create_parent, read_job_text, rebase, summary_lines};
 
 /// `cobuy eval` flags, for one configuration; several go in an eval job file, run by
 /// `cobuy run`.
@@ -44,101 +49,6 @@ pub struct EvalCmd {
     catalog: CatalogArgs,
     #[command(flatten)]
     upsell: UpsellArgs,
-}
-
-/// How to split (flags, or the `[split]` table).
-#[derive(Args, Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SplitArgs {
-    /// time, last-basket or random.
-    #[arg(long = "split", default_value = "time")]
-    #[serde(default = "time_method")]
-    method: String,
-    /// Time split: the test part starts here (a date or time).
-    #[arg(long)]
-    #[serde(default)]
-    cutoff: Option<String>,
-    /// Time split: the last share of purchases (0 to 1) that is test, instead of --cutoff.
-    #[arg(long)]
-    #[serde(default)]
-    test_share: Option<f64>,
-    /// Random split: the share of each customer's items held out.
-    #[arg(long, default_value_t = 0.2)]
-    #[serde(default = "fifth")]
-    fraction: f64,
-    /// Random split: the seed.
-    #[arg(long, default_value_t = 1)]
-    #[serde(default = "one")]
-    seed: u64,
-    /// Measure on the validation split (carved from the training part) instead of the test
-    /// part: for choosing parameters without looking at the test part.
-    #[arg(long)]
-    #[serde(default)]
-    validation: bool,
-}
-
-fn time_method() -> String {
-    "time".into()
-}
-fn fifth() -> f64 {
-    0.2
-}
-fn one() -> u64 {
-    1
-}
-
-/// What to measure and where to write it (flags, or the `[eval]` table).
-#[derive(Args, Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EvalArgs {
-    /// Cut-offs, comma-separated.
-    #[arg(long = "k", default_value = "5,10,20", value_delimiter = ',')]
-    #[serde(default = "default_ks")]
-    k: Vec<usize>,
-    /// Targets, comma-separated: new-items (not bought in training), all-items, upgrades
-    /// (dearer items in a category bought before; needs a priced --catalog).
-    #[arg(long, default_value = "new-items,all-items", value_delimiter = ',')]
-    #[serde(default = "default_targets")]
-    targets: Vec<String>,
-    /// Metrics to chart, comma-separated (one SVG each).
-    #[arg(long, default_value = "ndcg,recall", value_delimiter = ',')]
-    #[serde(default = "default_charts")]
-    charts: Vec<String>,
-    /// Folder for report.md, report.json and the charts.
-    #[arg(long)]
-    #[serde(default)]
-    out_dir: Option<PathBuf>,
-    /// Also measure another tool's recommendations: NAME:TARGET=FILE, with FILE a CSV
-    /// holding customer_id, item_id and rank columns (repeatable).
-    #[arg(long = "measure")]
-    #[serde(default)]
-    measure: Vec<String>,
-    /// Write the split's training and test rows as CSV into this folder (for other tools).
-    #[arg(long)]
-    #[serde(default)]
-    write_split: Option<PathBuf>,
-}
-
-fn default_ks() -> Vec<usize> {
-    vec![5, 10, 20]
-}
-fn default_targets() -> Vec<String> {
-    vec!["new-items".into(), "all-items".into()]
-}
-fn default_charts() -> Vec<String> {
-    vec!["ndcg".into(), "recall".into()]
-}
-
-/// One configuration of an eval job.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NamedFit {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(flatten)]
-    pub(super) fit: FitArgs,
-    #[serde(flatten)]
-    pub(super) similarity: SimilarityArgs,
 }
 
 /// An eval job file.
@@ -179,21 +89,16 @@ pub fn run(cmd: &EvalCmd, threads: usize, log: Log) -> Result<()> {
 /// here).
 pub fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     let job = read_job(path)?;
-    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+    set_job_threads(threads, job.threads)?;
     log.info(format!("running {}", path.display()));
     evaluate(&job, log)
 }
 
 fn read_job(path: &Path) -> Result<EvalJob> {
-    let text =
-        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+    let text = read_job_text(path)?;
     let mut job: EvalJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     let base = path.parent().unwrap_or(Path::new(""));
-    let rebase = |p: &mut PathBuf| {
-        if p.is_relative() && p.as_os_str() != "-" {
-            *p = base.join(&*p);
-        }
-    };
+    let rebase = |p: &mut PathBuf| rebase(base, p);
     rebase(&mut job.input.purchases);
     job.input.rejects.as_mut().map(rebase);
     job.eval.out_dir.as_mut().map(rebase);
@@ -212,50 +117,6 @@ fn read_job(path: &Path) -> Result<EvalJob> {
         return Err(bad(format!("{}: no [[algorithm]] table and nothing to --measure", path.display())));
     }
     Ok(job)
-}
-
-pub(super) fn split_method(a: &SplitArgs) -> Result<SplitMethod> {
-    let m = match a.method.as_str() {
-        "time" => {
-            let cutoff = match (&a.cutoff, a.test_share) {
-                (Some(_), Some(_)) => return Err(bad("give --cutoff or --test-share, not both")),
-                (Some(c), None) => Cutoff::At(
-                    cobuy::time::parse(c).ok_or_else(|| bad(format!("--cutoff: {c:?} is not a date or time")))?,
-                ),
-                (None, Some(f)) => Cutoff::LastShare(f),
-                (None, None) => Cutoff::LastShare(0.1),
-            };
-            SplitMethod::Time { cutoff }
-        }
-        "last-basket" => SplitMethod::LastBasket,
-        "random" => SplitMethod::Random { fraction: a.fraction, seed: a.seed },
-        other => return Err(bad(format!("--split: unknown method {other:?}; accepted: time, last-basket, random"))),
-    };
-    m.check().map_err(|e| bad(e.to_string()))?;
-    Ok(m)
-}
-
-pub(super) fn targets(names: &[String]) -> Result<Vec<Target>> {
-    let mut v = Vec::new();
-    for n in names {
-        let t = match n.trim() {
-            "new-items" | "new" => Target::NewItems,
-            "all-items" | "all" => Target::AllItems,
-            "upgrades" => Target::Upgrades,
-            other => {
-                return Err(bad(format!(
-                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades"
-                )));
-            }
-        };
-        if !v.contains(&t) {
-            v.push(t);
-        }
-    }
-    if v.is_empty() {
-        return Err(bad("--targets: give one or more of new-items, all-items, upgrades"));
-    }
-    Ok(v)
 }
 
 fn metric(name: &str) -> Result<Metric> {
@@ -323,7 +184,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     }
     let upsell = if targets.contains(&Target::Upgrades) {
         let catalog = job.catalog.clone().unwrap_or_default();
-        let args = job.upsell.clone().unwrap_or_else(default_settings);
+        let args = job.upsell.clone().unwrap_or_default();
         check_catalog(&catalog, &args, "the upgrades target")?;
         let params = args.params()?;
         Some((catalog, args, params))
@@ -534,7 +395,7 @@ fn read_lists(path: &Path, p: &Prepared) -> Result<Lists> {
 
 /// Writes train.csv and test.csv (customer_id,item_id,quantity,time,basket_id) so that
 /// other tools can fit and score on exactly this split.
-fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: bool, dir: &Path, log: Log) -> Result<()> {
+fn write_split(plog: &PurchaseLog, method: &SplitMethod, validation: bool, dir: &Path, log: Log) -> Result<()> {
     let mut test = method.test_rows(plog, None).map_err(|e| bad(e.to_string()))?;
     let mut unused = vec![false; test.len()];
     if validation {
@@ -579,11 +440,11 @@ fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: boo
 /// Reads the catalogue, marks the upgrade target's held-out pairs and learns the upgrade
 /// model from the training rows.
 fn upgrade_target(
-    plog: &ingest::PurchaseLog,
+    plog: &PurchaseLog,
     prepared: &mut Prepared,
     catalog: &CatalogArgs,
     args: &UpsellArgs,
-    params: &cobuy::offers::upsell::UpsellParams,
+    params: &UpsellParams,
     out_dir: &Path,
     log: Log,
 ) -> Result<UpgradeModel> {

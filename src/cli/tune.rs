@@ -5,11 +5,11 @@
 //! key of `cobuy fit`), instead of fixed `[[algorithm]]` tables. A grid tries every
 //! combination of each space; `trials = N` draws N of them with `seed` instead.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
+use clap::Args;
 use serde::Deserialize;
 
 use cobuy::eval::metrics::Metric;
@@ -17,8 +17,16 @@ use cobuy::eval::{self as ev};
 use cobuy::generate::Rng;
 use cobuy::ingest;
 
-use super::eval::{EvalArgs, NamedFit, SplitArgs, split_method, targets};
-use crate::{InputArgs, Log, bad, fit_params, ingest_options, set_threads};
+use super::args::{
+    EvalArgs, InputArgs, NamedFit, SplitArgs, fit_params, ingest_options, set_job_threads, split_method, targets,
+};
+use super::{Log, bad, read_job_text};
+
+#[derive(Args, Clone, Debug)]
+pub struct TuneCmd {
+    /// The tune job file (TOML): an eval job with `[tune]` and `[[space]]` tables.
+    job: PathBuf,
+}
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -35,41 +43,29 @@ struct TuneJob {
     threads: Option<usize>,
 }
 
+/// The `[tune]` table (a job file's only: it has no flags).
 #[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct TuneArgs {
     /// new-items or all-items.
-    #[serde(default = "new_items")]
     target: String,
     /// The metric to maximise.
-    #[serde(default = "ndcg")]
     metric: String,
     /// At this cut-off.
-    #[serde(default = "ten")]
     k: usize,
     /// Draw this many combinations at random instead of trying them all.
-    #[serde(default)]
     trials: Option<usize>,
     /// Seed of the draw.
-    #[serde(default = "one")]
     seed: u64,
     /// Where to write the best configurations as an eval job file, relative to the job file
     /// (default: beside it, JOB.toml.best.toml).
-    #[serde(default)]
     out: Option<PathBuf>,
 }
 
-fn new_items() -> String {
-    "new-items".into()
-}
-fn ndcg() -> String {
-    "ndcg".into()
-}
-fn ten() -> usize {
-    10
-}
-fn one() -> u64 {
-    1
+impl Default for TuneArgs {
+    fn default() -> Self {
+        Self { target: "new-items".into(), metric: "ndcg".into(), k: 10, trials: None, seed: 1, out: None }
+    }
 }
 
 /// Every combination of a space's values, as tables of single values.
@@ -100,9 +96,9 @@ fn label(t: &toml::Table) -> String {
 }
 
 /// Runs `cobuy tune`.
-pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
-    let text =
-        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
+    let path = cmd.job.as_path();
+    let text = read_job_text(path)?;
     let mut job: TuneJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     let base = path.parent().unwrap_or(Path::new(""));
     if job.input.purchases.is_relative() && job.input.purchases.as_os_str() != "-" {
@@ -111,7 +107,7 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
     if let Some(r) = job.input.rejects.as_mut().filter(|r| r.is_relative()) {
         *r = base.join(&*r);
     }
-    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+    set_job_threads(threads, job.threads)?;
     let t = &job.tune;
     let target = targets(std::slice::from_ref(&t.target))?[0];
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
