@@ -1,8 +1,10 @@
 //! `cobuy eval`: flags or an eval job file in, report.md, report.json and charts out.
-
 //!
-//! The upgrades target measures `cobuy up-sell`, so it reads and learns through that
-//! command's steps (`cli::upsell`).
+//! An evaluation runs in steps: everything the user gave is checked first ([`plan`]), then
+//! the log is read and split ([`read_and_split`], with the upgrades target's catalogue and
+//! upgrade model when asked for), every configuration and outside list is measured
+//! ([`measure`]), and the report is written ([`write_report`]). The upgrades target measures
+//! `cobuy up-sell`, so it reads and learns through that command's steps (`cli::upsell`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,8 @@ use cobuy::eval::metrics::Metric;
 use cobuy::eval::report::{self, EvalReport, RunReport};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
-use cobuy::ingest::{self, PurchaseLog};
+use cobuy::ingest::{self, IngestSummary, PurchaseLog};
+use cobuy::model::FitParams;
 use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
@@ -146,8 +149,38 @@ fn external(spec: &str) -> Result<External> {
     Ok(External { name: name.into(), target, file: file.into() })
 }
 
+/// What an eval job asks for, checked before the (possibly long) read.
+struct Plan {
+    method: SplitMethod,
+    targets: Vec<Target>,
+    charts: Vec<Metric>,
+    externals: Vec<External>,
+    /// Each configuration's name and fit parameters.
+    configs: Vec<(String, FitParams)>,
+    out_dir: PathBuf,
+    /// For the upgrades target: the catalogue, the up-sell settings and their parameters.
+    upsell: Option<(CatalogArgs, UpsellArgs, UpsellParams)>,
+}
+
+/// The data an evaluation measures on.
+struct Data {
+    summary: IngestSummary,
+    prepared: Prepared,
+    /// The upgrade model learned from the training rows, for the upgrades target.
+    upgrades: Option<UpgradeModel>,
+}
+
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
-    // Everything the user gave is checked before the (possibly long) read.
+    let plan = plan(job)?;
+    let start = Instant::now();
+    let data = read_and_split(job, &plan, start, log)?;
+    let runs = measure(job, &plan, &data, log)?;
+    let setup = setup(job, &plan, &data);
+    write_report(&plan, EvalReport { title: "cobuy eval".into(), setup, runs }, start, log)
+}
+
+/// Checks everything the user gave before the (possibly long) read.
+fn plan(job: &EvalJob) -> Result<Plan> {
     let method = split_method(&job.split)?;
     ev::check_ks(&job.eval.k).map_err(|e| bad(e.to_string()))?;
     let targets = targets(&job.eval.targets)?;
@@ -191,9 +224,13 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     } else {
         None
     };
+    Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell })
+}
 
-    let start = Instant::now();
-    let opts = ingest_options(&job.input, &out_dir.join("model"))?;
+/// Reads the log, splits it (and, for the upgrades target, reads the catalogue and learns
+/// the upgrades), creates the output folder and writes the split if asked.
+fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Result<Data> {
+    let opts = ingest_options(&job.input, &plan.out_dir.join("model"))?;
     if let Some(r) = &opts.rejects {
         create_parent(r)?;
     }
@@ -203,10 +240,10 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
     }
-    let mut prepared = ev::prepare(&plog, &method, job.split.validation).map_err(|e| bad(e.to_string()))?;
-    let upgrades = match &upsell {
+    let mut prepared = ev::prepare(&plog, &plan.method, job.split.validation).map_err(|e| bad(e.to_string()))?;
+    let upgrades = match &plan.upsell {
         Some((catalog, args, params)) => {
-            Some(upgrade_target(&plog, &mut prepared, catalog, args, params, &out_dir, log)?)
+            Some(upgrade_target(&plog, &mut prepared, catalog, args, params, &plan.out_dir, log)?)
         }
         None => None,
     };
@@ -226,27 +263,33 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         s.new_test_pairs,
         s.unknown_item_pairs
     ));
-    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
+    let out_dir = &plan.out_dir;
+    fs::create_dir_all(out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
     if let Some(dir) = &job.eval.write_split {
-        write_split(&plog, &method, job.split.validation, dir, log)?;
+        write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }
+    Ok(Data { summary, prepared, upgrades })
+}
 
+/// Measures the up-sell baselines, every configuration (with up-sell on top of it, for the
+/// upgrades target) and every outside list.
+fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunReport>> {
+    let (prepared, ks) = (&data.prepared, &job.eval.k);
     let mut runs: Vec<RunReport> = Vec::new();
-    if let Some(m) = &upgrades {
-        runs.extend(upsell_baselines(&prepared, m, &job.eval.k)?);
+    if let Some(m) = &data.upgrades {
+        runs.extend(upsell_baselines(prepared, m, ks)?);
     }
-    for (name, params) in &configs {
+    for (name, params) in &plan.configs {
         let t0 = Instant::now();
         let model = prepared.fit(params).map_err(|e| bad(e.to_string()))?;
         let fit_seconds = t0.elapsed().as_secs_f64();
-        let mut got = prepared
-            .evaluate_model(name, &model, fit_seconds, &job.eval.k, &targets)
-            .map_err(|e| bad(e.to_string()))?;
-        if let Some(m) = &upgrades {
-            got.push(upsell_run(&prepared, m, &model, &format!("up-sell + {name}"), &job.eval.k)?);
+        let mut got =
+            prepared.evaluate_model(name, &model, fit_seconds, ks, &plan.targets).map_err(|e| bad(e.to_string()))?;
+        if let Some(m) = &data.upgrades {
+            got.push(upsell_run(prepared, m, &model, &format!("up-sell + {name}"), ks)?);
         }
         for r in &got {
-            let k = job.eval.k.iter().copied().find(|&k| k >= 10).unwrap_or(job.eval.k[0]);
+            let k = ks.iter().copied().find(|&k| k >= 10).unwrap_or(ks[0]);
             log.info(format!(
                 "{name} on {}: NDCG@{k} {:.4}, recall@{k} {:.4} (fit {:.1}s, score {:.1}s)",
                 r.target,
@@ -258,8 +301,8 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         }
         runs.extend(got);
     }
-    for e in &externals {
-        let (lists, stats) = read_lists(&e.file, &prepared)?;
+    for e in &plan.externals {
+        let (lists, stats) = read_lists(&e.file, prepared)?;
         log.info(format!(
             "{}: {} rows for {} customers read from {}; {} rows name a customer or item the log does not have",
             e.name,
@@ -270,7 +313,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         ));
         let empty: Vec<u32> = Vec::new();
         let table = prepared
-            .measure_lists(e.target, &job.eval.k, |c| lists.get(&c.0).unwrap_or(&empty))
+            .measure_lists(e.target, ks, |c| lists.get(&c.0).unwrap_or(&empty))
             .map_err(|e| bad(e.to_string()))?;
         runs.push(RunReport {
             algorithm: e.name.clone(),
@@ -280,11 +323,16 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
             table,
         });
     }
+    Ok(runs)
+}
 
+/// The report's setup table: the data, the split and what was measured.
+fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, String)> {
+    let (summary, s) = (&data.summary, &data.prepared.summary);
     let mut setup = vec![
         ("purchases".to_string(), job.input.purchases.display().to_string()),
-        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(&summary))),
-        ("split".into(), describe_split(&method, job.split.validation)),
+        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary))),
+        ("split".into(), describe_split(&plan.method, job.split.validation)),
         ("training rows".into(), s.train_rows.to_string()),
         ("test rows".into(), s.test_rows.to_string()),
         ("test-part rows left unused".into(), s.unused_rows.to_string()),
@@ -295,7 +343,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
                 "all items {}, new items {}{}",
                 s.measured_all,
                 s.measured_new,
-                if upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
+                if data.upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
             ),
         ),
         (
@@ -306,7 +354,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
             ),
         ),
     ];
-    if let Some(m) = &upgrades {
+    if let Some(m) = &data.upgrades {
         setup.push((
             "upgrades".into(),
             format!(
@@ -316,15 +364,21 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         ));
     }
     setup.push(("ranking".into(), "over every item of the log; no sampled negatives".into()));
-    let rep = EvalReport { title: "cobuy eval".into(), setup, runs };
+    setup
+}
+
+/// Writes report.md, report.json and the charts, and prints the Markdown report unless
+/// quiet.
+fn write_report(plan: &Plan, rep: EvalReport, start: Instant, log: Log) -> Result<()> {
+    let out_dir = &plan.out_dir;
     write_text(&out_dir.join("report.md"), &report::markdown(&rep))?;
     write_text(&out_dir.join("report.json"), &report::json(&rep))?;
-    for m in &charts {
+    for m in &plan.charts {
         write_text(&out_dir.join(format!("{}.svg", m.name())), &report::svg(&rep, *m))?;
     }
     log.info(format!(
         "wrote report.md, report.json and {} chart(s) to {} in {:.1}s",
-        charts.len(),
+        plan.charts.len(),
         out_dir.display(),
         start.elapsed().as_secs_f64()
     ));
