@@ -13,9 +13,11 @@ use clap::Args;
 use serde::Deserialize;
 
 use cobuy::eval::metrics::Metric;
-use cobuy::eval::{self as ev};
+use cobuy::eval::split::SplitMethod;
+use cobuy::eval::{self as ev, Target};
 use cobuy::generate::Rng;
 use cobuy::ingest;
+use cobuy::model::FitParams;
 
 use super::args::{
     EvalArgs, InputArgs, NamedFit, SplitArgs, fit_params, ingest_options, set_job_threads, split_method, targets,
@@ -68,6 +70,16 @@ impl Default for TuneArgs {
     }
 }
 
+/// A candidate configuration: its label, its `[[space]]` keys, its checked parameters.
+type Candidate = (String, toml::Table, FitParams);
+
+/// What is maximised: a metric (at `[tune]`'s cut-off) on a target.
+#[derive(Clone, Copy)]
+struct Objective {
+    metric: Metric,
+    target: Target,
+}
+
 /// Every combination of a space's values, as tables of single values.
 fn combinations(space: &toml::Table) -> Vec<toml::Table> {
     let mut out = vec![toml::Table::new()];
@@ -113,8 +125,16 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
     let method = split_method(&job.split)?;
+    let configs = candidates(path, &job, target)?;
+    let goal = Objective { metric, target };
+    let results = search(&job, &method, &configs, goal, log)?;
+    write_best(path, &text, &job.tune, &configs, &results, goal, log)
+}
 
-    // Every candidate is checked before the data is read.
+/// Every candidate of the `[[space]]` tables (or a seeded draw of them), each checked
+/// before the data is read.
+fn candidates(path: &Path, job: &TuneJob, target: Target) -> Result<Vec<Candidate>> {
+    let t = &job.tune;
     let mut candidates: Vec<(String, toml::Table)> = Vec::new();
     if job.spaces.iter().any(|s| s.is_empty()) {
         return Err(bad(format!("{}: a [[space]] table is empty; give the fit keys to try", path.display())));
@@ -152,13 +172,25 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
         }
         configs.push((name.clone(), table.clone(), params));
     }
+    Ok(configs)
+}
 
+/// Reads the log, measures every candidate on the validation split; returns (value,
+/// candidate) pairs, best first, ties to the earlier candidate.
+fn search(
+    job: &TuneJob,
+    method: &SplitMethod,
+    configs: &[Candidate],
+    goal: Objective,
+    log: Log,
+) -> Result<Vec<(f64, usize)>> {
+    let (t, Objective { metric, target }) = (&job.tune, goal);
     let start = Instant::now();
     let out_dir = std::env::temp_dir();
     let opts = ingest_options(&job.input, &out_dir.join("cobuy-tune"))?;
     let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    let prepared = ev::prepare(&plog, &method, true).map_err(|e| bad(e.to_string()))?;
+    let prepared = ev::prepare(&plog, method, true).map_err(|e| bad(e.to_string()))?;
     let s = &prepared.summary;
     log.info(format!(
         "validation split: {} training rows, {} validation rows (the {} test rows are not used); {} customers measured",
@@ -184,9 +216,21 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     results.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (best_value, best) = results[0];
     log.info(format!("best: {} with {} {:.4}", configs[best].0, metric.name(), best_value));
+    Ok(results)
+}
 
-    // The best job: the input and split as given (on the test part this time), the best
-    // configuration, and the runner-up configurations for comparison.
+/// Writes the best job: the input and split as given (on the test part this time), the
+/// best configuration, and the runner-up configurations for comparison.
+fn write_best(
+    path: &Path,
+    text: &str,
+    t: &TuneArgs,
+    configs: &[Candidate],
+    results: &[(f64, usize)],
+    Objective { metric, target }: Objective,
+    log: Log,
+) -> Result<()> {
+    let base = path.parent().unwrap_or(Path::new(""));
     let mut doc = toml::Table::new();
     let original: toml::Table = text.parse().map_err(|e| bad(format!("{}: {e}", path.display())))?;
     for key in ["input", "split", "eval", "threads"] {
