@@ -7,8 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use rayon::prelude::*;
 
+use cobuy::ids::CustomerIdx;
 use cobuy::ingest;
 use cobuy::model::{FitInfo, Model};
+use cobuy::offers::catalog::{Alignment, Catalog};
 use cobuy::offers::crosssell::{CrossSell, CrossSellParams};
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
@@ -105,8 +107,32 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         rule_params.min_pair_count(baskets.len() as u64)
     ));
 
-    // Items to categories, and which categories may be offered.
     let aligned = catalog.align(model.items());
+    let (category, eligible) = offer_categories(cmd, &catalog, &model, &aligned, log)?;
+    let filter = model.filter(&Filter::default())?;
+    let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
+    let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
+    let start = Instant::now();
+    let blocks = offer_rows(&cs, &model, &catalog, &aligned, &customers, cmd.top);
+    write_out(&cmd.out, &blocks)?;
+    log.info(format!(
+        "wrote cross-sell offers for {} customers to {} in {:.1}s",
+        customers.len(),
+        cmd.out.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Each model item's category at `--level` (`aligned` maps items to the catalogue), and
+/// whether it may be offered (`--categories`, `--exclude-categories`).
+fn offer_categories(
+    cmd: &CrossSellCmd,
+    catalog: &Catalog,
+    model: &Model,
+    aligned: &Alignment,
+    log: Log,
+) -> Result<(Vec<Option<u32>>, Vec<bool>)> {
     if !aligned.missing.is_empty() {
         let ids: Vec<&str> = aligned.missing.iter().take(10).map(|&i| model.items().id(i)).collect();
         log.info(format!(
@@ -124,7 +150,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
             cmd.level
         )));
     }
-    let (only, not) = category_filter(&catalog, model.items(), &cmd.categories, &cmd.exclude_categories, log)?;
+    let (only, not) = category_filter(catalog, model.items(), &cmd.categories, &cmd.exclude_categories, log)?;
     let mut eligible = vec![only.is_none(); model.items().len()];
     for i in only.iter().flatten() {
         eligible[i.get()] = true;
@@ -135,10 +161,18 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     if !eligible.iter().any(|&e| e) {
         return Err(bad("--categories / --exclude-categories leave no item to offer"));
     }
+    Ok((category, eligible))
+}
 
-    let filter = model.filter(&Filter::default())?;
-    let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
-    let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
+/// The CSV rows of each customer's offers, scored in parallel, in blocks in customer order.
+fn offer_rows(
+    cs: &CrossSell,
+    model: &Model,
+    catalog: &Catalog,
+    aligned: &Alignment,
+    customers: &[CustomerIdx],
+    top: usize,
+) -> Vec<Vec<u8>> {
     // An item as a reader knows it: its catalogue name, or its id and finest category.
     let label = |x: cobuy::ids::ItemIdx| -> String {
         let id = model.item_id(x);
@@ -151,8 +185,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
             None => id.to_string(),
         }
     };
-    let start = Instant::now();
-    let blocks: Vec<Vec<u8>> = customers
+    customers
         .par_chunks(64)
         .map_init(
             || cs.scratch(),
@@ -162,7 +195,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                 let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
                 for &c in chunk {
                     let id = model.customers().id(c.0);
-                    for (rank, o) in cs.offers(c, cmd.top, s).iter().enumerate() {
+                    for (rank, o) in cs.offers(c, top, s).iter().enumerate() {
                         let cat = o.category.map(|g| catalog.category_name(cobuy::offers::catalog::CategoryIdx(g)));
                         let mut reason = match o.with {
                             Some((x, confidence, _)) => format!(
@@ -192,15 +225,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                 buf
             },
         )
-        .collect();
-    write_out(&cmd.out, &blocks)?;
-    log.info(format!(
-        "wrote cross-sell offers for {} customers to {} in {:.1}s",
-        customers.len(),
-        cmd.out.display(),
-        start.elapsed().as_secs_f64()
-    ));
-    Ok(())
+        .collect()
 }
 
 fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {
