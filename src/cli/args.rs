@@ -126,7 +126,8 @@ pub struct InputArgs {
     #[arg(long)]
     #[serde(default)]
     pub skip_invalid: bool,
-    /// Rejects file (default: MODEL.rejects.csv).
+    /// Rejects file (default: the output file's name with .rejects.csv added; for fit
+    /// MODEL.rejects.csv, for eval OUT_DIR/model.rejects.csv).
     #[arg(long)]
     #[serde(default)]
     pub rejects: Option<PathBuf>,

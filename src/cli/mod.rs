@@ -50,7 +50,7 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read purchases, fit a model (item-knn, user-knn, popularity, buy-again), save it.
+    /// Read purchases, fit a model (item-knn, user-knn, popularity, buy-again, als, ease), save it.
     Fit(Box<fit::FitCmd>),
     /// Score customers with a saved model and write CSV.
     Recommend(Box<recommend::RecommendCmd>),
