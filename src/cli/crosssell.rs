@@ -8,108 +8,18 @@ use clap::Args;
 use rayon::prelude::*;
 
 use cobuy::ids::CustomerIdx;
-use cobuy::ingest::{self, ColumnRef};
+use cobuy::ingest;
 use cobuy::model::{FitInfo, Model};
-use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
+use cobuy::offers::catalog::{Alignment, Catalog};
 use cobuy::offers::crosssell::{CrossSell, CrossSellParams};
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
-use crate::{
-    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, read_ids, set_threads,
-    summary_lines,
+use super::args::{
+    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, category_filter, fit_params, ingest_options, set_threads,
 };
-
-/// How to read a product catalogue (`--catalog` and its column flags; the same keys in a
-/// job file's `[recommend]` table).
-#[derive(Args, Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
-pub struct CatalogArgs {
-    /// Product catalogue: CSV with an item id and one to four category levels.
-    #[arg(long)]
-    #[serde(default)]
-    pub catalog: Option<PathBuf>,
-    /// Catalogue item id column (name or 1-based position).
-    #[arg(long, default_value = "1")]
-    #[serde(default = "crate::first_column")]
-    pub catalog_item_col: String,
-    /// Catalogue category columns, top level first, comma-separated (or one column with
-    /// --catalog-separator).
-    #[arg(long, value_delimiter = ',')]
-    #[serde(default)]
-    pub catalog_category_cols: Vec<String>,
-    /// Splits the one category column into levels (such as ">").
-    #[arg(long)]
-    #[serde(default)]
-    pub catalog_separator: Option<String>,
-    /// Catalogue name column.
-    #[arg(long)]
-    #[serde(default)]
-    pub catalog_name_col: Option<String>,
-    /// Catalogue price column.
-    #[arg(long)]
-    #[serde(default)]
-    pub catalog_price_col: Option<String>,
-    /// Catalogue brand or tier column.
-    #[arg(long)]
-    #[serde(default)]
-    pub catalog_brand_col: Option<String>,
-}
-
-impl CatalogArgs {
-    /// Reads the catalogue, if one was given, logging its summary. With `skip_invalid` (the
-    /// command's `--skip-invalid`), bad catalogue rows are counted and written to
-    /// `OUT.catalog-rejects.csv` beside the command's output instead of stopping the run.
-    pub fn read(&self, skip_invalid: bool, out: &Path, log: Log) -> Result<Option<(Catalog, CatalogSummary)>> {
-        let Some(path) = &self.catalog else { return Ok(None) };
-        let col = |s: &str, flag: &str| s.parse::<ColumnRef>().map_err(|e| bad(format!("{flag}: {e}")));
-        let opt = |s: &Option<String>, flag: &str| s.as_deref().map(|s| col(s, flag)).transpose();
-        if self.catalog_category_cols.is_empty() {
-            return Err(bad("--catalog needs --catalog-category-cols (one to four columns, top level first)"));
-        }
-        let columns = CatalogColumns {
-            item: col(&self.catalog_item_col, "--catalog-item-col")?,
-            name: opt(&self.catalog_name_col, "--catalog-name-col")?,
-            category: self
-                .catalog_category_cols
-                .iter()
-                .map(|c| col(c, "--catalog-category-cols"))
-                .collect::<Result<Vec<_>>>()?,
-            category_separator: self.catalog_separator.clone(),
-            price: opt(&self.catalog_price_col, "--catalog-price-col")?,
-            brand: opt(&self.catalog_brand_col, "--catalog-brand-col")?,
-            launch: None,
-        };
-        let start = Instant::now();
-        let mut opts = CatalogOptions::new(columns);
-        if skip_invalid {
-            let mut name = out.as_os_str().to_owned();
-            name.push(".catalog-rejects.csv");
-            let rejects = PathBuf::from(name);
-            create_parent(&rejects)?;
-            (opts.skip_invalid, opts.rejects) = (true, Some(rejects));
-        }
-        let (catalog, s) = Catalog::read(path, &opts)?;
-        log.info(format!(
-            "read the catalogue {}: {} rows, {} items, categories per level {:?} in {:.1}s",
-            path.display(),
-            s.rows_read,
-            s.items,
-            s.categories_per_level,
-            start.elapsed().as_secs_f64()
-        ));
-        if s.rejected_rows > 0 {
-            let reasons: Vec<String> = s.rejected_by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
-            log.info(format!(
-                "{} catalogue rows rejected ({}), written to {}",
-                s.rejected_rows,
-                reasons.join(", "),
-                opts.rejects.as_deref().map_or(String::new(), |p| p.display().to_string())
-            ));
-        }
-        Ok(Some((catalog, s)))
-    }
-}
+use super::{Log, bad, create_parent, customers_of, summary_lines};
 
 /// `cobuy cross-sell` flags.
 #[derive(Args, Debug)]
@@ -185,7 +95,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     }
     let all = vec![true; plog.rows.len()];
     let (interactions, merge) = plog.interactions(&all);
-    let model = Model::fit(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
+    let model = super::fit_model(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
     let (baskets, st) = Baskets::from_log(&plog);
     let rules = baskets.rules(&rule_params);
     log.info(format!(
@@ -197,8 +107,32 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         rule_params.min_pair_count(baskets.len() as u64)
     ));
 
-    // Items to categories, and which categories may be offered.
     let aligned = catalog.align(model.items());
+    let (category, eligible) = offer_categories(cmd, &catalog, &model, &aligned, log)?;
+    let filter = model.filter(&Filter::default())?;
+    let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
+    let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
+    let start = Instant::now();
+    let blocks = offer_rows(&cs, &model, &catalog, &aligned, &customers, cmd.top);
+    write_out(&cmd.out, &blocks)?;
+    log.info(format!(
+        "wrote cross-sell offers for {} customers to {} in {:.1}s",
+        customers.len(),
+        cmd.out.display(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// Each model item's category at `--level` (`aligned` maps items to the catalogue), and
+/// whether it may be offered (`--categories`, `--exclude-categories`).
+fn offer_categories(
+    cmd: &CrossSellCmd,
+    catalog: &Catalog,
+    model: &Model,
+    aligned: &Alignment,
+    log: Log,
+) -> Result<(Vec<Option<u32>>, Vec<bool>)> {
     if !aligned.missing.is_empty() {
         let ids: Vec<&str> = aligned.missing.iter().take(10).map(|&i| model.items().id(i)).collect();
         log.info(format!(
@@ -216,7 +150,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
             cmd.level
         )));
     }
-    let (only, not) = category_filter(&catalog, model.items(), &cmd.categories, &cmd.exclude_categories, log)?;
+    let (only, not) = category_filter(catalog, model.items(), &cmd.categories, &cmd.exclude_categories, log)?;
     let mut eligible = vec![only.is_none(); model.items().len()];
     for i in only.iter().flatten() {
         eligible[i.get()] = true;
@@ -227,15 +161,18 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     if !eligible.iter().any(|&e| e) {
         return Err(bad("--categories / --exclude-categories leave no item to offer"));
     }
+    Ok((category, eligible))
+}
 
-    let filter = model.filter(&Filter::default())?;
-    let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
-    let customers: Vec<CustomerIdx> = match &cmd.customers {
-        None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
-        Some(path) => {
-            crate::lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
-        }
-    };
+/// The CSV rows of each customer's offers, scored in parallel, in blocks in customer order.
+fn offer_rows(
+    cs: &CrossSell,
+    model: &Model,
+    catalog: &Catalog,
+    aligned: &Alignment,
+    customers: &[CustomerIdx],
+    top: usize,
+) -> Vec<Vec<u8>> {
     // An item as a reader knows it: its catalogue name, or its id and finest category.
     let label = |x: cobuy::ids::ItemIdx| -> String {
         let id = model.item_id(x);
@@ -248,8 +185,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
             None => id.to_string(),
         }
     };
-    let start = Instant::now();
-    let blocks: Vec<Vec<u8>> = customers
+    customers
         .par_chunks(64)
         .map_init(
             || cs.scratch(),
@@ -259,7 +195,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                 let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
                 for &c in chunk {
                     let id = model.customers().id(c.0);
-                    for (rank, o) in cs.offers(c, cmd.top, s).iter().enumerate() {
+                    for (rank, o) in cs.offers(c, top, s).iter().enumerate() {
                         let cat = o.category.map(|g| catalog.category_name(cobuy::offers::catalog::CategoryIdx(g)));
                         let mut reason = match o.with {
                             Some((x, confidence, _)) => format!(
@@ -289,65 +225,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
                 buf
             },
         )
-        .collect();
-    write_out(&cmd.out, &blocks)?;
-    log.info(format!(
-        "wrote cross-sell offers for {} customers to {} in {:.1}s",
-        customers.len(),
-        cmd.out.display(),
-        start.elapsed().as_secs_f64()
-    ));
-    Ok(())
-}
-
-/// The items of `items` in the categories named in `only` (one name per line, any level;
-/// `None` when no file) and those in the categories named in `not`. Names matching no
-/// item's category are reported; an `only` list matching none is an error.
-pub fn category_filter(
-    catalog: &Catalog,
-    items: &cobuy::ids::IdTable,
-    only: &Option<PathBuf>,
-    not: &Option<PathBuf>,
-    log: Log,
-) -> Result<(Option<Vec<cobuy::ids::ItemIdx>>, Vec<cobuy::ids::ItemIdx>)> {
-    let aligned = catalog.align(items);
-    let names = |path: &Option<PathBuf>| -> Result<Option<Vec<String>>> {
-        path.as_deref().map(|p| Ok(read_ids(p)?.into_iter().map(|(_, s)| s).collect())).transpose()
-    };
-    let in_any = |item: Option<u32>, list: &[String]| {
-        item.is_some_and(|c| {
-            catalog.item(c).category.iter().any(|&n| list.iter().any(|l| l == catalog.category_name(n)))
-        })
-    };
-    let mut lists = Vec::new();
-    for (flag, path) in [("--categories", only), ("--exclude-categories", not)] {
-        let list = names(path)?;
-        if let Some(list) = &list {
-            let unknown: Vec<&String> = list
-                .iter()
-                .filter(|n| !aligned.per_item.iter().any(|&c| in_any(c, std::slice::from_ref(*n))))
-                .collect();
-            if !unknown.is_empty() {
-                log.info(format!("{flag}: {} names match no item's category: {unknown:?}", unknown.len()));
-            }
-        }
-        let matched: Vec<cobuy::ids::ItemIdx> = list
-            .as_ref()
-            .map(|l| {
-                (0..aligned.per_item.len())
-                    .filter(|&i| in_any(aligned.per_item[i], l))
-                    .map(|i| cobuy::ids::ItemIdx(i as u32))
-                    .collect()
-            })
-            .unwrap_or_default();
-        lists.push((list.is_some(), matched));
-    }
-    let (_, deny) = lists.pop().unwrap_or_default();
-    let (allow_given, allow) = lists.pop().unwrap_or_default();
-    if allow_given && allow.is_empty() {
-        return Err(bad("--categories: none of the categories holds an item of the purchases"));
-    }
-    Ok((allow_given.then_some(allow), deny))
+        .collect()
 }
 
 fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {

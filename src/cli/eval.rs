@@ -1,4 +1,10 @@
 //! `cobuy eval`: flags or an eval job file in, report.md, report.json and charts out.
+//!
+//! An evaluation runs in steps: everything the user gave is checked first ([`plan`]), then
+//! the log is read and split ([`read_and_split`], with the upgrades target's catalogue and
+//! upgrade model when asked for), every configuration and outside list is measured
+//! ([`measure`]), and the report is written ([`write_report`]). The upgrades target measures
+//! `cobuy up-sell`, so it reads and learns through that command's steps (`cli::upsell`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,15 +19,17 @@ use cobuy::eval::metrics::Metric;
 use cobuy::eval::report::{self, EvalReport, RunReport};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
-use cobuy::ingest;
-use cobuy::offers::upsell::UpgradeModel;
+use cobuy::ingest::{self, IngestSummary, PurchaseLog};
+use cobuy::model::FitParams;
+use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
-use super::crosssell::CatalogArgs;
-use super::upsell::{UpsellArgs, check_catalog, check_times, default_settings, item_facts, log_learned, read_catalog};
-use crate::{
-    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, fit_params, ingest_options, set_threads, summary_lines,
+use super::args::{
+    CatalogArgs, EvalArgs, FitArgs, InputArgs, NamedFit, SimilarityArgs, SplitArgs, UpsellArgs, check_catalog,
+    fit_params, ingest_options, set_job_threads, set_threads, split_method, targets,
 };
+use super::upsell::{check_times, item_facts, log_learned, read_catalog};
+use super::{Log, bad, create_parent, read_job_text, rebase, summary_lines};
 
 /// `cobuy eval` flags, for one configuration; several go in an eval job file, run by
 /// `cobuy run`.
@@ -44,101 +52,6 @@ pub struct EvalCmd {
     catalog: CatalogArgs,
     #[command(flatten)]
     upsell: UpsellArgs,
-}
-
-/// How to split (flags, or the `[split]` table).
-#[derive(Args, Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SplitArgs {
-    /// time, last-basket or random.
-    #[arg(long = "split", default_value = "time")]
-    #[serde(default = "time_method")]
-    method: String,
-    /// Time split: the test part starts here (a date or time).
-    #[arg(long)]
-    #[serde(default)]
-    cutoff: Option<String>,
-    /// Time split: the last share of purchases (0 to 1) that is test, instead of --cutoff.
-    #[arg(long)]
-    #[serde(default)]
-    test_share: Option<f64>,
-    /// Random split: the share of each customer's items held out.
-    #[arg(long, default_value_t = 0.2)]
-    #[serde(default = "fifth")]
-    fraction: f64,
-    /// Random split: the seed.
-    #[arg(long, default_value_t = 1)]
-    #[serde(default = "one")]
-    seed: u64,
-    /// Measure on the validation split (carved from the training part) instead of the test
-    /// part: for choosing parameters without looking at the test part.
-    #[arg(long)]
-    #[serde(default)]
-    validation: bool,
-}
-
-fn time_method() -> String {
-    "time".into()
-}
-fn fifth() -> f64 {
-    0.2
-}
-fn one() -> u64 {
-    1
-}
-
-/// What to measure and where to write it (flags, or the `[eval]` table).
-#[derive(Args, Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EvalArgs {
-    /// Cut-offs, comma-separated.
-    #[arg(long = "k", default_value = "5,10,20", value_delimiter = ',')]
-    #[serde(default = "default_ks")]
-    k: Vec<usize>,
-    /// Targets, comma-separated: new-items (not bought in training), all-items, upgrades
-    /// (dearer items in a category bought before; needs a priced --catalog).
-    #[arg(long, default_value = "new-items,all-items", value_delimiter = ',')]
-    #[serde(default = "default_targets")]
-    targets: Vec<String>,
-    /// Metrics to chart, comma-separated (one SVG each).
-    #[arg(long, default_value = "ndcg,recall", value_delimiter = ',')]
-    #[serde(default = "default_charts")]
-    charts: Vec<String>,
-    /// Folder for report.md, report.json and the charts.
-    #[arg(long)]
-    #[serde(default)]
-    out_dir: Option<PathBuf>,
-    /// Also measure another tool's recommendations: NAME:TARGET=FILE, with FILE a CSV
-    /// holding customer_id, item_id and rank columns (repeatable).
-    #[arg(long = "measure")]
-    #[serde(default)]
-    measure: Vec<String>,
-    /// Write the split's training and test rows as CSV into this folder (for other tools).
-    #[arg(long)]
-    #[serde(default)]
-    write_split: Option<PathBuf>,
-}
-
-fn default_ks() -> Vec<usize> {
-    vec![5, 10, 20]
-}
-fn default_targets() -> Vec<String> {
-    vec!["new-items".into(), "all-items".into()]
-}
-fn default_charts() -> Vec<String> {
-    vec!["ndcg".into(), "recall".into()]
-}
-
-/// One configuration of an eval job.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub(super) struct NamedFit {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(flatten)]
-    pub(super) fit: FitArgs,
-    #[serde(flatten)]
-    pub(super) similarity: SimilarityArgs,
 }
 
 /// An eval job file.
@@ -179,21 +92,16 @@ pub fn run(cmd: &EvalCmd, threads: usize, log: Log) -> Result<()> {
 /// here).
 pub fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
     let job = read_job(path)?;
-    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+    set_job_threads(threads, job.threads)?;
     log.info(format!("running {}", path.display()));
     evaluate(&job, log)
 }
 
 fn read_job(path: &Path) -> Result<EvalJob> {
-    let text =
-        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+    let text = read_job_text(path)?;
     let mut job: EvalJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     let base = path.parent().unwrap_or(Path::new(""));
-    let rebase = |p: &mut PathBuf| {
-        if p.is_relative() && p.as_os_str() != "-" {
-            *p = base.join(&*p);
-        }
-    };
+    let rebase = |p: &mut PathBuf| rebase(base, p);
     rebase(&mut job.input.purchases);
     job.input.rejects.as_mut().map(rebase);
     job.eval.out_dir.as_mut().map(rebase);
@@ -212,50 +120,6 @@ fn read_job(path: &Path) -> Result<EvalJob> {
         return Err(bad(format!("{}: no [[algorithm]] table and nothing to --measure", path.display())));
     }
     Ok(job)
-}
-
-pub(super) fn split_method(a: &SplitArgs) -> Result<SplitMethod> {
-    let m = match a.method.as_str() {
-        "time" => {
-            let cutoff = match (&a.cutoff, a.test_share) {
-                (Some(_), Some(_)) => return Err(bad("give --cutoff or --test-share, not both")),
-                (Some(c), None) => Cutoff::At(
-                    cobuy::time::parse(c).ok_or_else(|| bad(format!("--cutoff: {c:?} is not a date or time")))?,
-                ),
-                (None, Some(f)) => Cutoff::LastShare(f),
-                (None, None) => Cutoff::LastShare(0.1),
-            };
-            SplitMethod::Time { cutoff }
-        }
-        "last-basket" => SplitMethod::LastBasket,
-        "random" => SplitMethod::Random { fraction: a.fraction, seed: a.seed },
-        other => return Err(bad(format!("--split: unknown method {other:?}; accepted: time, last-basket, random"))),
-    };
-    m.check().map_err(|e| bad(e.to_string()))?;
-    Ok(m)
-}
-
-pub(super) fn targets(names: &[String]) -> Result<Vec<Target>> {
-    let mut v = Vec::new();
-    for n in names {
-        let t = match n.trim() {
-            "new-items" | "new" => Target::NewItems,
-            "all-items" | "all" => Target::AllItems,
-            "upgrades" => Target::Upgrades,
-            other => {
-                return Err(bad(format!(
-                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades"
-                )));
-            }
-        };
-        if !v.contains(&t) {
-            v.push(t);
-        }
-    }
-    if v.is_empty() {
-        return Err(bad("--targets: give one or more of new-items, all-items, upgrades"));
-    }
-    Ok(v)
 }
 
 fn metric(name: &str) -> Result<Metric> {
@@ -285,8 +149,38 @@ fn external(spec: &str) -> Result<External> {
     Ok(External { name: name.into(), target, file: file.into() })
 }
 
+/// What an eval job asks for, checked before the (possibly long) read.
+struct Plan {
+    method: SplitMethod,
+    targets: Vec<Target>,
+    charts: Vec<Metric>,
+    externals: Vec<External>,
+    /// Each configuration's name and fit parameters.
+    configs: Vec<(String, FitParams)>,
+    out_dir: PathBuf,
+    /// For the upgrades target: the catalogue, the up-sell settings and their parameters.
+    upsell: Option<(CatalogArgs, UpsellArgs, UpsellParams)>,
+}
+
+/// The data an evaluation measures on.
+struct Data {
+    summary: IngestSummary,
+    prepared: Prepared,
+    /// The upgrade model learned from the training rows, for the upgrades target.
+    upgrades: Option<UpgradeModel>,
+}
+
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
-    // Everything the user gave is checked before the (possibly long) read.
+    let plan = plan(job)?;
+    let start = Instant::now();
+    let data = read_and_split(job, &plan, start, log)?;
+    let runs = measure(job, &plan, &data, log)?;
+    let setup = setup(job, &plan, &data);
+    write_report(&plan, EvalReport { title: "cobuy eval".into(), setup, runs }, start, log)
+}
+
+/// Checks everything the user gave before the (possibly long) read.
+fn plan(job: &EvalJob) -> Result<Plan> {
     let method = split_method(&job.split)?;
     ev::check_ks(&job.eval.k).map_err(|e| bad(e.to_string()))?;
     let targets = targets(&job.eval.targets)?;
@@ -323,16 +217,20 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     }
     let upsell = if targets.contains(&Target::Upgrades) {
         let catalog = job.catalog.clone().unwrap_or_default();
-        let args = job.upsell.clone().unwrap_or_else(default_settings);
+        let args = job.upsell.clone().unwrap_or_default();
         check_catalog(&catalog, &args, "the upgrades target")?;
         let params = args.params()?;
         Some((catalog, args, params))
     } else {
         None
     };
+    Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell })
+}
 
-    let start = Instant::now();
-    let opts = ingest_options(&job.input, &out_dir.join("model"))?;
+/// Reads the log, splits it (and, for the upgrades target, reads the catalogue and learns
+/// the upgrades), creates the output folder and writes the split if asked.
+fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Result<Data> {
+    let opts = ingest_options(&job.input, &plan.out_dir.join("model"))?;
     if let Some(r) = &opts.rejects {
         create_parent(r)?;
     }
@@ -342,10 +240,10 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
     }
-    let mut prepared = ev::prepare(&plog, &method, job.split.validation).map_err(|e| bad(e.to_string()))?;
-    let upgrades = match &upsell {
+    let mut prepared = ev::prepare(&plog, &plan.method, job.split.validation).map_err(|e| bad(e.to_string()))?;
+    let upgrades = match &plan.upsell {
         Some((catalog, args, params)) => {
-            Some(upgrade_target(&plog, &mut prepared, catalog, args, params, &out_dir, log)?)
+            Some(upgrade_target(&plog, &mut prepared, catalog, args, params, &plan.out_dir, log)?)
         }
         None => None,
     };
@@ -365,27 +263,33 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         s.new_test_pairs,
         s.unknown_item_pairs
     ));
-    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
+    let out_dir = &plan.out_dir;
+    fs::create_dir_all(out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
     if let Some(dir) = &job.eval.write_split {
-        write_split(&plog, &method, job.split.validation, dir, log)?;
+        write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }
+    Ok(Data { summary, prepared, upgrades })
+}
 
+/// Measures the up-sell baselines, every configuration (with up-sell on top of it, for the
+/// upgrades target) and every outside list.
+fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunReport>> {
+    let (prepared, ks) = (&data.prepared, &job.eval.k);
     let mut runs: Vec<RunReport> = Vec::new();
-    if let Some(m) = &upgrades {
-        runs.extend(upsell_baselines(&prepared, m, &job.eval.k)?);
+    if let Some(m) = &data.upgrades {
+        runs.extend(upsell_baselines(prepared, m, ks)?);
     }
-    for (name, params) in &configs {
+    for (name, params) in &plan.configs {
         let t0 = Instant::now();
         let model = prepared.fit(params).map_err(|e| bad(e.to_string()))?;
         let fit_seconds = t0.elapsed().as_secs_f64();
-        let mut got = prepared
-            .evaluate_model(name, &model, fit_seconds, &job.eval.k, &targets)
-            .map_err(|e| bad(e.to_string()))?;
-        if let Some(m) = &upgrades {
-            got.push(upsell_run(&prepared, m, &model, &format!("up-sell + {name}"), &job.eval.k)?);
+        let mut got =
+            prepared.evaluate_model(name, &model, fit_seconds, ks, &plan.targets).map_err(|e| bad(e.to_string()))?;
+        if let Some(m) = &data.upgrades {
+            got.push(upsell_run(prepared, m, &model, &format!("up-sell + {name}"), ks)?);
         }
         for r in &got {
-            let k = job.eval.k.iter().copied().find(|&k| k >= 10).unwrap_or(job.eval.k[0]);
+            let k = ks.iter().copied().find(|&k| k >= 10).unwrap_or(ks[0]);
             log.info(format!(
                 "{name} on {}: NDCG@{k} {:.4}, recall@{k} {:.4} (fit {:.1}s, score {:.1}s)",
                 r.target,
@@ -397,8 +301,8 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         }
         runs.extend(got);
     }
-    for e in &externals {
-        let (lists, stats) = read_lists(&e.file, &prepared)?;
+    for e in &plan.externals {
+        let (lists, stats) = read_lists(&e.file, prepared)?;
         log.info(format!(
             "{}: {} rows for {} customers read from {}; {} rows name a customer or item the log does not have",
             e.name,
@@ -409,7 +313,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         ));
         let empty: Vec<u32> = Vec::new();
         let table = prepared
-            .measure_lists(e.target, &job.eval.k, |c| lists.get(&c.0).unwrap_or(&empty))
+            .measure_lists(e.target, ks, |c| lists.get(&c.0).unwrap_or(&empty))
             .map_err(|e| bad(e.to_string()))?;
         runs.push(RunReport {
             algorithm: e.name.clone(),
@@ -419,11 +323,16 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
             table,
         });
     }
+    Ok(runs)
+}
 
+/// The report's setup table: the data, the split and what was measured.
+fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, String)> {
+    let (summary, s) = (&data.summary, &data.prepared.summary);
     let mut setup = vec![
         ("purchases".to_string(), job.input.purchases.display().to_string()),
-        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(&summary))),
-        ("split".into(), describe_split(&method, job.split.validation)),
+        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary))),
+        ("split".into(), describe_split(&plan.method, job.split.validation)),
         ("training rows".into(), s.train_rows.to_string()),
         ("test rows".into(), s.test_rows.to_string()),
         ("test-part rows left unused".into(), s.unused_rows.to_string()),
@@ -434,7 +343,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
                 "all items {}, new items {}{}",
                 s.measured_all,
                 s.measured_new,
-                if upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
+                if data.upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
             ),
         ),
         (
@@ -445,7 +354,7 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
             ),
         ),
     ];
-    if let Some(m) = &upgrades {
+    if let Some(m) = &data.upgrades {
         setup.push((
             "upgrades".into(),
             format!(
@@ -455,15 +364,21 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
         ));
     }
     setup.push(("ranking".into(), "over every item of the log; no sampled negatives".into()));
-    let rep = EvalReport { title: "cobuy eval".into(), setup, runs };
+    setup
+}
+
+/// Writes report.md, report.json and the charts, and prints the Markdown report unless
+/// quiet.
+fn write_report(plan: &Plan, rep: EvalReport, start: Instant, log: Log) -> Result<()> {
+    let out_dir = &plan.out_dir;
     write_text(&out_dir.join("report.md"), &report::markdown(&rep))?;
     write_text(&out_dir.join("report.json"), &report::json(&rep))?;
-    for m in &charts {
+    for m in &plan.charts {
         write_text(&out_dir.join(format!("{}.svg", m.name())), &report::svg(&rep, *m))?;
     }
     log.info(format!(
         "wrote report.md, report.json and {} chart(s) to {} in {:.1}s",
-        charts.len(),
+        plan.charts.len(),
         out_dir.display(),
         start.elapsed().as_secs_f64()
     ));
@@ -534,7 +449,7 @@ fn read_lists(path: &Path, p: &Prepared) -> Result<Lists> {
 
 /// Writes train.csv and test.csv (customer_id,item_id,quantity,time,basket_id) so that
 /// other tools can fit and score on exactly this split.
-fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: bool, dir: &Path, log: Log) -> Result<()> {
+fn write_split(plog: &PurchaseLog, method: &SplitMethod, validation: bool, dir: &Path, log: Log) -> Result<()> {
     let mut test = method.test_rows(plog, None).map_err(|e| bad(e.to_string()))?;
     let mut unused = vec![false; test.len()];
     if validation {
@@ -579,11 +494,11 @@ fn write_split(plog: &ingest::PurchaseLog, method: &SplitMethod, validation: boo
 /// Reads the catalogue, marks the upgrade target's held-out pairs and learns the upgrade
 /// model from the training rows.
 fn upgrade_target(
-    plog: &ingest::PurchaseLog,
+    plog: &PurchaseLog,
     prepared: &mut Prepared,
     catalog: &CatalogArgs,
     args: &UpsellArgs,
-    params: &cobuy::offers::upsell::UpsellParams,
+    params: &UpsellParams,
     out_dir: &Path,
     log: Log,
 ) -> Result<UpgradeModel> {

@@ -1,7 +1,333 @@
-//! Subcommands too large for main.rs.
+//! Every `cobuy` command: the command line, the dispatch, and what the commands share.
+//!
+//! One file per command (`rules` holds `basket-complete` and `upsell` holds `upgrades`:
+//! each pair reads and learns the same way); the flag groups several commands share, and
+//! their resolution into the library's validated options, are in [`args`]. This module
+//! holds the logging, the user-error type behind exit code 2, and the helpers of more than
+//! one command (loading a model, reading id files, choosing and scoring customers in
+//! batches, the ingest summary).
 
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use cobuy::algo::ease::EaseError;
+use cobuy::batch::BatchStats;
+use cobuy::ids::{CustomerIdx, IdTable};
+use cobuy::ingest::{self, IngestSummary};
+use cobuy::matrix::Interactions;
+use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError};
+use cobuy::output::AtomicFile;
+
+pub mod args;
 pub mod crosssell;
 pub mod eval;
+pub mod fit;
+pub mod foldin;
+pub mod generate;
+pub mod inspect;
+pub mod recommend;
 pub mod rules;
+pub mod run;
+pub mod similar;
 pub mod tune;
 pub mod upsell;
+
+#[derive(Parser)]
+#[command(name = "cobuy", version, about = "Recommendations from retail purchase histories")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Worker threads (0: one per core).
+    #[arg(long, global = true, default_value_t = 0)]
+    threads: usize,
+    /// Print errors only.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read purchases, fit a model (item-knn, user-knn, popularity, buy-again, als, ease), save it.
+    Fit(Box<fit::FitCmd>),
+    /// Score customers with a saved model and write CSV.
+    Recommend(Box<recommend::RecommendCmd>),
+    /// Score customers from purchase rows given now (not in the model's history).
+    FoldIn(Box<foldin::FoldInCmd>),
+    /// The most similar customers of each customer, as CSV.
+    SimilarCustomers(similar::SimilarCmd),
+    /// Run a job file: fit, recommend, summary; or, with `[split]` and `[eval]` tables, an
+    /// evaluation of each `[[algorithm]]`.
+    Run(run::RunCmd),
+    /// Write a seeded synthetic purchase log (CSV; gzip when FILE ends in .gz).
+    Generate(generate::GenerateCmd),
+    /// Split a purchase log, fit each algorithm on the training part, measure it on the
+    /// test customers, write report.md, report.json and SVG charts.
+    Eval(Box<eval::EvalCmd>),
+    /// Search fit parameters on the validation split (never the test split); write the
+    /// best as an eval job file.
+    Tune(tune::TuneCmd),
+    /// Pairwise association rules (A -> B) from baskets, as CSV: support, confidence, lift,
+    /// leverage, conviction.
+    Rules(Box<rules::RulesCmd>),
+    /// Frequently bought together: the best completions of given baskets.
+    BasketComplete(Box<rules::CompleteCmd>),
+    /// Cross-sell: complementary items per customer (collaborative affinity and basket
+    /// lift, preferring categories they have not bought), with reasons.
+    CrossSell(Box<crosssell::CrossSellCmd>),
+    /// Up-sell: per customer, a dearer item in a category they buy, learned from the order
+    /// of purchases, with when to offer it and why.
+    UpSell(Box<upsell::UpSellCmd>),
+    /// The learned upgrade paths of items (what customers buy next, dearer, in the same
+    /// category), as CSV.
+    Upgrades(Box<upsell::UpgradesCmd>),
+    /// Show what a model holds and how it was fitted.
+    Inspect(inspect::InspectCmd),
+}
+
+/// Runs the command line's command.
+pub fn run(cli: Cli, log: Log) -> Result<()> {
+    let threads = cli.threads;
+    match cli.command {
+        Command::Fit(cmd) => fit::run(&cmd, threads, log),
+        Command::Recommend(cmd) => recommend::run(&cmd, threads, log),
+        Command::Run(cmd) => run::run(&cmd, threads, log),
+        Command::FoldIn(cmd) => foldin::run(&cmd, threads, log),
+        Command::SimilarCustomers(cmd) => similar::run(&cmd, threads, log),
+        Command::Inspect(cmd) => inspect::run(&cmd),
+        Command::Eval(cmd) => eval::run(&cmd, threads, log),
+        Command::Tune(cmd) => tune::run(&cmd, threads, log),
+        Command::Rules(cmd) => rules::rules(&cmd, threads, log),
+        Command::CrossSell(cmd) => crosssell::run(&cmd, threads, log),
+        Command::UpSell(cmd) => upsell::run(&cmd, threads, log),
+        Command::Upgrades(cmd) => upsell::upgrades(&cmd, threads, log),
+        Command::BasketComplete(cmd) => rules::complete(&cmd, threads, log),
+        Command::Generate(cmd) => generate::run(&cmd, threads, log),
+    }
+}
+
+/// An error caused by the user's input or usage: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(String);
+
+/// A user error (exit code 2) with this message.
+pub fn bad(msg: impl Into<String>) -> anyhow::Error {
+    BadInput(msg.into()).into()
+}
+
+/// Log lines and progress bars on stderr.
+#[derive(Clone, Copy)]
+pub struct Log {
+    pub quiet: bool,
+    pub tty: bool,
+}
+
+impl Log {
+    pub fn info(&self, msg: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("cobuy: {}", msg.as_ref());
+        }
+    }
+
+    /// A bar on a terminal; `None` otherwise (plain log lines are printed instead).
+    pub fn bar(&self, len: Option<u64>, what: &str) -> Option<ProgressBar> {
+        if self.quiet || !self.tty {
+            return None;
+        }
+        let bar = match len {
+            Some(n) => ProgressBar::new(n).with_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {percent}% {elapsed} (eta {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            ),
+            None => ProgressBar::new_spinner(),
+        };
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Some(bar)
+    }
+}
+
+/// Reads a job file's text (a missing or unreadable file is the user's error).
+pub fn read_job_text(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))
+}
+
+/// Makes a relative path of a job file relative to the job file's folder `base` (`-`,
+/// standard input, stays).
+pub fn rebase(base: &Path, p: &mut PathBuf) {
+    if p.is_relative() && p.as_os_str() != "-" {
+        *p = base.join(&*p);
+    }
+}
+
+/// Fits a model; an EASE too large for memory names the flag and job key that fix it.
+pub fn fit_model(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model> {
+    Model::fit(data, params, info).map_err(|e| match e {
+        FitError::Ease(EaseError::TooLarge { max_items, .. }) if max_items > 0 => {
+            bad(format!("{e} (--ease-items {max_items}, or ease_items = {max_items} in a job file)"))
+        }
+        e => e.into(),
+    })
+}
+
+pub fn load_model(path: &Path, log: Log) -> Result<Model> {
+    let start = Instant::now();
+    let model = Model::load(path).map_err(|e| match e {
+        ModelError::Io { .. } => bad(e.to_string()),
+        other => bad(format!("{}: {other}", path.display())),
+    })?;
+    log.info(format!(
+        "loaded {} ({} customers, {} items) in {:.1}s",
+        path.display(),
+        model.customers().len(),
+        model.items().len(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(model)
+}
+
+pub fn create_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The run summary as log lines: every row accounted for.
+pub fn summary_lines(s: &IngestSummary) -> Vec<String> {
+    let mut v = vec![format!("rows: {} read = {}", s.rows_read, ingest::summary_breakdown(s))];
+    if !s.rejected_by_reason.is_empty() {
+        let reasons: Vec<String> = s.rejected_by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        v.push(format!("rejected by reason: {}", reasons.join(", ")));
+    }
+    let m = &s.merge;
+    v.push(format!(
+        "{} customer-item pairs ({} rows repeated a pair and were merged into it): {} purchases, {} netted to nothing by returns, {} seen only",
+        m.pairs, s.merged_rows, m.purchase_pairs, m.netted_out_pairs, m.seen_only_pairs
+    ));
+    let mut last =
+        format!("{} customers ({} with purchases left), {} items", s.customers, s.customers_with_purchases, s.items);
+    if let Some(b) = s.baskets {
+        last.push_str(&format!(", {b} baskets"));
+    }
+    if let (Some(a), Some(b)) = (s.first_time, s.last_time) {
+        last.push_str(&format!(", purchases from {} to {}", cobuy::time::format(a), cobuy::time::format(b)));
+    }
+    v.push(last);
+    v
+}
+
+/// The ids in a file, one per line (blank lines skipped), with their line numbers.
+pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
+    let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.trim_end_matches('\r').to_string()))
+        .filter(|(_, id)| !id.trim().is_empty())
+        .collect())
+}
+
+/// Looks ids from a file up in an id table; unknown ones are reported (not silently
+/// dropped), and a file with no known id at all is an error.
+pub fn lookup_ids(path: &Path, what: &str, table: &IdTable, required: bool, log: Log) -> Result<Vec<u32>> {
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    let ids = read_ids(path)?;
+    for (line, id) in &ids {
+        match table.index_of(id) {
+            Some(i) => known.push(i),
+            None => unknown.push(format!("{}:{line}: {id:?}", path.display())),
+        }
+    }
+    if known.is_empty() && required {
+        return Err(bad(format!("{}: none of its {} {what} ids is in the model", path.display(), ids.len())));
+    }
+    if !unknown.is_empty() {
+        log.info(format!(
+            "{} {what} ids in {} are not in the model and are skipped: {}{}",
+            unknown.len(),
+            path.display(),
+            unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
+            if unknown.len() > 10 { ", ..." } else { "" }
+        ));
+    }
+    Ok(known)
+}
+
+/// Every customer of the model, or those listed in `file` (in its order).
+pub fn customers_of(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<CustomerIdx>> {
+    Ok(match file {
+        None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
+        Some(path) => {
+            lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
+        }
+    })
+}
+
+/// Parses `I/N` (1 <= I <= N) into a 0-based shard and a count.
+fn parse_shard(s: &str) -> Result<(u32, u32)> {
+    let err = || bad(format!("--shard takes I/N with 1 <= I <= N, such as 1/4; got {s:?}"));
+    let (i, n) = s.split_once('/').ok_or_else(err)?;
+    let (i, n): (u32, u32) = (i.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(err());
+    }
+    Ok((i - 1, n))
+}
+
+/// Customers to score: the model's order or the file's, then the shard's part of them.
+pub fn customer_list(model: &Model, file: Option<&Path>, shard: Option<&str>, log: Log) -> Result<Vec<CustomerIdx>> {
+    let shard = shard.map(parse_shard).transpose()?;
+    Ok(customers_of(model, file, log)?
+        .into_iter()
+        .filter(|&c| shard.is_none_or(|(i, n)| cobuy::batch::shard_of(model.customers().id(c.0), n) == i))
+        .collect())
+}
+
+/// Progress for `total` customers: a bar on a terminal, a log line every tenth otherwise.
+pub fn customer_progress(log: Log, total: u64, what: &'static str) -> (Option<ProgressBar>, impl Fn(u64) + Sync) {
+    let bar = log.bar(Some(total), what);
+    let shown = bar.clone();
+    let next_log = std::sync::atomic::AtomicU64::new(0);
+    let report = move |done: u64| match &shown {
+        Some(b) => b.set_position(done),
+        None => {
+            let step = (total / 10).max(1);
+            if done >= next_log.load(std::sync::atomic::Ordering::Relaxed) && done < total {
+                next_log.store(done + step, std::sync::atomic::Ordering::Relaxed);
+                log.info(format!("{what}: {done} of {total} customers"));
+            }
+        }
+    };
+    (bar, report)
+}
+
+/// Writes a batch output atomically (creating its folder), with progress over `total`
+/// customers. Returns what was written and the seconds it took.
+pub fn write_batch(
+    out: &Path,
+    total: usize,
+    what: &'static str,
+    log: Log,
+    write: impl FnOnce(&mut AtomicFile, &(dyn Fn(u64) + Sync)) -> std::io::Result<BatchStats>,
+) -> Result<(BatchStats, f64)> {
+    create_parent(out)?;
+    let start = Instant::now();
+    let (bar, progress) = customer_progress(log, total as u64, what);
+    let mut file = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let stats = write(&mut file, &progress)
+        .and_then(|s| file.commit().map(|()| s))
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok((stats, start.elapsed().as_secs_f64()))
+}

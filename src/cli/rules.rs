@@ -1,5 +1,8 @@
 //! `cobuy rules` (pairwise association rules as CSV) and `cobuy basket-complete`
 //! (frequently bought together, for given baskets).
+//!
+//! The two commands share a file because they share their input: both read the purchases
+//! into baskets the same way (`read_baskets`), and differ only in what they ask of them.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,7 +15,8 @@ use cobuy::ingest;
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 
-use crate::{InputArgs, Log, bad, create_parent, ingest_options, set_threads, summary_lines};
+use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
+use super::{Log, bad, create_parent, summary_lines};
 
 /// `cobuy rules` flags.
 #[derive(Args, Debug)]
@@ -20,7 +24,7 @@ pub struct RulesCmd {
     #[command(flatten)]
     input: InputArgs,
     #[command(flatten)]
-    catalog: super::crosssell::CatalogArgs,
+    catalog: CatalogArgs,
     /// With --catalog: rules between categories at this level (0: the top level) instead of
     /// items.
     #[arg(long)]

@@ -5,20 +5,30 @@
 //! key of `cobuy fit`), instead of fixed `[[algorithm]]` tables. A grid tries every
 //! combination of each space; `trials = N` draws N of them with `seed` instead.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
+use clap::Args;
 use serde::Deserialize;
 
 use cobuy::eval::metrics::Metric;
-use cobuy::eval::{self as ev};
+use cobuy::eval::split::SplitMethod;
+use cobuy::eval::{self as ev, Target};
 use cobuy::generate::Rng;
 use cobuy::ingest;
+use cobuy::model::FitParams;
 
-use super::eval::{EvalArgs, NamedFit, SplitArgs, split_method, targets};
-use crate::{InputArgs, Log, bad, fit_params, ingest_options, set_threads};
+use super::args::{
+    EvalArgs, InputArgs, NamedFit, SplitArgs, fit_params, ingest_options, set_job_threads, split_method, targets,
+};
+use super::{Log, bad, read_job_text};
+
+#[derive(Args, Clone, Debug)]
+pub struct TuneCmd {
+    /// The tune job file (TOML): an eval job with `[tune]` and `[[space]]` tables.
+    job: PathBuf,
+}
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -35,41 +45,39 @@ struct TuneJob {
     threads: Option<usize>,
 }
 
+/// The `[tune]` table (a job file's only: it has no flags).
 #[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct TuneArgs {
     /// new-items or all-items.
-    #[serde(default = "new_items")]
     target: String,
     /// The metric to maximise.
-    #[serde(default = "ndcg")]
     metric: String,
     /// At this cut-off.
-    #[serde(default = "ten")]
     k: usize,
     /// Draw this many combinations at random instead of trying them all.
-    #[serde(default)]
     trials: Option<usize>,
     /// Seed of the draw.
-    #[serde(default = "one")]
     seed: u64,
     /// Where to write the best configurations as an eval job file, relative to the job file
     /// (default: beside it, JOB.toml.best.toml).
-    #[serde(default)]
     out: Option<PathBuf>,
 }
 
-fn new_items() -> String {
-    "new-items".into()
+impl Default for TuneArgs {
+    fn default() -> Self {
+        Self { target: "new-items".into(), metric: "ndcg".into(), k: 10, trials: None, seed: 1, out: None }
+    }
 }
-fn ndcg() -> String {
-    "ndcg".into()
-}
-fn ten() -> usize {
-    10
-}
-fn one() -> u64 {
-    1
+
+/// A candidate configuration: its label, its `[[space]]` keys, its checked parameters.
+type Candidate = (String, toml::Table, FitParams);
+
+/// What is maximised: a metric (at `[tune]`'s cut-off) on a target.
+#[derive(Clone, Copy)]
+struct Objective {
+    metric: Metric,
+    target: Target,
 }
 
 /// Every combination of a space's values, as tables of single values.
@@ -100,9 +108,9 @@ fn label(t: &toml::Table) -> String {
 }
 
 /// Runs `cobuy tune`.
-pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
-    let text =
-        fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))?;
+pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
+    let path = cmd.job.as_path();
+    let text = read_job_text(path)?;
     let mut job: TuneJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
     let base = path.parent().unwrap_or(Path::new(""));
     if job.input.purchases.is_relative() && job.input.purchases.as_os_str() != "-" {
@@ -111,14 +119,22 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
     if let Some(r) = job.input.rejects.as_mut().filter(|r| r.is_relative()) {
         *r = base.join(&*r);
     }
-    set_threads(if threads > 0 { threads } else { job.threads.unwrap_or(0) })?;
+    set_job_threads(threads, job.threads)?;
     let t = &job.tune;
     let target = targets(std::slice::from_ref(&t.target))?[0];
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
     let method = split_method(&job.split)?;
+    let configs = candidates(path, &job, target)?;
+    let goal = Objective { metric, target };
+    let results = search(&job, &method, &configs, goal, log)?;
+    write_best(path, &text, &job.tune, &configs, &results, goal, log)
+}
 
-    // Every candidate is checked before the data is read.
+/// Every candidate of the `[[space]]` tables (or a seeded draw of them), each checked
+/// before the data is read.
+fn candidates(path: &Path, job: &TuneJob, target: Target) -> Result<Vec<Candidate>> {
+    let t = &job.tune;
     let mut candidates: Vec<(String, toml::Table)> = Vec::new();
     if job.spaces.iter().any(|s| s.is_empty()) {
         return Err(bad(format!("{}: a [[space]] table is empty; give the fit keys to try", path.display())));
@@ -156,13 +172,25 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
         }
         configs.push((name.clone(), table.clone(), params));
     }
+    Ok(configs)
+}
 
+/// Reads the log, measures every candidate on the validation split; returns (value,
+/// candidate) pairs, best first, ties to the earlier candidate.
+fn search(
+    job: &TuneJob,
+    method: &SplitMethod,
+    configs: &[Candidate],
+    goal: Objective,
+    log: Log,
+) -> Result<Vec<(f64, usize)>> {
+    let (t, Objective { metric, target }) = (&job.tune, goal);
     let start = Instant::now();
     let out_dir = std::env::temp_dir();
     let opts = ingest_options(&job.input, &out_dir.join("cobuy-tune"))?;
     let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    let prepared = ev::prepare(&plog, &method, true).map_err(|e| bad(e.to_string()))?;
+    let prepared = ev::prepare(&plog, method, true).map_err(|e| bad(e.to_string()))?;
     let s = &prepared.summary;
     log.info(format!(
         "validation split: {} training rows, {} validation rows (the {} test rows are not used); {} customers measured",
@@ -188,9 +216,21 @@ pub fn run(path: &Path, threads: usize, log: Log) -> Result<()> {
     results.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (best_value, best) = results[0];
     log.info(format!("best: {} with {} {:.4}", configs[best].0, metric.name(), best_value));
+    Ok(results)
+}
 
-    // The best job: the input and split as given (on the test part this time), the best
-    // configuration, and the runner-up configurations for comparison.
+/// Writes the best job: the input and split as given (on the test part this time), the
+/// best configuration, and the runner-up configurations for comparison.
+fn write_best(
+    path: &Path,
+    text: &str,
+    t: &TuneArgs,
+    configs: &[Candidate],
+    results: &[(f64, usize)],
+    Objective { metric, target }: Objective,
+    log: Log,
+) -> Result<()> {
+    let base = path.parent().unwrap_or(Path::new(""));
     let mut doc = toml::Table::new();
     let original: toml::Table = text.parse().map_err(|e| bad(format!("{}: {e}", path.display())))?;
     for key in ["input", "split", "eval", "threads"] {

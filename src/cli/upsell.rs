@@ -1,5 +1,12 @@
 //! `cobuy up-sell` and `cobuy upgrades`: ordered purchases and a priced catalogue in,
 //! upgrade offers per customer (with when to make them) or an item's upgrade paths out.
+//!
+//! The two commands share a file because they share every step but the last: both read the
+//! catalogue and the purchases and learn the upgrade model the same way (`learn`), and
+//! explain an upgrade in the same words (`reason`). The steps are public for the two other
+//! users of the up-sell pipeline: the nightly job's `[upsell]` step ([`UpsellStep`], run
+//! by `cobuy run`) and `cobuy eval`'s upgrades target, so that what is measured is what is
+//! offered. The up-sell flags themselves are a shared group in `cli::args`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,155 +16,18 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
-use cobuy::ids::{CustomerIdx, ItemIdx};
+use cobuy::ids::ItemIdx;
 use cobuy::ingest::{self, PurchaseLog};
 use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Catalog, CategoryIdx};
-use cobuy::offers::upsell::{Basis, Delay, ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams};
+use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
-use super::crosssell::CatalogArgs;
-use crate::{
-    FitArgs, InputArgs, Log, SimilarityArgs, bad, create_parent, customer_progress, fit_params, ingest_options,
-    set_threads, summary_lines,
+use super::args::{
+    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, UpsellArgs, check_catalog, fit_params, ingest_options, set_threads,
 };
-
-/// Up-sell settings (flags, or the `[upsell]` table of an eval job).
-#[derive(Args, Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields)]
-pub struct UpsellArgs {
-    /// Category level within which upgrades are sought (0: the top level; default: each
-    /// item's own, deepest category).
-    #[arg(long)]
-    #[serde(default)]
-    pub level: Option<usize>,
-    /// Brand grades, lowest first (such as Private,National): a higher grade at no lower
-    /// price is an upgrade. Needs --catalog-brand-col.
-    #[arg(long, value_delimiter = ',')]
-    #[serde(default)]
-    pub grades: Vec<String>,
-    /// An upgrade is at least this share dearer (0.1 = 10%).
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    #[serde(default = "d_min_step")]
-    pub min_step: f64,
-    /// The later item must be bought within this many days.
-    #[arg(long, default_value_t = 365)]
-    #[serde(default = "d_window")]
-    pub window_days: u32,
-    /// Customers who must have taken an upgrade path for it to be kept.
-    #[arg(long = "min-path-count", default_value_t = 3)]
-    #[serde(default = "d_min_count")]
-    pub min_path_count: u32,
-    /// How a path's count is compared with chance: excess or llr.
-    #[arg(long, default_value = "excess")]
-    #[serde(default = "d_measure")]
-    pub pair_measure: String,
-    /// Paths scoring below this are dropped (0: taken at least as often as chance).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    #[serde(default)]
-    pub min_score: f64,
-    /// Price tiers per category for the fallback.
-    #[arg(long, default_value_t = 4)]
-    #[serde(default = "d_tiers")]
-    pub tiers: u32,
-    /// Shrinkage of a path's rate towards the tier fallback, in customers.
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
-    #[serde(default = "d_smoothing")]
-    pub smoothing: f64,
-    /// Offers cost at most this multiple of the dearest item the customer bought in the
-    /// category (0: no cap).
-    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
-    #[serde(default = "d_price_cap")]
-    pub price_cap: f64,
-    /// An offer's weight halves for every this many days since the anchor purchase, counted
-    /// back from the newest purchase (0: no ageing).
-    #[arg(long, default_value_t = 120.0, allow_negative_numbers = true)]
-    #[serde(default = "d_half_life")]
-    pub anchor_half_life: f64,
-    /// Weight of collaborative affinity in an offer's score (0 to 1).
-    #[arg(long = "affinity-weight", default_value_t = 0.5, allow_negative_numbers = true)]
-    #[serde(default = "d_affinity")]
-    pub affinity_weight: f64,
-    /// Offer by price tiers and popularity alone, learning nothing from purchase order (for
-    /// purchases without times).
-    #[arg(long)]
-    #[serde(default)]
-    pub tiers_only: bool,
-}
-
-fn d_min_step() -> f64 {
-    0.1
-}
-fn d_window() -> u32 {
-    365
-}
-fn d_min_count() -> u32 {
-    3
-}
-fn d_measure() -> String {
-    "excess".into()
-}
-fn d_tiers() -> u32 {
-    4
-}
-fn d_smoothing() -> f64 {
-    10.0
-}
-fn d_price_cap() -> f64 {
-    4.0
-}
-fn d_half_life() -> f64 {
-    120.0
-}
-fn d_affinity() -> f64 {
-    0.5
-}
-
-impl UpsellArgs {
-    /// The validated library parameters.
-    pub fn params(&self) -> Result<UpsellParams> {
-        let measure: PairMeasure =
-            self.pair_measure.parse().map_err(|e: String| bad(format!("--pair-measure: {e}")))?;
-        let p = UpsellParams {
-            min_step: self.min_step,
-            window_days: self.window_days,
-            min_path_count: self.min_path_count,
-            pair_measure: measure,
-            min_score: self.min_score,
-            tiers: self.tiers,
-            smoothing: self.smoothing,
-            price_cap: self.price_cap,
-            affinity_weight: self.affinity_weight,
-            anchor_half_life: self.anchor_half_life,
-            tiers_only: self.tiers_only,
-            ..UpsellParams::default()
-        };
-        // The library names the field; the flag is the field with dashes.
-        p.check().map_err(|e| match e.split_once(' ') {
-            Some((field, rest)) => bad(format!("--{} {rest}", field.replace('_', "-"))),
-            None => bad(e),
-        })?;
-        Ok(p)
-    }
-}
-
-/// Checks that the catalogue flags can give prices and categories, before anything is read.
-pub fn check_catalog(catalog: &CatalogArgs, upsell: &UpsellArgs, what: &str) -> Result<()> {
-    let need = "--catalog FILE --catalog-item-col ID --catalog-category-cols A,B --catalog-price-col PRICE";
-    if catalog.catalog.is_none() {
-        return Err(bad(format!("{what} needs a catalogue with a category and a price per item: {need}")));
-    }
-    if catalog.catalog_price_col.is_none() {
-        return Err(bad(format!(
-            "{what} needs item prices: the catalogue's price column (--catalog-price-col PRICE); with {need}"
-        )));
-    }
-    if !upsell.grades.is_empty() && catalog.catalog_brand_col.is_none() {
-        return Err(bad("--grades needs the catalogue's brand column: --catalog-brand-col BRAND"));
-    }
-    Ok(())
-}
+use super::{Log, bad, create_parent, customer_progress, customers_of, summary_lines};
 
 /// Reads the catalogue for up-sell, reporting its items without a usable price.
 pub fn read_catalog(args: &CatalogArgs, skip_invalid: bool, out: &Path, log: Log) -> Result<Catalog> {
@@ -227,6 +97,9 @@ pub fn log_learned(m: &UpgradeModel, seconds: f64, log: Log) {
     ));
 }
 
+/// Offers per customer, by default (`--top`, and `top` in a nightly job's `[upsell]`).
+const TOP: usize = 5;
+
 /// `cobuy up-sell` flags.
 #[derive(Args, Debug)]
 pub struct UpSellCmd {
@@ -237,7 +110,7 @@ pub struct UpSellCmd {
     #[command(flatten)]
     upsell: UpsellArgs,
     /// Offers per customer.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = TOP)]
     top: usize,
     /// Score only these customers (one id per line).
     #[arg(long)]
@@ -347,7 +220,7 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let t = Instant::now();
     let all = vec![true; plog.rows.len()];
     let (interactions, merge) = plog.interactions(&all);
-    let model = Model::fit(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
+    let model = super::fit_model(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
     log.info(format!("fitted {} for affinity in {:.1}s", fit.algorithm.name(), t.elapsed().as_secs_f64()));
     write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log)
 }
@@ -365,12 +238,7 @@ fn write_offers(
 ) -> Result<()> {
     let filter = model.filter(&Filter::default())?;
     let up = UpSell::new(upgrades, model.scorer(&filter));
-    let customers: Vec<CustomerIdx> = match customers {
-        None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
-        Some(path) => {
-            crate::lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
-        }
-    };
+    let customers = customers_of(model, customers, log)?;
     let facts = upgrades.facts();
     let category_name =
         |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
@@ -439,7 +307,7 @@ pub struct UpsellStep {
     /// Output CSV.
     pub out: PathBuf,
     /// Offers per customer.
-    #[serde(default = "d_top")]
+    #[serde(default = "UpsellStep::top")]
     pub top: usize,
     /// Score only these customers (one id per line).
     #[serde(default)]
@@ -447,20 +315,17 @@ pub struct UpsellStep {
     /// The catalogue.
     pub catalog: CatalogArgs,
     /// Up-sell settings (defaults as for the flags).
-    #[serde(default = "default_settings")]
+    #[serde(default)]
     pub settings: UpsellArgs,
 }
 
-fn d_top() -> usize {
-    5
-}
-
-/// The flags' defaults, through the same parser as a job file.
-pub fn default_settings() -> UpsellArgs {
-    toml::from_str("").unwrap_or_else(|_| unreachable!("every up-sell setting has a default"))
-}
-
 impl UpsellStep {
+    /// `[upsell]` has required keys, so its `top` key reads the `--top` flag's default on
+    /// its own.
+    fn top() -> usize {
+        TOP
+    }
+
     /// Checks what can be checked before the job reads anything.
     pub fn check(&self) -> Result<UpsellParams> {
         if self.top == 0 {

@@ -1,0 +1,92 @@
+//! `cobuy inspect`: what a model file holds and how it was fitted, as text or JSON.
+
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use cobuy::matrix::Scheme;
+
+use super::{Log, load_model, summary_lines};
+
+#[derive(Args, Clone, Debug)]
+pub struct InspectCmd {
+    /// The model file.
+    model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `cobuy inspect`.
+pub fn run(cmd: &InspectCmd) -> Result<()> {
+    let (path, json) = (cmd.model.as_path(), cmd.json);
+    let model = load_model(path, Log { quiet: true, tty: false })?;
+    let d = model.interactions();
+    let info = model.info();
+    let size = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let top: Vec<(&str, u32)> =
+        model.popular().iter().take(10).map(|&j| (model.items().id(j), model.buyers()[j as usize])).collect();
+    if json {
+        let v = serde_json::json!({
+            "file": path.display().to_string(),
+            "bytes": size,
+            "format_version": cobuy::model::FORMAT_VERSION,
+            "algorithm": model.params().algorithm.name(),
+            "params": model.params(),
+            "info": info,
+            "customers": d.customers().len(),
+            "customers_with_purchases": d.customers_with_purchases(),
+            "items": d.items().len(),
+            "purchase_pairs": d.counts().nnz(),
+            "seen_only_pairs": d.seen_only_pairs(),
+            "neighbor_pairs": model.neighbors().nnz(),
+            "most_bought": top.iter().map(|(id, n)| serde_json::json!({"item_id": id, "customers": n})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let p = model.params();
+    println!("model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION);
+    let sim = &p.similarity;
+    println!(
+        "algorithm   {}, {} similarity (shrinkage {}, at least {} shared, ties {}), {} neighbours",
+        p.algorithm.name(),
+        sim.measure.name(),
+        sim.shrinkage,
+        sim.min_shared,
+        sim.ties.name(),
+        p.neighbors
+    );
+    let w = &p.weighting;
+    let mut weighting = match w.scheme {
+        Scheme::Binary => "binary".to_string(),
+        Scheme::Count => "count".into(),
+        Scheme::Log => "log(1 + count)".into(),
+        Scheme::Bm25 { k1, b } => format!("BM25 (k1 {k1}, b {b})"),
+        Scheme::TfIdf => "TF-IDF".into(),
+    };
+    if let (Some(h), Some(t)) = (w.half_life_days, w.reference_time) {
+        weighting.push_str(&format!(", time decay: half-life {h} days back from {}", cobuy::time::format(t)));
+    }
+    println!("weighting   {weighting}");
+    println!("fitted from {}", info.source.as_deref().unwrap_or("(rows given through the library)"));
+    println!(
+        "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs, {} seen-only pairs\nneighbours  {} item pairs",
+        d.customers().len(),
+        d.customers_with_purchases(),
+        d.items().len(),
+        d.counts().nnz(),
+        d.seen_only_pairs(),
+        model.neighbors().nnz()
+    );
+    if let Some(s) = &info.ingest {
+        for line in summary_lines(s) {
+            println!("ingest      {line}");
+        }
+    }
+    let top: Vec<String> = top.iter().map(|(id, n)| format!("{id} ({n})")).collect();
+    println!("most bought {}", top.join(", "));
+    Ok(())
+}

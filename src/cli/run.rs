@@ -1,0 +1,120 @@
+//! `cobuy run JOB.toml`: the nightly job (fit, recommend, optional up-sell, a JSON summary),
+//! or, for a job file with `[split]` or `[eval]` tables, an evaluation (`cli::eval`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use cobuy::batch::BatchStats;
+use cobuy::ingest::IngestSummary;
+use cobuy::model::FitParams;
+use cobuy::output::AtomicFile;
+
+use super::args::{InputArgs, ModelArgs, set_job_threads};
+use super::recommend::{RecommendCmd, recommend};
+use super::upsell::UpsellStep;
+use super::{Log, bad, create_parent, fit::fit, read_job_text, rebase};
+
+#[derive(Args, Clone, Debug)]
+pub struct RunCmd {
+    /// The job file (TOML).
+    job: PathBuf,
+}
+
+/// A job file: `[input]`, `[fit]`, `[recommend]`, optional `summary`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Job {
+    input: InputArgs,
+    fit: ModelArgs,
+    recommend: RecommendCmd,
+    /// Up-sell offers from the same purchases and model.
+    #[serde(default)]
+    upsell: Option<UpsellStep>,
+    /// JSON summary of the run.
+    #[serde(default)]
+    summary: Option<PathBuf>,
+    /// Worker threads (the --threads flag wins).
+    #[serde(default)]
+    threads: Option<usize>,
+}
+
+/// Runs `cobuy run`.
+pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
+    let path = cmd.job.as_path();
+    let text = read_job_text(path)?;
+    if let Ok(table) = text.parse::<toml::Table>() {
+        if table.contains_key("split") || table.contains_key("eval") {
+            return super::eval::run_job(path, threads, log);
+        }
+    }
+    let job = read_job(path, &text)?;
+    set_job_threads(threads, job.threads)?;
+
+    let start = Instant::now();
+    log.info(format!("running {}", path.display()));
+    let (model, ingest) = fit(&job.input, &job.fit, log)?;
+    let batch = recommend(&model, &job.recommend, log)?;
+    if let Some(u) = &job.upsell {
+        u.run(&job.input, &model, log)?;
+    }
+    if let Some(p) = &job.summary {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            job: String,
+            ingest: &'a IngestSummary,
+            params: &'a FitParams,
+            neighbor_pairs: usize,
+            model: String,
+            recommendations: String,
+            batch: BatchStats,
+        }
+        let s = Summary {
+            job: path.display().to_string(),
+            ingest: &ingest,
+            params: model.params(),
+            neighbor_pairs: model.neighbors().nnz(),
+            model: job.fit.model.display().to_string(),
+            recommendations: job.recommend.out.display().to_string(),
+            batch,
+        };
+        create_parent(p)?;
+        let mut f = AtomicFile::create(p)?;
+        serde_json::to_writer_pretty(&mut f, &s)?;
+        std::io::Write::write_all(&mut f, b"\n")?;
+        f.commit()?;
+        log.info(format!("wrote the run summary to {}", p.display()));
+    }
+    log.info(format!("job done in {:.1}s", start.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// Parses a nightly job, its paths made relative to the job file's folder and its
+/// `[upsell]` step checked, before anything is read.
+fn read_job(path: &Path, text: &str) -> Result<Job> {
+    let mut job: Job = toml::from_str(text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let rebase = |p: &mut PathBuf| rebase(base, p);
+    rebase(&mut job.input.purchases);
+    job.input.rejects.as_mut().map(rebase);
+    rebase(&mut job.fit.model);
+    rebase(&mut job.recommend.out);
+    job.recommend.customers.as_mut().map(rebase);
+    job.recommend.filter.allow.as_mut().map(rebase);
+    job.recommend.filter.deny.as_mut().map(rebase);
+    job.recommend.filter.categories.as_mut().map(rebase);
+    job.recommend.filter.exclude_categories.as_mut().map(rebase);
+    job.recommend.catalog.catalog.as_mut().map(rebase);
+    job.summary.as_mut().map(rebase);
+    if let Some(u) = &mut job.upsell {
+        rebase(&mut u.out);
+        u.customers.as_mut().map(rebase);
+        u.catalog.catalog.as_mut().map(rebase);
+        u.check()?;
+    }
+    job.recommend.model = job.fit.model.clone();
+    Ok(job)
+}

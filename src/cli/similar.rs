@@ -1,0 +1,62 @@
+//! `cobuy similar-customers`: a saved model in, each customer's most similar customers out
+//! as CSV.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use cobuy::algo::similarity::Measure;
+
+use super::args::{SimilarityArgs, set_threads, similarity_params};
+use super::{Log, bad, customer_list, load_model, write_batch};
+
+#[derive(Args, Clone, Debug)]
+pub struct SimilarCmd {
+    /// The model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Neighbours per customer.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Output CSV: customer_id,rank,neighbor_id,similarity,shared_items.
+    #[arg(long)]
+    out: PathBuf,
+    /// Only these customers (one id per line), in this order.
+    #[arg(long)]
+    customers: Option<PathBuf>,
+    /// Only shard I of N (1-based).
+    #[arg(long)]
+    shard: Option<String>,
+    #[command(flatten)]
+    similarity: SimilarityArgs,
+}
+
+/// Runs `cobuy similar-customers`.
+pub fn run(cmd: &SimilarCmd, threads: usize, log: Log) -> Result<()> {
+    set_threads(threads)?;
+    if cmd.top == 0 {
+        return Err(bad("--top must be at least 1"));
+    }
+    let model = load_model(&cmd.model, log)?;
+    let params = similarity_params(&cmd.similarity)?;
+    if matches!(params.measure, Measure::Rp3Beta { .. }) {
+        return Err(bad(
+            "--similarity rp3beta is item-item; similar customers take cosine, jaccard, asymmetric-cosine or lift",
+        ));
+    }
+    let customers = customer_list(&model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
+    let (stats, secs) = write_batch(&cmd.out, customers.len(), "similar customers", log, |file, progress| {
+        cobuy::batch::write_similar_customers(&model, &customers, cmd.top, params, file, progress)
+    })?;
+    log.info(format!(
+        "wrote {} neighbours ({}) for {} customers to {} in {:.1}s ({:.0} customers/s)",
+        stats.rows,
+        params.measure.name(),
+        stats.customers,
+        cmd.out.display(),
+        secs,
+        stats.customers as f64 / secs.max(1e-9)
+    ));
+    Ok(())
+}
