@@ -33,7 +33,6 @@ import filecmp
 import json
 import math
 import os
-import platform
 import re
 import shlex
 import subprocess
@@ -42,8 +41,8 @@ import time
 import tomllib
 from datetime import UTC, datetime
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, machine  # noqa: E402 - the helpers the harnesses share
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -420,31 +419,10 @@ def tune(work, spec, target, spaces, a):
 # ---------------------------------------------------------------- summary
 
 
-def sh(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def environment(a):
-    from importlib.metadata import version
-
-    lscpu = sh(["lscpu"]).splitlines()
-    field = lambda k: next((l.split(":", 1)[1].strip() for l in lscpu if l.startswith(k + ":")), "?")  # noqa: E731
-    dirty = sh(["git", "status", "--porcelain"])
-    return {
-        "date": sh(["date", "-u"]),
-        "cpu": field("Model name"), "cpus": field("CPU(s)"), "cores_per_socket": field("Core(s) per socket"),
-        "threads_per_core": field("Thread(s) per core"), "os_cpu_count": os.cpu_count(),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "commit": sh(["git", "rev-parse", "--short", "HEAD"]),
-        "dirty": bool(dirty and dirty != "?"), "dirty_files": dirty,
-        "cobuy": sh([a.cobuy, "--version"]), "rustc": sh(["rustc", "--version"]),
-        "implicit": version("implicit"), "numpy": version("numpy"), "scipy": version("scipy"),
-        "pandas": version("pandas"), "pyarrow": version("pyarrow"),
-        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", "(unset)"),
-    }  # fmt: skip
+    return machine(a.cobuy, ["implicit", "numpy", "scipy", "pandas", "pyarrow"]) | {
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", "(unset)")
+    }
 
 
 def metric(run, name, k=10):

@@ -34,10 +34,8 @@ import sys
 import time
 from collections import Counter
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
-from online_retail import line_time, run_child  # noqa: E402 - the shared process/log-line timing helpers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, line_time, run_child  # noqa: E402 - the helpers the harnesses share
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -81,8 +79,10 @@ def run_cobuy(cobuy, data, work, threads, ties):
            "--customer-col", "household_id", "--item-col", "product_id",
            "--weighting", "count", "--similarity", "cosine", "--neighbors", str(K_COBUY), "--ties", ties]  # fmt: skip
     rec = [cobuy, "--threads", str(threads), "recommend", "--model", model, "--top", str(TOP), "--out", recs]
-    fw, _, _, flines = run_child(fit)
-    rw, _, _, rlines = run_child(rec)
+    fr = run_child(fit)
+    rr = run_child(rec)
+    fw, flines = fr["wall"], fr["lines"]
+    rw, rlines = rr["wall"], rr["lines"]
     t_read, _ = line_time(flines, r"read (\d+) rows in ([\d.]+)s")
     t_fit, _ = line_time(flines, r"fitted .* in ([\d.]+)s")
     t_load, _ = line_time(rlines, r"loaded .* in ([\d.]+)s")

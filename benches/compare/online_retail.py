@@ -18,18 +18,16 @@ import argparse
 import csv
 import json
 import os
-import platform
-import re
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, line_time, machine, run_child, sh  # noqa: E402 - the helpers the harnesses share
+
 T_PROCESS_START = time.perf_counter()
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(ROOT, "datasets", "online-retail", "online_retail.csv.gz")
 
 # Stock codes of the data set that are not products (datasets/online-retail/README.md, "Quirks").
@@ -132,30 +130,6 @@ def worker(variant, data, out):
 # ---------------------------------------------------------------- orchestrator
 
 
-def run_child(argv, env=None):
-    """Runs argv; returns (wall s, peak RSS MiB, stdout, [(t since start, stderr line)])."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines = []
-    for line in p.stderr:  # cobuy logs each stage as it ends; note when each line arrives
-        lines.append((time.perf_counter() - t0, line.rstrip("\n")))
-    out = p.stdout.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        sys.exit(f"{argv[0]} failed ({p.returncode}):\n" + "\n".join(l for _, l in lines))
-    return wall, ru.ru_maxrss / 1024.0, out, lines  # ru_maxrss is KiB on Linux
-
-
-def line_time(lines, pattern):
-    for t, line in lines:
-        m = re.search(pattern, line, re.IGNORECASE)  # cobuy's wording is not an API: match loosely
-        if m:
-            return t, m
-    sys.exit(f"no log line matches {pattern!r}:\n" + "\n".join(l for _, l in lines))
-
-
 def run_cobuy(cobuy, data, work):
     model, recs = os.path.join(work, "cobuy.model"), os.path.join(work, "cobuy.csv")
     fit = [cobuy, "--threads", "2", "fit", "--purchases", data, "--model", model,
@@ -163,8 +137,10 @@ def run_cobuy(cobuy, data, work):
            "--price-col", "UnitPrice", "--time-col", "InvoiceDate", "--basket-col", "InvoiceNo",
            "--neighbors", "50", "--weighting", "bm25"]  # fmt: skip
     rec = [cobuy, "--threads", "2", "recommend", "--model", model, "--top", "10", "--out", recs]
-    fw, frss, _, flines = run_child(fit)
-    rw, rrss, _, rlines = run_child(rec)
+    fr = run_child(fit)
+    rr = run_child(rec)
+    fw, frss, flines = fr["wall"], fr["rss"], fr["lines"]
+    rw, rrss, rlines = rr["wall"], rr["rss"], rr["lines"]
     t_read, m_read = line_time(flines, r"read (\d+) rows in ([\d.]+)s")
     t_fit, m_fit = line_time(flines, r"fitted .* in ([\d.]+)s")
     t_load, m_load = line_time(rlines, r"loaded .* in ([\d.]+)s")
@@ -192,10 +168,10 @@ def run_cobuy(cobuy, data, work):
 def run_implicit(variant, data, work):
     out = os.path.join(work, f"implicit-{variant}.csv")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    wall, rss, stdout, lines = run_child([sys.executable, os.path.abspath(__file__), "--worker", variant,
-                                          "--data", data, "--out", out], env=env)  # fmt: skip
-    r = json.loads(stdout.strip().splitlines()[-1])
-    r.update(wall=wall, rss=rss, customers_per_s=r["customers"] / r["recommend"])
+    c = run_child([sys.executable, os.path.abspath(__file__), "--worker", variant, "--data", data, "--out", out],
+                  env=env)  # fmt: skip
+    r = json.loads(c["stdout"].strip().splitlines()[-1])
+    r.update(wall=c["wall"], rss=c["rss"], customers_per_s=r["customers"] / r["recommend"])
     return r
 
 
@@ -226,27 +202,11 @@ def non_product_stats(lists):
     return rows, custs, dict(sorted(codes.items(), key=lambda kv: -kv[1]))
 
 
-def sh(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def environment(cobuy, label, date):
-    from importlib.metadata import version
-
-    model = next((l.split(":", 1)[1].strip() for l in sh(["lscpu"]).splitlines() if l.startswith("Model name")), "?")
-    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
-    return {
-        "date": date,
-        "cpu": model, "cores": os.cpu_count(), "ram_gib": round(int(mem) / 1024 / 1024, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "cobuy": sh([cobuy, "--version"]),
+    m = machine(cobuy, ["implicit", "numpy", "scipy", "pandas"])
+    return m | {
+        "date": date, "cores": m["os_cpu_count"], "ram_gib": round(m["mem_gib"], 1),
         "cobuy_source": label or sh(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=12"]),
-        "rustc": sh(["rustc", "--version"]),
-        "implicit": version("implicit"), "numpy": version("numpy"), "scipy": version("scipy"),
-        "pandas": version("pandas"),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
     }  # fmt: skip
 
@@ -337,7 +297,7 @@ def main():
     res = {n: [] for n in names}
     for rep in range(a.reps + 1):  # round 0: warm-up (page cache, first-run effects), not counted
         order = names[rep % 3 :] + names[: rep % 3]
-        floor = max(floor, run_child(["true"])[1])
+        floor = max(floor, run_child(["true"])["rss"])
         for n in order:
             r = tasks[n]()
             if rep > 0:

@@ -34,7 +34,6 @@ import csv
 import json
 import math
 import os
-import platform
 import random
 import resource
 import shlex
@@ -46,8 +45,9 @@ import threading
 import time
 from datetime import UTC, datetime
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, loadavg, machine, sh  # noqa: E402 - the helpers the harnesses share
+
 GIB = 2**30
 
 # ---------------------------------------------------------------- what is compared (one place each)
@@ -260,7 +260,6 @@ def worker_stats(a):
 
 
 def worker_convert_cj(a):
-    sys.path.insert(0, HERE)
     from accuracy import convert_cj  # the conversion run_accuracy.sh uses
 
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
@@ -271,11 +270,6 @@ def worker_convert_cj(a):
 
 
 # ---------------------------------------------------------------- orchestrator
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(v) for v in f.read().split()[:3]]
 
 
 def run_child(argv, time_limit, mem_limit, echo=True):
@@ -515,28 +509,8 @@ def check(cobuy_path, peer_path, sample, peer, n):
 # ---------------------------------------------------------------- summary
 
 
-def sh(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def environment(a):
-    from importlib.metadata import version
-
-    lscpu = sh(["lscpu"]).splitlines()
-    field = lambda k: next((l.split(":", 1)[1].strip() for l in lscpu if l.startswith(k + ":")), "?")  # noqa: E731
-    dirty = sh(["git", "status", "--porcelain"])
-    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal:")), "0")
-    return {
-        "date": sh(["date", "-u"]), "cpu": field("Model name"), "cpus": field("CPU(s)"),
-        "cores_per_socket": field("Core(s) per socket"), "threads_per_core": field("Thread(s) per core"),
-        "mem_gib": int(mem) / 2**20, "kernel": platform.release(), "python": platform.python_version(),
-        "commit": sh(["git", "rev-parse", "--short", "HEAD"]), "dirty": bool(dirty and dirty != "?"),
-        "dirty_files": dirty, "cobuy": sh([a.cobuy, "--version"]), "rustc": sh(["rustc", "--version"]),
-        **{p: version(p) for p in ("mlxtend", "efficient-apriori", "pandas", "numpy", "scipy", "pyarrow")},
-    }  # fmt: skip
+    return machine(a.cobuy, ["mlxtend", "efficient-apriori", "pandas", "numpy", "scipy", "pyarrow"])
 
 
 def rel(cmd):

@@ -26,19 +26,16 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
-import re
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 
-T_PROCESS_START = time.perf_counter()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, line_time, loadavg, machine, run_child, sh  # noqa: E402 - the helpers the harnesses share
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+T_PROCESS_START = time.perf_counter()
 
 SIZES = {  # customers, items, purchase rows
     "full": (1_000_000, 100_000, 20_000_000),
@@ -211,38 +208,6 @@ def worker_similar(a):
 # ---------------------------------------------------------------- orchestrator
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(v) for v in f.read().split()[:3]]
-
-
-def run_child(argv, env=None):
-    """Runs argv; returns a dict: wall s, cpu s (user + sys), peak RSS MiB, stdout, stderr lines with
-    their arrival time since start, load average before."""
-    la = loadavg()
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines = []
-    for line in p.stderr:  # cobuy logs each stage as it ends; note when each line arrives
-        lines.append((time.perf_counter() - t0, line.rstrip("\n")))
-    out = p.stdout.read()
-    _, status, ru = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"{' '.join(argv)} failed ({code}):\n" + "\n".join(l for _, l in lines))
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "user": ru.ru_utime, "sys": ru.ru_stime,
-            "rss": ru.ru_maxrss / 1024.0, "stdout": out, "lines": lines, "load_before": la}  # fmt: skip
-
-
-def line_time(lines, pattern):
-    for t, line in lines:
-        m = re.search(pattern, line, re.IGNORECASE)  # cobuy's wording is not an API: match loosely
-        if m:
-            return t, m
-    sys.exit(f"no log line matches {pattern!r}:\n" + "\n".join(l for _, l in lines))
-
-
 class Bench:
     def __init__(self, a):
         self.a = a
@@ -412,26 +377,11 @@ def jaccard(a, b):
     return (statistics.fmean(vals) if vals else float("nan")), len(common)
 
 
-def sh(argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
 def environment(a):
-    from importlib.metadata import version
-
-    cpu = next((l.split(":", 1)[1].strip() for l in sh(["lscpu"]).splitlines() if l.startswith("Model name")), "?")
-    mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
-    return {
-        "cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(int(mem) / 1024 / 1024, 1),
-        "kernel": platform.release(), "python": platform.python_version(),
-        "cobuy": sh([a.cobuy, "--version"]),
+    m = machine(a.cobuy, ["implicit", "numpy", "scipy", "pandas"])
+    return m | {
+        "cores": m["os_cpu_count"], "ram_gib": round(m["mem_gib"], 1),
         "cobuy_source": a.cobuy_label or sh(["git", "-C", ROOT, "describe", "--always", "--dirty", "--abbrev=12"]),
-        "rustc": sh(["rustc", "--version"]),
-        "implicit": version("implicit"), "numpy": version("numpy"), "scipy": version("scipy"),
-        "pandas": version("pandas"),
     }  # fmt: skip
 
 
