@@ -8,7 +8,7 @@ use cobuy::ingest::{Columns, IngestOptions, PurchaseLog, read_log};
 use cobuy::offers::rules::{Baskets, RuleParams};
 use proptest::prelude::*;
 
-mod common;
+use crate::common;
 
 fn log_of(csv: &str) -> PurchaseLog {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,5 @@
 //! Shared by the integration tests: a deterministic purchases generator and a runner for
-//! the `cobuy` binary. Each test crate uses part of it.
-#![allow(dead_code)]
+//! the `cobuy` binary.
 
 use std::fmt::Write as _;
 use std::fs;

@@ -1,7 +1,7 @@
 //! Implicit ALS through the public API: convergence, the CG solver against the exact one,
 //! fold-in, determinism, storage validation and a planted structure.
 //!
-//! Timings (not a test): `cargo test --release --test als -- --ignored --nocapture`.
+//! Timings (not a test): `cargo test --release --test it als:: -- --ignored --nocapture`.
 
 use cobuy::algo::als::{Als, AlsParams, AlsParts, Solver};
 use cobuy::generate::Rng;

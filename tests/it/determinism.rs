@@ -4,9 +4,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-mod common;
-
-use common::{COLUMNS, Lcg, SEED, purchase_lines, run_cobuy, write_lines};
+use crate::common::{COLUMNS, Lcg, SEED, purchase_lines, run_cobuy, write_lines};
 
 // ---------------------------------------------------------------------------------------
 // Running the binary

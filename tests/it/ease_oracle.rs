@@ -15,7 +15,9 @@ use proptest::prelude::*;
 use rayon::prelude::*;
 
 // ---------------------------------------------------------------------------------------
-// An allocator that records the largest single allocation made by the current thread.
+// An allocator that records the largest single allocation made by the current thread. It
+// is the whole `it` binary's allocator; other tests run on other threads and do not touch
+// what a test here reads.
 // ---------------------------------------------------------------------------------------
 
 struct Recording;
@@ -485,7 +487,7 @@ fn same_bits_with_one_and_four_threads() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Timing (not a test): `cargo test --release --test ease_oracle -- --ignored --nocapture`
+// Timing (not a test): `cargo test --release --test it ease_oracle:: -- --ignored --nocapture`
 // ---------------------------------------------------------------------------------------
 
 #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
-mod common;
+use crate::common;
 
 const CATALOG: &str = "item,department,aisle\n\
 milk,dairy,milk\ncheese,dairy,cheese\nyogurt,dairy,yogurt\n\

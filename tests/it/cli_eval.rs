@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tempfile::TempDir;
 
-mod common;
-
-use common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+use crate::common::{self, COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
 
 // ---------------------------------------------------------------------------------------
 // Facts about the generated rows

@@ -12,9 +12,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-mod common;
-
-use common::{Lcg, run_cobuy};
+use crate::common::{Lcg, run_cobuy};
 
 // ---------------------------------------------------------------------------------------
 // Dates

@@ -11,9 +11,7 @@ use cobuy::ingest::{Columns, IngestOptions, read_purchases};
 use cobuy::matrix::{Scheme, Weighting};
 use cobuy::model::{FORMAT_VERSION, FitInfo, FitParams, Model, ModelError, OLDEST_READABLE};
 
-mod common;
-
-use common::{SEED, purchase_lines, run_cobuy, write_lines};
+use crate::common::{SEED, purchase_lines, run_cobuy, write_lines};
 
 fn write_purchases(path: &Path) {
     let (header, lines) = purchase_lines(SEED);

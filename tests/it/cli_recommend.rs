@@ -11,9 +11,7 @@ use std::path::PathBuf;
 
 use tempfile::TempDir;
 
-mod common;
-
-use common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+use crate::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
 
 // ---------------------------------------------------------------------------------------
 // The expected facts, computed from the generated rows

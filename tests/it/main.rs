@@ -1,0 +1,31 @@
+//! The integration tests, as one crate: each file here is a module, so the test build
+//! links one binary against the library instead of one per file. Put new test files here
+//! and declare them below, never directly in `tests/` (each file there is its own crate).
+//!
+//! All modules share one process. `ease_oracle` installs this binary's global allocator
+//! (it records the largest allocation per thread, so other tests do not disturb it); no
+//! test sets environment variables, the working directory or rayon's global pool.
+//!
+//! Proptest keeps each module's regression seeds in `tests/proptest-regressions/<module>.txt`
+//! (its default path for a source file under a folder holding `main.rs`).
+//!
+//! Run one module: `cargo test --release --test it knn_oracle::`.
+
+mod common;
+
+mod als;
+mod catalog;
+mod cli_crosssell;
+mod cli_eval;
+mod cli_ingest;
+mod cli_recommend;
+mod cli_upsell;
+mod determinism;
+mod ease_oracle;
+mod eval_metrics;
+mod eval_split;
+mod knn_oracle;
+mod model_file;
+mod rules;
+mod rules_oracle;
+mod upsell;
