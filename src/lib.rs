@@ -2,13 +2,14 @@
 //!
 //! The pipeline runs one way, one module per stage:
 //! [`ingest`] (file to validated rows) → [`ids`] (external ids to dense indices) →
-//! [`matrix`] (merged customer x item CSR and its weighting) → [`similarity`] (top-k
-//! neighbour kernels) → [`recommend`] (ranked items per customer) → [`batch`] (every
-//! customer, in parallel, streamed to a file). [`model`] saves and loads a fitted model;
-//! [`ease`] and [`als`] are the dense recommenders it can hold. Beside the pipeline:
-//! [`rules`] (what is bought together), [`catalog`] and [`crosssell`] (complementary items by
-//! category), [`upsell`] (the dearer item a customer moves to next, and when), and [`eval`]
-//! (split a log, measure recommenders, report).
+//! [`matrix`] (merged customer x item CSR and its weighting) → [`algo`] (the recommenders:
+//! item-kNN, user-kNN, EASE, ALS, popularity, buy-again, and the top-k kernel they share) →
+//! [`recommend`] (ranked items per customer, one filter policy, reasons) → [`batch`] (every
+//! customer, in parallel, streamed to a file). [`model`] holds a fitted model and saves and
+//! loads it. Beside the pipeline: [`offers`] (the catalogue, association rules, cross-sell
+//! and up-sell) and [`eval`] (split a log, measure recommenders, report).
+//!
+//! Fit, recommend, save and load:
 //!
 //! ```
 //! use cobuy::ingest::{read_purchases, Columns, IngestOptions};

@@ -14,6 +14,7 @@
 mod common;
 
 mod als;
+mod architecture;
 mod catalog;
 mod cli_crosssell;
 mod cli_eval;
