@@ -8,7 +8,7 @@ use crate::matrix::Csr;
 /// Per item, the share of its buyers who bought it more than once (a count of at least
 /// 2), smoothed toward 1/2 by one pseudo-buyer each way so that items with a single buyer
 /// are neither certain repeats nor never.
-pub fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
+pub(crate) fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
     let mut repeaters = vec![0u32; counts.cols()];
     for (&j, &c) in counts.indices().iter().zip(counts.data()) {
         if c >= 2.0 {
@@ -19,7 +19,7 @@ pub fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
 }
 
 /// Buyers per item, from the weighted matrix's structure.
-pub fn buyers(weighted: &Csr) -> Vec<u32> {
+pub(crate) fn buyers(weighted: &Csr) -> Vec<u32> {
     let mut buyers = vec![0u32; weighted.cols()];
     for &j in weighted.indices() {
         buyers[j as usize] += 1;
@@ -28,7 +28,7 @@ pub fn buyers(weighted: &Csr) -> Vec<u32> {
 }
 
 /// The items anyone bought, by number of buyers descending, then by index.
-pub fn popularity_order(buyers: &[u32]) -> Vec<u32> {
+pub(crate) fn popularity_order(buyers: &[u32]) -> Vec<u32> {
     let mut order: Vec<u32> = (0..buyers.len() as u32).filter(|&j| buyers[j as usize] > 0).collect();
     order.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
     order

@@ -190,7 +190,7 @@ pub struct Query<'q> {
 
 /// A model that scores every item from dense parameters.
 #[derive(Debug, Clone)]
-pub enum Latent {
+pub(crate) enum Latent {
     /// Customer and item factors.
     Als(crate::algo::als::Als),
     /// EASE's solution.

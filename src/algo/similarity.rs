@@ -139,7 +139,7 @@ impl SimilarityParams {
 
 /// Per-row statistics the measures need: sum of squared weights and number of entries.
 #[derive(Debug, Clone)]
-pub struct RowStats {
+pub(crate) struct RowStats {
     /// Sums of squared weights, in f64: decayed weights can be so small that their squares
     /// lose all precision in f32.
     norm2: Vec<f64>,
@@ -325,7 +325,7 @@ impl Pruned {
 
 /// Per-worker buffers for [`TopK`], sized to the number of rows once.
 #[derive(Debug, Clone)]
-pub struct KernelScratch {
+pub(crate) struct KernelScratch {
     acc: Vec<f32>,
     shared: Vec<u32>,
     touched: Vec<u32>,
@@ -337,7 +337,7 @@ pub struct KernelScratch {
 
 /// The top-k kernel over one matrix and its transpose.
 #[derive(Debug, Clone, Copy)]
-pub struct TopK<'a> {
+pub(crate) struct TopK<'a> {
     a: &'a Csr,
     at: &'a Csr,
     stats: &'a RowStats,

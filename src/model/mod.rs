@@ -388,7 +388,7 @@ impl Model {
     }
 
     /// A similarity kernel over customers, for many queries (see [`crate::batch`]).
-    pub fn similar_customers_kernel(&self, params: SimilarityParams) -> TopK<'_> {
+    pub(crate) fn similar_customers_kernel(&self, params: SimilarityParams) -> TopK<'_> {
         self.customer_kernel(params).counting_shared()
     }
 
