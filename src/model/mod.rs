@@ -394,12 +394,12 @@ impl Model {
 
     /// The index of a customer, by external id (`None` when the model does not know them).
     pub fn customer(&self, id: &str) -> Option<CustomerIdx> {
-        self.customers().index_of(id).map(CustomerIdx)
+        self.data.customer(id)
     }
 
     /// The index of an item, by external id.
     pub fn item(&self, id: &str) -> Option<ItemIdx> {
-        self.items().index_of(id).map(ItemIdx)
+        self.data.item(id)
     }
 
     /// The external id of a customer.
