@@ -141,6 +141,15 @@ pub(crate) fn delimiter_name(d: u8) -> String {
     }
 }
 
+/// One data record of a delimited file.
+pub(crate) struct Record<'a> {
+    /// The line it starts on (for an unclosed quote, the line the quote opened on).
+    pub(crate) line: u64,
+    pub(crate) fields: &'a csv::ByteRecord,
+    /// What makes the whole record bad before its fields are looked at.
+    pub(crate) problem: Option<RowProblem>,
+}
+
 /// An open delimited file, read one record at a time.
 pub(crate) struct Delimited {
     name: String,
@@ -169,6 +178,7 @@ impl Delimited {
         let delimiter = delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
         let (gzip, size, consumed, newlines) =
             (opened.gzip, opened.size, opened.consumed.clone(), opened.newlines.clone());
+        newlines.borrow_mut().follow_quotes(delimiter);
         let reader: Box<dyn io::Read> = if delimiter == DOUBLE_COLON {
             // Newline offsets are taken after the collapse, where the CSV reader counts.
             let (inner, index) = opened.reader.into_parts();
@@ -228,33 +238,44 @@ impl Delimited {
         })
     }
 
-    /// The next data record and the line it starts on; `None` at the end of the file (an
-    /// error when the file had no data rows at all). A record whose quoted fields run over
-    /// [`MAX_LINES_IN_RECORD`] lines is an error whatever the caller's policy for bad rows:
-    /// a quote that never closes would swallow the rest of the file into one field.
-    pub(crate) fn next_record(&mut self) -> Result<Option<(u64, &csv::ByteRecord)>, SourceError> {
+    /// The next data record; `None` at the end of the file (an error when the file had no
+    /// data rows at all). A record whose quoted fields run over [`MAX_LINES_IN_RECORD`]
+    /// lines is an error whatever the caller's policy for bad rows: a quote that never
+    /// closes would swallow the rest of the file into one field. A quote still open at the
+    /// end of the file makes the last record a bad row, named by the line the quote opened on.
+    pub(crate) fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
         if !self.read_record()? {
             if self.rows == 0 {
                 return Err(SourceError::Empty { path: self.name.clone(), what: "the file has a header but no rows" });
             }
             return Ok(None);
         }
-        let line = record_line(&mut self.newlines.borrow_mut(), self.csv.position().byte(), &self.record);
+        let mut line = record_line(&mut self.newlines.borrow_mut(), self.csv.position().byte(), &self.record);
+        let unclosed = self.newlines.borrow().unclosed_quote();
         let spanned = self.record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum::<usize>();
         if spanned > MAX_LINES_IN_RECORD {
             let ends_in_newline = self.record.iter().next_back().is_some_and(|f| f.ends_with(b"\n"));
             return Err(SourceError::Row {
                 path: self.name.clone(),
-                line: line + u64::from(ends_in_newline),
+                line: unclosed.unwrap_or(line + u64::from(ends_in_newline)),
                 column: "-".into(),
                 reason: format!(
                     "a quoted field opened on this line runs over {spanned} lines; a closing quote is probably missing"
                 ),
             });
         }
+        let problem = unclosed.map(|opened| {
+            line = opened;
+            RowProblem {
+                column: "-".into(),
+                class: "unclosed quote",
+                reason: "a quoted field opened on this line is never closed: the rest of the file would be one field"
+                    .into(),
+            }
+        });
         self.rows += 1;
         self.line = line + 1;
-        Ok(Some((line, &self.record)))
+        Ok(Some(Record { line, fields: &self.record, problem }))
     }
 
     /// Tells how far the read is, while records are borrowed.

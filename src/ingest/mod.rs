@@ -440,12 +440,17 @@ fn read_rows(
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
     let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
     let meter = file.meter();
-    while let Some((line, record)) = file.next_record()? {
+    while let Some(rec) = file.next_record()? {
+        let (line, record) = (rec.line, rec.fields);
         sum.rows_read += 1;
         if sum.rows_read % 65_536 == 0 {
             progress(meter.at(sum.rows_read));
         }
-        match classify(record, &cols, opts) {
+        let parsed = match rec.problem {
+            Some(p) => Err(p),
+            None => classify(record, &cols, opts),
+        };
+        match parsed {
             Ok(Row::Guest) => sum.guest_rows += 1,
             Ok(Row::ZeroQuantity) => sum.zero_quantity_rows += 1,
             Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,

@@ -809,9 +809,14 @@ fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary),
     let mut sum =
         CatalogSummary { gzip: file.gzip, delimiter: delimiter_name(file.delimiter), ..CatalogSummary::default() };
     let mut builder = Builder::default();
-    while let Some((line, record)) = file.next_record()? {
+    while let Some(rec) = file.next_record()? {
+        let (line, record) = (rec.line, rec.fields);
         sum.rows_read += 1;
-        let rejected = match parse(record, &cols, sep) {
+        let parsed = match rec.problem {
+            Some(p) => Err(p),
+            None => parse(record, &cols, sep),
+        };
+        let rejected = match parsed {
             Ok(row) => match builder.kept_line(row.item) {
                 None => {
                     builder.add(&row, line).map_err(|what| CatalogError::TooMany { path: name.clone(), what })?;

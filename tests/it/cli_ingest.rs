@@ -714,6 +714,80 @@ fn an_unclosed_quote_stops_the_run_even_when_skipping() {
 }
 
 #[test]
+fn a_quote_still_open_at_the_end_is_named_by_its_line_in_every_reader() {
+    // The quote opens on line 4 and never closes: the rest of the file would be one item id.
+    let sc = Scratch::new();
+    let text = "customer,item,qty\nc1,a,1\nc2,b,2\nc3,\"c,3\nc4,d,4\nc5,e,5\n";
+    let f = sc.input("open.csv", text.as_bytes());
+    let bare = ["--customer-col", "customer", "--item-col", "item"];
+    let with_qty = ["--customer-col", "customer", "--item-col", "item", "--quantity-col", "qty"];
+    for cols in [&bare[..], &with_qty[..]] {
+        assert_row_error(&sc, &sc.fit(&f, cols), &f, 4, "-", "never closed");
+    }
+    // Without a final newline, and in a file of one data row.
+    let g = sc.input("open-no-newline.csv", b"customer,item\nc1,a\nc2,\"b\nc3,c");
+    assert_row_error(&sc, &sc.fit(&g, &bare), &g, 3, "-", "never closed");
+    let h = sc.input("open-first.csv", b"customer,item\n\"c1,a\n");
+    assert_row_error(&sc, &sc.fit(&h, &bare), &h, 2, "-", "never closed");
+    // A closed quoted field with newlines at the very end is fine.
+    let ok = sc.input("closed.csv", b"customer,item\nc1,a\nc2,\"b\nb\"");
+    let (code, _, stderr) = sc.fit(&ok, &bare);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rows_summary(&stderr).0, 2, "{stderr}");
+
+    // Skipping: one rejected record, whose text (every swallowed line) goes to the rejects file.
+    let mut skipping = bare.to_vec();
+    skipping.push("--skip-invalid");
+    let (code, _, stderr) = sc.fit(&f, &skipping);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(rows_summary(&stderr), (3, BTreeMap::from([("purchases".into(), 2), ("rejected".into(), 1)])));
+    assert!(rejected_by_reason(&stderr).contains("1 unclosed quote"), "{stderr}");
+    let rejects = fs::read_to_string(sc.out().join("model.cobuy.rejects.csv")).expect("rejects file");
+    assert!(rejects.starts_with("line,column,reason,record\n4,-,"), "{rejects}");
+    assert!(rejects.contains("c4,d,4\nc5,e,5"), "{rejects}");
+
+    // The unmerged log (rules, eval) and the catalogue read through the same reader.
+    let (code, _, stderr) = cobuy(&[
+        "rules",
+        "--purchases",
+        s(&f),
+        "--out",
+        s(&sc.out().join("rules.csv")),
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(error_line(&stderr).starts_with(&format!("{}:4: ", s(&f))), "{stderr}");
+    let buys = sc.input("buys.csv", b"customer,item,time\nc1,a,2024-01-01\nc1,b,2024-02-01\n");
+    let cat = sc.input("catalog.csv", b"item_id,category,price\na,x,1\nb,\"x,2\n");
+    let (code, _, stderr) = cobuy(&[
+        "up-sell",
+        "--purchases",
+        s(&buys),
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--time-col",
+        "time",
+        "--catalog",
+        s(&cat),
+        "--catalog-item-col",
+        "item_id",
+        "--catalog-category-cols",
+        "category",
+        "--catalog-price-col",
+        "price",
+        "--out",
+        s(&sc.out().join("u.csv")),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(error_line(&stderr).starts_with(&format!("{}:3: column -: a quoted field", s(&cat))), "{stderr}");
+}
+
+#[test]
 fn a_quantity_out_of_range_is_a_bad_row() {
     let sc = Scratch::new();
     let f = sc.input("huge.csv", b"customer,item,quantity\na,x,1\nb,x,1e300\nc,y,1e-50\n");
