@@ -59,7 +59,7 @@ enum Quote {
     /// In a quoted field.
     Quoted,
     /// Just after a quote in a quoted field: closed, unless another quote follows.
-    AfterQuote,
+    Closing,
 }
 
 impl Newlines {
@@ -103,9 +103,9 @@ impl Newlines {
                 self.offsets.push_back(base + i as u64);
             }
             self.quote = match (self.quote, b) {
-                (Quote::Quoted, b'"') => Quote::AfterQuote,
+                (Quote::Quoted, b'"') => Quote::Closing,
                 (Quote::Quoted, _) => Quote::Quoted,
-                (Quote::AfterQuote, b'"') => Quote::Quoted,
+                (Quote::Closing, b'"') => Quote::Quoted,
                 (Quote::FieldStart, b'"') => {
                     self.opened = self.dropped + self.offsets.len() as u64 + 1;
                     Quote::Quoted
