@@ -45,6 +45,14 @@ pub enum SourceError {
         /// What the decoder said.
         detail: String,
     },
+    /// The file is not text: a binary format given where a delimited file was expected.
+    #[error("{path}: this is not a delimited text file{}; give a CSV or TSV file (plain or gzip)", kind.map(|k| format!(" but looks like {k}")).unwrap_or_default())]
+    NotText {
+        /// The file.
+        path: String,
+        /// What it looks like, when its first bytes say.
+        kind: Option<&'static str>,
+    },
     /// No data rows at all.
     #[error("{path}: {what}")]
     Empty {
@@ -128,6 +136,22 @@ pub(crate) fn check_options(delimiter: Option<u8>, rejects: bool, skip_invalid: 
     }
 }
 
+/// A field's text as shown in a message: quoted, and cut to its first 60 characters
+/// (with its length) when longer, so that a damaged file cannot flood the log.
+pub(crate) fn shown(text: &str) -> String {
+    const MAX: usize = 60;
+    match text.char_indices().nth(MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// A number as shown in a message: plain when short, in exponent form when it would take
+/// more than a dozen digits (`1e308`, not 309 of them).
+pub(crate) fn shown_number(v: f64) -> String {
+    if v != 0.0 && !(1e-6..1e12).contains(&v.abs()) { format!("{v:e}") } else { format!("{v}") }
+}
+
 /// How a file is shown in messages (`<stdin>` for `-`).
 pub(crate) fn display_name(path: &Path) -> String {
     if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() }
@@ -174,6 +198,9 @@ impl Delimited {
         let first = opened.reader.peek().map_err(|e| stream_error(&name, 1, opened.gzip, e))?;
         if first.is_empty() {
             return Err(SourceError::Empty { path: name, what: "the file is empty" });
+        }
+        if let Some(kind) = binary_kind(first) {
+            return Err(SourceError::NotText { path: name, kind });
         }
         let delimiter = delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
         let (gzip, size, consumed, newlines) =
@@ -264,15 +291,33 @@ impl Delimited {
                 ),
             });
         }
-        let problem = unclosed.map(|opened| {
+        let stray = self.newlines.borrow_mut().stray_text(line, line + spanned as u64);
+        let problem = if let Some(opened) = unclosed {
             line = opened;
-            RowProblem {
+            Some(RowProblem {
                 column: "-".into(),
                 class: "unclosed quote",
                 reason: "a quoted field opened on this line is never closed: the rest of the file would be one field"
                     .into(),
+            })
+        } else if stray {
+            Some(RowProblem {
+                column: "-".into(),
+                class: "text after a closing quote",
+                reason: "text follows a quoted field's closing quote (as in \"b\"x); quote the whole field and double \
+                         the quotes inside it"
+                    .into(),
+            })
+        } else {
+            match &self.header {
+                Some(h) if self.record.len() > h.len() => Some(RowProblem {
+                    column: "-".into(),
+                    class: "extra fields",
+                    reason: format!("the row has {} fields, the header has {}", self.record.len(), h.len()),
+                }),
+                _ => None,
             }
-        });
+        };
         self.rows += 1;
         self.line = line + 1;
         Ok(Some(Record { line, fields: &self.record, problem }))
@@ -301,6 +346,19 @@ impl Delimited {
             }
             (ColumnRef::Name(n), Some(h)) => {
                 let exact = h.iter().position(|c| c == n);
+                if let Some(p) = exact {
+                    if let Some(q) = (p + 1..h.len()).find(|&q| h[q] == *n) {
+                        return Err(SourceError::BadColumn {
+                            path: path(),
+                            column: n.clone(),
+                            reason: format!(
+                                "ambiguous: the header names columns {} and {} so; give a position",
+                                p + 1,
+                                q + 1
+                            ),
+                        });
+                    }
+                }
                 let loose: Vec<usize> = (0..h.len()).filter(|&i| h[i].trim().eq_ignore_ascii_case(n.trim())).collect();
                 match (exact, loose.as_slice()) {
                     (Some(p), _) | (None, &[p]) => p,
@@ -355,6 +413,24 @@ impl Meter {
     }
 }
 
+/// What a file that is not text looks like, from its first (decoded) bytes: `Some(None)`
+/// for unknown binary data (a NUL byte), `None` for text.
+fn binary_kind(first: &[u8]) -> Option<Option<&'static str>> {
+    const MAGIC: [(&[u8], &str); 7] = [
+        (b"PAR1", "a Parquet file"),
+        (b"PK\x03\x04", "a zip archive (or an Excel .xlsx workbook)"),
+        (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook"),
+        (b"SQLite format 3\0", "an SQLite database"),
+        (b"%PDF-", "a PDF document"),
+        (b"\xfd7zXZ\0", "an xz file"),
+        (b"\x28\xb5\x2f\xfd", "a zstd file"),
+    ];
+    if let Some(&(_, kind)) = MAGIC.iter().find(|(m, _)| first.starts_with(m)) {
+        return Some(Some(kind));
+    }
+    first.iter().take(4096).any(|&b| b == 0).then_some(None)
+}
+
 /// The line a record starts on: the line of its last byte (just before the terminator
 /// the reader consumed, or the end of input) minus the newlines inside its fields.
 fn record_line(newlines: &mut Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
@@ -370,6 +446,33 @@ fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> SourceError 
     } else {
         SourceError::Read { path: path.into(), line, error: e }
     }
+}
+
+/// A record as one line of a delimited file: fields joined by the delimiter (`::` for
+/// [`DOUBLE_COLON`]), each quoted (quotes doubled) when it holds a delimiter, quote or line
+/// break; bytes otherwise unchanged.
+fn encode_record(rec: &csv::ByteRecord, delimiter: u8) -> Vec<u8> {
+    let sep: &[u8] = if delimiter == DOUBLE_COLON { b"::" } else { std::slice::from_ref(&delimiter) };
+    let mut out = Vec::with_capacity(rec.as_slice().len() + rec.len() * 3);
+    for (k, f) in rec.iter().enumerate() {
+        if k > 0 {
+            out.extend_from_slice(sep);
+        }
+        let special = |b: &u8| matches!(b, b'"' | b'\n' | b'\r') || *b == delimiter;
+        if f.iter().any(special) {
+            out.push(b'"');
+            for &b in f {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(f);
+        }
+    }
+    out
 }
 
 /// The rejects file: `line,column,reason,record`, written atomically.
@@ -392,10 +495,15 @@ impl RejectsFile {
         SourceError::Rejects { path: self.path.clone(), error: io::Error::other(e) }
     }
 
+    /// Writes one rejected record. Its `record` field holds the record as a line of the input's
+    /// own format, bytes unchanged (fields quoted where they need it), so that a fixed line can
+    /// be fed back in.
     pub(crate) fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), SourceError> {
-        let sep = if self.delimiter == DOUBLE_COLON { "::".to_string() } else { (self.delimiter as char).to_string() };
-        let raw = rec.iter().map(String::from_utf8_lossy).collect::<Vec<_>>().join(&sep);
-        self.out.write_record([line.to_string().as_str(), &p.column, &p.reason, &raw]).map_err(|e| self.err(e))
+        let raw = encode_record(rec, self.delimiter);
+        let line = line.to_string();
+        self.out
+            .write_record([line.as_bytes(), p.column.as_bytes(), p.reason.as_bytes(), &raw])
+            .map_err(|e| self.err(e))
     }
 
     pub(crate) fn commit(self) -> Result<(), SourceError> {

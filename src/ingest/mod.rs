@@ -14,7 +14,7 @@ mod source;
 
 pub use delimited::SourceError;
 pub(crate) use delimited::{
-    Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, row_error,
+    Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, row_error, shown, shown_number,
 };
 use log::LogBuilder;
 pub use log::{LogRow, PurchaseLog};
@@ -555,7 +555,7 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
         match t.parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(Some(v)),
             _ if t.is_empty() => Err(problem(k, "empty number", "empty, expected a number".into())),
-            _ => Err(problem(k, "invalid number", format!("{t:?} is not a number"))),
+            _ => Err(problem(k, "invalid number", format!("{} is not a number", shown(t)))),
         }
     };
     let customer = text(CUSTOMER)?.unwrap_or_default();
@@ -575,7 +575,8 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
             QUANTITY,
             "quantity out of range",
             format!(
-                "quantity {quantity} is out of range (accepted: {} to {} in absolute value)",
+                "quantity {} is out of range (accepted: {} to {} in absolute value)",
+                shown_number(quantity),
                 crate::matrix::QUANTITY_RANGE.start(),
                 crate::matrix::QUANTITY_RANGE.end()
             ),
@@ -589,13 +590,35 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
                 return Err(problem(
                     QUANTITY,
                     "negative quantity",
-                    format!("negative quantity {quantity} (a return); --returns net or ignore accepts it"),
+                    format!(
+                        "negative quantity {} (a return); --returns net or ignore accepts it",
+                        shown_number(quantity)
+                    ),
                 ));
             }
         }
     }
-    let amount = match (number(PRICE)?, number(AMOUNT)?) {
+    let price = number(PRICE)?;
+    if let Some(p) = price.filter(|&p| p < 0.0) {
+        return Err(problem(
+            PRICE,
+            "negative price",
+            format!("price {} is negative; prices are 0 or more", shown_number(p)),
+        ));
+    }
+    let amount = match (price, number(AMOUNT)?) {
         (Some(price), _) => Some(price * quantity),
+        (None, Some(a)) if a * quantity < 0.0 => {
+            return Err(problem(
+                AMOUNT,
+                "amount of the wrong sign",
+                format!(
+                    "amount {} has the opposite sign of the quantity {}; a purchase's amount is 0 or more, a return's 0 or less",
+                    shown_number(a),
+                    shown_number(quantity)
+                ),
+            ));
+        }
         (None, amount) => amount,
     };
     let time = match text(TIME)? {
@@ -605,7 +628,8 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
                 TIME,
                 "invalid time",
                 format!(
-                    "{t:?} is not a date or time (accepted: unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339)"
+                    "{} is not a date or time (accepted: unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339)",
+                    shown(t)
                 ),
             )
         })?),

@@ -46,6 +46,9 @@ pub(crate) struct Newlines {
     opened: u64,
     /// The stream has ended.
     eof: bool,
+    /// Lines where text follows a closing quote (`"b"x`, which the csv crate reads as `bx`),
+    /// not yet claimed by a record.
+    stray: VecDeque<u64>,
 }
 
 /// Where the text read so far stands, quoting-wise.
@@ -94,8 +97,8 @@ impl Newlines {
         // moves a field from its start (or from after a closing quote) into its text.
         let mut after = 0;
         for i in memchr::memchr3_iter(b'\n', b'"', d, bytes) {
-            if i > after && self.quote != Quote::Quoted {
-                self.quote = Quote::Unquoted;
+            if i > after {
+                self.text(&bytes[after..i]);
             }
             after = i + 1;
             let b = bytes[i];
@@ -114,9 +117,36 @@ impl Newlines {
                 _ => Quote::FieldStart, // a delimiter or newline outside quotes
             };
         }
-        if bytes.len() > after && self.quote != Quote::Quoted {
-            self.quote = Quote::Unquoted;
+        if bytes.len() > after {
+            self.text(&bytes[after..]);
         }
+    }
+
+    /// A run of bytes that are neither newlines, quotes nor delimiters. Carriage returns
+    /// alone change nothing: they end records as newlines do.
+    fn text(&mut self, run: &[u8]) {
+        match self.quote {
+            Quote::Quoted => {}
+            Quote::FieldStart | Quote::Closing if run.iter().all(|&b| b == b'\r') => {}
+            Quote::Closing => {
+                self.stray.push_back(self.dropped + self.offsets.len() as u64 + 1);
+                self.quote = Quote::Unquoted;
+            }
+            _ => self.quote = Quote::Unquoted,
+        }
+    }
+
+    /// Whether text follows a closing quote on lines `first..=last` (claimed once).
+    pub(crate) fn stray_text(&mut self, first: u64, last: u64) -> bool {
+        while self.stray.front().is_some_and(|&l| l < first) {
+            self.stray.pop_front();
+        }
+        let mut found = false;
+        while self.stray.front().is_some_and(|&l| l <= last) {
+            self.stray.pop_front();
+            found = true;
+        }
+        found
     }
 }
 

@@ -65,7 +65,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdTable, natural_cmp};
 use crate::ingest::{
-    ColumnRef, Delimited, RejectsFile, RowProblem, SourceError, check_options, delimiter_name, row_error,
+    ColumnRef, Delimited, RejectsFile, RowProblem, SourceError, check_options, delimiter_name, row_error, shown,
+    shown_number,
 };
 
 /// The most levels a category path may have.
@@ -574,7 +575,7 @@ fn parse<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, sep: Option<&str>) -> Re
                 return Err(problem(
                     col,
                     "too many category levels",
-                    format!("{t:?} has {used} category levels; a path has at most {MAX_LEVELS}"),
+                    format!("{} has {used} category levels; a path has at most {MAX_LEVELS}", shown(t)),
                 ));
             }
         }
@@ -594,9 +595,13 @@ fn parse<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, sep: Option<&str>) -> Re
                 _ if t.is_empty() => None,
                 Ok(v) if v.is_finite() && v >= 0.0 => Some(v + 0.0), // -0 becomes 0
                 Ok(v) if v.is_finite() => {
-                    return Err(problem(c, "negative price", format!("price {t} is negative; prices are 0 or more")));
+                    return Err(problem(
+                        c,
+                        "negative price",
+                        format!("price {} is negative; prices are 0 or more", shown_number(v)),
+                    ));
                 }
-                _ => return Err(problem(c, "invalid price", format!("{t:?} is not a number"))),
+                _ => return Err(problem(c, "invalid price", format!("{} is not a number", shown(t)))),
             }
         }
     };
@@ -616,7 +621,8 @@ fn parse<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, sep: Option<&str>) -> Re
                         c,
                         "invalid launch date",
                         format!(
-                            "{t:?} is not a date or time (accepted: unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339)"
+                            "{} is not a date or time (accepted: unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339)",
+                            shown(t)
                         ),
                     )
                 })?)
@@ -841,7 +847,7 @@ fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary),
                 Some(first_line) => Some(problem(
                     &cols.item,
                     "duplicate item",
-                    format!("item {:?} already given on line {first_line}", row.item),
+                    format!("item {} already given on line {first_line}", shown(row.item)),
                 )),
             },
             Err(p) if !opts.skip_invalid => return Err(row_error(&name, line, p).into()),

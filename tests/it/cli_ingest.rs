@@ -14,6 +14,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use tempfile::TempDir;
 
+use crate::common::rows_summary;
+
 /// Runs the binary; returns (exit code, stdout, stderr). A death by signal is code -1.
 fn cobuy(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_cobuy")).args(args).output().expect("the cobuy binary runs");
@@ -97,23 +99,6 @@ fn assert_row_error(sc: &Scratch, res: &(i32, String, String), file: &Path, line
     assert!(err.starts_with(&prefix), "expected the error to start with {prefix:?}, got {err:?}");
     assert!(err.contains(reason), "expected {reason:?} in {err:?}");
     sc.assert_nothing_written();
-}
-
-/// The `rows: N read = ...` log line parsed into N and its buckets.
-fn rows_summary(stderr: &str) -> (u64, BTreeMap<String, u64>) {
-    let line = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("cobuy: rows: "))
-        .unwrap_or_else(|| panic!("no `cobuy: rows:` line in stderr:\n{stderr}"));
-    let (n, parts) = line.split_once(" read = ").unwrap_or_else(|| panic!("malformed rows line {line:?}"));
-    let n: u64 = n.parse().unwrap_or_else(|_| panic!("malformed row count in {line:?}"));
-    let mut buckets = BTreeMap::new();
-    for part in parts.split(", ") {
-        let (k, what) = part.split_once(' ').unwrap_or_else(|| panic!("malformed part {part:?} in {line:?}"));
-        let k: u64 = k.parse().unwrap_or_else(|_| panic!("malformed count {part:?} in {line:?}"));
-        assert!(buckets.insert(what.to_string(), k).is_none(), "bucket {what:?} twice in {line:?}");
-    }
-    (n, buckets)
 }
 
 /// The `rejected by reason: ...` log line.

@@ -1,6 +1,7 @@
 //! Shared by the integration tests: a deterministic purchases generator and a runner for
 //! the `cobuy` binary.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -122,4 +123,21 @@ pub const COLUMNS: [&str; 10] = [
 /// Runs `cobuy` in `dir` with `args`; does not check the exit status.
 pub fn run_cobuy(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cobuy")).current_dir(dir).args(args).output().expect("cobuy runs")
+}
+
+/// The `rows: N read = ...` log line parsed into N and its buckets.
+pub fn rows_summary(stderr: &str) -> (u64, BTreeMap<String, u64>) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cobuy: rows: "))
+        .unwrap_or_else(|| panic!("no `cobuy: rows:` line in stderr:\n{stderr}"));
+    let (n, parts) = line.split_once(" read = ").unwrap_or_else(|| panic!("malformed rows line {line:?}"));
+    let n: u64 = n.parse().unwrap_or_else(|_| panic!("malformed row count in {line:?}"));
+    let mut buckets = BTreeMap::new();
+    for part in parts.split(", ") {
+        let (k, what) = part.split_once(' ').unwrap_or_else(|| panic!("malformed part {part:?} in {line:?}"));
+        let k: u64 = k.parse().unwrap_or_else(|_| panic!("malformed count {part:?} in {line:?}"));
+        assert!(buckets.insert(what.to_string(), k).is_none(), "bucket {what:?} twice in {line:?}");
+    }
+    (n, buckets)
 }
