@@ -25,6 +25,7 @@ mod determinism;
 mod ease_oracle;
 mod eval_metrics;
 mod eval_split;
+mod hostile_eval;
 mod knn_oracle;
 mod model_file;
 mod rules;

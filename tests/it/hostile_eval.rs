@@ -1,0 +1,163 @@
+//! Hostile inputs to `cobuy eval`, eval job files and `cobuy tune` (issue 11, rough edges):
+//! settings the chosen split does not use, the upgrades target without a catalogue, output
+//! locations checked before the log is read; and fold-in from a customer's own history
+//! against the model's own list, for every algorithm.
+//!
+//! "Before the log is read" is shown by giving a purchases file that does not exist: the
+//! error must be the one under test, not the missing file.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Output;
+
+use tempfile::TempDir;
+
+use crate::common::run_cobuy;
+
+/// A purchases path that does not exist.
+const MISSING: &str = "no-such-purchases.csv";
+
+struct Fx {
+    dir: TempDir,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        Fx { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.path(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        run_cobuy(self.dir.path(), args)
+    }
+
+    /// A generated purchase log, `gen.csv`.
+    fn generated(&self, customers: &str, items: &str, purchases: &str) {
+        let out = self.run(&[
+            "generate",
+            "--customers",
+            customers,
+            "--items",
+            items,
+            "--purchases",
+            purchases,
+            "--seed",
+            "5",
+            "--out",
+            "gen.csv",
+            "--quiet",
+        ]);
+        ok(&out, "generate");
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: &Output, what: &str) {
+    assert!(o.status.success(), "{what}: exit {:?}\n{}", o.status.code(), stderr(o));
+}
+
+/// Exit code `code`, and stderr holds every one of `want`, and not the missing purchases
+/// file (the check came first).
+fn refused(o: &Output, code: i32, what: &str, want: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "{what}: {err}");
+    for w in want {
+        assert!(err.contains(w), "{what}: {w:?} not in {err:?}");
+    }
+    assert!(!err.contains(MISSING), "{what}: the log was opened first: {err}");
+}
+
+const COLUMNS: &str = "customer_col = \"customer_id\"\nitem_col = \"item_id\"\nquantity_col = \"quantity\"\n\
+                       time_col = \"timestamp\"\nbasket_col = \"basket_id\"\n";
+
+/// A tune job over `purchases` with `[split]` body `split` and `[tune]` body `tune`.
+fn tune_job(purchases: &str, split: &str, tune: &str) -> String {
+    format!(
+        "[input]\npurchases = \"{purchases}\"\n{COLUMNS}\n[split]\n{split}\n[tune]\n{tune}\n\
+         [[space]]\nalgorithm = \"item-knn\"\nneighbors = [5, 20]\n"
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Settings the chosen split does not use
+// ---------------------------------------------------------------------------------------
+
+/// Every split-specific flag given to a split that does not use it is a usage error
+/// naming it, before the log is read: in flags, in eval job files and in tune jobs.
+#[test]
+fn split_settings_the_split_does_not_use_are_usage_errors() {
+    let fx = Fx::new();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["--split", "random", "--cutoff", "2023-06-01"], "--cutoff", "time split"),
+        (&["--split", "random", "--test-share", "0.2"], "--test-share", "time split"),
+        (&["--fraction", "0.3"], "--fraction", "random split"),
+        (&["--split", "time", "--seed", "3"], "--seed", "random split"),
+        (&["--split", "time", "--cutoff", "2023-06-01", "--seed", "1"], "--seed", "random split"),
+        (&["--split", "last-basket", "--cutoff", "2023-06-01"], "--cutoff", "time split"),
+        (&["--split", "last-basket", "--test-share", "0.1"], "--test-share", "time split"),
+        (&["--split", "last-basket", "--fraction", "0.2"], "--fraction", "random split"),
+        (&["--split", "last-basket", "--seed", "1"], "--seed", "random split"),
+    ];
+    for (split, flag, wants) in cases {
+        let mut args = vec!["eval", "--purchases", MISSING, "--out-dir", "out", "--algorithm", "popularity"];
+        args.extend_from_slice(split);
+        refused(&fx.run(&args), 2, &format!("{split:?}"), &[flag, wants, "[split]"]);
+    }
+    let tables = [
+        ("method = \"random\"\ncutoff = \"2023-06-01\"", "cutoff in [split]"),
+        ("method = \"random\"\ntest_share = 0.2", "test_share in [split]"),
+        ("method = \"time\"\nseed = 4", "seed in [split]"),
+        ("method = \"last-basket\"\nfraction = 0.3", "fraction in [split]"),
+    ];
+    for (split, key) in tables {
+        fx.write(
+            "job.toml",
+            &format!(
+                "[input]\npurchases = \"{MISSING}\"\n\n[split]\n{split}\n\n[eval]\nout_dir = \"out\"\n\n\
+                 [[algorithm]]\nalgorithm = \"popularity\"\n"
+            ),
+        );
+        refused(&fx.run(&["run", "job.toml"]), 2, split, &[key]);
+        fx.write("tune.toml", &tune_job(MISSING, &format!("{split}\nvalidation = true"), ""));
+        refused(&fx.run(&["tune", "tune.toml"]), 2, split, &[key]);
+    }
+    assert!(!fx.path("out").exists() && !fx.path("tune.toml.best.toml").exists());
+}
+
+/// The settings each split does use still work (and the random split's defaults are the
+/// documented 0.2 and seed 1).
+#[test]
+fn split_settings_of_the_chosen_split_still_work() {
+    let fx = Fx::new();
+    fx.generated("300", "60", "3000");
+    let base = ["eval", "--purchases", "gen.csv", "--quantity-col", "quantity", "--time-col", "timestamp"];
+    let run = |extra: &[&str], out: &str| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--algorithm", "popularity", "--k", "5", "--out-dir", out, "--quiet"]);
+        let o = fx.run(&args);
+        ok(&o, out);
+        fs::read_to_string(fx.path(out).join("report.md")).unwrap()
+    };
+    run(&["--split", "time", "--cutoff", "2023-11-01"], "cutoff");
+    run(&["--test-share", "0.2"], "share");
+    for (extra, out) in [(&["--split", "random"][..], "random"), (&["--split", "random", "--seed", "1"], "seed")] {
+        let report = run(extra, out);
+        assert!(report.contains("random: 0.2 of each customer's items, seed 1"), "{report}");
+    }
+    let report = run(&["--split", "random", "--fraction", "0.3", "--seed", "4"], "both");
+    assert!(report.contains("random: 0.3 of each customer's items, seed 4"), "{report}");
+    run(&["--split", "random", "--validation"], "validation");
+}
