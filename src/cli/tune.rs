@@ -20,7 +20,8 @@ use cobuy::ingest;
 use cobuy::model::FitParams;
 
 use super::args::{
-    EvalArgs, InputArgs, NamedFit, SplitArgs, fit_params, ingest_options, set_job_threads, split_method, targets,
+    CatalogArgs, EvalArgs, InputArgs, NamedFit, SplitArgs, UpsellArgs, check_catalog, fit_params, ingest_options,
+    set_job_threads, split_method, targets,
 };
 use super::{Log, bad, read_job_text};
 
@@ -122,6 +123,12 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     set_job_threads(threads, job.threads)?;
     let t = &job.tune;
     let target = targets(std::slice::from_ref(&t.target))?[0];
+    if target == Target::Upgrades {
+        // As `eval` refuses the upgrades target without a priced catalogue; a tune job has
+        // no `[catalog]` table, so it never has one.
+        check_catalog(&CatalogArgs::default(), &UpsellArgs::default(), "the upgrades target")
+            .map_err(|e| bad(format!("{e}; tune does not read a catalogue: tune on new-items or all-items")))?;
+    }
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
     let method = split_method(&job.split)?;

@@ -91,6 +91,24 @@ fn tune_job(purchases: &str, split: &str, tune: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// The upgrades target without a catalogue
+// ---------------------------------------------------------------------------------------
+
+/// `eval` refuses the upgrades target without a priced catalogue; `tune` used to measure
+/// every candidate at 0 and write an arbitrary best. It refuses the same way, first.
+#[test]
+fn tune_refuses_the_upgrades_target_without_a_catalogue_as_eval_does() {
+    let fx = Fx::new();
+    let eval = fx.run(&["eval", "--purchases", MISSING, "--targets", "upgrades", "--out-dir", "out"]);
+    let want = "the upgrades target needs a catalogue with a category and a price per item";
+    refused(&eval, 2, "eval", &[want]);
+    fx.write("tune.toml", &tune_job(MISSING, "test_share = 0.2\nvalidation = true", "target = \"upgrades\""));
+    let tune = fx.run(&["tune", "tune.toml"]);
+    refused(&tune, 2, "tune", &[want, "tune on new-items or all-items"]);
+    assert!(!fx.path("tune.toml.best.toml").exists(), "tune wrote a best file");
+}
+
+// ---------------------------------------------------------------------------------------
 // Settings the chosen split does not use
 // ---------------------------------------------------------------------------------------
 
