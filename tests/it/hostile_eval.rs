@@ -179,3 +179,57 @@ fn split_settings_of_the_chosen_split_still_work() {
     assert!(report.contains("random: 0.3 of each customer's items, seed 4"), "{report}");
     run(&["--split", "random", "--validation"], "validation");
 }
+
+// ---------------------------------------------------------------------------------------
+// Output locations, checked before the log is read
+// ---------------------------------------------------------------------------------------
+
+/// `tune`'s best file in a missing folder: the folder is created (as `fit` creates its
+/// model's), not found missing after all the work.
+#[test]
+fn tune_creates_a_missing_output_folder() {
+    let fx = Fx::new();
+    fx.generated("300", "60", "3000");
+    fx.write("job/tune.toml", &tune_job("../gen.csv", "test_share = 0.2", "out = \"best/dir/best.toml\""));
+    let o = fx.run(&["tune", "job/tune.toml", "--quiet"]);
+    ok(&o, "tune");
+    let best = fs::read_to_string(fx.path("job/best/dir/best.toml")).unwrap();
+    assert!(best.contains("[[algorithm]]"), "{best}");
+}
+
+/// An output location that cannot be written fails first, naming the path: a folder
+/// under a regular file, or a folder where the output file goes.
+#[test]
+fn unwritable_outputs_of_eval_and_tune_fail_before_the_log_is_read() {
+    let fx = Fx::new();
+    fx.write("afile", "not a folder\n");
+    fx.write("taken/report.md/keep", "a folder where a report goes\n");
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--purchases", MISSING, "--algorithm", "popularity"];
+        args.extend_from_slice(extra);
+        fx.run(&args)
+    };
+    refused(&eval(&["--out-dir", "afile/out"]), 1, "out-dir under a file", &["afile/out"]);
+    refused(&eval(&["--out-dir", "taken"]), 2, "report.md a folder", &["taken/report.md", "folder"]);
+    fx.write("ok/ndcg.svg/keep", "a folder where a chart goes\n");
+    refused(&eval(&["--out-dir", "ok"]), 2, "chart a folder", &["ok/ndcg.svg"]);
+    refused(
+        &eval(&["--out-dir", "out2", "--write-split", "afile/split"]),
+        1,
+        "write-split under a file",
+        &["afile/split"],
+    );
+    fx.write("tune.toml", &tune_job(MISSING, "test_share = 0.2", "out = \"afile/best.toml\""));
+    refused(&fx.run(&["tune", "tune.toml"]), 1, "tune out under a file", &["afile"]);
+    fx.write("tune2.toml", &tune_job(MISSING, "test_share = 0.2", "out = \"taken\""));
+    refused(&fx.run(&["tune", "tune2.toml"]), 2, "tune out a folder", &["taken", "folder"]);
+    // Nothing left behind but what the test made.
+    let mut left: Vec<String> = fs::read_dir(fx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+    assert!(fs::read_dir(fx.path("ok")).unwrap().count() == 1, "files left in ok/");
+}
