@@ -743,12 +743,12 @@ pub struct SplitArgs {
     /// Time split: the last share of purchases (0 to 1) that is test, instead of --cutoff.
     #[arg(long)]
     pub test_share: Option<f64>,
-    /// Random split: the share of each customer's items held out.
-    #[arg(long, default_value_t = 0.2)]
-    pub fraction: f64,
-    /// Random split: the seed.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Random split: the share of each customer's items held out (default 0.2).
+    #[arg(long)]
+    pub fraction: Option<f64>,
+    /// Random split: the seed (default 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Measure on the validation split (carved from the training part) instead of the test
     /// part: for choosing parameters without looking at the test part.
     #[arg(long)]
@@ -761,8 +761,23 @@ impl Default for SplitArgs {
     }
 }
 
-/// The checked split method.
+/// The checked split method. A setting the chosen method does not use is refused rather
+/// than silently ignored.
 pub fn split_method(a: &SplitArgs) -> Result<SplitMethod> {
+    let given = [
+        ("--cutoff", "cutoff", a.cutoff.is_some(), "time"),
+        ("--test-share", "test_share", a.test_share.is_some(), "time"),
+        ("--fraction", "fraction", a.fraction.is_some(), "random"),
+        ("--seed", "seed", a.seed.is_some(), "random"),
+    ];
+    if let Some((flag, key, _, wants)) =
+        given.iter().find(|g| g.2 && g.3 != a.method && KNOWN_SPLITS.contains(&&*a.method))
+    {
+        return Err(bad(format!(
+            "{flag} ({key} in [split]) is a setting of the {wants} split, not of the {} split: remove it, or give --split {wants}",
+            a.method
+        )));
+    }
     let m = match a.method.as_str() {
         "time" => {
             let cutoff = match (&a.cutoff, a.test_share) {
@@ -776,12 +791,15 @@ pub fn split_method(a: &SplitArgs) -> Result<SplitMethod> {
             SplitMethod::Time { cutoff }
         }
         "last-basket" => SplitMethod::LastBasket,
-        "random" => SplitMethod::Random { fraction: a.fraction, seed: a.seed },
+        "random" => SplitMethod::Random { fraction: a.fraction.unwrap_or(0.2), seed: a.seed.unwrap_or(1) },
         other => return Err(bad(format!("--split: unknown method {other:?}; accepted: time, last-basket, random"))),
     };
     m.check().map_err(|e| bad(e.to_string()))?;
     Ok(m)
 }
+
+/// The split methods `--split` accepts.
+const KNOWN_SPLITS: [&str; 3] = ["time", "last-basket", "random"];
 
 /// What to measure and where to write it (flags, or the `[eval]` table).
 #[derive(Args, Deserialize, Debug, Clone)]
@@ -867,7 +885,7 @@ mod tests {
         assert_eq!((u.pair_measure.as_str(), u.min_score, u.tiers, u.smoothing), ("excess", 0.0, 4, 10.0));
         assert_eq!((u.price_cap, u.anchor_half_life, u.affinity_weight, u.tiers_only), (4.0, 120.0, 0.5, false));
         let s: SplitArgs = toml::from_str("").unwrap();
-        assert_eq!((s.method.as_str(), s.cutoff, s.test_share, s.fraction, s.seed), ("time", None, None, 0.2, 1));
+        assert_eq!((s.method.as_str(), s.cutoff, s.test_share, s.fraction, s.seed), ("time", None, None, None, None));
         let e: EvalArgs = toml::from_str("").unwrap();
         assert_eq!(
             (e.k, e.targets, e.charts),

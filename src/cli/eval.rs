@@ -172,6 +172,7 @@ struct Data {
 
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     let plan = plan(job)?;
+    check_outputs(job, &plan)?;
     let start = Instant::now();
     let data = read_and_split(job, &plan, start, log)?;
     let runs = measure(job, &plan, &data, log)?;
@@ -227,8 +228,42 @@ fn plan(job: &EvalJob) -> Result<Plan> {
     Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell })
 }
 
+/// Creates the output folders (as `fit` creates its model's folder) and checks that every
+/// output file can be written, before the (possibly long) read: the report, the charts
+/// and, if asked, the split.
+fn check_outputs(job: &EvalJob, plan: &Plan) -> Result<()> {
+    let mut reports = vec!["report.md".to_string(), "report.json".into()];
+    reports.extend(plan.charts.iter().map(|m| format!("{}.svg", m.name())));
+    check_output_dir(&plan.out_dir, &reports)?;
+    if let Some(dir) = &job.eval.write_split {
+        check_output_dir(dir, &["train.csv".into(), "test.csv".into()])?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` if it is missing and checks that each of `files` can be written in it.
+fn check_output_dir(dir: &Path, files: &[String]) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create the folder {}", dir.display()))?;
+    for f in files {
+        check_output_file(&dir.join(f))?;
+    }
+    Ok(())
+}
+
+/// Checks, before anything is read, that `path` can be written: its folder (created if
+/// missing, as every command does) takes a new file, and nothing but a file is there.
+pub(super) fn check_output_file(path: &Path) -> Result<()> {
+    create_parent(path)?;
+    if path.is_dir() {
+        return Err(bad(format!("{}: is a folder; give a file name to write", path.display())));
+    }
+    // The temporary file of the real write, removed when dropped.
+    AtomicFile::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Reads the log, splits it (and, for the upgrades target, reads the catalogue and learns
-/// the upgrades), creates the output folder and writes the split if asked.
+/// the upgrades) and writes the split if asked.
 fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Result<Data> {
     let opts = ingest_options(&job.input, &plan.out_dir.join("model"))?;
     if let Some(r) = &opts.rejects {
@@ -263,8 +298,6 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
         s.new_test_pairs,
         s.unknown_item_pairs
     ));
-    let out_dir = &plan.out_dir;
-    fs::create_dir_all(out_dir).with_context(|| format!("cannot create the folder {}", out_dir.display()))?;
     if let Some(dir) = &job.eval.write_split {
         write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }

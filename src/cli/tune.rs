@@ -20,9 +20,11 @@ use cobuy::ingest;
 use cobuy::model::FitParams;
 
 use super::args::{
-    EvalArgs, InputArgs, NamedFit, SplitArgs, fit_params, ingest_options, set_job_threads, split_method, targets,
+    CatalogArgs, EvalArgs, InputArgs, NamedFit, SplitArgs, UpsellArgs, check_catalog, fit_params, ingest_options,
+    set_job_threads, split_method, targets,
 };
-use super::{Log, bad, read_job_text};
+use super::eval::check_output_file;
+use super::{Log, bad, create_parent, read_job_text};
 
 #[derive(Args, Clone, Debug)]
 pub struct TuneCmd {
@@ -122,11 +124,23 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     set_job_threads(threads, job.threads)?;
     let t = &job.tune;
     let target = targets(std::slice::from_ref(&t.target))?[0];
+    if target == Target::Upgrades {
+        // As `eval` refuses the upgrades target without a priced catalogue; a tune job has
+        // no `[catalog]` table, so it never has one.
+        check_catalog(&CatalogArgs::default(), &UpsellArgs::default(), "the upgrades target")
+            .map_err(|e| bad(format!("{e}; tune does not read a catalogue: tune on new-items or all-items")))?;
+    }
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
     let method = split_method(&job.split)?;
     let configs = candidates(path, &job, target)?;
     let goal = Objective { metric, target };
+    // Every output location is checked before the log is read.
+    let out = best_path(path, &job.tune);
+    check_output_file(&out)?;
+    if let Some(r) = &job.input.rejects {
+        create_parent(r)?;
+    }
     let results = search(&job, &method, &configs, goal, log)?;
     write_best(path, &text, &job.tune, &configs, &results, goal, log)
 }
@@ -268,14 +282,7 @@ fn write_best(
     for &(v, n) in results.iter().take(10) {
         header.push_str(&format!("#   {v:.4}  {}\n", configs[n].0));
     }
-    let out = match &t.out {
-        Some(o) => base.join(o),
-        None => {
-            let mut p = path.as_os_str().to_owned();
-            p.push(".best.toml");
-            PathBuf::from(p)
-        }
-    };
+    let out = best_path(path, t);
     // Paths in the job are relative to the job file; written elsewhere, the best file gets
     // them absolute so that it reads the same files.
     if out.parent().unwrap_or(Path::new("")) != base {
@@ -293,6 +300,19 @@ fn write_best(
         out.display()
     ));
     Ok(())
+}
+
+/// Where the best configurations go: `[tune] out`, relative to the job file, or beside
+/// it, JOB.toml.best.toml.
+fn best_path(path: &Path, t: &TuneArgs) -> PathBuf {
+    match &t.out {
+        Some(o) => path.parent().unwrap_or(Path::new("")).join(o),
+        None => {
+            let mut p = path.as_os_str().to_owned();
+            p.push(".best.toml");
+            PathBuf::from(p)
+        }
+    }
 }
 
 /// Makes the relative paths of an eval job (input purchases and rejects, eval out_dir,

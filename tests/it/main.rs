@@ -26,6 +26,7 @@ mod ease_oracle;
 mod eval_metrics;
 mod eval_split;
 mod hostile;
+mod hostile_eval;
 mod knn_oracle;
 mod model_file;
 mod rules;
