@@ -122,11 +122,19 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Formats unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// Formats unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC). A year outside 0000 to 9999 (a
+/// time computed beyond [`MIN`]..=[`MAX`], never a parsed one) is printed in full, `-` and
+/// all, so the text is longer: take the date part with [`date`], never by slicing.
 pub fn format(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(DAY), secs.rem_euclid(DAY));
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    let rem = secs.rem_euclid(DAY);
+    format!("{} {:02}:{:02}:{:02}", date(secs), rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Formats the date of unix seconds as `YYYY-MM-DD` (UTC); years outside 0000 to 9999 are
+/// printed in full (`10000-01-03`, `-0001-12-31`), never cut.
+pub fn date(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(DAY));
+    if y < 0 { format!("-{:04}-{m:02}-{d:02}", -y) } else { format!("{y:04}-{m:02}-{d:02}") }
 }
 
 #[cfg(test)]
@@ -166,6 +174,16 @@ mod tests {
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn dates_beyond_the_parsed_range_print_whole() {
+        assert_eq!(date(MAX), "9999-12-31");
+        assert_eq!(date(MAX + 3 * DAY), "10000-01-03");
+        assert_eq!(format(MAX + 3 * DAY), "10000-01-03 23:59:59");
+        assert_eq!(date(MIN), "0000-01-01");
+        assert_eq!(date(MIN - 1), "-0001-12-31");
+        assert_eq!(date(parse("2011-12-09 12:50:00").unwrap()), "2011-12-09");
     }
 
     #[test]
