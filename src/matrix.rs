@@ -434,8 +434,11 @@ impl Weighting {
             }
         }
         if let Some(h) = self.half_life_days {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(format!("the half-life must be a positive number of days, got {h}"));
+            if !(h.is_finite() && HALF_LIFE_DAYS.contains(&h)) {
+                return Err(format!(
+                    "half_life_days (--half-life-days) must be from 1/24 (an hour) to {} days, got {h}",
+                    HALF_LIFE_DAYS.end()
+                ));
             }
         }
         Ok(())
@@ -526,6 +529,10 @@ impl Weighting {
         Csr::new(counts.shape(), indptr, counts.indices().to_vec(), w)
     }
 }
+
+/// The half-lives [`Weighting::check`] accepts, in days: from an hour (a shorter one zeroes
+/// every purchase older than about five days) to a million days (beyond it nothing decays).
+pub const HALF_LIFE_DAYS: std::ops::RangeInclusive<f64> = 1.0 / 24.0..=1e6;
 
 /// Corpus statistics behind the weighting schemes, kept so that customers scored later
 /// (fold-in) are weighted exactly as the model's own customers.

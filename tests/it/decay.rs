@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::run_cobuy;
+use crate::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -63,4 +63,33 @@ fn an_offer_date_past_year_9999_is_not_cut() {
     assert_eq!((late[2], late[4]), ("tv-pro", "tv-basic"), "{text}");
     // Clamped to the last day cobuy reads: a date, and one cobuy reads back.
     assert_eq!(late[5], "9999-12-31", "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Half-lives
+// ---------------------------------------------------------------------------------------
+
+/// Half-lives that are not a number of days a decay can use are usage errors naming the
+/// flag, before anything is read; in a job file, the key.
+#[test]
+fn nonsensical_half_lives_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (header, rows) = purchase_lines(SEED);
+    write_lines(&dir.join("p.csv"), &header, &rows);
+    for h in ["1e-300", "0", "-1", "NaN", "inf", "0.01", "2e6"] {
+        let mut args = vec!["fit", "--purchases", "p.csv"];
+        args.extend_from_slice(&COLUMNS);
+        args.extend_from_slice(&["--half-life-days", h, "--model", "m.cobuy"]);
+        let o = run_cobuy(dir, &args);
+        assert_eq!(o.status.code(), Some(2), "{h}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--half-life-days"), "{h}: {}", stderr(&o));
+        assert!(!dir.join("m.cobuy").exists());
+    }
+    let job = "[input]\npurchases = \"p.csv\"\ncustomer_col = \"customer\"\nitem_col = \"item\"\ntime_col = \"time\"\n\n\
+               [fit]\nmodel = \"m.cobuy\"\nhalf_life_days = 1e-300\n\n[recommend]\nout = \"r.csv\"\n";
+    fs::write(dir.join("job.toml"), job).unwrap();
+    let o = run_cobuy(dir, &["run", "job.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("half_life_days"), "{}", stderr(&o));
 }
