@@ -105,6 +105,21 @@ impl Interactions {
         self.last_time.as_ref()?.iter().copied().max()
     }
 
+    /// The time a decaying weighting counts ages back from: the newest purchase that is not
+    /// an outlier of the log's bulk of purchase times ([`crate::time::Bulk`], over each
+    /// pair's latest purchase). On a clean log this is exactly [`Interactions::newest_time`];
+    /// a few purchases dated far in the future (9999-12-31) stay in the data, at full
+    /// weight, but cannot make every other purchase look centuries old. (A pair whose
+    /// latest row is such an outlier drops out of the choice whole: its earlier rows are
+    /// merged away by then.)
+    pub fn decay_reference(&self) -> Option<i64> {
+        let times = self.last_time.as_deref()?.iter().copied().filter(|&t| t != i64::MIN);
+        match crate::time::Bulk::of_times(times.clone()) {
+            Some(bulk) => times.filter(|&t| t <= bulk.to).max(),
+            None => times.max(),
+        }
+    }
+
     /// Number of customers with at least one purchase left after netting.
     pub fn customers_with_purchases(&self) -> usize {
         self.counts.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count()
@@ -444,12 +459,15 @@ impl Weighting {
         Ok(())
     }
 
-    /// Fixes the reference time of a decaying weighting to the data's newest purchase
-    /// (so that a saved model re-weights identically). Fails when decay is asked for but
-    /// the data has no times.
+    /// Fixes the reference time of a decaying weighting (so that a saved model re-weights
+    /// identically) to [`Interactions::decay_reference`], the newest purchase that is not
+    /// an outlier. Fails when decay is asked for but the data has no times.
     pub fn resolve(mut self, data: &Interactions) -> Result<Self, String> {
-        if self.half_life_days.is_some() && self.reference_time.is_none() {
-            match data.newest_time() {
+        if self.half_life_days.is_none() {
+            return Ok(self);
+        }
+        if self.reference_time.is_none() {
+            match data.decay_reference() {
                 Some(t) => self.reference_time = Some(t),
                 None => return Err("time decay needs purchase times: give a time column".into()),
             }
@@ -505,9 +523,7 @@ impl Weighting {
         }
         if let (Some(h), Some(t0), Some(times)) = (self.half_life_days, self.reference_time, times) {
             for (v, &t) in out.iter_mut().zip(times) {
-                // Pairs without a time (i64::MIN) or after the reference do not decay.
-                let age_days = if t == i64::MIN { 0.0 } else { (t0 - t).max(0) as f64 / DAY as f64 };
-                *v = (f64::from(*v) * 0.5f64.powf(age_days / h)) as f32;
+                *v = (f64::from(*v) * decay_factor(t0, t, h)) as f32;
             }
         }
     }
@@ -533,6 +549,13 @@ impl Weighting {
 /// The half-lives [`Weighting::check`] accepts, in days: from an hour (a shorter one zeroes
 /// every purchase older than about five days) to a million days (beyond it nothing decays).
 pub const HALF_LIFE_DAYS: std::ops::RangeInclusive<f64> = 1.0 / 24.0..=1e6;
+
+/// `0.5^(age / half-life)` for a purchase at `t`, counted back from `t0`. Pairs without a
+/// time (`i64::MIN`) or after the reference do not decay.
+fn decay_factor(t0: i64, t: i64, half_life_days: f64) -> f64 {
+    let age_days = if t == i64::MIN { 0.0 } else { (t0 - t).max(0) as f64 / DAY as f64 };
+    0.5f64.powf(age_days / half_life_days)
+}
 
 /// Corpus statistics behind the weighting schemes, kept so that customers scored later
 /// (fold-in) are weighted exactly as the model's own customers.
