@@ -461,15 +461,34 @@ impl Weighting {
 
     /// Fixes the reference time of a decaying weighting (so that a saved model re-weights
     /// identically) to [`Interactions::decay_reference`], the newest purchase that is not
-    /// an outlier. Fails when decay is asked for but the data has no times.
+    /// an outlier. Fails when decay is asked for but the data has no times, and when the
+    /// decay would leave more than [`MAX_UNDERFLOW`] of the timed purchase pairs with a
+    /// weight below `f32::MIN_POSITIVE` times their undecayed weight (older than 126
+    /// half-lives): such a model recommends from noise and popularity, so it is a usage
+    /// error naming the half-life rather than a model that looks fine.
     pub fn resolve(mut self, data: &Interactions) -> Result<Self, String> {
-        if self.half_life_days.is_none() {
-            return Ok(self);
-        }
+        let Some(h) = self.half_life_days else { return Ok(self) };
         if self.reference_time.is_none() {
             match data.decay_reference() {
                 Some(t) => self.reference_time = Some(t),
                 None => return Err("time decay needs purchase times: give a time column".into()),
+            }
+        }
+        if let (Some(t0), Some(times)) = (self.reference_time, data.last_time()) {
+            let timed = times.iter().filter(|&&t| t != i64::MIN);
+            let total = timed.clone().count();
+            let floor = f64::from(f32::MIN_POSITIVE);
+            let zero = timed.filter(|&&t| decay_factor(t0, t, h) < floor).count();
+            if total > 0 && zero as f64 > MAX_UNDERFLOW * total as f64 {
+                let days = h * (-floor.log2());
+                return Err(format!(
+                    "time decay would weigh {zero} of {total} purchase pairs ({:.1}%) at zero: with half_life_days \
+                     (--half-life-days) {h}, purchases more than {days:.1} days before {} count nothing; give a \
+                     longer half-life{}",
+                    100.0 * zero as f64 / total as f64,
+                    crate::time::format(t0),
+                    if data.decay_reference() == Some(t0) { "" } else { " or a later reference date" },
+                ));
             }
         }
         Ok(self)
@@ -549,6 +568,10 @@ impl Weighting {
 /// The half-lives [`Weighting::check`] accepts, in days: from an hour (a shorter one zeroes
 /// every purchase older than about five days) to a million days (beyond it nothing decays).
 pub const HALF_LIFE_DAYS: std::ops::RangeInclusive<f64> = 1.0 / 24.0..=1e6;
+
+/// The largest share of timed purchase pairs a decay may weigh at (relative) zero; see
+/// [`Weighting::resolve`].
+pub const MAX_UNDERFLOW: f64 = 0.99;
 
 /// `0.5^(age / half-life)` for a purchase at `t`, counted back from `t0`. Pairs without a
 /// time (`i64::MIN`) or after the reference do not decay.

@@ -256,3 +256,33 @@ fn outliers_are_counted_in_the_summary_with_the_first_line() {
     let (got, clean) = (reference(dir, "m.cobuy"), reference(dir, "clean.cobuy"));
     assert!(got <= clean && clean - got < 86_400, "{got} vs {clean}");
 }
+
+/// A decay that weighs (almost) every purchase at zero is refused, naming the flag: a
+/// reference date far after the purchases, for the half-life given (126 half-lives and
+/// more are below `f32::MIN_POSITIVE`).
+#[test]
+fn a_decay_that_zeroes_every_weight_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let (header, rows) = purchase_lines(SEED);
+    write_lines(&dir.join("p.csv"), &header, &rows);
+    for extra in [
+        &["--half-life-days", "1", "--reference-date", "2024-12-31"][..],
+        &["--half-life-days", "30", "--reference-date", "9999-12-31"],
+    ] {
+        let mut args = vec!["fit", "--purchases", "p.csv"];
+        args.extend_from_slice(&COLUMNS);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--model", "m.cobuy"]);
+        let o = run_cobuy(dir, &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(e.contains("--half-life-days") && e.contains("at zero"), "{extra:?}: {e}");
+        assert!(!dir.join("m.cobuy").exists());
+    }
+    // A fast decay that leaves a fair share of the weights is still a model.
+    let mut args = vec!["fit", "--purchases", "p.csv"];
+    args.extend_from_slice(&COLUMNS);
+    args.extend_from_slice(&["--half-life-days", "0.5", "--model", "m.cobuy"]);
+    ok(dir, &args);
+}
