@@ -451,7 +451,7 @@ impl Weighting {
         if let Some(h) = self.half_life_days {
             if !(h.is_finite() && HALF_LIFE_DAYS.contains(&h)) {
                 return Err(format!(
-                    "half_life_days (--half-life-days) must be from 1/24 (an hour) to {} days, got {h}",
+                    "half_life_days (--half-life-days) must be from 1/24 (an hour) to {} days, got {h:?}",
                     HALF_LIFE_DAYS.end()
                 ));
             }
@@ -487,7 +487,7 @@ impl Weighting {
                      longer half-life{}",
                     100.0 * zero as f64 / total as f64,
                     crate::time::format(t0),
-                    if data.decay_reference() == Some(t0) { "" } else { " or a later reference date" },
+                    if data.decay_reference() == Some(t0) { "" } else { " or an earlier reference date" },
                 ));
             }
         }

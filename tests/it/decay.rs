@@ -148,6 +148,8 @@ fn nonsensical_half_lives_are_usage_errors() {
         let o = run_cobuy(dir, &args);
         assert_eq!(o.status.code(), Some(2), "{h}: {}", stderr(&o));
         assert!(stderr(&o).contains("--half-life-days"), "{h}: {}", stderr(&o));
+        // Short: 1e-300 is not printed as 301 digits.
+        assert!(stderr(&o).len() < 300, "{h}: {}", stderr(&o));
         assert!(!dir.join("m.cobuy").exists());
     }
     let job = "[input]\npurchases = \"p.csv\"\ncustomer_col = \"customer\"\nitem_col = \"item\"\ntime_col = \"time\"\n\n\
@@ -278,6 +280,7 @@ fn a_decay_that_zeroes_every_weight_is_refused() {
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
         let e = stderr(&o);
         assert!(e.contains("--half-life-days") && e.contains("at zero"), "{extra:?}: {e}");
+        assert!(e.contains("give a longer half-life or an earlier reference date"), "{extra:?}: {e}");
         assert!(!dir.join("m.cobuy").exists());
     }
     // A fast decay that leaves a fair share of the weights is still a model.
