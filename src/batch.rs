@@ -128,7 +128,7 @@ pub fn describe(model: &Model, reason: &Reason) -> String {
         }
         Reason::Popular { buyers } => format!("popular: bought by {buyers} customers"),
         Reason::BoughtBefore { count, last } => match last {
-            Some(t) => format!("bought before: {count} in all, last on {}", &crate::time::format(*t)[..10]),
+            Some(t) => format!("bought before: {count} in all, last on {}", crate::time::date(*t)),
             None => format!("bought before: {count} in all"),
         },
     }

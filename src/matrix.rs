@@ -105,6 +105,21 @@ impl Interactions {
         self.last_time.as_ref()?.iter().copied().max()
     }
 
+    /// The time a decaying weighting counts ages back from: the newest purchase that is not
+    /// an outlier of the log's bulk of purchase times ([`crate::time::Bulk`], over each
+    /// pair's latest purchase). On a clean log this is exactly [`Interactions::newest_time`];
+    /// a few purchases dated far in the future (9999-12-31) stay in the data, at full
+    /// weight, but cannot make every other purchase look centuries old. (A pair whose
+    /// latest row is such an outlier drops out of the choice whole: its earlier rows are
+    /// merged away by then.)
+    pub fn decay_reference(&self) -> Option<i64> {
+        let times = self.last_time.as_deref()?.iter().copied().filter(|&t| t != i64::MIN);
+        match crate::time::Bulk::of_times(times.clone()) {
+            Some(bulk) => times.filter(|&t| t <= bulk.to).max(),
+            None => times.max(),
+        }
+    }
+
     /// Number of customers with at least one purchase left after netting.
     pub fn customers_with_purchases(&self) -> usize {
         self.counts.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count()
@@ -434,21 +449,46 @@ impl Weighting {
             }
         }
         if let Some(h) = self.half_life_days {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(format!("the half-life must be a positive number of days, got {h}"));
+            if !(h.is_finite() && HALF_LIFE_DAYS.contains(&h)) {
+                return Err(format!(
+                    "half_life_days (--half-life-days) must be from 1/24 (an hour) to {} days, got {h:?}",
+                    HALF_LIFE_DAYS.end()
+                ));
             }
         }
         Ok(())
     }
 
-    /// Fixes the reference time of a decaying weighting to the data's newest purchase
-    /// (so that a saved model re-weights identically). Fails when decay is asked for but
-    /// the data has no times.
+    /// Fixes the reference time of a decaying weighting (so that a saved model re-weights
+    /// identically) to [`Interactions::decay_reference`], the newest purchase that is not
+    /// an outlier. Fails when decay is asked for but the data has no times, and when the
+    /// decay would leave more than [`MAX_UNDERFLOW`] of the timed purchase pairs with a
+    /// weight below `f32::MIN_POSITIVE` times their undecayed weight (older than 126
+    /// half-lives): such a model recommends from noise and popularity, so it is a usage
+    /// error naming the half-life rather than a model that looks fine.
     pub fn resolve(mut self, data: &Interactions) -> Result<Self, String> {
-        if self.half_life_days.is_some() && self.reference_time.is_none() {
-            match data.newest_time() {
+        let Some(h) = self.half_life_days else { return Ok(self) };
+        if self.reference_time.is_none() {
+            match data.decay_reference() {
                 Some(t) => self.reference_time = Some(t),
                 None => return Err("time decay needs purchase times: give a time column".into()),
+            }
+        }
+        if let (Some(t0), Some(times)) = (self.reference_time, data.last_time()) {
+            let timed = times.iter().filter(|&&t| t != i64::MIN);
+            let total = timed.clone().count();
+            let floor = f64::from(f32::MIN_POSITIVE);
+            let zero = timed.filter(|&&t| decay_factor(t0, t, h) < floor).count();
+            if total > 0 && zero as f64 > MAX_UNDERFLOW * total as f64 {
+                let days = h * (-floor.log2());
+                return Err(format!(
+                    "time decay would weigh {zero} of {total} purchase pairs ({:.1}%) at zero: with half_life_days \
+                     (--half-life-days) {h}, purchases more than {days:.1} days before {} count nothing; give a \
+                     longer half-life{}",
+                    100.0 * zero as f64 / total as f64,
+                    crate::time::format(t0),
+                    if data.decay_reference() == Some(t0) { "" } else { " or an earlier reference date" },
+                ));
             }
         }
         Ok(self)
@@ -502,9 +542,7 @@ impl Weighting {
         }
         if let (Some(h), Some(t0), Some(times)) = (self.half_life_days, self.reference_time, times) {
             for (v, &t) in out.iter_mut().zip(times) {
-                // Pairs without a time (i64::MIN) or after the reference do not decay.
-                let age_days = if t == i64::MIN { 0.0 } else { (t0 - t).max(0) as f64 / DAY as f64 };
-                *v = (f64::from(*v) * 0.5f64.powf(age_days / h)) as f32;
+                *v = (f64::from(*v) * decay_factor(t0, t, h)) as f32;
             }
         }
     }
@@ -525,6 +563,21 @@ impl Weighting {
         }
         Csr::new(counts.shape(), indptr, counts.indices().to_vec(), w)
     }
+}
+
+/// The half-lives [`Weighting::check`] accepts, in days: from an hour (a shorter one zeroes
+/// every purchase older than about five days) to a million days (beyond it nothing decays).
+pub const HALF_LIFE_DAYS: std::ops::RangeInclusive<f64> = 1.0 / 24.0..=1e6;
+
+/// The largest share of timed purchase pairs a decay may weigh at (relative) zero; see
+/// [`Weighting::resolve`].
+pub const MAX_UNDERFLOW: f64 = 0.99;
+
+/// `0.5^(age / half-life)` for a purchase at `t`, counted back from `t0`. Pairs without a
+/// time (`i64::MIN`) or after the reference do not decay.
+fn decay_factor(t0: i64, t: i64, half_life_days: f64) -> f64 {
+    let age_days = if t == i64::MIN { 0.0 } else { (t0 - t).max(0) as f64 / DAY as f64 };
+    0.5f64.powf(age_days / half_life_days)
 }
 
 /// Corpus statistics behind the weighting schemes, kept so that customers scored later

@@ -222,6 +222,13 @@ pub fn summary_lines(s: &IngestSummary) -> Vec<String> {
         last.push_str(&format!(", purchases from {} to {}", cobuy::time::format(a), cobuy::time::format(b)));
     }
     v.push(last);
+    if let Some(o) = &s.time_outliers {
+        let (n, date) = (o.after + o.before, cobuy::time::date);
+        v.push(format!(
+            "warning: {n} purchase row{} dated far outside the bulk of the log ({} after {}, {} before {}), the first at line {} ({}): kept, but never the time-decay reference",
+            if n == 1 { "" } else { "s" }, o.after, date(o.bulk_to), o.before, date(o.bulk_from), o.first_line, cobuy::time::format(o.first_time)
+        ));
+    }
     v
 }
 

@@ -238,12 +238,90 @@ pub struct IngestSummary {
     pub first_time: Option<i64>,
     /// See `first_time`.
     pub last_time: Option<i64>,
+    /// Purchase rows dated far outside the bulk of the log ([`crate::time::Bulk`]): kept as
+    /// purchases, but they do not move the time-decay reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_outliers: Option<TimeOutliers>,
     /// Pair-level outcome of merging.
     pub merge: MergeStats,
     /// Whether the file was gzip-compressed.
     pub gzip: bool,
     /// The delimiter used.
     pub delimiter: String,
+}
+
+/// Purchase rows dated outside the fences of the log's bulk of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeOutliers {
+    /// Rows dated after the bulk.
+    pub after: u64,
+    /// Rows dated before the bulk.
+    pub before: u64,
+    /// The first such row's line and time.
+    pub first_line: u64,
+    /// See `first_line`.
+    pub first_time: i64,
+    /// The fences: times from `bulk_from` to `bulk_to` are not outliers.
+    pub bulk_from: i64,
+    /// See `bulk_from`.
+    pub bulk_to: i64,
+}
+
+/// Purchase times counted per day with each day's first line and time, to find the
+/// outliers of [`crate::time::Bulk`] once every row is read (memory: one entry per
+/// distinct day; consecutive rows of one day cost no lookup).
+#[derive(Default)]
+struct DayCounts {
+    days: rustc_hash::FxHashMap<i64, (u64, u64, i64)>,
+    /// The current run of rows on one day: day, rows, first line, first time.
+    run: Option<(i64, u64, u64, i64)>,
+}
+
+impl DayCounts {
+    fn add(&mut self, t: i64, line: u64) {
+        let day = t.div_euclid(crate::time::DAY);
+        match &mut self.run {
+            Some(r) if r.0 == day => r.1 += 1,
+            _ => {
+                self.flush();
+                self.run = Some((day, 1, line, t));
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((day, n, line, t)) = self.run.take() {
+            // Rows come in line order: an earlier run of the day keeps its first line.
+            self.days.entry(day).or_insert((0, line, t)).0 += n;
+        }
+    }
+
+    fn outliers(mut self) -> Option<TimeOutliers> {
+        self.flush();
+        let mut days: Vec<(i64, (u64, u64, i64))> = self.days.into_iter().collect();
+        days.sort_unstable_by_key(|d| d.0);
+        let hist: Vec<(i64, u64)> = days.iter().map(|d| (d.0, d.1.0)).collect();
+        let bulk = crate::time::Bulk::of_days(&hist)?;
+        let mut o = TimeOutliers {
+            after: 0,
+            before: 0,
+            first_line: u64::MAX,
+            first_time: 0,
+            bulk_from: bulk.from,
+            bulk_to: bulk.to,
+        };
+        for &(_, (n, line, t)) in days.iter().filter(|d| !bulk.contains(d.1.2)) {
+            if t > bulk.to {
+                o.after += n
+            } else {
+                o.before += n
+            }
+            if line < o.first_line {
+                (o.first_line, o.first_time) = (line, t);
+            }
+        }
+        (o.after + o.before > 0).then_some(o)
+    }
 }
 
 /// Why a purchases file could not be read.
@@ -438,6 +516,7 @@ fn read_rows(
     let mut baskets: Option<FxHashSet<Box<str>>> =
         cols.pos[BASKET].filter(|_| !counts_baskets).map(|_| FxHashSet::default());
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
+    let mut day_counts = DayCounts::default();
     let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
     let meter = file.meter();
     while let Some(rec) = file.next_record()? {
@@ -464,6 +543,7 @@ fn read_rows(
                     if let Some(t) = time {
                         first_time = first_time.min(t);
                         last_time = last_time.max(t);
+                        day_counts.add(t, line);
                     }
                 } else {
                     sum.return_rows_netted += 1;
@@ -493,6 +573,7 @@ fn read_rows(
     if first_time <= last_time {
         (sum.first_time, sum.last_time) = (Some(first_time), Some(last_time));
     }
+    sum.time_outliers = day_counts.outliers();
     Ok(sum)
 }
 

@@ -1079,12 +1079,20 @@ pub struct Offer {
     pub anchor: ItemIdx,
     /// When the anchor was bought.
     pub anchor_time: Option<i64>,
-    /// When to make the offer: the anchor time plus the delay in whole days.
+    /// When to make the offer: the anchor time plus the delay in whole days, at most
+    /// [`crate::time::MAX`] (9999-12-31 23:59:59, the last time cobuy reads).
     pub offer_after: Option<i64>,
     /// What the probability rests on.
     pub basis: Basis,
     /// What the timing rests on.
     pub delay: Delay,
+}
+
+/// The anchor time plus `days`, clamped to the times cobuy reads back: an anchor bought on
+/// 9999-12-31 (a placeholder date, most likely) would otherwise be offered in year 10000, a
+/// date no CSV reader of `YYYY-MM-DD` (cobuy's own included) accepts.
+fn offer_date(anchor: i64, days: i64) -> i64 {
+    anchor.saturating_add(days.saturating_mul(DAY)).clamp(crate::time::MIN, crate::time::MAX)
 }
 
 /// Per-worker buffers for [`UpSell::offers`].
@@ -1176,7 +1184,7 @@ impl<'a> UpSell<'a> {
                     affinity,
                     anchor: ItemIdx(an.item),
                     anchor_time: an.time,
-                    offer_after: an.time.zip(delay.days()).map(|(t, d)| t + d * DAY),
+                    offer_after: an.time.zip(delay.days()).map(|(t, d)| offer_date(t, d)),
                     basis,
                     delay,
                 }
