@@ -1107,7 +1107,7 @@ pub struct UpsellScratch {
 /// Scores up-sell offers for the customers of one collaborative model.
 pub struct UpSell<'a> {
     upgrades: &'a UpgradeModel,
-    /// The newest purchase time of the model: anchors are aged from it.
+    /// The model's reference time (its newest purchase within the bulk of the log): anchors are aged from it.
     newest: Option<i64>,
     scorer: Scorer<'a>,
 }
@@ -1115,7 +1115,7 @@ pub struct UpSell<'a> {
 impl<'a> UpSell<'a> {
     /// `upgrades` must be learned over the same items as the model's scorer.
     pub fn new(upgrades: &'a UpgradeModel, scorer: Scorer<'a>) -> Self {
-        UpSell { upgrades, newest: scorer.data.newest_time(), scorer }
+        UpSell { upgrades, newest: scorer.data.decay_reference(), scorer }
     }
 
     /// Per-worker buffers.

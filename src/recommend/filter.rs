@@ -12,7 +12,7 @@ pub struct Filter {
     pub include_bought: bool,
     /// Allow a bought item again once this many days have passed since its last purchase.
     pub repurchase_after_days: Option<f64>,
-    /// "Now" for repurchase windows (unix seconds); default: the newest purchase.
+    /// "Now" for repurchase windows (unix seconds); default: the newest purchase within the bulk of the log (`Interactions::decay_reference`).
     pub as_of: Option<i64>,
     /// Only these items (none: every item).
     pub allow: Option<Vec<ItemIdx>>,
@@ -40,7 +40,7 @@ impl Filter {
                 if data.last_time().is_none() {
                     return Err("a repurchase window needs purchase times: fit with a time column".into());
                 }
-                let now = self.as_of.or(data.newest_time()).unwrap_or(0);
+                let now = self.as_of.or(data.decay_reference()).unwrap_or(0);
                 Some(now.saturating_sub((d * DAY as f64).min(i64::MAX as f64) as i64))
             }
         };
