@@ -266,7 +266,7 @@ fn write_offers(
                     ids.id(o.item.0),
                     &format!("{:.6}", o.score),
                     ids.id(o.anchor.0),
-                    &o.offer_after.map(|t| cobuy::time::date(t)).unwrap_or_default(),
+                    &o.offer_after.map(cobuy::time::date).unwrap_or_default(),
                     &reason(o.anchor, o.item, &o.basis, o.delay, catalog, ids, category_name(o.item)),
                 ];
                 for (k, f) in fields.iter().enumerate() {
