@@ -231,9 +231,13 @@ fn offer_rows(
 fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {
     create_parent(out)?;
     let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    std::io::Write::write_all(&mut f, b"customer_id,rank,item_id,score,category,reason\n")?;
-    for b in blocks {
-        std::io::Write::write_all(&mut f, b)?;
-    }
+    let mut write = || -> std::io::Result<()> {
+        std::io::Write::write_all(&mut f, b"customer_id,rank,item_id,score,category,reason\n")?;
+        for b in blocks {
+            std::io::Write::write_all(&mut f, b)?;
+        }
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", out.display()))?;
     f.commit().with_context(|| format!("cannot write {}", out.display()))
 }

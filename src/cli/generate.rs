@@ -43,12 +43,11 @@ pub fn run(cmd: &GenerateCmd, threads: usize, log: Log) -> Result<()> {
     let mut file = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let rows = if out.extension().is_some_and(|e| e == "gz") {
         let mut gz = flate2::write::GzEncoder::new(&mut file, flate2::Compression::fast());
-        let rows = cobuy::generate::generate(&params, &mut gz)?;
-        gz.finish()?;
-        rows
+        cobuy::generate::generate(&params, &mut gz).and_then(|rows| gz.finish().map(|_| rows))
     } else {
-        cobuy::generate::generate(&params, &mut file)?
-    };
+        cobuy::generate::generate(&params, &mut file)
+    }
+    .with_context(|| format!("cannot write {}", out.display()))?;
     file.commit().with_context(|| format!("cannot write {}", out.display()))?;
     log.info(format!("wrote {rows} purchase rows to {} in {:.1}s", out.display(), start.elapsed().as_secs_f64()));
     Ok(())

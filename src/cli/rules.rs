@@ -129,7 +129,15 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
     ));
     create_parent(&cmd.out)?;
     let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let mut w = csv::Writer::from_writer(&mut f);
+    write_rules(&mut f, &baskets, &rules).with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
+    Ok(())
+}
+
+/// The rules as CSV.
+fn write_rules(f: &mut AtomicFile, baskets: &Baskets, rules: &[cobuy::offers::rules::Rule]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(f);
     w.write_record([
         "antecedent",
         "consequent",
@@ -143,7 +151,7 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         "consequent_count",
     ])?;
     let ids = baskets.items();
-    for r in &rules {
+    for r in rules {
         w.write_record([
             ids.id(r.antecedent.0),
             ids.id(r.consequent.0),
@@ -158,9 +166,6 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         ])?;
     }
     w.flush()?;
-    drop(w);
-    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
     Ok(())
 }
 
@@ -223,45 +228,58 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     let ids = baskets.items();
     create_parent(&cmd.out)?;
     let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let mut w = csv::Writer::from_writer(&mut f);
-    w.write_record(["basket_id", "rank", "item_id", "confidence", "lift", "count", "baskets", "antecedent", "reason"])?;
-    let (mut unknown, mut rows) = (Vec::new(), 0u64);
-    for (basket, items) in &wanted {
-        let mut known = Vec::new();
-        for (id, at) in items {
-            match ids.index_of(id) {
-                Some(i) => known.push(ItemIdx(i)),
-                None => unknown.push(format!("{at}: {id:?}")),
+    let mut write = || -> Result<(Vec<String>, u64)> {
+        let mut w = csv::Writer::from_writer(&mut f);
+        w.write_record([
+            "basket_id",
+            "rank",
+            "item_id",
+            "confidence",
+            "lift",
+            "count",
+            "baskets",
+            "antecedent",
+            "reason",
+        ])?;
+        let (mut unknown, mut rows) = (Vec::new(), 0u64);
+        for (basket, items) in &wanted {
+            let mut known = Vec::new();
+            for (id, at) in items {
+                match ids.index_of(id) {
+                    Some(i) => known.push(ItemIdx(i)),
+                    None => unknown.push(format!("{at}: {id:?}")),
+                }
+            }
+            if known.is_empty() {
+                continue;
+            }
+            let c = baskets.complete(&known, cmd.top, cmd.min_count);
+            let antecedent: Vec<&str> = c.antecedent.iter().map(|i| ids.id(i.0)).collect();
+            for (rank, item) in c.items.iter().enumerate() {
+                let reason = format!(
+                    "in {:.0}% of the {} baskets holding {}",
+                    item.confidence * 100.0,
+                    c.baskets,
+                    antecedent.join(" and ")
+                );
+                w.write_record([
+                    basket.as_str(),
+                    &(rank + 1).to_string(),
+                    ids.id(item.item.0),
+                    &item.confidence.to_string(),
+                    &item.lift.to_string(),
+                    &item.count.to_string(),
+                    &c.baskets.to_string(),
+                    &antecedent.join(" "),
+                    &reason,
+                ])?;
+                rows += 1;
             }
         }
-        if known.is_empty() {
-            continue;
-        }
-        let c = baskets.complete(&known, cmd.top, cmd.min_count);
-        let antecedent: Vec<&str> = c.antecedent.iter().map(|i| ids.id(i.0)).collect();
-        for (rank, item) in c.items.iter().enumerate() {
-            let reason = format!(
-                "in {:.0}% of the {} baskets holding {}",
-                item.confidence * 100.0,
-                c.baskets,
-                antecedent.join(" and ")
-            );
-            w.write_record([
-                basket.as_str(),
-                &(rank + 1).to_string(),
-                ids.id(item.item.0),
-                &item.confidence.to_string(),
-                &item.lift.to_string(),
-                &item.count.to_string(),
-                &c.baskets.to_string(),
-                &antecedent.join(" "),
-                &reason,
-            ])?;
-            rows += 1;
-        }
-    }
-    w.flush()?;
-    drop(w);
+        w.flush()?;
+        Ok((unknown, rows))
+    };
+    let (unknown, rows) = write().with_context(|| format!("cannot write {}", cmd.out.display()))?;
     if !unknown.is_empty() {
         log.info(format!(
             "{} item ids are not in the purchases and are skipped: {}{}",

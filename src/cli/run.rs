@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +82,12 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             batch,
         };
         create_parent(p)?;
-        let mut f = AtomicFile::create(p)?;
-        serde_json::to_writer_pretty(&mut f, &s)?;
-        std::io::Write::write_all(&mut f, b"\n")?;
-        f.commit()?;
+        let mut f = AtomicFile::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+        serde_json::to_writer_pretty(&mut f, &s)
+            .map_err(std::io::Error::from)
+            .and_then(|()| std::io::Write::write_all(&mut f, b"\n"))
+            .and_then(|()| f.commit())
+            .with_context(|| format!("cannot write {}", p.display()))?;
         log.info(format!("wrote the run summary to {}", p.display()));
     }
     log.info(format!("job done in {:.1}s", start.elapsed().as_secs_f64()));

@@ -464,8 +464,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
         Some(out) => {
             create_parent(out)?;
             let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-            f.write_all(&bytes)?;
-            f.commit().with_context(|| format!("cannot write {}", out.display()))?;
+            f.write_all(&bytes).and_then(|()| f.commit()).with_context(|| format!("cannot write {}", out.display()))?;
             log.info(format!("wrote the upgrade paths of {} items to {}", anchors.len(), out.display()));
         }
         None => std::io::stdout().write_all(&bytes)?,

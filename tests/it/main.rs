@@ -27,6 +27,7 @@ mod eval_metrics;
 mod eval_split;
 mod knn_oracle;
 mod model_file;
+mod output_paths;
 mod rules;
 mod rules_oracle;
 mod upsell;

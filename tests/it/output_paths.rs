@@ -1,0 +1,138 @@
+//! Hostile output paths and killed runs: an output that is also an input is refused before
+//! anything is read; what is at an output path decides how it is written (regular files and
+//! symlinks to them replaced atomically, the link kept; devices, FIFOs and standard output
+//! written through); temporary files never outlive their process; a closed standard output
+//! is a quiet end; every output location is checked before the input is read.
+//!
+//! Runs as any user, root included: real device nodes are only written (`/dev/null`,
+//! `/dev/full`), never replaced; FIFOs are made in a temporary folder.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+use crate::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> Option<i32> {
+    o.status.code()
+}
+
+/// A folder with `purchases.csv` (the shared generated rows) and `model.cobuy` fitted on it.
+fn setup() -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let (header, lines) = purchase_lines(SEED);
+    write_lines(&dir.path().join("purchases.csv"), &header, &lines);
+    let mut args = vec!["--quiet", "fit", "--purchases", "purchases.csv", "--model", "model.cobuy"];
+    args.extend(COLUMNS);
+    let o = run_cobuy(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    dir
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+fn temporaries(dir: &Path) -> Vec<String> {
+    names(dir).into_iter().filter(|n| n.ends_with(".tmp")).collect()
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().expect("mkfifo runs").success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+// ---------------------------------------------------------------------------------------
+// What is at the output path
+// ---------------------------------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn a_symlink_at_the_output_is_kept_and_its_target_updated() {
+    let dir = setup();
+    let d = dir.path();
+    fs::create_dir(d.join("real")).unwrap();
+    fs::write(d.join("real/recs.csv"), "old\n").unwrap();
+    std::os::unix::fs::symlink("real/recs.csv", d.join("recs.csv")).unwrap();
+    let o = run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--out", "recs.csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(fs::symlink_metadata(d.join("recs.csv")).unwrap().file_type().is_symlink(), "the link is kept");
+    let text = fs::read_to_string(d.join("real/recs.csv")).unwrap();
+    assert!(text.starts_with("customer_id,rank,item_id,score,source\n"), "{text:.80}");
+    assert_eq!(names(&d.join("real")), ["recs.csv"], "no temporary file left beside the target");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_at_the_output_is_written_through() {
+    let dir = setup();
+    let d = dir.path();
+    let fifo = d.join("recs.fifo");
+    mkfifo(&fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || tx.send(fs::read(&fifo).unwrap()));
+    }
+    let o = run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--out", "recs.fifo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A replaced FIFO never gets a writer: its reader would wait forever.
+    let got = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the FIFO's reader gets the output");
+    assert!(got.starts_with(b"customer_id,rank,item_id,score,source\n"), "the reader gets the rows");
+    assert!(got.len() > 1000);
+    let o = run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--out", "recs.csv"]);
+    assert!(o.status.success());
+    assert_eq!(got, fs::read(d.join("recs.csv")).unwrap(), "the same bytes as a file");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO is still a FIFO");
+    assert!(temporaries(d).is_empty());
+}
+
+/// Devices are reached through symlinks in the test's folder: should a regression replace
+/// what is at the output path, it replaces the link, never the machine's device node.
+#[cfg(unix)]
+#[test]
+fn devices_are_written_through_and_a_full_disk_names_the_path() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = setup();
+    let d = dir.path();
+    std::os::unix::fs::symlink("/dev/null", d.join("null")).unwrap();
+    std::os::unix::fs::symlink("/dev/full", d.join("full")).unwrap();
+    let o = run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--out", "null"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(fs::symlink_metadata(d.join("null")).unwrap().file_type().is_symlink(), "the link is kept");
+    assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+    for args in [
+        &["--quiet", "recommend", "--model", "model.cobuy", "--out", "full"][..],
+        &["--quiet", "rules", "--purchases", "purchases.csv", "--min-support", "0.0001", "--out", "full"],
+        &["--quiet", "generate", "--customers", "50", "--items", "20", "--purchases", "400", "--out", "full"],
+    ] {
+        let o = run_cobuy(d, args);
+        let e = stderr(&o);
+        assert!(fs::symlink_metadata(d.join("full")).unwrap().file_type().is_symlink(), "{args:?}: replaced");
+        assert_eq!(code(&o), Some(1), "{args:?}: {e}");
+        assert!(e.contains("full") && e.contains("No space left"), "{args:?}: {e}");
+    }
+    assert!(temporaries(d).is_empty());
+}
+
+#[test]
+fn a_dash_writes_to_standard_output() {
+    let dir = setup();
+    let d = dir.path();
+    let o = run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--out", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o2 = run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--out", "recs.csv"]);
+    assert!(o2.status.success());
+    assert_eq!(o.stdout, fs::read(d.join("recs.csv")).unwrap());
+    assert!(!d.join("-").exists(), "no file named -");
+}
