@@ -90,8 +90,32 @@ enum Command {
 }
 
 /// Runs the command line's command.
+///
+/// First, before any other thread starts, SIGINT, SIGTERM and SIGHUP are routed to a
+/// thread that removes the temporary files being written and exits with 128 + the signal.
+/// A closed standard output (or any output pipe whose reader left) ends the command quietly
+/// and successfully, as for any Unix filter.
 pub fn run(cli: Cli, log: Log) -> Result<()> {
+    cobuy::output::remove_temporaries_on_signals().context("cannot set up the signal handling")?;
     let threads = cli.threads;
+    match dispatch(cli, threads, log) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        result => result,
+    }
+}
+
+/// Whether an error is a write to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let pipe = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(pipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(io) if pipe(io)))
+            || c.downcast_ref::<serde_json::Error>().and_then(|j| j.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
     match cli.command {
         Command::Fit(cmd) => fit::run(&cmd, threads, log),
         Command::Recommend(cmd) => recommend::run(&cmd, threads, log),

@@ -136,3 +136,97 @@ fn a_dash_writes_to_standard_output() {
     assert_eq!(o.stdout, fs::read(d.join("recs.csv")).unwrap());
     assert!(!d.join("-").exists(), "no file named -");
 }
+
+// ---------------------------------------------------------------------------------------
+// Killed runs and closed pipes
+// ---------------------------------------------------------------------------------------
+
+/// Starts a `generate` long enough to be killed while it writes `big.csv` in `dir`, waits
+/// for its temporary file, sends `signal` and returns its exit code.
+#[cfg(unix)]
+fn killed_generate(dir: &Path, signal: &str) -> Option<i32> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cobuy"))
+        .current_dir(dir)
+        .args(["--quiet", "generate", "--customers", "100000", "--items", "5000", "--purchases", "50000000"])
+        .args(["--out", "big.csv"])
+        .spawn()
+        .expect("cobuy runs");
+    let start = std::time::Instant::now();
+    while temporaries(dir).is_empty() {
+        assert!(start.elapsed().as_secs() < 30, "no temporary file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let ok = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill -{signal}");
+    child.wait().unwrap().code()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_signal_removes_the_temporary_file_and_exits_with_128_plus_the_signal() {
+    let dir = TempDir::new().unwrap();
+    for (signal, number) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
+        let code = killed_generate(dir.path(), signal);
+        assert_eq!(code, Some(128 + number), "SIGTERM");
+        assert!(temporaries(dir.path()).is_empty(), "{signal}: {:?}", names(dir.path()));
+        assert!(!dir.path().join("big.csv").exists(), "{signal}: no half-written output");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_later_run_removes_the_temporary_files_of_dead_processes_only() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    // No process has a pid this large (Linux's maximum is 2^22); this test's process lives.
+    let dead = d.join(".small.csv.999999999.tmp");
+    let live = d.join(format!(".small.csv.{}.tmp", std::process::id()));
+    let other = d.join(".other.csv.999999999.tmp");
+    for p in [&dead, &live, &other] {
+        fs::write(p, "half").unwrap();
+    }
+    let o = run_cobuy(d, &["--quiet", "generate", "--customers", "50", "--items", "20", "--purchases", "400"]);
+    assert!(!o.status.success(), "--out is required");
+    let o = run_cobuy(
+        d,
+        &["--quiet", "generate", "--customers", "50", "--items", "20", "--purchases", "400", "--out", "small.csv"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dead.exists(), "a dead process's temporary file is removed");
+    assert!(live.exists(), "a live process's temporary file is kept");
+    assert!(other.exists(), "another output's temporary file is kept");
+}
+
+/// Runs `cobuy ARGS` with its standard output a pipe whose reader has gone (as in
+/// `cobuy ARGS | head -c 10` once head has its bytes).
+#[cfg(unix)]
+fn into_closed_pipe(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cobuy"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cobuy runs");
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_standard_output_is_a_quiet_successful_end() {
+    let dir = setup();
+    let d = dir.path();
+    let big = ["--quiet", "generate", "--customers", "2000", "--items", "300", "--purchases", "400000", "--out", "-"];
+    for args in [
+        &["inspect", "model.cobuy", "--json"][..],
+        &["inspect", "model.cobuy"],
+        &["--quiet", "recommend", "--model", "model.cobuy", "--top", "50", "--out", "-"],
+        &big,
+    ] {
+        let o = into_closed_pipe(d, args);
+        assert_eq!(code(&o), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", stderr(&o));
+    }
+}
