@@ -162,6 +162,21 @@ impl AtomicFile {
     }
 }
 
+/// Checks that `path` can be written: a regular file's folder takes a new file (made and
+/// removed at once: its temporary name), a folder is an error; a stream is not opened (a
+/// FIFO would wait for its reader).
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if let Destination::Replace(target) = destination(path)? {
+        let temp = temp_path(&target)?;
+        let mut live = registry();
+        File::create(&temp)?;
+        live.push(temp.clone());
+        drop(live);
+        forget(&temp);
+    }
+    Ok(())
+}
+
 /// `.NAME.PID.tmp` beside `target`.
 fn temp_path(target: &Path) -> io::Result<PathBuf> {
     let name = target

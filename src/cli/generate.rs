@@ -11,6 +11,7 @@ use cobuy::generate::GenerateParams;
 use cobuy::output::AtomicFile;
 
 use super::args::set_threads;
+use super::paths::Files;
 use super::{Log, bad, create_parent};
 
 #[derive(Args, Clone, Debug)]
@@ -38,6 +39,7 @@ pub fn run(cmd: &GenerateCmd, threads: usize, log: Log) -> Result<()> {
     let out = &cmd.out;
     let params = GenerateParams::new(cmd.customers, cmd.items, cmd.purchases, cmd.seed);
     params.check().map_err(bad)?;
+    Files::new().output("purchases", Some(out)).check()?;
     create_parent(out)?;
     let start = Instant::now();
     let mut file = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;

@@ -30,6 +30,7 @@ pub mod fit;
 pub mod foldin;
 pub mod generate;
 pub mod inspect;
+pub mod paths;
 pub mod recommend;
 pub mod rules;
 pub mod run;

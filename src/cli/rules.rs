@@ -16,6 +16,7 @@ use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 
 use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
+use super::paths::Files;
 use super::{Log, bad, create_parent, summary_lines};
 
 /// `cobuy rules` flags.
@@ -113,6 +114,13 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         return Err(bad("category rules need both --catalog (with its column flags) and --level"));
     }
     set_threads(threads)?;
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    let files = Files::new().input("purchases", Some(&cmd.input.purchases));
+    cmd.catalog
+        .files(cmd.input.skip_invalid, &cmd.out, files)
+        .output("rules", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
     let catalog = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)?;
     let mut baskets = read_baskets(&cmd.input, &cmd.out, log)?;
     if let (Some((catalog, _)), Some(level)) = (&catalog, cmd.level) {
@@ -206,6 +214,13 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    Files::new()
+        .input("purchases", Some(&cmd.input.purchases))
+        .input("baskets file", cmd.baskets.as_deref())
+        .output("completions", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
     // The baskets to complete, by id, each with its item ids (and their lines, for messages).
     let wanted: Wanted = match (&cmd.items, &cmd.baskets) {
         (Some(list), None) => {

@@ -53,13 +53,19 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
     }
     let job = read_job(path, &text)?;
     set_job_threads(threads, job.threads)?;
+    let mut files = job.recommend.files(super::fit::files(&job.input, &job.fit)?.input("job file", Some(path)));
+    if let Some(u) = &job.upsell {
+        files = u.files(&job.input, files)?;
+    }
+    files.output("run summary", job.summary.as_deref()).check()?;
 
     let start = Instant::now();
     log.info(format!("running {}", path.display()));
+    let upsell_catalog = job.upsell.as_ref().map(|u| u.read_catalog(&job.input, log)).transpose()?;
     let (model, ingest) = fit(&job.input, &job.fit, log)?;
     let batch = recommend(&model, &job.recommend, log)?;
-    if let Some(u) = &job.upsell {
-        u.run(&job.input, &model, log)?;
+    if let (Some(u), Some(catalog)) = (&job.upsell, upsell_catalog) {
+        u.run(&job.input, catalog, &model, log)?;
     }
     if let Some(p) = &job.summary {
         #[derive(Serialize)]

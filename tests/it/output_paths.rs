@@ -230,3 +230,151 @@ fn a_closed_standard_output_is_a_quiet_successful_end() {
         assert!(o.stderr.is_empty(), "{args:?}: {}", stderr(&o));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// An output that is also an input, checked before anything is read
+// ---------------------------------------------------------------------------------------
+
+/// Runs `cobuy` and checks that it refused with exit code 2, naming `word`, and that every
+/// file of `dir` is as it was.
+fn refused(dir: &Path, args: &[&str], word: &str) {
+    let before: Vec<(String, Vec<u8>)> = names(dir)
+        .into_iter()
+        .filter(|n| dir.join(n).is_file())
+        .map(|n| {
+            let bytes = fs::read(dir.join(&n)).unwrap();
+            (n, bytes)
+        })
+        .collect();
+    let o = run_cobuy(dir, args);
+    let e = stderr(&o);
+    assert_eq!(code(&o), Some(2), "{args:?}: {e}");
+    assert!(e.contains(word), "{args:?}: {e}");
+    for (n, bytes) in before {
+        assert_eq!(fs::read(dir.join(&n)).unwrap(), bytes, "{args:?}: {n} was changed");
+    }
+    assert!(temporaries(dir).is_empty(), "{args:?}");
+}
+
+#[test]
+fn an_output_that_is_an_input_is_refused_and_the_input_untouched() {
+    let dir = setup();
+    let d = dir.path();
+    fs::create_dir(d.join("sub")).unwrap();
+    fs::write(d.join("customers.txt"), "cust-000\n12003\n").unwrap();
+    fs::write(d.join("deny.txt"), "SKU-001\n").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("purchases.csv", d.join("link.csv")).unwrap();
+    let fit = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec!["--quiet", "fit", "--purchases", "purchases.csv"];
+        v.extend(COLUMNS);
+        v.extend(extra);
+        v
+    };
+    let same = "the same file";
+    refused(d, &fit(&["--skip-invalid", "--rejects", "purchases.csv", "--model", "m2.cobuy"]), same);
+    refused(d, &fit(&["--skip-invalid", "--rejects", "sub/../purchases.csv", "--model", "m2.cobuy"]), same);
+    refused(d, &fit(&["--model", "./purchases.csv"]), same);
+    #[cfg(unix)]
+    refused(d, &fit(&["--model", "link.csv"]), same);
+    #[cfg(unix)]
+    refused(d, &fit(&["--model", "sub/../link.csv"]), same);
+    refused(d, &fit(&["--model", "m2.cobuy", "--skip-invalid", "--rejects", "m2.cobuy"]), same);
+    refused(d, &["recommend", "--model", "model.cobuy", "--out", "model.cobuy"], same);
+    refused(
+        d,
+        &["recommend", "--model", "model.cobuy", "--customers", "customers.txt", "--out", "customers.txt"],
+        same,
+    );
+    refused(d, &["recommend", "--model", "model.cobuy", "--deny", "deny.txt", "--out", "sub/../deny.txt"], same);
+    refused(d, &["similar-customers", "--model", "model.cobuy", "--out", "model.cobuy"], same);
+    refused(d, &["fold-in", "--model", "model.cobuy", "--purchases", "purchases.csv", "--out", "purchases.csv"], same);
+    refused(d, &["rules", "--purchases", "purchases.csv", "--out", "purchases.csv"], same);
+    refused(
+        d,
+        &["rules", "--purchases", "purchases.csv", "--skip-invalid", "--rejects", "r.csv", "--out", "r.csv"],
+        same,
+    );
+    refused(
+        d,
+        &["basket-complete", "--purchases", "purchases.csv", "--items", "SKU-001", "--out", "purchases.csv"],
+        same,
+    );
+    refused(d, &["generate", "--customers", "5", "--items", "5", "--purchases", "50", "--out", "sub"], "directory");
+}
+
+#[test]
+fn a_job_whose_outputs_overlap_its_inputs_or_each_other_is_refused_before_anything_is_read() {
+    let dir = setup();
+    let d = dir.path();
+    let job = |recommend_out: &str, summary: &str| {
+        format!(
+            "summary = \"{summary}\"\n[input]\npurchases = \"purchases.csv\"\ncustomer_col = \"customer\"\nitem_col = \"item\"\n\
+             [fit]\nmodel = \"out/model.cobuy\"\n[recommend]\nout = \"{recommend_out}\"\n"
+        )
+    };
+    fs::create_dir(d.join("summary-dir")).unwrap();
+    for (text, word) in [
+        (job("purchases.csv", "out/summary.json"), "the same file"),
+        (job("out/recs.csv", "job.toml"), "the same file"),
+        (job("out/recs.csv", "out/model.cobuy"), "the same file"),
+        (job("out/../out/model.cobuy", "out/summary.json"), "the same file"),
+        (job("out/recs.csv", "summary-dir"), "directory"),
+    ] {
+        fs::write(d.join("job.toml"), &text).unwrap();
+        refused(d, &["run", "job.toml"], word);
+        assert!(!d.join("out/model.cobuy").exists(), "{text}: nothing is fitted");
+    }
+    // The [upsell] step's catalogue is read before the model and the recommendations are written.
+    let mut text = job("out/recs.csv", "out/summary.json");
+    text.push_str(
+        "[upsell]\nout = \"out/upsell.csv\"\n[upsell.catalog]\ncatalog = \"missing.csv\"\n\
+         catalog_category_cols = [\"2\"]\ncatalog_price_col = \"3\"\n",
+    );
+    fs::write(d.join("job.toml"), &text).unwrap();
+    let o = run_cobuy(d, &["--quiet", "run", "job.toml"]);
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("missing.csv"), "{}", stderr(&o));
+    assert!(!d.join("out/model.cobuy").exists() && !d.join("out/recs.csv").exists(), "nothing written");
+}
+
+/// The purchases are a FIFO nobody writes to: a command that read them before checking its
+/// outputs would wait forever.
+#[cfg(unix)]
+#[test]
+fn output_locations_are_checked_before_the_input_is_read() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    mkfifo(&d.join("purchases.fifo"));
+    fs::write(d.join("file"), "not a folder").unwrap();
+    fs::create_dir(d.join("folder")).unwrap();
+    for args in [
+        &["fit", "--purchases", "purchases.fifo", "--model", "file/model.cobuy"][..],
+        &["fit", "--purchases", "purchases.fifo", "--model", "folder"],
+        &["rules", "--purchases", "purchases.fifo", "--out", "file/rules.csv"],
+        &["up-sell", "--purchases", "purchases.fifo", "--catalog", "c.csv", "--catalog-category-cols", "2"]
+            .iter()
+            .chain(&["--catalog-price-col", "3", "--out", "folder"])
+            .copied()
+            .collect::<Vec<_>>(),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cobuy"))
+            .current_dir(d)
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed().as_secs() > 20 {
+                child.kill().unwrap();
+                panic!("{args:?}: still reading the purchases");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        let e = stderr(&o);
+        assert!(e.contains("file") || e.contains("folder"), "{args:?}: {e}");
+    }
+}
