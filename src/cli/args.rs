@@ -49,8 +49,18 @@ fn flag_defaults<T: Args + clap::FromArgMatches>() -> T {
 // Threads
 // ---------------------------------------------------------------------------------------
 
+/// The most worker threads `--threads` (or a job's `threads`) may ask for: more than any
+/// machine cobuy runs on has cores, and a fixed number, so a job file valid on one machine
+/// is valid on all. Each thread costs start-up time and a stack: 10,000 took minutes.
+pub const MAX_THREADS: usize = 1024;
+
 /// Starts the worker threads (0: one per core).
 pub fn set_threads(n: usize) -> Result<()> {
+    if n > MAX_THREADS {
+        return Err(bad(format!(
+            "--threads {n}: at most {MAX_THREADS} worker threads (0, the default, is one per core)"
+        )));
+    }
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("cannot start the worker threads")
 }
 

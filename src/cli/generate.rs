@@ -33,12 +33,40 @@ pub struct GenerateCmd {
     out: PathBuf,
 }
 
+/// Customers per block of the generator (`cobuy::generate`): a block's rows are held in
+/// memory as text before they are written.
+const BLOCK: u64 = 8192;
+/// Bytes of CSV per generated row, at most (ids, basket, price and timestamp).
+const ROW_BYTES: u64 = 64;
+/// The most memory one block of rows may take on average.
+const MAX_BLOCK_BYTES: u64 = 4 << 30;
+
+/// Refuses, before any allocation, sizes whose blocks of rows would not fit in memory:
+/// `purchases / customers` rows per customer, times the customers of a block.
+fn check_size(cmd: &GenerateCmd) -> Result<()> {
+    let block = u128::from(cmd.customers.min(BLOCK));
+    let bytes = u128::from(cmd.purchases) * block * u128::from(ROW_BYTES) / u128::from(cmd.customers.max(1));
+    if bytes > u128::from(MAX_BLOCK_BYTES) {
+        let most = u128::from(MAX_BLOCK_BYTES) * u128::from(cmd.customers) / (block * u128::from(ROW_BYTES));
+        return Err(bad(format!(
+            "--purchases {} for {} customers: each block of {block} customers would hold about {} GiB of rows in memory \
+             (the limit is {} GiB); give at most {most} purchases, or more customers",
+            cmd.purchases,
+            cmd.customers,
+            bytes >> 30,
+            MAX_BLOCK_BYTES >> 30
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `cobuy generate`.
 pub fn run(cmd: &GenerateCmd, threads: usize, log: Log) -> Result<()> {
     set_threads(threads)?;
     let out = &cmd.out;
     let params = GenerateParams::new(cmd.customers, cmd.items, cmd.purchases, cmd.seed);
     params.check().map_err(bad)?;
+    check_size(cmd)?;
     Files::new().output("purchases", Some(out)).check()?;
     create_parent(out)?;
     let start = Instant::now();
