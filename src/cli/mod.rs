@@ -253,6 +253,8 @@ pub fn summary_lines(s: &IngestSummary) -> Vec<String> {
 /// The ids in a file, one per line (blank lines skipped), with their line numbers.
 pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;
+    // A UTF-8 byte order mark (spreadsheet exports) is not part of the first id.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text
         .lines()
         .enumerate()
@@ -292,7 +294,26 @@ pub fn customers_of(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<
     Ok(match file {
         None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
         Some(path) => {
-            lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
+            // A customer listed twice is scored once, where first listed.
+            let listed = lookup_ids(path, "customer", model.customers(), true, log)?;
+            let mut seen = vec![false; model.customers().len()];
+            let (mut once, mut repeated) = (Vec::with_capacity(listed.len()), Vec::new());
+            for c in listed {
+                if std::mem::replace(&mut seen[c as usize], true) {
+                    repeated.push(c);
+                } else {
+                    once.push(CustomerIdx(c));
+                }
+            }
+            if let Some(&first) = repeated.first() {
+                log.info(format!(
+                    "{}: {} customer ids are listed more than once (the first: {:?}); each customer is scored once",
+                    path.display(),
+                    repeated.len(),
+                    model.customers().id(first)
+                ));
+            }
+            once
         }
     })
 }

@@ -378,3 +378,62 @@ fn output_locations_are_checked_before_the_input_is_read() {
         assert!(e.contains("file") || e.contains("folder"), "{args:?}: {e}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Limits and id lists
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn absurd_thread_counts_and_generated_sizes_are_usage_errors() {
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let small = ["generate", "--customers", "5", "--items", "5", "--purchases", "50", "--out", "g.csv"];
+    for threads in ["1025", "10000", "18446744073709551615"] {
+        let mut args = vec!["--threads", threads];
+        args.extend(small);
+        let o = run_cobuy(d, &args);
+        assert_eq!(code(&o), Some(2), "{threads}: {}", stderr(&o));
+        assert!(stderr(&o).contains("at most 1024"), "{}", stderr(&o));
+    }
+    let o = run_cobuy(d, &["--threads", "1024", "generate", "--customers", "5", "--items", "5", "--purchases", "50"]);
+    assert_eq!(code(&o), Some(2), "--out missing");
+    let o = run_cobuy(
+        d,
+        &["generate", "--customers", "10", "--items", "10", "--purchases", "10000000000", "--out", "huge.csv"],
+    );
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--purchases 10000000000") && stderr(&o).contains("GiB"), "{}", stderr(&o));
+    assert!(names(d).is_empty(), "nothing written: {:?}", names(d));
+}
+
+#[test]
+fn id_lists_lose_their_bom_and_duplicate_customers_are_scored_once() {
+    let dir = setup();
+    let d = dir.path();
+    fs::write(d.join("customers.txt"), "\u{feff}cust-000\n12003\ncust-000\n12003\ncust-000\n").unwrap();
+    fs::write(d.join("plain.txt"), "cust-000\n12003\n").unwrap();
+    let o = run_cobuy(d, &["recommend", "--model", "model.cobuy", "--customers", "customers.txt", "--out", "a.csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("3 customer ids are listed more than once (the first: \"cust-000\")"), "{e}");
+    assert!(!e.contains("not in the model"), "the BOM is not part of the first id: {e}");
+    let o =
+        run_cobuy(d, &["--quiet", "recommend", "--model", "model.cobuy", "--customers", "plain.txt", "--out", "b.csv"]);
+    assert!(o.status.success());
+    assert_eq!(fs::read(d.join("a.csv")).unwrap(), fs::read(d.join("b.csv")).unwrap());
+    // A deny list with a BOM blocks its first item.
+    let recs = fs::read_to_string(d.join("b.csv")).unwrap();
+    let first_item = recs.lines().nth(1).unwrap().split(',').nth(2).unwrap().to_string();
+    fs::write(d.join("deny.txt"), format!("\u{feff}{first_item}\n")).unwrap();
+    let o = run_cobuy(
+        d,
+        &["--quiet", "recommend", "--model", "model.cobuy", "--customers", "plain.txt", "--deny", "deny.txt"]
+            .iter()
+            .chain(&["--out", "c.csv"])
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let denied = fs::read_to_string(d.join("c.csv")).unwrap();
+    assert!(!denied.lines().skip(1).any(|l| l.split(',').nth(2) == Some(first_item.as_str())), "{first_item} denied");
+}
