@@ -32,6 +32,7 @@ use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSum
 use cobuy::offers::upsell::{PairMeasure, UpsellParams};
 use cobuy::recommend::{Filter, ResolvedFilter};
 
+use super::paths::{Files, catalog_rejects_beside, rejects_beside};
 use super::{Log, bad, create_parent, lookup_ids, read_ids};
 
 /// What clap makes of no flags at all: the defaults of a group whose every flag has one.
@@ -48,8 +49,18 @@ fn flag_defaults<T: Args + clap::FromArgMatches>() -> T {
 // Threads
 // ---------------------------------------------------------------------------------------
 
+/// The most worker threads `--threads` (or a job's `threads`) may ask for: more than any
+/// machine cobuy runs on has cores, and a fixed number, so a job file valid on one machine
+/// is valid on all. Each thread costs start-up time and a stack: 10,000 took minutes.
+pub const MAX_THREADS: usize = 1024;
+
 /// Starts the worker threads (0: one per core).
 pub fn set_threads(n: usize) -> Result<()> {
+    if n > MAX_THREADS {
+        return Err(bad(format!(
+            "--threads {n}: at most {MAX_THREADS} worker threads (0, the default, is one per core)"
+        )));
+    }
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("cannot start the worker threads")
 }
 
@@ -175,11 +186,7 @@ pub fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions>
     };
     let rejects = match (&a.rejects, a.skip_invalid) {
         (Some(p), _) => Some(p.clone()),
-        (None, true) => {
-            let mut name = model_path.as_os_str().to_owned();
-            name.push(".rejects.csv");
-            Some(PathBuf::from(name))
-        }
+        (None, true) => Some(rejects_beside(model_path)),
         (None, false) => None,
     };
     let opts = IngestOptions {
@@ -435,6 +442,17 @@ pub struct FilterArgs {
 }
 
 impl FilterArgs {
+    /// Adds the lists it reads (and the catalogue, when a category list needs it).
+    pub fn files(&self, catalog: &CatalogArgs, files: Files) -> Files {
+        let categories = self.categories.is_some() || self.exclude_categories.is_some();
+        files
+            .input("allow list", self.allow.as_deref())
+            .input("deny list", self.deny.as_deref())
+            .input("category list", self.categories.as_deref())
+            .input("category list", self.exclude_categories.as_deref())
+            .input("catalogue", catalog.catalog.as_deref().filter(|_| categories))
+    }
+
     /// The model's filter: item lists looked up in the model, category lists through the
     /// catalogue (read only when one is given), `--as-of` parsed.
     pub fn resolve(&self, model: &Model, catalog: &CatalogArgs, out: &Path, log: Log) -> Result<ResolvedFilter> {
@@ -517,6 +535,12 @@ impl Default for CatalogArgs {
 }
 
 impl CatalogArgs {
+    /// Adds the catalogue and, with `skip_invalid`, its rejects file beside `out`.
+    pub fn files(&self, skip_invalid: bool, out: &Path, files: Files) -> Files {
+        let rejects = self.catalog.as_ref().filter(|_| skip_invalid).map(|_| catalog_rejects_beside(out));
+        files.input("catalogue", self.catalog.as_deref()).output("catalogue rejects file", rejects.as_deref())
+    }
+
     /// Reads the catalogue, if one was given, logging its summary. With `skip_invalid` (the
     /// command's `--skip-invalid`), bad catalogue rows are counted and written to
     /// `OUT.catalog-rejects.csv` beside the command's output instead of stopping the run.
@@ -543,9 +567,7 @@ impl CatalogArgs {
         let start = Instant::now();
         let mut opts = CatalogOptions::new(columns);
         if skip_invalid {
-            let mut name = out.as_os_str().to_owned();
-            name.push(".catalog-rejects.csv");
-            let rejects = PathBuf::from(name);
+            let rejects = catalog_rejects_beside(out);
             create_parent(&rejects)?;
             (opts.skip_invalid, opts.rejects) = (true, Some(rejects));
         }

@@ -19,6 +19,7 @@ use cobuy::recommend::Filter;
 use super::args::{
     CatalogArgs, FitArgs, InputArgs, SimilarityArgs, category_filter, fit_params, ingest_options, set_threads,
 };
+use super::paths::Files;
 use super::{Log, bad, create_parent, customers_of, summary_lines};
 
 /// `cobuy cross-sell` flags.
@@ -81,12 +82,22 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         ));
     }
     set_threads(threads)?;
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    let files = Files::new()
+        .input("purchases", Some(&cmd.input.purchases))
+        .input("category list", cmd.categories.as_deref())
+        .input("category list", cmd.exclude_categories.as_deref())
+        .input("customer list", cmd.customers.as_deref());
+    cmd.catalog
+        .files(cmd.input.skip_invalid, &cmd.out, files)
+        .output("cross-sell offers", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
     let Some((catalog, _)) = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)? else {
         return Err(bad("cross-sell needs a catalogue"));
     };
 
     let start = Instant::now();
-    let opts = ingest_options(&cmd.input, &cmd.out)?;
     log.info(format!("reading {}", cmd.input.purchases.display()));
     let (plog, summary) = ingest::read_log(&cmd.input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
@@ -231,9 +242,13 @@ fn offer_rows(
 fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {
     create_parent(out)?;
     let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    std::io::Write::write_all(&mut f, b"customer_id,rank,item_id,score,category,reason\n")?;
-    for b in blocks {
-        std::io::Write::write_all(&mut f, b)?;
-    }
+    let mut write = || -> std::io::Result<()> {
+        std::io::Write::write_all(&mut f, b"customer_id,rank,item_id,score,category,reason\n")?;
+        for b in blocks {
+            std::io::Write::write_all(&mut f, b)?;
+        }
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", out.display()))?;
     f.commit().with_context(|| format!("cannot write {}", out.display()))
 }

@@ -10,6 +10,7 @@ use cobuy::ingest::{self, IngestSummary};
 use cobuy::model::{FitInfo, Model};
 
 use super::args::{InputArgs, ModelArgs, fit_params, ingest_options, set_threads};
+use super::paths::Files;
 use super::{Log, create_parent, summary_lines};
 
 #[derive(Args, Clone, Debug)]
@@ -23,7 +24,17 @@ pub struct FitCmd {
 /// Runs `cobuy fit`.
 pub fn run(cmd: &FitCmd, threads: usize, log: Log) -> Result<()> {
     set_threads(threads)?;
+    files(&cmd.input, &cmd.model)?.check()?;
     fit(&cmd.input, &cmd.model, log).map(drop)
+}
+
+/// The files `fit` reads and writes: the purchases, the model and the rejects file.
+pub fn files(input: &InputArgs, margs: &ModelArgs) -> Result<Files> {
+    let opts = ingest_options(input, &margs.model)?;
+    Ok(Files::new()
+        .input("purchases", Some(&input.purchases))
+        .output("model", Some(&margs.model))
+        .output("rejects file", opts.rejects.as_deref()))
 }
 
 /// Reads the purchases, fits the model and saves it; returns the model and what was read.

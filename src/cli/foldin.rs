@@ -10,6 +10,7 @@ use cobuy::batch::BatchOptions;
 use cobuy::ingest;
 
 use super::args::{CatalogArgs, FilterArgs, InputArgs, ingest_options, set_threads};
+use super::paths::Files;
 use super::{Log, bad, load_model, summary_lines, write_batch};
 
 #[derive(Args, Clone, Debug)]
@@ -40,8 +41,14 @@ pub fn run(cmd: &FoldInCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
-    let model = load_model(&cmd.model, log)?;
     let opts = ingest_options(&cmd.input, &cmd.out)?;
+    let files = Files::new().input("model", Some(&cmd.model)).input("purchases", Some(&cmd.input.purchases));
+    cmd.filter
+        .files(&cmd.catalog, files)
+        .output("recommendations", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
+    let model = load_model(&cmd.model, log)?;
     let read = ingest::read_purchases(&cmd.input.purchases, &opts)?;
     for line in summary_lines(&read.summary) {
         log.info(line);

@@ -1,5 +1,6 @@
 //! `cobuy inspect`: what a model file holds and how it was fitted, as text or JSON.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 
@@ -44,13 +45,15 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
             "neighbor_pairs": model.neighbors().nnz(),
             "most_bought": top.iter().map(|(id, n)| serde_json::json!({"item_id": id, "customers": n})).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        let text = serde_json::to_string_pretty(&v)? + "\n";
+        return print(&text);
     }
+    let mut out = String::new();
     let p = model.params();
-    println!("model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION);
+    writeln!(out, "model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION)?;
     let sim = &p.similarity;
-    println!(
+    writeln!(
+        out,
         "algorithm   {}, {} similarity (shrinkage {}, at least {} shared, ties {}), {} neighbours",
         p.algorithm.name(),
         sim.measure.name(),
@@ -58,7 +61,7 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
         sim.min_shared,
         sim.ties.name(),
         p.neighbors
-    );
+    )?;
     let w = &p.weighting;
     let mut weighting = match w.scheme {
         Scheme::Binary => "binary".to_string(),
@@ -70,9 +73,10 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
     if let (Some(h), Some(t)) = (w.half_life_days, w.reference_time) {
         weighting.push_str(&format!(", time decay: half-life {h} days back from {}", cobuy::time::format(t)));
     }
-    println!("weighting   {weighting}");
-    println!("fitted from {}", info.source.as_deref().unwrap_or("(rows given through the library)"));
-    println!(
+    writeln!(out, "weighting   {weighting}")?;
+    writeln!(out, "fitted from {}", info.source.as_deref().unwrap_or("(rows given through the library)"))?;
+    writeln!(
+        out,
         "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs, {} seen-only pairs\nneighbours  {} item pairs",
         d.customers().len(),
         d.customers_with_purchases(),
@@ -80,13 +84,21 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
         d.counts().nnz(),
         d.seen_only_pairs(),
         model.neighbors().nnz()
-    );
+    )?;
     if let Some(s) = &info.ingest {
         for line in summary_lines(s) {
-            println!("ingest      {line}");
+            writeln!(out, "ingest      {line}")?;
         }
     }
     let top: Vec<String> = top.iter().map(|(id, n)| format!("{id} ({n})")).collect();
-    println!("most bought {}", top.join(", "));
+    writeln!(out, "most bought {}", top.join(", "))?;
+    print(&out)
+}
+
+/// Writes to standard output (a closed one is a quiet end: `cli::run`).
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    std::io::Write::write_all(&mut stdout, text.as_bytes())?;
+    std::io::Write::flush(&mut stdout)?;
     Ok(())
 }

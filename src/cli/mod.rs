@@ -30,6 +30,7 @@ pub mod fit;
 pub mod foldin;
 pub mod generate;
 pub mod inspect;
+pub mod paths;
 pub mod recommend;
 pub mod rules;
 pub mod run;
@@ -90,8 +91,32 @@ enum Command {
 }
 
 /// Runs the command line's command.
+///
+/// First, before any other thread starts, SIGINT, SIGTERM and SIGHUP are routed to a
+/// thread that removes the temporary files being written and exits with 128 + the signal.
+/// A closed standard output (or any output pipe whose reader left) ends the command quietly
+/// and successfully, as for any Unix filter.
 pub fn run(cli: Cli, log: Log) -> Result<()> {
+    cobuy::output::remove_temporaries_on_signals().context("cannot set up the signal handling")?;
     let threads = cli.threads;
+    match dispatch(cli, threads, log) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        result => result,
+    }
+}
+
+/// Whether an error is a write to a pipe whose reader has gone.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    let pipe = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(pipe)
+            || c.downcast_ref::<csv::Error>().is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(io) if pipe(io)))
+            || c.downcast_ref::<serde_json::Error>().and_then(|j| j.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
     match cli.command {
         Command::Fit(cmd) => fit::run(&cmd, threads, log),
         Command::Recommend(cmd) => recommend::run(&cmd, threads, log),
@@ -235,6 +260,8 @@ pub fn summary_lines(s: &IngestSummary) -> Vec<String> {
 /// The ids in a file, one per line (blank lines skipped), with their line numbers.
 pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;
+    // A UTF-8 byte order mark (spreadsheet exports) is not part of the first id.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     Ok(text
         .lines()
         .enumerate()
@@ -274,7 +301,26 @@ pub fn customers_of(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<
     Ok(match file {
         None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
         Some(path) => {
-            lookup_ids(path, "customer", model.customers(), true, log)?.into_iter().map(CustomerIdx).collect()
+            // A customer listed twice is scored once, where first listed.
+            let listed = lookup_ids(path, "customer", model.customers(), true, log)?;
+            let mut seen = vec![false; model.customers().len()];
+            let (mut once, mut repeated) = (Vec::with_capacity(listed.len()), Vec::new());
+            for c in listed {
+                if std::mem::replace(&mut seen[c as usize], true) {
+                    repeated.push(c);
+                } else {
+                    once.push(CustomerIdx(c));
+                }
+            }
+            if let Some(&first) = repeated.first() {
+                log.info(format!(
+                    "{}: {} customer ids are listed more than once (the first: {:?}); each customer is scored once",
+                    path.display(),
+                    repeated.len(),
+                    model.customers().id(first)
+                ));
+            }
+            once
         }
     })
 }

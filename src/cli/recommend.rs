@@ -11,6 +11,7 @@ use cobuy::batch::{BatchOptions, BatchStats, write_recommendations};
 use cobuy::model::Model;
 
 use super::args::{CatalogArgs, FilterArgs, set_threads};
+use super::paths::Files;
 use super::{Log, bad, customer_list, load_model, write_batch};
 
 /// Recommendations per customer, by default.
@@ -56,11 +57,20 @@ impl RecommendCmd {
     fn top() -> usize {
         TOP
     }
+
+    /// Adds the files it reads (but the model) and writes.
+    pub fn files(&self, files: Files) -> Files {
+        self.filter
+            .files(&self.catalog, files)
+            .input("customer list", self.customers.as_deref())
+            .output("recommendations", Some(&self.out))
+    }
 }
 
 /// Runs `cobuy recommend`.
 pub fn run(cmd: &RecommendCmd, threads: usize, log: Log) -> Result<()> {
     set_threads(threads)?;
+    cmd.files(Files::new().input("model", Some(&cmd.model))).check()?;
     let model = load_model(&cmd.model, log)?;
     recommend(&model, cmd, log).map(drop)
 }

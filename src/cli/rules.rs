@@ -16,6 +16,7 @@ use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 
 use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
+use super::paths::Files;
 use super::{Log, bad, create_parent, summary_lines};
 
 /// `cobuy rules` flags.
@@ -113,6 +114,13 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         return Err(bad("category rules need both --catalog (with its column flags) and --level"));
     }
     set_threads(threads)?;
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    let files = Files::new().input("purchases", Some(&cmd.input.purchases));
+    cmd.catalog
+        .files(cmd.input.skip_invalid, &cmd.out, files)
+        .output("rules", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
     let catalog = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)?;
     let mut baskets = read_baskets(&cmd.input, &cmd.out, log)?;
     if let (Some((catalog, _)), Some(level)) = (&catalog, cmd.level) {
@@ -129,7 +137,15 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
     ));
     create_parent(&cmd.out)?;
     let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let mut w = csv::Writer::from_writer(&mut f);
+    write_rules(&mut f, &baskets, &rules).with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
+    Ok(())
+}
+
+/// The rules as CSV.
+fn write_rules(f: &mut AtomicFile, baskets: &Baskets, rules: &[cobuy::offers::rules::Rule]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(f);
     w.write_record([
         "antecedent",
         "consequent",
@@ -143,7 +159,7 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         "consequent_count",
     ])?;
     let ids = baskets.items();
-    for r in &rules {
+    for r in rules {
         w.write_record([
             ids.id(r.antecedent.0),
             ids.id(r.consequent.0),
@@ -158,9 +174,6 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         ])?;
     }
     w.flush()?;
-    drop(w);
-    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
     Ok(())
 }
 
@@ -201,6 +214,13 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    Files::new()
+        .input("purchases", Some(&cmd.input.purchases))
+        .input("baskets file", cmd.baskets.as_deref())
+        .output("completions", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
     // The baskets to complete, by id, each with its item ids (and their lines, for messages).
     let wanted: Wanted = match (&cmd.items, &cmd.baskets) {
         (Some(list), None) => {
@@ -223,45 +243,58 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     let ids = baskets.items();
     create_parent(&cmd.out)?;
     let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let mut w = csv::Writer::from_writer(&mut f);
-    w.write_record(["basket_id", "rank", "item_id", "confidence", "lift", "count", "baskets", "antecedent", "reason"])?;
-    let (mut unknown, mut rows) = (Vec::new(), 0u64);
-    for (basket, items) in &wanted {
-        let mut known = Vec::new();
-        for (id, at) in items {
-            match ids.index_of(id) {
-                Some(i) => known.push(ItemIdx(i)),
-                None => unknown.push(format!("{at}: {id:?}")),
+    let mut write = || -> Result<(Vec<String>, u64)> {
+        let mut w = csv::Writer::from_writer(&mut f);
+        w.write_record([
+            "basket_id",
+            "rank",
+            "item_id",
+            "confidence",
+            "lift",
+            "count",
+            "baskets",
+            "antecedent",
+            "reason",
+        ])?;
+        let (mut unknown, mut rows) = (Vec::new(), 0u64);
+        for (basket, items) in &wanted {
+            let mut known = Vec::new();
+            for (id, at) in items {
+                match ids.index_of(id) {
+                    Some(i) => known.push(ItemIdx(i)),
+                    None => unknown.push(format!("{at}: {id:?}")),
+                }
+            }
+            if known.is_empty() {
+                continue;
+            }
+            let c = baskets.complete(&known, cmd.top, cmd.min_count);
+            let antecedent: Vec<&str> = c.antecedent.iter().map(|i| ids.id(i.0)).collect();
+            for (rank, item) in c.items.iter().enumerate() {
+                let reason = format!(
+                    "in {:.0}% of the {} baskets holding {}",
+                    item.confidence * 100.0,
+                    c.baskets,
+                    antecedent.join(" and ")
+                );
+                w.write_record([
+                    basket.as_str(),
+                    &(rank + 1).to_string(),
+                    ids.id(item.item.0),
+                    &item.confidence.to_string(),
+                    &item.lift.to_string(),
+                    &item.count.to_string(),
+                    &c.baskets.to_string(),
+                    &antecedent.join(" "),
+                    &reason,
+                ])?;
+                rows += 1;
             }
         }
-        if known.is_empty() {
-            continue;
-        }
-        let c = baskets.complete(&known, cmd.top, cmd.min_count);
-        let antecedent: Vec<&str> = c.antecedent.iter().map(|i| ids.id(i.0)).collect();
-        for (rank, item) in c.items.iter().enumerate() {
-            let reason = format!(
-                "in {:.0}% of the {} baskets holding {}",
-                item.confidence * 100.0,
-                c.baskets,
-                antecedent.join(" and ")
-            );
-            w.write_record([
-                basket.as_str(),
-                &(rank + 1).to_string(),
-                ids.id(item.item.0),
-                &item.confidence.to_string(),
-                &item.lift.to_string(),
-                &item.count.to_string(),
-                &c.baskets.to_string(),
-                &antecedent.join(" "),
-                &reason,
-            ])?;
-            rows += 1;
-        }
-    }
-    w.flush()?;
-    drop(w);
+        w.flush()?;
+        Ok((unknown, rows))
+    };
+    let (unknown, rows) = write().with_context(|| format!("cannot write {}", cmd.out.display()))?;
     if !unknown.is_empty() {
         log.info(format!(
             "{} item ids are not in the purchases and are skipped: {}{}",

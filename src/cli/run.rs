@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -53,13 +53,19 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
     }
     let job = read_job(path, &text)?;
     set_job_threads(threads, job.threads)?;
+    let mut files = job.recommend.files(super::fit::files(&job.input, &job.fit)?.input("job file", Some(path)));
+    if let Some(u) = &job.upsell {
+        files = u.files(&job.input, files)?;
+    }
+    files.output("run summary", job.summary.as_deref()).check()?;
 
     let start = Instant::now();
     log.info(format!("running {}", path.display()));
+    let upsell_catalog = job.upsell.as_ref().map(|u| u.read_catalog(&job.input, log)).transpose()?;
     let (model, ingest) = fit(&job.input, &job.fit, log)?;
     let batch = recommend(&model, &job.recommend, log)?;
-    if let Some(u) = &job.upsell {
-        u.run(&job.input, &model, log)?;
+    if let (Some(u), Some(catalog)) = (&job.upsell, upsell_catalog) {
+        u.run(&job.input, catalog, &model, log)?;
     }
     if let Some(p) = &job.summary {
         #[derive(Serialize)]
@@ -82,10 +88,12 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             batch,
         };
         create_parent(p)?;
-        let mut f = AtomicFile::create(p)?;
-        serde_json::to_writer_pretty(&mut f, &s)?;
-        std::io::Write::write_all(&mut f, b"\n")?;
-        f.commit()?;
+        let mut f = AtomicFile::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+        serde_json::to_writer_pretty(&mut f, &s)
+            .map_err(std::io::Error::from)
+            .and_then(|()| std::io::Write::write_all(&mut f, b"\n"))
+            .and_then(|()| f.commit())
+            .with_context(|| format!("cannot write {}", p.display()))?;
         log.info(format!("wrote the run summary to {}", p.display()));
     }
     log.info(format!("job done in {:.1}s", start.elapsed().as_secs_f64()));

@@ -9,6 +9,7 @@ use clap::Args;
 use cobuy::algo::similarity::Measure;
 
 use super::args::{SimilarityArgs, set_threads, similarity_params};
+use super::paths::Files;
 use super::{Log, bad, customer_list, load_model, write_batch};
 
 #[derive(Args, Clone, Debug)]
@@ -38,6 +39,11 @@ pub fn run(cmd: &SimilarCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
+    Files::new()
+        .input("model", Some(&cmd.model))
+        .input("customer list", cmd.customers.as_deref())
+        .output("similar customers", Some(&cmd.out))
+        .check()?;
     let model = load_model(&cmd.model, log)?;
     let params = similarity_params(&cmd.similarity)?;
     if matches!(params.measure, Measure::Rp3Beta { .. }) {

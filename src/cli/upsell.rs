@@ -27,6 +27,7 @@ use cobuy::recommend::Filter;
 use super::args::{
     CatalogArgs, FitArgs, InputArgs, SimilarityArgs, UpsellArgs, check_catalog, fit_params, ingest_options, set_threads,
 };
+use super::paths::Files;
 use super::{Log, bad, create_parent, customer_progress, customers_of, summary_lines};
 
 /// Reads the catalogue for up-sell, reporting its items without a usable price.
@@ -131,15 +132,16 @@ struct Learned {
     upgrades: UpgradeModel,
 }
 
+/// Reads the purchases and learns the upgrades (the catalogue is read first, by the caller:
+/// a nightly job reads it before it fits, so a bad catalogue stops it before any output).
 fn learn(
     input: &InputArgs,
-    catalog: &CatalogArgs,
+    catalog: Catalog,
     upsell: &UpsellArgs,
     params: &UpsellParams,
     out: &Path,
     log: Log,
 ) -> Result<Learned> {
-    let catalog = read_catalog(catalog, input.skip_invalid, out, log)?;
     let start = Instant::now();
     let opts = ingest_options(input, out)?;
     log.info(format!("reading {}", input.purchases.display()));
@@ -216,7 +218,16 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let fit = fit_params(&cmd.fit, &cmd.similarity)?;
     check_catalog(&cmd.catalog, &cmd.upsell, "up-sell")?;
     set_threads(threads)?;
-    let Learned { plog, catalog, upgrades } = learn(&cmd.input, &cmd.catalog, &cmd.upsell, &params, &cmd.out, log)?;
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    let files =
+        Files::new().input("purchases", Some(&cmd.input.purchases)).input("customer list", cmd.customers.as_deref());
+    cmd.catalog
+        .files(cmd.input.skip_invalid, &cmd.out, files)
+        .output("up-sell offers", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
+    let catalog = read_catalog(&cmd.catalog, cmd.input.skip_invalid, &cmd.out, log)?;
+    let Learned { plog, catalog, upgrades } = learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
     let t = Instant::now();
     let all = vec![true; plog.rows.len()];
     let (interactions, merge) = plog.interactions(&all);
@@ -335,11 +346,27 @@ impl UpsellStep {
         self.settings.params()
     }
 
+    /// Adds the files the step reads and writes (the job's purchases are the job's).
+    pub fn files(&self, input: &InputArgs, files: Files) -> Result<Files> {
+        let opts = ingest_options(input, &self.out)?;
+        Ok(self
+            .catalog
+            .files(input.skip_invalid, &self.out, files.input("customer list", self.customers.as_deref()))
+            .output("up-sell offers", Some(&self.out))
+            .output("rejects file", opts.rejects.as_deref()))
+    }
+
+    /// Reads the step's catalogue: a nightly job does it before it fits, so that a bad
+    /// catalogue stops the job before it writes anything.
+    pub fn read_catalog(&self, input: &InputArgs, log: Log) -> Result<Catalog> {
+        read_catalog(&self.catalog, input.skip_invalid, &self.out, log)
+    }
+
     /// Learns the upgrades from the job's purchases and writes the offers, with the job's
-    /// model for affinity.
-    pub fn run(&self, input: &InputArgs, model: &Model, log: Log) -> Result<()> {
+    /// model for affinity and the catalogue read by [`UpsellStep::read_catalog`].
+    pub fn run(&self, input: &InputArgs, catalog: Catalog, model: &Model, log: Log) -> Result<()> {
         let params = self.check()?;
-        let Learned { plog, catalog, upgrades } = learn(input, &self.catalog, &self.settings, &params, &self.out, log)?;
+        let Learned { plog, catalog, upgrades } = learn(input, catalog, &self.settings, &params, &self.out, log)?;
         if model.items() != &plog.items {
             // The same file under the same options gives the same items; say so if not.
             return Err(anyhow::anyhow!("the purchases changed while the job ran: the model's items differ"));
@@ -376,7 +403,15 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
     check_catalog(&cmd.catalog, &cmd.upsell, "upgrades")?;
     set_threads(threads)?;
     let out_base = cmd.out.clone().unwrap_or_else(|| PathBuf::from("upgrades"));
-    let Learned { plog, catalog, upgrades } = learn(&cmd.input, &cmd.catalog, &cmd.upsell, &params, &out_base, log)?;
+    let opts = ingest_options(&cmd.input, &out_base)?;
+    let files = Files::new().input("purchases", Some(&cmd.input.purchases));
+    cmd.catalog
+        .files(cmd.input.skip_invalid, &out_base, files)
+        .output("upgrade paths", cmd.out.as_deref())
+        .output("rejects file", opts.rejects.as_deref())
+        .check()?;
+    let catalog = read_catalog(&cmd.catalog, cmd.input.skip_invalid, &out_base, log)?;
+    let Learned { plog, catalog, upgrades } = learn(&cmd.input, catalog, &cmd.upsell, &params, &out_base, log)?;
     let ids = &plog.items;
     let anchors: Vec<u32> = if cmd.items.is_empty() {
         // Every item with a learned path (with --tiers-only, every item with a step up).
@@ -464,8 +499,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
         Some(out) => {
             create_parent(out)?;
             let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-            f.write_all(&bytes)?;
-            f.commit().with_context(|| format!("cannot write {}", out.display()))?;
+            f.write_all(&bytes).and_then(|()| f.commit()).with_context(|| format!("cannot write {}", out.display()))?;
             log.info(format!("wrote the upgrade paths of {} items to {}", anchors.len(), out.display()));
         }
         None => std::io::stdout().write_all(&bytes)?,
