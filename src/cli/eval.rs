@@ -28,6 +28,7 @@ use super::args::{
     CatalogArgs, EvalArgs, FitArgs, InputArgs, NamedFit, SimilarityArgs, SplitArgs, UpsellArgs, check_catalog,
     fit_params, ingest_options, set_job_threads, set_threads, split_method, targets,
 };
+use super::paths::Files;
 use super::upsell::{check_times, item_facts, log_learned, read_catalog};
 use super::{Log, bad, create_parent, read_job_text, rebase, summary_lines};
 
@@ -234,6 +235,22 @@ fn plan(job: &EvalJob) -> Result<Plan> {
 fn check_outputs(job: &EvalJob, plan: &Plan) -> Result<()> {
     let mut reports = vec!["report.md".to_string(), "report.json".into()];
     reports.extend(plan.charts.iter().map(|m| format!("{}.svg", m.name())));
+    // No output may be an input (the purchases, the catalogue, a measured list).
+    let split_dir = job.eval.write_split.as_deref();
+    let mut files = Files::new()
+        .input("purchases", Some(&job.input.purchases))
+        .input("catalogue", job.catalog.as_ref().and_then(|c| c.catalog.as_deref()))
+        .output("rejects", job.input.rejects.as_deref());
+    for x in &plan.externals {
+        files = files.input("measured list", Some(&x.file));
+    }
+    for f in &reports {
+        files = files.output("report", Some(&plan.out_dir.join(f)));
+    }
+    for f in ["train.csv", "test.csv"] {
+        files = files.output("split", split_dir.map(|d| d.join(f)).as_deref());
+    }
+    files.check()?;
     check_output_dir(&plan.out_dir, &reports)?;
     if let Some(dir) = &job.eval.write_split {
         check_output_dir(dir, &["train.csv".into(), "test.csv".into()])?;

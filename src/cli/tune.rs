@@ -24,6 +24,7 @@ use super::args::{
     set_job_threads, split_method, targets,
 };
 use super::eval::check_output_file;
+use super::paths::Files;
 use super::{Log, bad, create_parent, read_job_text};
 
 #[derive(Args, Clone, Debug)]
@@ -137,6 +138,12 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     let goal = Objective { metric, target };
     // Every output location is checked before the log is read.
     let out = best_path(path, &job.tune);
+    Files::new()
+        .input("tune job", Some(path))
+        .input("purchases", Some(&job.input.purchases))
+        .output("best job", Some(&out))
+        .output("rejects", job.input.rejects.as_deref())
+        .check()?;
     check_output_file(&out)?;
     if let Some(r) = &job.input.rejects {
         create_parent(r)?;

@@ -437,3 +437,22 @@ fn id_lists_lose_their_bom_and_duplicate_customers_are_scored_once() {
     let denied = fs::read_to_string(d.join("c.csv")).unwrap();
     assert!(!denied.lines().skip(1).any(|l| l.split(',').nth(2) == Some(first_item.as_str())), "{first_item} denied");
 }
+
+#[test]
+fn eval_and_tune_refuse_an_output_that_is_an_input() {
+    let dir = setup();
+    let d = dir.path();
+    let same = "the same file";
+    fs::create_dir(d.join("split")).unwrap();
+    fs::copy(d.join("purchases.csv"), d.join("split/train.csv")).unwrap();
+    let mut eval = vec!["eval", "--purchases", "split/train.csv", "--out-dir", "report", "--write-split", "split"];
+    eval.extend(COLUMNS);
+    refused(d, &eval, same);
+    let job = format!(
+        "[tune]\ntarget = \"new-items\"\nout = \"tune.toml\"\n\n[input]\npurchases = \"purchases.csv\"\n\
+         customer_col = \"{}\"\nitem_col = \"{}\"\n\n[split]\ntest_share = 0.2\n\n[[space]]\nalgorithm = \"item-knn\"\nneighbors = [10, 20]\n",
+        COLUMNS[1], COLUMNS[3]
+    );
+    fs::write(d.join("tune.toml"), job).unwrap();
+    refused(d, &["tune", "tune.toml"], same);
+}
