@@ -189,6 +189,11 @@ mod tests {
         let mut v = vec!["b", "10", "9", "a", "100", "010", "85123A"];
         v.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(v, ["9", "10", "010", "100", "85123A", "a", "b"]);
+        // Leading zeros: by length, then bytewise, as the README says (model files store
+        // ids in this order, so it cannot change without a new format version).
+        let mut z = vec!["007", "10", "07", "00", "9"];
+        z.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(z, ["9", "00", "07", "10", "007"]);
     }
 
     #[test]
