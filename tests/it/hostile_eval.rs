@@ -209,20 +209,20 @@ fn unwritable_outputs_of_eval_and_tune_fail_before_the_log_is_read() {
         args.extend_from_slice(extra);
         fx.run(&args)
     };
-    refused(&eval(&["--out-dir", "afile/out"]), 1, "out-dir under a file", &["afile/out"]);
-    refused(&eval(&["--out-dir", "taken"]), 2, "report.md a folder", &["taken/report.md", "folder"]);
+    refused(&eval(&["--out-dir", "afile/out"]), 2, "out-dir under a file", &["afile/out"]);
+    refused(&eval(&["--out-dir", "taken"]), 2, "report.md a folder", &["taken/report.md", "directory"]);
     fx.write("ok/ndcg.svg/keep", "a folder where a chart goes\n");
     refused(&eval(&["--out-dir", "ok"]), 2, "chart a folder", &["ok/ndcg.svg"]);
     refused(
         &eval(&["--out-dir", "out2", "--write-split", "afile/split"]),
-        1,
+        2,
         "write-split under a file",
         &["afile/split"],
     );
     fx.write("tune.toml", &tune_job(MISSING, "test_share = 0.2", "out = \"afile/best.toml\""));
-    refused(&fx.run(&["tune", "tune.toml"]), 1, "tune out under a file", &["afile"]);
+    refused(&fx.run(&["tune", "tune.toml"]), 2, "tune out under a file", &["afile"]);
     fx.write("tune2.toml", &tune_job(MISSING, "test_share = 0.2", "out = \"taken\""));
-    refused(&fx.run(&["tune", "tune2.toml"]), 2, "tune out a folder", &["taken", "folder"]);
+    refused(&fx.run(&["tune", "tune2.toml"]), 2, "tune out a folder", &["taken", "directory"]);
     // Nothing left behind but what the test made.
     let mut left: Vec<String> = fs::read_dir(fx.dir.path())
         .unwrap()
