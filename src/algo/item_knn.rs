@@ -38,8 +38,11 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
             let mut data = m.data().to_vec();
             for w in ptr.windows(2) {
                 let sum: f64 = data[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum();
+                // A row whose weights are all zero (time decay can make them so) takes no
+                // step at all, rather than 0 / 0 = NaN, which would remove every pair it touches.
+                let p = |v: f32| if sum > 0.0 { (f64::from(v) / sum).powf(f64::from(alpha)) as f32 } else { 0.0 };
                 for v in &mut data[w[0]..w[1]] {
-                    *v = (f64::from(*v) / sum).powf(f64::from(alpha)) as f32;
+                    *v = p(*v);
                 }
             }
             Csr::new(m.shape(), ptr.into_owned(), m.indices().to_vec(), data)
@@ -103,4 +106,20 @@ pub(crate) fn explain(neighbors: &Csr, q: &Query<'_>, j: u32) -> Reason {
         }
     }
     Reason::BoughtWith(top_three(contrib))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rp3beta_ignores_a_customer_whose_weights_are_all_zero() {
+        // Customer 0 bought items 0 and 1 with weights decayed to zero; customer 1 bought
+        // both with weight 1. The zero row must not hide the pair customer 1 makes.
+        let x = Csr::new((2, 2), vec![0, 2, 4], vec![0, 1, 0, 1], vec![0.0, 0.0, 1.0, 1.0]);
+        let params = SimilarityParams { measure: Measure::Rp3Beta { alpha: 1.0, beta: 0.5 }, ..Default::default() };
+        let n = item_top_k(&x, 5, params);
+        assert_eq!(n.indices(), [1, 0], "each item is the other's neighbour");
+        assert!(n.data().iter().all(|v| v.is_finite() && *v > 0.0), "{:?}", n.data());
+    }
 }

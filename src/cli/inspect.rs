@@ -33,7 +33,7 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
         let v = serde_json::json!({
             "file": path.display().to_string(),
             "bytes": size,
-            "format_version": cobuy::model::FORMAT_VERSION,
+            "format_version": model.format_version(),
             "algorithm": model.params().algorithm.name(),
             "params": model.params(),
             "info": info,
@@ -50,7 +50,7 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
     }
     let mut out = String::new();
     let p = model.params();
-    writeln!(out, "model       {} ({} bytes, format version {})", path.display(), size, cobuy::model::FORMAT_VERSION)?;
+    writeln!(out, "model       {} ({} bytes, format version {})", path.display(), size, model.format_version())?;
     let sim = &p.similarity;
     writeln!(
         out,

@@ -210,6 +210,8 @@ pub struct Model {
     /// The weighted matrix's transpose and row statistics, for customer similarity;
     /// built on first use.
     by_item: std::sync::OnceLock<(Csr, RowStats)>,
+    /// The format version of the file the model was read from; this build's when fitted.
+    format_version: u32,
 }
 
 impl Model {
@@ -256,6 +258,7 @@ impl Model {
             repeat,
             latent,
             by_item: Default::default(),
+            format_version: FORMAT_VERSION,
         }
     }
 
@@ -267,6 +270,12 @@ impl Model {
     /// The parameters, with the reference time resolved.
     pub fn params(&self) -> &FitParams {
         &self.params
+    }
+
+    /// The format version of the file the model was read from (this build's,
+    /// [`FORMAT_VERSION`], for a model fitted here): what `cobuy inspect` shows.
+    pub fn format_version(&self) -> u32 {
+        self.format_version
     }
 
     /// How the model was fitted.
@@ -530,7 +539,9 @@ impl Model {
         };
         let stats = meta.params.weighting.stats(&data);
         let weighted = meta.params.weighting.apply(&data, &stats);
-        Ok(Model::assemble(data, meta.params, meta.info, stats, weighted, neighbors, latent))
+        let mut model = Model::assemble(data, meta.params, meta.info, stats, weighted, neighbors, latent);
+        model.format_version = s.version;
+        Ok(model)
     }
 
     /// Writes the model atomically (temporary name in the same folder, then rename).

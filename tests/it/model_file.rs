@@ -471,3 +471,27 @@ fn latent_models_round_trip_and_reject_damage() {
         }
     }
 }
+
+#[test]
+fn inspect_shows_the_files_own_format_version() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/model");
+    let v1 = data.join("v1-item-knn.cobuy");
+    let text = run_cobuy(&data, &["inspect", v1.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("format version 1)"), "{text}");
+    let json = run_cobuy(&data, &["inspect", v1.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["format_version"], 1);
+    assert_eq!(Model::load(&v1).unwrap().format_version(), 1);
+    // A model fitted and saved now carries this build's version, and says so once read back.
+    let dir = tempfile::tempdir().unwrap();
+    let (header, lines) = purchase_lines(SEED);
+    write_lines(&dir.path().join("p.csv"), &header, &lines);
+    let mut cols = Columns::new("customer", "item");
+    cols.quantity = Some("quantity".into());
+    let read = read_purchases(dir.path().join("p.csv"), &IngestOptions::new(cols)).unwrap();
+    let model = Model::fit(read.interactions, &FitParams::default(), FitInfo::default()).unwrap();
+    assert_eq!(model.format_version(), FORMAT_VERSION);
+    model.save(dir.path().join("m.cobuy")).unwrap();
+    assert_eq!(Model::load(dir.path().join("m.cobuy")).unwrap().format_version(), FORMAT_VERSION);
+}
