@@ -528,8 +528,9 @@ impl<'a> TopK<'a> {
         use std::cmp::Reverse;
         let KernelScratch { acc, shared, touched, cands, .. } = s;
         // Min-heap on (similarity bits, index): similarities are finite and positive, so
-        // their bits order as the numbers do.
-        let mut heap = std::collections::BinaryHeap::with_capacity(k + 2);
+        // their bits order as the numbers do. It never holds more than the rows touched
+        // (a `k` of a trillion must not reserve a trillion slots).
+        let mut heap = std::collections::BinaryHeap::with_capacity(k.min(touched.len()) + 2);
         let count_shared = !shared.is_empty();
         for &j in touched.iter().rev() {
             let j = j as usize;

@@ -407,3 +407,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_huge_k_lists_every_neighbour_without_reserving_room_for_k() {
+    let mut b = InteractionsBuilder::new();
+    for c in 0..6u32 {
+        for i in 0..4u32 {
+            if (c + i) % 3 != 0 {
+                b.purchase(&format!("c{c}"), &format!("i{i}"), 1.0, None, None).unwrap();
+            }
+        }
+    }
+    let model = Model::fit(b.finish().0, &FitParams::default(), FitInfo::default()).unwrap();
+    for ties in [Ties::LowestIndex, Ties::VisitOrder] {
+        let p = SimilarityParams { ties, ..SimilarityParams::default() };
+        let all = model.similar_customers(CustomerIdx(0), 1_000_000_000_000, p);
+        let five = model.similar_customers(CustomerIdx(0), 5, p);
+        assert_eq!(all, five, "{ties:?}: every other customer, as with k = 5");
+    }
+}
