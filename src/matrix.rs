@@ -468,7 +468,8 @@ impl Weighting {
     /// error naming the half-life rather than a model that looks fine.
     pub fn resolve(mut self, data: &Interactions) -> Result<Self, String> {
         let Some(h) = self.half_life_days else { return Ok(self) };
-        if self.reference_time.is_none() {
+        let given = self.reference_time.is_some();
+        if !given {
             match data.decay_reference() {
                 Some(t) => self.reference_time = Some(t),
                 None => return Err("time decay needs purchase times: give a time column".into()),
@@ -487,7 +488,7 @@ impl Weighting {
                      longer half-life{}",
                     100.0 * zero as f64 / total as f64,
                     crate::time::format(t0),
-                    if data.decay_reference() == Some(t0) { "" } else { " or an earlier reference date" },
+                    if given { " or an earlier reference date" } else { "" },
                 ));
             }
         }
