@@ -34,7 +34,7 @@ use crate::ids::{CustomerIdx, ItemIdx};
 use crate::matrix::{Csr, Scheme, Weighting};
 use als::Als;
 use ease::{Ease, EaseScratch};
-use similarity::{KernelScratch, Neighbor};
+use similarity::{KernelScratch, Measure, Neighbor};
 
 /// Which recommender scores the items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -73,18 +73,22 @@ impl Algorithm {
 }
 
 impl Algorithm {
-    /// The weighting the algorithm gets when none is asked for. Chosen on validation
-    /// splits (never the test part) of The Complete Journey: BM25 for the neighbourhood
-    /// models (bestsellers do not dominate the similarities); log counts for ALS and EASE,
-    /// whose penalties are on the scale of squared weights (BM25's large weights swamp
-    /// EASE's default lambda); counts with a 60-day half-life for buy-again (how often and
-    /// how recently); presence for popularity.
-    pub fn default_weighting(self) -> Weighting {
+    /// The weighting the algorithm gets when none is asked for (RP3beta is item-kNN with
+    /// its own measure). Chosen on validation splits (never the test part) of The Complete
+    /// Journey: BM25 for item-kNN with cosine (bestsellers do not dominate the
+    /// similarities); presence for user-kNN (BM25 scored below popularity) and RP3beta,
+    /// whose beta already penalises popularity (idf on top of it pushed 81% of the lists to
+    /// items with at most two buyers); log counts for ALS and EASE, whose penalties are on
+    /// the scale of squared weights (BM25's large weights swamp EASE's default lambda);
+    /// counts with a 60-day half-life for buy-again (how often and how recently); presence
+    /// for popularity.
+    pub fn default_weighting(self, measure: &Measure) -> Weighting {
         let scheme = match self {
-            Algorithm::ItemKnn | Algorithm::UserKnn => Scheme::Bm25 { k1: 1.2, b: 0.75 },
+            Algorithm::ItemKnn if matches!(measure, Measure::Rp3Beta { .. }) => Scheme::Binary,
+            Algorithm::ItemKnn => Scheme::Bm25 { k1: 1.2, b: 0.75 },
+            Algorithm::UserKnn | Algorithm::Popularity => Scheme::Binary,
             Algorithm::Als | Algorithm::Ease => Scheme::Log,
             Algorithm::BuyAgain => Scheme::Count,
-            Algorithm::Popularity => Scheme::Binary,
         };
         let half_life_days = (self == Algorithm::BuyAgain).then_some(60.0);
         Weighting { scheme, half_life_days, reference_time: None }

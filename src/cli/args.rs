@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use cobuy::algo::similarity::{Measure, SimilarityParams, Ties};
 use cobuy::eval::Target;
+use cobuy::eval::select::{AutoParams, Pins};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::ids::{IdTable, ItemIdx};
 use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions, Returns};
@@ -226,15 +227,16 @@ pub struct ModelArgs {
 #[derive(Args, Deserialize, Serialize, Clone, Debug)]
 #[serde(default)]
 pub struct FitArgs {
-    /// item-knn, user-knn, popularity, buy-again, als or ease.
-    #[arg(long, default_value = "item-knn")]
+    /// auto (choose and tune on a validation split of the data), item-knn, user-knn,
+    /// popularity, buy-again, als or ease.
+    #[arg(long, default_value = "auto")]
     pub algorithm: String,
     /// Neighbours kept per item (item-knn) or used per customer (user-knn).
     #[arg(long, default_value_t = 50)]
     pub neighbors: usize,
-    /// auto (per algorithm: bm25 for item-knn and user-knn, log for als and ease, count
-    /// with a 60-day half-life for buy-again, binary for popularity), binary, count, log,
-    /// bm25, tfidf, or decay (binary with time decay).
+    /// auto (per algorithm: bm25 for item-knn, binary for user-knn, rp3beta and popularity,
+    /// log for als and ease, count with a 60-day half-life for buy-again), binary, count,
+    /// log, bm25, tfidf, or decay (binary with time decay).
     #[arg(long, default_value = "auto")]
     pub weighting: String,
     /// BM25 k1.
@@ -285,12 +287,62 @@ impl Default for FitArgs {
     }
 }
 
-/// The checked fit parameters: the algorithm, its weighting (`auto` resolved per
+/// What fitting does: fit these parameters, or choose them on the data first.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FitPlan {
+    /// An algorithm was given.
+    Fixed(FitParams),
+    /// `algorithm = auto`: the search varies what the user did not set.
+    Auto(AutoParams),
+}
+
+impl FitPlan {
+    /// The algorithm's name, or "auto".
+    pub fn name(&self) -> &'static str {
+        match self {
+            FitPlan::Fixed(p) => p.algorithm.name(),
+            FitPlan::Auto(_) => "auto",
+        }
+    }
+
+    /// Recommends only bought items (buy-again).
+    pub fn only_bought(&self) -> bool {
+        matches!(self, FitPlan::Fixed(p) if p.algorithm == cobuy::algo::Algorithm::BuyAgain)
+    }
+}
+
+/// The checked fit plan: `algorithm = auto` (the default) with what the user fixed, or
+/// the given algorithm's parameters.
+pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
+    if m.algorithm != "auto" {
+        return fit_params(m, similarity).map(FitPlan::Fixed);
+    }
+    // The other flags are checked as item-kNN's, the choice when nothing can be measured.
+    let base = fit_params(&FitArgs { algorithm: "item-knn".into(), ..m.clone() }, similarity)?;
+    let (d, ds) = (FitArgs::default(), SimilarityArgs::default());
+    let pins = Pins {
+        weighting: m.weighting != d.weighting || m.bm25_k1 != d.bm25_k1 || m.bm25_b != d.bm25_b,
+        half_life: m.half_life_days.is_some() || m.weighting == "decay" || m.reference_date.is_some(),
+        neighbors: m.neighbors != d.neighbors,
+        similarity: similarity.similarity != ds.similarity
+            || similarity.alpha != ds.alpha
+            || similarity.rp3_alpha != ds.rp3_alpha
+            || similarity.rp3_beta != ds.rp3_beta,
+        ease_lambda: m.ease_lambda != d.ease_lambda,
+        als: m.factors != d.factors || m.regularization != d.regularization,
+    };
+    Ok(FitPlan::Auto(AutoParams { base, pins, target: Target::NewItems }))
+}
+
+/// The checked fit parameters of a given algorithm: its weighting (`auto` resolved per
 /// algorithm) and its similarity.
 pub fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams> {
-    let algorithm: cobuy::algo::Algorithm =
-        m.algorithm.parse().map_err(|e: String| bad(format!("--algorithm: {e}")))?;
-    let auto = algorithm.default_weighting();
+    let algorithm: cobuy::algo::Algorithm = m
+        .algorithm
+        .parse()
+        .map_err(|e: String| bad(format!("--algorithm: {}", e.replace("accepted: ", "accepted: auto, "))))?;
+    let similarity = similarity_params(similarity)?;
+    let auto = algorithm.default_weighting(&similarity.measure);
     let scheme = match m.weighting.as_str() {
         "auto" => match auto.scheme {
             Scheme::Bm25 { .. } => Scheme::Bm25 { k1: m.bm25_k1, b: m.bm25_b },
@@ -322,7 +374,7 @@ pub fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams>
         algorithm,
         neighbors: m.neighbors,
         weighting: Weighting { scheme, half_life_days, reference_time },
-        similarity: similarity_params(similarity)?,
+        similarity,
         buy_again_weight: m.buy_again_weight,
         als: cobuy::algo::als::AlsParams {
             factors: m.factors,
@@ -349,7 +401,7 @@ pub struct SimilarityArgs {
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub alpha: f32,
     /// RP3beta: exponent on the walk's transition probabilities.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     pub rp3_alpha: f32,
     /// RP3beta: popularity penalty exponent.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
@@ -890,7 +942,7 @@ mod tests {
         let fit: FitArgs = toml::from_str("").unwrap();
         assert_eq!(
             (fit.algorithm.as_str(), fit.neighbors, fit.weighting.as_str(), fit.bm25_k1, fit.bm25_b),
-            ("item-knn", 50, "auto", 1.2, 0.75)
+            ("auto", 50, "auto", 1.2, 0.75)
         );
         assert_eq!((fit.half_life_days, fit.buy_again_weight, fit.factors, fit.regularization), (None, 0.0, 64, 0.01));
         assert_eq!((fit.als_alpha, fit.iterations, fit.cg_steps, fit.als_seed), (1.0, 15, 3, 42));
@@ -898,7 +950,7 @@ mod tests {
         let s: SimilarityArgs = toml::from_str("").unwrap();
         assert_eq!(
             (s.similarity.as_str(), s.alpha, s.rp3_alpha, s.rp3_beta, s.shrinkage, s.min_shared, s.ties.as_str()),
-            ("cosine", 0.5, 1.0, 0.5, 0.0, 0, "lowest-index")
+            ("cosine", 0.5, 0.5, 0.5, 0.0, 0, "lowest-index")
         );
         let c: CatalogArgs = toml::from_str("").unwrap();
         assert_eq!((c.catalog, c.catalog_item_col.as_str(), c.catalog_category_cols.len()), (None, "1", 0));

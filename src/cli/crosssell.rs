@@ -17,7 +17,7 @@ use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
 use super::args::{
-    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, category_filter, fit_params, ingest_options, set_threads,
+    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, category_filter, fit_plan, ingest_options, set_threads,
 };
 use super::paths::Files;
 use super::{Log, bad, create_parent, customers_of, summary_lines};
@@ -75,7 +75,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     let rule_params =
         RuleParams { min_support: cmd.min_support, min_count: cmd.min_count.max(1), ..RuleParams::default() };
     rule_params.check().map_err(bad)?;
-    let fit = fit_params(&cmd.fit, &cmd.similarity)?;
+    let fit = fit_plan(&cmd.fit, &cmd.similarity)?;
     if cmd.catalog.catalog.is_none() {
         return Err(bad(
             "cross-sell needs a catalogue to tell categories apart: --catalog FILE --catalog-item-col C --catalog-category-cols A,B",
@@ -104,14 +104,12 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
     }
-    let all = vec![true; plog.rows.len()];
-    let (interactions, merge) = plog.interactions(&all);
-    let model = super::fit_model(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
+    let model = super::fit_on_log(&plog, &fit, FitInfo::default(), log)?;
     let (baskets, st) = Baskets::from_log(&plog);
     let rules = baskets.rules(&rule_params);
     log.info(format!(
         "fitted {}; {} basket rules from {} {} (pairs in at least {} of them)",
-        fit.algorithm.name(),
+        cobuy::model::describe(model.params()),
         rules.len(),
         st.baskets,
         if baskets.from_basket_ids() { "baskets" } else { "customers (no basket column)" },

@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use cobuy::eval::metrics::Metric;
 use cobuy::eval::report::{self, EvalReport, RunReport};
+use cobuy::eval::select::{self, AutoParams};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
@@ -25,8 +26,8 @@ use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
 use super::args::{
-    CatalogArgs, EvalArgs, FitArgs, InputArgs, NamedFit, SimilarityArgs, SplitArgs, UpsellArgs, check_catalog,
-    fit_params, ingest_options, set_job_threads, set_threads, split_method, targets,
+    CatalogArgs, EvalArgs, FitArgs, FitPlan, InputArgs, NamedFit, SimilarityArgs, SplitArgs, UpsellArgs, check_catalog,
+    fit_plan, ingest_options, set_job_threads, set_threads, split_method, targets,
 };
 use super::paths::Files;
 use super::upsell::{check_times, item_facts, log_learned, read_catalog};
@@ -157,7 +158,7 @@ struct Plan {
     charts: Vec<Metric>,
     externals: Vec<External>,
     /// Each configuration's name and fit parameters.
-    configs: Vec<(String, FitParams)>,
+    configs: Vec<(String, FitPlan)>,
     out_dir: PathBuf,
     /// For the upgrades target: the catalogue, the up-sell settings and their parameters.
     upsell: Option<(CatalogArgs, UpsellArgs, UpsellParams)>,
@@ -166,6 +167,8 @@ struct Plan {
 /// The data an evaluation measures on.
 struct Data {
     summary: IngestSummary,
+    /// The log, for `auto` configurations (which split their training rows again).
+    plog: PurchaseLog,
     prepared: Prepared,
     /// The upgrade model learned from the training rows, for the upgrades target.
     upgrades: Option<UpgradeModel>,
@@ -192,12 +195,12 @@ fn plan(job: &EvalJob) -> Result<Plan> {
         .algorithms
         .iter()
         .map(|a| {
-            let params = fit_params(&a.fit, &a.similarity).map_err(|e| match &a.name {
+            let plan = fit_plan(&a.fit, &a.similarity).map_err(|e| match &a.name {
                 Some(n) => bad(format!("[[algorithm]] {n:?}: {e}")),
                 None => e,
             })?;
-            let name = a.name.clone().unwrap_or_else(|| params.algorithm.name().to_string());
-            Ok((name, params))
+            let name = a.name.clone().unwrap_or_else(|| plan.name().to_string());
+            Ok((name, plan))
         })
         .collect::<Result<Vec<_>>>()?;
     // A configuration is measured on every target; an outside list on its own one.
@@ -211,10 +214,7 @@ fn plan(job: &EvalJob) -> Result<Plan> {
         return Err(bad(format!("two configurations are named {:?}; give each its own name", w[0].0)));
     }
     let out_dir = job.eval.out_dir.clone().ok_or_else(|| bad("give --out-dir (or out_dir in [eval])"))?;
-    if configs.iter().all(|(_, p)| p.algorithm == cobuy::algo::Algorithm::BuyAgain)
-        && externals.is_empty()
-        && targets == [Target::NewItems]
-    {
+    if configs.iter().all(|(_, p)| p.only_bought()) && externals.is_empty() && targets == [Target::NewItems] {
         return Err(bad("buy-again recommends only bought items: measure it on --targets all-items"));
     }
     let upsell = if targets.contains(&Target::Upgrades) {
@@ -318,7 +318,7 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
     if let Some(dir) = &job.eval.write_split {
         write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }
-    Ok(Data { summary, prepared, upgrades })
+    Ok(Data { summary, plog, prepared, upgrades })
 }
 
 /// Measures the up-sell baselines, every configuration (with up-sell on top of it, for the
@@ -329,12 +329,38 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
     if let Some(m) = &data.upgrades {
         runs.extend(upsell_baselines(prepared, m, ks)?);
     }
-    for (name, params) in &plan.configs {
-        let t0 = Instant::now();
-        let model = prepared.fit(params).map_err(|e| bad(e.to_string()))?;
-        let fit_seconds = t0.elapsed().as_secs_f64();
-        let mut got =
-            prepared.evaluate_model(name, &model, fit_seconds, ks, &plan.targets).map_err(|e| bad(e.to_string()))?;
+    for (name, fit) in &plan.configs {
+        // `auto` chooses on the training rows alone, for each target its own model (new
+        // items for upgrades).
+        let groups: Vec<(FitParams, Vec<Target>)> = match fit {
+            FitPlan::Fixed(p) => vec![(*p, plan.targets.clone())],
+            FitPlan::Auto(auto) => plan
+                .targets
+                .iter()
+                .map(|&t| {
+                    let target = if t == Target::AllItems { t } else { Target::NewItems };
+                    let auto = AutoParams { target, ..auto.clone() };
+                    let (params, sel) = select::choose(&data.plog, Some(prepared.train_rows()), &auto, &mut |_| {})
+                        .map_err(|e| bad(e.to_string()))?;
+                    log.info(format!("{name} on {}: {}; {}", t.name(), sel.reason, sel.split));
+                    Ok((params, vec![t]))
+                })
+                .collect::<Result<_>>()?,
+        };
+        let mut got = Vec::new();
+        let mut fitted = None;
+        for (params, targets) in groups {
+            let t0 = Instant::now();
+            let model = prepared.fit(&params).map_err(|e| bad(e.to_string()))?;
+            let fit_seconds = t0.elapsed().as_secs_f64();
+            got.extend(
+                prepared.evaluate_model(name, &model, fit_seconds, ks, &targets).map_err(|e| bad(e.to_string()))?,
+            );
+            if targets.iter().any(|&t| t != Target::AllItems) || fitted.is_none() {
+                fitted = Some(model);
+            }
+        }
+        let model = fitted.expect("at least one target");
         if let Some(m) = &data.upgrades {
             got.push(upsell_run(prepared, m, &model, &format!("up-sell + {name}"), ks)?);
         }

@@ -6,10 +6,11 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::ProgressBar;
 
-use cobuy::ingest::{self, IngestSummary};
+use cobuy::ingest::{self, IngestSummary, Ingested, PurchaseLog};
+use cobuy::model::FitParams;
 use cobuy::model::{FitInfo, Model};
 
-use super::args::{InputArgs, ModelArgs, fit_params, ingest_options, set_threads};
+use super::args::{FitPlan, InputArgs, ModelArgs, fit_plan, ingest_options, set_threads};
 use super::paths::Files;
 use super::{Log, create_parent, summary_lines};
 
@@ -40,7 +41,7 @@ pub fn files(input: &InputArgs, margs: &ModelArgs) -> Result<Files> {
 /// Reads the purchases, fits the model and saves it; returns the model and what was read.
 pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, IngestSummary)> {
     let opts = ingest_options(input, &margs.model)?;
-    let params = fit_params(&margs.fit, &margs.similarity)?;
+    let plan = fit_plan(&margs.fit, &margs.similarity)?;
     create_parent(&margs.model)?;
     if let Some(r) = &opts.rejects {
         create_parent(r)?;
@@ -48,35 +49,55 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
     let start = Instant::now();
     log.info(format!("reading {}", input.purchases.display()));
     let mut bar: Option<ProgressBar> = None;
-    let read = ingest::read_purchases_with_progress(&input.purchases, &opts, &mut |p| {
+    let mut progress = |p: ingest::Progress| {
         let b = bar.get_or_insert_with(|| log.bar(p.total_bytes, "reading").unwrap_or_else(ProgressBar::hidden));
         b.set_position(p.bytes);
-    })?;
+    };
+    // `auto` splits the purchases by time, so it keeps every row; a given algorithm needs
+    // only the merged pairs.
+    let read = match &plan {
+        FitPlan::Fixed(params) => {
+            Read::Merged(ingest::read_purchases_with_progress(&input.purchases, &opts, &mut progress)?, params)
+        }
+        FitPlan::Auto(_) => {
+            let (plog, summary) = ingest::read_log_with_progress(&input.purchases, &opts, &mut progress)?;
+            Read::Log(plog, summary)
+        }
+    };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let s = &read.summary;
+    let s = match &read {
+        Read::Merged(r, _) => &r.summary,
+        Read::Log(_, s) => s,
+    };
     log.info(format!("read {} rows in {:.1}s", s.rows_read, start.elapsed().as_secs_f64()));
-    for line in summary_lines(s) {
-        log.info(line);
-    }
     if let (true, Some(r)) = (s.rejected_rows > 0, &opts.rejects) {
         log.info(format!("rejected rows written to {}", r.display()));
     }
-
+    let info = FitInfo {
+        source: Some(input.purchases.display().to_string()),
+        ingest: Some(s.clone()),
+        merge: s.merge,
+        ..FitInfo::default()
+    };
     let start = Instant::now();
-    let info = FitInfo { source: Some(input.purchases.display().to_string()), ingest: Some(s.clone()), merge: s.merge };
-    let summary = s.clone();
-    let model = super::fit_model(read.interactions, &params, info)?;
-    log.info(format!(
-        "fitted {} ({} neighbours, {} weighting) in {:.1}s: {} item neighbour pairs",
-        params.algorithm.name(),
-        params.neighbors,
-        margs.fit.weighting,
-        start.elapsed().as_secs_f64(),
-        model.neighbors().nnz()
-    ));
+    let model = match read {
+        Read::Merged(r, params) => super::fit_model(r.interactions, params, info)?,
+        Read::Log(plog, _) => super::fit_on_log(&plog, &plan, info, log)?,
+    };
+    let summary = model.info().ingest.clone().unwrap_or_default();
+    for line in summary_lines(&summary) {
+        log.info(line);
+    }
+    log.info(format!("fitted {} in {:.1}s", cobuy::model::describe(model.params()), start.elapsed().as_secs_f64()));
     model.save(&margs.model)?;
     log.info(format!("wrote the model to {}", margs.model.display()));
     Ok((model, summary))
+}
+
+/// What was read: merged pairs for a given algorithm, every row for `auto`.
+enum Read<'p> {
+    Merged(Ingested, &'p FitParams),
+    Log(PurchaseLog, IngestSummary),
 }

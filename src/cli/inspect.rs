@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use cobuy::algo::Algorithm;
 use cobuy::matrix::Scheme;
 
 use super::{Log, load_model, summary_lines};
@@ -51,17 +52,18 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
     let mut out = String::new();
     let p = model.params();
     writeln!(out, "model       {} ({} bytes, format version {})", path.display(), size, model.format_version())?;
-    let sim = &p.similarity;
-    writeln!(
-        out,
-        "algorithm   {}, {} similarity (shrinkage {}, at least {} shared, ties {}), {} neighbours",
-        p.algorithm.name(),
-        sim.measure.name(),
-        sim.shrinkage,
-        sim.min_shared,
-        sim.ties.name(),
-        p.neighbors
-    )?;
+    writeln!(out, "algorithm   {}", cobuy::model::describe(p))?;
+    if matches!(p.algorithm, Algorithm::ItemKnn | Algorithm::UserKnn) {
+        let sim = &p.similarity;
+        writeln!(
+            out,
+            "similarity  {} (shrinkage {}, at least {} shared, ties {})",
+            sim.measure.name(),
+            sim.shrinkage,
+            sim.min_shared,
+            sim.ties.name()
+        )?;
+    }
     let w = &p.weighting;
     let mut weighting = match w.scheme {
         Scheme::Binary => "binary".to_string(),
@@ -92,6 +94,16 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
     }
     let top: Vec<String> = top.iter().map(|(id, n)| format!("{id} ({n})")).collect();
     writeln!(out, "most bought {}", top.join(", "))?;
+    if let Some(sel) = &info.selection {
+        writeln!(out, "chosen by   auto: {}", sel.reason)?;
+        writeln!(out, "            {}; objective {}", sel.split, sel.objective)?;
+        for (k, t) in sel.tried.iter().enumerate() {
+            let mark = if sel.chosen == Some(k) { "*" } else { " " };
+            let score = t.score.map_or_else(|| "     -".to_string(), |s| format!("{s:.4}"));
+            let note = t.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+            writeln!(out, "          {mark} {score}  {}{note}", t.label)?;
+        }
+    }
     print(&out)
 }
 

@@ -17,11 +17,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use cobuy::algo::ease::EaseError;
 use cobuy::batch::BatchStats;
+use cobuy::eval::select;
 use cobuy::ids::{CustomerIdx, IdTable};
-use cobuy::ingest::{self, IngestSummary};
+use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::matrix::Interactions;
 use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError};
 use cobuy::output::AtomicFile;
+
+use args::FitPlan;
 
 pub mod args;
 pub mod crosssell;
@@ -199,6 +202,47 @@ pub fn fit_model(data: Interactions, params: &FitParams, info: FitInfo) -> Resul
         }
         e => e.into(),
     })
+}
+
+/// Fits `plan` on every row of `plog`: `auto` first chooses on a validation split carved
+/// from the rows (see `cobuy::eval::select`) and says what it chose in one line; the
+/// record goes into the model.
+pub fn fit_on_log(plog: &PurchaseLog, plan: &FitPlan, mut info: FitInfo, log: Log) -> Result<Model> {
+    let all = vec![true; plog.rows.len()];
+    let params = match plan {
+        FitPlan::Fixed(p) => *p,
+        FitPlan::Auto(auto) => {
+            let start = Instant::now();
+            let bar = log.bar(None, "choosing the algorithm");
+            let (params, selection) = select::choose(plog, None, auto, &mut |t| {
+                if let Some(b) = &bar {
+                    b.set_message(format!("choosing the algorithm: tried {}", t.label));
+                }
+            })
+            .map_err(|e| bad(e.to_string()))?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let measured = selection.tried.iter().filter(|t| t.score.is_some()).count();
+            log.info(format!(
+                "auto: {} ({} of {} candidates measured in {:.1}s; {}; cobuy inspect lists them)",
+                selection.reason,
+                measured,
+                selection.tried.len(),
+                start.elapsed().as_secs_f64(),
+                selection.split
+            ));
+            info.selection = Some(selection);
+            params
+        }
+    };
+    let (interactions, merge) = plog.interactions(&all);
+    info.merge = merge;
+    if let Some(s) = info.ingest.as_mut() {
+        s.merge = merge;
+        s.merged_rows = merge.merged_rows;
+    }
+    fit_model(interactions, &params, info)
 }
 
 pub fn load_model(path: &Path, log: Log) -> Result<Model> {

@@ -185,6 +185,12 @@ fn candidates(path: &Path, job: &TuneJob, target: Target) -> Result<Vec<Candidat
         let fit: NamedFit = toml::Value::Table(table.clone())
             .try_into()
             .map_err(|e| bad(format!("{}: [[space]] {name}: {e}", path.display())))?;
+        if fit.fit.algorithm == "auto" {
+            return Err(bad(format!(
+                "[[space]] {name}: give the algorithm (tune measures the values listed; algorithm = \"auto\" \
+                 chooses by itself in fit and eval)"
+            )));
+        }
         let params = fit_params(&fit.fit, &fit.similarity).map_err(|e| bad(format!("[[space]] {name}: {e}")))?;
         if params.algorithm == cobuy::algo::Algorithm::BuyAgain && target == ev::Target::NewItems {
             return Err(bad(format!(

@@ -25,7 +25,7 @@ use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
 use super::args::{
-    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, UpsellArgs, check_catalog, fit_params, ingest_options, set_threads,
+    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, UpsellArgs, check_catalog, fit_plan, ingest_options, set_threads,
 };
 use super::paths::Files;
 use super::{Log, bad, create_parent, customer_progress, customers_of, summary_lines};
@@ -215,7 +215,7 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
         return Err(bad("--top must be at least 1"));
     }
     let params = cmd.upsell.params()?;
-    let fit = fit_params(&cmd.fit, &cmd.similarity)?;
+    let fit = fit_plan(&cmd.fit, &cmd.similarity)?;
     check_catalog(&cmd.catalog, &cmd.upsell, "up-sell")?;
     set_threads(threads)?;
     let opts = ingest_options(&cmd.input, &cmd.out)?;
@@ -229,10 +229,12 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let catalog = read_catalog(&cmd.catalog, cmd.input.skip_invalid, &cmd.out, log)?;
     let Learned { plog, catalog, upgrades } = learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
     let t = Instant::now();
-    let all = vec![true; plog.rows.len()];
-    let (interactions, merge) = plog.interactions(&all);
-    let model = super::fit_model(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
-    log.info(format!("fitted {} for affinity in {:.1}s", fit.algorithm.name(), t.elapsed().as_secs_f64()));
+    let model = super::fit_on_log(&plog, &fit, FitInfo::default(), log)?;
+    log.info(format!(
+        "fitted {} for affinity in {:.1}s",
+        cobuy::model::describe(model.params()),
+        t.elapsed().as_secs_f64()
+    ));
     write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log)
 }
 

@@ -15,6 +15,7 @@
 
 pub mod metrics;
 pub mod report;
+pub mod select;
 pub mod split;
 
 use std::time::Instant;
@@ -138,13 +139,32 @@ struct Held {
 /// Splits `log` and builds the training part and the test customers' held-out items;
 /// `validation`: split the training part again and hold out from it instead.
 pub fn prepare(log: &PurchaseLog, method: &SplitMethod, validation: bool) -> Result<Prepared, EvalError> {
-    let mut test = method.test_rows(log, None)?;
-    let mut unused = vec![false; test.len()];
+    let test = method.test_rows(log, None)?;
     if validation {
         let val = method.validation_rows(log, &test)?;
-        unused = test;
-        test = val;
+        build(log, method, val, test, true)
+    } else {
+        let unused = vec![false; test.len()];
+        build(log, method, test, unused, false)
     }
+}
+
+/// Splits only the rows `among` marks (the others play no part): how `algorithm = auto`
+/// carves its validation rows from the rows it was given.
+pub fn prepare_within(log: &PurchaseLog, among: &[bool], method: &SplitMethod) -> Result<Prepared, EvalError> {
+    let test = method.test_rows(log, Some(among))?;
+    let unused = among.iter().map(|&a| !a).collect();
+    build(log, method, test, unused, true)
+}
+
+/// The split's parts: `test` rows held out, `unused` rows in neither part.
+fn build(
+    log: &PurchaseLog,
+    method: &SplitMethod,
+    test: Vec<bool>,
+    unused: Vec<bool>,
+    validation: bool,
+) -> Result<Prepared, EvalError> {
     let in_train: Vec<bool> = test.iter().zip(&unused).map(|(&t, &u)| !t && !u).collect();
     let (train, _) = log.interactions(&in_train);
     let mut summary = SplitSummary {

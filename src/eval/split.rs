@@ -188,7 +188,13 @@ impl SplitMethod {
         method.test_rows(log, Some(&train))
     }
 
-    fn cutoff_time(&self, log: &PurchaseLog, cutoff: Cutoff, among: Option<&[bool]>) -> Result<i64, SplitError> {
+    /// Where a time split's test part starts among the rows `among` marks.
+    pub(crate) fn cutoff_time(
+        &self,
+        log: &PurchaseLog,
+        cutoff: Cutoff,
+        among: Option<&[bool]>,
+    ) -> Result<i64, SplitError> {
         let mut times: Vec<i64> = log
             .rows
             .iter()

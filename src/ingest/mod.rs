@@ -444,9 +444,18 @@ pub fn read_purchases_with_progress(
 /// basket or at random), with the same validation and summary as [`read_purchases`];
 /// the summary's merge figures stay zero, as nothing is merged yet.
 pub fn read_log(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<(PurchaseLog, IngestSummary), IngestError> {
+    read_log_with_progress(path, opts, &mut |_| {})
+}
+
+/// [`read_log`], calling `progress` every 65,536 rows and at the end.
+pub fn read_log_with_progress(
+    path: impl AsRef<Path>,
+    opts: &IngestOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<(PurchaseLog, IngestSummary), IngestError> {
     let path = path.as_ref();
     let mut sink = LogBuilder::default();
-    let mut sum = read_rows(path, opts, &mut |_| {}, &mut sink)?;
+    let mut sum = read_rows(path, opts, progress, &mut sink)?;
     let log = sink.finish();
     sum.customers = log.customers.len() as u64;
     sum.items = log.items.len() as u64;

@@ -7,6 +7,7 @@
 //! stored: it is recomputed from the raw counts and the (resolved) parameters at load.
 
 mod format;
+mod selection;
 
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use format::{FORMAT_VERSION, OLDEST_READABLE};
 use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_ids, encode_ptr};
+pub use selection::{Selection, Tried, describe};
 
 use crate::algo::als::{Als, AlsParams, AlsParts};
 use crate::algo::baseline::{buyers, popularity_order, repeat_rates};
@@ -180,6 +182,9 @@ pub struct FitInfo {
     pub ingest: Option<IngestSummary>,
     /// What merging did.
     pub merge: MergeStats,
+    /// What `algorithm = auto` tried and chose (absent when the algorithm was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
 }
 
 #[derive(Serialize, Deserialize)]

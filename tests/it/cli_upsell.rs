@@ -671,6 +671,8 @@ fn eval_measures_up_sell_against_both_baselines_on_upgrades() {
         "1,3",
         "--out-dir",
         "ev",
+        "--algorithm",
+        "item-knn",
     ];
     let args: Vec<&str> = base.iter().copied().chain(CATALOG_FLAGS).collect();
     let o = fx.cobuy(&args);

@@ -43,8 +43,12 @@ fn fitted(dir: &Path) -> (Model, PathBuf) {
     let csv = dir.join("purchases.csv");
     write_purchases(&csv);
     let read = read_purchases(&csv, &IngestOptions::new(columns())).unwrap();
-    let info =
-        FitInfo { source: Some("purchases.csv".into()), ingest: Some(read.summary.clone()), merge: read.summary.merge };
+    let info = FitInfo {
+        source: Some("purchases.csv".into()),
+        ingest: Some(read.summary.clone()),
+        merge: read.summary.merge,
+        ..FitInfo::default()
+    };
     let model = Model::fit(read.interactions, &params(), info).unwrap();
     (model, csv)
 }

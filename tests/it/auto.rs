@@ -1,0 +1,158 @@
+//! `algorithm = auto`, the default of `fit`: the validation split it carves (recent window,
+//! random holdout, nothing), the record it stores, what the user fixed, and the same
+//! choice for any thread count.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+
+/// Fits `purchases.csv` in `dir` with `args` on top of the file's columns; returns stderr.
+fn fit(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["--threads", "2", "fit", "--purchases", "purchases.csv", "--model", "m.cobuy"];
+    all.extend_from_slice(args);
+    let out = run_cobuy(dir, &all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "fit failed:\n{stderr}");
+    stderr
+}
+
+/// The model's parameters and its selection record, from `cobuy inspect --json`.
+fn record(dir: &Path) -> (Value, Value) {
+    let out = run_cobuy(dir, &["inspect", "--json", "m.cobuy"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["params"].clone(), v["info"]["selection"].clone())
+}
+
+/// Writes the shared test purchases (300 customers, times spread over 2023).
+fn purchases(dir: &Path) {
+    let (header, lines) = purchase_lines(SEED);
+    write_lines(&dir.join("purchases.csv"), &header, &lines);
+}
+
+/// The index of the best score, the first among equals: computed here, not by cobuy.
+fn best(tried: &[Value]) -> usize {
+    let mut best: Option<(f64, usize)> = None;
+    for (k, t) in tried.iter().enumerate() {
+        if let Some(s) = t["score"].as_f64() {
+            if best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, k));
+            }
+        }
+    }
+    best.expect("a measured candidate").1
+}
+
+#[test]
+fn timed_purchases_validate_on_the_most_recent_window_and_the_best_candidate_is_fitted() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let stderr = fit(dir.path(), &COLUMNS);
+    let (params, sel) = record(dir.path());
+    let split = sel["split"].as_str().unwrap();
+    assert!(split.starts_with("validation on the most recent tenth of the purchases, from 2023-"), "{split}");
+    let tried = sel["tried"].as_array().unwrap();
+    let chosen = sel["chosen"].as_u64().unwrap() as usize;
+    assert_eq!(chosen, best(tried), "{sel:#}");
+    // The model stores the decay reference it resolved; the candidate left it to the data.
+    let mut fitted = params.clone();
+    fitted["weighting"]["reference_time"] = Value::Null;
+    assert_eq!(fitted, tried[chosen]["params"], "the fitted model is the chosen candidate");
+    // Every family was measured at its defaults.
+    let families: Vec<&str> = tried.iter().map(|t| t["params"]["algorithm"].as_str().unwrap()).collect();
+    for f in ["item-knn", "user-knn", "ease", "als", "popularity"] {
+        assert!(families.contains(&f), "{f} not tried: {families:?}");
+    }
+    assert!(tried.iter().any(|t| t["params"]["similarity"]["measure"] == "rp3beta"), "rp3beta not tried");
+    // Time decay was tried (the file has times), and candidates are never repeated.
+    assert!(tried.iter().any(|t| t["params"]["weighting"]["half_life_days"].is_number()));
+    for (a, ta) in tried.iter().enumerate() {
+        for tb in &tried[a + 1..] {
+            assert_ne!(ta["params"], tb["params"], "tried twice");
+        }
+    }
+    let line: Vec<&str> = stderr.lines().filter(|l| l.starts_with("cobuy: auto: ")).collect();
+    assert_eq!(line.len(), 1, "one line says what auto chose:\n{stderr}");
+    assert!(line[0].contains(tried[chosen]["label"].as_str().unwrap()), "{}", line[0]);
+    // inspect names the choice and lists the candidates.
+    let text = run_cobuy(dir.path(), &["inspect", "m.cobuy"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("chosen by   auto: "), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("          * ")).count(), 1, "{text}");
+}
+
+#[test]
+fn purchases_without_times_hold_out_a_random_share_and_try_no_decay() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    fit(dir.path(), &COLUMNS[..8]);
+    let (_, sel) = record(dir.path());
+    let split = sel["split"].as_str().unwrap();
+    assert!(split.starts_with("validation on a random fifth of each customer's items"), "{split}");
+    assert!(split.ends_with("because the purchases have no times"), "{split}");
+    let tried = sel["tried"].as_array().unwrap();
+    assert!(tried.iter().all(|t| t["params"]["weighting"]["half_life_days"].is_null()), "{sel:#}");
+    assert_eq!(sel["chosen"].as_u64().unwrap() as usize, best(tried));
+}
+
+#[test]
+fn a_recent_window_with_few_customers_falls_back_to_a_random_holdout() {
+    // 60 customers: the most recent tenth cannot hold 100 of them.
+    let dir = tempfile::tempdir().unwrap();
+    let (header, lines) = purchase_lines(SEED);
+    let few: Vec<String> = lines.into_iter().filter(|l| l.starts_with("cust-") || l.starts_with("120")).collect();
+    write_lines(&dir.path().join("purchases.csv"), &header, &few);
+    fit(dir.path(), &COLUMNS);
+    let (_, sel) = record(dir.path());
+    let split = sel["split"].as_str().unwrap();
+    assert!(split.starts_with("validation on a random fifth"), "{split}");
+    assert!(split.contains("measurable customers, fewer than 100"), "{split}");
+}
+
+#[test]
+fn too_few_customers_take_item_knn_unmeasured_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> =
+        (0..8).flat_map(|c| (0..3).map(move |i| format!("c{c},i{},1,1.00,2023-01-0{}", (c + i) % 5, 1 + i))).collect();
+    write_lines(&dir.path().join("purchases.csv"), "customer,item,quantity,price,time", &lines);
+    let stderr = fit(dir.path(), &COLUMNS);
+    let (params, sel) = record(dir.path());
+    assert_eq!(params["algorithm"], "item-knn");
+    assert!(sel["chosen"].is_null() && sel["tried"].as_array().unwrap().is_empty(), "{sel:#}");
+    assert!(sel["reason"].as_str().unwrap().contains("nothing to measure on"), "{sel:#}");
+    assert!(stderr.contains("cobuy: auto: "), "{stderr}");
+}
+
+#[test]
+fn what_the_user_fixed_is_never_varied() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let mut args = COLUMNS.to_vec();
+    args.extend(["--neighbors", "30", "--half-life-days", "90", "--weighting", "binary"]);
+    fit(dir.path(), &args);
+    let (params, sel) = record(dir.path());
+    for t in sel["tried"].as_array().unwrap().iter().chain([&sel["tried"][0]]) {
+        let p = &t["params"];
+        assert_eq!(p["neighbors"], 30, "{p}");
+        assert_eq!(p["weighting"]["half_life_days"], 90.0, "{p}");
+        assert_eq!(p["weighting"]["scheme"]["scheme"], "binary", "{p}");
+    }
+    assert_eq!(params["neighbors"], 30);
+}
+
+#[test]
+fn the_choice_and_the_model_bytes_do_not_depend_on_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let mut models = Vec::new();
+    for threads in ["1", "3"] {
+        let mut args = vec!["--threads", threads, "fit", "--purchases", "purchases.csv", "--model", "m.cobuy"];
+        args.extend_from_slice(&COLUMNS);
+        let out = run_cobuy(dir.path(), &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        models.push(std::fs::read(dir.path().join("m.cobuy")).unwrap());
+    }
+    assert!(models[0] == models[1], "the model bytes differ between 1 and 3 threads");
+}
