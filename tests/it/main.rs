@@ -15,6 +15,7 @@ mod common;
 
 mod als;
 mod architecture;
+mod batch_memory;
 mod catalog;
 mod cli_crosssell;
 mod cli_eval;
