@@ -20,7 +20,8 @@ use crate::recommend::{Query, Reason, Recommendation, ResolvedFilter, Scorer, Sc
 
 /// Customers per block handed to the worker pool.
 pub const BLOCK: usize = 4096;
-/// Blocks formatted but not yet written, at most.
+/// Formatted blocks alive at once, at most: the one being written, those waiting for the
+/// writer, and the one being formatted.
 pub const BLOCKS_IN_FLIGHT: usize = 4;
 /// Customers per parallel task inside a block.
 const TASK: usize = 64;
@@ -64,14 +65,33 @@ pub struct BatchOptions<'a> {
     pub explain: bool,
 }
 
-/// Writes `id` as a CSV field, quoted only when it must be.
+/// Writes `id` as a CSV field, quoted only when it must be (and when it starts or ends
+/// with a space, which a reader that trims would lose).
 pub fn write_field(out: &mut Vec<u8>, id: &str) {
-    if id.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) || id.starts_with(' ') || id.ends_with(' ') {
+    put_field(out, id, id.starts_with(' ') || id.ends_with(' '));
+}
+
+/// Writes `s` as a CSV field quoted exactly as the `csv` crate's writer quotes it (only
+/// for a comma, a quote or a line break; edge spaces stay bare), for the files that
+/// were first written by that crate and keep their bytes.
+pub fn write_csv_field(out: &mut Vec<u8>, s: &str) {
+    put_field(out, s, false);
+}
+
+/// Writes `s`, quoted (inner quotes doubled) when `quote` or when it holds a comma, a
+/// quote or a line break; allocates nothing beyond `out`.
+fn put_field(out: &mut Vec<u8>, s: &str, quote: bool) {
+    if quote || s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         out.push(b'"');
-        out.extend_from_slice(id.replace('"', "\"\"").as_bytes());
+        for (k, part) in s.split('"').enumerate() {
+            if k > 0 {
+                out.extend_from_slice(b"\"\"");
+            }
+            out.extend_from_slice(part.as_bytes());
+        }
         out.push(b'"');
     } else {
-        out.extend_from_slice(id.as_bytes());
+        out.extend_from_slice(s.as_bytes());
     }
 }
 
@@ -79,6 +99,13 @@ pub fn write_field(out: &mut Vec<u8>, id: &str) {
 /// the magnitudes scores have, and in exponent notation outside them.
 pub fn write_score(out: &mut Vec<u8>, score: f32) {
     put_short(out, ryu::Buffer::new().format(score).as_bytes());
+}
+
+/// Appends `x` as `format!` prints it (`format_args!("{:.6}", x)` for a fixed number of
+/// decimals), without the `String` in between.
+pub fn put_display(out: &mut Vec<u8>, x: impl std::fmt::Display) {
+    // Writing to memory cannot fail.
+    let _ = write!(out, "{x}");
 }
 
 /// Appends `bytes`, copying short ones (the fields of a batch row are a few bytes each)
@@ -157,7 +184,7 @@ pub fn write_recommendations<W: Write + Send>(
         out,
         progress,
         || rows.state(),
-        |state, c, buf, st| rows.score(model.customers().id(c.0), &rows.scorer.query(c), state, buf, st),
+        |state, &c, buf, st| rows.score(model.customers().id(c.0), &rows.scorer.query(c), state, buf, st),
     )
 }
 
@@ -179,24 +206,31 @@ pub fn write_fold_in<W: Write + Send>(
         rows.header(),
         out,
         progress,
-        || rows.state(),
-        |state, c, buf, st| {
+        // The fold-in row is refilled for each customer: its buffers are the worker's.
+        || (rows.state(), model.fold_in(Vec::new(), Vec::new(), None, Vec::new())),
+        |(state, f), &c, buf, st| {
             // Both id tables are in natural order, so mapped items stay sorted.
             let (items, counts) = new.purchases(c);
             let times = new.last_time().map(|t| &t[new.counts().indptr().outer_inds_sz(c.get())]);
-            let (mut mi, mut mc, mut mt) = (Vec::new(), Vec::new(), times.map(|_| Vec::new()));
+            let mut ft = f.times.take().unwrap_or_default();
+            f.items.clear();
+            f.counts.clear();
+            ft.clear();
             for (k, &j) in items.iter().enumerate() {
                 if let Some(m) = to_model[j as usize] {
-                    mi.push(m);
-                    mc.push(counts[k]);
-                    if let (Some(mt), Some(t)) = (mt.as_mut(), times) {
-                        mt.push(t[k]);
+                    f.items.push(m);
+                    f.counts.push(counts[k]);
+                    if let Some(t) = times {
+                        ft.push(t[k]);
                     }
                 }
             }
-            let seen = new.seen_only(c).iter().filter_map(|&j| to_model[j as usize]).collect();
+            f.times = times.is_some().then_some(ft);
+            f.seen.clear();
+            f.seen.extend(new.seen_only(c).iter().filter_map(|&j| to_model[j as usize]));
             let id = new.customers().id(c.0);
-            let f = model.fold_in(mi, mc, mt, seen).as_customer(model.customers().index_of(id).map(CustomerIdx));
+            f.own = model.customers().index_of(id).map(CustomerIdx);
+            model.weigh_fold_in(f);
             rows.score(id, &f.query(), state, buf, st);
         },
     )
@@ -294,12 +328,16 @@ impl<'a> RowWriter<'a> {
     }
 }
 
-/// The streaming machinery shared by every batch writer: customers in blocks, each
-/// block scored in parallel in tasks of [`TASK`] customers with per-worker state from
-/// `init`, formatted rows sent in order to one writer thread. `row` appends a customer's
-/// rows to the buffer and counts them.
-pub fn write_blocks<W, S, I, R>(
-    customers: &[CustomerIdx],
+/// The streaming machinery shared by every batch writer: `items` (customers, or
+/// whatever a command lists) in blocks of [`BLOCK`], each block formatted in parallel in
+/// tasks of [`TASK`] items with per-worker state from `init`, and sent in order to one
+/// writer thread. `row` appends an item's rows to the buffer and counts them.
+///
+/// At most [`BLOCKS_IN_FLIGHT`] formatted blocks exist at once: the one the writer is
+/// writing, those waiting in the channel, and the one being formatted (which waits, once
+/// formatted, for room in the channel).
+pub fn write_blocks<T, W, S, I, R>(
+    items: &[T],
     header: &str,
     out: &mut W,
     progress: &(dyn Fn(u64) + Sync),
@@ -307,12 +345,14 @@ pub fn write_blocks<W, S, I, R>(
     row: R,
 ) -> io::Result<BatchStats>
 where
+    T: Sync,
     W: Write + Send,
     I: Fn() -> S + Sync + Send,
-    R: Fn(&mut S, CustomerIdx, &mut Vec<u8>, &mut BatchStats) + Sync + Send,
+    R: Fn(&mut S, &T, &mut Vec<u8>, &mut BatchStats) + Sync + Send,
 {
+    const { assert!(BLOCKS_IN_FLIGHT >= 2, "the writer's block and the one being formatted") };
     out.write_all(header.as_bytes())?;
-    let (tx, rx) = sync_channel::<Vec<Vec<u8>>>(BLOCKS_IN_FLIGHT);
+    let (tx, rx) = sync_channel::<Vec<Vec<u8>>>(BLOCKS_IN_FLIGHT - 2);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || -> io::Result<()> {
             for block in rx {
@@ -323,14 +363,14 @@ where
             Ok(())
         });
         let mut stats = BatchStats::default();
-        for block in customers.chunks(BLOCK) {
+        for block in items.chunks(BLOCK) {
             let parts: Vec<(Vec<u8>, BatchStats)> = block
                 .par_chunks(TASK)
                 .map_init(&init, |state, chunk| {
                     let mut buf = Vec::with_capacity(chunk.len() * 256);
                     let mut st = BatchStats::default();
-                    for &c in chunk {
-                        row(state, c, &mut buf, &mut st);
+                    for x in chunk {
+                        row(state, x, &mut buf, &mut st);
                     }
                     (buf, st)
                 })
@@ -372,7 +412,7 @@ pub fn write_similar_customers<W: Write + Send>(
         out,
         progress,
         || (kernel.scratch(), Vec::with_capacity(k.min(model.customers().len()))),
-        |(scratch, neighbors), c, buf, st| {
+        |(scratch, neighbors), &c, buf, st| {
             kernel.row(c.get(), k, scratch, neighbors);
             st.customers += 1;
             st.rows += neighbors.len() as u64;
@@ -396,6 +436,31 @@ pub fn write_similar_customers<W: Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The oracle is the `csv` crate's writer: quoting only where needed, or always for a
+    /// field with edge spaces in `write_field`.
+    #[test]
+    fn fields_are_quoted_as_the_csv_crate_quotes_them() {
+        let csv_line = |s: &str, style| {
+            let mut w = csv::WriterBuilder::new().quote_style(style).from_writer(Vec::new());
+            w.write_record([s, "x"]).unwrap();
+            let line = w.into_inner().unwrap();
+            let end = if matches!(style, csv::QuoteStyle::Always) { ",\"x\"\n" } else { ",x\n" };
+            line.strip_suffix(end.as_bytes()).unwrap().to_vec()
+        };
+        for s in
+            ["", "a", "a b", " a", "a ", " ", "a,b", "a\"b", "\"", "\"\"x\"", "a\nb", "a\rb", "é,\"ü\" ", "#a", "'a"]
+        {
+            let mut got = Vec::new();
+            write_csv_field(&mut got, s);
+            assert_eq!(got, csv_line(s, csv::QuoteStyle::Necessary), "write_csv_field({s:?})");
+            let edge = s.starts_with(' ') || s.ends_with(' ');
+            let style = if edge { csv::QuoteStyle::Always } else { csv::QuoteStyle::Necessary };
+            got.clear();
+            write_field(&mut got, s);
+            assert_eq!(got, csv_line(s, style), "write_field({s:?})");
+        }
+    }
 
     #[test]
     fn put_short_appends_exactly_the_bytes_at_every_length() {

@@ -1,16 +1,17 @@
 //! `cobuy cross-sell`: purchases and a catalogue in, complementary offers per customer out.
 
-use std::path::{Path, PathBuf};
+use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use rayon::prelude::*;
 
+use cobuy::batch::{BatchStats, put_display, write_blocks, write_csv_field};
 use cobuy::ids::CustomerIdx;
 use cobuy::ingest;
 use cobuy::model::{FitInfo, Model};
-use cobuy::offers::catalog::{Alignment, Catalog};
+use cobuy::offers::catalog::{Alignment, Catalog, CategoryIdx};
 use cobuy::offers::crosssell::{CrossSell, CrossSellParams};
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
@@ -20,7 +21,7 @@ use super::args::{
     CatalogArgs, FitArgs, InputArgs, SimilarityArgs, category_filter, fit_plan, ingest_options, set_threads,
 };
 use super::paths::Files;
-use super::{Log, bad, create_parent, customers_of, summary_lines};
+use super::{Log, bad, customers_of, summary_lines, write_batch};
 
 /// `cobuy cross-sell` flags.
 #[derive(Args, Debug)]
@@ -121,14 +122,13 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     let filter = model.filter(&Filter::default())?;
     let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
     let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
-    let start = Instant::now();
-    let blocks = offer_rows(&cs, &model, &catalog, &aligned, &customers, cmd.top);
-    write_out(&cmd.out, &blocks)?;
+    let (_, secs) = write_batch(&cmd.out, customers.len(), "cross-sell", log, |file, progress| {
+        OfferWriter::new(&cs, &model, &catalog, &aligned, cmd.top).write(&customers, file, progress)
+    })?;
     log.info(format!(
-        "wrote cross-sell offers for {} customers to {} in {:.1}s",
+        "wrote cross-sell offers for {} customers to {} in {secs:.1}s",
         customers.len(),
-        cmd.out.display(),
-        start.elapsed().as_secs_f64()
+        cmd.out.display()
     ));
     Ok(())
 }
@@ -173,80 +173,85 @@ fn offer_categories(
     Ok((category, eligible))
 }
 
-/// The CSV rows of each customer's offers, scored in parallel, in blocks in customer order.
-fn offer_rows(
-    cs: &CrossSell,
-    model: &Model,
-    catalog: &Catalog,
-    aligned: &Alignment,
-    customers: &[CustomerIdx],
+/// What every cross-sell row needs, prepared once.
+struct OfferWriter<'a> {
+    cs: &'a CrossSell<'a>,
+    model: &'a Model,
+    catalog: &'a Catalog,
+    /// Every item as a reader knows it: its catalogue name, or its id and finest category.
+    labels: Vec<String>,
     top: usize,
-) -> Vec<Vec<u8>> {
-    // An item as a reader knows it: its catalogue name, or its id and finest category.
-    let label = |x: cobuy::ids::ItemIdx| -> String {
-        let id = model.item_id(x);
-        match aligned.per_item.get(x.get()).copied().flatten().map(|c| catalog.item(c)) {
-            Some(item) => match (item.name, item.category.last()) {
-                (Some(name), _) if !name.is_empty() && name != id => format!("{name} ({id})"),
-                (_, Some(&node)) => format!("{id} ({})", catalog.category_name(node)),
-                _ => id.to_string(),
-            },
-            None => id.to_string(),
-        }
-    };
-    customers
-        .par_chunks(64)
-        .map_init(
-            || cs.scratch(),
-            |s, chunk| {
-                let mut buf = Vec::new();
-                // Writing to memory cannot fail.
-                let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut buf);
-                for &c in chunk {
-                    let id = model.customers().id(c.0);
-                    for (rank, o) in cs.offers(c, top, s).iter().enumerate() {
-                        let cat = o.category.map(|g| catalog.category_name(cobuy::offers::catalog::CategoryIdx(g)));
-                        let mut reason = match o.with {
-                            Some((x, confidence, _)) => format!(
-                                "bought together with {} in {:.0}% of baskets containing it",
-                                label(x),
-                                confidence * 100.0
-                            ),
-                            None => "customers like you bought it".to_string(),
-                        };
-                        match (cat, o.bought_in_category) {
-                            (Some(name), 0) => reason.push_str(&format!("; new category for you: {name}")),
-                            (Some(name), n) => reason.push_str(&format!("; you bought {n} in {name}")),
-                            (None, _) => {}
-                        }
-                        let _ = w.write_record([
-                            id,
-                            &(rank + 1).to_string(),
-                            model.item_id(o.item),
-                            &format!("{:.6}", o.score),
-                            cat.unwrap_or(""),
-                            &reason,
-                        ]);
-                    }
-                }
-                let _ = w.flush();
-                drop(w);
-                buf
-            },
-        )
-        .collect()
 }
 
-fn write_out(out: &Path, blocks: &[Vec<u8>]) -> Result<()> {
-    create_parent(out)?;
-    let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut write = || -> std::io::Result<()> {
-        std::io::Write::write_all(&mut f, b"customer_id,rank,item_id,score,category,reason\n")?;
-        for b in blocks {
-            std::io::Write::write_all(&mut f, b)?;
-        }
-        Ok(())
-    };
-    write().with_context(|| format!("cannot write {}", out.display()))?;
-    f.commit().with_context(|| format!("cannot write {}", out.display()))
+impl<'a> OfferWriter<'a> {
+    fn new(cs: &'a CrossSell<'a>, model: &'a Model, catalog: &'a Catalog, aligned: &Alignment, top: usize) -> Self {
+        let labels = (0..model.items().len())
+            .map(|x| (model.items().id(x as u32), aligned.per_item.get(x).copied().flatten()))
+            .map(|(id, c)| match c.map(|c| catalog.item(c)) {
+                Some(item) => match (item.name, item.category.last()) {
+                    (Some(name), _) if !name.is_empty() && name != id => format!("{name} ({id})"),
+                    (_, Some(&node)) => format!("{id} ({})", catalog.category_name(node)),
+                    _ => id.to_string(),
+                },
+                None => id.to_string(),
+            })
+            .collect();
+        OfferWriter { cs, model, catalog, labels, top }
+    }
+
+    /// Streams each customer's offers to `out` as CSV rows, scored in parallel, in
+    /// customer order (fields quoted as the `csv` crate quotes them, as they always were).
+    fn write(
+        &self,
+        customers: &[CustomerIdx],
+        out: &mut AtomicFile,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> std::io::Result<BatchStats> {
+        let (cs, model, top) = (self.cs, self.model, self.top);
+        write_blocks(
+            customers,
+            "customer_id,rank,item_id,score,category,reason\n",
+            out,
+            progress,
+            || (cs.scratch(), Vec::new(), String::new()),
+            |(s, offers, reason), &c, buf, st| {
+                cs.offers(c, top, s, offers);
+                st.customers += 1;
+                st.rows += offers.len() as u64;
+                st.short_customers += u64::from(offers.len() < top);
+                let id = model.customers().id(c.0);
+                for (rank, o) in offers.iter().enumerate() {
+                    let cat = o.category.map(|g| self.catalog.category_name(CategoryIdx(g)));
+                    reason.clear();
+                    // Writing to a String cannot fail.
+                    let _ = match o.with {
+                        Some((x, confidence, _)) => write!(
+                            reason,
+                            "bought together with {} in {:.0}% of baskets containing it",
+                            self.labels[x.get()],
+                            confidence * 100.0
+                        ),
+                        None => write!(reason, "customers like you bought it"),
+                    };
+                    let _ = match (cat, o.bought_in_category) {
+                        (Some(name), 0) => write!(reason, "; new category for you: {name}"),
+                        (Some(name), n) => write!(reason, "; you bought {n} in {name}"),
+                        (None, _) => Ok(()),
+                    };
+                    write_csv_field(buf, id);
+                    buf.push(b',');
+                    put_display(buf, rank + 1);
+                    buf.push(b',');
+                    write_csv_field(buf, model.item_id(o.item));
+                    buf.push(b',');
+                    put_display(buf, format_args!("{:.6}", o.score));
+                    buf.push(b',');
+                    write_csv_field(buf, cat.unwrap_or(""));
+                    buf.push(b',');
+                    write_csv_field(buf, reason);
+                    buf.push(b'\n');
+                }
+            },
+        )
+    }
 }

@@ -4,12 +4,14 @@
 //! The two commands share a file because they share their input: both read the purchases
 //! into baskets the same way (`read_baskets`), and differ only in what they ask of them.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
 
+use cobuy::batch::{put_display, write_blocks, write_csv_field};
 use cobuy::ids::ItemIdx;
 use cobuy::ingest;
 use cobuy::offers::rules::{Baskets, RuleParams};
@@ -241,60 +243,22 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     set_threads(threads)?;
     let baskets = read_baskets(&cmd.input, &cmd.out, log)?;
     let ids = baskets.items();
-    create_parent(&cmd.out)?;
-    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    let mut write = || -> Result<(Vec<String>, u64)> {
-        let mut w = csv::Writer::from_writer(&mut f);
-        w.write_record([
-            "basket_id",
-            "rank",
-            "item_id",
-            "confidence",
-            "lift",
-            "count",
-            "baskets",
-            "antecedent",
-            "reason",
-        ])?;
-        let (mut unknown, mut rows) = (Vec::new(), 0u64);
-        for (basket, items) in &wanted {
-            let mut known = Vec::new();
-            for (id, at) in items {
-                match ids.index_of(id) {
-                    Some(i) => known.push(ItemIdx(i)),
-                    None => unknown.push(format!("{at}: {id:?}")),
-                }
-            }
-            if known.is_empty() {
-                continue;
-            }
-            let c = baskets.complete(&known, cmd.top, cmd.min_count);
-            let antecedent: Vec<&str> = c.antecedent.iter().map(|i| ids.id(i.0)).collect();
-            for (rank, item) in c.items.iter().enumerate() {
-                let reason = format!(
-                    "in {:.0}% of the {} baskets holding {}",
-                    item.confidence * 100.0,
-                    c.baskets,
-                    antecedent.join(" and ")
-                );
-                w.write_record([
-                    basket.as_str(),
-                    &(rank + 1).to_string(),
-                    ids.id(item.item.0),
-                    &item.confidence.to_string(),
-                    &item.lift.to_string(),
-                    &item.count.to_string(),
-                    &c.baskets.to_string(),
-                    &antecedent.join(" "),
-                    &reason,
-                ])?;
-                rows += 1;
+    // Each basket's known items; the unknown ones are reported, and a basket with none is
+    // left out.
+    let mut unknown = Vec::new();
+    let mut known: Vec<(&str, Vec<ItemIdx>)> = Vec::with_capacity(wanted.len());
+    for (basket, items) in &wanted {
+        let mut found = Vec::new();
+        for (id, at) in items {
+            match ids.index_of(id) {
+                Some(i) => found.push(ItemIdx(i)),
+                None => unknown.push(format!("{at}: {id:?}")),
             }
         }
-        w.flush()?;
-        Ok((unknown, rows))
-    };
-    let (unknown, rows) = write().with_context(|| format!("cannot write {}", cmd.out.display()))?;
+        if !found.is_empty() {
+            known.push((basket, found));
+        }
+    }
     if !unknown.is_empty() {
         log.info(format!(
             "{} item ids are not in the purchases and are skipped: {}{}",
@@ -303,11 +267,62 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
             if unknown.len() > 10 { ", ..." } else { "" }
         ));
     }
-    if unknown.len() == wanted.iter().map(|b| b.1.len()).sum::<usize>() {
+    if known.is_empty() {
         return Err(bad("none of the items to complete is in the purchases"));
     }
-    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    log.info(format!("wrote {rows} completions for {} baskets to {}", wanted.len(), cmd.out.display()));
+    let header = "basket_id,rank,item_id,confidence,lift,count,baskets,antecedent,reason\n";
+    create_parent(&cmd.out)?;
+    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    // No progress: a basket file is small next to a customer list.
+    let written = write_blocks(
+        &known,
+        header,
+        &mut f,
+        &|_| {},
+        || (String::new(), String::new(), String::new()),
+        |(antecedent, holding, why), (basket, items), buf, st| {
+            let c = baskets.complete(items, cmd.top, cmd.min_count);
+            st.customers += 1;
+            st.rows += c.items.len() as u64;
+            // The antecedent, joined by spaces for its column and by "and" for the reason.
+            antecedent.clear();
+            holding.clear();
+            for (k, i) in c.antecedent.iter().enumerate() {
+                antecedent.push_str(if k > 0 { " " } else { "" });
+                holding.push_str(if k > 0 { " and " } else { "" });
+                antecedent.push_str(ids.id(i.0));
+                holding.push_str(ids.id(i.0));
+            }
+            for (rank, item) in c.items.iter().enumerate() {
+                write_csv_field(buf, basket);
+                buf.push(b',');
+                put_display(buf, rank + 1);
+                buf.push(b',');
+                write_csv_field(buf, ids.id(item.item.0));
+                buf.push(b',');
+                put_display(buf, item.confidence);
+                buf.push(b',');
+                put_display(buf, item.lift);
+                buf.push(b',');
+                put_display(buf, item.count);
+                buf.push(b',');
+                put_display(buf, c.baskets);
+                buf.push(b',');
+                write_csv_field(buf, antecedent);
+                buf.push(b',');
+                why.clear();
+                // Writing to a String cannot fail.
+                let _ =
+                    write!(why, "in {:.0}% of the {} baskets holding {holding}", item.confidence * 100.0, c.baskets);
+                write_csv_field(buf, why);
+                buf.push(b'\n');
+            }
+        },
+    );
+    let stats = written
+        .and_then(|st| f.commit().map(|()| st))
+        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    log.info(format!("wrote {} completions for {} baskets to {}", stats.rows, wanted.len(), cmd.out.display()));
     Ok(())
 }
 

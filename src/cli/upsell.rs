@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
+use cobuy::batch::{put_display, write_field};
 use cobuy::ids::ItemIdx;
 use cobuy::ingest::{self, PurchaseLog};
 use cobuy::model::{FitInfo, Model};
@@ -28,7 +29,7 @@ use super::args::{
     CatalogArgs, FitArgs, InputArgs, SimilarityArgs, UpsellArgs, check_catalog, fit_plan, ingest_options, set_threads,
 };
 use super::paths::Files;
-use super::{Log, bad, create_parent, customer_progress, customers_of, summary_lines};
+use super::{Log, bad, create_parent, customers_of, summary_lines, write_batch};
 
 /// Reads the catalogue for up-sell, reporting its items without a usable price.
 pub fn read_catalog(args: &CatalogArgs, skip_invalid: bool, out: &Path, log: Log) -> Result<Catalog> {
@@ -170,43 +171,39 @@ fn label(catalog: &Catalog, id: &str) -> String {
     }
 }
 
-/// The readable reason of an upgrade from `anchor` to `item`.
-fn reason(
-    anchor: ItemIdx,
-    item: ItemIdx,
-    basis: &Basis,
-    delay: Delay,
-    catalog: &Catalog,
-    ids: &cobuy::ids::IdTable,
-    category: &str,
-) -> String {
-    let (anchor, item) = (label(catalog, ids.id(anchor.0)), label(catalog, ids.id(item.0)));
-    let mut r = match *basis {
-        Basis::Path(p) => format!(
+/// Appends the readable reason of an upgrade from the item labelled `anchor` to the one
+/// labelled `item` (labels as [`label`] gives them).
+fn write_reason(out: &mut String, anchor: &str, item: &str, basis: &Basis, delay: Delay, category: &str) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match *basis {
+        Basis::Path(p) => write!(
+            out,
             "customers who bought {anchor} later upgraded to {item}: {} of {} ({:.0}%, {:.1} times chance)",
             p.customers,
             p.anchor_customers,
             100.0 * f64::from(p.customers) / f64::from(p.anchor_customers.max(1)),
             f64::from(p.customers) / p.expected.max(1e-9)
         ),
-        Basis::Tier { up_rate: Some(rate), share } => format!(
+        Basis::Tier { up_rate: Some(rate), share } => write!(
+            out,
             "a step up from {anchor} in {category}: {:.0}% of customers buying at that price later buy dearer there; {:.0}% of them choose {item}",
             100.0 * rate,
             100.0 * share
         ),
-        Basis::Tier { up_rate: None, share } => format!(
+        Basis::Tier { up_rate: None, share } => write!(
+            out,
             "a step up from {anchor} in {category}: {item} is {:.0}% of the purchases of its dearer items",
             100.0 * share
         ),
     };
     let days = delay.days().unwrap_or(0);
-    match delay {
-        Delay::Path(_) => r.push_str(&format!("; median {days} days")),
-        Delay::Category(_) => r.push_str(&format!("; upgrades in {category} come after a median {days} days")),
-        Delay::Repurchase(_) => r.push_str(&format!("; {category} is bought again every {days} days (median)")),
-        Delay::Unknown => {}
-    }
-    r
+    let _ = match delay {
+        Delay::Path(_) => write!(out, "; median {days} days"),
+        Delay::Category(_) => write!(out, "; upgrades in {category} come after a median {days} days"),
+        Delay::Repurchase(_) => write!(out, "; {category} is bought again every {days} days (median)"),
+        Delay::Unknown => Ok(()),
+    };
 }
 
 /// Runs `cobuy up-sell`.
@@ -256,55 +253,50 @@ fn write_offers(
     let category_name =
         |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
     let ids = model.items();
-    let start = Instant::now();
-    create_parent(out)?;
-    let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let (bar, progress) = customer_progress(log, customers.len() as u64, "up-sell");
-    let mut w = std::io::BufWriter::new(&mut f);
-    let stats = cobuy::batch::write_blocks(
-        &customers,
-        "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n",
-        &mut w,
-        &progress,
-        || up.scratch(),
-        |s, c, buf, st| {
-            let offers = up.offers(c, top, s);
-            st.customers += 1;
-            st.rows += offers.len() as u64;
-            st.short_customers += u64::from(offers.len() < top);
-            for (rank, o) in offers.iter().enumerate() {
-                let fields = [
-                    model.customers().id(c.0),
-                    &(rank + 1).to_string(),
-                    ids.id(o.item.0),
-                    &format!("{:.6}", o.score),
-                    ids.id(o.anchor.0),
-                    &o.offer_after.map(cobuy::time::date).unwrap_or_default(),
-                    &reason(o.anchor, o.item, &o.basis, o.delay, catalog, ids, category_name(o.item)),
-                ];
-                for (k, f) in fields.iter().enumerate() {
-                    if k > 0 {
-                        buf.push(b',');
+    // Every item's label, made once rather than twice per offer.
+    let labels: Vec<String> = ids.iter().map(|id| label(catalog, id)).collect();
+    let (stats, secs) = write_batch(out, customers.len(), "up-sell", log, |file, progress| {
+        cobuy::batch::write_blocks(
+            &customers,
+            "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n",
+            file,
+            progress,
+            || (up.scratch(), String::new()),
+            |(s, reason), &c, buf, st| {
+                let offers = up.offers(c, top, s);
+                st.customers += 1;
+                st.rows += offers.len() as u64;
+                st.short_customers += u64::from(offers.len() < top);
+                for (rank, o) in offers.iter().enumerate() {
+                    write_field(buf, model.customers().id(c.0));
+                    buf.push(b',');
+                    put_display(buf, rank + 1);
+                    buf.push(b',');
+                    write_field(buf, ids.id(o.item.0));
+                    buf.push(b',');
+                    put_display(buf, format_args!("{:.6}", o.score));
+                    buf.push(b',');
+                    write_field(buf, ids.id(o.anchor.0));
+                    buf.push(b',');
+                    if let Some(t) = o.offer_after {
+                        buf.extend_from_slice(cobuy::time::date(t).as_bytes());
                     }
-                    cobuy::batch::write_field(buf, f);
+                    buf.push(b',');
+                    reason.clear();
+                    let (anchor, item) = (&labels[o.anchor.get()], &labels[o.item.get()]);
+                    write_reason(reason, anchor, item, &o.basis, o.delay, category_name(o.item));
+                    write_field(buf, reason);
+                    buf.push(b'\n');
                 }
-                buf.push(b'\n');
-            }
-        },
-    )
-    .with_context(|| format!("cannot write {}", out.display()))?;
-    w.flush().with_context(|| format!("cannot write {}", out.display()))?;
-    drop(w);
-    f.commit().with_context(|| format!("cannot write {}", out.display()))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+            },
+        )
+    })?;
     log.info(format!(
         "wrote {} up-sell offers for {} customers to {} in {:.1}s; {} customers got fewer than {} (no category with a dearer item to offer)",
         stats.rows,
         stats.customers,
         out.display(),
-        start.elapsed().as_secs_f64(),
+        secs,
         stats.short_customers,
         top
     ));
@@ -479,6 +471,9 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
                 }
             };
             let [customers, anchor_customers, expected, score] = &counts;
+            let mut reason = String::new();
+            let (from, to) = (label(&catalog, ids.id(a)), label(&catalog, ids.id(b.0)));
+            write_reason(&mut reason, &from, &to, &basis, delay, &category);
             w.write_record([
                 ids.id(a),
                 &(rank + 1).to_string(),
@@ -492,7 +487,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
                 &delay.days().map_or(String::new(), |d| d.to_string()),
                 &price(a),
                 &price(b.0),
-                &reason(anchor, b, &basis, delay, &catalog, ids, &category),
+                &reason,
             ])?;
         }
     }

@@ -372,9 +372,15 @@ impl Model {
     /// Weighs the purchases of someone not in the model (fold-in) exactly as the model's
     /// own customers were weighed. `items` must be sorted and distinct; `times` aligned.
     pub fn fold_in(&self, items: Vec<u32>, counts: Vec<f32>, times: Option<Vec<i64>>, seen: Vec<u32>) -> FoldIn {
-        let mut weights = Vec::with_capacity(items.len());
-        self.params.weighting.weigh_row(&self.stats, &items, &counts, times.as_deref(), &mut weights);
-        FoldIn { items, weights, counts, times, seen, own: None }
+        let mut f = FoldIn { items, weights: Vec::new(), counts, times, seen, own: None };
+        self.weigh_fold_in(&mut f);
+        f
+    }
+
+    /// Weighs a fold-in row again after its purchases were refilled in place (a batch
+    /// worker reuses one row's buffers for every customer).
+    pub(crate) fn weigh_fold_in(&self, f: &mut FoldIn) {
+        self.params.weighting.weigh_row(&self.stats, &f.items, &f.counts, f.times.as_deref(), &mut f.weights);
     }
 
     /// Top `n` items for someone not in the model, from the items they bought (fold-in;

@@ -113,19 +113,25 @@ impl<'a> CrossSell<'a> {
     }
 
     /// Per-worker buffers.
-    pub fn scratch(&self) -> (Scratch, Vec<Recommendation>) {
-        (self.scorer.scratch(), Vec::new())
+    pub fn scratch(&self) -> CrossSellScratch {
+        CrossSellScratch {
+            scratch: self.scorer.scratch(),
+            recs: Vec::new(),
+            cands: Vec::new(),
+            merged: Vec::new(),
+            per_category: std::collections::HashMap::new(),
+        }
     }
 
-    /// The customer's best `n` offers, best first.
-    pub fn offers(&self, c: CustomerIdx, n: usize, s: &mut (Scratch, Vec<Recommendation>)) -> Vec<Offer> {
+    /// The customer's best `n` offers, best first, in `out` (cleared first).
+    pub fn offers(&self, c: CustomerIdx, n: usize, s: &mut CrossSellScratch, out: &mut Vec<Offer>) {
         let q = self.scorer.query(c);
-        let (scratch, recs) = s;
+        let CrossSellScratch { scratch, recs, cands, merged, per_category } = s;
         self.scorer.recommend(&q, self.params.candidates, scratch, recs);
         let bought = q.items;
         // Candidates: (item, collaborative score, strongest rule).
-        let mut cands: Vec<Candidate> =
-            recs.iter().filter(|r| r.source != Source::Popular).map(|r| (r.item.0, f64::from(r.score), None)).collect();
+        cands.clear();
+        cands.extend(recs.iter().filter(|r| r.source != Source::Popular).map(|r| (r.item.0, f64::from(r.score), None)));
         for &i in bought {
             for &(j, confidence, lift) in &self.outgoing[i as usize] {
                 if bought.binary_search(&j).is_err() && !q.seen.contains(&j) {
@@ -136,7 +142,7 @@ impl<'a> CrossSell<'a> {
         // Merge per item: the collaborative score, and the rule with the highest lift
         // (then confidence, then the lower antecedent).
         cands.sort_by_key(|c| c.0);
-        let mut merged: Vec<Candidate> = Vec::new();
+        merged.clear();
         for group in cands.chunk_by(|a, b| a.0 == b.0) {
             let cf = group.iter().map(|g| g.1).fold(0.0, f64::max);
             let with = group
@@ -150,37 +156,49 @@ impl<'a> CrossSell<'a> {
         merged.retain(|m| self.eligible.get(m.0 as usize).copied().unwrap_or(false) && self.scorer.allows(m.0));
         let best_cf = merged.iter().map(|m| m.1).fold(0.0, f64::max);
         let best_lift = merged.iter().filter_map(|m| m.2).map(|w| w.2).fold(1.0, f64::max);
-        let mut per_category = std::collections::HashMap::<u32, u32>::new();
+        per_category.clear();
         for &i in bought {
             if let Some(Some(g)) = self.category.get(i as usize) {
                 *per_category.entry(*g).or_default() += 1;
             }
         }
         let w = self.params.cf_weight;
-        let mut offers: Vec<Offer> = merged
-            .into_iter()
-            .map(|(j, cf, with)| {
-                let cf = if best_cf > 0.0 { cf / best_cf } else { 0.0 };
-                let lift = match with {
-                    Some((_, _, l)) if best_lift > 1.0 => l.ln() / best_lift.ln(),
-                    _ => 0.0,
-                };
-                let category = self.category.get(j as usize).copied().flatten();
-                let had = category.and_then(|g| per_category.get(&g).copied()).unwrap_or(0);
-                let novelty = (1.0 / (1.0 + f64::from(had))).powf(self.params.novelty);
-                Offer {
-                    item: ItemIdx(j),
-                    score: (w * cf + (1.0 - w) * lift) * novelty,
-                    category,
-                    bought_in_category: had,
-                    with,
-                    cf,
-                }
-            })
-            .filter(|o| o.score > 0.0)
-            .collect();
-        offers.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.0.cmp(&b.item.0)));
-        offers.truncate(n);
-        offers
+        out.clear();
+        out.extend(
+            merged
+                .iter()
+                .map(|&(j, cf, with)| {
+                    let cf = if best_cf > 0.0 { cf / best_cf } else { 0.0 };
+                    let lift = match with {
+                        Some((_, _, l)) if best_lift > 1.0 => l.ln() / best_lift.ln(),
+                        _ => 0.0,
+                    };
+                    let category = self.category.get(j as usize).copied().flatten();
+                    let had = category.and_then(|g| per_category.get(&g).copied()).unwrap_or(0);
+                    let novelty = (1.0 / (1.0 + f64::from(had))).powf(self.params.novelty);
+                    Offer {
+                        item: ItemIdx(j),
+                        score: (w * cf + (1.0 - w) * lift) * novelty,
+                        category,
+                        bought_in_category: had,
+                        with,
+                        cf,
+                    }
+                })
+                .filter(|o| o.score > 0.0),
+        );
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.0.cmp(&b.item.0)));
+        out.truncate(n);
     }
+}
+
+/// Per-worker buffers of [`CrossSell::offers`], reused for every customer.
+#[derive(Debug)]
+pub struct CrossSellScratch {
+    scratch: Scratch,
+    recs: Vec<Recommendation>,
+    cands: Vec<Candidate>,
+    merged: Vec<Candidate>,
+    /// The customer's items per category.
+    per_category: std::collections::HashMap<u32, u32>,
 }

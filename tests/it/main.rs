@@ -16,6 +16,7 @@ mod common;
 mod als;
 mod architecture;
 mod auto;
+mod batch_memory;
 mod catalog;
 mod cli_crosssell;
 mod cli_eval;
