@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use cobuy::algo::similarity::{Measure, SimilarityParams, Ties};
 use cobuy::eval::Target;
-use cobuy::eval::select::{AutoParams, Pins};
+use cobuy::eval::select::{self, AutoParams, Pins};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::ids::{IdTable, ItemIdx};
 use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions, Returns};
@@ -331,7 +331,7 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
         ease_lambda: m.ease_lambda != d.ease_lambda,
         als: m.factors != d.factors || m.regularization != d.regularization,
     };
-    Ok(FitPlan::Auto(AutoParams { base, pins, target: Target::NewItems }))
+    Ok(FitPlan::Auto(AutoParams { base, pins, target: Target::NewItems, max_customers: select::MAX_CUSTOMERS }))
 }
 
 /// The checked fit parameters of a given algorithm: its weighting (`auto` resolved per

@@ -6,6 +6,8 @@
 //!    seeded random fifth of each customer's items. With fewer than [`MIN_RANDOM`]
 //!    measurable customers nothing is measured and item-kNN is taken, and the record says
 //!    so.
+//!    Above [`MAX_CUSTOMERS`] customers, a seeded sample of them (all their rows) stands
+//!    for the data, so that choosing costs about the same at any size.
 //! 2. Measure every family at its defaults (item-kNN, RP3beta, user-kNN, EASE where its
 //!    dense system is small enough, ALS, popularity; buy-again too when bought items may be
 //!    recommended), then refine the two best families one dimension at a time (weighting
@@ -24,7 +26,7 @@ use crate::matrix::Scheme;
 use crate::model::{FitParams, Selection, Tried, describe};
 
 use super::metrics::Metric;
-use super::split::{Cutoff, SplitMethod};
+use super::split::{Cutoff, SplitMethod, id_hash};
 use super::{EvalError, Prepared, Target, prepare_within};
 
 /// Measurable customers the most recent window must hold to be the validation split.
@@ -36,6 +38,10 @@ pub const K: usize = 10;
 /// EASE is a candidate only when its smaller dense side (items or customers) is at most
 /// this: a 12,000 x 12,000 solve takes about half a minute on two cores.
 pub const EASE_MAX_SIDE: usize = 12_000;
+/// Customers the search works on at most: above, a seeded sample of customers (all their
+/// rows) stands for the data, so that choosing costs about the same on a million customers
+/// as on this many.
+pub const MAX_CUSTOMERS: usize = 50_000;
 /// The share of purchases in the recent window.
 const WINDOW_SHARE: f64 = 0.1;
 /// The share of each customer's items held out at random.
@@ -71,6 +77,9 @@ pub struct AutoParams {
     pub pins: Pins,
     /// New items (the default) or all items (when bought items may be recommended).
     pub target: Target,
+    /// Customers the search works on at most ([`MAX_CUSTOMERS`] by default): above, a
+    /// seeded sample of customers (all their rows) stands for the data.
+    pub max_customers: usize,
 }
 
 /// Chooses parameters on validation rows carved from the rows `among` marks (all when
@@ -84,7 +93,16 @@ pub fn choose(
 ) -> Result<(FitParams, Selection), EvalError> {
     let objective = format!("NDCG@{K} on {}", target_words(auto.target));
     let fallback = family(auto, Algorithm::ItemKnn, false);
-    let (prepared, split) = match carve(log, among, auto.target) {
+    let all: Vec<bool> = match among {
+        Some(a) => a.to_vec(),
+        None => vec![true; log.rows.len()],
+    };
+    let (among, sampled) = sample(log, all, auto.max_customers.max(1));
+    let carved = carve(log, &among, auto.target).map(|(p, split)| match &sampled {
+        Some(s) => (p, format!("{split}; on {s}")),
+        None => (p, split),
+    });
+    let (prepared, split) = match carved {
         Ok(p) => p,
         Err(why) => {
             let reason = format!("{why}: nothing to measure on, so {} by default", describe(&fallback));
@@ -185,22 +203,18 @@ impl Search<'_, '_> {
 }
 
 /// The validation split, and a sentence saying which and why; or why there is none.
-fn carve(log: &PurchaseLog, among: Option<&[bool]>, target: Target) -> Result<(Prepared, String), String> {
-    let all: Vec<bool> = match among {
-        Some(a) => a.to_vec(),
-        None => vec![true; log.rows.len()],
-    };
+fn carve(log: &PurchaseLog, all: &[bool], target: Target) -> Result<(Prepared, String), String> {
     let measured = |p: &Prepared| match target {
         Target::AllItems => p.summary.measured_all,
         _ => p.summary.measured_new,
     };
-    let purchases = log.rows.iter().zip(&all).filter(|(r, a)| **a && r.quantity > 0.0);
+    let purchases = log.rows.iter().zip(all).filter(|(r, a)| **a && r.quantity > 0.0);
     let (n, timed) = purchases.fold((0u64, 0u64), |(n, t), (r, _)| (n + 1, t + u64::from(r.time.is_some())));
     let why = if n > 0 && timed == n {
         let method = SplitMethod::Time { cutoff: Cutoff::LastShare(WINDOW_SHARE) };
-        match prepare_within(log, &all, &method) {
+        match prepare_within(log, all, &method) {
             Ok(p) if measured(&p) >= MIN_WINDOW => {
-                let from = method.cutoff_time(log, Cutoff::LastShare(WINDOW_SHARE), Some(&all)).ok();
+                let from = method.cutoff_time(log, Cutoff::LastShare(WINDOW_SHARE), Some(all)).ok();
                 let split = format!(
                     "validation on the most recent tenth of the purchases{} ({} customers measured), trained on \
                      the rows before",
@@ -221,7 +235,7 @@ fn carve(log: &PurchaseLog, among: Option<&[bool]>, target: Target) -> Result<(P
         format!("{} of {n} purchases have no time", n - timed)
     };
     let method = SplitMethod::Random { fraction: HOLDOUT_SHARE, seed: SEED };
-    match prepare_within(log, &all, &method) {
+    match prepare_within(log, all, &method) {
         Ok(p) if measured(&p) >= MIN_RANDOM => {
             let split = format!(
                 "validation on a random fifth of each customer's items ({} customers measured), because {why}",
@@ -236,6 +250,30 @@ fn carve(log: &PurchaseLog, among: Option<&[bool]>, target: Target) -> Result<(P
         )),
         Err(e) => Err(format!("{why}, and no random holdout is possible ({e})")),
     }
+}
+
+/// Keeps the rows of at most `max` customers with purchases among `among`: those
+/// whose ids hash lowest, all their rows; says so when it drops any.
+fn sample(log: &PurchaseLog, mut among: Vec<bool>, max: usize) -> (Vec<bool>, Option<String>) {
+    let mut buys = vec![false; log.customers.len()];
+    for (r, _) in log.rows.iter().zip(&among).filter(|(r, a)| **a && r.quantity > 0.0) {
+        buys[r.customer.get()] = true;
+    }
+    let mut ranked: Vec<(u64, u32)> =
+        (0..buys.len() as u32).filter(|&c| buys[c as usize]).map(|c| (id_hash(SEED, log.customers.id(c)), c)).collect();
+    let n = ranked.len();
+    if n <= max {
+        return (among, None);
+    }
+    ranked.select_nth_unstable(max);
+    let mut keep = vec![false; buys.len()];
+    for &(_, c) in &ranked[..max] {
+        keep[c as usize] = true;
+    }
+    for (a, r) in among.iter_mut().zip(&log.rows) {
+        *a = *a && keep[r.customer.get()];
+    }
+    (among, Some(format!("a sample of {max} of the {n} customers with purchases (all their rows)")))
 }
 
 /// The smaller side of EASE's dense system on the training part.

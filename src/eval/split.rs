@@ -248,6 +248,15 @@ fn basket_times(log: &PurchaseLog) -> Option<Vec<i64>> {
 /// FNV-1a over the seed and both ids (separated so "ab"+"c" differs from "a"+"bc"),
 /// then a final mix so that nearby seeds give unrelated draws.
 fn pair_hash(seed: u64, customer: &str, item: &str) -> u64 {
+    hash_parts(seed, &[customer.as_bytes(), &[0xff], item.as_bytes()])
+}
+
+/// A seeded hash of one id, uniform over `u64`: who is in a sample of customers.
+pub(crate) fn id_hash(seed: u64, id: &str) -> u64 {
+    hash_parts(seed, &[id.as_bytes()])
+}
+
+fn hash_parts(seed: u64, parts: &[&[u8]]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {
@@ -255,9 +264,9 @@ fn pair_hash(seed: u64, customer: &str, item: &str) -> u64 {
         }
     };
     eat(&seed.to_le_bytes());
-    eat(customer.as_bytes());
-    eat(&[0xff]);
-    eat(item.as_bytes());
+    for p in parts {
+        eat(p);
+    }
     // splitmix64's finaliser.
     let mut z = h;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -156,3 +156,47 @@ fn the_choice_and_the_model_bytes_do_not_depend_on_the_thread_count() {
     }
     assert!(models[0] == models[1], "the model bytes differ between 1 and 3 threads");
 }
+
+#[test]
+fn above_the_customer_limit_a_hashed_sample_of_customers_is_searched_with_all_their_rows() {
+    use cobuy::eval::Target;
+    use cobuy::eval::select::{AutoParams, Pins, choose};
+    use cobuy::ingest::{Columns, IngestOptions, read_log};
+    use cobuy::model::FitParams;
+
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let mut cols = Columns::new("customer", "item");
+    cols.time = Some("time".into());
+    cols.quantity = Some("quantity".into());
+    let (log, _) = read_log(dir.path().join("purchases.csv"), &IngestOptions::new(cols)).unwrap();
+    let auto = |max_customers| AutoParams {
+        base: FitParams::default(),
+        pins: Pins::default(),
+        target: Target::NewItems,
+        max_customers,
+    };
+    let (_, whole) = choose(&log, None, &auto(1000), &mut |_| {}).unwrap();
+    assert!(!whole.split.contains("sample"), "{}", whole.split);
+    // 150 of the customers with purchases: the same 150 whatever the row order, so the
+    // record is the same when the log is read back to front.
+    let (_, sampled) = choose(&log, None, &auto(150), &mut |_| {}).unwrap();
+    let with_purchases = {
+        let mut c: Vec<_> = log.rows.iter().filter(|r| r.quantity > 0.0).map(|r| r.customer).collect();
+        c.sort_unstable();
+        c.dedup();
+        c.len()
+    };
+    assert!(
+        sampled.split.ends_with(&format!(
+            "on a sample of 150 of the {with_purchases} customers with purchases (all their rows)"
+        )),
+        "{}",
+        sampled.split
+    );
+    assert!(sampled.customers <= 150 && sampled.customers > 0, "{}", sampled.customers);
+    let mut reversed = log.clone();
+    reversed.rows.reverse();
+    let (_, again) = choose(&reversed, None, &auto(150), &mut |_| {}).unwrap();
+    assert_eq!(again, sampled);
+}
