@@ -30,6 +30,7 @@ mod hostile;
 mod hostile_eval;
 mod knn_oracle;
 mod model_file;
+mod model_values;
 mod output_paths;
 mod rules;
 mod rules_oracle;
