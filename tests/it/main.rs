@@ -26,6 +26,7 @@ mod determinism;
 mod ease_oracle;
 mod eval_metrics;
 mod eval_split;
+mod explain;
 mod hostile;
 mod hostile_eval;
 mod knn_oracle;
