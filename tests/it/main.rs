@@ -29,6 +29,7 @@ mod eval_split;
 mod explain;
 mod hostile;
 mod hostile_eval;
+mod ingest_summary;
 mod knn_oracle;
 mod model_file;
 mod model_values;
