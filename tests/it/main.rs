@@ -27,6 +27,7 @@ mod ease_oracle;
 mod eval_metrics;
 mod eval_split;
 mod explain;
+mod foldin;
 mod hostile;
 mod hostile_eval;
 mod ingest_summary;
