@@ -871,18 +871,61 @@ fn check_csr(indptr: &[usize], indices: &[u32], data_len: usize, shape: (usize, 
 /// Explaining one customer's item, for [`super::Recommender`].
 impl Ease {
     /// Each bought item's own term of item `j`'s score (its weight times its EASE
-    /// coefficient towards `j`), the largest three.
+    /// coefficient towards `j`), the largest three. Reads one coefficient per bought item
+    /// ([`Ease::column`]) rather than scoring each bought item alone: a row of the output
+    /// costs about the customer's items, not their number times a whole score.
+    ///
+    /// With no positive term (a score of 0 or less, listed because the filter left nothing
+    /// better), no bought item argues for `j`: the reason is then the whole pattern
+    /// ([`Reason::Resembles`] with no items), never "bought with" an empty list.
     pub(crate) fn explain(&self, q: &Query<'_>, j: u32) -> Reason {
-        let mut contrib: Vec<(u32, f32)> = Vec::new();
-        let mut es = self.scratch();
-        let mut one = vec![0f32; self.items()];
-        for (&i, &w) in q.items.iter().zip(q.weights) {
-            self.score(&[i], &[w], &mut one, &mut es);
-            if one[j as usize] > 0.0 {
-                contrib.push((i, one[j as usize]));
+        let contrib: Vec<(u32, f32)> = match self.position(j) {
+            None => Vec::new(),
+            Some(to) => {
+                let coefficient = self.column(to);
+                q.items
+                    .iter()
+                    .zip(q.weights)
+                    .filter_map(|(&i, &w)| {
+                        let term = (f64::from(w) * coefficient(self.position(i)?)) as f32;
+                        (term > 0.0).then_some((i, term))
+                    })
+                    .collect()
+            }
+        };
+        if contrib.is_empty() { Reason::Resembles(Vec::new()) } else { Reason::BoughtWith(top_three(contrib)) }
+    }
+
+    /// `B[from, to]` for every `from`, as a function of positions in the solve (0 on the
+    /// diagonal). The item side reads the stored value. The customer side does not store
+    /// `B`: its off-diagonal entry is `(Xᵀ M X)[from, to] / (λ diag(P)[to])` (the Woodbury
+    /// form [`Ease::score`] uses); `u = M X[·, to]` is formed once (customers long, the
+    /// smaller side), so each entry then costs its item's buyers.
+    fn column(&self, to: u32) -> impl Fn(u32) -> f64 + '_ {
+        let k = self.kept.len();
+        let u: Vec<f64> = match &self.solution {
+            Solution::Items { .. } => Vec::new(),
+            Solution::Customers { m, xt, x, .. } => {
+                let c = x.rows();
+                // M is symmetric, packed by rows of its upper triangle: row r starts at
+                // r (2c - r + 1) / 2 and holds M[r, r..c].
+                let at = |r: usize, s: usize| {
+                    let (r, s) = if r <= s { (r, s) } else { (s, r) };
+                    m[r * (2 * c - r + 1) / 2 + (s - r)]
+                };
+                let (ss, ws) = xt.row(to as usize);
+                (0..c).map(|r| ss.iter().zip(ws).map(|(&s, &w)| at(r, s as usize) * f64::from(w)).sum()).collect()
+            }
+        };
+        move |from: u32| match &self.solution {
+            _ if from == to => 0.0,
+            Solution::Items { b } => f64::from(b[from as usize * k + to as usize]),
+            Solution::Customers { xt, inv_scale, .. } => {
+                let (rs, vs) = xt.row(from as usize);
+                let dot: f64 = rs.iter().zip(vs).map(|(&r, &v)| f64::from(v) * u[r as usize]).sum();
+                dot * inv_scale[to as usize]
             }
         }
-        Reason::BoughtWith(top_three(contrib))
     }
 }
 

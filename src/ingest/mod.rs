@@ -459,12 +459,10 @@ pub fn read_log_with_progress(
     let log = sink.finish();
     sum.customers = log.customers.len() as u64;
     sum.items = log.items.len() as u64;
-    let mut bought = vec![false; log.customers.len()];
-    for r in log.rows.iter().filter(|r| r.quantity > 0.0) {
-        bought[r.customer.get()] = true;
-    }
-    sum.customers_with_purchases = bought.iter().filter(|&&b| b).count() as u64;
-    if !log.rows.iter().any(|r| r.quantity > 0.0) {
+    // Counted after netting, by the same merge as `read_purchases`: a customer whose
+    // returns cancel every purchase has none left.
+    sum.customers_with_purchases = log.interactions(&vec![true; log.rows.len()]).0.customers_with_purchases() as u64;
+    if sum.customers_with_purchases == 0 {
         return Err(IngestError::NothingKept {
             path: display_name(path),
             rows: sum.rows_read,

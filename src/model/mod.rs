@@ -510,6 +510,7 @@ impl Model {
             seen_only,
         )
         .map_err(|e| corrupt(format!("purchases: {e}")))?;
+        check_decoded(&data, meta.info.ingest.as_ref()).map_err(corrupt)?;
         let (nptr, nidx, nval): (Vec<usize>, Vec<u32>, Vec<f32>) = (
             decode_ptr(b"NPTR", s.get(b"NPTR")?)?,
             decode(b"NIDX", s.get(b"NIDX")?)?,
@@ -518,6 +519,9 @@ impl Model {
         check_rows(&nptr, &nidx, (n_items, n_items)).map_err(|e| corrupt(format!("neighbours: {e}")))?;
         if nval.len() != nidx.len() || nval.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
             return Err(corrupt("neighbours: similarities are missing or not positive".into()));
+        }
+        if nptr.windows(2).enumerate().any(|(i, w)| nidx[w[0]..w[1]].binary_search(&(i as u32)).is_ok()) {
+            return Err(corrupt("neighbours: an item is its own neighbour".into()));
         }
         let neighbors = Csr::new((n_items, n_items), nptr, nidx, nval);
         let latent = match meta.params.algorithm {
@@ -571,4 +575,42 @@ impl Model {
         let bytes = std::fs::read(path).map_err(|error| ModelError::Io { path: path.display().to_string(), error })?;
         Model::from_bytes(&bytes)
     }
+}
+
+/// The value checks the decoded purchases need beyond their structure (which
+/// [`Interactions::from_parts`] checks), so that a file whose checksums pass but whose
+/// values no fit could produce is an error, never an overflow or a wrong answer: purchase
+/// times within [`crate::time::MIN`]..=[`crate::time::MAX`] (or none), so that the ages
+/// decay and repurchase windows compute never overflow; no pair both bought and seen
+/// only; and an ingest summary whose buckets add up to the rows read (as `inspect` prints
+/// them). Amounts are not checked: nothing scores with them, and ingest may store an
+/// infinite one (a huge price).
+fn check_decoded(data: &Interactions, ingest: Option<&IngestSummary>) -> Result<(), String> {
+    let in_range = |t: i64| t == i64::MIN || (crate::time::MIN..=crate::time::MAX).contains(&t);
+    if let Some(t) = data.last_time().and_then(|t| t.iter().find(|&&t| !in_range(t))) {
+        return Err(format!("purchases: a purchase time ({t}) is outside the years 0000 to 9999"));
+    }
+    for c in (0..data.customers().len() as u32).map(CustomerIdx) {
+        let (bought, seen) = (data.purchases(c).0, data.seen_only(c));
+        if seen.iter().any(|j| bought.binary_search(j).is_ok()) {
+            return Err("purchases: a customer-item pair is both bought and seen only".into());
+        }
+    }
+    if let Some(s) = ingest {
+        let buckets = [
+            s.purchase_rows,
+            s.return_rows_netted,
+            s.return_rows_ignored,
+            s.below_min_value_rows,
+            s.guest_rows,
+            s.zero_quantity_rows,
+            s.rejected_rows,
+        ];
+        let sum = buckets.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+        let outliers = s.time_outliers.map(|o| o.after.checked_add(o.before));
+        if sum != Some(s.rows_read) || outliers.is_some_and(|n| n.is_none_or(|n| n > s.purchase_rows)) {
+            return Err("META: the ingest summary's row counts do not add up".into());
+        }
+    }
+    Ok(())
 }

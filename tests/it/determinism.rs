@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::{COLUMNS, Lcg, SEED, purchase_lines, run_cobuy, write_lines};
+use crate::model_values::sections;
 
 // ---------------------------------------------------------------------------------------
 // Running the binary
@@ -156,5 +157,78 @@ fn row_order_does_not_change_any_output() {
     for ((m, r), what) in runs[1..].iter().zip(["shuffled", "reversed"]) {
         assert_same(model, m, &format!("model, rows in file order vs {what}"));
         assert_same(recs, r, &format!("recommendations, rows in file order vs {what}"));
+    }
+}
+
+/// The commands beyond fit and recommend give the same bytes with 1, 2 and 3 threads, on
+/// a log large enough for the work to split (thousands of customers, hundreds of items):
+/// fold-in, rules, basket-complete, and EASE (fit, and recommend with reasons) on both of
+/// its sides (items when customers outnumber them, customers otherwise).
+#[test]
+fn thread_count_does_not_change_fold_in_rules_basket_complete_or_ease() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let generate = |customers: &str, items: &str, purchases: &str, out: &str| {
+        let args = ["--quiet", "generate", "--customers", customers, "--items", items, "--purchases", purchases];
+        cobuy(dir, &[&args[..], &["--seed", "9", "--out", out]].concat());
+    };
+    generate("3000", "300", "60000", "many-customers.csv");
+    generate("150", "600", "6000", "many-items.csv");
+    let mut baskets = String::from("basket_id,item_id\n");
+    for b in 0..200 {
+        baskets.push_str(&format!("b{b},i{}\nb{b},i{}\n", b % 40, (b * 7) % 90 + 1));
+    }
+    fs::write(dir.join("baskets.csv"), baskets).unwrap();
+    const INPUT: [&str; 8] =
+        ["--basket-col", "basket_id", "--quantity-col", "quantity", "--price-col", "price", "--time-col", "timestamp"];
+
+    // Every output of one thread count, in a fixed order.
+    let outputs = |threads: usize| -> Vec<(String, Vec<u8>)> {
+        let t = threads.to_string();
+        let sub = format!("t{threads}");
+        let path = |name: &str| format!("{sub}/{name}");
+        let run = |command: &[&str], input: Option<&str>, out: &str| {
+            let mut args = vec!["--quiet", "--threads", &t];
+            args.extend_from_slice(command);
+            if let Some(file) = input {
+                args.extend_from_slice(&["--purchases", file]);
+                args.extend_from_slice(&INPUT);
+            }
+            cobuy(dir, &args);
+            (out.to_string(), fs::read(dir.join(out)).unwrap())
+        };
+        let mut got = Vec::new();
+        for log in ["many-customers", "many-items"] {
+            let (model, recs, fold) =
+                (path(&format!("{log}.cobuy")), path(&format!("{log}.recs.csv")), path(&format!("{log}.fold.csv")));
+            let csv = format!("{log}.csv");
+            got.push(run(
+                &["fit", "--algorithm", "ease", "--ease-lambda", "50", "--model", &model],
+                Some(&csv),
+                &model,
+            ));
+            got.push(run(&["recommend", "--model", &model, "--top", "10", "--explain", "--out", &recs], None, &recs));
+            got.push(run(
+                &["fold-in", "--model", &model, "--top", "10", "--explain", "--out", &fold],
+                Some(&csv),
+                &fold,
+            ));
+        }
+        let (rules, complete) = (path("rules.csv"), path("complete.csv"));
+        got.push(run(&["rules", "--min-support", "0.0005", "--out", &rules], Some("many-customers.csv"), &rules));
+        let args = ["basket-complete", "--baskets", "baskets.csv", "--min-count", "2", "--out", &complete];
+        got.push(run(&args, Some("many-customers.csv"), &complete));
+        got
+    };
+    let one = outputs(1);
+    let solved = |model: &[u8]| sections(model).iter().any(|s| &s.0 == b"EMUP");
+    assert!(!solved(&one[0].1) && solved(&one[3].1), "EASE solved over items, then over customers");
+    for (name, bytes) in &one {
+        assert!(bytes.len() > 1000, "{name}: {} bytes", bytes.len());
+    }
+    for threads in [2, 3] {
+        for ((name, a), (_, b)) in one.iter().zip(&outputs(threads)) {
+            assert_same(a, b, &format!("{name}, 1 vs {threads} threads"));
+        }
     }
 }

@@ -54,9 +54,9 @@ static ALLOC: Recording = Recording;
 // The oracle
 // ---------------------------------------------------------------------------------------
 
-type Dense = Vec<Vec<f64>>;
+pub(crate) type Dense = Vec<Vec<f64>>;
 
-fn dense(x: &Csr) -> Dense {
+pub(crate) fn dense(x: &Csr) -> Dense {
     let mut d = vec![vec![0.0; x.cols()]; x.rows()];
     for (r, row) in x.outer_iterator().enumerate() {
         for (c, &v) in row.iter() {
@@ -67,7 +67,7 @@ fn dense(x: &Csr) -> Dense {
 }
 
 /// The inverse of `a` by Gauss-Jordan elimination with partial pivoting.
-fn gauss_jordan(a: &Dense) -> Dense {
+pub(crate) fn gauss_jordan(a: &Dense) -> Dense {
     let n = a.len();
     let mut m: Dense = a
         .iter()
@@ -96,7 +96,7 @@ fn gauss_jordan(a: &Dense) -> Dense {
 
 /// The items EASE keeps: the `max_items` with the most buyers, ties by lower index (all
 /// items when 0), ascending.
-fn kept_items(x: &Dense, items: usize, max_items: usize) -> Vec<usize> {
+pub(crate) fn kept_items(x: &Dense, items: usize, max_items: usize) -> Vec<usize> {
     let buyers = |j: usize| x.iter().filter(|r| r[j] != 0.0).count();
     let mut order: Vec<usize> = (0..items).collect();
     order.sort_by(|&a, &b| buyers(b).cmp(&buyers(a)).then(a.cmp(&b)));
@@ -108,7 +108,7 @@ fn kept_items(x: &Dense, items: usize, max_items: usize) -> Vec<usize> {
 }
 
 /// `B` over the kept items (row-major, `k x k`).
-fn oracle_b(x: &Dense, kept: &[usize], lambda: f64) -> Dense {
+pub(crate) fn oracle_b(x: &Dense, kept: &[usize], lambda: f64) -> Dense {
     let k = kept.len();
     let mut g = vec![vec![0.0; k]; k];
     for row in x {

@@ -39,7 +39,7 @@ fn params() -> FitParams {
 }
 
 /// A fitted model and its purchases file, in `dir`.
-fn fitted(dir: &Path) -> (Model, PathBuf) {
+pub(crate) fn fitted(dir: &Path) -> (Model, PathBuf) {
     let csv = dir.join("purchases.csv");
     write_purchases(&csv);
     let read = read_purchases(&csv, &IngestOptions::new(columns())).unwrap();
@@ -59,7 +59,7 @@ fn model_bytes() -> Vec<u8> {
 }
 
 /// `Model::from_bytes`, with a panic turned into a test failure naming `what`.
-fn parse(bytes: &[u8], what: &str) -> Result<Model, ModelError> {
+pub(crate) fn parse(bytes: &[u8], what: &str) -> Result<Model, ModelError> {
     match catch_unwind(AssertUnwindSafe(|| Model::from_bytes(bytes))) {
         Ok(r) => r,
         Err(p) => {
@@ -70,7 +70,7 @@ fn parse(bytes: &[u8], what: &str) -> Result<Model, ModelError> {
 }
 
 /// The section headers of a model file: (offset of the tag, tag, payload length).
-fn section_headers(bytes: &[u8]) -> Vec<(usize, [u8; 4], usize)> {
+pub(crate) fn section_headers(bytes: &[u8]) -> Vec<(usize, [u8; 4], usize)> {
     let end = bytes.len() - 16;
     let mut at = 20;
     let mut out = Vec::new();
