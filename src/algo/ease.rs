@@ -341,6 +341,22 @@ impl EaseScratch {
     }
 }
 
+/// The first row of `x` equal to the sorted `pairs` (same items, same weights), found among
+/// the buyers of the pair with the fewest: a customer's own purchases, usually.
+fn own_row(pairs: &[(u32, f64)], x: &Sparse, xt: &Sparse) -> Option<usize> {
+    let rarest = pairs.iter().map(|p| xt.row(p.0 as usize).0).min_by_key(|b| b.len())?;
+    rarest.iter().map(|&r| r as usize).find(|&r| {
+        let (items, weights) = x.row(r);
+        items.len() == pairs.len()
+            && items.iter().zip(weights).zip(pairs).all(|((&j, &w), p)| j == p.0 && f64::from(w) == p.1)
+    })
+}
+
+/// Where row `r` of a `c x c` upper triangle packed by rows starts.
+fn packed_offset(r: usize, c: usize) -> usize {
+    r * c - r * r.saturating_sub(1) / 2
+}
+
 /// A CSR matrix as plain arrays (`indptr` never empty).
 #[derive(Debug, Clone)]
 struct Sparse {
@@ -737,23 +753,39 @@ impl Ease {
             }
             Solution::Customers { m, inv_scale, x, xt, .. } => {
                 let c = x.rows();
-                // t = x Xᵀ
                 for &(j, w) in &s.pairs {
                     s.x[j as usize] += w;
-                    let (cs, vs) = xt.row(j as usize);
-                    for (&r, &v) in cs.iter().zip(vs) {
-                        s.t[r as usize] += w * f64::from(v);
-                    }
                 }
-                // v = t M, M symmetric and packed by rows of its upper triangle.
-                let mut off = 0;
-                for r in 0..c {
-                    let row = &m[off..off + (c - r)];
-                    off += c - r;
-                    let tr = s.t[r];
-                    s.v[r] += tr * row[0];
-                    let dot = axpy_dot(&mut s.v[r + 1..], tr, &row[1..], &s.t[r + 1..]);
-                    s.v[r] += dot;
+                if let Some(r) = own_row(&s.pairs, x, xt) {
+                    // x is row r of X, so t = x Xᵀ is row r of X Xᵀ and, as X Xᵀ M =
+                    // (λI + X Xᵀ) M - λM = I - λM, v = t M = e_r - λ M[r, ·]: c steps
+                    // instead of c² (a customer in the model scored on their purchases).
+                    let lambda = f64::from(self.params.lambda);
+                    let (mut off, off_r) = (0, packed_offset(r, c));
+                    for i in 0..c {
+                        let m_ir = if i <= r { m[off + (r - i)] } else { m[off_r + (i - r)] };
+                        s.v[i] = -lambda * m_ir;
+                        off += c - i;
+                    }
+                    s.v[r] += 1.0;
+                } else {
+                    // t = x Xᵀ
+                    for &(j, w) in &s.pairs {
+                        let (cs, vs) = xt.row(j as usize);
+                        for (&r, &v) in cs.iter().zip(vs) {
+                            s.t[r as usize] += w * f64::from(v);
+                        }
+                    }
+                    // v = t M, M symmetric and packed by rows of its upper triangle.
+                    let mut off = 0;
+                    for r in 0..c {
+                        let row = &m[off..off + (c - r)];
+                        off += c - r;
+                        let tr = s.t[r];
+                        s.v[r] += tr * row[0];
+                        let dot = axpy_dot(&mut s.v[r + 1..], tr, &row[1..], &s.t[r + 1..]);
+                        s.v[r] += dot;
+                    }
                 }
                 // z = v X, item by item (v is small and stays in cache; z is written in order).
                 for (j, z) in s.z.iter_mut().enumerate() {

@@ -238,10 +238,6 @@ pub fn fit_on_log(plog: &PurchaseLog, plan: &FitPlan, mut info: FitInfo, log: Lo
     };
     let (interactions, merge) = plog.interactions(&all);
     info.merge = merge;
-    if let Some(s) = info.ingest.as_mut() {
-        s.merge = merge;
-        s.merged_rows = merge.merged_rows;
-    }
     fit_model(interactions, &params, info)
 }
 

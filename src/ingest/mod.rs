@@ -441,8 +441,8 @@ pub fn read_purchases_with_progress(
 }
 
 /// Reads a purchases file into an unmerged [`PurchaseLog`] (for splitting it by time,
-/// basket or at random), with the same validation and summary as [`read_purchases`];
-/// the summary's merge figures stay zero, as nothing is merged yet.
+/// basket or at random), with the same validation and summary as [`read_purchases`]
+/// (the merge figures are those of merging every row).
 pub fn read_log(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<(PurchaseLog, IngestSummary), IngestError> {
     read_log_with_progress(path, opts, &mut |_| {})
 }
@@ -461,7 +461,10 @@ pub fn read_log_with_progress(
     sum.items = log.items.len() as u64;
     // Counted after netting, by the same merge as `read_purchases`: a customer whose
     // returns cancel every purchase has none left.
-    sum.customers_with_purchases = log.interactions(&vec![true; log.rows.len()]).0.customers_with_purchases() as u64;
+    let (merged, merge) = log.interactions(&vec![true; log.rows.len()]);
+    sum.customers_with_purchases = merged.customers_with_purchases() as u64;
+    sum.merge = merge;
+    sum.merged_rows = merge.merged_rows;
     if sum.customers_with_purchases == 0 {
         return Err(IngestError::NothingKept {
             path: display_name(path),
