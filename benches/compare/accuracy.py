@@ -57,8 +57,11 @@ SEED = 42
 
 # cobuy configurations: (name, keys of an eval job's [[algorithm]] table, i.e. the fit flags).
 COBUY_CONFIGS = [
-    # cobuy's defaults (weighting "auto" picks per algorithm), then settings chosen with
+    # cobuy's default (algorithm "auto": chosen on a validation split carved from the
+    # training part alone), each algorithm's defaults (weighting "auto" picks per
+    # algorithm), then settings chosen with
     # `cobuy tune` on the validation split of The Complete Journey (never its test part).
+    ("auto (the default)", {}),
     ("popularity", {"algorithm": "popularity"}),
     ("buy-again", {"algorithm": "buy-again"}),
     ("item-knn", {"algorithm": "item-knn"}),

@@ -86,6 +86,11 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
         Read::Merged(r, params) => super::fit_model(r.interactions, params, info)?,
         Read::Log(plog, _) => super::fit_on_log(&plog, &plan, info, log)?,
     };
+    if let FitPlan::Fixed(p) = &plan {
+        if p.weighting.half_life_days.is_some() && model.params().weighting.half_life_days.is_none() {
+            log.info("the purchases have no times: buy-again ranks by counts, without its default time decay");
+        }
+    }
     let summary = model.info().ingest.clone().unwrap_or_default();
     for line in summary_lines(&summary) {
         log.info(line);

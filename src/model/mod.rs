@@ -222,9 +222,18 @@ pub struct Model {
 impl Model {
     /// Weights the matrix and, for item-kNN, finds every item's top-k neighbours (in
     /// parallel on the current rayon pool). A decaying weighting's reference time is fixed here.
+    /// Buy-again's default weighting (counts, 60-day half-life) ranks by counts alone when the
+    /// purchases have no times; any other decay without times is an error.
     pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, FitError> {
         params.check()?;
         let mut params = *params;
+        let buy_again = Algorithm::BuyAgain;
+        if params.algorithm == buy_again
+            && params.weighting == buy_again.default_weighting(&params.similarity.measure)
+            && data.last_time().is_none()
+        {
+            params.weighting.half_life_days = None;
+        }
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
         let stats = params.weighting.stats(&data);
         let weighted = params.weighting.apply(&data, &stats);

@@ -200,3 +200,29 @@ fn above_the_customer_limit_a_hashed_sample_of_customers_is_searched_with_all_th
     let (_, again) = choose(&reversed, None, &auto(150), &mut |_| {}).unwrap();
     assert_eq!(again, sampled);
 }
+
+#[test]
+fn buy_again_without_times_ranks_by_counts_and_says_so_but_an_asked_decay_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = ["c1,a,3", "c1,b,1", "c1,c,2", "c2,a,1"].map(String::from);
+    write_lines(&dir.path().join("purchases.csv"), "customer,item,quantity", &lines);
+    let cols = ["--customer-col", "customer", "--item-col", "item", "--quantity-col", "quantity"];
+    let mut args = cols.to_vec();
+    args.extend(["--algorithm", "buy-again"]);
+    let stderr = fit(dir.path(), &args);
+    assert!(stderr.contains("the purchases have no times: buy-again ranks by counts"), "{stderr}");
+    let (params, _) = record(dir.path());
+    assert!(params["weighting"]["half_life_days"].is_null(), "{params}");
+    let out = run_cobuy(dir.path(), &["recommend", "--model", "m.cobuy", "--top", "3", "--out", "r.csv"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+    let c1: Vec<&str> = r.lines().filter(|l| l.starts_with("c1,")).map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert_eq!(c1, ["a", "c", "b"], "by count times repeat rate:\n{r}");
+    // A half-life the user gives is a usage error without times.
+    args.extend(["--half-life-days", "30"]);
+    let mut all = vec!["fit", "--purchases", "purchases.csv", "--model", "m2.cobuy"];
+    all.extend_from_slice(&args);
+    let out = run_cobuy(dir.path(), &all);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("time decay needs purchase times"));
+}
