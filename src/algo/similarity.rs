@@ -225,8 +225,7 @@ const TINY: f64 = f32::from_bits(1) as f64 / 2.0;
 
 /// How far MaxScore's bounds must be widened for rounding ([`TopK::cosine_pruned`]): its
 /// partial sums add a row's terms in another order, and over fewer terms, than the exact
-/// score, so a bound is `x (1 + rel) + abs(scale)` above, `x (1 - rel) - abs(scale)` below,
-/// where `scale` is `q.inv_norm * inv_norm[j]` (the largest one for rows not seen).
+/// score, so a bound is `x (1 + rel) + abs` above, `x (1 - rel) - abs` below.
 ///
 /// Why these suffice, for a query of `m` distinct features with weights `w >= 0` and
 /// rows of values `v >= 0` (u = `UNIT`, η = `TINY`): both paths multiply the same f32
@@ -238,17 +237,18 @@ const TINY: f64 = f32::from_bits(1) as f64 / 2.0;
 /// f32 operations whose factor `n / (n + s)` is below 1 and grows with the overlap `n`.
 /// Chaining these, the exact score lies within factors `1 ± γ(2m + 5)` (γ(n) =
 /// `nu / (1 - nu)`, Higham's gamma) of the bound built from any partial sum, give or take
-/// `5mη scale + 4η`; the terms not summed (and products that rounded to 0) are at most
-/// `bounds[t]` (plus `mη scale`). `rel` takes `γ(2m + 8)` and adds `(longest row + 2m +
-/// 32) 2^-52` for the f64 roundings of the norms, `colmax` and the bounds themselves;
-/// `abs` is `8(m scale + 1)η`. `None` (no pruning) when the matrix holds negative or
+/// `5mη scale + 4η` (`scale` = `q.inv_norm * inv_norm[j]`); the terms not summed (and
+/// products that rounded to 0) are at most `bounds[t]` (plus `mη scale`). `rel` takes
+/// `γ(2m + 8)` and adds `(longest row + 2m + 32) 2^-52` for the f64 roundings of the norms,
+/// `colmax` and the bounds themselves; `abs` is `8(m scale + 1)η` with the largest `scale`
+/// of any row. `None` (no pruning) when the matrix holds negative or
 /// non-finite values, when sums could overflow f32 (`finish` rejects infinities), or when
 /// the query is so long that `γ` is no longer small; the caller checks the query's
 /// features (sorted, distinct) and weights (`>= 0`).
 #[derive(Debug, Clone, Copy)]
 struct Slack {
     rel: f64,
-    terms: f64,
+    abs: f64,
 }
 
 impl Slack {
@@ -259,49 +259,32 @@ impl Slack {
             return None;
         }
         let rel = n * UNIT / (1.0 - n * UNIT) + (f64::from(st.longest) + n + 24.0) * f64::EPSILON;
-        Some(Slack { rel, terms: terms as f64 })
+        let abs = 8.0 * TINY * (terms as f64 * q.inv_norm * st.max_inv_norm + 1.0);
+        Some(Slack { rel, abs })
     }
 
-    fn abs(&self, scale: f64) -> f64 {
-        8.0 * TINY * (self.terms * scale + 1.0)
+    #[inline]
+    fn upper(&self, x: f64) -> f64 {
+        x * (1.0 + self.rel) + self.abs
     }
 
-    fn upper(&self, x: f64, scale: f64) -> f64 {
-        x * (1.0 + self.rel) + self.abs(scale)
-    }
-
-    fn lower(&self, x: f64, scale: f64) -> f64 {
-        x * (1.0 - self.rel) - self.abs(scale)
+    #[inline]
+    fn lower(&self, x: f64) -> f64 {
+        x * (1.0 - self.rel) - self.abs
     }
 }
 
-/// The dot product of a query and one row, both sorted by feature, added up from 0 in the
-/// query's order (the additions [`accumulate`] makes into that row's sum), and the number
-/// of features they share.
-fn sorted_dot(features: &[u32], weights: &[f32], ind: &[u32], val: &[f32]) -> (f32, u32) {
-    let (mut dot, mut n, mut from) = (0f32, 0u32, 0usize);
-    if features.len() <= ind.len() {
-        for (&f, &w) in features.iter().zip(weights) {
-            match ind[from..].binary_search(&f) {
-                Ok(p) => {
-                    dot += w * val[from + p];
-                    n += 1;
-                    from += p + 1;
-                }
-                Err(p) => from += p,
-            }
-        }
-    } else {
-        for (&f, &v) in ind.iter().zip(val) {
-            match features[from..].binary_search(&f) {
-                Ok(p) => {
-                    dot += weights[from + p] * v;
-                    n += 1;
-                    from += p + 1;
-                }
-                Err(p) => from += p,
-            }
-        }
+/// The dot product of a query, scattered by feature into `dense` (`-1` where it lacks the
+/// feature), and one row, and the number of features they share. The row's features are
+/// sorted, and so are the query's ([`TopK::cosine_pruned`]): the products are added up
+/// from 0 in the query's order, as [`accumulate`] adds them into that row's sum; features
+/// the query lacks add `+0`, which leaves a sum of nonnegative terms as it is.
+fn dense_dot(dense: &[f32], ind: &[u32], val: &[f32]) -> (f32, u32) {
+    let (mut dot, mut n) = (0f32, 0u32);
+    for (&f, &v) in ind.iter().zip(val) {
+        let w = dense[f as usize];
+        dot += w.max(0.0) * v;
+        n += u32::from(w >= 0.0);
     }
     (dot, n)
 }
@@ -433,7 +416,10 @@ pub(crate) struct KernelScratch {
     /// Query terms in processing order (pruned queries).
     order: Vec<(u32, f32)>,
     bounds: Vec<f64>,
-    lower: Vec<f64>,
+    sums: Vec<f64>,
+    near: Vec<(f64, u32)>,
+    /// The query's weights by feature, `-1` elsewhere (pruned queries; sized on first use).
+    dense: Vec<f32>,
     /// Queries whose MaxScore walk stopped before the last column (tests check that the
     /// pruned path really prunes).
     #[cfg(test)]
@@ -496,7 +482,9 @@ impl<'a> TopK<'a> {
             cands: Vec::new(),
             order: Vec::new(),
             bounds: Vec::new(),
-            lower: Vec::new(),
+            sums: Vec::new(),
+            near: Vec::new(),
+            dense: Vec::new(),
             #[cfg(test)]
             stopped: 0,
         }
@@ -695,12 +683,12 @@ impl<'a> TopK<'a> {
     ) -> bool {
         let st = self.stats;
         // Sorted distinct features (Cauchy-Schwarz below needs distinct ones, and the exact
-        // dot products merge two sorted lists) and weights not negative (nor NaN).
+        // dot products add in feature order) and weights not negative (nor NaN).
         if !features.windows(2).all(|w| w[0] < w[1]) || !weights.iter().all(|&w| w >= 0.0) {
             return false;
         }
         let Some(slack) = Slack::new(features.len(), st, q) else { return false };
-        let KernelScratch { acc, shared, touched, cands, order, bounds, lower, .. } = s;
+        let KernelScratch { acc, shared, touched, cands, order, bounds, sums, near, dense, .. } = s;
         let tptr = self.at.indptr();
         let len = |f: u32| tptr.nnz_in_outer_sz(f as usize);
         order.clear();
@@ -719,8 +707,6 @@ impl<'a> TopK<'a> {
             rest2 += f64::from(w) * f64::from(w);
             bounds[t] = by_column.min(rest2.sqrt() * q.inv_norm);
         }
-        // Scales the per-row rounding allowance for rows not seen (any row).
-        let unseen = q.inv_norm * st.max_inv_norm;
         let count_shared = !shared.is_empty();
         let mut stop = order.len();
         let mut walked = 0usize;
@@ -730,8 +716,8 @@ impl<'a> TopK<'a> {
             // Checking costs one pass over the rows seen: do it when the next column is
             // at least as long as a fraction of the work done so far.
             if touched.len() >= k && len(f) * 4 >= walked.max(64) {
-                theta = self.kth_lower_bound(acc, shared, touched, own, k, q, slack, lower);
-                if slack.upper(bounds[t], unseen) < theta {
+                theta = slack.lower(self.kth_partial(acc, shared, touched, own, k, q, sums));
+                if slack.upper(bounds[t]) < theta {
                     stop = t;
                     break;
                 }
@@ -748,7 +734,7 @@ impl<'a> TopK<'a> {
         touched.retain(|&j| {
             let j = j as usize;
             let scale = q.inv_norm * st.inv_norm[j];
-            let keep = Some(j) != own && slack.upper(f64::from(acc[j]) * scale + bounds[stop], scale) >= theta;
+            let keep = Some(j) != own && slack.upper(f64::from(acc[j]) * scale + bounds[stop]) >= theta;
             if !keep {
                 acc[j] = 0.0;
                 if count_shared {
@@ -788,21 +774,46 @@ impl<'a> TopK<'a> {
         }
         // Now every survivor's sum holds all its terms (in another order than the exact
         // score's) and its overlap is final: bounds this close leave only the rows near the
-        // cut, which get their exact score.
-        let theta = self.kth_lower_bound(acc, shared, touched, own, k, q, slack, lower);
-        touched.retain(|&j| {
-            let j = j as usize;
-            let (dot, n) = (std::mem::take(&mut acc[j]), if count_shared { std::mem::take(&mut shared[j]) } else { 0 });
-            let scale = q.inv_norm * st.inv_norm[j];
-            let neighbour = self.params.min_shared <= 1 || n >= self.params.min_shared;
-            neighbour && slack.upper(self.shrunk(dot, n, scale), scale) >= theta
-        });
-        cands.clear();
-        let mut top = Pruned::new(k);
+        // cut, which get their exact score. One pass: the bounds grow with the sum, so the
+        // rows kept are those whose upper bound reaches the k-th largest sum's lower bound,
+        // trimmed whenever they double (as in [`Pruned`]).
+        near.clear();
+        let by_sum = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0);
+        let (mut cap, mut floor) = (k.max(16).saturating_mul(2), f64::NEG_INFINITY);
         for &j in touched.iter() {
             let j = j as usize;
+            let dot = std::mem::take(&mut acc[j]);
+            let n = if count_shared { std::mem::take(&mut shared[j]) } else { 0 };
+            if self.params.min_shared > 1 && n < self.params.min_shared {
+                continue;
+            }
+            let sum = self.shrunk(dot, n, q.inv_norm * st.inv_norm[j]);
+            if slack.upper(sum) >= floor {
+                near.push((sum, j as u32));
+                if near.len() >= cap {
+                    floor = slack.lower(near.select_nth_unstable_by(k - 1, by_sum).1.0);
+                    near.retain(|&(x, _)| slack.upper(x) >= floor);
+                    cap = cap.max(near.len().saturating_mul(2));
+                }
+            }
+        }
+        touched.clear();
+        if near.len() >= k {
+            floor = slack.lower(near.select_nth_unstable_by(k - 1, by_sum).1.0);
+        }
+        cands.clear();
+        let mut top = Pruned::new(k);
+        dense.resize(self.a.cols(), -1.0);
+        for (&f, &w) in features.iter().zip(weights) {
+            dense[f as usize] = w;
+        }
+        for &(sum, j) in near.iter() {
+            if slack.upper(sum) < floor {
+                continue;
+            }
+            let j = j as usize;
             let r = aptr.outer_inds_sz(j);
-            let (dot, n) = sorted_dot(features, weights, &aind[r.clone()], &aval[r]);
+            let (dot, n) = dense_dot(dense, &aind[r.clone()], &aval[r]);
             let n = if count_shared { n } else { 0 };
             if let Some(sim) = finish(&self.params, st, self.features, q, j, dot, n) {
                 if top.admits(sim) {
@@ -811,17 +822,19 @@ impl<'a> TopK<'a> {
                 }
             }
         }
-        touched.clear();
+        for &f in features {
+            dense[f as usize] = -1.0;
+        }
         keep_top(cands, k);
         true
     }
 
-    /// The k-th largest lower bound on the final similarity among the neighbours seen so
-    /// far (from their partial cosine, shrunk by their partial overlap); `-inf` when fewer
-    /// than k rows qualify. Uses `lower` as scratch, trimmed to the best `k` whenever it
-    /// doubles (as [`Pruned`] does).
+    /// The k-th largest sum so far, as a cosine shrunk by the overlap so far, among the rows
+    /// sure to be neighbours; `-inf` when fewer than k qualify. Its [`Slack::lower`] bounds
+    /// the k-th best final score from below (the overlap only grows, and `n / (n + s)` with
+    /// it). Uses `sums` as scratch, trimmed to the best `k` whenever it doubles.
     #[allow(clippy::too_many_arguments)]
-    fn kth_lower_bound(
+    fn kth_partial(
         &self,
         acc: &[f32],
         shared: &[u32],
@@ -829,34 +842,30 @@ impl<'a> TopK<'a> {
         own: Option<usize>,
         k: usize,
         q: QueryStats,
-        slack: Slack,
-        lower: &mut Vec<f64>,
+        sums: &mut Vec<f64>,
     ) -> f64 {
-        lower.clear();
-        let by_bound = |a: &f64, b: &f64| b.total_cmp(a);
+        sums.clear();
+        let by_sum = |a: &f64, b: &f64| b.total_cmp(a);
         let (cap, mut kth) = (k.max(16).saturating_mul(2), f64::NEG_INFINITY);
         for &j in touched {
             let j = j as usize;
             let n = shared.get(j).copied().unwrap_or(0);
-            // The overlap only grows: a row with enough of it now is a neighbour for sure.
             if Some(j) == own || (self.params.min_shared > 1 && n < self.params.min_shared) {
                 continue;
             }
-            // Shrinkage by the overlap so far: n / (n + s) grows with n.
-            let scale = q.inv_norm * self.stats.inv_norm[j];
-            let lb = slack.lower(self.shrunk(acc[j], n, scale), scale);
-            if lb > kth {
-                lower.push(lb);
-                if lower.len() >= cap {
-                    kth = *lower.select_nth_unstable_by(k - 1, by_bound).1;
-                    lower.truncate(k);
+            let sum = self.shrunk(acc[j], n, q.inv_norm * self.stats.inv_norm[j]);
+            if sum > kth {
+                sums.push(sum);
+                if sums.len() >= cap {
+                    kth = *sums.select_nth_unstable_by(k - 1, by_sum).1;
+                    sums.truncate(k);
                 }
             }
         }
-        if lower.len() < k {
+        if sums.len() < k {
             return f64::NEG_INFINITY;
         }
-        *lower.select_nth_unstable_by(k - 1, by_bound).1
+        *sums.select_nth_unstable_by(k - 1, by_sum).1
     }
 
     /// `dot * scale`, times the shrinkage factor of an overlap of `n`, in f64.
@@ -1134,6 +1143,14 @@ mod tests {
                         exhaustive.row(i, k, &mut se, &mut want);
                         assert_eq!(bits(&got), bits(&want), "seed {seed}, {p:?}, counting {counting}, k {k}, row {i}");
                     }
+                }
+                // A query from outside the matrix (fold-in): the row itself may be its neighbour.
+                for i in (0..a.rows()).step_by(5) {
+                    let r = a.indptr().outer_inds_sz(i);
+                    let (f, w) = (&a.indices()[r.clone()], &a.data()[r]);
+                    pruned.query(f, w, None, 10, &mut sp, &mut got);
+                    exhaustive.query(f, w, None, 10, &mut se, &mut want);
+                    assert_eq!(bits(&got), bits(&want), "seed {seed}, {p:?}, counting {counting}, query {i}");
                 }
                 // The walk must really stop early, or this compares the exhaustive path with itself.
                 assert!(sp.stopped > a.rows(), "seed {seed}, {p:?}: {} of {} queries pruned", sp.stopped, 3 * a.rows());
