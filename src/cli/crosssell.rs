@@ -107,7 +107,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     let all = vec![true; plog.rows.len()];
     let (interactions, merge) = plog.interactions(&all);
     let model = super::fit_model(interactions, &fit, FitInfo { merge, ..FitInfo::default() })?;
-    let (baskets, st) = Baskets::from_log(&plog);
+    let (baskets, st) = Baskets::from_log(&plog).map_err(|e| bad(e.to_string()))?;
     let rules = baskets.rules(&rule_params);
     log.info(format!(
         "fitted {}; {} basket rules from {} {} (pairs in at least {} of them)",
