@@ -139,14 +139,15 @@ impl Zipf {
 }
 
 /// Rows per customer: proportional to lognormal activity, rounded by largest remainder
-/// so that the total is exactly `purchases`.
-fn rows_per_customer(p: &GenerateParams) -> Vec<u32> {
+/// so that the total is exactly `purchases`. In u64: one customer may have more than
+/// `u32::MAX` rows.
+fn rows_per_customer(p: &GenerateParams) -> Vec<u64> {
     let mut rng = Rng::new(p.seed, u64::MAX);
     let w: Vec<f64> = (0..p.customers).map(|_| (p.activity_sigma * rng.normal()).exp()).collect();
     let total: f64 = w.iter().sum();
     let exact: Vec<f64> = w.iter().map(|x| x / total * p.purchases as f64).collect();
-    let mut rows: Vec<u32> = exact.iter().map(|e| e.floor().min(f64::from(u32::MAX)) as u32).collect();
-    let given: u64 = rows.iter().map(|&r| u64::from(r)).sum();
+    let mut rows: Vec<u64> = exact.iter().map(|e| e.floor() as u64).collect();
+    let given: u64 = rows.iter().sum();
     let mut order: Vec<u32> = (0..p.customers as u32).collect();
     order.sort_by(|&a, &b| {
         let (fa, fb) = (exact[a as usize].fract(), exact[b as usize].fract());
@@ -184,11 +185,11 @@ pub fn generate(p: &GenerateParams, out: &mut impl Write) -> io::Result<u64> {
                 let c = (b * BLOCK + i) as u64;
                 let mut rng = Rng::new(p.seed, c);
                 let favourites: Vec<u64> = (0..1 + rng.below(3)).map(|_| rng.below(k)).collect();
-                let mut text = Vec::with_capacity(n as usize * 48);
+                let mut text = Vec::with_capacity(n.min(1 << 16) as usize * 48);
                 let mut left = n;
-                let mut basket = 0u32;
+                let mut basket = 0u64;
                 while left > 0 {
-                    let size = (1 + rng.below(12) as u32).min(left);
+                    let size = (1 + rng.below(12)).min(left);
                     let t = p.start + rng.below(u64::from(p.days) * 86_400) as i64;
                     let stamp = crate::time::format(t);
                     for _ in 0..size {
@@ -210,7 +211,7 @@ pub fn generate(p: &GenerateParams, out: &mut impl Write) -> io::Result<u64> {
         for t in texts {
             out.write_all(&t)?;
         }
-        written += block.iter().map(|&r| u64::from(r)).sum::<u64>();
+        written += block.iter().sum::<u64>();
     }
     Ok(written)
 }
@@ -230,6 +231,17 @@ mod tests {
         let mut c = Vec::new();
         generate(&GenerateParams { seed: 10, ..p }, &mut c).unwrap();
         assert_ne!(a, c);
+    }
+
+    /// Past `u32::MAX` rows for one customer the counts neither cap nor wrap (only the
+    /// counts are computed here, not the rows).
+    #[test]
+    fn rows_per_customer_add_up_past_u32() {
+        for (customers, purchases) in [(1, u64::from(u32::MAX) + 6), (3, 3 * (1 << 32) + 7)] {
+            let rows = rows_per_customer(&GenerateParams::new(customers, 10, purchases, 4));
+            assert_eq!(rows.iter().sum::<u64>(), purchases, "{customers} customers");
+            assert!(rows.iter().any(|&r| r > u64::from(u32::MAX)), "{rows:?}");
+        }
     }
 
     #[test]

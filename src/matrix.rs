@@ -596,7 +596,31 @@ pub struct WeightStats {
     avg_len: f64,
 }
 
-/// Transposes a CSR matrix (counting sort; rows of the result are sorted).
+/// The most rows [`transpose`] takes: row numbers become the transpose's `u32` column
+/// indices, and a row of the transpose holds at most this many entries, so both fit a
+/// `u32`. Interned ids stay below it ([`TooManyIds`]); other row counts (baskets) are
+/// checked with [`check_rows_fit`].
+pub const MAX_ROWS: usize = u32::MAX as usize;
+
+/// More rows than `u32` indices can number (see [`MAX_ROWS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{rows} {what}: more than the {max} that 32-bit indices can number")]
+pub struct TooManyRows {
+    /// What the rows are ("baskets").
+    pub what: &'static str,
+    /// How many there are.
+    pub rows: u64,
+    /// The limit.
+    pub max: u64,
+}
+
+/// Checks that `rows` rows of `what` are at most `max` ([`MAX_ROWS`], or less in tests).
+pub(crate) fn check_rows_fit(what: &'static str, rows: usize, max: usize) -> Result<(), TooManyRows> {
+    if rows <= max { Ok(()) } else { Err(TooManyRows { what, rows: rows as u64, max: max as u64 }) }
+}
+
+/// Transposes a CSR matrix (counting sort; rows of the result are sorted). The matrix has
+/// at most [`MAX_ROWS`] rows.
 pub fn transpose(m: &Csr) -> Csr {
     let (rows, cols) = m.shape();
     let (tptr, tind, tval) = transpose_parts(&m.proper_indptr(), m.indices(), m.data(), cols);
@@ -605,12 +629,20 @@ pub fn transpose(m: &Csr) -> Csr {
 
 /// The transpose of the CSR parts of a matrix with `cols` columns, as CSR parts (counting
 /// sort: rows of the result are sorted). Shared by [`transpose`] and EASE's own sparse rows.
+///
+/// Panics beyond [`MAX_ROWS`] rows (a caller's bug: ids are interned below it and baskets
+/// checked against it), rather than wrap row numbers silently.
 pub(crate) fn transpose_parts(
     indptr: &[usize],
     indices: &[u32],
     data: &[f32],
     cols: usize,
 ) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+    let rows = indptr.len().saturating_sub(1);
+    assert!(
+        check_rows_fit("rows", rows, MAX_ROWS).is_ok(),
+        "transposing {rows} rows: more than u32 indices can number"
+    );
     let mut tptr = vec![0usize; cols + 1];
     for &c in indices {
         tptr[c as usize + 1] += 1;
@@ -635,6 +667,17 @@ pub(crate) fn transpose_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The row limit is the largest at which the last row's index and a full column's
+    /// count both fit a `u32`.
+    #[test]
+    fn row_limit_is_the_last_that_u32_numbers() {
+        assert!(u32::try_from(MAX_ROWS - 1).is_ok() && u32::try_from(MAX_ROWS).is_ok());
+        assert!(u32::try_from(MAX_ROWS + 1).is_err());
+        assert_eq!(check_rows_fit("baskets", MAX_ROWS, MAX_ROWS), Ok(()));
+        let err = check_rows_fit("baskets", MAX_ROWS + 1, MAX_ROWS).unwrap_err();
+        assert_eq!((err.rows, err.max), (1 << 32, u64::from(u32::MAX)));
+    }
 
     #[test]
     fn check_rows_rejects_pointers_past_the_entries_without_slicing_them() {

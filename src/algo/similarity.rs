@@ -151,8 +151,14 @@ pub(crate) struct RowStats {
     /// exact test; padded with zeros to a whole number of blocks.
     inv_norm32: Vec<f32>,
     /// Per feature (column), the largest normalised value any row holds there: bounds how
-    /// much the feature can add to any row's cosine.
-    colmax: Vec<f32>,
+    /// much the feature can add to any row's cosine (f64: an f32 could round it down, or to 0).
+    colmax: Vec<f64>,
+    /// What MaxScore's error bound needs ([`Slack`]): whether every value is finite and not
+    /// negative, the largest sum of squares, the largest inverse norm, the longest row.
+    prunable: bool,
+    max_norm2: f64,
+    max_inv_norm: f64,
+    longest: u32,
 }
 
 impl RowStats {
@@ -163,17 +169,21 @@ impl RowStats {
             .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
             .collect();
         let inv_norm: Vec<f64> = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
-        let count = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
-        let mut colmax = vec![0f32; a.cols()];
+        let count: Vec<u32> = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
+        let mut colmax = vec![0f64; a.cols()];
         for r in 0..a.rows() {
             for k in ptr[r]..ptr[r + 1] {
                 let f = a.indices()[k] as usize;
-                colmax[f] = colmax[f].max((f64::from(a.data()[k]) * inv_norm[r]) as f32);
+                colmax[f] = colmax[f].max(f64::from(a.data()[k]) * inv_norm[r]);
             }
         }
         let mut inv_norm32: Vec<f32> = inv_norm.iter().map(|&v| to_f32_in_range(v)).collect();
         inv_norm32.resize(padded(a.rows()), 0.0);
-        RowStats { norm2, inv_norm, count, inv_norm32, colmax }
+        let prunable = a.data().iter().all(|&v| v.is_finite() && v >= 0.0);
+        let max_norm2 = norm2.iter().copied().fold(0.0, f64::max);
+        let max_inv_norm = inv_norm.iter().copied().fold(0.0, f64::max);
+        let longest = count.iter().copied().max().unwrap_or(0);
+        RowStats { norm2, inv_norm, count, inv_norm32, colmax, prunable, max_norm2, max_inv_norm, longest }
     }
 }
 
@@ -204,6 +214,79 @@ fn inverse_sqrt(n2: f64) -> f64 {
 #[inline]
 fn cosine(dot: f32, a: f64, b: f64) -> f32 {
     (f64::from(dot) * a * b) as f32
+}
+
+/// The f32 unit roundoff, `2^-24`.
+const UNIT: f64 = 1.0 / 16_777_216.0;
+
+/// Half the smallest positive f32, `2^-150`: the most a result below the normal range
+/// loses to rounding.
+const TINY: f64 = f32::from_bits(1) as f64 / 2.0;
+
+/// How far MaxScore's bounds must be widened for rounding ([`TopK::cosine_pruned`]): its
+/// partial sums add a row's terms in another order, and over fewer terms, than the exact
+/// score, so a bound is `x (1 + rel) + abs` above, `x (1 - rel) - abs` below.
+///
+/// Why these suffice, for a query of `m` distinct features with weights `w >= 0` and
+/// rows of values `v >= 0` (u = `UNIT`, η = `TINY`): both paths multiply the same f32
+/// products `p = fl(w v)`, within `(1 ± u) w v ± η`. A sum of nonnegative f32 in any order
+/// is within factors `(1 ± u)^(n-1)` of the exact sum of its `n` terms (addition is exact
+/// below the normal range), so the exact score's dot product is within `(1 ± u)^m` of
+/// `Σ w v`, plus `2mη`, and so is a partial sum of a subset. The cosine is that dot times
+/// two f64 inverse norms rounded to f32 (`1 ± u` and `η`), and shrinkage takes three more
+/// f32 operations whose factor `n / (n + s)` is below 1 and grows with the overlap `n`.
+/// Chaining these, the exact score lies within factors `1 ± γ(2m + 5)` (γ(n) =
+/// `nu / (1 - nu)`, Higham's gamma) of the bound built from any partial sum, give or take
+/// `5mη scale + 4η` (`scale` = `q.inv_norm * inv_norm[j]`); the terms not summed (and
+/// products that rounded to 0) are at most `bounds[t]` (plus `mη scale`). `rel` takes
+/// `γ(2m + 8)` and adds `(longest row + 2m + 32) 2^-52` for the f64 roundings of the norms,
+/// `colmax` and the bounds themselves; `abs` is `8(m scale + 1)η` with the largest `scale`
+/// of any row. `None` (no pruning) when the matrix holds negative or
+/// non-finite values, when sums could overflow f32 (`finish` rejects infinities), or when
+/// the query is so long that `γ` is no longer small; the caller checks the query's
+/// features (sorted, distinct) and weights (`>= 0`).
+#[derive(Debug, Clone, Copy)]
+struct Slack {
+    rel: f64,
+    abs: f64,
+}
+
+impl Slack {
+    fn new(terms: usize, st: &RowStats, q: QueryStats) -> Option<Slack> {
+        let n = 2.0 * terms as f64 + 8.0;
+        let fits = 4.0 * (q.norm2 * st.max_norm2).sqrt() < f64::from(f32::MAX);
+        if !st.prunable || !fits || n * UNIT > 0.25 {
+            return None;
+        }
+        let rel = n * UNIT / (1.0 - n * UNIT) + (f64::from(st.longest) + n + 24.0) * f64::EPSILON;
+        let abs = 8.0 * TINY * (terms as f64 * q.inv_norm * st.max_inv_norm + 1.0);
+        Some(Slack { rel, abs })
+    }
+
+    #[inline]
+    fn upper(&self, x: f64) -> f64 {
+        x * (1.0 + self.rel) + self.abs
+    }
+
+    #[inline]
+    fn lower(&self, x: f64) -> f64 {
+        x * (1.0 - self.rel) - self.abs
+    }
+}
+
+/// The dot product of a query, scattered by feature into `dense` (`-1` where it lacks the
+/// feature), and one row, and the number of features they share. The row's features are
+/// sorted, and so are the query's ([`TopK::cosine_pruned`]): the products are added up
+/// from 0 in the query's order, as [`accumulate`] adds them into that row's sum; features
+/// the query lacks add `+0`, which leaves a sum of nonnegative terms as it is.
+fn dense_dot(dense: &[f32], ind: &[u32], val: &[f32]) -> (f32, u32) {
+    let (mut dot, mut n) = (0f32, 0u32);
+    for (&f, &v) in ind.iter().zip(val) {
+        let w = dense[f as usize];
+        dot += w.max(0.0) * v;
+        n += u32::from(w >= 0.0);
+    }
+    (dot, n)
 }
 
 /// A query row's own statistics (sum of squared weights, its inverse root, entries).
@@ -332,7 +415,15 @@ pub(crate) struct KernelScratch {
     cands: Vec<Neighbor>,
     /// Query terms in processing order (pruned queries).
     order: Vec<(u32, f32)>,
-    bounds: Vec<f32>,
+    bounds: Vec<f64>,
+    sums: Vec<f64>,
+    near: Vec<(f64, u32)>,
+    /// The query's weights by feature, `-1` elsewhere (pruned queries; sized on first use).
+    dense: Vec<f32>,
+    /// Queries whose MaxScore walk stopped before the last column (tests check that the
+    /// pruned path really prunes).
+    #[cfg(test)]
+    stopped: usize,
 }
 
 /// The top-k kernel over one matrix and its transpose.
@@ -391,6 +482,11 @@ impl<'a> TopK<'a> {
             cands: Vec::new(),
             order: Vec::new(),
             bounds: Vec::new(),
+            sums: Vec::new(),
+            near: Vec::new(),
+            dense: Vec::new(),
+            #[cfg(test)]
+            stopped: 0,
         }
     }
 
@@ -430,8 +526,13 @@ impl<'a> TopK<'a> {
         let norm2 = weights.iter().map(|&w| f64::from(w) * f64::from(w)).sum::<f64>();
         let q = QueryStats { norm2, inv_norm: inverse_sqrt(norm2), count: features.len() as u32 };
         let visit_order = self.params.ties == Ties::VisitOrder;
-        if self.prune && !visit_order && self.params.measure == Measure::Cosine && k > 0 {
-            return self.cosine_pruned(features, weights, own, k, q, s);
+        if self.prune
+            && !visit_order
+            && self.params.measure == Measure::Cosine
+            && k > 0
+            && self.cosine_pruned(features, weights, own, k, q, s)
+        {
+            return;
         }
         let KernelScratch { acc, shared, touched, cands, .. } = s;
         accumulate(self.at, features, weights, acc, shared, touched);
@@ -558,12 +659,19 @@ impl<'a> TopK<'a> {
     }
 
     /// Exact top-`k` by cosine that skips most of the work bestsellers cause (MaxScore,
-    /// as in search engines). Query terms are processed cheapest column first; every
-    /// partial sum is a lower bound of a row's final similarity (all contributions are
-    /// positive), and `colmax` bounds what the remaining terms can add to a row not seen
-    /// yet. Once that bound falls below the k-th best lower bound, no unseen row can make
-    /// the cut: the remaining (long) columns are not walked, and the rows already seen are
-    /// completed by looking the remaining terms up in their own (short, sorted) rows.
+    /// as in search engines), or `false` (nothing done) when [`Slack`] cannot bound the
+    /// rounding errors of this query. Query terms are processed cheapest column first;
+    /// every partial sum gives a lower bound on a row's final similarity (all contributions
+    /// are positive), and `colmax` bounds what the remaining terms can add to a row not
+    /// seen yet. Once that bound falls below the k-th best lower bound, no unseen row can
+    /// make the cut: the remaining (long) columns are not walked, and the rows seen whose
+    /// upper bound still reaches the k-th best lower bound get their exact score.
+    ///
+    /// The answer is the exhaustive path's, bit for bit: a row is dropped only when an
+    /// upper bound of its score is strictly below the lower bounds of `k` other rows that
+    /// are neighbours, and every surviving row's dot product is recomputed from its own row
+    /// with the additions in the query's order, the order [`accumulate`] makes them, and
+    /// finished by [`finish`], so it is the same f32 as the exhaustive sum.
     fn cosine_pruned(
         &self,
         features: &[u32],
@@ -572,76 +680,84 @@ impl<'a> TopK<'a> {
         k: usize,
         q: QueryStats,
         s: &mut KernelScratch,
-    ) {
-        let KernelScratch { acc, shared, touched, cands, order, bounds } = s;
-        let (tptr, st) = (self.at.indptr(), self.stats);
+    ) -> bool {
+        let st = self.stats;
+        // Sorted distinct features (Cauchy-Schwarz below needs distinct ones, and the exact
+        // dot products add in feature order) and weights not negative (nor NaN).
+        if !features.windows(2).all(|w| w[0] < w[1]) || !weights.iter().all(|&w| w >= 0.0) {
+            return false;
+        }
+        let Some(slack) = Slack::new(features.len(), st, q) else { return false };
+        let KernelScratch { acc, shared, touched, cands, order, bounds, sums, near, dense, .. } = s;
+        let tptr = self.at.indptr();
         let len = |f: u32| tptr.nnz_in_outer_sz(f as usize);
         order.clear();
         order.extend(features.iter().copied().zip(weights.iter().copied()));
         order.sort_unstable_by_key(|&(f, _)| (len(f), f));
-        // bounds[t]: the most terms t.. can add to the cosine of a row not yet seen.
+        // bounds[t]: the most terms t.. can add to the cosine of any row (before rounding).
         // Two bounds, the tighter wins: each term at most its weight times the column's
         // largest normalised value; and, by Cauchy-Schwarz (a row's normalised vector has
         // length 1), at most the norm of the remaining query weights.
         bounds.clear();
         bounds.resize(order.len() + 1, 0.0);
-        let (mut by_column, mut rest2) = (0f32, 0f64);
+        let (mut by_column, mut rest2) = (0f64, 0f64);
         for t in (0..order.len()).rev() {
             let (f, w) = order[t];
-            by_column += (f64::from(w) * q.inv_norm * f64::from(st.colmax[f as usize])) as f32;
+            by_column += f64::from(w) * q.inv_norm * st.colmax[f as usize];
             rest2 += f64::from(w) * f64::from(w);
-            let by_norm = (rest2.sqrt() * q.inv_norm) as f32;
-            bounds[t] = by_column.min(by_norm) * (1.0 + 1e-5);
+            bounds[t] = by_column.min(rest2.sqrt() * q.inv_norm);
         }
         let count_shared = !shared.is_empty();
         let mut stop = order.len();
         let mut walked = 0usize;
-        let mut theta = f32::NEG_INFINITY;
+        let mut theta = f64::NEG_INFINITY;
         for t in 0..order.len() {
             let (f, w) = order[t];
             // Checking costs one pass over the rows seen: do it when the next column is
             // at least as long as a fraction of the work done so far.
             if touched.len() >= k && len(f) * 4 >= walked.max(64) {
-                theta = self.kth_lower_bound(acc, shared, touched, own, k, q, cands);
-                if bounds[t] < theta {
+                theta = slack.lower(self.kth_partial(acc, shared, touched, own, k, q, sums));
+                if slack.upper(bounds[t]) < theta {
                     stop = t;
                     break;
                 }
             }
-            let one = [f];
-            let wt = [w];
-            accumulate(self.at, &one, &wt, acc, shared, touched);
+            accumulate(self.at, &[f], &[w], acc, shared, touched);
             walked += len(f);
+        }
+        #[cfg(test)]
+        {
+            s.stopped += usize::from(stop < order.len());
         }
         // Rows whose partial cosine plus all that the remaining terms could add stays
         // below the k-th best lower bound are out, without looking at their rows.
         touched.retain(|&j| {
             let j = j as usize;
-            let out = Some(j) == own || cosine(acc[j], q.inv_norm, st.inv_norm[j]) + bounds[stop] < theta;
-            if out {
+            let scale = q.inv_norm * st.inv_norm[j];
+            let keep = Some(j) != own && slack.upper(f64::from(acc[j]) * scale + bounds[stop]) >= theta;
+            if !keep {
                 acc[j] = 0.0;
                 if count_shared {
                     shared[j] = 0;
                 }
             }
-            !out
+            keep
         });
-        // Complete the survivors with the remaining terms, term by term (the same order
-        // of additions either way): a long column is walked once, touching only survivors
-        // (their sums are positive), when that is cheaper than looking the term up in
-        // every survivor's own row.
+        // Complete the survivors with the remaining terms: a long column is walked once,
+        // touching only survivors (a survivor's sum is positive, or its count is), when
+        // that is cheaper than looking the term up in every survivor's own row.
         let (aptr, aind, aval) = (self.a.indptr(), self.a.indices(), self.a.data());
         for &(f, w) in &order[stop..] {
             let r = tptr.outer_inds_sz(f as usize);
             if r.len() < 32 * touched.len() {
                 let (col, vals) = (&self.at.indices()[r.clone()], &self.at.data()[r]);
                 for (&v, &x) in col.iter().zip(vals) {
-                    let a = &mut acc[v as usize];
-                    if *a != 0.0 {
-                        *a += w * x;
-                        if count_shared {
-                            shared[v as usize] += 1;
-                        }
+                    let v = v as usize;
+                    if count_shared && shared[v] != 0 {
+                        shared[v] += 1;
+                        acc[v] += w * x;
+                    } else if !count_shared && acc[v] != 0.0 {
+                        acc[v] += w * x;
                     }
                 }
             } else {
@@ -656,12 +772,49 @@ impl<'a> TopK<'a> {
                 }
             }
         }
-        cands.clear();
-        let mut top = Pruned::new(k);
+        // Now every survivor's sum holds all its terms (in another order than the exact
+        // score's) and its overlap is final: bounds this close leave only the rows near the
+        // cut, which get their exact score. One pass: the bounds grow with the sum, so the
+        // rows kept are those whose upper bound reaches the k-th largest sum's lower bound,
+        // trimmed whenever they double (as in [`Pruned`]).
+        near.clear();
+        let by_sum = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0);
+        let (mut cap, mut floor) = (k.max(16).saturating_mul(2), f64::NEG_INFINITY);
         for &j in touched.iter() {
             let j = j as usize;
             let dot = std::mem::take(&mut acc[j]);
             let n = if count_shared { std::mem::take(&mut shared[j]) } else { 0 };
+            if self.params.min_shared > 1 && n < self.params.min_shared {
+                continue;
+            }
+            let sum = self.shrunk(dot, n, q.inv_norm * st.inv_norm[j]);
+            if slack.upper(sum) >= floor {
+                near.push((sum, j as u32));
+                if near.len() >= cap {
+                    floor = slack.lower(near.select_nth_unstable_by(k - 1, by_sum).1.0);
+                    near.retain(|&(x, _)| slack.upper(x) >= floor);
+                    cap = cap.max(near.len().saturating_mul(2));
+                }
+            }
+        }
+        touched.clear();
+        if near.len() >= k {
+            floor = slack.lower(near.select_nth_unstable_by(k - 1, by_sum).1.0);
+        }
+        cands.clear();
+        let mut top = Pruned::new(k);
+        dense.resize(self.a.cols(), -1.0);
+        for (&f, &w) in features.iter().zip(weights) {
+            dense[f as usize] = w;
+        }
+        for &(sum, j) in near.iter() {
+            if slack.upper(sum) < floor {
+                continue;
+            }
+            let j = j as usize;
+            let r = aptr.outer_inds_sz(j);
+            let (dot, n) = dense_dot(dense, &aind[r.clone()], &aval[r]);
+            let n = if count_shared { n } else { 0 };
             if let Some(sim) = finish(&self.params, st, self.features, q, j, dot, n) {
                 if top.admits(sim) {
                     let index = self.relabel.map_or(j as u32, |(label, _)| label[j]);
@@ -669,15 +822,19 @@ impl<'a> TopK<'a> {
                 }
             }
         }
-        touched.clear();
+        for &f in features {
+            dense[f as usize] = -1.0;
+        }
         keep_top(cands, k);
+        true
     }
 
-    /// The k-th largest lower bound on the final similarity among the rows seen so far
-    /// (their partial cosine, shrunk by their partial overlap); `-inf` when fewer than k
-    /// rows qualify. Uses `cands` as scratch.
+    /// The k-th largest sum so far, as a cosine shrunk by the overlap so far, among the rows
+    /// sure to be neighbours; `-inf` when fewer than k qualify. Its [`Slack::lower`] bounds
+    /// the k-th best final score from below (the overlap only grows, and `n / (n + s)` with
+    /// it). Uses `sums` as scratch, trimmed to the best `k` whenever it doubles.
     #[allow(clippy::too_many_arguments)]
-    fn kth_lower_bound(
+    fn kth_partial(
         &self,
         acc: &[f32],
         shared: &[u32],
@@ -685,29 +842,38 @@ impl<'a> TopK<'a> {
         own: Option<usize>,
         k: usize,
         q: QueryStats,
-        cands: &mut Vec<Neighbor>,
-    ) -> f32 {
-        cands.clear();
-        let mut top = Pruned::new(k);
+        sums: &mut Vec<f64>,
+    ) -> f64 {
+        sums.clear();
+        let by_sum = |a: &f64, b: &f64| b.total_cmp(a);
+        let (cap, mut kth) = (k.max(16).saturating_mul(2), f64::NEG_INFINITY);
         for &j in touched {
             let j = j as usize;
             let n = shared.get(j).copied().unwrap_or(0);
             if Some(j) == own || (self.params.min_shared > 1 && n < self.params.min_shared) {
                 continue;
             }
-            let mut lb = cosine(acc[j], q.inv_norm, self.stats.inv_norm[j]);
-            if self.params.shrinkage > 0.0 {
-                lb *= n as f32 / (n as f32 + self.params.shrinkage);
-            }
-            if top.admits(lb) {
-                top.push(cands, Neighbor { index: j as u32, sim: lb, shared: n });
+            let sum = self.shrunk(acc[j], n, q.inv_norm * self.stats.inv_norm[j]);
+            if sum > kth {
+                sums.push(sum);
+                if sums.len() >= cap {
+                    kth = *sums.select_nth_unstable_by(k - 1, by_sum).1;
+                    sums.truncate(k);
+                }
             }
         }
-        if cands.len() < k {
-            return f32::NEG_INFINITY;
+        if sums.len() < k {
+            return f64::NEG_INFINITY;
         }
-        keep_top(cands, k);
-        cands.iter().map(|c| c.sim).fold(f32::INFINITY, f32::min) * (1.0 - 1e-5)
+        *sums.select_nth_unstable_by(k - 1, by_sum).1
+    }
+
+    /// `dot * scale`, times the shrinkage factor of an overlap of `n`, in f64.
+    #[inline]
+    fn shrunk(&self, dot: f32, n: u32, scale: f64) -> f64 {
+        let cosine = f64::from(dot) * scale;
+        let s = f64::from(self.params.shrinkage);
+        if s > 0.0 { cosine * (f64::from(n) / (f64::from(n) + s)) } else { cosine }
     }
 
     /// Every row's top-`k` neighbours as a rows x rows CSR matrix (columns sorted), in
@@ -914,16 +1080,88 @@ mod tests {
         assert!(r.contains(&(0..4)), "the heavy row closes its range: {r:?}");
     }
 
-    /// A random `rows x cols` matrix whose first rows are dense (so that their queries
-    /// touch most rows) and whose weights span many magnitudes, ties included.
-    fn random_matrix(seed: u64, rows: usize, cols: usize) -> Csr {
+    /// A seeded xorshift generator.
+    fn xorshift(seed: u64) -> impl FnMut() -> u64 {
         let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let mut next = move || {
+        move || {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             state
-        };
+        }
+    }
+
+    /// Customers in taste clusters: each row holds a few items of its cluster and a few of
+    /// the bestsellers every cluster buys (with a low weight, as BM25 gives them): the
+    /// bestsellers' long columns are what MaxScore skips. Even rows weigh 1 or 2 (exact
+    /// ties abound), odd rows take weights whose sums round differently in another order.
+    /// With `extreme`, every seventh row is scaled far from 1 (tiny products round to zero
+    /// or below the normal range, huge ones come near overflow).
+    fn clustered_matrix(seed: u64, rows: usize, extreme: bool) -> Csr {
+        let (clusters, per_cluster, popular) = (12u64, 20u64, 8u64);
+        let mut next = xorshift(seed);
+        let (mut indptr, mut indices, mut data) = (vec![0], Vec::new(), Vec::new());
+        for r in 0..rows {
+            let cluster = next() % clusters;
+            let weight = |low: f32, x: u64| {
+                if r % 2 == 0 { low * (1 + x % 2) as f32 } else { low * (x % 1000 + 500) as f32 / 997.0 }
+            };
+            let mut row = std::collections::BTreeMap::new();
+            for _ in 0..2 + next() % 6 {
+                row.insert(popular + cluster * per_cluster + next() % per_cluster, weight(1.0, next()));
+            }
+            for _ in 0..1 + next() % 4 {
+                row.insert(next() % popular, weight(0.25, next()));
+            }
+            let scale = if extreme && r % 7 == 0 { [1e-25, 1e-19, 1e17, 3e18][(next() % 4) as usize] } else { 1.0 };
+            indices.extend(row.keys().map(|&c| c as u32));
+            data.extend(row.values().map(|&v| v * scale));
+            indptr.push(indices.len());
+        }
+        Csr::new((rows, (popular + clusters * per_cluster) as usize), indptr, indices, data)
+    }
+
+    /// MaxScore against the exhaustive walk of every column: the same neighbours, scores
+    /// and overlaps, bit for bit, whatever the shrinkage, minimum overlap and k, on data
+    /// where the walk does stop early.
+    #[test]
+    fn pruned_cosine_gives_the_exhaustive_answer_bit_for_bit() {
+        let bits = |v: &[Neighbor]| v.iter().map(|n| (n.index, n.sim.to_bits(), n.shared)).collect::<Vec<_>>();
+        let configs = [(0.0, 0, false), (0.0, 0, true), (4.0, 0, false), (0.0, 3, false), (1e-3, 2, true)];
+        for seed in 1..7 {
+            let a = clustered_matrix(seed, 1_000, seed % 2 == 0);
+            let (at, st) = (transpose(&a), RowStats::of(&a));
+            for (shrinkage, min_shared, counting) in configs {
+                let p = SimilarityParams { shrinkage, min_shared, ..SimilarityParams::default() };
+                let pruned =
+                    if counting { TopK::new(&a, &at, &st, p).counting_shared() } else { TopK::new(&a, &at, &st, p) };
+                let exhaustive = pruned.without_pruning();
+                let (mut sp, mut se, mut got, mut want) = (pruned.scratch(), exhaustive.scratch(), vec![], vec![]);
+                for k in [1, 10, 40] {
+                    for i in 0..a.rows() {
+                        pruned.row(i, k, &mut sp, &mut got);
+                        exhaustive.row(i, k, &mut se, &mut want);
+                        assert_eq!(bits(&got), bits(&want), "seed {seed}, {p:?}, counting {counting}, k {k}, row {i}");
+                    }
+                }
+                // A query from outside the matrix (fold-in): the row itself may be its neighbour.
+                for i in (0..a.rows()).step_by(5) {
+                    let r = a.indptr().outer_inds_sz(i);
+                    let (f, w) = (&a.indices()[r.clone()], &a.data()[r]);
+                    pruned.query(f, w, None, 10, &mut sp, &mut got);
+                    exhaustive.query(f, w, None, 10, &mut se, &mut want);
+                    assert_eq!(bits(&got), bits(&want), "seed {seed}, {p:?}, counting {counting}, query {i}");
+                }
+                // The walk must really stop early, or this compares the exhaustive path with itself.
+                assert!(sp.stopped > a.rows(), "seed {seed}, {p:?}: {} of {} queries pruned", sp.stopped, 3 * a.rows());
+            }
+        }
+    }
+
+    /// A random `rows x cols` matrix whose first rows are dense (so that their queries
+    /// touch most rows) and whose weights span many magnitudes, ties included.
+    fn random_matrix(seed: u64, rows: usize, cols: usize) -> Csr {
+        let mut next = xorshift(seed);
         let (mut indptr, mut indices, mut data) = (vec![0], Vec::new(), Vec::new());
         for r in 0..rows {
             let density = if r < 4 { 2 } else { 12 + (next() % 40) as usize };

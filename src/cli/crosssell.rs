@@ -106,7 +106,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         log.info(line);
     }
     let model = super::fit_on_log(&plog, &fit, FitInfo::default(), log)?;
-    let (baskets, st) = Baskets::from_log(&plog);
+    let (baskets, st) = Baskets::from_log(&plog).map_err(|e| bad(e.to_string()))?;
     let rules = baskets.rules(&rule_params);
     log.info(format!(
         "fitted {}; {} basket rules from {} {} (pairs in at least {} of them)",

@@ -85,7 +85,7 @@ fn read_baskets(input: &InputArgs, out: &Path, log: Log) -> Result<Baskets> {
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
     }
-    let (baskets, st) = Baskets::from_log(&plog);
+    let (baskets, st) = Baskets::from_log(&plog).map_err(|e| bad(e.to_string()))?;
     if baskets.from_basket_ids() {
         log.info(format!("{} baskets, {} basket-item lines", st.baskets, st.lines));
         if st.rows_without_basket > 0 {

@@ -20,10 +20,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdTable, ItemIdx};
 use crate::ingest::PurchaseLog;
-use crate::matrix::Csr;
-use crate::matrix::transpose;
+use crate::matrix::{Csr, MAX_ROWS, TooManyRows, check_rows_fit, transpose};
 
 /// Baskets x items, each cell 1 where the basket holds the item.
+///
+/// Invariant: at most [`MAX_ROWS`] baskets (checked when they are built), so basket indices
+/// and every count of baskets fit a `u32`.
 #[derive(Debug, Clone)]
 pub struct Baskets {
     /// Baskets x items.
@@ -40,7 +42,13 @@ impl Baskets {
     /// The baskets of a purchase log: purchase rows (quantity above 0) grouped by basket id,
     /// or by customer when the log has no basket ids. Rows without a basket in a log that
     /// has them are grouped by customer too (counted in [`BasketStats::rows_without_basket`]).
-    pub fn from_log(log: &PurchaseLog) -> (Baskets, BasketStats) {
+    /// Fails beyond [`MAX_ROWS`] baskets (basket ids and customers without one add up).
+    pub fn from_log(log: &PurchaseLog) -> Result<(Baskets, BasketStats), TooManyRows> {
+        Self::from_log_within(log, MAX_ROWS)
+    }
+
+    /// [`Baskets::from_log`] with the most baskets as a parameter (tests take a small one).
+    fn from_log_within(log: &PurchaseLog, max_baskets: usize) -> Result<(Baskets, BasketStats), TooManyRows> {
         let from_basket_ids = log.baskets.is_some();
         let mut stats = BasketStats::default();
         // Key: a basket index, or customers' indices after every basket.
@@ -69,12 +77,13 @@ impl Baskets {
             indices.extend(group.iter().map(|c| c.1));
             indptr.push(indices.len());
         }
+        check_rows_fit("baskets", indptr.len() - 1, max_baskets)?;
         stats.baskets = (indptr.len() - 1) as u64;
         stats.lines = indices.len() as u64;
         let n = indices.len();
         let by_basket = Csr::new((indptr.len() - 1, log.items.len()), indptr, indices, vec![1.0; n]);
         let by_item = transpose(&by_basket);
-        (Baskets { by_basket, by_item, items: log.items.clone(), from_basket_ids }, stats)
+        Ok((Baskets { by_basket, by_item, items: log.items.clone(), from_basket_ids }, stats))
     }
 
     /// The same baskets with each item replaced by its group (for example its category at
@@ -117,7 +126,7 @@ impl Baskets {
         self.from_basket_ids
     }
 
-    /// Baskets holding each item.
+    /// Baskets holding each item (at most [`MAX_ROWS`]: the count fits).
     pub fn item_counts(&self) -> Vec<u32> {
         self.by_item.proper_indptr().windows(2).map(|w| (w[1] - w[0]) as u32).collect()
     }
@@ -363,4 +372,36 @@ pub struct Completed {
     pub confidence: f64,
     /// confidence / the item's support.
     pub lift: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{CustomerIdx, IdTable};
+    use crate::ingest::LogRow;
+
+    /// Baskets are checked against the limit before anything is numbered in `u32`: two
+    /// basket ids and a customer's rows without one make three baskets.
+    #[test]
+    fn baskets_beyond_the_limit_are_an_error_not_a_wrap() {
+        let row = |customer: u32, item: u32, basket: Option<u32>| LogRow {
+            customer: CustomerIdx(customer),
+            item: ItemIdx(item),
+            quantity: 1.0,
+            amount: None,
+            time: None,
+            basket,
+        };
+        let log = PurchaseLog {
+            customers: IdTable::from_sorted(&["a", "b"]).unwrap(),
+            items: IdTable::from_sorted(&["x", "y"]).unwrap(),
+            baskets: IdTable::from_sorted(&["1", "2"]),
+            rows: vec![row(0, 0, Some(0)), row(0, 1, Some(1)), row(1, 0, None), row(1, 1, None)],
+        };
+        let (baskets, stats) = Baskets::from_log_within(&log, 3).unwrap();
+        assert_eq!((baskets.len(), stats.baskets, stats.rows_without_basket), (3, 3, 2));
+        let err = Baskets::from_log_within(&log, 2).unwrap_err();
+        assert_eq!(err, TooManyRows { what: "baskets", rows: 3, max: 2 });
+        assert_eq!(err.to_string(), "3 baskets: more than the 2 that 32-bit indices can number");
+    }
 }

@@ -40,7 +40,7 @@ proptest! {
         let lines: Vec<_> = lines.into_iter().map(|(c, i, b, q)| (c, i, b, if q == 0 { 1 } else { q })).collect();
         prop_assume!(lines.iter().any(|l| l.3 > 0));
         let log = log_of(&csv_of(&lines));
-        let (baskets, _) = Baskets::from_log(&log);
+        let (baskets, _) = Baskets::from_log(&log).unwrap();
         let p = RuleParams {
             min_support: f64::from(support) * 0.05,
             min_confidence: f64::from(confidence) * 0.3,
@@ -99,7 +99,7 @@ proptest! {
         basket in prop::collection::btree_set(0u8..7, 1..3),
     ) {
         let log = log_of(&csv_of(&lines));
-        let (baskets, _) = Baskets::from_log(&log);
+        let (baskets, _) = Baskets::from_log(&log).unwrap();
         let ids = baskets.items();
         let wanted: Vec<ItemIdx> = basket.iter().filter_map(|i| ids.index_of(&format!("i{i}")).map(ItemIdx)).collect();
         prop_assume!(wanted.len() == basket.len());
@@ -143,7 +143,7 @@ fn customers_stand_in_for_baskets_without_a_basket_column() {
     let path = dir.path().join("p.csv");
     std::fs::write(&path, "customer,item\na,tea\na,cups\nb,tea\nb,cups\nc,tea\n").unwrap();
     let log = read_log(&path, &IngestOptions::new(Columns::new("customer", "item"))).unwrap().0;
-    let (baskets, stats) = Baskets::from_log(&log);
+    let (baskets, stats) = Baskets::from_log(&log).unwrap();
     assert!(!baskets.from_basket_ids());
     assert_eq!((stats.baskets, stats.lines), (3, 5));
     let rules = baskets.rules(&RuleParams { min_support: 0.5, ..RuleParams::default() });

@@ -19,7 +19,7 @@ fn groceries_rules_match_mlxtend() {
     cols.basket = Some("transaction_id".into());
     let (log, summary) = read_log(dir.join("groceries_baskets.csv.gz"), &IngestOptions::new(cols)).unwrap();
     assert_eq!(summary.rows_read, 43_367);
-    let (baskets, stats) = Baskets::from_log(&log);
+    let (baskets, stats) = Baskets::from_log(&log).unwrap();
     assert_eq!((stats.baskets, stats.lines), (9_835, 43_367));
     let rules = baskets.rules(&RuleParams { min_support: 0.001, ..RuleParams::default() });
 
