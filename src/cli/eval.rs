@@ -16,12 +16,12 @@ use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use cobuy::eval::metrics::Metric;
-use cobuy::eval::report::{self, EvalReport, RunReport};
+use cobuy::eval::report::{self, EvalReport, RunReport, Setting};
 use cobuy::eval::select::{self, AutoParams};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
-use cobuy::model::FitParams;
+use cobuy::model::{FitParams, Selection};
 use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
@@ -332,8 +332,8 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
     for (name, fit) in &plan.configs {
         // `auto` chooses on the training rows alone, for each target its own model (new
         // items for upgrades).
-        let groups: Vec<(FitParams, Vec<Target>)> = match fit {
-            FitPlan::Fixed(p) => vec![(*p, plan.targets.clone())],
+        let groups: Vec<(FitParams, Option<Selection>, Vec<Target>)> = match fit {
+            FitPlan::Fixed(p) => vec![(*p, None, plan.targets.clone())],
             FitPlan::Auto(auto) => plan
                 .targets
                 .iter()
@@ -343,26 +343,33 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
                     let (params, sel) = select::choose(&data.plog, Some(prepared.train_rows()), &auto, &mut |_| {})
                         .map_err(|e| bad(e.to_string()))?;
                     log.info(format!("{name} on {}: {}; {}", t.name(), sel.reason, sel.split));
-                    Ok((params, vec![t]))
+                    Ok((params, Some(sel), vec![t]))
                 })
                 .collect::<Result<_>>()?,
         };
         let mut got = Vec::new();
         let mut fitted = None;
-        for (params, targets) in groups {
+        for (params, selection, targets) in groups {
             let t0 = Instant::now();
             let model = prepared.fit(&params).map_err(|e| bad(e.to_string()))?;
             let fit_seconds = t0.elapsed().as_secs_f64();
-            got.extend(
-                prepared.evaluate_model(name, &model, fit_seconds, ks, &targets).map_err(|e| bad(e.to_string()))?,
-            );
+            let mut runs =
+                prepared.evaluate_model(name, &model, fit_seconds, ks, &targets).map_err(|e| bad(e.to_string()))?;
+            for r in &mut runs {
+                r.selection.clone_from(&selection);
+            }
+            got.extend(runs);
             if targets.iter().any(|&t| t != Target::AllItems) || fitted.is_none() {
-                fitted = Some(model);
+                fitted = Some((model, selection));
             }
         }
-        let model = fitted.expect("at least one target");
+        let (model, selection) = fitted.expect("at least one target");
         if let Some(m) = &data.upgrades {
-            got.push(upsell_run(prepared, m, &model, &format!("up-sell + {name}"), ks)?);
+            // The run records the model up-sell takes its affinity from.
+            let mut run = upsell_run(prepared, m, &model, &format!("up-sell + {name}"), ks)?;
+            run.params = Some(*model.params());
+            run.selection = selection;
+            got.push(run);
         }
         for r in &got {
             let k = ks.iter().copied().find(|&k| k >= 10).unwrap_or(ks[0]);
@@ -394,6 +401,8 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
         runs.push(RunReport {
             algorithm: e.name.clone(),
             target: e.target.name().into(),
+            params: None,
+            selection: None,
             fit_seconds: 0.0,
             score_seconds: 0.0,
             table,
@@ -403,16 +412,16 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
 }
 
 /// The report's setup table: the data, the split and what was measured.
-fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, String)> {
+fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
     let (summary, s) = (&data.summary, &data.prepared.summary);
-    let mut setup = vec![
-        ("purchases".to_string(), job.input.purchases.display().to_string()),
-        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary))),
-        ("split".into(), describe_split(&plan.method, job.split.validation)),
-        ("training rows".into(), s.train_rows.to_string()),
-        ("test rows".into(), s.test_rows.to_string()),
-        ("test-part rows left unused".into(), s.unused_rows.to_string()),
-        ("test customers".into(), format!("{} ({} cold, left out)", s.test_customers, s.cold_customers)),
+    let mut setup: Vec<(String, Setting)> = vec![
+        ("purchases".to_string(), job.input.purchases.display().to_string().into()),
+        ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary)).into()),
+        ("split".into(), describe_split(&plan.method, job.split.validation).into()),
+        ("training rows".into(), s.train_rows.into()),
+        ("test rows".into(), s.test_rows.into()),
+        ("test-part rows left unused".into(), s.unused_rows.into()),
+        ("test customers".into(), format!("{} ({} cold, left out)", s.test_customers, s.cold_customers).into()),
         (
             "measured customers".into(),
             format!(
@@ -420,14 +429,16 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, String)> {
                 s.measured_all,
                 s.measured_new,
                 if data.upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
-            ),
+            )
+            .into(),
         ),
         (
             "held-out pairs".into(),
             format!(
                 "{} ({} new; {} of items nobody bought in training)",
                 s.test_pairs, s.new_test_pairs, s.unknown_item_pairs
-            ),
+            )
+            .into(),
         ),
     ];
     if let Some(m) = &data.upgrades {
@@ -436,7 +447,8 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, String)> {
             format!(
                 "{} held-out pairs: items not bought in training, in a category the customer bought in training, dearer than their latest purchase there; {} upgrade paths learned from the training rows",
                 s.upgrade_pairs, m.summary.paths
-            ),
+            )
+            .into(),
         ));
     }
     setup.push(("ranking".into(), "over every item of the log; no sampled negatives".into()));
@@ -608,6 +620,8 @@ fn upgrade_report(
     Ok(RunReport {
         algorithm: label.into(),
         target: Target::Upgrades.name().into(),
+        params: None,
+        selection: None,
         fit_seconds: 0.0,
         score_seconds: seconds,
         table,

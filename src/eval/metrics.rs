@@ -5,7 +5,8 @@
 //! count, and `hits@k` is how many of them are relevant. A customer's values are added
 //! to plain f64 sums in the order [`MetricsAccumulator::add`] is called and divided once
 //! at the end, so callers that add customers in a fixed order (e.g. index order, after a
-//! parallel scoring pass) get identical results for any number of threads.
+//! parallel scoring pass) get identical results for any number of threads. Squares are
+//! summed beside the values, so each mean comes with its standard error in the same pass.
 //!
 //! ```
 //! use cobuy::eval::metrics::{Metric, MetricsAccumulator};
@@ -104,8 +105,11 @@ pub struct MetricsAccumulator {
     customers: usize,
     /// Per cut-off, the sums of the per-customer metrics, indexed by [`Metric::slot`].
     sums: Vec<[f64; PER_CUSTOMER]>,
-    /// Per cut-off, the sum of revenue recall over `revenue_customers`.
+    /// Per cut-off, the sums of their squares, for the standard errors.
+    squares: Vec<[f64; PER_CUSTOMER]>,
+    /// Per cut-off, the sum of revenue recall over `revenue_customers`, and of its square.
     revenue: Vec<f64>,
+    revenue_squares: Vec<f64>,
     revenue_customers: usize,
     /// Per item, the index of the smallest cut-off at which it was recommended to anyone
     /// (`u32::MAX`: never): coverage at every cut-off from one array.
@@ -150,7 +154,9 @@ impl MetricsAccumulator {
             popularity,
             customers: 0,
             sums: vec![[0.0; PER_CUSTOMER]; n],
+            squares: vec![[0.0; PER_CUSTOMER]; n],
             revenue: vec![0.0; n],
+            revenue_squares: vec![0.0; n],
             revenue_customers: 0,
             first_cut: vec![u32::MAX; items],
             popularity_sum: vec![0.0; n],
@@ -235,33 +241,47 @@ impl MetricsAccumulator {
         let k = self.ks[c];
         let ideal_hits = k.min(relevant);
         let hits = run.hits as f64;
-        let s = &mut self.sums[c];
-        s[Metric::Precision.slot()] += hits / k as f64;
-        s[Metric::Recall.slot()] += hits / relevant as f64;
-        s[Metric::Ndcg.slot()] += run.dcg / self.ideal[ideal_hits];
-        s[Metric::Map.slot()] += run.precision_at_hits / ideal_hits as f64;
-        s[Metric::HitRate.slot()] += if run.hits > 0 { 1.0 } else { 0.0 };
-        s[Metric::Mrr.slot()] += if run.first_hit > 0 { 1.0 / run.first_hit as f64 } else { 0.0 };
+        let mut values = [0.0; PER_CUSTOMER];
+        values[Metric::Precision.slot()] = hits / k as f64;
+        values[Metric::Recall.slot()] = hits / relevant as f64;
+        values[Metric::Ndcg.slot()] = run.dcg / self.ideal[ideal_hits];
+        values[Metric::Map.slot()] = run.precision_at_hits / ideal_hits as f64;
+        values[Metric::HitRate.slot()] = if run.hits > 0 { 1.0 } else { 0.0 };
+        values[Metric::Mrr.slot()] = if run.first_hit > 0 { 1.0 / run.first_hit as f64 } else { 0.0 };
+        for ((s, q), v) in self.sums[c].iter_mut().zip(&mut self.squares[c]).zip(values) {
+            *s += v;
+            *q += v * v;
+        }
         if let Some(total) = revenue_total {
             // The hit revenue is summed in rank order, the total in item order: rounding
             // could push a full hit a hair above 1.
-            self.revenue[c] += (run.revenue_hit / total).min(1.0);
+            let v = (run.revenue_hit / total).min(1.0);
+            self.revenue[c] += v;
+            self.revenue_squares[c] += v * v;
         }
         self.popularity_sum[c] += run.popularity;
         self.slots[c] += run.ranks as u64;
     }
 
-    /// The means over the customers added so far (0 for every metric when there were none).
+    /// The means over the customers added so far (0 for every metric when there were none),
+    /// and their standard errors (where at least two customers count).
     pub fn finish(&self) -> MetricTable {
         let mean = |sum: f64, n: usize| if n == 0 { 0.0 } else { sum / n as f64 };
         let mut values = Vec::with_capacity(Metric::ALL.len());
+        let mut std_errors = Vec::with_capacity(Metric::ALL.len());
         for m in Metric::ALL {
-            if m == Metric::RevenueRecall {
-                if self.revenue_customers > 0 {
-                    values.push((m, self.revenue.iter().map(|&s| mean(s, self.revenue_customers)).collect()));
-                }
+            let (n, sums, squares): (usize, Vec<f64>, Vec<f64>) = if m == Metric::RevenueRecall {
+                (self.revenue_customers, self.revenue.clone(), self.revenue_squares.clone())
             } else {
-                values.push((m, self.sums.iter().map(|s| mean(s[m.slot()], self.customers)).collect()));
+                let at = |t: &[[f64; PER_CUSTOMER]]| t.iter().map(|s| s[m.slot()]).collect();
+                (self.customers, at(&self.sums), at(&self.squares))
+            };
+            if m == Metric::RevenueRecall && n == 0 {
+                continue;
+            }
+            values.push((m, sums.iter().map(|&s| mean(s, n)).collect()));
+            if n >= 2 {
+                std_errors.push((m, sums.iter().zip(&squares).map(|(&s, &q)| std_error(s, q, n)).collect()));
             }
         }
         let mut newly_covered = vec![0usize; self.ks.len()];
@@ -279,8 +299,26 @@ impl MetricsAccumulator {
             })
             .collect();
         let mean_popularity = self.popularity_sum.iter().zip(&self.slots).map(|(&s, &n)| mean(s, n as usize)).collect();
-        MetricTable { customers: self.customers, ks: self.ks.clone(), values, coverage, mean_popularity }
+        MetricTable {
+            customers: self.customers,
+            revenue_customers: self.revenue_customers,
+            ks: self.ks.clone(),
+            values,
+            std_errors,
+            coverage,
+            mean_popularity,
+        }
     }
+}
+
+/// The standard error of a mean of `n >= 2` values from their sum and the sum of their
+/// squares: the sample standard deviation over `sqrt(n)`. The values lie in [0, 1], so the
+/// one-pass variance is off by a few units in the last place of 1 per customer at worst,
+/// far below the 4 decimals a report shows; rounding below 0 is clamped.
+fn std_error(sum: f64, squares: f64, n: usize) -> f64 {
+    let n = n as f64;
+    let variance = ((squares - sum * sum / n) / (n - 1.0)).max(0.0);
+    (variance / n).sqrt()
 }
 
 /// A revenue value as counted: negative and non-finite values are 0.
@@ -293,11 +331,18 @@ fn clean(x: f64) -> f64 {
 pub struct MetricTable {
     /// Customers added.
     pub customers: usize,
+    /// Of those, the customers revenue recall is averaged over (a positive total revenue).
+    pub revenue_customers: usize,
     /// The cut-offs, ascending.
     pub ks: Vec<usize>,
     /// Every metric in [`Metric::ALL`] order, one mean per cut-off; revenue recall is
     /// absent when no customer had revenue.
     pub values: Vec<(Metric, Vec<f64>)>,
+    /// The standard error of each mean in `values` (sample standard deviation over
+    /// customers / sqrt(customers)), so that a difference can be judged; a metric averaged
+    /// over fewer than two customers has none. Runs measured on the same customers are
+    /// paired: a difference between them is usually surer than these errors suggest.
+    pub std_errors: Vec<(Metric, Vec<f64>)>,
     /// Per cut-off, the share of the catalogue recommended to anyone in their first `k`.
     pub coverage: Vec<f64>,
     /// Per cut-off, the mean popularity (share of training customers who bought the item)
@@ -310,6 +355,12 @@ impl MetricTable {
     pub fn get(&self, m: Metric, k: usize) -> Option<f64> {
         let at = self.ks.iter().position(|&x| x == k)?;
         self.values.iter().find(|(x, _)| *x == m)?.1.get(at).copied()
+    }
+
+    /// The standard error of the mean of `m` at cut-off `k`, if the table has one.
+    pub fn std_error(&self, m: Metric, k: usize) -> Option<f64> {
+        let at = self.ks.iter().position(|&x| x == k)?;
+        self.std_errors.iter().find(|(x, _)| *x == m)?.1.get(at).copied()
     }
 }
 
@@ -395,6 +446,55 @@ mod tests {
         check(&t, Metric::RevenueRecall, &[0.0, 0.1]);
         // Top 1: items 5 and 20; top 2 adds item 1.
         assert_eq!(t.coverage, vec![2.0 / 30.0, 3.0 / 30.0]);
+    }
+
+    /// Three customers; per-customer values worked out by hand, then the sample standard
+    /// deviation over sqrt(3) (two customers for revenue recall).
+    ///
+    /// | customer | ranked | relevant | P@1 | P@2 | HR@2 | MRR@2 | RevR@1 |
+    /// |----------|--------|----------|-----|-----|------|-------|--------|
+    /// | A        | 1, 2   | 1        | 1   | 1/2 | 1    | 1     | 1      |
+    /// | B        | 3, 1   | 1        | 0   | 1/2 | 1    | 1/2   | -      |
+    /// | C        | 3, 4   | 1, 2     | 0   | 0   | 0    | 0     | 0      |
+    #[test]
+    fn standard_errors_by_hand() {
+        let mut acc = MetricsAccumulator::new(&[1, 2], 5, vec![0.0; 5]);
+        acc.add(&[1, 2], &[1], Some(&[5.0]));
+        acc.add(&[3, 1], &[1], None);
+        acc.add(&[3, 4], &[1, 2], Some(&[1.0, 1.0]));
+        let t = acc.finish();
+        assert_eq!((t.customers, t.revenue_customers), (3, 2));
+        let se = |m, k| t.std_error(m, k).unwrap();
+        // P@1: mean 1/3, squared deviations 4/9 + 1/9 + 1/9 = 2/3, variance 1/3, SE 1/3.
+        assert!(close(se(Metric::Precision, 1), 1.0 / 3.0));
+        // P@2: mean 1/3, squared deviations 1/36 + 1/36 + 1/9 = 1/6, variance 1/12, SE 1/6.
+        assert!(close(se(Metric::Precision, 2), 1.0 / 6.0));
+        // HR@2: mean 2/3, squared deviations 1/9 + 1/9 + 4/9, variance 1/3, SE 1/3.
+        assert!(close(se(Metric::HitRate, 2), 1.0 / 3.0));
+        // MRR@2: mean 1/2, squared deviations 1/4 + 0 + 1/4, variance 1/4, SE 1/(2 sqrt 3).
+        assert!(close(se(Metric::Mrr, 2), 0.5 / 3f64.sqrt()));
+        // RevR@1 over A and C: values 1 and 0, variance 1/2, SE 1/2.
+        assert!(close(se(Metric::RevenueRecall, 1), 0.5));
+        // Every customer alike: no spread.
+        let mut same = MetricsAccumulator::new(&[1], 5, vec![]);
+        for _ in 0..4 {
+            same.add(&[1], &[1], None);
+        }
+        assert_eq!(same.finish().std_error(Metric::Ndcg, 1), Some(0.0));
+    }
+
+    /// One customer gives means but no spread to measure.
+    #[test]
+    fn no_standard_error_below_two_customers() {
+        let mut acc = MetricsAccumulator::new(&[1], 5, vec![]);
+        acc.add(&[1], &[1], Some(&[1.0]));
+        acc.add(&[1], &[1], None);
+        let t = acc.finish();
+        assert!(t.std_error(Metric::Ndcg, 1).is_some());
+        assert_eq!(t.get(Metric::RevenueRecall, 1), Some(1.0));
+        assert_eq!(t.std_error(Metric::RevenueRecall, 1), None);
+        let empty = MetricsAccumulator::new(&[1], 5, vec![]).finish();
+        assert!(empty.std_errors.is_empty());
     }
 
     #[test]

@@ -323,6 +323,8 @@ impl Prepared {
             runs.push(RunReport {
                 algorithm: label.into(),
                 target: target.name().into(),
+                params: Some(*model.params()),
+                selection: None,
                 fit_seconds,
                 score_seconds,
                 table,

@@ -6,13 +6,18 @@
 //! bytes. Nothing here panics, whatever the strings and numbers: names are escaped for
 //! the format, missing values are shown as `-` (Markdown) or left out (chart), and
 //! non-finite values become `null` in JSON.
+//!
+//! Each mean is shown with its standard error, and each run with the full parameters it
+//! was fitted with (and, for `algorithm = auto`, why they were chosen): a reader can judge
+//! a difference and rerun a configuration from the report alone.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 use super::metrics::{Metric, MetricTable};
+use crate::model::{FitParams, Selection, describe};
 
 /// An evaluation: how it was set up and what each algorithm scored.
 #[derive(Debug, Clone, Serialize)]
@@ -20,9 +25,46 @@ pub struct EvalReport {
     /// A heading, e.g. the dataset's name.
     pub title: String,
     /// The settings shared by every run (split, seed, cut-offs...), as key and value.
-    pub setup: Vec<(String, String)>,
+    pub setup: Vec<(String, Setting)>,
     /// One entry per algorithm and target.
     pub runs: Vec<RunReport>,
+}
+
+/// A setting's value: a count stays a number in JSON, anything else is text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Setting {
+    /// A count, such as the training rows.
+    Count(u64),
+    /// Words, or numbers with words around them.
+    Text(String),
+}
+
+impl From<u64> for Setting {
+    fn from(n: u64) -> Self {
+        Setting::Count(n)
+    }
+}
+
+impl From<String> for Setting {
+    fn from(s: String) -> Self {
+        Setting::Text(s)
+    }
+}
+
+impl From<&str> for Setting {
+    fn from(s: &str) -> Self {
+        Setting::Text(s.into())
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Setting::Count(n) => write!(f, "{n}"),
+            Setting::Text(s) => f.write_str(s),
+        }
+    }
 }
 
 /// One algorithm measured on one target.
@@ -32,6 +74,12 @@ pub struct RunReport {
     pub algorithm: String,
     /// What the test set holds; runs with the same target are compared side by side.
     pub target: String,
+    /// The parameters of the fitted model, resolved (`None` for lists measured from
+    /// outside and for baselines that fit nothing).
+    pub params: Option<FitParams>,
+    /// When the configuration was `algorithm = auto`: what it tried and why it chose
+    /// `params`.
+    pub selection: Option<Selection>,
     /// Seconds spent fitting.
     pub fit_seconds: f64,
     /// Seconds spent scoring the test customers.
@@ -124,6 +172,14 @@ impl Column {
             Column::Popularity(k) => at_k(t, &t.mean_popularity, k),
         }
     }
+
+    /// The standard error of the value, for the metrics (means over customers).
+    fn std_error(self, t: &MetricTable) -> Option<f64> {
+        match self {
+            Column::Metric(m, k) => t.std_error(m, k),
+            Column::Coverage(_) | Column::Popularity(_) => None,
+        }
+    }
 }
 
 /// Text made safe for a Markdown table cell or heading: pipes escaped, HTML
@@ -144,19 +200,20 @@ fn md_escape(s: &str) -> String {
 }
 
 /// The report as Markdown: the title, a table of the setup, then one table per target
-/// with a row per algorithm and, at each shown cut-off, each metric any run has, then
-/// coverage and mean popularity at each shown cut-off, customers and timings. Up to three
-/// cut-offs are shown; of more, the smallest, the median and the largest (a note names the
-/// others, which the JSON report has). Numbers have 4 decimals;
-/// the best value of each metric column is in bold (every tied one, and only when at least
-/// two runs have a value).
+/// with a row per algorithm and, at each shown cut-off, each metric any run has (the mean
+/// and ± its standard error), then coverage and mean popularity at each shown cut-off,
+/// customers and timings; under it, a line saying what ± means and each run's parameters
+/// in a few words. Up to three cut-offs are shown; of more, the smallest, the median and
+/// the largest (a note names the others, which the JSON report has). Numbers have 4
+/// decimals; the best mean of each metric column is in bold (every tied one, and only when
+/// at least two runs have a value).
 pub fn markdown(r: &EvalReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md_escape(&r.title));
     if !r.setup.is_empty() {
         out.push_str("| setting | value |\n|---|---|\n");
         for (k, v) in &r.setup {
-            let _ = writeln!(out, "| {} | {} |", md_escape(k), md_escape(v));
+            let _ = writeln!(out, "| {} | {} |", md_escape(k), md_escape(&v.to_string()));
         }
         out.push('\n');
     }
@@ -184,6 +241,7 @@ pub fn markdown(r: &EvalReport) -> String {
             .iter()
             .map(|&c| {
                 let values: Vec<Option<f64>> = runs.iter().map(|run| c.value(&run.table)).collect();
+                let errors = runs.iter().map(|run| c.std_error(&run.table));
                 let best = match c {
                     Column::Metric(..) if values.iter().flatten().count() >= 2 => {
                         values.iter().flatten().copied().filter(|v| v.is_finite()).reduce(f64::max)
@@ -193,11 +251,16 @@ pub fn markdown(r: &EvalReport) -> String {
                 let best = best.map(|b| format!("{b:.4}"));
                 values
                     .iter()
-                    .map(|v| match v {
+                    .zip(errors)
+                    .map(|(v, e)| match v {
                         None => "-".to_string(),
                         Some(v) => {
                             let s = format!("{v:.4}");
-                            if best.as_deref() == Some(s.as_str()) { format!("**{s}**") } else { s }
+                            let s = if best.as_deref() == Some(s.as_str()) { format!("**{s}**") } else { s };
+                            match e {
+                                Some(e) => format!("{s} ±{e:.4}"),
+                                None => s,
+                            }
                         }
                     })
                     .collect()
@@ -218,13 +281,50 @@ pub fn markdown(r: &EvalReport) -> String {
             }
             let _ = writeln!(out, " {} | {:.4} | {:.4} |", run.table.customers, run.fit_seconds, run.score_seconds);
         }
+        out.push('\n');
+        if runs.iter().any(|run| !run.table.std_errors.is_empty()) {
+            out.push_str(
+                "± is the standard error of the mean over the customers measured (sample standard deviation / \
+                 √customers); the runs of a target are measured on the same customers, so a difference between \
+                 two of them is usually surer than their errors suggest.\n",
+            );
+        }
         if ks.len() < all_ks.len() {
             let left_out: Vec<String> = all_ks.iter().filter(|k| !ks.contains(k)).map(|k| k.to_string()).collect();
             let _ = writeln!(out, "\nCut-offs {} are left out here; the JSON report has them.", left_out.join(", "));
         }
+        parameters(&mut out, &runs);
         out.push('\n');
     }
     out
+}
+
+/// A line per run that was fitted: its parameters in a few words and, for `auto`, why
+/// they were chosen (the JSON report has every parameter).
+fn parameters(out: &mut String, runs: &[&RunReport]) {
+    let fitted: Vec<(&RunReport, &FitParams)> = runs.iter().filter_map(|r| Some((*r, r.params.as_ref()?))).collect();
+    if fitted.is_empty() {
+        return;
+    }
+    out.push_str("\nParameters (all of them in report.json):\n\n");
+    for (run, p) in fitted {
+        let name = md_escape(&run.algorithm);
+        let params = describe(p);
+        let _ = match &run.selection {
+            // The reason names the parameters it chose: not twice on one line.
+            Some(s) if s.reason.starts_with(&params) => {
+                writeln!(out, "- {name}, chosen by auto: {} ({})", md_escape(&s.reason), md_escape(&s.split))
+            }
+            Some(s) => writeln!(
+                out,
+                "- {name}: {}; chosen by auto: {} ({})",
+                md_escape(&params),
+                md_escape(&s.reason),
+                md_escape(&s.split)
+            ),
+            None => writeln!(out, "- {name}: {}", md_escape(&params)),
+        };
+    }
 }
 
 /// The cut-offs a Markdown table shows: all of up to three, else the smallest, the
@@ -241,7 +341,7 @@ fn shown_ks(ks: &[usize]) -> Vec<usize> {
 // ---------------------------------------------------------------------------------------
 
 /// Key-value pairs as a JSON object, in their order.
-struct Pairs<'a>(&'a [(String, String)]);
+struct Pairs<'a>(&'a [(String, Setting)]);
 
 impl Serialize for Pairs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -270,19 +370,60 @@ impl Serialize for ByK<'_> {
     }
 }
 
-/// A table's metrics as `{"ndcg": {"10": value, ...}, ...}`, in [`Metric::ALL`] order.
-struct Metrics<'a>(&'a MetricTable);
+/// Per-metric series (a table's means or standard errors) as `{"ndcg": {"10": value,
+/// ...}, ...}`, in [`Metric::ALL`] order.
+struct Metrics<'a> {
+    ks: &'a [usize],
+    series: &'a [(Metric, Vec<f64>)],
+}
 
 impl Serialize for Metrics<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = self.0;
         let present: Vec<&(Metric, Vec<f64>)> =
-            Metric::ALL.iter().filter_map(|m| t.values.iter().find(|(x, _)| x == m)).collect();
+            Metric::ALL.iter().filter_map(|m| self.series.iter().find(|(x, _)| x == m)).collect();
         let mut map = s.serialize_map(Some(present.len()))?;
         for (m, values) in present {
-            map.serialize_entry(m.name(), &ByK { ks: &t.ks, values })?;
+            map.serialize_entry(m.name(), &ByK { ks: self.ks, values })?;
         }
         map.end()
+    }
+}
+
+/// What `auto` tried and why it chose, without each candidate's full parameters (the
+/// chosen ones are the run's `params`).
+#[derive(Serialize)]
+struct JsonSelection<'a> {
+    reason: &'a str,
+    split: &'a str,
+    objective: &'a str,
+    customers: u64,
+    /// Each candidate's parameters in a few words, its score and why it has none.
+    tried: Vec<JsonTried<'a>>,
+    /// The index of the chosen candidate in `tried`; `null` when nothing was measured.
+    chosen: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct JsonTried<'a> {
+    label: &'a str,
+    score: Option<f64>,
+    note: Option<&'a str>,
+}
+
+impl<'a> JsonSelection<'a> {
+    fn new(s: &'a Selection) -> Self {
+        JsonSelection {
+            reason: &s.reason,
+            split: &s.split,
+            objective: &s.objective,
+            customers: s.customers,
+            tried: s
+                .tried
+                .iter()
+                .map(|t| JsonTried { label: &t.label, score: t.score, note: t.note.as_deref() })
+                .collect(),
+            chosen: s.chosen,
+        }
     }
 }
 
@@ -297,20 +438,29 @@ struct JsonReport<'a> {
 struct JsonRun<'a> {
     algorithm: &'a str,
     target: &'a str,
+    params: Option<&'a FitParams>,
+    selection: Option<JsonSelection<'a>>,
     fit_seconds: f64,
     score_seconds: f64,
     customers: usize,
+    revenue_customers: usize,
     ks: &'a [usize],
     metrics: Metrics<'a>,
+    std_errors: Metrics<'a>,
     coverage: ByK<'a>,
     mean_popularity: ByK<'a>,
 }
 
 /// The report as pretty-printed JSON with a fixed key order: `title`, `setup` (an object,
-/// keys in the report's order), `runs`, each with `algorithm`, `target`, `fit_seconds`,
-/// `score_seconds`, `customers`, `ks`, `metrics` (`{"ndcg": {"10": 0.0412, ...}, ...}`,
-/// metrics in [`Metric::ALL`] order, cut-offs ascending), `coverage` and
-/// `mean_popularity` (`{"10": ..., ...}`). Non-finite numbers are written as `null`.
+/// keys in the report's order, counts as numbers), `runs`, each with `algorithm`,
+/// `target`, `params` (every fit parameter, as `cobuy inspect --json` shows them; `null`
+/// for outside lists and baselines), `selection` (for `auto`: `reason`, `split`,
+/// `objective`, `customers`, `tried` as `label`, `score`, `note`, and `chosen`; else
+/// `null`), `fit_seconds`, `score_seconds`, `customers`, `revenue_customers`, `ks`,
+/// `metrics` (the means: `{"ndcg": {"10": 0.0412, ...}, ...}`, metrics in [`Metric::ALL`]
+/// order, cut-offs ascending), `std_errors` (their standard errors, the same shape; a
+/// metric over fewer than two customers is left out), `coverage` and `mean_popularity`
+/// (`{"10": ..., ...}`). Non-finite numbers are written as `null`.
 pub fn json(r: &EvalReport) -> String {
     let doc = JsonReport {
         title: &r.title,
@@ -321,17 +471,22 @@ pub fn json(r: &EvalReport) -> String {
             .map(|run| JsonRun {
                 algorithm: &run.algorithm,
                 target: &run.target,
+                params: run.params.as_ref(),
+                selection: run.selection.as_ref().map(JsonSelection::new),
                 fit_seconds: run.fit_seconds,
                 score_seconds: run.score_seconds,
                 customers: run.table.customers,
+                revenue_customers: run.table.revenue_customers,
                 ks: &run.table.ks,
-                metrics: Metrics(&run.table),
+                metrics: Metrics { ks: &run.table.ks, series: &run.table.values },
+                std_errors: Metrics { ks: &run.table.ks, series: &run.table.std_errors },
                 coverage: ByK { ks: &run.table.ks, values: &run.table.coverage },
                 mean_popularity: ByK { ks: &run.table.ks, values: &run.table.mean_popularity },
             })
             .collect(),
     };
-    // Cannot fail: every map key is a string and every value a plain number or string.
+    // Cannot fail: every map key is a string and every value a plain number, string or
+    // derived struct of them.
     serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
@@ -618,17 +773,26 @@ mod tests {
     use super::*;
     use crate::eval::metrics::MetricsAccumulator;
 
-    fn table(ks: &[usize], hit_at: usize) -> MetricTable {
+    /// One customer per entry of `hits_at`, each with one relevant item at that 0-based rank.
+    fn customers(ks: &[usize], hits_at: &[usize]) -> MetricTable {
         let mut acc = MetricsAccumulator::new(ks, 10, vec![0.1; 10]);
         let ranked: Vec<u32> = (0..10).collect();
-        acc.add(&ranked, &[hit_at as u32], Some(&[5.0]));
+        for &at in hits_at {
+            acc.add(&ranked, &[at as u32], Some(&[5.0]));
+        }
         acc.finish()
+    }
+
+    fn table(ks: &[usize], hit_at: usize) -> MetricTable {
+        customers(ks, &[hit_at])
     }
 
     fn run(algorithm: &str, target: &str, t: MetricTable) -> RunReport {
         RunReport {
             algorithm: algorithm.into(),
             target: target.into(),
+            params: None,
+            selection: None,
             fit_seconds: 1.5,
             score_seconds: 0.25,
             table: t,
@@ -638,7 +802,7 @@ mod tests {
     fn report() -> EvalReport {
         EvalReport {
             title: "Retail <test>".into(),
-            setup: vec![("split".into(), "last 20% | by time".into()), ("seed".into(), "7".into())],
+            setup: vec![("split".into(), "last 20% | by time".into()), ("seed".into(), 7.into())],
             runs: vec![
                 run("item-knn", "next", table(&[1, 5, 10], 0)),
                 run("pop<&\">", "next", table(&[1, 5, 10], 3)),
@@ -646,6 +810,29 @@ mod tests {
                 run("pop<&\">", "new", table(&[1, 5, 10], 9)),
             ],
         }
+    }
+
+    /// Two customers per run, so that every metric has a standard error; item-knn fitted
+    /// with 30 neighbours, and an `auto` run with its record.
+    fn measured() -> EvalReport {
+        let knn = FitParams { neighbors: 30, ..FitParams::default() };
+        let ease = FitParams { algorithm: crate::algo::Algorithm::Ease, ..FitParams::default() };
+        let mut runs = vec![
+            // P@1 per customer: 1 and 0 (mean 1/2, sample sd sqrt(1/2), SE 1/2).
+            RunReport { params: Some(knn), ..run("item-knn", "next", customers(&[1, 5], &[0, 3])) },
+            // P@1: 0 and 0 (SE 0); P@5: 1/5 and 1/5.
+            run("fixed|list", "next", customers(&[1, 5], &[3, 4])),
+            RunReport { params: Some(ease), ..run("auto", "next", customers(&[1, 5], &[1, 2])) },
+        ];
+        runs[2].selection = Some(Selection {
+            split: "validation on the last tenth".into(),
+            objective: "NDCG@10 on new items".into(),
+            customers: 12,
+            tried: vec![crate::model::Tried { label: describe(&ease), params: ease, score: Some(0.25), note: None }],
+            chosen: Some(0),
+            reason: format!("{} scored 0.2500 NDCG@10 on new items", describe(&ease)),
+        });
+        EvalReport { title: "t".into(), setup: vec![], runs }
     }
 
     fn count(s: &str, pat: &str) -> usize {
@@ -739,21 +926,109 @@ mod tests {
 
         let empty = markdown(&EvalReport { title: "t".into(), setup: vec![], runs: vec![] });
         assert_eq!(empty, "# t\n\nNo runs.\n");
+        // One customer per run: no spread, no ±, no note; nothing fitted, no parameters.
+        assert!(!md.contains('±') && !md.contains("Parameters"));
+    }
+
+    #[test]
+    fn markdown_shows_standard_errors_and_parameters() {
+        let md = markdown(&measured());
+        // The best mean in bold, its standard error beside it; the coverage has none.
+        assert!(md.contains("| item-knn | **0.5000** ±0.5000 |"), "{md}");
+        assert!(md.contains("| fixed\\|list | 0.0000 ±0.0000 |"), "{md}");
+        // P@5 of the fixed list: 1/5 for both customers, the best (tied with nobody else).
+        let fixed = md.lines().find(|l| l.starts_with("| fixed")).unwrap();
+        let cells: Vec<&str> = fixed.split(" | ").collect();
+        assert_eq!(cells[8], "**0.2000** ±0.0000", "{fixed}");
+        assert!(fixed.ends_with("| 0.1000 | 0.5000 | 0.1000 | 0.1000 | 2 | 1.5000 | 0.2500 |"), "{fixed}");
+        assert_eq!(md.matches("± is the standard error of the mean").count(), 1);
+        // Parameters: a line per fitted run, none for the outside list; auto's names what
+        // it chose once, with its reason and split.
+        assert!(md.contains("- item-knn: item-knn (bm25 k1 1.2 b 0.75, 30 neighbours, cosine similarity)\n"), "{md}");
+        assert!(!md.contains("- fixed"));
+        assert!(
+            md.contains(
+                "- auto, chosen by auto: ease (bm25 k1 1.2 b 0.75, lambda 500) scored 0.2500 NDCG@10 on new items \
+                 (validation on the last tenth)\n"
+            ),
+            "{md}"
+        );
+        // A reason that does not start with the parameters gets them first.
+        let mut other = measured();
+        other.runs[2].selection.as_mut().unwrap().reason = "nothing to measure on".into();
+        assert!(markdown(&other).contains(
+            "- auto: ease (bm25 k1 1.2 b 0.75, lambda 500); chosen by auto: nothing to measure on (validation on"
+        ));
     }
 
     #[test]
     fn json_has_a_stable_shape() {
         let j = json(&report());
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-        assert_eq!(v["setup"]["seed"], "7");
+        // Counts are numbers, words are strings.
+        assert_eq!(v["setup"]["seed"], 7);
+        assert_eq!(v["setup"]["split"], "last 20% | by time");
         assert_eq!(v["runs"][0]["metrics"]["precision"]["1"], 1.0);
         assert_eq!(v["runs"][1]["algorithm"], "pop<&\">");
         assert_eq!(v["runs"][0]["coverage"]["10"], 1.0);
-        // Keys in a fixed order: metrics as listed, cut-offs ascending (not "10" before "5").
+        // One customer: no standard errors; nothing fitted: no parameters.
+        assert_eq!(v["runs"][0]["std_errors"], serde_json::json!({}));
+        assert!(v["runs"][0]["params"].is_null() && v["runs"][0]["selection"].is_null());
+        // Keys in a fixed order: the run's configuration, then its measurements; metrics as
+        // listed, cut-offs ascending (not "10" before "5").
+        let run0 = &j[j.find("\"runs\"").unwrap()..];
+        let at: Vec<usize> = [
+            "algorithm",
+            "target",
+            "params",
+            "selection",
+            "fit_seconds",
+            "score_seconds",
+            "customers",
+            "revenue_customers",
+            "ks",
+            "metrics",
+            "std_errors",
+            "coverage",
+            "mean_popularity",
+        ]
+        .iter()
+        .map(|k| run0.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{run0}");
         let p = |s: &str| j.find(s).unwrap();
         assert!(p("\"precision\"") < p("\"recall\"") && p("\"recall\"") < p("\"ndcg\""));
         assert!(p("\"1\":") < p("\"5\":") && p("\"5\":") < p("\"10\":"));
         assert_eq!(j, json(&report()));
+
+        // Standard errors beside the means, the same shape; parameters in full, as
+        // `cobuy inspect --json` writes them; auto's record without each candidate's params.
+        let m = measured();
+        let v: serde_json::Value = serde_json::from_str(&json(&m)).unwrap();
+        let knn = &v["runs"][0];
+        assert_eq!(knn["metrics"]["precision"]["1"], 0.5);
+        assert!((knn["std_errors"]["precision"]["1"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+        let names = |x: &serde_json::Value| x.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&knn["std_errors"]), names(&knn["metrics"]));
+        assert_eq!(names(&knn["std_errors"]["ndcg"]), ["1", "5"]);
+        assert_eq!(knn["revenue_customers"], 2);
+        let params: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&m.runs[0].params).unwrap()).unwrap();
+        assert_eq!(knn["params"], params);
+        assert_eq!(knn["params"]["als"]["regularization"], 0.01, "f32 written shortest, not widened");
+        assert_eq!(knn["params"]["neighbors"], 30);
+        assert_eq!(knn["params"]["weighting"]["scheme"]["scheme"], "bm25");
+        let sel = &v["runs"][2]["selection"];
+        assert_eq!(v["runs"][2]["params"]["algorithm"], "ease");
+        assert_eq!(sel["reason"], m.runs[2].selection.as_ref().unwrap().reason.as_str());
+        assert_eq!(sel["split"], "validation on the last tenth");
+        assert_eq!(sel["objective"], "NDCG@10 on new items");
+        assert_eq!(sel["customers"], 12);
+        assert_eq!(sel["chosen"], 0);
+        assert_eq!(
+            sel["tried"],
+            serde_json::json!([{"label": describe(&m.runs[2].params.unwrap()), "score": 0.25, "note": null}])
+        );
 
         let mut nan = report();
         nan.runs[0].fit_seconds = f64::NAN;

@@ -229,13 +229,18 @@ impl Report {
         self.0["runs"].as_array().expect("runs is an array")
     }
 
-    fn setup(&self, key: &str) -> &str {
-        self.0["setup"][key].as_str().unwrap_or_else(|| panic!("no setup {key:?} in {}", self.0["setup"]))
+    /// A setup value as text: counts are JSON numbers, the rest strings.
+    fn setup(&self, key: &str) -> String {
+        match &self.0["setup"][key] {
+            Value::String(s) => s.clone(),
+            Value::Number(n) if n.is_u64() => n.to_string(),
+            v => panic!("no setup {key:?} in {} (got {v})", self.0["setup"]),
+        }
     }
 
     /// The whole numbers in a setup value, in order.
     fn setup_numbers(&self, key: &str) -> Vec<usize> {
-        numbers(self.setup(key))
+        numbers(&self.setup(key))
     }
 
     /// The algorithms measured on `target`, in report order.
@@ -258,6 +263,13 @@ impl Report {
         self.run(algorithm, target)["metrics"][metric][k.to_string()]
             .as_f64()
             .unwrap_or_else(|| panic!("no {metric}@{k} for {algorithm} on {target}"))
+    }
+
+    /// The standard error of [`Report::value`].
+    fn std_error(&self, algorithm: &str, target: &str, metric: &str, k: usize) -> f64 {
+        self.run(algorithm, target)["std_errors"][metric][k.to_string()]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no standard error of {metric}@{k} for {algorithm} on {target}"))
     }
 
     fn customers(&self, algorithm: &str, target: &str) -> usize {
@@ -454,6 +466,9 @@ fn eval_job_measures_every_algorithm() {
     assert!(at.windows(2).all(|w| w[0] < w[1]), "metrics out of order: {run0}");
     assert!(run0.find("\"5\":").unwrap() < run0.find("\"10\":").unwrap(), "cut-offs out of order: {run0}");
     assert_eq!(report.setup("split"), "time: the last 0.2 of purchases are test");
+    for count in ["training rows", "test rows", "test-part rows left unused"] {
+        assert!(report.0["setup"][count].is_u64(), "setup {count:?} is not a JSON number: {}", report.0["setup"]);
+    }
 
     // Every algorithm on each target, in the job's order; buy-again only on all items (it
     // recommends bought items only); the outside list on its own target.
@@ -493,6 +508,21 @@ fn eval_job_measures_every_algorithm() {
         }
         assert!(run["coverage"]["5"].as_f64() <= run["coverage"]["10"].as_f64(), "{what}: coverage falls with k");
     }
+    // Each configuration's full parameters, as the job gave them (the rest at their defaults);
+    // none for the outside list.
+    for target in ["new-items", "all-items"] {
+        let p = |a: &str| &report.run(a, target)["params"];
+        assert_eq!(p("popularity")["algorithm"], "popularity");
+        assert_eq!((&p("item-knn")["algorithm"], &p("item-knn")["neighbors"]), (&"item-knn".into(), &20.into()));
+        assert_eq!(p("item-knn")["similarity"]["measure"], "cosine");
+        assert_eq!(p("user-knn")["neighbors"], 20);
+        assert_eq!((&p("als")["als"]["factors"], &p("als")["als"]["iterations"]), (&4.into(), &3.into()));
+        assert_eq!(p("rp3beta")["similarity"]["measure"], "rp3beta", "{}", p("rp3beta"));
+        assert!(report.run("item-knn", target)["selection"].is_null());
+    }
+    assert_eq!(report.run("buy-again", "all-items")["params"]["algorithm"], "buy-again");
+    assert!(report.run("fixed", "all-items")["params"].is_null());
+
     // The fixed list recommends 3 items: coverage 3 of the 80 items at any k.
     let fixed = report.run("fixed", "all-items");
     for k in ["5", "10"] {
@@ -506,7 +536,8 @@ fn eval_job_measures_every_algorithm() {
         );
     }
 
-    // report.md: the setup, then a table per target with a row per run, NDCG@10 as in JSON.
+    // report.md: the setup, then a table per target with a row per run, NDCG@10 as in JSON
+    // with its standard error, then a parameters line per configuration.
     let md = fx.text("job/out/report.md");
     assert!(md.starts_with("# cobuy eval\n"), "{md}");
     assert!(md.contains("| split | time: the last 0.2 of purchases are test |"), "{md}");
@@ -525,9 +556,20 @@ fn eval_job_measures_every_algorithm() {
         for line in rows {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             assert_eq!(cells.len(), header.len(), "{target}: {line}");
-            let want = format!("{:.4}", report.value(cells[1], target, "ndcg", 10));
-            assert_eq!(cells[col].trim_matches('*'), want, "{target}: NDCG@10 of {}", cells[1]);
+            let (a, ndcg) = (cells[1], "ndcg");
+            let want =
+                format!("{:.4} ±{:.4}", report.value(a, target, ndcg, 10), report.std_error(a, target, ndcg, 10));
+            assert_eq!(cells[col].replace('*', ""), want, "{target}: NDCG@10 of {a}");
         }
+        assert!(section.contains("\n± is the standard error of the mean over the customers measured"), "{section}");
+        let params: Vec<&str> = section.lines().filter(|l| l.starts_with("- ")).collect();
+        let fitted: Vec<String> = report.names(target).into_iter().filter(|a| a != "fixed").collect();
+        assert_eq!(params.len(), fitted.len(), "{section}");
+        for (line, a) in params.iter().zip(&fitted) {
+            assert!(line.starts_with(&format!("- {a}: ")), "{line}");
+        }
+        let knn = params[1];
+        assert_eq!(knn, "- item-knn: item-knn (bm25 k1 1.2 b 0.75, 20 neighbours, cosine similarity)");
     }
 
     // Charts: a panel per target with one line (two points) per run, a legend entry per name.
@@ -648,16 +690,18 @@ fn popularity_matches_a_computation_from_the_split_files() {
         split.measured().into_iter().map(|(c, items)| (c.clone(), items.clone())).collect();
     for (target, customers, exclude_bought) in [("new-items", &new, true), ("all-items", &all, false)] {
         assert_eq!(report.customers("popularity", target), customers.len(), "{target}: customers");
+        let n = customers.len() as f64;
         for k in ks {
-            let mut sums = [0.0; 5];
-            for (c, relevant) in customers.iter() {
-                let m = ranking_metrics(&list(c, exclude_bought), relevant, k);
-                sums.iter_mut().zip(m).for_each(|(s, v)| *s += v);
-            }
-            for (name, sum) in RANKING.iter().zip(sums) {
-                let want = sum / customers.len() as f64;
+            let per: Vec<[f64; 5]> =
+                customers.iter().map(|(c, relevant)| ranking_metrics(&list(c, exclude_bought), relevant, k)).collect();
+            for (m, name) in RANKING.iter().enumerate() {
+                let want = per.iter().map(|v| v[m]).sum::<f64>() / n;
                 let got = report.value("popularity", target, name, k);
                 assert!(close(got, want), "popularity {name}@{k} on {target}: report {got}, computed {want}");
+                // The standard error: sample standard deviation over customers / sqrt(n).
+                let sd = (per.iter().map(|v| (v[m] - want).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+                let (got, want) = (report.std_error("popularity", target, name, k), sd / n.sqrt());
+                assert!(close(got, want), "popularity {name}@{k} on {target}: standard error {got}, computed {want}");
             }
         }
     }
@@ -667,6 +711,39 @@ fn popularity_matches_a_computation_from_the_split_files() {
         report.value("popularity", "all-items", "precision", 5)
             > report.value("popularity", "new-items", "precision", 5)
     );
+}
+
+/// `auto` (the default) records, per target, what it tried and why; the run's parameters
+/// are those of the candidate with the best validation score.
+#[test]
+fn auto_runs_record_the_choice_and_the_chosen_parameters() {
+    let fx = Fx::new();
+    let (report, log) = fx.eval_ok("out", &["--test-share", "0.2", "--k", "5,10"]);
+    let md = fx.text("out/report.md");
+    for target in ["new-items", "all-items"] {
+        let run = report.run("auto", target);
+        let sel = &run["selection"];
+        let tried = sel["tried"].as_array().expect("the candidates");
+        // The best score, the first among equals, found here.
+        let mut best: Option<(f64, usize)> = None;
+        for (k, t) in tried.iter().enumerate() {
+            if let Some(s) = t["score"].as_f64() {
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, k));
+                }
+            }
+        }
+        let (_, chosen) = best.expect("a measured candidate");
+        assert_eq!(sel["chosen"], chosen, "{target}: {sel:#}");
+        assert!(tried.iter().all(|t| t.get("params").is_none()), "only the chosen parameters are written");
+        let params: cobuy::model::FitParams = serde_json::from_value(run["params"].clone()).expect("fit parameters");
+        let label = tried[chosen]["label"].as_str().unwrap();
+        assert_eq!(cobuy::model::describe(&params), label, "{target}: the run's parameters are not the chosen ones");
+        let (reason, split) = (sel["reason"].as_str().unwrap(), sel["split"].as_str().unwrap());
+        assert!(reason.starts_with(label), "{reason}");
+        assert!(log.contains(&format!("auto on {target}: {reason}; {split}")), "{log}");
+        assert!(md.contains(&format!("\n- auto, chosen by auto: {reason} ({split})\n")), "{md}");
+    }
 }
 
 #[test]

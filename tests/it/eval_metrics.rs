@@ -1,6 +1,6 @@
 //! `MetricsAccumulator` against a deliberately naive implementation of each definition on
-//! random ranked lists, relevant sets, revenues and cut-offs, and the bounds and
-//! monotonicity every table must have.
+//! random ranked lists, relevant sets, revenues and cut-offs (means and their standard
+//! errors), and the bounds and monotonicity every table must have.
 //!
 //! The oracle recomputes everything per cut-off and per customer with hash sets and
 //! explicit loops, straight from the definitions in the `Metric` docs.
@@ -153,6 +153,22 @@ proptest! {
                 let expected = per.iter().sum::<f64>() / per.len() as f64;
                 let got = got.unwrap();
                 prop_assert!(close(got, expected), "{}@{}: got {}, expected {}", m.name(), k, got, expected);
+                // The standard error: two passes over the per-customer values, the sample
+                // variance over n; none below two customers. Compared squared: a spread of 0
+                // comes out of the accumulator's one pass as a rounding error whose root is
+                // far larger than the error itself.
+                let se = t.std_error(m, k);
+                if per.len() < 2 {
+                    prop_assert_eq!(se, None, "{}@{}", m.name(), k);
+                } else {
+                    let n = per.len() as f64;
+                    let variance = per.iter().map(|v| (v - expected).powi(2)).sum::<f64>() / (n - 1.0);
+                    let got = se.unwrap();
+                    prop_assert!(
+                        close(got * got, variance / n),
+                        "{}@{}: standard error {}, expected {}", m.name(), k, got, (variance / n).sqrt()
+                    );
+                }
             }
         }
 
