@@ -322,13 +322,23 @@ fn variants(p: &FitParams, dimension: usize, pins: Pins, has_times: bool) -> Vec
             } else {
                 vec![p.weighting.half_life_days]
             };
+            // EASE's lambda moves with the weighting (its penalty is on the scale of squared
+            // weights), so it joins this grid at its value and half of it.
+            let lambdas: Vec<f32> = if p.algorithm == Algorithm::Ease && !pins.ease_lambda {
+                vec![p.ease.lambda, scaled(p.ease.lambda, 0.5)]
+            } else {
+                vec![p.ease.lambda]
+            };
             let mut v = Vec::new();
             for &scheme in &schemes {
                 for &half_life_days in &half_lives {
-                    let mut q = *p;
-                    q.weighting.scheme = scheme;
-                    q.weighting.half_life_days = half_life_days;
-                    v.push(q);
+                    for &lambda in &lambdas {
+                        let mut q = *p;
+                        q.weighting.scheme = scheme;
+                        q.weighting.half_life_days = half_life_days;
+                        q.ease.lambda = lambda;
+                        v.push(q);
+                    }
                 }
             }
             v
@@ -348,11 +358,11 @@ fn variants(p: &FitParams, dimension: usize, pins: Pins, has_times: bool) -> Vec
                     [20usize, 100, 200].iter().map(|&k| with(&|q| q.neighbors = k)).collect()
                 }
                 Algorithm::Ease if !pins.ease_lambda => {
-                    [0.2f32, 0.5, 2.0].iter().map(|&f| with(&|q| q.ease.lambda = p.ease.lambda * f)).collect()
+                    [0.2, 0.5, 2.0].iter().map(|&f| with(&|q| q.ease.lambda = scaled(p.ease.lambda, f))).collect()
                 }
-                Algorithm::Als if !pins.als => [0.1f32, 10.0]
+                Algorithm::Als if !pins.als => [0.1, 10.0]
                     .iter()
-                    .map(|&f| with(&|q| q.als.regularization = p.als.regularization * f))
+                    .map(|&f| with(&|q| q.als.regularization = scaled(p.als.regularization, f)))
                     .chain([32usize, 128].iter().map(|&k| with(&|q| q.als.factors = k)))
                     .collect(),
                 _ => Vec::new(),
@@ -360,6 +370,12 @@ fn variants(p: &FitParams, dimension: usize, pins: Pins, has_times: bool) -> Vec
         }
         _ => Vec::new(),
     }
+}
+
+/// `x * f` computed on `x`'s shortest decimal form, so that 0.01 x 10 is 0.1, not
+/// 0.099999994, in the records and labels.
+fn scaled(x: f32, f: f64) -> f32 {
+    (x.to_string().parse::<f64>().unwrap_or(f64::from(x)) * f) as f32
 }
 
 /// The best measured candidate; ties go to the earlier one.
