@@ -332,27 +332,30 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
     for (name, fit) in &plan.configs {
         // `auto` chooses on the training rows alone, for each target its own model (new
         // items for upgrades).
-        let groups: Vec<(FitParams, Option<Selection>, Vec<Target>)> = match fit {
-            FitPlan::Fixed(p) => vec![(*p, None, plan.targets.clone())],
+        // Each group: the parameters, auto's record, the seconds it took to choose, the targets.
+        let groups: Vec<(FitParams, Option<Selection>, f64, Vec<Target>)> = match fit {
+            FitPlan::Fixed(p) => vec![(*p, None, 0.0, plan.targets.clone())],
             FitPlan::Auto(auto) => plan
                 .targets
                 .iter()
                 .map(|&t| {
                     let target = if t == Target::AllItems { t } else { Target::NewItems };
                     let auto = AutoParams { target, ..auto.clone() };
+                    let t0 = Instant::now();
                     let (params, sel) = select::choose(&data.plog, Some(prepared.train_rows()), &auto, &mut |_| {})
                         .map_err(|e| bad(e.to_string()))?;
                     log.info(format!("{name} on {}: {}; {}", t.name(), sel.reason, sel.split));
-                    Ok((params, Some(sel), vec![t]))
+                    Ok((params, Some(sel), t0.elapsed().as_secs_f64(), vec![t]))
                 })
                 .collect::<Result<_>>()?,
         };
         let mut got = Vec::new();
         let mut fitted = None;
-        for (params, selection, targets) in groups {
+        for (params, selection, choosing, targets) in groups {
             let t0 = Instant::now();
             let model = prepared.fit(&params).map_err(|e| bad(e.to_string()))?;
-            let fit_seconds = t0.elapsed().as_secs_f64();
+            // auto's fit time is what `cobuy fit` would take: choosing, then fitting.
+            let fit_seconds = choosing + t0.elapsed().as_secs_f64();
             let mut runs =
                 prepared.evaluate_model(name, &model, fit_seconds, ks, &targets).map_err(|e| bad(e.to_string()))?;
             for r in &mut runs {
