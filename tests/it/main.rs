@@ -31,6 +31,7 @@ mod hostile_eval;
 mod knn_oracle;
 mod model_file;
 mod output_paths;
+mod quoting;
 mod rules;
 mod rules_oracle;
 mod upsell;
