@@ -21,6 +21,7 @@ mod cli_eval;
 mod cli_ingest;
 mod cli_recommend;
 mod cli_upsell;
+mod crosssell_formula;
 mod decay;
 mod determinism;
 mod ease_oracle;
