@@ -27,6 +27,7 @@ mod determinism;
 mod ease_oracle;
 mod eval_metrics;
 mod eval_split;
+mod generator;
 mod hostile;
 mod hostile_eval;
 mod knn_oracle;
