@@ -392,6 +392,10 @@ proptest! {
     }
 }
 
+/// A basket to fold in: net counts and latest purchase days per item, the items seen, and
+/// the model customer it is (if any).
+type Query = (Array1<f64>, Array1<f64>, Vec<bool>, Option<usize>);
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(150))]
 
@@ -419,8 +423,7 @@ proptest! {
         let scorer = model.scorer(&filter);
         let mut s = scorer.scratch();
         let mut got = Vec::new();
-        // (counts, latest purchase days, seen items, the model's own customer).
-        let mut queries: Vec<(Array1<f64>, Array1<f64>, Vec<bool>, Option<usize>)> = (0..customers)
+        let mut queries: Vec<Query> = (0..customers)
             .map(|c| (raw.counts.row(c).to_owned(), raw.last_day.row(c).to_owned(), raw.seen.row(c).to_vec(), Some(c)))
             .collect();
         for basket in &baskets {

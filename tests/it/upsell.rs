@@ -199,8 +199,8 @@ fn check_model(
     let upgrade = |a: u32, b: u32| is_upgrade(prices, grades, a, b, params.min_step);
     let sold: Vec<bool> = (0..ITEMS as u32).map(|i| rows.iter().any(|r| r.1 == i)).collect();
     let tier = tiers_of(prices, &sold, params.tiers);
-    for i in 0..ITEMS {
-        assert_eq!(m.tier(ItemIdx(i as u32)), Some(tier[i]), "tier of {i}: prices {prices:?}, sold {sold:?}");
+    for (i, &t) in tier.iter().enumerate() {
+        assert_eq!(m.tier(ItemIdx(i as u32)), Some(t), "tier of {i}: prices {prices:?}, sold {sold:?}");
     }
     let n = naive(customers, rows, upgrade, &tier, params);
     assert_eq!(m.buyers(), &n.buyers[..]);
@@ -291,7 +291,10 @@ fn check_model(
 
 /// A random log: customers, (customer, item, half-day) rows, and each item's price and
 /// grade (indices into `PRICES` and `GRADES`).
-type Log = (usize, Vec<(u32, u32, i64)>, Vec<usize>, Vec<usize>);
+type Log = (usize, Rows, Vec<usize>, Vec<usize>);
+
+/// (customer, item, half-day) rows.
+type Rows = Vec<(u32, u32, i64)>;
 
 fn log_strategy() -> impl Strategy<Value = Log> {
     (1usize..9).prop_flat_map(|customers| {
@@ -323,7 +326,7 @@ proptest! {
 
 /// A seeded log of `customers` shoppers, 1 to 8 rows each over 80 days, and item facts
 /// with an upgrade between most pairs of a category.
-fn large_log(customers: usize, seed: u64) -> (Vec<(u32, u32, i64)>, Vec<usize>, Vec<usize>) {
+fn large_log(customers: usize, seed: u64) -> (Rows, Vec<usize>, Vec<usize>) {
     let mut rng = Lcg(seed);
     let mut rows = Vec::new();
     for c in 0..customers as u32 {
