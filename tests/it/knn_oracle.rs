@@ -497,7 +497,7 @@ fn exact_ties_go_to_the_lowest_ids_in_natural_order() {
         neighbors: 1,
         ..FitParams::default()
     };
-    let model = Model::fit(data, &params, FitInfo::default()).unwrap();
+    let model = Model::fit(data.clone(), &params, FitInfo::default()).unwrap();
     let id = |c: &cobuy::algo::similarity::Neighbor| model.customers().id(c.index).to_string();
     let q = model.customer("q").unwrap();
     let got = model.similar_customers(q, 3, SimilarityParams::default());
@@ -523,6 +523,16 @@ fn exact_ties_go_to_the_lowest_ids_in_natural_order() {
     assert_eq!(items(10), ["9", "10", "a", "b"]);
     assert_eq!(items(3), ["9", "10", "a"]);
     assert!(model.recommend(m, 4).windows(2).all(|w| w[0].score == w[1].score));
+
+    // Items bought by n alone are identical columns: solo's two neighbours among them (all
+    // at 1/sqrt(2)) are the lowest ids, whatever order popularity relabelling visits them.
+    let items =
+        Model::fit(data, &FitParams { algorithm: Algorithm::ItemKnn, neighbors: 2, ..params }, FitInfo::default())
+            .unwrap();
+    let solo = items.item("solo").unwrap().get();
+    let kept: Vec<&str> =
+        items.neighbors().outer_view(solo).unwrap().indices().iter().map(|&j| items.items().id(j)).collect();
+    assert_eq!(kept, ["9", "10"]);
 }
 
 /// A CSR matrix, densely.
