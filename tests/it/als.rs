@@ -1,7 +1,6 @@
-//! Implicit ALS through the public API: convergence, the CG solver against the exact one,
-//! fold-in, determinism, storage validation and a planted structure.
-//!
-//! Timings (not a test): `cargo test --release --test it als:: -- --ignored --nocapture`.
+//! Implicit ALS through the public API: convergence, every row solver against the normal
+//! equations solved here (an independent dense solve, with error bounds from the
+//! arithmetic), fold-in, determinism, storage validation and a planted structure.
 
 use cobuy::algo::als::{Als, AlsParams, AlsParts, Solver};
 use cobuy::generate::Rng;
@@ -76,27 +75,189 @@ fn exact_alternation_decreases_the_loss_too() {
     }
 }
 
+/// A dense `f x f` matrix, row-major, in f64.
+type Dense = Vec<f64>;
+
+/// The row's normal equations by the module's definition, in f64 from the f32 factors
+/// `y` (rows x f) of the other side: `A = Y^T Y + reg I + sum (c - 1) y y^T` and
+/// `b = sum c y` over the row's entries, `c = 1 + alpha x` (0 added for values that are
+/// not positive). Also `|Y|^T |Y|`, which bounds the rounding of the code's `Y^T Y`.
+fn normal_equations(y: &[f32], f: usize, cols: &[u32], vals: &[f32], p: &AlsParams) -> (Dense, Vec<f64>, Dense) {
+    let (mut a, mut abs) = (vec![0.0; f * f], vec![0.0; f * f]);
+    for row in y.chunks_exact(f) {
+        for k in 0..f {
+            for l in 0..f {
+                let (yk, yl) = (f64::from(row[k]), f64::from(row[l]));
+                a[k * f + l] += yk * yl;
+                abs[k * f + l] += (yk * yl).abs();
+            }
+        }
+    }
+    for d in 0..f {
+        a[d * f + d] += f64::from(p.regularization);
+    }
+    let mut b = vec![0.0; f];
+    for (&i, &v) in cols.iter().zip(vals) {
+        let yi = &y[i as usize * f..(i as usize + 1) * f];
+        let w = if v > 0.0 { f64::from(p.alpha) * f64::from(v) } else { 0.0 };
+        for k in 0..f {
+            for l in 0..f {
+                a[k * f + l] += w * f64::from(yi[k]) * f64::from(yi[l]);
+            }
+            b[k] += (1.0 + w) * f64::from(yi[k]);
+        }
+    }
+    (a, b, abs)
+}
+
+/// The inverse of a dense matrix by Gauss-Jordan elimination with partial pivoting: an
+/// algorithm the code does not use (it factors by Cholesky, or iterates).
+fn inverse(a: &[f64], f: usize) -> Dense {
+    let mut m = a.to_vec();
+    let mut inv: Dense = (0..f * f).map(|k| if k / f == k % f { 1.0 } else { 0.0 }).collect();
+    for c in 0..f {
+        let p = (c..f).max_by(|&x, &y| m[x * f + c].abs().total_cmp(&m[y * f + c].abs())).unwrap();
+        for k in 0..f {
+            m.swap(c * f + k, p * f + k);
+            inv.swap(c * f + k, p * f + k);
+        }
+        let d = m[c * f + c];
+        for k in 0..f {
+            m[c * f + k] /= d;
+            inv[c * f + k] /= d;
+        }
+        for r in (0..f).filter(|&r| r != c) {
+            let e = m[r * f + c];
+            for k in 0..f {
+                m[r * f + k] -= e * m[c * f + k];
+                inv[r * f + k] -= e * inv[c * f + k];
+            }
+        }
+    }
+    inv
+}
+
+fn mul(a: &[f64], x: &[f64]) -> Vec<f64> {
+    let f = x.len();
+    (0..f).map(|k| (0..f).map(|l| a[k * f + l] * x[l]).sum()).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The `A`-norm of `x - z`.
+fn a_norm(a: &[f64], x: &[f64], z: &[f64]) -> f64 {
+    let d: Vec<f64> = x.iter().zip(z).map(|(p, q)| p - q).collect();
+    dot(&d, &mul(a, &d)).sqrt()
+}
+
+/// What `steps` conjugate-gradient steps from `x0` give in exact arithmetic, by CG's
+/// defining property: the point of `x0 + span{r, A r, A^2 r, ...}` (`r = b - A x0`) closest
+/// to the solution in the `A`-norm, found here by projecting onto an orthonormal basis of
+/// that space.
+fn krylov_minimiser(a: &[f64], b: &[f64], x0: &[f64], steps: usize) -> Vec<f64> {
+    let f = b.len();
+    let r: Vec<f64> = b.iter().zip(mul(a, x0)).map(|(b, ax)| b - ax).collect();
+    let mut basis: Vec<Vec<f64>> = Vec::new();
+    let mut v = r.clone();
+    for _ in 0..steps {
+        for q in &basis {
+            let c = dot(&v, q);
+            v.iter_mut().zip(q).for_each(|(x, y)| *x -= c * y);
+        }
+        let norm = dot(&v, &v).sqrt();
+        if norm <= 1e-12 * dot(&r, &r).sqrt() {
+            break;
+        }
+        v.iter_mut().for_each(|x| *x /= norm);
+        basis.push(v.clone());
+        v = mul(a, &v);
+    }
+    // (V^T A V) c = V^T r.
+    let k = basis.len();
+    let av: Vec<Vec<f64>> = basis.iter().map(|q| mul(a, q)).collect();
+    let m: Dense = (0..k * k).map(|e| dot(&basis[e / k], &av[e % k])).collect();
+    let rhs: Vec<f64> = basis.iter().map(|q| dot(q, &r)).collect();
+    let c = mul(&inverse(&m, k), &rhs);
+    (0..f).map(|d| x0[d] + (0..k).map(|j| c[j] * basis[j][d]).sum::<f64>()).collect()
+}
+
+/// One side's step (customers of `x`, given the other side's factors `other`) against the
+/// normal equations solved here, from the factors `before` the step: the exact solver, 64
+/// CG steps and 3 CG steps, each within what its arithmetic supports.
+fn check_step(x: &Csr, other: &[f32], before: &[f32], after: [&[f32]; 3], p: &AlsParams) {
+    let f = p.factors;
+    let [exact, cg64, cg3] = after;
+    let eps = f64::from(f32::EPSILON) / 2.0;
+    // The code sums `Y^T Y` in f32 over blocks of at most 256 rows (then in f64): each entry
+    // is off by at most gamma |Y|^T |Y|, gamma = m eps / (1 - m eps), m = terms + 1.
+    let m = (other.len() / f).min(256) as f64 + 1.0;
+    let gamma = m * eps / (1.0 - m * eps);
+    for u in 0..x.rows() {
+        let r = x.indptr().outer_inds_sz(u);
+        let (cols, vals) = (&x.indices()[r.clone()], &x.data()[r]);
+        let row = |m: &[f32]| -> Vec<f64> { m[u * f..(u + 1) * f].iter().map(|&v| f64::from(v)).collect() };
+        if cols.is_empty() {
+            assert!(after.iter().all(|m| row(m).iter().all(|&v| v == 0.0)), "row {u} has no entries: zero factors");
+            continue;
+        }
+        let (a, b, abs) = normal_equations(other, f, cols, vals, p);
+        let inv = inverse(&a, f);
+        let solution = mul(&inv, &b);
+        // Exact solver: to first order |dx| <= |A^-1| (gamma |Y|^T|Y|) |x|, then rounded to
+        // f32 (eps |x|); the f64 solve itself adds about 1e-16 relative, far below.
+        let abs_inv: Dense = inv.iter().map(|v| v.abs()).collect();
+        let abs_x: Vec<f64> = solution.iter().map(|v| v.abs()).collect();
+        let gram_err: Vec<f64> = mul(&abs, &abs_x).iter().map(|v| gamma * v).collect();
+        let bound: Vec<f64> = mul(&abs_inv, &gram_err);
+        for (k, (got, want)) in row(exact).iter().zip(&solution).enumerate() {
+            let allowed = 1.5 * bound[k] + 2.0 * eps * want.abs() + 1e-12;
+            assert!(
+                (got - want).abs() <= allowed,
+                "row {u}, factor {k}: exact {got}, solution {want}, bound {allowed}"
+            );
+        }
+        // CG in f32 stalls near the solution at about eps kappa(A) |x| (finite-precision
+        // CG's attainable accuracy); kappa in the 1-norm, times f for the length of the
+        // inner products.
+        let norm1 = |m: &[f64]| (0..f).map(|c| (0..f).map(|r| m[r * f + c].abs()).sum::<f64>()).fold(0.0, f64::max);
+        let kappa = norm1(&a) * norm1(&inv);
+        let size = solution.iter().fold(0.0f64, |s, v| s.max(v.abs()));
+        let cg_err = row(cg64).iter().zip(&solution).fold(0.0f64, |e, (g, w)| e.max((g - w).abs()));
+        let allowed = f as f64 * eps * kappa * size;
+        assert!(cg_err <= allowed, "row {u}: 64 CG steps off by {cg_err}, allowed {allowed} (kappa {kappa})");
+        // Three CG steps are the Krylov minimiser of the exact equations, up to the f32
+        // arithmetic of the steps, a few eps kappa of the distance they moved; and in the
+        // A-norm they never move away from the solution.
+        let x0 = row(before);
+        let want = krylov_minimiser(&a, &b, &x0, 3);
+        let got = row(cg3);
+        let moved = want.iter().zip(&x0).fold(0.0f64, |e, (w, s)| e.max((w - s).abs()));
+        let off = got.iter().zip(&want).fold(0.0f64, |e, (g, w)| e.max((g - w).abs()));
+        let allowed = f as f64 * eps * kappa * (moved + size);
+        assert!(off <= allowed, "row {u}: 3 CG steps are {off} from the Krylov minimiser, allowed {allowed}");
+        assert!(a_norm(&a, &got, &solution) <= a_norm(&a, &x0, &solution) * (1.0 + 1e-6), "row {u}: CG moved away");
+    }
+}
+
 #[test]
-fn many_cg_steps_reach_the_exact_solution() {
+fn row_solves_match_the_normal_equations_solved_here() {
     let x = random_matrix(300, 120, 12, 3);
+    let xt = transpose(&x);
     let p = params(16, 4);
     let model = Als::fit(&x, &p);
-    let (mut cg, mut exact) = (model.clone(), model.clone());
-    cg.user_step(&x, Solver::ConjugateGradient { steps: 64 }).unwrap();
-    exact.user_step(&x, Solver::Cholesky).unwrap();
-    let d = max_diff(cg.user_matrix(), exact.user_matrix());
-    assert!(d < 1e-4, "max difference {d}");
-    // And three steps from a warm start are already close.
-    let mut few = model.clone();
-    few.user_step(&x, Solver::ConjugateGradient { steps: 3 }).unwrap();
-    assert!(max_diff(few.user_matrix(), exact.user_matrix()) < 0.05);
-    // Items too.
-    let xt = transpose(&x);
-    let (mut cg, mut exact) = (model.clone(), model);
-    cg.item_step(&xt, Solver::ConjugateGradient { steps: 64 }).unwrap();
-    exact.item_step(&xt, Solver::Cholesky).unwrap();
-    let d = max_diff(cg.item_matrix(), exact.item_matrix());
-    assert!(d < 1e-4, "max difference {d}");
+    let step = |solver, users: bool| {
+        let mut m = model.clone();
+        let done = if users { m.user_step(&x, solver) } else { m.item_step(&xt, solver) };
+        done.unwrap();
+        m
+    };
+    let solvers = [Solver::Cholesky, Solver::ConjugateGradient { steps: 64 }, Solver::ConjugateGradient { steps: 3 }];
+    let users = solvers.map(|s| step(s, true));
+    check_step(&x, model.item_matrix(), model.user_matrix(), users.each_ref().map(|m| m.user_matrix()), &p);
+    let items = solvers.map(|s| step(s, false));
+    check_step(&xt, model.user_matrix(), model.item_matrix(), items.each_ref().map(|m| m.item_matrix()), &p);
 }
 
 #[test]
@@ -256,49 +417,4 @@ fn odd_inputs_do_not_panic() {
     assert_eq!(out[0], m.item_factors(0)[0]);
     m.score(&[1.0; 9], &mut out[..1]);
     assert!(m.fold_in(&[7, u32::MAX], &[1.0, 1.0]).iter().all(|&v| v == 0.0));
-}
-
-/// Process CPU seconds (user + system), where `/proc` tells them.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
-/// Fit times on generated data (64 factors, 15 iterations, log weighting): `--ignored
-/// --nocapture`. Purchase rows are chosen so that the merged matrices hold about 900K and
-/// 2M pairs.
-#[test]
-#[ignore]
-fn timing() {
-    use cobuy::generate::{GenerateParams, generate};
-    use cobuy::ingest::{Columns, IngestOptions, read_purchases};
-    use cobuy::matrix::{Scheme, Weighting};
-    for (c, i, n) in [(2_500, 65_000, 1_450_000), (100_000, 10_000, 2_230_000)] {
-        let dir = std::env::temp_dir().join(format!("cobuy-als-timing-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("purchases.csv");
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        generate(&GenerateParams::new(c, i, n, 42), &mut file).unwrap();
-        drop(file);
-        let data = read_purchases(&path, &IngestOptions::new(Columns::new("customer_id", "item_id"))).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
-        let data = data.interactions;
-        let w = Weighting { scheme: Scheme::Log, half_life_days: None, reference_time: None };
-        let x = w.apply(&data, &w.stats(&data));
-        let p = AlsParams::default();
-        let (start, cpu) = (std::time::Instant::now(), cpu_seconds());
-        let model = Als::fit(&x, &p);
-        let secs = start.elapsed().as_secs_f64();
-        let cpu = cpu_seconds().zip(cpu).map_or(f64::NAN, |(b, a)| b - a);
-        println!(
-            "{} x {} x {} pairs: fit {secs:.2} s wall, {cpu:.2} s CPU, {} threads (loss {:.1})",
-            x.rows(),
-            x.cols(),
-            x.nnz(),
-            rayon::current_num_threads(),
-            model.loss(&x, &p)
-        );
-    }
 }

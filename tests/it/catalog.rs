@@ -434,8 +434,14 @@ fn file_and_column_errors() {
         msg(&p, &CatalogOptions::new(CatalogColumns::new("sku", ["cat"]))),
         "P:1: column sku: ambiguous: matches Sku, SKU when case is ignored; give the exact name"
     );
-    // Case is ignored when that is unambiguous.
-    assert!(Catalog::read(&p, &CatalogOptions::new(CatalogColumns::new("Sku", ["CAT"]))).is_ok());
+    // An exact name picks its column; case is ignored when that is unambiguous. The two
+    // id columns hold different ids, so the items show which column was read.
+    let p = write(dir.path(), "twice.csv", "Sku,SKU,cat\nA1,B2,x\n");
+    for (column, want) in [("Sku", "A1"), ("SKU", "B2")] {
+        let (c, _) = Catalog::read(&p, &CatalogOptions::new(CatalogColumns::new(column, ["CAT"]))).unwrap();
+        assert_eq!(c.ids().iter().collect::<Vec<_>>(), [want], "{column}");
+        assert_eq!(names(&c, c.item(0).category), ["x"], "{column}");
+    }
 
     let p = write(dir.path(), "quote.csv", &format!("{SHOP_HEADER}A1,\"open{}\n", "\nx".repeat(70)));
     assert_eq!(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::common::{self, COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+use crate::common::{self, COLUMNS, SEED, natural, purchase_lines, run_cobuy, write_lines};
 
 // ---------------------------------------------------------------------------------------
 // Facts about the generated rows
@@ -29,17 +29,6 @@ fn unix_2023(t: &str) -> i64 {
     let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap_or_else(|_| panic!("bad time {t:?}"));
     let days = BEFORE[n(5..7) as usize - 1] + n(8..10) - 1;
     EPOCH_2023 + days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19)
-}
-
-/// Natural id order: all-digit ids first (shorter first, then bytewise), then the rest bytewise.
-fn natural(a: &str, b: &str) -> std::cmp::Ordering {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-    match (digits(a), digits(b)) {
-        (true, true) => a.len().cmp(&b.len()).then_with(|| a.cmp(b)),
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.cmp(b),
-    }
 }
 
 /// One purchase row: customer, item, quantity, time (unix seconds), basket.
@@ -144,8 +133,10 @@ fn read_split_file(path: &Path) -> Vec<Row> {
 
 impl SplitFiles {
     fn read(dir: &Path) -> Self {
-        let train = read_split_file(&dir.join("train.csv"));
-        let test = read_split_file(&dir.join("test.csv"));
+        Self::of(read_split_file(&dir.join("train.csv")), read_split_file(&dir.join("test.csv")))
+    }
+
+    fn of(train: Vec<Row>, test: Vec<Row>) -> Self {
         let mut net: HashMap<(String, String), f64> = HashMap::new();
         for r in &train {
             *net.entry((r.customer.clone(), r.item.clone())).or_default() += r.quantity;
@@ -1306,9 +1297,27 @@ fn tune_writes_the_best_configurations_as_a_job_that_runs() {
     let values: Vec<f64> = scores.iter().map(|s| s.0.parse().expect("a score")).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
 
-    // Each score is what `cobuy eval --validation` measures for the configuration.
+    // Each score is NDCG@10 on new items over the validation split, computed here: the
+    // split from the rows (the validation window ends where the test part starts and is as
+    // long as it), a model of each configuration fitted on the training rows alone, its
+    // lists of 10, and the metric from its definition.
+    let (header, lines) = purchase_lines(SEED);
+    let rows = generated_rows();
+    let cutoff = share_cutoff(&rows, 0.2);
+    let start = cutoff - (rows.iter().filter_map(|r| r.time).max().unwrap() - cutoff).max(1);
+    let in_part = |r: &Row, part: std::ops::Range<i64>| part.contains(&r.time.unwrap());
+    let train: Vec<String> =
+        lines.iter().zip(&rows).filter(|(_, r)| in_part(r, i64::MIN..start)).map(|(l, _)| l.clone()).collect();
+    write_lines(&fx.path("val-train.csv"), &header, &train);
+    let split = SplitFiles::of(
+        rows.iter().filter(|r| in_part(r, i64::MIN..start)).cloned().collect(),
+        rows.iter().filter(|r| in_part(r, start..cutoff)).cloned().collect(),
+    );
+    let new = split.new_items();
+    assert!(new.len() > 50, "{} customers to measure", new.len());
     for (score, label) in &scores {
-        let mut args = vec!["--test-share", "0.2", "--validation", "--k", "10", "--targets", "new-items"];
+        let mut args = vec!["fit", "--purchases", "val-train.csv", "--model", "val.cobuy"];
+        args.extend_from_slice(&COLUMNS);
         let flags: Vec<String> = label
             .split(' ')
             .flat_map(|kv| {
@@ -1317,9 +1326,18 @@ fn tune_writes_the_best_configurations_as_a_job_that_runs() {
             })
             .collect();
         args.extend(flags.iter().map(String::as_str));
-        let (report, _) = fx.eval_ok("check", &args);
-        let name = &label["algorithm=".len()..label.find(' ').unwrap()];
-        assert_eq!(&format!("{:.4}", report.value(name, "new-items", "ndcg", 10)), score, "{label}");
+        fx.ok(&args);
+        fx.ok(&["recommend", "--model", "val.cobuy", "--top", "10", "--out", "val-recs.csv"]);
+        let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+        let mut recs = csv::Reader::from_path(fx.path("val-recs.csv")).expect("recommendations");
+        for rec in recs.records() {
+            let rec = rec.expect("a record");
+            lists.entry(rec[0].to_string()).or_default().push(rec[2].to_string());
+        }
+        let sum: f64 = new.iter().map(|(c, relevant)| ranking_metrics(&lists[c], relevant, 10)[2]).sum();
+        let want = sum / new.len() as f64;
+        let got: f64 = score.parse().unwrap();
+        assert!((got - want).abs() <= 0.5e-4 + 1e-12, "{label}: tune says {score}, computed {want:.6}");
     }
 
     // The best file: the input, split (on the test part now) and eval tables as given, the
@@ -1398,18 +1416,32 @@ fn bad_tune_jobs_are_usage_errors_and_write_nothing() {
     }
 }
 
-/// Every path of a job file is relative to the job file, and the best file must point at
-/// the same purchases wherever it is written. `[tune] out` is taken relative to the
-/// current folder instead, and the best file copies the job's relative paths verbatim, so
-/// a best file written anywhere but beside the job points at the wrong files.
+/// Every path of a job file is relative to the job file, and so is `[tune] out`; a best
+/// file written in another folder gets the job's paths made absolute, so that it reads the
+/// same purchases and writes where the job would.
 #[test]
-
 fn tune_out_is_relative_to_the_job_file() {
     let fx = Fx::new();
     let tune = TUNE.replace("k = 10\n", "k = 10\nout = \"best/best.toml\"\n");
     fs::create_dir(fx.path("job/best")).unwrap();
     fx.write("job/tune.toml", &format!("{INPUT}{tune}{SPACES}"));
     fx.ok(&["tune", "job/tune.toml"]);
-    assert!(fx.path("job/best/best.toml").exists(), "the best file is not beside the job's other outputs");
+    assert!(!fx.path("best/best.toml").exists(), "written relative to the current folder");
+    let text = fx.text("job/best/best.toml");
+    assert_eq!(header_scores(&text).len(), 4, "{text}");
+    let best: toml::Table = text.parse().expect("the best file is TOML");
+    let path =
+        |table: &str, key: &str| PathBuf::from(best[table][key].as_str().unwrap_or_else(|| panic!("{table}.{key}")));
+    let purchases = path("input", "purchases");
+    assert!(purchases.is_absolute(), "{}", purchases.display());
+    assert_eq!(fs::canonicalize(&purchases).unwrap(), fs::canonicalize(fx.path("purchases.csv")).unwrap());
+    let out_dir = path("eval", "out_dir");
+    assert!(out_dir.is_absolute() && out_dir.ends_with("job/best-out"), "{}", out_dir.display());
+
     fx.ok(&["run", "job/best/best.toml"]);
+    assert!(!fx.path("job/best/best-out").exists(), "the best job wrote beside itself, not where the job would");
+    let report = fx.report("job/best-out");
+    assert_eq!(report.names("new-items").len(), 3);
+    let (plain, _) = fx.eval_ok("plain", &["--test-share", "0.2", "--algorithm", "popularity"]);
+    assert_eq!(report.setup("training rows"), plain.setup("training rows"), "the best job read other purchases");
 }

@@ -1,35 +1,41 @@
-//! Item-kNN, user-kNN and similar customers against brute-force dense computations on
-//! random small matrices.
+//! Weighting, item-kNN, user-kNN, similar customers and fold-in against brute-force
+//! computations on random small purchase logs.
 //!
-//! The oracle works in f64 on dense ndarray matrices: every pairwise similarity (each
-//! measure by its textbook formula), each row's top-k, scores as dense products.
-//! Near-equal similarities may be ordered differently by f32 and f64 arithmetic, so
-//! selections are checked with a tolerance: every kept entry has the oracle's value, and
-//! nothing left out beats the weakest kept entry.
+//! The oracle starts from the raw rows (purchases, returns, "seen" marks and times), never
+//! from the model: it nets each pair, orders ids naturally, weighs the net counts by each
+//! scheme's documented formula with time decay, computes every pairwise similarity by its
+//! textbook formula, each row's top-k by the documented tie rule (score descending, then
+//! index ascending) and every score as a dense sum, in f64 on dense ndarray matrices.
+//! Values that f32 and f64 arithmetic may order differently may come in either order, but
+//! rows with identical inputs tie exactly and must keep the lower index
+//! (`common::check_ranking`); where a top-k cut falls between such near-equal values, what
+//! depends on the choice is not checked (`common::top_k`).
 
 use cobuy::algo::Algorithm;
 use cobuy::algo::similarity::{Measure, SimilarityParams, Ties};
 use cobuy::ids::CustomerIdx;
 use cobuy::matrix::{InteractionsBuilder, Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model};
-use cobuy::recommend::Source;
-use ndarray::{Array2, ArrayView1};
+use cobuy::recommend::{Filter, Recommendation, Source};
+use ndarray::{Array1, Array2, ArrayView1};
 use proptest::prelude::*;
 
-const TOL: f64 = 1e-4;
+use crate::common::{Corpus, check_ranking, decay, natural, near, top_k};
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= TOL * (1.0 + a.abs().max(b.abs()))
+/// Relative tolerance between the code's f32 values and the oracle's f64 ones.
+const TOL: f64 = 1e-5;
+const DAY: i64 = 86_400;
+/// Purchases fall on days 0 to `NOW`; time decay counts ages back from day `NOW`.
+const NOW: u8 = 60;
+
+/// Customer ids: some all-digit (they sort first, shorter first), the rest bytewise, so
+/// natural order is neither numeric nor arrival order.
+fn customer_id(c: u8) -> String {
+    if c % 3 == 0 { c.to_string() } else { format!("c{c}") }
 }
 
-fn dense(m: &cobuy::matrix::Csr) -> Array2<f64> {
-    let mut d = Array2::zeros(m.shape());
-    for (r, row) in m.outer_iterator().enumerate() {
-        for (c, &v) in row.iter() {
-            d[[r, c]] = f64::from(v);
-        }
-    }
-    d
+fn item_id(i: u8) -> String {
+    if i % 3 == 0 { i.to_string() } else { format!("i{i}") }
 }
 
 fn scheme(k: u8) -> Scheme {
@@ -40,6 +46,11 @@ fn scheme(k: u8) -> Scheme {
         3 => Scheme::Bm25 { k1: 1.2, b: 0.75 },
         _ => Scheme::TfIdf,
     }
+}
+
+fn weighting(s: u8, half_life: u8) -> Weighting {
+    let half_life_days = [None, Some(10.0), Some(45.0)][usize::from(half_life % 3)];
+    Weighting { scheme: scheme(s), half_life_days, reference_time: half_life_days.map(|_| i64::from(NOW) * DAY) }
 }
 
 fn similarity(m: u8, shrink: u8, min_shared: u8) -> SimilarityParams {
@@ -58,7 +69,7 @@ fn similarity(m: u8, shrink: u8, min_shared: u8) -> SimilarityParams {
     }
 }
 
-/// The textbook similarity of two rows (f64), `features` = the number of columns.
+/// The textbook similarity of two rows, `features` = Lift's N.
 fn oracle_sim(p: &SimilarityParams, a: ArrayView1<f64>, b: ArrayView1<f64>, features: f64) -> f64 {
     let shared = a.iter().zip(b.iter()).filter(|(x, y)| **x != 0.0 && **y != 0.0).count() as f64;
     if shared == 0.0 || shared < f64::from(p.min_shared) {
@@ -84,220 +95,455 @@ fn nonempty<'a>(lanes: impl IntoIterator<Item = ArrayView1<'a, f64>>) -> f64 {
     lanes.into_iter().filter(|l| l.iter().any(|&x| x != 0.0)).count() as f64
 }
 
-/// Checks one row's kept neighbours against the oracle row (self excluded by the caller).
-fn check_top_k(what: &str, oracle: &[f64], kept: &[(usize, f64)], k: usize) -> Result<(), TestCaseError> {
-    let positive = oracle.iter().filter(|&&v| v > 0.0).count();
-    prop_assert_eq!(kept.len(), k.min(positive), "{}: kept of positive, k {}", what, k);
-    for &(j, v) in kept {
-        prop_assert!(close(v, oracle[j]), "{what}: sim to {j} = {v} vs oracle {}", oracle[j]);
-    }
-    let weakest = kept.iter().map(|&(_, v)| v).fold(f64::INFINITY, f64::min);
-    for (j, &v) in oracle.iter().enumerate() {
-        if v > 0.0 && !kept.iter().any(|&(i, _)| i == j) {
-            prop_assert!(v <= weakest + TOL, "{what}: left out {j} ({v}) beats {weakest}");
-        }
-    }
-    Ok(())
+/// A random log: (customer, item, quantity, day) rows, where a negative quantity is a
+/// return, and (customer, item) "seen" marks; then the fit's k, scheme, half-life and the
+/// similarity's measure, shrinkage and minimum overlap.
+#[derive(Debug, Clone)]
+struct Case {
+    rows: Vec<(u8, u8, i8, u8)>,
+    seen: Vec<(u8, u8)>,
+    k: usize,
+    scheme: u8,
+    half_life: u8,
+    sim: (u8, u8, u8),
 }
 
-/// (customer, item, quantity) rows, (customer, item) "seen" marks, k, weighting, and the
-/// similarity's measure, shrinkage and minimum overlap.
-type Case = (Vec<(u8, u8, u8)>, Vec<(u8, u8)>, usize, u8, (u8, u8, u8));
-
 fn data() -> impl Strategy<Value = Case> {
+    let quantity = prop::sample::select(vec![-2i8, -1, 1, 1, 2, 2, 3, 4]);
     (
-        prop::collection::vec((0u8..14, 0u8..12, 1u8..5), 1..90),
+        prop::collection::vec((0u8..14, 0u8..12, quantity, 0..=NOW), 1..90),
         prop::collection::vec((0u8..14, 0u8..12), 0..6),
         1usize..14,
         0u8..5,
+        0u8..3,
         (0u8..5, 0u8..3, 0u8..3),
     )
+        .prop_map(|(rows, seen, k, scheme, half_life, sim)| Case { rows, seen, k, scheme, half_life, sim })
 }
 
-fn fit(case: &Case, algorithm: Algorithm) -> Model {
-    let (rows, seen, k, s, (m, sh, ms)) = case;
+/// What the rows mean, by the documented rules: ids in natural order; a pair is bought
+/// when it has a purchase row and its quantities net above zero (its count is the net),
+/// and "seen" (never recommended) when its returns cancel every purchase, or when it has
+/// a seen mark and is not bought.
+struct Raw {
+    customers: Vec<String>,
+    items: Vec<String>,
+    counts: Array2<f64>,
+    seen: Array2<bool>,
+    /// The day of each bought pair's latest purchase row.
+    last_day: Array2<f64>,
+}
+
+impl Raw {
+    fn of(case: &Case) -> Raw {
+        let ids = |v: Vec<String>| {
+            let mut v = v;
+            v.sort_by(|a, b| natural(a, b));
+            v.dedup();
+            v
+        };
+        let customers =
+            ids(case.rows.iter().map(|r| r.0).chain(case.seen.iter().map(|s| s.0)).map(customer_id).collect());
+        let items = ids(case.rows.iter().map(|r| r.1).chain(case.seen.iter().map(|s| s.1)).map(item_id).collect());
+        let at = |c: u8, i: u8| {
+            let r = customers.iter().position(|x| *x == customer_id(c)).unwrap();
+            (r, items.iter().position(|x| *x == item_id(i)).unwrap())
+        };
+        let shape = (customers.len(), items.len());
+        let (mut net, mut rows, mut purchased) =
+            (Array2::zeros(shape), Array2::from_elem(shape, false), Array2::from_elem(shape, false));
+        let mut last_day = Array2::from_elem(shape, f64::NEG_INFINITY);
+        for &(c, i, q, d) in &case.rows {
+            let p = at(c, i);
+            net[p] += f64::from(q);
+            rows[p] = true;
+            if q > 0 {
+                purchased[p] = true;
+                last_day[p] = last_day[p].max(f64::from(d));
+            }
+        }
+        let counts = Array2::from_shape_fn(shape, |p| if purchased[p] && net[p] > 0.0 { net[p] } else { 0.0 });
+        let mut seen = Array2::from_shape_fn(shape, |p| rows[p] && counts[p] == 0.0);
+        for &(c, i) in &case.seen {
+            let p = at(c, i);
+            seen[p] |= counts[p] == 0.0;
+        }
+        Raw { customers, items, counts, seen, last_day }
+    }
+
+    /// The weighted matrix: the scheme's formula over the corpus of these counts, each
+    /// weight decayed by its pair's latest purchase.
+    fn weights(&self, w: &Weighting) -> Array2<f64> {
+        let mut x = Corpus::of(&self.counts).weigh_all(w.scheme, &self.counts);
+        if let Some(h) = w.half_life_days {
+            x.zip_mut_with(&self.last_day, |v, &d| *v *= decay(f64::from(NOW) - d, h));
+        }
+        x
+    }
+
+    /// Buyers per item.
+    fn buyers(&self) -> Vec<f64> {
+        self.counts.columns().into_iter().map(|c| c.iter().filter(|&&x| x > 0.0).count() as f64).collect()
+    }
+
+    /// Items anyone bought, most buyers first, then by index.
+    fn popular(&self) -> Vec<usize> {
+        let buyers = self.buyers();
+        let mut order: Vec<usize> = (0..buyers.len()).filter(|&j| buyers[j] > 0.0).collect();
+        order.sort_by(|&a, &b| buyers[b].total_cmp(&buyers[a]).then(a.cmp(&b)));
+        order
+    }
+}
+
+fn fit(case: &Case, algorithm: Algorithm) -> (Model, Raw) {
     let mut b = InteractionsBuilder::new();
-    for &(c, i, q) in rows {
-        b.purchase(&format!("c{c}"), &format!("i{i}"), f64::from(q), None, None).unwrap();
+    for &(c, i, q, d) in &case.rows {
+        b.purchase(&customer_id(c), &item_id(i), f64::from(q), None, Some(i64::from(d) * DAY)).unwrap();
     }
-    for &(c, i) in seen {
-        b.seen(&format!("c{c}"), &format!("i{i}")).unwrap();
+    for &(c, i) in &case.seen {
+        b.seen(&customer_id(c), &item_id(i)).unwrap();
     }
+    let (s, m, sh, ms) = (case.scheme, case.sim.0, case.sim.1, case.sim.2);
     let params = FitParams {
         algorithm,
-        neighbors: *k,
-        weighting: Weighting { scheme: scheme(*s), ..Weighting::default() },
-        similarity: similarity(*m, *sh, *ms),
+        neighbors: case.k,
+        weighting: weighting(s, case.half_life),
+        similarity: similarity(m, sh, ms),
         ..FitParams::default()
     };
-    Model::fit(b.finish().0, &params, FitInfo::default()).unwrap()
+    let model = Model::fit(b.finish().0, &params, FitInfo::default()).unwrap();
+    let raw = Raw::of(case);
+    // The oracle's indices are the model's: ids in natural order.
+    assert_eq!(model.customers().iter().collect::<Vec<_>>(), raw.customers);
+    assert_eq!(model.items().iter().collect::<Vec<_>>(), raw.items);
+    (model, raw)
 }
 
-/// Checks a customer's list: scores match `scores` (dense, customers x items), the
-/// personal part is the oracle's top under the filter, the fill is popular and unseen.
-fn check_list(model: &Model, scores: &Array2<f64>, c: usize, n: usize, source: Source) -> Result<(), TestCaseError> {
-    let d = model.interactions();
-    let cust = CustomerIdx(c as u32);
-    let recs = model.recommend(cust, n);
-    let (bought, _) = d.purchases(cust);
-    let blocked = |j: usize| bought.contains(&(j as u32)) || d.seen_only(cust).contains(&(j as u32));
-    let eligible: Vec<usize> = (0..scores.ncols()).filter(|&j| !blocked(j) && scores[[c, j]] > 0.0).collect();
-    let personal: Vec<_> = recs.iter().filter(|r| r.source == source).collect();
-    prop_assert_eq!(personal.len(), n.min(eligible.len()));
-    prop_assert!(recs.iter().take(personal.len()).all(|r| r.source == source), "personal items come first");
-    for pair in personal.windows(2) {
-        prop_assert!(pair[0].score > pair[1].score || (pair[0].score == pair[1].score && pair[0].item < pair[1].item));
+/// Every item's neighbours by the definition: `None` where the cut at k is undecidable.
+fn item_neighbours(p: &SimilarityParams, w: &Array2<f64>, k: usize) -> Vec<Option<Vec<(usize, f64)>>> {
+    let n = nonempty(w.rows());
+    (0..w.ncols())
+        .map(|i| {
+            let sims: Vec<f64> =
+                (0..w.ncols()).map(|j| if i == j { 0.0 } else { oracle_sim(p, w.column(i), w.column(j), n) }).collect();
+            let kept = top_k(&sims, k, TOL, |a, b| w.column(a) == w.column(b))?;
+            Some(kept.into_iter().map(|j| (j, sims[j])).collect())
+        })
+        .collect()
+}
+
+/// Item-kNN scores of a weighted row: the sum of its items' neighbour rows, each times the
+/// item's weight; `None` when one of those rows is undecidable.
+fn item_knn_scores(neighbours: &[Option<Vec<(usize, f64)>>], q: ArrayView1<f64>) -> Option<Array1<f64>> {
+    let mut s = Array1::zeros(q.len());
+    for (i, &wi) in q.iter().enumerate().filter(|(_, w)| **w != 0.0) {
+        for &(j, sim) in neighbours[i].as_ref()? {
+            s[j] += wi * sim;
+        }
     }
-    for r in &personal {
-        let j = r.item.get();
-        prop_assert!(!blocked(j), "customer {c} already has item {j}");
-        prop_assert!(close(f64::from(r.score), scores[[c, j]]), "score {} vs {}", r.score, scores[[c, j]]);
+    Some(s)
+}
+
+/// Similarities of a weighted row to every customer's row (`own` excluded).
+fn customer_sims(p: &SimilarityParams, w: &Array2<f64>, q: ArrayView1<f64>, own: Option<usize>) -> Vec<f64> {
+    let n = nonempty(w.columns());
+    (0..w.nrows()).map(|v| if Some(v) == own { 0.0 } else { oracle_sim(p, q, w.row(v), n) }).collect()
+}
+
+/// User-kNN scores of a weighted row: its k most similar customers' weighted rows, each
+/// times the similarity; `None` when the neighbours are undecidable.
+fn user_knn_scores(
+    p: &SimilarityParams,
+    w: &Array2<f64>,
+    q: ArrayView1<f64>,
+    own: Option<usize>,
+    k: usize,
+) -> Option<Array1<f64>> {
+    let sims = customer_sims(p, w, q, own);
+    let mut s = Array1::zeros(w.ncols());
+    for v in top_k(&sims, k, TOL, |a, b| w.row(a) == w.row(b))? {
+        s.scaled_add(sims[v], &w.row(v));
     }
-    let weakest = personal.iter().map(|r| f64::from(r.score)).fold(f64::INFINITY, f64::min);
-    for &j in eligible.iter().filter(|&&j| !personal.iter().any(|r| r.item.get() == j)) {
-        prop_assert!(scores[[c, j]] <= weakest + TOL);
+    Some(s)
+}
+
+/// Checks a list of recommendations against the definition: first the personal part
+/// (`source`), the top of `scores` over the items not `blocked` (`None`: undecidable,
+/// unchecked); then popular fill: the most bought items not blocked nor listed, in
+/// popularity order, each scored `fill(j)`.
+fn check_list(
+    recs: &[Recommendation],
+    scores: Option<&Array1<f64>>,
+    blocked: &[bool],
+    n: usize,
+    source: Source,
+    popular: &[usize],
+    fill: impl Fn(usize) -> f64,
+) -> Result<(), String> {
+    let personal = if source == Source::Popular { 0 } else { recs.iter().take_while(|r| r.source == source).count() };
+    let (mine, rest) = recs.split_at(personal);
+    if let Some(s) = scores {
+        let oracle: Vec<f64> = (0..blocked.len()).map(|j| if blocked[j] { 0.0 } else { s[j] }).collect();
+        let got: Vec<(usize, f64)> = mine.iter().map(|r| (r.item.get(), f64::from(r.score))).collect();
+        check_ranking(&got, &oracle, n, TOL, |_, _| false)?;
     }
-    let mut all: Vec<usize> = recs.iter().map(|r| r.item.get()).collect();
-    prop_assert!(recs.iter().all(|r| !blocked(r.item.get())));
-    all.sort_unstable();
-    all.dedup();
-    prop_assert_eq!(all.len(), recs.len());
-    let buyable = model.popular().iter().filter(|&&j| !blocked(j as usize)).count();
-    prop_assert_eq!(recs.len(), n.min(buyable));
+    if mine.iter().any(|r| blocked[r.item.get()]) {
+        return Err(format!("a blocked item is recommended: {recs:?}"));
+    }
+    let listed = |j: usize| mine.iter().any(|r| r.item.get() == j);
+    let want: Vec<usize> = popular.iter().copied().filter(|&j| !blocked[j] && !listed(j)).take(n - personal).collect();
+    let got: Vec<usize> = rest.iter().map(|r| r.item.get()).collect();
+    if got != want
+        || rest.iter().any(|r| r.source != Source::Popular || !near(f64::from(r.score), fill(r.item.get()), TOL))
+    {
+        return Err(format!("fill {rest:?}, want items {want:?}"));
+    }
     Ok(())
+}
+
+/// The items customer `c` may not get: bought or seen.
+fn blocked_row(raw: &Raw, c: usize) -> Vec<bool> {
+    (0..raw.items.len()).map(|j| raw.counts[[c, j]] > 0.0 || raw.seen[[c, j]]).collect()
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn item_neighbours_match_brute_force(case in data()) {
-        let model = fit(&case, Algorithm::ItemKnn);
-        let p = model.params().similarity;
-        let w = dense(model.weighted());
-        let nb = dense(model.neighbors());
-        for i in 0..w.ncols() {
-            let oracle: Vec<f64> = (0..w.ncols())
-                .map(|j| if i == j { 0.0 } else { oracle_sim(&p, w.column(i), w.column(j), nonempty(w.rows())) })
-                .collect();
-            let kept: Vec<(usize, f64)> = (0..w.ncols()).filter(|&j| nb[[i, j]] != 0.0).map(|j| (j, nb[[i, j]])).collect();
-            check_top_k(&format!("item {i}"), &oracle, &kept, case.2)?;
+    fn weights_follow_the_documented_formulas(case in data()) {
+        let (model, raw) = fit(&case, Algorithm::ItemKnn);
+        let want = raw.weights(&model.params().weighting);
+        let got = model.weighted();
+        prop_assert_eq!(got.shape(), want.dim());
+        prop_assert_eq!(got.nnz(), raw.counts.iter().filter(|&&c| c > 0.0).count(), "one entry per bought pair");
+        for (c, row) in got.outer_iterator().enumerate() {
+            for (j, &v) in row.iter() {
+                prop_assert!(raw.counts[[c, j]] > 0.0, "an entry for ({}, {}), which was not bought", c, j);
+                prop_assert!(near(f64::from(v), want[[c, j]], TOL), "weight of ({c}, {j}): {v} vs {}", want[[c, j]]);
+            }
+            let seen: Vec<u32> = (0..raw.items.len()).filter(|&j| raw.seen[[c, j]]).map(|j| j as u32).collect();
+            prop_assert_eq!(model.interactions().seen_only(CustomerIdx(c as u32)), &seen[..]);
         }
     }
 
     #[test]
-    fn item_knn_scores_match_dense_product(case in data(), n in 1usize..8) {
-        let model = fit(&case, Algorithm::ItemKnn);
-        let scores = dense(model.weighted()).dot(&dense(model.neighbors()));
-        for c in 0..scores.nrows() {
-            check_list(&model, &scores, c, n, Source::ItemKnn)?;
+    fn item_neighbours_match_brute_force(case in data()) {
+        let (model, raw) = fit(&case, Algorithm::ItemKnn);
+        let p = model.params().similarity;
+        let w = raw.weights(&model.params().weighting);
+        let n = nonempty(w.rows());
+        let nb = model.neighbors();
+        for i in 0..w.ncols() {
+            let oracle: Vec<f64> =
+                (0..w.ncols()).map(|j| if i == j { 0.0 } else { oracle_sim(&p, w.column(i), w.column(j), n) }).collect();
+            let row = nb.outer_view(i).unwrap();
+            let mut kept: Vec<(usize, f64)> = row.iter().map(|(j, &v)| (j, f64::from(v))).collect();
+            kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            check_ranking(&kept, &oracle, case.k, TOL, |a, b| w.column(a) == w.column(b))
+                .map_err(|e| TestCaseError::fail(format!("item {i}: {e}")))?;
+        }
+    }
+
+    #[test]
+    fn item_knn_lists_match_the_dense_sums(case in data(), n in 1usize..8) {
+        let (model, raw) = fit(&case, Algorithm::ItemKnn);
+        let w = raw.weights(&model.params().weighting);
+        let neighbours = item_neighbours(&model.params().similarity, &w, case.k);
+        let popular = raw.popular();
+        prop_assert_eq!(model.popular().iter().map(|&j| j as usize).collect::<Vec<_>>(), popular.clone());
+        for c in 0..w.nrows() {
+            let scores = item_knn_scores(&neighbours, w.row(c));
+            let recs = model.recommend(CustomerIdx(c as u32), n);
+            check_list(&recs, scores.as_ref(), &blocked_row(&raw, c), n, Source::ItemKnn, &popular, |_| 0.0)
+                .map_err(|e| TestCaseError::fail(format!("customer {c}: {e}")))?;
         }
     }
 
     #[test]
     fn similar_customers_match_brute_force(case in data()) {
-        let model = fit(&case, Algorithm::UserKnn);
+        let (model, raw) = fit(&case, Algorithm::UserKnn);
         let p = model.params().similarity;
-        let w = dense(model.weighted());
+        let w = raw.weights(&model.params().weighting);
         for c in 0..w.nrows() {
-            let oracle: Vec<f64> = (0..w.nrows())
-                .map(|v| if v == c { 0.0 } else { oracle_sim(&p, w.row(c), w.row(v), nonempty(w.columns())) })
-                .collect();
-            let got = model.similar_customers(CustomerIdx(c as u32), case.2, p);
+            let oracle = customer_sims(&p, &w, w.row(c), Some(c));
+            let got = model.similar_customers(CustomerIdx(c as u32), case.k, p);
             let kept: Vec<(usize, f64)> = got.iter().map(|n| (n.index as usize, f64::from(n.sim))).collect();
-            check_top_k(&format!("customer {c}"), &oracle, &kept, case.2)?;
+            check_ranking(&kept, &oracle, case.k, TOL, |a, b| w.row(a) == w.row(b))
+                .map_err(|e| TestCaseError::fail(format!("customer {c}: {e}")))?;
             for n in &got {
-                let shared = w.row(c).iter().zip(w.row(n.index as usize).iter()).filter(|(a, b)| **a != 0.0 && **b != 0.0).count();
+                let shared = (0..w.ncols()).filter(|&j| raw.counts[[c, j]] > 0.0 && raw.counts[[n.index as usize, j]] > 0.0).count();
                 prop_assert_eq!(n.shared as usize, shared);
             }
         }
     }
 
     #[test]
-    fn user_knn_scores_match_dense_product(case in data(), n in 1usize..8) {
-        let model = fit(&case, Algorithm::UserKnn);
+    fn user_knn_lists_match_the_dense_sums(case in data(), n in 1usize..8) {
+        let (model, raw) = fit(&case, Algorithm::UserKnn);
         let p = model.params().similarity;
-        let w = dense(model.weighted());
-        // Scores from the model's own neighbours (checked above): sum of sim(c, v) * W[v].
-        let mut scores = Array2::zeros(w.dim());
+        let w = raw.weights(&model.params().weighting);
+        let popular = raw.popular();
         for c in 0..w.nrows() {
-            for v in model.similar_customers(CustomerIdx(c as u32), case.2, p) {
-                let row = &w.row(v.index as usize) * f64::from(v.sim);
-                let mut target = scores.row_mut(c);
-                target += &row;
-            }
-        }
-        for c in 0..w.nrows() {
-            check_list(&model, &scores, c, n, Source::UserKnn)?;
+            let scores = user_knn_scores(&p, &w, w.row(c), Some(c), case.k);
+            let recs = model.recommend(CustomerIdx(c as u32), n);
+            check_list(&recs, scores.as_ref(), &blocked_row(&raw, c), n, Source::UserKnn, &popular, |_| 0.0)
+                .map_err(|e| TestCaseError::fail(format!("customer {c}: {e}")))?;
         }
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(100))]
+/// A basket to fold in: net counts and latest purchase days per item, the items seen, and
+/// the model customer it is (if any).
+type Query = (Array1<f64>, Array1<f64>, Vec<bool>, Option<usize>);
 
-    /// A customer folded in from their own history gets exactly the model's list.
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(150))]
+
+    /// Fold-in weighs a basket with the model's corpus statistics and scores it as the
+    /// model scores its own customers: new baskets (items, counts, purchase days, seen
+    /// items) and every known customer's own history get the lists the definitions give.
     #[test]
-    fn fold_in_of_a_known_customer_matches(case in data(), n in 1usize..8, alg in 0usize..4) {
+    fn fold_in_matches_the_definition(
+        case in data(),
+        baskets in prop::collection::vec(prop::collection::vec((0u8..12, 1u8..4, 0..=NOW), 1..6), 1..4),
+        n in 1usize..8,
+        alg in 0usize..4,
+    ) {
         let algorithm = [Algorithm::ItemKnn, Algorithm::UserKnn, Algorithm::Popularity, Algorithm::BuyAgain][alg];
-        let model = fit(&case, algorithm);
-        let d = model.interactions();
-        let filter = cobuy::recommend::ResolvedFilter::exclude_bought(model.items().len());
+        let (model, raw) = fit(&case, algorithm);
+        let params = *model.params();
+        let w = raw.weights(&params.weighting);
+        let corpus = Corpus::of(&raw.counts);
+        let (items, customers) = (raw.items.len(), raw.customers.len());
+        let neighbours = item_neighbours(&params.similarity, &w, case.k);
+        let buyers = raw.buyers();
+        let repeaters: Vec<f64> = raw.counts.columns().into_iter().map(|c| c.iter().filter(|&&x| x >= 2.0).count() as f64).collect();
+        let popular = raw.popular();
+        let filter = model.filter(&Filter::default()).unwrap();
         let scorer = model.scorer(&filter);
         let mut s = scorer.scratch();
         let mut got = Vec::new();
-        for c in 0..d.customers().len() {
-            let cust = CustomerIdx(c as u32);
-            let (items, counts) = d.purchases(cust);
-            let f = model.fold_in(items.to_vec(), counts.to_vec(), None, d.seen_only(cust).to_vec()).as_customer(Some(cust));
+        let mut queries: Vec<Query> = (0..customers)
+            .map(|c| (raw.counts.row(c).to_owned(), raw.last_day.row(c).to_owned(), raw.seen.row(c).to_vec(), Some(c)))
+            .collect();
+        for basket in &baskets {
+            let (mut counts, mut days) = (Array1::zeros(items), Array1::from_elem(items, f64::NEG_INFINITY));
+            for &(i, q, d) in basket {
+                let j = usize::from(i) % items;
+                counts[j] += f64::from(q);
+                days[j] = f64::max(days[j], f64::from(d));
+            }
+            // The first unbought item, if any, was seen.
+            let seen: Vec<bool> = (0..items).map(|j| Some(j) == (0..items).find(|&x| counts[x] == 0.0)).collect();
+            queries.push((counts, days, seen, None));
+        }
+        for (counts, days, seen, own) in queries {
+            let bought: Vec<usize> = (0..items).filter(|&j| counts[j] > 0.0).collect();
+            let mut q = corpus.weigh(params.weighting.scheme, counts.view());
+            if let Some(h) = params.weighting.half_life_days {
+                q.zip_mut_with(&days, |v, &d| *v *= decay(f64::from(NOW) - d, h));
+            }
+            let f = model.fold_in(
+                bought.iter().map(|&j| j as u32).collect(),
+                bought.iter().map(|&j| counts[j] as f32).collect(),
+                Some(bought.iter().map(|&j| days[j] as i64 * DAY).collect()),
+                (0..items).filter(|&j| seen[j]).map(|j| j as u32).collect(),
+            );
+            let f = f.as_customer(own.map(|c| CustomerIdx(c as u32)));
             scorer.recommend(&f.query(), n, &mut s, &mut got);
-            prop_assert_eq!(&got, &model.recommend(cust, n));
+            let buy_again = algorithm == Algorithm::BuyAgain;
+            let blocked: Vec<bool> = (0..items).map(|j| seen[j] || (!buy_again && counts[j] > 0.0)).collect();
+            let (source, scores) = match algorithm {
+                Algorithm::ItemKnn => (Source::ItemKnn, item_knn_scores(&neighbours, q.view())),
+                Algorithm::UserKnn => (Source::UserKnn, user_knn_scores(&params.similarity, &w, q.view(), own, case.k)),
+                Algorithm::BuyAgain => (Source::BuyAgain, Some(Array1::from_shape_fn(items, |j| {
+                    q[j] * (repeaters[j] + 1.0) / (buyers[j] + 2.0)
+                }))),
+                _ => (Source::Popular, None),
+            };
+            let fill = |j: usize| if algorithm == Algorithm::Popularity { buyers[j] / customers as f64 } else { 0.0 };
+            check_list(&got, scores.as_ref(), &blocked, n, source, &popular, fill)
+                .map_err(|e| TestCaseError::fail(format!("{algorithm:?}, customer {own:?}, counts {counts}: {e}")))?;
         }
     }
 }
 
-/// The pruned cosine path (skips long columns) against the exhaustive path on skewed
-/// generated data, large enough that pruning really stops early: asymmetric cosine with
-/// alpha 0.5 is cosine by definition but never pruned.
+/// Exact ties are settled by the lower index, which is natural id order: customers whose
+/// purchases are identical have the same similarity to anyone, bit for bit, and items
+/// bought alike by a customer's only neighbour get the same score.
 #[test]
-fn pruned_cosine_matches_exhaustive_on_generated_data() {
-    use cobuy::ingest::{Columns, IngestOptions, read_purchases};
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.csv");
-    let mut f = std::fs::File::create(&path).unwrap();
-    cobuy::generate::generate(&cobuy::generate::GenerateParams::new(3_000, 400, 40_000, 5), &mut f).unwrap();
-    let mut cols = Columns::new("customer_id", "item_id");
-    cols.quantity = Some("quantity".into());
-    cols.time = Some("timestamp".into());
-    let data = read_purchases(&path, &IngestOptions::new(cols)).unwrap().interactions;
-    // The third weighting decays so fast that most weights are exactly zero.
-    let weightings = [
-        Weighting { scheme: Scheme::Count, ..Weighting::default() },
-        Weighting::default(),
-        Weighting { scheme: Scheme::Binary, half_life_days: Some(0.5), reference_time: None },
-    ];
-    for weighting in weightings {
-        let params = FitParams { algorithm: Algorithm::UserKnn, weighting, ..FitParams::default() };
-        let model = Model::fit(data.clone(), &params, FitInfo::default()).unwrap();
-        let exhaustive = SimilarityParams { measure: Measure::AsymmetricCosine { alpha: 0.5 }, ..Default::default() };
-        for c in 0..model.customers().len() as u32 {
-            let a = model.similar_customers(CustomerIdx(c), 20, SimilarityParams::default());
-            let b = model.similar_customers(CustomerIdx(c), 20, exhaustive);
-            assert_eq!(a.len(), b.len(), "customer {c}");
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x.sim - y.sim).abs() <= 1e-5, "customer {c}: {x:?} vs {y:?}");
-                if x.index != y.index {
-                    // Only ties may swap: the other list holds the same row with the same score.
-                    let twin = b.iter().find(|n| n.index == x.index).map(|n| n.sim);
-                    assert!(
-                        twin.is_some_and(|t| (t - x.sim).abs() <= 1e-5)
-                            || (x.sim - a.last().unwrap().sim).abs() <= 1e-5,
-                        "customer {c}: {x:?} vs {y:?}"
-                    );
-                }
-            }
+fn exact_ties_go_to_the_lowest_ids_in_natural_order() {
+    let mut b = InteractionsBuilder::new();
+    let mut buy = |c: &str, items: &[&str]| {
+        for i in items {
+            b.purchase(c, i, 1.0, None, None).unwrap();
+        }
+    };
+    buy("q", &["x", "y"]);
+    buy("z", &["x", "y"]);
+    // Four identical customers; natural order 9, 00, 10, 007 (digits by length, then bytes).
+    for c in ["10", "007", "9", "00"] {
+        buy(c, &["x"]);
+    }
+    // A customer sharing only y with q, and one buying the items to recommend, in an
+    // order unlike their natural order (9 < 10 < a < b).
+    buy("w", &["y", "w1"]);
+    buy("n", &["solo", "b", "a", "10", "9"]);
+    buy("m", &["solo"]);
+    let data = b.finish().0;
+    let params = FitParams {
+        algorithm: Algorithm::UserKnn,
+        weighting: Weighting { scheme: Scheme::Binary, ..Weighting::default() },
+        neighbors: 1,
+        ..FitParams::default()
+    };
+    let model = Model::fit(data.clone(), &params, FitInfo::default()).unwrap();
+    let id = |c: &cobuy::algo::similarity::Neighbor| model.customers().id(c.index).to_string();
+    let q = model.customer("q").unwrap();
+    let got = model.similar_customers(q, 3, SimilarityParams::default());
+    let ids: Vec<String> = got.iter().map(id).collect();
+    assert_eq!(ids, ["z", "9", "00"], "{got:?}");
+    assert_eq!(got[0].sim, 1.0);
+    assert_eq!(got[1].sim, got[2].sim);
+    assert!((f64::from(got[1].sim) - 0.5f64.sqrt()).abs() < 1e-7, "{got:?}");
+    // All five twins and w: w's cosine with q is 1/2, below the twins' 1/sqrt(2).
+    let all: Vec<String> = model.similar_customers(q, 100, SimilarityParams::default()).iter().map(id).collect();
+    assert_eq!(all, ["z", "9", "00", "10", "007", "w"]);
+
+    // m's only neighbour is n; n's other items all score the same for m.
+    let m = model.customer("m").unwrap();
+    let items = |n: usize| -> Vec<String> {
+        model
+            .recommend(m, n)
+            .iter()
+            .filter(|r| r.source == Source::UserKnn)
+            .map(|r| model.items().id(r.item.0).to_string())
+            .collect()
+    };
+    assert_eq!(items(10), ["9", "10", "a", "b"]);
+    assert_eq!(items(3), ["9", "10", "a"]);
+    assert!(model.recommend(m, 4).windows(2).all(|w| w[0].score == w[1].score));
+
+    // Items bought by n alone are identical columns: solo's two neighbours among them (all
+    // at 1/sqrt(2)) are the lowest ids, whatever order popularity relabelling visits them.
+    let items =
+        Model::fit(data, &FitParams { algorithm: Algorithm::ItemKnn, neighbors: 2, ..params }, FitInfo::default())
+            .unwrap();
+    let solo = items.item("solo").unwrap().get();
+    let kept: Vec<&str> =
+        items.neighbors().outer_view(solo).unwrap().indices().iter().map(|&j| items.items().id(j)).collect();
+    assert_eq!(kept, ["9", "10"]);
+}
+
+/// A CSR matrix, densely.
+fn dense(m: &cobuy::matrix::Csr) -> Array2<f64> {
+    let mut d = Array2::zeros(m.shape());
+    for (r, row) in m.outer_iterator().enumerate() {
+        for (c, &v) in row.iter() {
+            d[[r, c]] = f64::from(v);
         }
     }
+    d
 }
 
 /// [`Ties::VisitOrder`] against a literal simulation of a row-by-row product feeding a
@@ -387,23 +633,19 @@ proptest! {
     #[test]
     fn rp3beta_neighbours_match_the_random_walk(case in data(), alpha in 1u8..4, beta in 0u8..4) {
         let (alpha, beta) = (f32::from(alpha) * 0.5, f32::from(beta) * 0.25);
-        let mut b = InteractionsBuilder::new();
-        for &(c, i, q) in &case.0 {
-            b.purchase(&format!("c{c}"), &format!("i{i}"), f64::from(q), None, None).unwrap();
-        }
-        let params = FitParams {
-            algorithm: Algorithm::ItemKnn,
-            neighbors: case.2,
-            weighting: Weighting { scheme: scheme(case.3), ..Weighting::default() },
-            similarity: SimilarityParams { measure: Measure::Rp3Beta { alpha, beta }, ..Default::default() },
-            ..FitParams::default()
-        };
-        let model = Model::fit(b.finish().0, &params, FitInfo::default()).unwrap();
-        let oracle = rp3_oracle(&dense(model.weighted()), f64::from(alpha), f64::from(beta));
-        let nb = dense(model.neighbors());
-        for i in 0..nb.nrows() {
-            let kept: Vec<(usize, f64)> = (0..nb.ncols()).filter(|&j| nb[[i, j]] != 0.0).map(|j| (j, nb[[i, j]])).collect();
-            check_top_k(&format!("item {i}"), oracle.row(i).as_slice().unwrap(), &kept, case.2)?;
+        let case = Case { sim: (0, 0, 0), ..case };
+        let (model, raw) = fit(&case, Algorithm::ItemKnn);
+        let mut params = *model.params();
+        params.similarity = SimilarityParams { measure: Measure::Rp3Beta { alpha, beta }, ..Default::default() };
+        let model = Model::fit(model.interactions().clone(), &params, FitInfo::default()).unwrap();
+        let w = raw.weights(&params.weighting);
+        let oracle = rp3_oracle(&w, f64::from(alpha), f64::from(beta));
+        let nb = model.neighbors();
+        for i in 0..w.ncols() {
+            let mut kept: Vec<(usize, f64)> = nb.outer_view(i).unwrap().iter().map(|(j, &v)| (j, f64::from(v))).collect();
+            kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            check_ranking(&kept, oracle.row(i).as_slice().unwrap(), case.k, TOL, |a, b| w.column(a) == w.column(b))
+                .map_err(|e| TestCaseError::fail(format!("item {i}: {e}")))?;
         }
     }
 }
@@ -424,5 +666,49 @@ fn a_huge_k_lists_every_neighbour_without_reserving_room_for_k() {
         let all = model.similar_customers(CustomerIdx(0), 1_000_000_000_000, p);
         let five = model.similar_customers(CustomerIdx(0), 5, p);
         assert_eq!(all, five, "{ties:?}: every other customer, as with k = 5");
+    }
+}
+
+/// The pruned cosine path (skips long columns) against the exhaustive path on skewed
+/// generated data, large enough that pruning really stops early: asymmetric cosine with
+/// alpha 0.5 is cosine by definition but never pruned.
+#[test]
+fn pruned_cosine_matches_exhaustive_on_generated_data() {
+    use cobuy::ingest::{Columns, IngestOptions, read_purchases};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.csv");
+    let mut f = std::fs::File::create(&path).unwrap();
+    cobuy::generate::generate(&cobuy::generate::GenerateParams::new(3_000, 400, 40_000, 5), &mut f).unwrap();
+    let mut cols = Columns::new("customer_id", "item_id");
+    cols.quantity = Some("quantity".into());
+    cols.time = Some("timestamp".into());
+    let data = read_purchases(&path, &IngestOptions::new(cols)).unwrap().interactions;
+    // The third weighting decays so fast that most weights are exactly zero.
+    let weightings = [
+        Weighting { scheme: Scheme::Count, ..Weighting::default() },
+        Weighting::default(),
+        Weighting { scheme: Scheme::Binary, half_life_days: Some(0.5), reference_time: None },
+    ];
+    for weighting in weightings {
+        let params = FitParams { algorithm: Algorithm::UserKnn, weighting, ..FitParams::default() };
+        let model = Model::fit(data.clone(), &params, FitInfo::default()).unwrap();
+        let exhaustive = SimilarityParams { measure: Measure::AsymmetricCosine { alpha: 0.5 }, ..Default::default() };
+        for c in 0..model.customers().len() as u32 {
+            let a = model.similar_customers(CustomerIdx(c), 20, SimilarityParams::default());
+            let b = model.similar_customers(CustomerIdx(c), 20, exhaustive);
+            assert_eq!(a.len(), b.len(), "customer {c}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.sim - y.sim).abs() <= 1e-5, "customer {c}: {x:?} vs {y:?}");
+                if x.index != y.index {
+                    // Only ties may swap: the other list holds the same row with the same score.
+                    let twin = b.iter().find(|n| n.index == x.index).map(|n| n.sim);
+                    assert!(
+                        twin.is_some_and(|t| (t - x.sim).abs() <= 1e-5)
+                            || (x.sim - a.last().unwrap().sim).abs() <= 1e-5,
+                        "customer {c}: {x:?} vs {y:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,20 +1,67 @@
 //! The upgrade learner against a literal reading of its definition, on random small logs:
-//! every path's count, base, expected count, score, median delay and probability, and
-//! which paths are kept; the same model for any number of threads; offers that respect
-//! ownership, category, price cap and timing.
+//! price tiers, what counts as an upgrade (a price step or a higher grade), every path's
+//! count, base, expected count, score, median delay and probability, and which paths are
+//! kept; the same model for any number of threads on a log large enough that the work is
+//! split; offers that respect ownership, category, price cap and timing. Tiers and upgrades
+//! are defined here from the module's documentation, never taken from the code.
 
 use cobuy::ids::{CustomerIdx, IdTable, ItemIdx};
 use cobuy::ingest::{LogRow, PurchaseLog};
 use cobuy::offers::upsell::{ItemFacts, PairMeasure, UpgradeModel, UpgradePath, UpsellParams};
 use proptest::prelude::*;
 
+use crate::common::Lcg;
+
 const DAY: i64 = 86_400;
 const ITEMS: usize = 7;
 const CATEGORY: [u32; ITEMS] = [0, 0, 0, 0, 1, 1, 1];
 const PRICES: [f64; 5] = [1.0, 1.05, 1.2, 2.0, 3.0];
 
+/// Grades per item: `None` (no brand grade), 0 (a private label) or 1 (a national brand).
+const GRADES: [Option<u8>; 3] = [None, Some(0), Some(1)];
+
+/// Item facts: the fixed categories, prices and grades by index into `PRICES`, `GRADES`.
+fn facts_of(prices: &[usize], grades: &[usize]) -> ItemFacts {
+    ItemFacts::new(
+        CATEGORY.iter().map(|&c| Some(c)).collect(),
+        prices.iter().map(|&p| Some(PRICES[p])).collect(),
+        grades.iter().map(|&g| GRADES[g]).collect(),
+    )
+}
+
+/// The documented upgrade: B of A's category, not A, at least `min_step` dearer, or of a
+/// higher grade at no lower price.
+fn is_upgrade(prices: &[usize], grades: &[usize], a: u32, b: u32, min_step: f64) -> bool {
+    let (a, b) = (a as usize, b as usize);
+    let (pa, pb) = (PRICES[prices[a]], PRICES[prices[b]]);
+    let higher_grade = matches!((GRADES[grades[a]], GRADES[grades[b]]), (Some(x), Some(y)) if y > x);
+    a != b && CATEGORY[a] == CATEGORY[b] && (pb >= pa * (1.0 + min_step) || (pb >= pa && higher_grade))
+}
+
+/// The documented price tiers: in each category, the sold items' prices (one per item
+/// bought in the log) sorted; the q-th of `tiers` boundaries is the price at position
+/// floor(q n / tiers), for q = 1 .. tiers - 1, boundaries at the cheapest price dropped
+/// (tier 0 is never empty); an item's tier is the number of distinct boundaries at or
+/// below its price.
+fn tiers_of(prices: &[usize], sold: &[bool], tiers: u32) -> Vec<u8> {
+    let t = tiers as usize;
+    let bounds: Vec<Vec<f64>> = (0..2)
+        .map(|cat| {
+            let mut p: Vec<f64> =
+                (0..ITEMS).filter(|&i| sold[i] && CATEGORY[i] == cat).map(|i| PRICES[prices[i]]).collect();
+            p.sort_by(f64::total_cmp);
+            let mut b: Vec<f64> =
+                (1..t).filter(|_| !p.is_empty()).map(|q| p[q * p.len() / t]).filter(|&x| x > p[0]).collect();
+            b.dedup();
+            b
+        })
+        .collect();
+    (0..ITEMS).map(|i| bounds[CATEGORY[i] as usize].iter().filter(|&&b| b <= PRICES[prices[i]]).count() as u8).collect()
+}
+
 fn log_of(customers: usize, rows: &[(u32, u32, i64)]) -> PurchaseLog {
-    let cids: Vec<String> = (0..customers).map(|c| format!("c{c}")).collect();
+    // Zero-padded, so that numeric order is natural order.
+    let cids: Vec<String> = (0..customers).map(|c| format!("c{c:05}")).collect();
     let iids: Vec<String> = (0..ITEMS).map(|i| format!("i{i}")).collect();
     PurchaseLog {
         customers: IdTable::from_sorted(&cids).unwrap(),
@@ -51,8 +98,8 @@ struct Naive {
 fn naive(
     customers: usize,
     rows: &[(u32, u32, i64)],
-    facts: &ItemFacts,
-    tier: &[Option<u8>],
+    upgrade: impl Fn(u32, u32) -> bool,
+    tier: &[u8],
     p: &UpsellParams,
 ) -> Naive {
     let window = i64::from(p.window_days) * DAY;
@@ -64,9 +111,13 @@ fn naive(
         steps: Default::default(),
         active: vec![0; 2],
     };
-    for c in 0..customers as u32 {
+    let mut per_customer = vec![Vec::new(); customers];
+    for r in rows {
+        per_customer[r.0 as usize].push(*r);
+    }
+    for mine in &per_customer {
         let times = |i: u32| -> Vec<i64> {
-            let mut v: Vec<i64> = rows.iter().filter(|r| r.0 == c && r.1 == i).map(|r| r.2 * DAY / 2).collect();
+            let mut v: Vec<i64> = mine.iter().filter(|r| r.1 == i).map(|r| r.2 * DAY / 2).collect();
             v.sort_unstable();
             v
         };
@@ -94,18 +145,16 @@ fn naive(
                 if let Some(days) = first {
                     k += 1;
                     later_here[b as usize] = true;
-                    if facts.is_upgrade(a, b, p.min_step) {
+                    if upgrade(a, b) {
                         upgraded = true;
                         n.pairs.entry((a, b)).or_default().push(days);
                     }
                 }
             }
             n.follows[a as usize].push(k);
-            if let Some(t) = tier[a as usize] {
-                let e = n.steps.entry((cat, t)).or_default();
-                e.0 += u32::from(upgraded);
-                e.1 += 1;
-            }
+            let e = n.steps.entry((cat, tier[a as usize])).or_default();
+            e.0 += u32::from(upgraded);
+            e.1 += 1;
         }
         for (b, &l) in later_here.iter().enumerate() {
             n.later[b] += u32::from(l);
@@ -131,17 +180,29 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs()))
 }
 
-fn check(customers: usize, rows: &[(u32, u32, i64)], prices: &[usize], params: &UpsellParams) {
-    let facts = ItemFacts::new(
-        CATEGORY.iter().map(|&c| Some(c)).collect(),
-        prices.iter().map(|&p| Some(PRICES[p])).collect(),
-        vec![None; ITEMS],
-    );
+/// Checks the model learned from `rows` against the definition.
+fn check(customers: usize, rows: &[(u32, u32, i64)], prices: &[usize], grades: &[usize], params: &UpsellParams) {
     let log = log_of(customers, rows);
     let keep = vec![true; log.rows.len()];
-    let m = UpgradeModel::learn(&log, &keep, &facts, params);
-    let tier: Vec<Option<u8>> = (0..ITEMS as u32).map(|i| m.tier(ItemIdx(i))).collect();
-    let n = naive(customers, rows, &facts, &tier, params);
+    let m = UpgradeModel::learn(&log, &keep, &facts_of(prices, grades), params);
+    check_model(&m, customers, rows, prices, grades, params);
+}
+
+fn check_model(
+    m: &UpgradeModel,
+    customers: usize,
+    rows: &[(u32, u32, i64)],
+    prices: &[usize],
+    grades: &[usize],
+    params: &UpsellParams,
+) {
+    let upgrade = |a: u32, b: u32| is_upgrade(prices, grades, a, b, params.min_step);
+    let sold: Vec<bool> = (0..ITEMS as u32).map(|i| rows.iter().any(|r| r.1 == i)).collect();
+    let tier = tiers_of(prices, &sold, params.tiers);
+    for (i, &t) in tier.iter().enumerate() {
+        assert_eq!(m.tier(ItemIdx(i as u32)), Some(t), "tier of {i}: prices {prices:?}, sold {sold:?}");
+    }
+    let n = naive(customers, rows, upgrade, &tier, params);
     assert_eq!(m.buyers(), &n.buyers[..]);
 
     let t = params.tiers as usize;
@@ -152,17 +213,13 @@ fn check(customers: usize, rows: &[(u32, u32, i64)], prices: &[usize], params: &
     }
     let alpha = params.smoothing;
     let up_rate = |a: u32| -> f64 {
-        let (cat, tr) = (CATEGORY[a as usize], tier[a as usize].unwrap() as usize);
+        let (cat, tr) = (CATEGORY[a as usize], tier[a as usize] as usize);
         let g = if gtot[tr] > 0 { f64::from(gup[tr]) / f64::from(gtot[tr]) } else { 0.0 };
         let (u, tot) = n.steps.get(&(cat, tr as u8)).copied().unwrap_or((0, 0));
         (f64::from(u) + alpha * g) / (f64::from(tot) + alpha)
     };
-    let upgrade_buyers = |a: u32| -> u64 {
-        (0..ITEMS as u32)
-            .filter(|&b| facts.is_upgrade(a, b, params.min_step))
-            .map(|b| u64::from(n.buyers[b as usize]))
-            .sum()
-    };
+    let upgrade_buyers =
+        |a: u32| -> u64 { (0..ITEMS as u32).filter(|&b| upgrade(a, b)).map(|b| u64::from(n.buyers[b as usize])).sum() };
     for a in 0..ITEMS as u32 {
         if n.buyers[a as usize] > 0 {
             assert!(close(m.up_rate(ItemIdx(a)).unwrap(), up_rate(a)), "up rate of {a}");
@@ -232,12 +289,20 @@ fn check(customers: usize, rows: &[(u32, u32, i64)], prices: &[usize], params: &
     }
 }
 
-fn rows_strategy() -> impl Strategy<Value = (usize, Vec<(u32, u32, i64)>, Vec<usize>)> {
+/// A random log: customers, (customer, item, half-day) rows, and each item's price and
+/// grade (indices into `PRICES` and `GRADES`).
+type Log = (usize, Rows, Vec<usize>, Vec<usize>);
+
+/// (customer, item, half-day) rows.
+type Rows = Vec<(u32, u32, i64)>;
+
+fn log_strategy() -> impl Strategy<Value = Log> {
     (1usize..9).prop_flat_map(|customers| {
         (
             Just(customers),
             prop::collection::vec((0..customers as u32, 0..ITEMS as u32, 0i64..40), 0..60),
             prop::collection::vec(0..PRICES.len(), ITEMS),
+            prop::collection::vec(0..GRADES.len(), ITEMS),
         )
     })
 }
@@ -246,38 +311,66 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
     #[test]
-    fn learner_matches_its_definition((customers, rows, prices) in rows_strategy(), llr in any::<bool>(), window in 1u32..30, min_path_count in 1u32..3) {
+    fn learner_matches_its_definition((customers, rows, prices, grades) in log_strategy(), llr in any::<bool>(), window in 1u32..30, min_path_count in 1u32..3, tiers in 2u32..5) {
         let params = UpsellParams {
             pair_measure: if llr { PairMeasure::Llr } else { PairMeasure::Excess },
             window_days: window,
             min_path_count,
             min_score: if llr { 0.0 } else { -1.0 },
-            tiers: 3,
+            tiers,
             ..UpsellParams::default()
         };
-        check(customers, &rows, &prices, &params);
+        check(customers, &rows, &prices, &grades, &params);
     }
+}
 
-    #[test]
-    fn same_model_for_any_thread_count((customers, rows, prices) in rows_strategy()) {
-        let facts = ItemFacts::new(
-            CATEGORY.iter().map(|&c| Some(c)).collect(),
-            prices.iter().map(|&p| Some(PRICES[p])).collect(),
-            vec![None; ITEMS],
-        );
-        let log = log_of(customers, &rows);
-        let keep = vec![true; log.rows.len()];
-        let params = UpsellParams { min_path_count: 1, min_score: f64::MIN, ..UpsellParams::default() };
-        let learn = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| UpgradeModel::learn(&log, &keep, &facts, &params))
-        };
-        let (one, four) = (learn(1), learn(4));
-        for i in 0..ITEMS as u32 {
-            prop_assert_eq!(one.paths(ItemIdx(i)), four.paths(ItemIdx(i)));
-            prop_assert_eq!(one.fallback(ItemIdx(i)), four.fallback(ItemIdx(i)));
+/// A seeded log of `customers` shoppers, 1 to 8 rows each over 80 days, and item facts
+/// with an upgrade between most pairs of a category.
+fn large_log(customers: usize, seed: u64) -> (Rows, Vec<usize>, Vec<usize>) {
+    let mut rng = Lcg(seed);
+    let mut rows = Vec::new();
+    for c in 0..customers as u32 {
+        for _ in 0..1 + rng.below(8) {
+            rows.push((c, rng.skewed(ITEMS as u32), i64::from(rng.below(160))));
         }
-        prop_assert_eq!(&one.summary, &four.summary);
+    }
+    (rows, vec![0, 2, 3, 4, 1, 3, 4], vec![1, 0, 2, 1, 2, 1, 0])
+}
+
+/// The learner walks customers in parallel and merges partial counts: with 6,000 customers
+/// rayon splits the walk into at least as many pieces as there are threads (its adaptive
+/// splitter starts from the pool's thread count), so each pool below merges different
+/// partitions in a different order. Every pool gives the same model, and it is the
+/// definition's.
+#[test]
+fn same_model_for_any_thread_count_and_split() {
+    const CUSTOMERS: usize = 6_000;
+    let (rows, prices, grades) = large_log(CUSTOMERS, 0x0bad_5eed);
+    let log = log_of(CUSTOMERS, &rows);
+    let keep = vec![true; log.rows.len()];
+    let facts = facts_of(&prices, &grades);
+    let params = UpsellParams { min_path_count: 1, min_score: f64::MIN, ..UpsellParams::default() };
+    let learn = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| UpgradeModel::learn(&log, &keep, &facts, &params))
+    };
+    let one = learn(1);
+    check_model(&one, CUSTOMERS, &rows, &prices, &grades, &params);
+    assert!(one.summary.paths >= 8 && one.summary.customers_with_sequences > 1000, "{:?}", one.summary);
+    for threads in [2, 3, 8] {
+        let other = learn(threads);
+        for i in (0..ITEMS as u32).map(ItemIdx) {
+            assert_eq!(one.paths(i), other.paths(i), "{threads} threads: paths from {i:?}");
+            assert_eq!(one.fallback(i), other.fallback(i), "{threads} threads: fallback of {i:?}");
+            assert_eq!(one.up_rate(i).map(f64::to_bits), other.up_rate(i).map(f64::to_bits), "{threads} threads");
+            assert_eq!(one.tier(i), other.tier(i), "{threads} threads");
+            assert_eq!(one.upgrade_buyers(i), other.upgrade_buyers(i), "{threads} threads");
+        }
+        for cat in 0..2 {
+            assert_eq!(one.delay(cat, None), other.delay(cat, None), "{threads} threads: delay of category {cat}");
+        }
+        assert_eq!(one.buyers(), other.buyers(), "{threads} threads");
+        assert_eq!(&one.summary, &other.summary, "{threads} threads");
     }
 }
 
@@ -309,15 +402,11 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(100))]
 
     #[test]
-    fn offers_respect_ownership_category_cap_and_timing((customers, rows, prices) in rows_strategy(), cap in prop::sample::select(vec![0.0, 1.0, 1.5, 4.0])) {
+    fn offers_respect_ownership_category_cap_and_timing((customers, rows, prices, grades) in log_strategy(), cap in prop::sample::select(vec![0.0, 1.0, 1.5, 4.0])) {
         use cobuy::model::{FitInfo, FitParams, Model};
         use cobuy::recommend::Filter;
         use cobuy::offers::upsell::UpSell;
-        let facts = ItemFacts::new(
-            CATEGORY.iter().map(|&c| Some(c)).collect(),
-            prices.iter().map(|&p| Some(PRICES[p])).collect(),
-            vec![None; ITEMS],
-        );
+        let facts = facts_of(&prices, &grades);
         let log = log_of(customers, &rows);
         let keep = vec![true; log.rows.len()];
         let params = UpsellParams { min_path_count: 1, price_cap: cap, ..UpsellParams::default() };
@@ -339,7 +428,7 @@ proptest! {
                 prop_assert!(items.binary_search(&b).is_err(), "offered an owned item");
                 let k = items.binary_search(&a).expect("the anchor is bought");
                 prop_assert_eq!(CATEGORY[b as usize], CATEGORY[a as usize]);
-                prop_assert!(facts.is_upgrade(a, b, params.min_step));
+                prop_assert!(is_upgrade(&prices, &grades, a, b, params.min_step));
                 // The anchor is the latest purchase of its category.
                 let cat_items = items.iter().enumerate().filter(|(_, j)| CATEGORY[**j as usize] == CATEGORY[a as usize]);
                 prop_assert!(cat_items.clone().all(|(x, _)| times[x] <= times[k]));
