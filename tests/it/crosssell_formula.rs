@@ -163,11 +163,11 @@ fn library_offers_follow_the_formula() {
         for novelty in [0.0, 1.0, 2.5] {
             let p = CrossSellParams { cf_weight, novelty, ..CrossSellParams::default() };
             let cs = CrossSell::new(&model, &filter, &mined, category.clone(), eligible.clone(), p);
-            let mut s = cs.scratch();
+            let (mut s, mut got) = (cs.scratch(), Vec::new());
             for (c, mine) in bought.iter().enumerate() {
                 let blocked: Vec<bool> = (0..ITEMS).map(|j| mine.contains(&j) || (c == 6 && j == 6)).collect();
                 let want = expected(&cosine_sums(&x, c), &rules, mine, &blocked, &allowed, &category, &p);
-                let got = cs.offers(CustomerIdx(c as u32), 10, &mut s);
+                cs.offers(CustomerIdx(c as u32), 10, &mut s, &mut got);
                 check_offers(&got, &want, mine, &category, &format!("c{c}, cf {cf_weight}, novelty {novelty}"));
                 nonzero += got.len();
             }
