@@ -223,6 +223,15 @@ fn search(
         "validation split: {} training rows, {} validation rows (the {} test rows are not used); {} customers measured",
         s.train_rows, s.test_rows, s.unused_rows, s.measured_all
     ));
+    let measured = if target == Target::AllItems { s.measured_all } else { s.measured_new };
+    if measured < cobuy::eval::select::MIN_WINDOW {
+        log.info(format!(
+            "warning: only {measured} customers are measured on {}: differences between configurations are mostly \
+             noise (the report's standard errors say how much); a longer validation window or a random split \
+             measures more",
+            target.name()
+        ));
+    }
     log.info(format!(
         "trying {} configurations for {} {}@{} on {}",
         configs.len(),
@@ -243,6 +252,7 @@ fn search(
     results.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let (best_value, best) = results[0];
     log.info(format!("best: {} with {} {:.4}", configs[best].0, metric.name(), best_value));
+    log.info(format!("to fit it: cobuy fit ... {}", fit_flags(&configs[best].1)));
     Ok(results)
 }
 
@@ -295,6 +305,10 @@ fn write_best(
     for &(v, n) in results.iter().take(10) {
         header.push_str(&format!("#   {v:.4}  {}\n", configs[n].0));
     }
+    header.push_str(&format!(
+        "# To fit the best on all the purchases: cobuy fit {}\n",
+        fit_flags(&configs[results[0].1].1)
+    ));
     let out = best_path(path, t);
     // Paths in the job are relative to the job file; written elsewhere, the best file gets
     // them absolute so that it reads the same files.
@@ -313,6 +327,14 @@ fn write_best(
         out.display()
     ));
     Ok(())
+}
+
+/// A configuration's `[[space]]` keys as `cobuy fit` flags: `--ease-lambda 100 --weighting binary`.
+fn fit_flags(t: &toml::Table) -> String {
+    t.iter()
+        .map(|(k, v)| format!("--{} {}", k.replace('_', "-"), v.to_string().trim_matches('"')))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Where the best configurations go: `[tune] out`, relative to the job file, or beside

@@ -1296,6 +1296,12 @@ fn tune_writes_the_best_configurations_as_a_job_that_runs() {
     );
     let values: Vec<f64> = scores.iter().map(|s| s.0.parse().expect("a score")).collect();
     assert!(values.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    // The best as `cobuy fit` flags, in the header and the log: its label's keys and values.
+    let flags = scores[0].1.split(' ').map(|kv| format!("--{}", kv.replace('=', " "))).collect::<Vec<_>>().join(" ");
+    assert!(text.contains(&format!("# To fit the best on all the purchases: cobuy fit {flags}\n")), "{text}");
+    assert!(log.contains(&format!("to fit it: cobuy fit ... {flags}")), "{log}");
+    // Enough validation customers (100 or more): no warning that differences are noise.
+    assert!(!log.contains("warning: only "), "{log}");
 
     // Each score is NDCG@10 on new items over the validation split, computed here: the
     // split from the rows (the validation window ends where the test part starts and is as

@@ -197,6 +197,21 @@ fn tune_creates_a_missing_output_folder() {
     assert!(best.contains("[[algorithm]]"), "{best}");
 }
 
+/// A validation split with few measured customers still tunes, and the log says the
+/// differences are mostly noise.
+#[test]
+fn tune_warns_when_few_customers_are_measured() {
+    let fx = Fx::new();
+    fx.generated("40", "30", "800");
+    fx.write("job/tune.toml", &tune_job("../gen.csv", "test_share = 0.2", ""));
+    let o = fx.run(&["tune", "job/tune.toml"]);
+    ok(&o, "tune");
+    let log = String::from_utf8_lossy(&o.stderr);
+    let line = log.lines().find(|l| l.starts_with("cobuy: warning: only ")).unwrap_or_else(|| panic!("{log}"));
+    let n: u64 = line["cobuy: warning: only ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(n < 100 && line.contains("customers are measured on new-items"), "{line}");
+}
+
 /// An output location that cannot be written fails first, naming the path: a folder
 /// under a regular file, or a folder where the output file goes.
 #[test]
