@@ -79,14 +79,17 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
     writeln!(out, "fitted from {}", info.source.as_deref().unwrap_or("(rows given through the library)"))?;
     writeln!(
         out,
-        "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs, {} seen-only pairs\nneighbours  {} item pairs",
+        "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs, {} seen-only pairs",
         d.customers().len(),
         d.customers_with_purchases(),
         d.items().len(),
         d.counts().nnz(),
         d.seen_only_pairs(),
-        model.neighbors().nnz()
     )?;
+    // Only item-kNN keeps item neighbours; "0 item pairs" on another model reads as a fault.
+    if p.algorithm == Algorithm::ItemKnn {
+        writeln!(out, "neighbours  {} item pairs", model.neighbors().nnz())?;
+    }
     if let Some(s) = &info.ingest {
         for line in summary_lines(s) {
             writeln!(out, "ingest      {line}")?;

@@ -80,6 +80,10 @@ fn timed_purchases_validate_on_the_most_recent_window_and_the_best_candidate_is_
     let text = run_cobuy(dir.path(), &["inspect", "m.cobuy"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("chosen by   auto: "), "{text}");
+    // The algorithm line names what was fitted; only item-kNN has an item neighbours line.
+    let algorithm = params["algorithm"].as_str().unwrap();
+    assert!(text.lines().any(|l| l.starts_with(&format!("algorithm   {algorithm} ("))), "{text}");
+    assert_eq!(text.contains("\nneighbours  "), algorithm == "item-knn", "{text}");
     assert_eq!(text.lines().filter(|l| l.starts_with("          * ")).count(), 1, "{text}");
 }
 
@@ -123,6 +127,9 @@ fn too_few_customers_take_item_knn_unmeasured_and_say_so() {
     assert!(sel["chosen"].is_null() && sel["tried"].as_array().unwrap().is_empty(), "{sel:#}");
     assert!(sel["reason"].as_str().unwrap().contains("nothing to measure on"), "{sel:#}");
     assert!(stderr.contains("cobuy: auto: "), "{stderr}");
+    let text = run_cobuy(dir.path(), &["inspect", "m.cobuy"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("\nneighbours  ") && text.contains(" item pairs\n"), "{text}");
 }
 
 #[test]
