@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::ProgressBar;
 
-use cobuy::ingest::{self, IngestSummary, Ingested, PurchaseLog};
+use cobuy::ingest::{self, IngestSummary, Ingested, Logged};
 use cobuy::model::FitParams;
 use cobuy::model::{FitInfo, Model};
 
@@ -59,17 +59,14 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
         FitPlan::Fixed(params) => {
             Read::Merged(ingest::read_purchases_with_progress(&input.purchases, &opts, &mut progress)?, params)
         }
-        FitPlan::Auto(_) => {
-            let (plog, summary) = ingest::read_log_with_progress(&input.purchases, &opts, &mut progress)?;
-            Read::Log(plog, summary)
-        }
+        FitPlan::Auto(_) => Read::Log(ingest::read_log_with_progress(&input.purchases, &opts, &mut progress)?),
     };
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let s = match &read {
         Read::Merged(r, _) => &r.summary,
-        Read::Log(_, s) => s,
+        Read::Log(r) => &r.summary,
     };
     log.info(format!("read {} rows in {:.1}s", s.rows_read, start.elapsed().as_secs_f64()));
     if let (true, Some(r)) = (s.rejected_rows > 0, &opts.rejects) {
@@ -84,7 +81,7 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
     let start = Instant::now();
     let model = match read {
         Read::Merged(r, params) => super::fit_model(r.interactions, params, info)?,
-        Read::Log(plog, _) => super::fit_on_log(&plog, &plan, info, log)?,
+        Read::Log(r) => super::fit_on_log(&r.log, r.interactions, &plan, info, log)?,
     };
     if let FitPlan::Fixed(p) = &plan {
         if p.weighting.half_life_days.is_some() && model.params().weighting.half_life_days.is_none() {
@@ -104,5 +101,5 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
 /// What was read: merged pairs for a given algorithm, every row for `auto`.
 enum Read<'p> {
     Merged(Ingested, &'p FitParams),
-    Log(PurchaseLog, IngestSummary),
+    Log(Logged),
 }

@@ -204,11 +204,16 @@ pub fn fit_model(data: Interactions, params: &FitParams, info: FitInfo) -> Resul
     })
 }
 
-/// Fits `plan` on every row of `plog`: `auto` first chooses on a validation split carved
-/// from the rows (see `cobuy::eval::select`) and says what it chose in one line; the
-/// record goes into the model.
-pub fn fit_on_log(plog: &PurchaseLog, plan: &FitPlan, mut info: FitInfo, log: Log) -> Result<Model> {
-    let all = vec![true; plog.rows.len()];
+/// Fits `plan` on `interactions`, the merge of every row of `plog`: `auto` first chooses
+/// on a validation split carved from the rows (see `cobuy::eval::select`) and says what it
+/// chose in one line; the record goes into the model.
+pub fn fit_on_log(
+    plog: &PurchaseLog,
+    interactions: Interactions,
+    plan: &FitPlan,
+    mut info: FitInfo,
+    log: Log,
+) -> Result<Model> {
     let params = match plan {
         FitPlan::Fixed(p) => *p,
         FitPlan::Auto(auto) => {
@@ -236,8 +241,6 @@ pub fn fit_on_log(plog: &PurchaseLog, plan: &FitPlan, mut info: FitInfo, log: Lo
             params
         }
     };
-    let (interactions, merge) = plog.interactions(&all);
-    info.merge = merge;
     fit_model(interactions, &params, info)
 }
 

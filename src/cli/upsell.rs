@@ -19,6 +19,7 @@ use serde::Deserialize;
 use cobuy::batch::{put_display, write_field};
 use cobuy::ids::ItemIdx;
 use cobuy::ingest::{self, PurchaseLog};
+use cobuy::matrix::{Interactions, MergeStats};
 use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Catalog, CategoryIdx};
 use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, UpsellParams};
@@ -129,6 +130,9 @@ pub struct UpSellCmd {
 /// What `up-sell` and `upgrades` both read and learn.
 struct Learned {
     plog: PurchaseLog,
+    /// The merge of every row, and what merging did (for fitting on them).
+    interactions: Interactions,
+    merge: MergeStats,
     catalog: Catalog,
     upgrades: UpgradeModel,
 }
@@ -146,7 +150,8 @@ fn learn(
     let start = Instant::now();
     let opts = ingest_options(input, out)?;
     log.info(format!("reading {}", input.purchases.display()));
-    let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
+    let ingest::Logged { log: plog, interactions, summary } =
+        ingest::read_log_with_progress(&input.purchases, &opts, &mut |_| {})?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
@@ -157,7 +162,7 @@ fn learn(
     let keep = vec![true; plog.rows.len()];
     let upgrades = UpgradeModel::learn(&plog, &keep, &facts, params);
     log_learned(&upgrades, t.elapsed().as_secs_f64(), log);
-    Ok(Learned { plog, catalog, upgrades })
+    Ok(Learned { plog, interactions, merge: summary.merge, catalog, upgrades })
 }
 
 /// An item as a reader knows it: its catalogue name and id, or its id.
@@ -224,9 +229,10 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
         .output("rejects file", opts.rejects.as_deref())
         .check()?;
     let catalog = read_catalog(&cmd.catalog, cmd.input.skip_invalid, &cmd.out, log)?;
-    let Learned { plog, catalog, upgrades } = learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
+    let Learned { plog, interactions, merge, catalog, upgrades } =
+        learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
     let t = Instant::now();
-    let model = super::fit_on_log(&plog, &fit, FitInfo::default(), log)?;
+    let model = super::fit_on_log(&plog, interactions, &fit, FitInfo { merge, ..FitInfo::default() }, log)?;
     log.info(format!(
         "fitted {} for affinity in {:.1}s",
         cobuy::model::describe(model.params()),
@@ -360,7 +366,7 @@ impl UpsellStep {
     /// model for affinity and the catalogue read by [`UpsellStep::read_catalog`].
     pub fn run(&self, input: &InputArgs, catalog: Catalog, model: &Model, log: Log) -> Result<()> {
         let params = self.check()?;
-        let Learned { plog, catalog, upgrades } = learn(input, catalog, &self.settings, &params, &self.out, log)?;
+        let Learned { plog, catalog, upgrades, .. } = learn(input, catalog, &self.settings, &params, &self.out, log)?;
         if model.items() != &plog.items {
             // The same file under the same options gives the same items; say so if not.
             return Err(anyhow::anyhow!("the purchases changed while the job ran: the model's items differ"));
@@ -405,7 +411,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
         .output("rejects file", opts.rejects.as_deref())
         .check()?;
     let catalog = read_catalog(&cmd.catalog, cmd.input.skip_invalid, &out_base, log)?;
-    let Learned { plog, catalog, upgrades } = learn(&cmd.input, catalog, &cmd.upsell, &params, &out_base, log)?;
+    let Learned { plog, catalog, upgrades, .. } = learn(&cmd.input, catalog, &cmd.upsell, &params, &out_base, log)?;
     let ids = &plog.items;
     let anchors: Vec<u32> = if cmd.items.is_empty() {
         // Every item with a learned path (with --tiers-only, every item with a step up).

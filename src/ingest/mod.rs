@@ -444,15 +444,28 @@ pub fn read_purchases_with_progress(
 /// basket or at random), with the same validation and summary as [`read_purchases`]
 /// (the merge figures are those of merging every row).
 pub fn read_log(path: impl AsRef<Path>, opts: &IngestOptions) -> Result<(PurchaseLog, IngestSummary), IngestError> {
-    read_log_with_progress(path, opts, &mut |_| {})
+    let read = read_log_with_progress(path, opts, &mut |_| {})?;
+    Ok((read.log, read.summary))
 }
 
-/// [`read_log`], calling `progress` every 65,536 rows and at the end.
+/// A log as [`read_log`] reads it, with the merge of all its rows that its summary counts
+/// (so that a caller fitting on every row does not merge them again).
+#[derive(Debug)]
+pub struct Logged {
+    /// Every accepted row.
+    pub log: PurchaseLog,
+    /// The merge of every row.
+    pub interactions: Interactions,
+    /// What happened to every row.
+    pub summary: IngestSummary,
+}
+
+/// [`read_log`] with the merged rows, calling `progress` every 65,536 rows and at the end.
 pub fn read_log_with_progress(
     path: impl AsRef<Path>,
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
-) -> Result<(PurchaseLog, IngestSummary), IngestError> {
+) -> Result<Logged, IngestError> {
     let path = path.as_ref();
     let mut sink = LogBuilder::default();
     let mut sum = read_rows(path, opts, progress, &mut sink)?;
@@ -472,7 +485,7 @@ pub fn read_log_with_progress(
             detail: summary_breakdown(&sum),
         });
     }
-    Ok((log, sum))
+    Ok(Logged { log, interactions: merged, summary: sum })
 }
 
 /// Where accepted rows go: a merging [`InteractionsBuilder`] or a [`LogBuilder`].
