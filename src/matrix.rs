@@ -579,7 +579,7 @@ pub const MAX_UNDERFLOW: f64 = 0.99;
 
 /// `0.5^(age / half-life)` for a purchase at `t`, counted back from `t0`. Pairs without a
 /// time (`i64::MIN`) or after the reference do not decay.
-fn decay_factor(t0: i64, t: i64, half_life_days: f64) -> f64 {
+pub(crate) fn decay_factor(t0: i64, t: i64, half_life_days: f64) -> f64 {
     // Saturating: times given through the library are not range-checked.
     let age_days = if t == i64::MIN { 0.0 } else { t0.saturating_sub(t).max(0) as f64 / DAY as f64 };
     0.5f64.powf(age_days / half_life_days)

@@ -5,9 +5,14 @@
 use super::{Query, Reason};
 use crate::matrix::Csr;
 
-/// Per item, the share of its buyers who bought it more than once (a count of at least
-/// 2), smoothed toward 1/2 by one pseudo-buyer each way so that items with a single buyer
-/// are neither certain repeats nor never.
+/// Per item, how much a past purchase predicts another: the square root of the share of
+/// its buyers who bought it more than once (a count of at least 2), smoothed toward 1/2 by
+/// one pseudo-buyer each way so that items with a single buyer are neither certain repeats
+/// nor never. The root damps the item's part against the customer's own count and
+/// recency: on two validation windows of The Complete Journey before its test weeks
+/// (4 weeks each), NDCG@10 on all items rose from 0.4116 / 0.4880 (the share itself) to
+/// 0.4154 / 0.4910, and shrinking the share toward the overall repeat share instead did
+/// not help (0.4121 / 0.4883).
 pub(crate) fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
     let mut repeaters = vec![0u32; counts.cols()];
     for (&j, &c) in counts.indices().iter().zip(counts.data()) {
@@ -15,7 +20,7 @@ pub(crate) fn repeat_rates(counts: &Csr, buyers: &[u32]) -> Vec<f32> {
             repeaters[j as usize] += 1;
         }
     }
-    repeaters.iter().zip(buyers).map(|(&r, &b)| (r as f32 + 1.0) / (b as f32 + 2.0)).collect()
+    repeaters.iter().zip(buyers).map(|(&r, &b)| ((f64::from(r) + 1.0) / (f64::from(b) + 2.0)).sqrt() as f32).collect()
 }
 
 /// Buyers per item, from the weighted matrix's structure.

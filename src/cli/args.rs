@@ -248,10 +248,16 @@ pub struct FitArgs {
     /// Time decay half-life in days, on top of any weighting (decay alone: 90).
     #[arg(long, allow_negative_numbers = true)]
     pub half_life_days: Option<f64>,
-    /// item-knn, user-knn: where bought items may be recommended, add the customer's own
-    /// buy-again score at this weight relative to the collaborative scores (0: off).
+    /// Where bought items may be recommended, add the customer's own buy-again score at this
+    /// weight relative to the collaborative scores (0: off; not for popularity, buy-again).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub buy_again_weight: f32,
+    /// auto: what the lists will be used for: new-items (the default filter: bought items
+    /// are never offered) or all-items (lists given with --include-bought or a repurchase
+    /// window, where bought items compete; auto then tries blends with buy-again). In an
+    /// eval job, auto chooses for each target measured instead.
+    #[arg(long, default_value = "new-items")]
+    pub auto_target: String,
     /// als: latent factors per customer and item.
     #[arg(long, default_value_t = 64)]
     pub factors: usize,
@@ -330,8 +336,14 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
             || similarity.rp3_beta != ds.rp3_beta,
         ease_lambda: m.ease_lambda != d.ease_lambda,
         als: m.factors != d.factors || m.regularization != d.regularization,
+        buy_again_weight: m.buy_again_weight != d.buy_again_weight,
     };
-    Ok(FitPlan::Auto(AutoParams { base, pins, target: Target::NewItems, max_customers: select::MAX_CUSTOMERS }))
+    let target = match m.auto_target.as_str() {
+        "new-items" => Target::NewItems,
+        "all-items" => Target::AllItems,
+        other => return Err(bad(format!("--auto-target: unknown {other:?}; accepted: new-items, all-items"))),
+    };
+    Ok(FitPlan::Auto(AutoParams { base, pins, target, max_customers: select::MAX_CUSTOMERS }))
 }
 
 /// The checked fit parameters of a given algorithm: its weighting (`auto` resolved per
@@ -535,6 +547,13 @@ impl FilterArgs {
                 });
             }
             deny.extend(not);
+        }
+        let w = model.params().buy_again_weight;
+        if w > 0.0 && !f.include_bought && f.repurchase_after_days.is_none() {
+            log.info(format!(
+                "warning: the model's buy-again weight ({w}) changes nothing here: bought items are excluded; give \
+                 --include-bought or --repurchase-after-days to offer them again"
+            ));
         }
         let filter = Filter {
             include_bought: f.include_bought,

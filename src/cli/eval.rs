@@ -75,6 +75,15 @@ struct EvalJob {
     upsell: Option<UpsellArgs>,
 }
 
+/// An eval job's `auto` chooses for each target it measures: a fixed `auto_target` would
+/// be ignored, so it is refused.
+fn check_no_auto_target(fit: &super::args::FitArgs) -> Result<()> {
+    if fit.auto_target != super::args::FitArgs::default().auto_target {
+        return Err(bad("auto_target: in an eval job, auto chooses for each target measured; remove the key"));
+    }
+    Ok(())
+}
+
 /// Runs `cobuy eval`.
 pub fn run(cmd: &EvalCmd, threads: usize, log: Log) -> Result<()> {
     let job = EvalJob {
@@ -195,7 +204,8 @@ fn plan(job: &EvalJob) -> Result<Plan> {
         .algorithms
         .iter()
         .map(|a| {
-            let plan = fit_plan(&a.fit, &a.similarity).map_err(|e| match &a.name {
+            let plan = check_no_auto_target(&a.fit).and_then(|()| fit_plan(&a.fit, &a.similarity));
+            let plan = plan.map_err(|e| match &a.name {
                 Some(n) => bad(format!("[[algorithm]] {n:?}: {e}")),
                 None => e,
             })?;

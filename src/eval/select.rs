@@ -12,7 +12,8 @@
 //!    dense system is small enough, ALS, popularity; buy-again too when bought items may be
 //!    recommended), then refine the two best families one dimension at a time (weighting
 //!    and time decay together, then the family's main parameter), moving only on a strict
-//!    gain.
+//!    gain. For all items, blend the best collaborative candidate with buy-again at a few
+//!    weights.
 //! 3. Return the best parameters and a [`Selection`] record; the caller refits on all rows.
 //!
 //! Deterministic: the candidates and their order depend only on the data and the
@@ -48,6 +49,9 @@ const WINDOW_SHARE: f64 = 0.1;
 const HOLDOUT_SHARE: f64 = 0.2;
 /// Seed of the random holdout.
 const SEED: u64 = 0x00c0_b0b0_a070;
+/// Weights of the blend with buy-again tried for all items (see
+/// [`FitParams::buy_again_weight`]).
+const BLEND_WEIGHTS: [f32; 5] = [0.5, 1.0, 2.0, 4.0, 8.0];
 /// Half-lives (days) tried as time decay.
 const HALF_LIVES: [f64; 4] = [365.0, 180.0, 90.0, 45.0];
 
@@ -66,6 +70,8 @@ pub struct Pins {
     pub ease_lambda: bool,
     /// ALS's factors and regularisation.
     pub als: bool,
+    /// The weight of the blend with buy-again.
+    pub buy_again_weight: bool,
 }
 
 /// What to choose for.
@@ -156,6 +162,33 @@ pub fn choose(
                     if s > best.0 {
                         best = (s, p);
                     }
+                }
+            }
+        }
+    }
+
+    // Stage 4, all items: the best collaborative candidate blended with buy-again (bought
+    // items compete with new ones), at weights from "new items first" to "own items first".
+    if auto.target == Target::AllItems && !auto.pins.buy_again_weight {
+        let collaborative = |t: &&Tried| !matches!(t.params.algorithm, Algorithm::Popularity | Algorithm::BuyAgain);
+        let best =
+            search.tried.iter().filter(collaborative).filter_map(|t| t.score.map(|s| (s, t.params))).fold(
+                None::<(f64, FitParams)>,
+                |b, (s, p)| if b.is_none_or(|(bs, _)| s > bs) { Some((s, p)) } else { b },
+            );
+        if let Some((_, p)) = best {
+            let mut blend = (f64::NEG_INFINITY, 0f32);
+            for &w in &BLEND_WEIGHTS {
+                if let Some(s) = search.measure(FitParams { buy_again_weight: w, ..p }, None) {
+                    if s > blend.0 {
+                        blend = (s, w);
+                    }
+                }
+            }
+            // Then about halfway (geometrically) to the best weight's neighbours on the grid.
+            if blend.0.is_finite() {
+                for f in [0.7, 1.4] {
+                    search.measure(FitParams { buy_again_weight: scaled(blend.1, f), ..p }, None);
                 }
             }
         }
@@ -403,7 +436,7 @@ fn reason(tried: &[Tried], chosen: usize, objective: &str) -> String {
         .fold(None::<(f64, &Tried)>, |b, (s, t)| if b.is_none_or(|(bs, _)| s > bs) { Some((s, t)) } else { b });
     let mut r = format!("{} scored {score:.4} {objective}", c.label);
     if let Some((s, t)) = runner {
-        let gain = if s > 0.0 { format!("{:+.0}%", (score / s - 1.0) * 100.0) } else { "ahead".into() };
+        let gain = if s > 0.0 { format!("{:+.1}%", (score / s - 1.0) * 100.0) } else { "ahead".into() };
         r.push_str(&format!(", {gain} against the best other family, {} at {s:.4}", t.label));
     }
     r

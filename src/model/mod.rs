@@ -118,8 +118,10 @@ pub struct FitParams {
     pub similarity: SimilarityParams,
     /// Where bought items may be recommended (repeat purchases; `include_bought`, or a
     /// repurchase window), add the customer's own buy-again score, scaled so that their
-    /// strongest repeat counts this many times their strongest collaborative score.
-    /// 0: off. Item-kNN and user-kNN.
+    /// strongest repeat counts this many times their strongest collaborative score: the
+    /// blend of a collaborative model with buy-again that repeat purchases need. The
+    /// customer's own items are then offered as buy-again. 0: off. Every algorithm but
+    /// popularity and buy-again.
     #[serde(default)]
     pub buy_again_weight: f32,
     /// ALS: factors, regularisation, confidence, iterations, seed.
@@ -362,10 +364,19 @@ impl Model {
             buyers: &self.buyers,
             repeat: &self.repeat,
             buy_again_weight: self.params.buy_again_weight,
+            again_decay: self.again_decay(),
             weighted: &self.weighted,
             data: &self.data,
             filter,
         }
+    }
+
+    /// The buy-again blend's decay: buy-again's default half-life, counted back from the
+    /// model's decay reference (or the data's, when the model does not decay).
+    fn again_decay(&self) -> Option<(f64, i64)> {
+        let h = Algorithm::BuyAgain.default_weighting(&Measure::Cosine).half_life_days?;
+        let t0 = self.params.weighting.reference_time.or_else(|| self.data.decay_reference())?;
+        Some((h, t0))
     }
 
     /// Top `n` items for a known customer, best first, under the default filter. For

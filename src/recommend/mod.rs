@@ -105,6 +105,11 @@ pub struct Scorer<'a> {
     pub(crate) repeat: &'a [f32],
     /// Buy-again blend weight (see [`crate::model::FitParams::buy_again_weight`]).
     pub(crate) buy_again_weight: f32,
+    /// The blend's own time decay of the customer's counts: buy-again's default half-life
+    /// (days) and the reference time, or `None` (counts alone) without purchase times.
+    /// Independent of the model's weighting, so that how often and how recently a customer
+    /// bought an item counts even when the collaborative model weighs by presence alone.
+    pub(crate) again_decay: Option<(f64, i64)>,
     /// The purchases of the model's customers.
     pub(crate) weighted: &'a Csr,
     pub(crate) data: &'a Interactions,
@@ -174,8 +179,9 @@ impl<'a> Scorer<'a> {
             }
             return;
         };
-        if self.buy_again_weight > 0.0 && matches!(source, Source::ItemKnn | Source::UserKnn) {
-            self.add_buy_again(q, s, stamp);
+        let blend = self.buy_again_weight > 0.0 && source != Source::BuyAgain;
+        if blend {
+            self.add_buy_again(q, s, stamp, matches!(source, Source::Als | Source::Ease));
         }
         let Scratch { acc, blocked, touched, cands, .. } = s;
         cands.clear();
@@ -196,6 +202,8 @@ impl<'a> Scorer<'a> {
         cands.sort_unstable_by(by_score_then_index);
         for &(j, score) in &s.cands {
             s.blocked[j as usize] = stamp;
+            // In a blend, the customer's own items are offered as what they are: buy-again.
+            let source = if blend && q.items.binary_search(&j).is_ok() { Source::BuyAgain } else { source };
             out.push(Recommendation { item: ItemIdx(j), score, source });
         }
         for &j in self.popular {
@@ -225,11 +233,16 @@ impl<'a> Scorer<'a> {
         s.touched.clear();
     }
 
-    /// Adds the buy-again scores of the bought items that may be recommended, scaled so
-    /// that the strongest is `buy_again_weight` times the strongest collaborative score
-    /// (1 when there is none).
-    fn add_buy_again(&self, q: &Query<'_>, s: &mut Scratch, stamp: u32) {
-        let repeat = |k: usize, j: u32| q.weights[k] * self.repeat[j as usize];
+    /// Adds the buy-again scores of the bought items that may be recommended (count, decayed
+    /// by [`Scorer::again_decay`], times the item's repeat rate), scaled so that the strongest
+    /// is `buy_again_weight` times the strongest collaborative score (1 when there is none).
+    /// `dense`: the model touched every item already.
+    fn add_buy_again(&self, q: &Query<'_>, s: &mut Scratch, stamp: u32, dense: bool) {
+        let decay = |k: usize| match (self.again_decay, q.last_time) {
+            (Some((h, t0)), Some(t)) => crate::matrix::decay_factor(t0, t[k], h),
+            _ => 1.0,
+        };
+        let repeat = |k: usize, j: u32| (f64::from(q.counts[k]) * decay(k)) as f32 * self.repeat[j as usize];
         let allowed = |j: u32| s.blocked[j as usize] != stamp;
         let strongest =
             (0..q.items.len()).filter(|&k| allowed(q.items[k])).map(|k| repeat(k, q.items[k])).fold(0f32, f32::max);
@@ -243,7 +256,7 @@ impl<'a> Scorer<'a> {
                 continue;
             }
             let a = &mut s.acc[j as usize];
-            if *a == 0.0 {
+            if *a == 0.0 && !dense {
                 s.touched.push(j);
             }
             *a += scale * repeat(k, j);

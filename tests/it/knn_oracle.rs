@@ -460,7 +460,7 @@ proptest! {
                 Algorithm::ItemKnn => (Source::ItemKnn, item_knn_scores(&neighbours, q.view())),
                 Algorithm::UserKnn => (Source::UserKnn, user_knn_scores(&params.similarity, &w, q.view(), own, case.k)),
                 Algorithm::BuyAgain => (Source::BuyAgain, Some(Array1::from_shape_fn(items, |j| {
-                    q[j] * (repeaters[j] + 1.0) / (buyers[j] + 2.0)
+                    q[j] * ((repeaters[j] + 1.0) / (buyers[j] + 2.0)).sqrt()
                 }))),
                 _ => (Source::Popular, None),
             };

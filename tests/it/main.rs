@@ -17,6 +17,7 @@ mod als;
 mod architecture;
 mod auto;
 mod batch_memory;
+mod blend;
 mod catalog;
 mod cli_crosssell;
 mod cli_eval;
