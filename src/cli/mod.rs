@@ -72,8 +72,9 @@ enum Command {
     /// Split a purchase log, fit each algorithm on the training part, measure it on the
     /// test customers, write report.md, report.json and SVG charts.
     Eval(Box<eval::EvalCmd>),
-    /// Search fit parameters on the validation split (never the test split); write the
-    /// best as an eval job file.
+    /// Search fit parameters on a validation split. With `[split]`: validated inside its
+    /// training part, the best written as an eval job. Without: validated on all the
+    /// purchases, the best refitted into a model and written as a fit job for `cobuy run`.
     Tune(tune::TuneCmd),
     /// Pairwise association rules (A -> B) from baskets, as CSV: support, confidence, lift,
     /// leverage, conviction.

@@ -1,9 +1,19 @@
-//! `cobuy tune JOB.toml`: search fit parameters on the validation split, never the test
-//! split, and write the best as an eval job file.
+//! `cobuy tune JOB.toml`: search fit parameters on a validation split and write the best as
+//! a job file that `cobuy run` takes.
 //!
 //! The job file is an eval job whose `[[space]]` tables list values to try per key (any
 //! key of `cobuy fit`), instead of fixed `[[algorithm]]` tables. A grid tries every
 //! combination of each space; `trials = N` draws N of them with `seed` instead.
+//!
+//! Two modes, by whether the job has a `[split]` table:
+//! - benchmark (`[split]`): validation is carved from the split's training part, so the
+//!   test part stays unseen; the best three are written as an eval job that measures them
+//!   on the test part.
+//! - production (no `[split]`): validation is carved from all the purchases as
+//!   `algorithm = auto` carves it (`eval::select::carve`: the most recent window when times
+//!   allow, else a random holdout of each customer's items), nothing is held back as test,
+//!   the best is refitted on every row into `[tune] model`, and the best file is a fit job
+//!   (`[input]`, `[fit]`, `[recommend]`) that refits the same model bytes.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,11 +23,12 @@ use clap::Args;
 use serde::Deserialize;
 
 use cobuy::eval::metrics::Metric;
+use cobuy::eval::select::{self, MIN_WINDOW};
 use cobuy::eval::split::SplitMethod;
-use cobuy::eval::{self as ev, Target};
+use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::generate::Rng;
-use cobuy::ingest;
-use cobuy::model::FitParams;
+use cobuy::ingest::{self, IngestOptions, Logged};
+use cobuy::model::{FitInfo, FitParams};
 
 use super::args::{
     CatalogArgs, EvalArgs, InputArgs, NamedFit, SplitArgs, UpsellArgs, check_catalog, fit_params, ingest_options,
@@ -25,11 +36,12 @@ use super::args::{
 };
 use super::eval::check_output_file;
 use super::paths::Files;
-use super::{Log, bad, create_parent, read_job_text};
+use super::{Log, bad, create_parent, read_job_text, summary_lines};
 
 #[derive(Args, Clone, Debug)]
 pub struct TuneCmd {
-    /// The tune job file (TOML): an eval job with `[tune]` and `[[space]]` tables.
+    /// The tune job file (TOML): `[input]`, `[tune]`, `[[space]]` tables, and `[split]`
+    /// (with `[eval]`) to benchmark instead of tuning for production.
     job: PathBuf,
 }
 
@@ -37,10 +49,13 @@ pub struct TuneCmd {
 #[serde(deny_unknown_fields)]
 struct TuneJob {
     input: InputArgs,
-    split: SplitArgs,
-    /// Kept as written for the best job file.
+    /// Benchmark mode: validate inside this split's training part. Without it, production
+    /// mode: validate on all the purchases and refit the best on them.
+    #[serde(default)]
+    split: Option<SplitArgs>,
+    /// Kept as written for the best job file (benchmark mode only).
     #[serde(default, rename = "eval")]
-    _eval: Option<EvalArgs>,
+    eval: Option<EvalArgs>,
     tune: TuneArgs,
     #[serde(rename = "space", default)]
     spaces: Vec<toml::Table>,
@@ -62,15 +77,40 @@ struct TuneArgs {
     trials: Option<usize>,
     /// Seed of the draw.
     seed: u64,
-    /// Where to write the best configurations as an eval job file, relative to the job file
-    /// (default: beside it, JOB.toml.best.toml).
+    /// Where to write the best file (an eval job, or in production mode a fit job),
+    /// relative to the job file (default: beside it, JOB.toml.best.toml).
     out: Option<PathBuf>,
+    /// Production mode: where to save the best configuration refitted on all the purchases,
+    /// relative to the job file (required without `[split]`).
+    model: Option<PathBuf>,
+    /// Production mode: the `[recommend] out` of the fit job written, relative to the job
+    /// file (default: recommendations.csv beside the model).
+    recommendations: Option<PathBuf>,
 }
 
 impl Default for TuneArgs {
     fn default() -> Self {
-        Self { target: "new-items".into(), metric: "ndcg".into(), k: 10, trials: None, seed: 1, out: None }
+        Self {
+            target: "new-items".into(),
+            metric: "ndcg".into(),
+            k: 10,
+            trials: None,
+            seed: 1,
+            out: None,
+            model: None,
+            recommendations: None,
+        }
     }
+}
+
+/// Where validation comes from and what the winner becomes.
+enum Mode {
+    /// `[split]`: validation inside the training part; the best three as an eval job.
+    Benchmark(SplitMethod),
+    /// No `[split]`: validation carved from every row as `algorithm = auto` carves it; the
+    /// best refitted on every row and saved to `model`; the fit job's `[recommend]` step
+    /// writes `recommendations` (both resolved against the job file).
+    Production { model: PathBuf, recommendations: PathBuf },
 }
 
 /// A candidate configuration: its label, its `[[space]]` keys, its checked parameters.
@@ -81,6 +121,7 @@ type Candidate = (String, toml::Table, FitParams);
 struct Objective {
     metric: Metric,
     target: Target,
+    k: usize,
 }
 
 /// Every combination of a space's values, as tables of single values.
@@ -133,23 +174,84 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     }
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
-    let method = split_method(&job.split)?;
+    let mode = mode(path, &job)?;
     let configs = candidates(path, &job, target)?;
-    let goal = Objective { metric, target };
-    // Every output location is checked before the log is read.
+    let goal = Objective { metric, target, k: t.k };
+    // Every output location is checked before the log is read. Rejected rows go beside the
+    // model, as `cobuy fit` puts them, or beside the best file.
     let out = best_path(path, &job.tune);
+    let (model, recommendations) = match &mode {
+        Mode::Production { model, recommendations } => (Some(model.as_path()), Some(recommendations.as_path())),
+        Mode::Benchmark(_) => (None, None),
+    };
+    let opts = ingest_options(&job.input, model.unwrap_or(&out))?;
     Files::new()
         .input("tune job", Some(path))
         .input("purchases", Some(&job.input.purchases))
         .output("best job", Some(&out))
-        .output("rejects", job.input.rejects.as_deref())
+        .output("model", model)
+        .output("rejects", opts.rejects.as_deref())
+        // Not written now, but by the fit job: a clash is better found before the search.
+        .output("fit job's recommendations", recommendations)
         .check()?;
     check_output_file(&out)?;
-    if let Some(r) = &job.input.rejects {
+    if let Some(m) = model {
+        check_output_file(m)?;
+    }
+    if let Some(r) = &opts.rejects {
         create_parent(r)?;
     }
-    let results = search(&job, &method, &configs, goal, log)?;
-    write_best(path, &text, &job.tune, &configs, &results, goal, log)
+    let read = read(&job, &opts, log)?;
+    let (prepared, validation) = validation(&read, &mode, target, log)?;
+    let results = search(&prepared, job.tune.trials.is_some(), &configs, goal, log)?;
+    drop(prepared);
+    let best = Best { configs: &configs, results: &results, goal, validation: &validation };
+    match &mode {
+        Mode::Benchmark(_) => write_best(path, &text, &job.tune, &best, log),
+        Mode::Production { model, .. } => {
+            refit(read, &job.input, &configs[results[0].1].2, model, log)?;
+            write_fit_job(path, &text, &job.tune, &best, log)
+        }
+    }
+}
+
+/// The mode, checked before anything is read: production mode needs `[tune] model` and
+/// has no test part to measure (`[eval]`); benchmark mode never fits on the test part, so
+/// it has no model to write.
+fn mode(path: &Path, job: &TuneJob) -> Result<Mode> {
+    let t = &job.tune;
+    let base = path.parent().unwrap_or(Path::new(""));
+    match &job.split {
+        Some(split) => {
+            let production_only = [("model", t.model.is_some()), ("recommendations", t.recommendations.is_some())];
+            if let Some((key, _)) = production_only.iter().find(|k| k.1) {
+                return Err(bad(format!(
+                    "{}: [tune] {key} is for production mode, which tunes on all the purchases: remove the \
+                     [split] table to tune for production, or remove {key} to benchmark on the split's test part",
+                    path.display()
+                )));
+            }
+            Ok(Mode::Benchmark(split_method(split)?))
+        }
+        None => {
+            if job.eval.is_some() {
+                return Err(bad(format!(
+                    "{}: [eval] describes measuring on a test part, and a tune job without [split] holds none back \
+                     (production mode): remove [eval], or add a [split] table to benchmark",
+                    path.display()
+                )));
+            }
+            let model = t.model.as_ref().ok_or_else(|| {
+                bad(format!(
+                    "{}: give [tune] model, the file to save the best configuration to, refitted on all the \
+                     purchases (a tune job without [split] tunes for production; add a [split] table to \
+                     benchmark on a test part instead)",
+                    path.display()
+                ))
+            })?;
+            Ok(Mode::Production { model: base.join(model), recommendations: base.join(recommendations(t, model)) })
+        }
+    }
 }
 
 /// Every candidate of the `[[space]]` tables (or a seeded draw of them), each checked
@@ -202,29 +304,57 @@ fn candidates(path: &Path, job: &TuneJob, target: Target) -> Result<Vec<Candidat
     Ok(configs)
 }
 
-/// Reads the log, measures every candidate on the validation split; returns (value,
-/// candidate) pairs, best first, ties to the earlier candidate.
-fn search(
-    job: &TuneJob,
-    method: &SplitMethod,
-    configs: &[Candidate],
-    goal: Objective,
-    log: Log,
-) -> Result<Vec<(f64, usize)>> {
-    let (t, Objective { metric, target }) = (&job.tune, goal);
+/// Reads every row of the log, with their merge (the production refit fits on it).
+fn read(job: &TuneJob, opts: &IngestOptions, log: Log) -> Result<Logged> {
     let start = Instant::now();
-    let out_dir = std::env::temp_dir();
-    let opts = ingest_options(&job.input, &out_dir.join("cobuy-tune"))?;
-    let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
-    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    let prepared = ev::prepare(&plog, method, true).map_err(|e| bad(e.to_string()))?;
+    // Ingest refuses a log without a purchase left (exit code 2).
+    let read = ingest::read_log_with_progress(&job.input.purchases, opts, &mut |_| {})?;
+    let s = &read.summary;
+    log.info(format!("read {} rows in {:.1}s", s.rows_read, start.elapsed().as_secs_f64()));
+    if let (true, Some(r)) = (s.rejected_rows > 0, &opts.rejects) {
+        log.info(format!("rejected rows written to {}", r.display()));
+    }
+    for line in summary_lines(s) {
+        log.info(line);
+    }
+    Ok(read)
+}
+
+/// The validation split of `mode`, and a sentence saying which it is and why; logs both,
+/// and warns when it measures few customers.
+fn validation(read: &Logged, mode: &Mode, target: Target, log: Log) -> Result<(Prepared, String)> {
+    let plog = &read.log;
+    let (prepared, sentence) = match mode {
+        Mode::Benchmark(method) => {
+            if matches!(method, SplitMethod::Time { .. }) && plog.rows.iter().all(|r| r.time.is_none()) {
+                return Err(bad(
+                    "the purchases have no times, so the time split of [split] cannot be made: give [split] \
+                     method = \"random\" (validated on another random holdout inside its training part), or \
+                     remove [split] to tune on all the purchases for production",
+                ));
+            }
+            let prepared = ev::prepare(plog, method, true).map_err(|e| bad(e.to_string()))?;
+            (prepared, benchmark_validation(method))
+        }
+        Mode::Production { .. } => {
+            let all = vec![true; plog.rows.len()];
+            let (p, sentence) =
+                select::carve(plog, &all, target).map_err(|why| bad(format!("nothing to tune on: {why}")))?;
+            (p, format!("{sentence}; nothing is held back as test"))
+        }
+    };
     let s = &prepared.summary;
+    let unused = match mode {
+        Mode::Benchmark(_) => format!(" (the {} test rows are not used)", s.unused_rows),
+        Mode::Production { .. } => String::new(),
+    };
+    log.info(&sentence);
     log.info(format!(
-        "validation split: {} training rows, {} validation rows (the {} test rows are not used); {} customers measured",
-        s.train_rows, s.test_rows, s.unused_rows, s.measured_all
+        "validation split: {} training rows, {} validation rows{unused}; {} customers measured",
+        s.train_rows, s.test_rows, s.measured_all
     ));
     let measured = if target == Target::AllItems { s.measured_all } else { s.measured_new };
-    if measured < cobuy::eval::select::MIN_WINDOW {
+    if measured < MIN_WINDOW {
         log.info(format!(
             "warning: only {measured} customers are measured on {}: differences between configurations are mostly \
              noise (the report's standard errors say how much); a longer validation window or a random split \
@@ -232,19 +362,44 @@ fn search(
             target.name()
         ));
     }
+    Ok((prepared, sentence))
+}
+
+/// How benchmark mode carves validation from the training part of `method`
+/// (`SplitMethod::validation_rows`).
+fn benchmark_validation(method: &SplitMethod) -> String {
+    match *method {
+        SplitMethod::Time { .. } => {
+            "validation on the window as long as the test part just before it, in the training part".to_string()
+        }
+        SplitMethod::Random { fraction, .. } => format!(
+            "validation on a random {fraction} of each customer's items in the training part (another draw than \
+             the test part's)"
+        ),
+        SplitMethod::LastBasket => "validation on each customer's last basket in the training part".to_string(),
+    }
+}
+
+/// Measures every candidate on the validation split; returns (value, candidate) pairs,
+/// best first, ties to the earlier candidate.
+fn search(
+    prepared: &Prepared,
+    drawn: bool,
+    configs: &[Candidate],
+    Objective { metric, target, k }: Objective,
+    log: Log,
+) -> Result<Vec<(f64, usize)>> {
     log.info(format!(
-        "trying {} configurations for {} {}@{} on {}",
+        "trying {} configurations for {} {}@{k} on {}",
         configs.len(),
-        if t.trials.is_some() { "a random draw of" } else { "all" },
+        if drawn { "a random draw of" } else { "all" },
         metric.name(),
-        t.k,
         target.name()
     ));
-
     let mut results: Vec<(f64, usize)> = Vec::new();
     for (n, (name, _, params)) in configs.iter().enumerate() {
-        let runs = prepared.evaluate(name, params, &[t.k], &[target]).map_err(|e| bad(e.to_string()))?;
-        let value = runs.first().and_then(|r| r.table.get(metric, t.k)).unwrap_or(0.0);
+        let runs = prepared.evaluate(name, params, &[k], &[target]).map_err(|e| bad(e.to_string()))?;
+        let value = runs.first().and_then(|r| r.table.get(metric, k)).unwrap_or(0.0);
         log.info(format!("[{}/{}] {name}: {:.4}", n + 1, configs.len(), value));
         results.push((value, n));
     }
@@ -256,25 +411,66 @@ fn search(
     Ok(results)
 }
 
+/// Fits `params` on every row and saves the model as `cobuy fit` does, so that the bytes
+/// are those of `cobuy fit` with the same purchases and flags.
+fn refit(read: Logged, input: &InputArgs, params: &FitParams, model: &Path, log: Log) -> Result<()> {
+    let start = Instant::now();
+    let s = read.summary;
+    let info = FitInfo {
+        source: Some(input.purchases.display().to_string()),
+        merge: s.merge,
+        ingest: Some(s),
+        ..FitInfo::default()
+    };
+    let fitted = super::fit_model(read.interactions, params, info)?;
+    log.info(format!(
+        "refitted {} on all the purchases in {:.1}s",
+        cobuy::model::describe(fitted.params()),
+        start.elapsed().as_secs_f64()
+    ));
+    fitted.save(model)?;
+    log.info(format!("wrote the model to {}", model.display()));
+    Ok(())
+}
+
+/// The outcome of a search, for the best file.
+struct Best<'a> {
+    configs: &'a [Candidate],
+    results: &'a [(f64, usize)],
+    goal: Objective,
+    /// How validation was carved.
+    validation: &'a str,
+}
+
+impl Best<'_> {
+    /// The best file's comment header: what was measured, on what, and the ten best scores.
+    fn header(&self, path: &Path, shown: usize) -> String {
+        let Objective { metric, target, k } = self.goal;
+        let mut header = format!(
+            "# Written by cobuy tune from {}: the best {shown} of {} configurations by {}@{k} on {}, on the \
+             validation split\n# ({})\n",
+            path.display(),
+            self.configs.len(),
+            metric.name(),
+            target.name(),
+            self.validation
+        );
+        for &(v, n) in self.results.iter().take(10) {
+            header.push_str(&format!("#   {v:.4}  {}\n", self.configs[n].0));
+        }
+        header
+    }
+
+    /// The winner's `[[space]]` keys.
+    fn keys(&self) -> &toml::Table {
+        &self.configs[self.results[0].1].1
+    }
+}
+
 /// Writes the best job: the input and split as given (on the test part this time), the
 /// best configuration, and the runner-up configurations for comparison.
-fn write_best(
-    path: &Path,
-    text: &str,
-    t: &TuneArgs,
-    configs: &[Candidate],
-    results: &[(f64, usize)],
-    Objective { metric, target }: Objective,
-    log: Log,
-) -> Result<()> {
-    let base = path.parent().unwrap_or(Path::new(""));
-    let mut doc = toml::Table::new();
-    let original: toml::Table = text.parse().map_err(|e| bad(format!("{}: {e}", path.display())))?;
-    for key in ["input", "split", "eval", "threads"] {
-        if let Some(v) = original.get(key) {
-            doc.insert(key.into(), v.clone());
-        }
-    }
+fn write_best(path: &Path, text: &str, t: &TuneArgs, best: &Best, log: Log) -> Result<()> {
+    let mut doc = original_tables(path, text, &["input", "split", "eval", "threads"])?;
     if let Some(toml::Value::Table(split)) = doc.get_mut("split") {
         split.remove("validation");
     }
@@ -283,35 +479,79 @@ fn write_best(
         e.insert("out_dir".into(), toml::Value::String("eval".into()));
         doc.insert("eval".into(), toml::Value::Table(e));
     }
-    let algorithms: Vec<toml::Value> = results
+    let algorithms: Vec<toml::Value> = best
+        .results
         .iter()
         .take(3)
         .map(|&(_, n)| {
-            let mut t = configs[n].1.clone();
-            t.insert("name".into(), toml::Value::String(configs[n].0.clone()));
+            let mut t = best.configs[n].1.clone();
+            t.insert("name".into(), toml::Value::String(best.configs[n].0.clone()));
             toml::Value::Table(t)
         })
         .collect();
     doc.insert("algorithm".into(), toml::Value::Array(algorithms));
-    let mut header = format!(
-        "# Written by cobuy tune from {}: the best {} of {} configurations by {}@{} on {}, on the validation split\n",
-        path.display(),
-        configs.len().min(3),
-        configs.len(),
-        metric.name(),
-        t.k,
-        target.name()
-    );
-    for &(v, n) in results.iter().take(10) {
-        header.push_str(&format!("#   {v:.4}  {}\n", configs[n].0));
-    }
-    header.push_str(&format!(
-        "# To fit the best on all the purchases: cobuy fit {}\n",
-        fit_flags(&configs[results[0].1].1)
+    let mut header = best.header(path, best.configs.len().min(3));
+    header.push_str(&format!("# To fit the best on all the purchases: cobuy fit {}\n", fit_flags(best.keys())));
+    let out = write_job(path, t, &header, doc)?;
+    log.info(format!(
+        "wrote the best configurations to {} (run it with cobuy run: it measures on the test part)",
+        out.display()
     ));
+    Ok(())
+}
+
+/// Writes production mode's fit job: the input as given, the best configuration with the
+/// model's path as `[fit]`, and a `[recommend]` step of `k` items per customer (bought
+/// items included when tuned on all items, as they were measured).
+fn write_fit_job(path: &Path, text: &str, t: &TuneArgs, best: &Best, log: Log) -> Result<()> {
+    let mut doc = original_tables(path, text, &["input", "threads"])?;
+    let model = t.model.as_deref().expect("production mode has a model");
+    let path_value = |p: &Path| toml::Value::String(p.display().to_string());
+    let mut fit = toml::Table::new();
+    fit.insert("model".into(), path_value(model));
+    fit.extend(best.keys().iter().filter(|(k, _)| *k != "name").map(|(k, v)| (k.clone(), v.clone())));
+    doc.insert("fit".into(), toml::Value::Table(fit));
+    let mut recommend = toml::Table::new();
+    recommend.insert("out".into(), path_value(&recommendations(t, model)));
+    recommend.insert("top".into(), toml::Value::Integer(t.k as i64));
+    if best.goal.target == Target::AllItems {
+        recommend.insert("include_bought".into(), toml::Value::Boolean(true));
+    }
+    doc.insert("recommend".into(), toml::Value::Table(recommend));
+    let mut header = best.header(path, 1);
+    header.push_str(&format!(
+        "# Refitted on all the purchases into {}: cobuy run refits it (the same model bytes from the same \
+         purchases) and writes each customer's {} recommendations.\n# As flags: cobuy fit {}\n",
+        model.display(),
+        t.k,
+        fit_flags(best.keys())
+    ));
+    let out = write_job(path, t, &header, doc)?;
+    log.info(format!(
+        "wrote the best configuration as a fit job to {} (cobuy run refits and recommends)",
+        out.display()
+    ));
+    Ok(())
+}
+
+/// The fit job's `[recommend] out`, relative to the tune job: `[tune] recommendations`,
+/// or recommendations.csv beside the model.
+fn recommendations(t: &TuneArgs, model: &Path) -> PathBuf {
+    t.recommendations.clone().unwrap_or_else(|| model.with_file_name("recommendations.csv"))
+}
+
+/// The tables `keys` of the tune job, as written.
+fn original_tables(path: &Path, text: &str, keys: &[&str]) -> Result<toml::Table> {
+    let original: toml::Table = text.parse().map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    Ok(keys.iter().filter_map(|&k| original.get(k).map(|v| (k.to_string(), v.clone()))).collect())
+}
+
+/// Writes `header` and `doc` to the best file atomically; returns its path. Paths in the
+/// job are relative to the job file; written elsewhere, the best file gets them absolute
+/// so that it reads and writes the same files.
+fn write_job(path: &Path, t: &TuneArgs, header: &str, mut doc: toml::Table) -> Result<PathBuf> {
+    let base = path.parent().unwrap_or(Path::new(""));
     let out = best_path(path, t);
-    // Paths in the job are relative to the job file; written elsewhere, the best file gets
-    // them absolute so that it reads the same files.
     if out.parent().unwrap_or(Path::new("")) != base {
         rebase_paths(&mut doc, base);
     }
@@ -322,11 +562,7 @@ fn write_best(
         f.commit()
     };
     write().map_err(|e| bad(format!("{}: cannot write the best configurations: {e}", out.display())))?;
-    log.info(format!(
-        "wrote the best configurations to {} (run it with cobuy run: it measures on the test part)",
-        out.display()
-    ));
-    Ok(())
+    Ok(out)
 }
 
 /// A configuration's `[[space]]` keys as `cobuy fit` flags: `--ease-lambda 100 --weighting binary`.
@@ -350,8 +586,9 @@ fn best_path(path: &Path, t: &TuneArgs) -> PathBuf {
     }
 }
 
-/// Makes the relative paths of an eval job (input purchases and rejects, eval out_dir,
-/// write_split and measure files) absolute, taking them relative to `base`.
+/// Makes the relative paths of an eval or fit job (input purchases and rejects, eval
+/// out_dir, write_split and measure files, the model, the recommendations) absolute,
+/// taking them relative to `base`.
 fn rebase_paths(doc: &mut toml::Table, base: &Path) {
     let fix = |p: &str| -> String {
         let path = Path::new(p);
@@ -361,7 +598,13 @@ fn rebase_paths(doc: &mut toml::Table, base: &Path) {
             p.to_string()
         }
     };
-    for (table, keys) in [("input", &["purchases", "rejects"][..]), ("eval", &["out_dir", "write_split"][..])] {
+    let tables = [
+        ("input", &["purchases", "rejects"][..]),
+        ("eval", &["out_dir", "write_split"][..]),
+        ("fit", &["model"][..]),
+        ("recommend", &["out"][..]),
+    ];
+    for (table, keys) in tables {
         if let Some(toml::Value::Table(t)) = doc.get_mut(table) {
             for key in keys {
                 if let Some(toml::Value::String(p)) = t.get_mut(*key) {

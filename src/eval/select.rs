@@ -236,7 +236,7 @@ impl Search<'_, '_> {
 }
 
 /// The validation split, and a sentence saying which and why; or why there is none.
-fn carve(log: &PurchaseLog, all: &[bool], target: Target) -> Result<(Prepared, String), String> {
+pub fn carve(log: &PurchaseLog, all: &[bool], target: Target) -> Result<(Prepared, String), String> {
     let measured = |p: &Prepared| match target {
         Target::AllItems => p.summary.measured_all,
         _ => p.summary.measured_new,

@@ -1259,6 +1259,46 @@ algorithm = ["user-knn"]
 neighbors = [10, 30]
 "#;
 
+/// NDCG@10 of the configuration `label` (a tune label, `key=value` pairs) fitted by `cobuy
+/// fit` on `val-train.csv` (read with `columns`), its lists of 10 written by `cobuy
+/// recommend` (with `recommend` flags), the metric from its definition over `relevant`
+/// (per measured customer, the held-out items that count).
+fn oracle_score(
+    fx: &Fx,
+    columns: &[&str],
+    recommend: &[&str],
+    label: &str,
+    relevant: &[(String, BTreeSet<String>)],
+) -> f64 {
+    let mut args = vec!["fit", "--purchases", "val-train.csv", "--model", "val.cobuy"];
+    args.extend_from_slice(columns);
+    let flags = label_flags(label);
+    args.extend(flags.iter().map(String::as_str));
+    fx.ok(&args);
+    let mut args = vec!["recommend", "--model", "val.cobuy", "--top", "10", "--out", "val-recs.csv"];
+    args.extend_from_slice(recommend);
+    fx.ok(&args);
+    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+    let mut recs = csv::Reader::from_path(fx.path("val-recs.csv")).expect("recommendations");
+    for rec in recs.records() {
+        let rec = rec.expect("a record");
+        lists.entry(rec[0].to_string()).or_default().push(rec[2].to_string());
+    }
+    let sum: f64 = relevant.iter().map(|(c, items)| ranking_metrics(&lists[c], items, 10)[2]).sum();
+    sum / relevant.len() as f64
+}
+
+/// A tune label (`algorithm=ease ease_lambda=100`) as `cobuy fit` flags.
+fn label_flags(label: &str) -> Vec<String> {
+    label
+        .split(' ')
+        .flat_map(|kv| {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            [format!("--{k}"), v.to_string()]
+        })
+        .collect()
+}
+
 /// The `#   SCORE  LABEL` lines of a best file's header.
 fn header_scores(text: &str) -> Vec<(String, String)> {
     text.lines()
@@ -1322,26 +1362,7 @@ fn tune_writes_the_best_configurations_as_a_job_that_runs() {
     let new = split.new_items();
     assert!(new.len() > 50, "{} customers to measure", new.len());
     for (score, label) in &scores {
-        let mut args = vec!["fit", "--purchases", "val-train.csv", "--model", "val.cobuy"];
-        args.extend_from_slice(&COLUMNS);
-        let flags: Vec<String> = label
-            .split(' ')
-            .flat_map(|kv| {
-                let (k, v) = kv.split_once('=').unwrap();
-                [format!("--{k}"), v.to_string()]
-            })
-            .collect();
-        args.extend(flags.iter().map(String::as_str));
-        fx.ok(&args);
-        fx.ok(&["recommend", "--model", "val.cobuy", "--top", "10", "--out", "val-recs.csv"]);
-        let mut lists: HashMap<String, Vec<String>> = HashMap::new();
-        let mut recs = csv::Reader::from_path(fx.path("val-recs.csv")).expect("recommendations");
-        for rec in recs.records() {
-            let rec = rec.expect("a record");
-            lists.entry(rec[0].to_string()).or_default().push(rec[2].to_string());
-        }
-        let sum: f64 = new.iter().map(|(c, relevant)| ranking_metrics(&lists[c], relevant, 10)[2]).sum();
-        let want = sum / new.len() as f64;
+        let want = oracle_score(&fx, &COLUMNS, &[], label, &new);
         let got: f64 = score.parse().unwrap();
         assert!((got - want).abs() <= 0.5e-4 + 1e-12, "{label}: tune says {score}, computed {want:.6}");
     }
@@ -1450,4 +1471,201 @@ fn tune_out_is_relative_to_the_job_file() {
     assert_eq!(report.names("new-items").len(), 3);
     let (plain, _) = fx.eval_ok("plain", &["--test-share", "0.2", "--algorithm", "popularity"]);
     assert_eq!(report.setup("training rows"), plain.setup("training rows"), "the best job read other purchases");
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. cobuy tune for production: no [split], validation carved from all the purchases
+// ---------------------------------------------------------------------------------------
+
+/// A production tune: no `[split]`, the model to refit.
+const PRODUCTION: &str = r#"
+[tune]
+metric = "ndcg"
+k = 10
+target = "new-items"
+model = "models/tuned.cobuy"
+"#;
+
+/// The `validation split: T training rows, V validation rows...` log line's T and V.
+fn validation_rows(log: &str) -> (usize, usize) {
+    let line = log.lines().find(|l| l.starts_with("cobuy: validation split: ")).unwrap_or_else(|| panic!("{log}"));
+    let n = numbers(line);
+    (n[0], n[1])
+}
+
+/// Checks production mode's outputs: the model is the one `cobuy fit` writes with the
+/// best flags on every row, and the fit job written is accepted by `cobuy run`, which
+/// writes the same model bytes and `[recommend]`'s recommendations. `columns`: the input
+/// flags; `best`: the best label; returns the fit job.
+fn check_refit(fx: &Fx, purchases: &str, columns: &[&str], best: &str) -> toml::Table {
+    let tuned = fs::read(fx.path("job/models/tuned.cobuy")).expect("the tuned model");
+    let mut args = vec!["fit", "--purchases", purchases, "--model", "fit.cobuy"];
+    args.extend_from_slice(columns);
+    let flags = label_flags(best);
+    args.extend(flags.iter().map(String::as_str));
+    fx.ok(&args);
+    assert!(tuned == fs::read(fx.path("fit.cobuy")).unwrap(), "the tuned model is not cobuy fit {flags:?} on all rows");
+
+    let text = fx.text("job/tune.toml.best.toml");
+    let job: toml::Table = text.parse().expect("the fit job is TOML");
+    let fit = job["fit"].as_table().expect("[fit]");
+    assert_eq!(fit["model"].as_str(), Some("models/tuned.cobuy"));
+    for (k, v) in best.split(' ').map(|kv| kv.split_once('=').unwrap()) {
+        assert_eq!(fit[k].to_string().trim_matches('"'), v, "[fit] {k} in\n{text}");
+    }
+    assert_eq!(fit.len(), best.split(' ').count() + 1, "[fit] holds more than the best keys:\n{text}");
+    assert_eq!(job["recommend"]["out"].as_str(), Some("models/recommendations.csv"));
+    assert!(!text.contains("[split]") && !text.contains("[eval]") && !text.contains("[[algorithm]]"), "{text}");
+
+    fs::remove_file(fx.path("job/models/tuned.cobuy")).unwrap();
+    fx.ok(&["run", "job/tune.toml.best.toml"]);
+    assert!(tuned == fs::read(fx.path("job/models/tuned.cobuy")).unwrap(), "cobuy run fitted another model");
+    let recs = fx.text("job/models/recommendations.csv");
+    assert!(recs.lines().count() > 1000, "{} lines of recommendations", recs.lines().count());
+    job
+}
+
+/// Without `[split]`, tune validates on the most recent tenth of all the purchases (the
+/// window holds more than 100 measurable customers), holds nothing back as test, refits
+/// the best on every row and writes it with a fit job that `cobuy run` takes.
+#[test]
+fn tune_for_production_validates_on_the_most_recent_window_and_refits_on_everything() {
+    let fx = Fx::new();
+    fx.write("job/tune.toml", &format!("{INPUT}{PRODUCTION}{SPACES}"));
+    let log = fx.ok(&["tune", "job/tune.toml"]).stderr;
+
+    // The window: rows at or after the time that leaves a tenth of the purchases at or
+    // after it; training on every row before. Nothing else is held back.
+    let (header, lines) = purchase_lines(SEED);
+    let rows = generated_rows();
+    let cutoff = share_cutoff(&rows, 0.1);
+    let recent = |r: &Row| r.time.unwrap() >= cutoff;
+    let window = rows.iter().filter(|r| recent(r)).count();
+    assert!(
+        log.contains(&format!(
+            "cobuy: validation on the most recent tenth of the purchases, from {}",
+            format_2023(cutoff)
+        )),
+        "{log}"
+    );
+    assert!(log.contains("nothing is held back as test"), "{log}");
+    assert_eq!(validation_rows(&log), (rows.len() - window, window), "{log}");
+    assert!(!log.contains("warning: only "), "{log}");
+
+    // Each score, computed here on that window.
+    let train: Vec<String> = lines.iter().zip(&rows).filter(|(_, r)| !recent(r)).map(|(l, _)| l.clone()).collect();
+    write_lines(&fx.path("val-train.csv"), &header, &train);
+    let split = SplitFiles::of(
+        rows.iter().filter(|r| !recent(r)).cloned().collect(),
+        rows.iter().filter(|r| recent(r)).cloned().collect(),
+    );
+    let new = split.new_items();
+    assert!(new.len() >= 100, "{} customers to measure", new.len());
+    let text = fx.text("job/tune.toml.best.toml");
+    let scores = header_scores(&text);
+    assert_eq!(scores.len(), 4, "{text}");
+    let mut oracle: Vec<(f64, &str)> = Vec::new();
+    for (score, label) in &scores {
+        let want = oracle_score(&fx, &COLUMNS, &[], label, &new);
+        let got: f64 = score.parse().unwrap();
+        assert!((got - want).abs() <= 0.5e-4 + 1e-12, "{label}: tune says {score}, computed {want:.6}");
+        oracle.push((want, label));
+    }
+    let top = oracle.iter().map(|o| o.0).fold(f64::MIN, f64::max);
+    assert!(oracle[0].0 >= top - 1e-4, "the best is not the oracle's best: {oracle:?}");
+
+    let job = check_refit(&fx, "job/../purchases.csv", &COLUMNS, &scores[0].1);
+    assert_eq!(job["recommend"]["top"].as_integer(), Some(10));
+    assert!(job["recommend"].get("include_bought").is_none(), "tuned on new items, yet bought items allowed");
+}
+
+/// Purchases without times: production tune validates on a seeded random fifth of each
+/// customer's items (whole pairs; `algorithm = auto`'s holdout, seed 827598086256), says
+/// why, and tunes. On all items, the fit job's recommendations include bought items, as
+/// they were measured.
+#[test]
+fn tune_for_production_without_times_validates_on_a_random_holdout() {
+    let fx = Fx::new();
+    let (_, lines) = purchase_lines(SEED);
+    let untimed: Vec<String> = lines.iter().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect();
+    write_lines(&fx.path("untimed.csv"), "customer,item,quantity,price", &untimed);
+    let input = INPUT.replace("time_col = \"time\"\n", "").replace("../purchases.csv", "../untimed.csv");
+    let tune = PRODUCTION.replace("new-items", "all-items");
+    fx.write("job/tune.toml", &format!("{input}{tune}{SPACES}"));
+    let log = fx.ok(&["tune", "job/tune.toml"]).stderr;
+    let line = log.lines().find(|l| l.starts_with("cobuy: validation on ")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.starts_with("cobuy: validation on a random fifth of each customer's items ("), "{line}");
+    assert!(line.ends_with("because the purchases have no times; nothing is held back as test"), "{line}");
+
+    // The holdout, written by eval with the same seed, partitions every row into whole pairs,
+    // about a fifth of them held out.
+    let columns = &COLUMNS[..8];
+    let mut args = vec!["eval", "--purchases", "untimed.csv", "--split", "random", "--fraction", "0.2"];
+    args.extend_from_slice(&["--seed", "827598086256", "--algorithm", "popularity", "--out-dir", "e", "--write-split"]);
+    args.push("split");
+    args.extend_from_slice(columns);
+    fx.ok(&args);
+    let split = SplitFiles::read(&fx.path("split"));
+    assert_eq!(validation_rows(&log), (split.train.len(), split.test.len()), "{log}");
+    assert_eq!(split.train.len() + split.test.len(), untimed.len());
+    let pair = |r: &Row| (r.customer.clone(), r.item.clone());
+    let held: BTreeSet<_> = split.test.iter().map(pair).collect();
+    assert!(split.train.iter().all(|r| !held.contains(&pair(r))), "a pair in both parts");
+    let pairs = held.len() + split.train.iter().map(pair).collect::<BTreeSet<_>>().len();
+    assert!((0.15..0.25).contains(&(held.len() as f64 / pairs as f64)), "{} of {pairs} pairs held out", held.len());
+
+    // Each score on all items, computed here on that holdout.
+    let train: Vec<String> =
+        split.train.iter().map(|r| format!("{},{},{},1.00", r.customer, r.item, r.quantity)).collect();
+    write_lines(&fx.path("val-train.csv"), "customer,item,quantity,price", &train);
+    let all: Vec<(String, BTreeSet<String>)> =
+        split.measured().into_iter().map(|(c, i)| (c.clone(), i.clone())).collect();
+    assert!(all.len() >= 100, "{} customers to measure", all.len());
+    let text = fx.text("job/tune.toml.best.toml");
+    let scores = header_scores(&text);
+    for (score, label) in &scores {
+        let want = oracle_score(&fx, columns, &["--include-bought"], label, &all);
+        let got: f64 = score.parse().unwrap();
+        assert!((got - want).abs() <= 0.5e-4 + 1e-12, "{label}: tune says {score}, computed {want:.6}");
+    }
+
+    let job = check_refit(&fx, "job/../untimed.csv", columns, &scores[0].1);
+    assert_eq!(job["recommend"]["include_bought"].as_bool(), Some(true), "tuned on all items");
+    assert!(job["input"].get("time_col").is_none());
+}
+
+/// Benchmark mode on purchases without times: a random split validates on another random
+/// holdout inside its training part (the test rows untouched); a time split cannot be
+/// made, and the error says what can.
+#[test]
+fn tune_benchmark_without_times_holds_out_at_random_inside_the_training_part() {
+    let fx = Fx::new();
+    let (_, lines) = purchase_lines(SEED);
+    let untimed: Vec<String> = lines.iter().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect();
+    write_lines(&fx.path("untimed.csv"), "customer,item,quantity,price", &untimed);
+    let input = INPUT.replace("time_col = \"time\"\n", "").replace("../purchases.csv", "../untimed.csv");
+    let split = "\n[split]\nmethod = \"random\"\nfraction = 0.2\nseed = 3\n";
+    let tune = "\n[tune]\nk = 10\n";
+    fx.write("job/tune.toml", &format!("{input}{split}{tune}{SPACES}"));
+    let log = fx.ok(&["tune", "job/tune.toml"]).stderr;
+    assert!(log.contains("cobuy: validation on a random 0.2 of each customer's items in the training part"), "{log}");
+    // The test part is that of eval's split with the same settings, and unused.
+    let mut args = vec!["eval", "--purchases", "untimed.csv", "--split", "random", "--fraction", "0.2", "--seed", "3"];
+    args.extend_from_slice(&["--algorithm", "popularity", "--out-dir", "e", "--write-split", "split"]);
+    args.extend_from_slice(&COLUMNS[..8]);
+    fx.ok(&args);
+    let test = SplitFiles::read(&fx.path("split")).test.len();
+    let (train, validation) = validation_rows(&log);
+    assert_eq!(train + validation, untimed.len() - test, "{log}");
+    assert!(validation > 0 && log.contains(&format!("(the {test} test rows are not used)")), "{log}");
+    assert!(fx.text("job/tune.toml.best.toml").contains("[[algorithm]]"));
+
+    fx.write("job/time.toml", &format!("{input}\n[split]\ntest_share = 0.2\n{tune}{SPACES}"));
+    let r = fx.run(&["tune", "job/time.toml"]);
+    assert_usage(
+        &r,
+        "time split without times",
+        &["the purchases have no times", "method = \"random\"", "remove [split]"],
+    );
+    assert!(!fx.path("job/time.toml.best.toml").exists());
 }

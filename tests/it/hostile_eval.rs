@@ -250,6 +250,90 @@ fn unwritable_outputs_of_eval_and_tune_fail_before_the_log_is_read() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Production tune (no [split]): bad input
+// ---------------------------------------------------------------------------------------
+
+/// A production tune job over `purchases` (no `[split]`) with `[tune]` body `tune`.
+fn production_job(purchases: &str, tune: &str) -> String {
+    tune_job(purchases, "", tune).replace("[split]\n\n", "")
+}
+
+/// What production mode cannot do is refused before the log is read, naming the key or
+/// path: no model to save to, a model where it cannot be written, production keys with a
+/// `[split]`, an `[eval]` table without one.
+#[test]
+fn production_tune_settings_and_model_paths_are_checked_before_the_log_is_read() {
+    let fx = Fx::new();
+    fx.write("afile", "not a folder\n");
+    fs::create_dir(fx.path("taken")).unwrap();
+    let cases: &[(String, &[&str])] = &[
+        (production_job(MISSING, ""), &["tune.toml", "give [tune] model", "without [split]"]),
+        (production_job(MISSING, "model = \"afile/m.cobuy\""), &["afile/m.cobuy", "cannot write the model"]),
+        (production_job(MISSING, "model = \"taken\""), &["taken", "directory"]),
+        (production_job(MISSING, "model = \"b.toml\"\nout = \"b.toml\""), &["b.toml", "the same file"]),
+        (
+            production_job(MISSING, "model = \"m.cobuy\"\nrecommendations = \"m.cobuy\""),
+            &["m.cobuy", "recommendations", "the same file"],
+        ),
+        (tune_job(MISSING, "test_share = 0.2", "model = \"m.cobuy\""), &["[tune] model", "remove the [split]"]),
+        (
+            tune_job(MISSING, "test_share = 0.2", "recommendations = \"r.csv\""),
+            &["[tune] recommendations", "production mode"],
+        ),
+        (
+            production_job(MISSING, "model = \"m.cobuy\"").replace("[tune]", "[eval]\nk = [10]\n\n[tune]"),
+            &["[eval]", "add a [split] table"],
+        ),
+    ];
+    for (job, want) in cases {
+        assert!(!job.contains("[split]\n\n["), "{job}");
+        fx.write("tune.toml", job);
+        refused(&fx.run(&["tune", "tune.toml"]), 2, job, want);
+        assert!(!fx.path("tune.toml.best.toml").exists() && !fx.path("m.cobuy").exists(), "{job}: wrote a file");
+    }
+    let mut left: Vec<String> = fs::read_dir(fx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    left.sort();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// Purchases that leave nothing to tune on, or a model that would overwrite them, exit 2
+/// with a message saying so, and write neither the model nor the best file.
+#[test]
+fn production_tune_without_customers_to_measure_is_refused() {
+    let fx = Fx::new();
+    fx.generated("300", "60", "3000");
+    let header = "customer_id,item_id,quantity,timestamp,basket_id\n";
+    fx.write("empty.csv", header);
+    fx.write("returns.csv", &format!("{header}a,x,-1,2023-01-01,b1\nb,y,-2,2023-01-02,b2\n"));
+    let few: String =
+        (0..3).map(|c| format!("c{c},i{c},1,2023-01-0{},b{c}\nc{c},i9,1,2023-02-01,b{c}x\n", c + 1)).collect();
+    fx.write("few.csv", &format!("{header}{few}"));
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("empty.csv", "m.cobuy", &["empty.csv", "header but no rows"]),
+        ("returns.csv", "m.cobuy", &["returns.csv", "no purchases left", "2 returns"]),
+        ("few.csv", "m.cobuy", &["nothing to tune on", "measurable customers"]),
+        ("gen.csv", "gen.csv", &["gen.csv", "would overwrite the purchases"]),
+    ];
+    let before = fs::read(fx.path("gen.csv")).unwrap();
+    for (purchases, model, want) in cases {
+        fx.write("tune.toml", &production_job(purchases, &format!("model = \"{model}\"")));
+        let o = fx.run(&["tune", "tune.toml"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{purchases}: {err}");
+        let error = err.lines().find(|l| l.starts_with("cobuy: error: ")).unwrap_or_else(|| panic!("{err}"));
+        for w in *want {
+            assert!(error.contains(w), "{purchases}: {w:?} not in {error:?}");
+        }
+        assert!(!fx.path("m.cobuy").exists() && !fx.path("tune.toml.best.toml").exists(), "{purchases}: wrote");
+    }
+    assert!(fs::read(fx.path("gen.csv")).unwrap() == before, "the purchases were overwritten");
+}
+
+// ---------------------------------------------------------------------------------------
 // Fold-in of a customer's own history
 // ---------------------------------------------------------------------------------------
 
