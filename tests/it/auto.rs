@@ -233,3 +233,34 @@ fn buy_again_without_times_ranks_by_counts_and_says_so_but_an_asked_decay_is_ref
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("time decay needs purchase times"));
 }
+
+/// Each algorithm chosen by hand gets the weighting README's table documents: BM25 gave
+/// user-kNN scores below popularity and doubled RP3beta's popularity penalty.
+#[test]
+fn each_algorithm_by_hand_gets_its_documented_weighting() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let cases: [(&[&str], &str, Option<f64>); 6] = [
+        (&["--algorithm", "item-knn"], "bm25", None),
+        (&["--algorithm", "item-knn", "--similarity", "rp3beta"], "binary", None),
+        (&["--algorithm", "user-knn"], "binary", None),
+        (&["--algorithm", "ease"], "log", None),
+        (&["--algorithm", "als"], "log", None),
+        (&["--algorithm", "buy-again"], "count", Some(60.0)),
+    ];
+    for (flags, scheme, half_life) in cases {
+        let mut args = COLUMNS.to_vec();
+        args.extend_from_slice(flags);
+        fit(dir.path(), &args);
+        let (params, selection) = record(dir.path());
+        let w = &params["weighting"];
+        let got = w["scheme"].as_str().or_else(|| w["scheme"]["scheme"].as_str());
+        assert_eq!(got, Some(scheme), "{flags:?}: {params}");
+        assert_eq!(w["half_life_days"].as_f64(), half_life, "{flags:?}: {params}");
+        assert!(selection.is_null(), "{flags:?}: a given algorithm is not chosen by auto");
+        if flags.contains(&"rp3beta") {
+            let m = &params["similarity"];
+            assert_eq!((m["alpha"].as_f64(), m["beta"].as_f64()), (Some(0.5), Some(0.5)), "{m}");
+        }
+    }
+}
