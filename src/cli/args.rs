@@ -715,6 +715,21 @@ pub fn category_filter(
 }
 
 // ---------------------------------------------------------------------------------------
+// Cross-sell settings of an evaluation
+// ---------------------------------------------------------------------------------------
+
+/// The new-categories target's settings (flags, or the `[cross_sell]` table of an eval job).
+#[derive(Args, Deserialize, Debug, Clone, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CrossSellEvalArgs {
+    /// new-categories target: the category level that counts as "a category" (0: the top
+    /// level; default: the catalogue's deepest).
+    #[arg(id = "new_category_level", long = "new-category-level")]
+    #[serde(rename = "level")]
+    pub level: Option<usize>,
+}
+
+// ---------------------------------------------------------------------------------------
 // Up-sell settings
 // ---------------------------------------------------------------------------------------
 
@@ -934,9 +949,10 @@ pub fn targets(names: &[String]) -> Result<Vec<Target>> {
             "new-items" | "new" => Target::NewItems,
             "all-items" | "all" => Target::AllItems,
             "upgrades" => Target::Upgrades,
+            "new-categories" => Target::NewCategories,
             other => {
                 return Err(bad(format!(
-                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades"
+                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades, new-categories"
                 )));
             }
         };

@@ -22,12 +22,14 @@ use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::model::{FitParams, Selection};
+use cobuy::offers::catalog::CategoryIdx;
+use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
 use super::args::{
-    CatalogArgs, EvalArgs, FitArgs, FitPlan, InputArgs, NamedFit, SimilarityArgs, SplitArgs, UpsellArgs, check_catalog,
-    fit_plan, ingest_options, set_job_threads, set_threads, split_method, targets,
+    CatalogArgs, CrossSellEvalArgs, EvalArgs, FitArgs, FitPlan, InputArgs, NamedFit, SimilarityArgs, SplitArgs,
+    UpsellArgs, check_catalog, fit_plan, ingest_options, set_job_threads, set_threads, split_method, targets,
 };
 use super::paths::Files;
 use super::upsell::{check_times, item_facts, log_learned, read_catalog};
@@ -54,6 +56,8 @@ pub struct EvalCmd {
     catalog: CatalogArgs,
     #[command(flatten)]
     upsell: UpsellArgs,
+    #[command(flatten)]
+    cross_sell: CrossSellEvalArgs,
 }
 
 /// An eval job file.
@@ -73,6 +77,9 @@ struct EvalJob {
     catalog: Option<CatalogArgs>,
     #[serde(default)]
     upsell: Option<UpsellArgs>,
+    /// The new-categories target's settings (`[cross_sell]`).
+    #[serde(default)]
+    cross_sell: Option<CrossSellEvalArgs>,
 }
 
 /// An eval job's `auto` chooses for each target it measures: a fixed `auto_target` would
@@ -94,6 +101,7 @@ pub fn run(cmd: &EvalCmd, threads: usize, log: Log) -> Result<()> {
         threads: None,
         catalog: Some(cmd.catalog.clone()),
         upsell: Some(cmd.upsell.clone()),
+        cross_sell: Some(cmd.cross_sell.clone()),
     };
     set_threads(threads)?;
     evaluate(&job, log)
@@ -171,6 +179,8 @@ struct Plan {
     out_dir: PathBuf,
     /// For the upgrades target: the catalogue, the up-sell settings and their parameters.
     upsell: Option<(CatalogArgs, UpsellArgs, UpsellParams)>,
+    /// For the new-categories target: the catalogue and the category level.
+    cross_sell: Option<(CatalogArgs, Option<usize>)>,
 }
 
 /// The data an evaluation measures on.
@@ -181,6 +191,15 @@ struct Data {
     prepared: Prepared,
     /// The upgrade model learned from the training rows, for the upgrades target.
     upgrades: Option<UpgradeModel>,
+    /// For the new-categories target: each item's category and the training baskets' rules.
+    novelty: Option<Novelty>,
+}
+
+/// What the new-categories target measures with.
+struct Novelty {
+    /// Per item of the log, its category at the chosen level.
+    category: Vec<Option<u32>>,
+    rules: Vec<cobuy::offers::rules::Rule>,
 }
 
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
@@ -236,7 +255,19 @@ fn plan(job: &EvalJob) -> Result<Plan> {
     } else {
         None
     };
-    Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell })
+    let cross_sell = if targets.contains(&Target::NewCategories) {
+        let catalog = job.catalog.clone().unwrap_or_default();
+        if catalog.catalog.is_none() || catalog.catalog_category_cols.is_empty() {
+            return Err(bad(
+                "the new-categories target needs a catalogue with categories: --catalog FILE --catalog-item-col ID \
+                 --catalog-category-cols A,B",
+            ));
+        }
+        Some((catalog, job.cross_sell.as_ref().and_then(|c| c.level)))
+    } else {
+        None
+    };
+    Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell, cross_sell })
 }
 
 /// Creates the output folders (as `fit` creates its model's folder) and checks that every
@@ -309,6 +340,10 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
         }
         None => None,
     };
+    let novelty = match &plan.cross_sell {
+        Some((catalog, level)) => Some(novelty_target(&plog, &mut prepared, catalog, *level, &plan.out_dir, log)?),
+        None => None,
+    };
     let s = &prepared.summary;
     log.info(format!(
         "{} split{}: {} training rows, {} test rows{}; {} test customers, {} of them cold (no training purchases, left out); measured: {} on all items ({} pairs), {} on new items ({} pairs); {} held-out pairs name items nobody bought in training",
@@ -328,7 +363,7 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
     if let Some(dir) = &job.eval.write_split {
         write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }
-    Ok(Data { summary, plog, prepared, upgrades })
+    Ok(Data { summary, plog, prepared, upgrades, novelty })
 }
 
 /// Measures the up-sell baselines, every configuration (with up-sell on top of it, for the
@@ -338,6 +373,9 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
     let mut runs: Vec<RunReport> = Vec::new();
     if let Some(m) = &data.upgrades {
         runs.extend(upsell_baselines(prepared, m, ks)?);
+    }
+    if let Some(n) = &data.novelty {
+        runs.push(novelty_popularity(prepared, n, ks)?);
     }
     for (name, fit) in &plan.configs {
         // `auto` chooses on the training rows alone, for each target its own model (new
@@ -381,8 +419,15 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
             // The run records the model up-sell takes its affinity from.
             let mut run = upsell_run(prepared, m, &model, &format!("up-sell + {name}"), ks)?;
             run.params = Some(*model.params());
-            run.selection = selection;
+            run.selection.clone_from(&selection);
             got.push(run);
+        }
+        if let Some(n) = &data.novelty {
+            for mut run in novelty_runs(prepared, n, &model, name, ks)? {
+                run.params = Some(*model.params());
+                run.selection.clone_from(&selection);
+                got.push(run);
+            }
         }
         for r in &got {
             let k = ks.iter().copied().find(|&k| k >= 10).unwrap_or(ks[0]);
@@ -438,10 +483,15 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
         (
             "measured customers".into(),
             format!(
-                "all items {}, new items {}{}",
+                "all items {}, new items {}{}{}",
                 s.measured_all,
                 s.measured_new,
-                if data.upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() }
+                if data.upgrades.is_some() { format!(", upgrades {}", s.measured_upgrades) } else { String::new() },
+                if data.novelty.is_some() {
+                    format!(", new categories {}", s.measured_new_categories)
+                } else {
+                    String::new()
+                }
             )
             .into(),
         ),
@@ -460,6 +510,16 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
             format!(
                 "{} held-out pairs: items not bought in training, in a category the customer bought in training, dearer than their latest purchase there; {} upgrade paths learned from the training rows",
                 s.upgrade_pairs, m.summary.paths
+            )
+            .into(),
+        ));
+    }
+    if data.novelty.is_some() {
+        setup.push((
+            "new categories".into(),
+            format!(
+                "{} held-out pairs: items not bought in training, in a category the customer bought nothing of in training (items without a category never count)",
+                s.new_category_pairs
             )
             .into(),
         ));
@@ -682,4 +742,163 @@ fn upsell_run(
         .map_init(|| up.scratch(), |s, &c| up.offers(c, n, s).iter().map(|o| o.item.0).collect())
         .collect();
     upgrade_report(prepared, label, &lists, ks, t.elapsed().as_secs_f64())
+}
+
+/// Reads the catalogue, marks the new-categories target's held-out pairs and learns the
+/// basket rules of the training rows (cross-sell's second kind of evidence).
+fn novelty_target(
+    plog: &PurchaseLog,
+    prepared: &mut Prepared,
+    catalog: &CatalogArgs,
+    level: Option<usize>,
+    out_dir: &Path,
+    log: Log,
+) -> Result<Novelty> {
+    let (catalog, _) = catalog
+        .read(false, &out_dir.join("catalog"), log)?
+        .ok_or_else(|| bad("the new-categories target needs a catalogue"))?;
+    let deepest = (0..catalog.category_count() as u32).map(|n| catalog.depth(CategoryIdx(n))).max().unwrap_or(0);
+    let level = level.unwrap_or(deepest);
+    if level > deepest {
+        return Err(bad(format!("--new-category-level {level}: the catalogue's deepest level is {deepest}")));
+    }
+    let aligned = catalog.align(&plog.items);
+    let category: Vec<Option<u32>> =
+        aligned.per_item.iter().map(|c| c.and_then(|c| catalog.category_of(c, level)).map(|g| g.0)).collect();
+    prepared.mark_new_categories(&category);
+    let s = &prepared.summary;
+    log.info(format!(
+        "new categories (level {level}): {} held-out pairs of {} customers are in a category they bought nothing of in \
+         training; {} of the log's {} items have no category there",
+        s.new_category_pairs,
+        s.measured_new_categories,
+        category.iter().filter(|c| c.is_none()).count(),
+        category.len()
+    ));
+    if s.measured_new_categories == 0 {
+        return Err(bad("no test customer bought in a category new to them: nothing to measure"));
+    }
+    let train = PurchaseLog {
+        rows: plog.rows.iter().zip(prepared.train_rows()).filter(|(_, t)| **t).map(|(r, _)| *r).collect(),
+        ..plog.clone()
+    };
+    let (baskets, _) = Baskets::from_log(&train).map_err(|e| bad(e.to_string()))?;
+    let rules = baskets.rules(&cross_sell_rule_params());
+    Ok(Novelty { category, rules })
+}
+
+/// The basket rules `cobuy cross-sell` uses by default.
+fn cross_sell_rule_params() -> RuleParams {
+    RuleParams { min_support: 0.0005, min_count: 5, ..RuleParams::default() }
+}
+
+/// Measures per-customer lists (in the order of `prepared.customers()`) on new categories.
+fn novelty_report(
+    prepared: &Prepared,
+    label: &str,
+    lists: &[Vec<u32>],
+    ks: &[usize],
+    seconds: f64,
+) -> Result<RunReport> {
+    let table = prepared.measure_in_order(Target::NewCategories, ks, lists).map_err(|e| bad(e.to_string()))?;
+    Ok(RunReport {
+        algorithm: label.into(),
+        target: Target::NewCategories.name().into(),
+        params: None,
+        selection: None,
+        fit_seconds: 0.0,
+        score_seconds: seconds,
+        table,
+    })
+}
+
+/// The customer's training categories, sorted.
+fn categories_of(items: &[u32], category: &[Option<u32>], out: &mut Vec<u32>) {
+    out.clear();
+    out.extend(items.iter().filter_map(|&j| category[j as usize]));
+    out.sort_unstable();
+    out.dedup();
+}
+
+/// Whether item `j` is in a category outside `had` (a hard filter: no category, no).
+fn in_new_category(j: u32, category: &[Option<u32>], had: &[u32]) -> bool {
+    category[j as usize].is_some_and(|g| had.binary_search(&g).is_err())
+}
+
+/// The baseline an analyst writes first: the most bought items, kept only in categories the
+/// customer bought nothing of.
+fn novelty_popularity(prepared: &Prepared, n: &Novelty, ks: &[usize]) -> Result<RunReport> {
+    use rayon::prelude::*;
+    let top = ks.iter().copied().max().unwrap_or(10);
+    let train = prepared.train();
+    let mut buyers = vec![0u32; train.items().len()];
+    train.counts().indices().iter().for_each(|&j| buyers[j as usize] += 1);
+    let mut popular: Vec<u32> = (0..buyers.len() as u32).filter(|&j| buyers[j as usize] > 0).collect();
+    popular.sort_by_key(|&j| (std::cmp::Reverse(buyers[j as usize]), j));
+    let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
+    let t = Instant::now();
+    let lists: Vec<Vec<u32>> = customers
+        .par_iter()
+        .map_init(Vec::new, |had, &c| {
+            categories_of(train.purchases(c).0, &n.category, had);
+            popular.iter().copied().filter(|&j| in_new_category(j, &n.category, had)).take(top).collect()
+        })
+        .collect();
+    novelty_report(prepared, "popularity, new categories only", &lists, ks, t.elapsed().as_secs_f64())
+}
+
+/// Candidates of the collaborative model the hard-filtered baseline keeps from.
+const FILTER_CANDIDATES: usize = 300;
+
+/// On new categories, for one configuration's model: the model's own top
+/// [`FILTER_CANDIDATES`] kept only in categories the customer bought nothing of (a hard
+/// filter), and cross-sell's offers at its defaults.
+fn novelty_runs(
+    prepared: &Prepared,
+    n: &Novelty,
+    model: &cobuy::model::Model,
+    name: &str,
+    ks: &[usize],
+) -> Result<Vec<RunReport>> {
+    use cobuy::offers::crosssell::{CrossSell, CrossSellParams};
+    use rayon::prelude::*;
+    let top = ks.iter().copied().max().unwrap_or(10);
+    let filter = model.filter(&cobuy::recommend::Filter::default()).map_err(|e| bad(e.to_string()))?;
+    let scorer = model.scorer(&filter);
+    let customers: Vec<cobuy::ids::CustomerIdx> = prepared.customers().collect();
+    let t = Instant::now();
+    let lists: Vec<Vec<u32>> = customers
+        .par_iter()
+        .map_init(
+            || (scorer.scratch(), Vec::new(), Vec::new()),
+            |(s, out, had), &c| {
+                let q = scorer.query(c);
+                scorer.recommend(&q, FILTER_CANDIDATES, s, out);
+                categories_of(q.items, &n.category, had);
+                out.iter()
+                    .filter(|r| r.source != cobuy::recommend::Source::Popular)
+                    .map(|r| r.item.0)
+                    .filter(|&j| in_new_category(j, &n.category, had))
+                    .take(top)
+                    .collect()
+            },
+        )
+        .collect();
+    let filtered =
+        novelty_report(prepared, &format!("{name}, new categories only"), &lists, ks, t.elapsed().as_secs_f64())?;
+    let eligible = vec![true; model.items().len()];
+    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), eligible, CrossSellParams::default());
+    let t = Instant::now();
+    let lists: Vec<Vec<u32>> = customers
+        .par_iter()
+        .map_init(
+            || (cs.scratch(), Vec::new()),
+            |(s, out), &c| {
+                cs.offers(c, top, s, out);
+                out.iter().map(|o| o.item.0).collect()
+            },
+        )
+        .collect();
+    let offers = novelty_report(prepared, &format!("cross-sell + {name}"), &lists, ks, t.elapsed().as_secs_f64())?;
+    Ok(vec![filtered, offers])
 }

@@ -48,6 +48,10 @@ pub enum Target {
     /// training, and dearer than their latest training purchase there (their up-sell
     /// anchor); set by [`Prepared::mark_upgrades`].
     Upgrades,
+    /// Held-out items in a category (at a chosen level) the customer bought nothing of in
+    /// training: what cross-sell is for; set by [`Prepared::mark_new_categories`]. Items
+    /// without a category are never positives (nobody can say whether they are new).
+    NewCategories,
 }
 
 impl Target {
@@ -57,6 +61,7 @@ impl Target {
             Target::NewItems => "new-items",
             Target::AllItems => "all-items",
             Target::Upgrades => "upgrades",
+            Target::NewCategories => "new-categories",
         }
     }
 }
@@ -108,6 +113,10 @@ pub struct SplitSummary {
     pub measured_upgrades: u64,
     /// Held-out pairs that are upgrades.
     pub upgrade_pairs: u64,
+    /// Customers measured on new categories (after [`Prepared::mark_new_categories`]).
+    pub measured_new_categories: u64,
+    /// Held-out pairs in a category new to the customer.
+    pub new_category_pairs: u64,
 }
 
 /// A split ready to measure recommenders on.
@@ -134,6 +143,8 @@ struct Held {
     new: Vec<bool>,
     /// `upgrade[k]`: `items[k]` is an up-sell of the customer's anchor in its category.
     upgrade: Vec<bool>,
+    /// `novel[k]`: `items[k]` is in a category the customer bought nothing of in training.
+    novel: Vec<bool>,
 }
 
 /// Splits `log` and builds the training part and the test customers' held-out items;
@@ -197,13 +208,21 @@ fn build(
             summary.cold_customers += 1;
             continue;
         }
-        let mut h = Held { customer: c, items: Vec::new(), revenue: Vec::new(), new: Vec::new(), upgrade: Vec::new() };
+        let mut h = Held {
+            customer: c,
+            items: Vec::new(),
+            revenue: Vec::new(),
+            new: Vec::new(),
+            upgrade: Vec::new(),
+            novel: Vec::new(),
+        };
         for pair in rows.chunk_by(|a, b| a.1 == b.1) {
             let j = pair[0].1;
             h.items.push(j);
             h.revenue.push(pair.iter().map(|p| p.2).sum());
             h.new.push(bought.binary_search(&j).is_err());
             h.upgrade.push(false);
+            h.novel.push(false);
             summary.unknown_item_pairs += u64::from(buyers[j as usize] == 0);
         }
         summary.test_pairs += h.items.len() as u64;
@@ -264,6 +283,29 @@ impl Prepared {
         }
         self.summary.measured_upgrades = customers;
         self.summary.upgrade_pairs = pairs;
+    }
+
+    /// Marks the held-out items in a category the customer bought nothing of in training
+    /// (see [`Target::NewCategories`]): `category[j]` is item `j`'s category over the log's
+    /// items (`None`: none known). Counts them in the summary.
+    pub fn mark_new_categories(&mut self, category: &[Option<u32>]) {
+        let of = |j: u32| category.get(j as usize).copied().flatten();
+        let (mut customers, mut pairs) = (0, 0);
+        let mut had: Vec<u32> = Vec::new();
+        for h in &mut self.test {
+            had.clear();
+            had.extend(self.train.purchases(h.customer).0.iter().filter_map(|&j| of(j)));
+            had.sort_unstable();
+            for (k, &j) in h.items.iter().enumerate() {
+                // (An item bought in training is in one of the customer's categories.)
+                h.novel[k] = of(j).is_some_and(|g| had.binary_search(&g).is_err());
+            }
+            let n = h.novel.iter().filter(|&&u| u).count() as u64;
+            pairs += n;
+            customers += u64::from(n > 0);
+        }
+        self.summary.measured_new_categories = customers;
+        self.summary.new_category_pairs = pairs;
     }
 
     /// Fits `params` on the training part.
@@ -369,6 +411,7 @@ impl Prepared {
                     Target::AllItems => true,
                     Target::NewItems => h.new[x],
                     Target::Upgrades => h.upgrade[x],
+                    Target::NewCategories => h.novel[x],
                 };
                 if hit {
                     items.push(j);

@@ -447,5 +447,6 @@ fn target_words(t: Target) -> &'static str {
         Target::NewItems => "new items",
         Target::AllItems => "all items",
         Target::Upgrades => "upgrades",
+        Target::NewCategories => "new categories",
     }
 }
