@@ -37,7 +37,7 @@ fn kernels(c: &mut Criterion) {
     let mut g = c.benchmark_group("synthetic 50k x 10k x 500k");
     g.sample_size(10);
     g.bench_function("item top-k cosine, k=50", |b| {
-        b.iter(|| item_top_k(item_knn.weighted(), 50, SimilarityParams::default()))
+        b.iter(|| item_top_k(item_knn.weighted(), None, 50, SimilarityParams::default()))
     });
     g.bench_function("item-knn recommend top-10, all customers", |b| {
         b.iter(|| {

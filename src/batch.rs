@@ -413,7 +413,7 @@ pub fn write_similar_customers<W: Write + Send>(
         progress,
         || (kernel.scratch(), Vec::with_capacity(k.min(model.customers().len()))),
         |(scratch, neighbors), &c, buf, st| {
-            kernel.row(c.get(), k, scratch, neighbors);
+            kernel.row(c, k, scratch, neighbors);
             st.customers += 1;
             st.rows += neighbors.len() as u64;
             st.short_customers += u64::from(neighbors.len() < k);

@@ -421,11 +421,23 @@ pub enum Scheme {
 }
 
 /// A weighting scheme with optional exponential time decay.
+///
+/// Decay weighs the evidence a neighbour brings, never the row it is compared with nor a
+/// length. With `x` the undecayed weights and `x'` the decayed ones, item-kNN's
+/// similarity of item `i` to a candidate `j` is `sum_u x_ui x'_uj / (|x_i| |x_j|)` and
+/// user-kNN's of customer `c` to a candidate `v` is `sum_i x_ci x'_vi / (|x_c| |x_v|)`
+/// (RP3beta: the walk's second step is `x'_uj` over `u`'s undecayed total). So an item
+/// whose buyers all bought long ago, or a customer who has not bought for long, is a weak
+/// neighbour; normalising the decayed vectors instead gave a tiny old column its full
+/// length back, and measured worse on both public logs (ARCHITECTURE.md). Scores then
+/// weigh with `x'`: the customer's own items (item-kNN) and the neighbours' purchases
+/// (user-kNN); EASE, ALS and buy-again see `x'` only.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Weighting {
     /// The base scheme.
     pub scheme: Scheme,
-    /// Half-life in days: a purchase this old counts half. `None`: no decay.
+    /// Half-life in days: a purchase this old counts half (see [`Weighting`] for where).
+    /// `None`: no decay.
     pub half_life_days: Option<f64>,
     /// Ages are counted back from this time (unix seconds); `None`: the newest purchase.
     pub reference_time: Option<i64>,
@@ -556,16 +568,36 @@ impl Weighting {
     /// Decay needs a resolved reference time and per-pair times; without them it is skipped.
     pub fn apply(&self, data: &Interactions, st: &WeightStats) -> Csr {
         let counts = &data.counts;
-        let indptr = counts.proper_indptr().into_owned();
         let mut w = Vec::with_capacity(counts.nnz());
+        self.each_row(data, st, |row| w.extend_from_slice(row));
+        Csr::new(counts.shape(), counts.proper_indptr().into_owned(), counts.indices().to_vec(), w)
+    }
+
+    /// The same weighting without its time decay, when it has one: what similarities
+    /// measure lengths with (see [`Weighting::half_life_days`]).
+    pub fn undecayed(&self) -> Option<Weighting> {
+        self.half_life_days.map(|_| Weighting { half_life_days: None, reference_time: None, ..*self })
+    }
+
+    /// Each customer's sum of squared weights (in f64, in item order), without the time
+    /// decay: the lengths customer similarities divide by.
+    pub fn undecayed_norm2(&self, data: &Interactions, st: &WeightStats) -> Vec<f64> {
+        let plain = self.undecayed().unwrap_or(*self);
+        let mut norm2 = Vec::with_capacity(data.counts.rows());
+        plain.each_row(data, st, |row| norm2.push(row.iter().map(|&v| f64::from(v) * f64::from(v)).sum()));
+        norm2
+    }
+
+    /// Weighs every customer's row, in order, handing each to `f`.
+    fn each_row(&self, data: &Interactions, st: &WeightStats, mut f: impl FnMut(&[f32])) {
+        let counts = &data.counts;
         let mut row = Vec::new();
-        for r in indptr.windows(2) {
+        for r in counts.proper_indptr().windows(2) {
             let range = r[0]..r[1];
             let times = data.last_time.as_ref().map(|t| &t[range.clone()]);
             self.weigh_row(st, &counts.indices()[range.clone()], &counts.data()[range], times, &mut row);
-            w.extend_from_slice(&row);
+            f(&row);
         }
-        Csr::new(counts.shape(), indptr, counts.indices().to_vec(), w)
     }
 }
 

@@ -11,13 +11,18 @@ use crate::matrix::{Csr, transpose};
 
 /// Each item's top-`k` neighbours over the columns of the weighted customer x item matrix.
 ///
+/// `undecayed`: the same weights before time decay, when they decay. Each item's column is
+/// then compared, undecayed, with the other items' decayed columns, and lengths (RP3beta:
+/// totals) are the undecayed ones, so that an item whose buyers all bought long ago is a
+/// weak neighbour (see [`crate::matrix::Weighting`]).
+///
 /// Items are relabelled by popularity first: the accumulator's hot entries (bestsellers,
 /// touched by almost every row) then sit together in cache. Sums run in the same order
 /// and ties still break by the original index, so the result is the same either way.
-pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
+pub fn item_top_k(weighted: &Csr, undecayed: Option<&Csr>, k: usize, params: SimilarityParams) -> Csr {
     let items = weighted.cols();
     if params.ties == Ties::VisitOrder {
-        let by_item = transpose(weighted);
+        let by_item = transpose(undecayed.unwrap_or(weighted));
         let stats = RowStats::of(&by_item);
         return TopK::new(&by_item, weighted, &stats, params).without_pruning().all(k);
     }
@@ -29,17 +34,21 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
         row_of[l as usize] = r as u32;
     }
     let x = relabel_columns(weighted, &row_of);
+    let plain = undecayed.map(|u| relabel_columns(u, &row_of));
+    let plain = plain.as_ref().unwrap_or(&x);
+    // The queries: every item's undecayed column.
+    let by_item = transpose(plain);
     if let Measure::Rp3Beta { alpha, .. } = params.measure {
         // Step one from item i to customer u: x_ui over i's column sum; step two from u to
-        // item j: x_uj over u's row sum; both raised to alpha. The kernel's dot product of
-        // the two is the walk's probability.
-        let step = |m: &Csr| {
+        // item j: x'_uj over u's row sum (x' decayed, sums undecayed); both raised to
+        // alpha. The kernel's dot product of the two is the walk's probability.
+        let step = |m: &Csr, totals: &Csr| {
             let ptr = m.proper_indptr();
             let mut data = m.data().to_vec();
             for w in ptr.windows(2) {
-                let sum: f64 = data[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum();
-                // A row whose weights are all zero (time decay can make them so) takes no
-                // step at all, rather than 0 / 0 = NaN, which would remove every pair it touches.
+                let sum: f64 = totals.data()[w[0]..w[1]].iter().map(|&v| f64::from(v)).sum();
+                // A row whose weights are all zero takes no step at all, rather than
+                // 0 / 0 = NaN, which would remove every pair it touches.
                 let p = |v: f32| if sum > 0.0 { (f64::from(v) / sum).powf(f64::from(alpha)) as f32 } else { 0.0 };
                 for v in &mut data[w[0]..w[1]] {
                     *v = p(*v);
@@ -47,11 +56,10 @@ pub fn item_top_k(weighted: &Csr, k: usize, params: SimilarityParams) -> Csr {
             }
             Csr::new(m.shape(), ptr.into_owned(), m.indices().to_vec(), data)
         };
-        let (from_item, to_item) = (step(&transpose(&x)), step(&x));
+        let (from_item, to_item) = (step(&by_item, &by_item), step(&x, plain));
         let stats = RowStats::of(&from_item);
         return TopK::new(&from_item, &to_item, &stats, params).relabelled(&label, &row_of).without_pruning().all(k);
     }
-    let by_item = transpose(&x);
     let stats = RowStats::of(&by_item);
     TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
 }
@@ -118,7 +126,7 @@ mod tests {
         // both with weight 1. The zero row must not hide the pair customer 1 makes.
         let x = Csr::new((2, 2), vec![0, 2, 4], vec![0, 1, 0, 1], vec![0.0, 0.0, 1.0, 1.0]);
         let params = SimilarityParams { measure: Measure::Rp3Beta { alpha: 1.0, beta: 0.5 }, ..Default::default() };
-        let n = item_top_k(&x, 5, params);
+        let n = item_top_k(&x, None, 5, params);
         assert_eq!(n.indices(), [1, 0], "each item is the other's neighbour");
         assert!(n.data().iter().all(|v| v.is_finite() && *v > 0.0), "{:?}", n.data());
     }

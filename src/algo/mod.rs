@@ -7,6 +7,8 @@
 //!   also bought Y");
 //! - user-kNN ([`user_knn`]): `score(j) = sum over the k most similar customers v of
 //!   sim(customer, v) * weight(v, j)` ("customers like you also bought");
+//! - under time decay, the weights in these sums are decayed, and so are a neighbour's in
+//!   the similarity; the other side's and the lengths are not ([`crate::matrix::Weighting`]);
 //! - EASE ([`ease`]) and ALS ([`als`]): dense models that score every item;
 //! - popularity and buy-again ([`baseline`]): items by number of buyers; the customer's own
 //!   items by weight (count, recency, ...) times how often the item is bought again.
@@ -34,7 +36,8 @@ use crate::ids::{CustomerIdx, ItemIdx};
 use crate::matrix::{Csr, Scheme, Weighting};
 use als::Als;
 use ease::{Ease, EaseScratch};
-use similarity::{KernelScratch, Measure, Neighbor};
+use similarity::{Measure, Neighbor};
+use user_knn::CustomerScratch;
 
 /// Which recommender scores the items.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -221,11 +224,12 @@ pub(crate) struct FitSpec<'p> {
 }
 
 /// Fits the algorithm on the weighted customer x item matrix (in parallel on the current
-/// rayon pool). Only EASE can fail: its dense matrix may not fit the memory budget.
-pub(crate) fn fit(weighted: &Csr, spec: FitSpec<'_>) -> Result<Fitted, ease::EaseError> {
+/// rayon pool); `undecayed` is the same before time decay, when it decays (item-kNN's
+/// similarities need it). Only EASE can fail: its dense matrix may not fit the memory budget.
+pub(crate) fn fit(weighted: &Csr, undecayed: Option<&Csr>, spec: FitSpec<'_>) -> Result<Fitted, ease::EaseError> {
     let items = weighted.cols();
     let neighbors = match spec.algorithm {
-        Algorithm::ItemKnn => item_knn::item_top_k(weighted, spec.neighbors, spec.similarity),
+        Algorithm::ItemKnn => item_knn::item_top_k(weighted, undecayed, spec.neighbors, spec.similarity),
         _ => Csr::zero((items, items)),
     };
     let latent = match spec.algorithm {
@@ -257,7 +261,7 @@ pub(crate) struct Scratch {
     /// The neighbours' indices and similarities, as accumulation input (user-kNN).
     pub ids: Vec<u32>,
     pub sims: Vec<f32>,
-    pub kernel: Option<KernelScratch>,
+    pub kernel: Option<CustomerScratch>,
     /// A customer's factors (ALS).
     pub factors: Vec<f32>,
     pub ease: Option<EaseScratch>,
@@ -268,7 +272,7 @@ impl Recommender<'_> {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             kernel: match self {
-                Recommender::UserKnn(u) => Some(u.kernel.scratch()),
+                Recommender::UserKnn(u) => Some(u.customers.scratch()),
                 _ => None,
             },
             ease: match self {

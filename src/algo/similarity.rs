@@ -1,7 +1,8 @@
 //! A matrix in, each row's top-k most similar rows out.
 //!
 //! One kernel serves item-item and customer-customer similarity. Given `a` (entities x
-//! features, e.g. items x customers) and its transpose `at`, the similarity of row `i` to
+//! features, e.g. items x customers) and its transpose `at` (or a matrix of the same
+//! pattern with the values candidates bring: see `TopK::new`), the similarity of row `i` to
 //! every other row is computed row by row (Gustavson): walk `i`'s features and, for each,
 //! every row holding it, accumulating dot products (and shared-feature counts when the
 //! measure needs them) into a dense per-worker accumulator; turn each into the final
@@ -165,9 +166,19 @@ impl RowStats {
     /// Statistics of every row of `a`.
     pub fn of(a: &Csr) -> Self {
         let ptr = a.proper_indptr();
-        let norm2: Vec<f64> = (0..a.rows())
+        let norm2 = (0..a.rows())
             .map(|r| a.data()[ptr[r]..ptr[r + 1]].iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
             .collect();
+        RowStats::with_norms(a, norm2)
+    }
+
+    /// Statistics of every row of `a`, whose measures divide by the sums of squares
+    /// `norm2` rather than the rows' own: the undecayed lengths of time-decayed rows (see
+    /// [`crate::matrix::Weighting`]). Each must be at least its row's own, so that a
+    /// normalised row is no longer than 1, as [`TopK::cosine_pruned`]'s bounds assume.
+    pub fn with_norms(a: &Csr, norm2: Vec<f64>) -> Self {
+        let ptr = a.proper_indptr();
+        debug_assert_eq!(norm2.len(), a.rows());
         let inv_norm: Vec<f64> = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
         let count: Vec<u32> = ptr.windows(2).map(|w| (w[1] - w[0]) as u32).collect();
         let mut colmax = vec![0f64; a.cols()];
@@ -444,7 +455,13 @@ pub(crate) struct TopK<'a> {
 
 impl<'a> TopK<'a> {
     /// A kernel comparing the rows of `a` (with `at` its transpose and `stats` its row
-    /// statistics).
+    /// statistics). `at` may instead hold other values on the transpose's pattern, the
+    /// values each row brings as a candidate, while `a`'s rows are what it is queried
+    /// with: RP3beta's two steps; item-kNN under time decay, which queries with undecayed
+    /// columns and compares with decayed ones. Only the pruned cosine path recomputes a
+    /// candidate's dot product from its row of `a`, so it needs the true transpose: customer
+    /// similarity keeps it, and queries with undecayed rows from outside
+    /// ([`crate::algo::user_knn::CustomerKernel`]).
     pub fn new(a: &'a Csr, at: &'a Csr, stats: &'a RowStats, params: SimilarityParams) -> Self {
         // Lift's N: the features anyone holds (customers with purchases, for items).
         let features = at.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count() as f32;
@@ -497,6 +514,8 @@ impl<'a> TopK<'a> {
     }
 
     /// Row `i`'s top-`k` neighbours (not itself), best first, into `out` (cleared first).
+    /// Tests only: customers are queried through [`crate::algo::user_knn::CustomerKernel`].
+    #[cfg(test)]
     pub fn row(&self, i: usize, k: usize, s: &mut KernelScratch, out: &mut Vec<Neighbor>) {
         let r = self.a.indptr().outer_inds_sz(i);
         self.query(&self.a.indices()[r.clone()], &self.a.data()[r], Some(i), k, s, out);

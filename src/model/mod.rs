@@ -21,7 +21,7 @@ use crate::algo::als::{Als, AlsParams, AlsParts};
 use crate::algo::baseline::{buyers, popularity_order, repeat_rates};
 use crate::algo::ease::{Ease, EaseError, EaseParams, EaseParts, EaseSolution};
 use crate::algo::similarity::{Measure, Neighbor, RowStats, SimilarityParams, TopK};
-use crate::algo::user_knn::UserKnn;
+use crate::algo::user_knn::{CustomerKernel, UserKnn};
 use crate::algo::{self, Algorithm, FitSpec, Latent, Recommender};
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::IngestSummary;
@@ -214,8 +214,8 @@ pub struct Model {
     repeat: Vec<f32>,
     /// The dense parameters of a latent model.
     latent: Option<Latent>,
-    /// The weighted matrix's transpose and row statistics, for customer similarity;
-    /// built on first use.
+    /// The weighted matrix's transpose and row statistics (with undecayed lengths), for
+    /// customer similarity; built on first use.
     by_item: std::sync::OnceLock<(Csr, RowStats)>,
     /// The format version of the file the model was read from; this build's when fitted.
     format_version: u32,
@@ -239,6 +239,10 @@ impl Model {
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
         let stats = params.weighting.stats(&data);
         let weighted = params.weighting.apply(&data, &stats);
+        let undecayed = match params.weighting.undecayed() {
+            Some(plain) if params.algorithm == Algorithm::ItemKnn => Some(plain.apply(&data, &stats)),
+            _ => None,
+        };
         let spec = FitSpec {
             algorithm: params.algorithm,
             neighbors: params.neighbors,
@@ -246,7 +250,8 @@ impl Model {
             als: &params.als,
             ease: &params.ease,
         };
-        let algo::Fitted { neighbors, latent } = algo::fit(&weighted, spec).map_err(|e| ParamError(e.to_string()))?;
+        let algo::Fitted { neighbors, latent } =
+            algo::fit(&weighted, undecayed.as_ref(), spec).map_err(|e| ParamError(e.to_string()))?;
         Ok(Model::assemble(data, params, info, stats, weighted, neighbors, latent))
     }
 
@@ -330,9 +335,18 @@ impl Model {
         &self.buyers
     }
 
-    fn customer_kernel(&self, params: SimilarityParams) -> TopK<'_> {
-        let (by_item, stats) = self.by_item.get_or_init(|| (transpose(&self.weighted), RowStats::of(&self.weighted)));
-        TopK::new(&self.weighted, by_item, stats, params)
+    fn customer_kernel(&self, params: SimilarityParams) -> CustomerKernel<'_> {
+        let (by_item, stats) = self.by_item.get_or_init(|| {
+            let stats = match self.params.weighting.undecayed() {
+                Some(_) => {
+                    RowStats::with_norms(&self.weighted, self.params.weighting.undecayed_norm2(&self.data, &self.stats))
+                }
+                None => RowStats::of(&self.weighted),
+            };
+            (transpose(&self.weighted), stats)
+        });
+        let kernel = TopK::new(&self.weighted, by_item, stats, params);
+        CustomerKernel::new(kernel, &self.weighted, &self.data, &self.params.weighting, &self.stats)
     }
 
     /// Resolves a filter against this model (ids checked, windows fixed).
@@ -345,9 +359,7 @@ impl Model {
         let recommender = match (self.params.algorithm, &self.latent) {
             (Algorithm::ItemKnn, _) => Recommender::ItemKnn(&self.neighbors),
             (Algorithm::UserKnn, _) => Recommender::UserKnn(UserKnn {
-                kernel: self.customer_kernel(self.params.similarity),
-                weighted: &self.weighted,
-                data: &self.data,
+                customers: self.customer_kernel(self.params.similarity),
                 k: self.params.neighbors,
             }),
             (Algorithm::BuyAgain, _) => Recommender::BuyAgain(&self.repeat),
@@ -419,16 +431,17 @@ impl Model {
     }
 
     /// The `k` customers most similar to `customer` under `params` (measured on the
-    /// weighted matrix), best first, with the number of items each shares.
+    /// weighted matrix; under time decay, only the others' purchases decay: see
+    /// [`Weighting`]), best first, with the number of items each shares.
     pub fn similar_customers(&self, customer: CustomerIdx, k: usize, params: SimilarityParams) -> Vec<Neighbor> {
         let kernel = self.similar_customers_kernel(params);
         let mut out = Vec::with_capacity(k.min(self.customers().len()));
-        kernel.row(customer.get(), k, &mut kernel.scratch(), &mut out);
+        kernel.row(customer, k, &mut kernel.scratch(), &mut out);
         out
     }
 
     /// A similarity kernel over customers, for many queries (see [`crate::batch`]).
-    pub(crate) fn similar_customers_kernel(&self, params: SimilarityParams) -> TopK<'_> {
+    pub(crate) fn similar_customers_kernel(&self, params: SimilarityParams) -> CustomerKernel<'_> {
         self.customer_kernel(params).counting_shared()
     }
 

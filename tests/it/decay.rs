@@ -1,14 +1,21 @@
 //! Time decay against bad dates (issue 11, item 4): a purchase dated 9999-12-31 or
 //! 1900-01-01 is reported and kept, but cannot move the decay reference; a decay that
 //! zeroes (almost) every weight is refused; half-lives out of range are usage errors; an
-//! up-sell date computed past year 9999 is never printed cut.
+//! up-sell date computed past year 9999 is never printed cut. And where decay enters
+//! similarities (issue 12): an item, or a customer, whose purchases are all old is a weak
+//! neighbour, by the documented formula (`cobuy::matrix::Weighting`).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::process::Output;
 
-use crate::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+use cobuy::algo::Algorithm;
+use cobuy::algo::similarity::SimilarityParams;
+use cobuy::matrix::{InteractionsBuilder, Scheme, Weighting};
+use cobuy::model::{FitInfo, FitParams, Model};
+
+use crate::common::{COLUMNS, SEED, decay, near, purchase_lines, run_cobuy, write_lines};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -288,4 +295,98 @@ fn a_decay_that_zeroes_every_weight_is_refused() {
     args.extend_from_slice(&COLUMNS);
     args.extend_from_slice(&["--half-life-days", "0.5", "--model", "m.cobuy"]);
     ok(dir, &args);
+}
+
+// ---------------------------------------------------------------------------------------
+// Decay in similarities
+// ---------------------------------------------------------------------------------------
+
+const DAY: i64 = 86_400;
+/// The day the purchases below count their ages from (the newest purchase).
+const NOW: i64 = 400;
+
+/// Fits `algorithm` with binary weights and a 30-day half-life on (customer, item, day)
+/// rows.
+fn fit_decayed(algorithm: Algorithm, rows: &[(&str, &str, i64)]) -> Model {
+    let mut b = InteractionsBuilder::new();
+    for &(c, i, day) in rows {
+        b.purchase(c, i, 1.0, None, Some(day * DAY)).unwrap();
+    }
+    let weighting = Weighting { scheme: Scheme::Binary, half_life_days: Some(30.0), reference_time: None };
+    let params = FitParams { algorithm, weighting, ..FitParams::default() };
+    let model = Model::fit(b.finish().0, &params, FitInfo::default()).unwrap();
+    assert_eq!(model.params().weighting.reference_time, Some(NOW * DAY));
+    model
+}
+
+/// A purchase 300 days old, decayed with a 30-day half-life: 2^-10 (exact in f32).
+fn old() -> f64 {
+    decay(300.0, 30.0)
+}
+
+/// Six customers buy `anchor` today; three of them buy `fresh` today, the other three
+/// bought `dead` 300 days ago. With `x` the undecayed weights (here all 1) and `x'` the
+/// decayed ones, anchor's similarity to a candidate j is `sum_u x_u,anchor x'_uj /
+/// (|x_anchor| |x_j|)`: 3 / sqrt(6 * 3) for fresh, and 2^-10 times that for dead. The
+/// cosine of the decayed columns gave dead exactly fresh's similarity (its column is as
+/// long as fresh's once normalised), so for a customer who buys anchor the dead item tied
+/// with the fresh one and, its id coming first, was recommended first.
+#[test]
+fn an_item_bought_long_ago_is_a_weak_neighbour() {
+    let mut rows = Vec::new();
+    for c in ["c1", "c2", "c3", "c4", "c5", "c6"] {
+        rows.push((c, "anchor", NOW));
+    }
+    for c in ["c1", "c2", "c3"] {
+        rows.push((c, "fresh", NOW));
+    }
+    for c in ["c4", "c5", "c6"] {
+        rows.push((c, "dead", NOW - 300));
+    }
+    let model = fit_decayed(Algorithm::ItemKnn, &rows);
+    let sim = |i: &str, j: &str| {
+        let (i, j) = (model.item(i).unwrap().get(), model.item(j).unwrap().0);
+        let row = model.neighbors().outer_view(i).unwrap();
+        row.get(j as usize).map(|&v| f64::from(v))
+    };
+    let full = 3.0 / (6.0f64 * 3.0).sqrt();
+    let fresh = sim("anchor", "fresh").unwrap();
+    let dead = sim("anchor", "dead").unwrap();
+    assert!(near(fresh, full, 1e-6) && near(dead, full * old(), 1e-6), "fresh {fresh}, dead {dead}");
+    // The dead item's own column is undecayed: a customer who bought it is still told
+    // what its buyers bought with it.
+    assert!(near(sim("dead", "anchor").unwrap(), 3.0 / (3.0f64 * 6.0).sqrt(), 1e-6));
+    let recs = model.recommend_for_items(&["anchor"], 2);
+    let ids: Vec<&str> = recs.iter().map(|r| model.item_id(r.item)).collect();
+    assert_eq!(ids, ["fresh", "dead"], "{recs:?}");
+}
+
+/// Customer `q` buys a and b today; `lapsed` bought a, b and x 300 days ago; `active`
+/// buys a and y today. `q`'s similarity to a customer v is `sum_i x_qi x'_vi / (|x_q|
+/// |x_v|)`: 1 / (sqrt(2) sqrt(2)) for active, 2 * 2^-10 / (sqrt(2) sqrt(3)) for lapsed.
+/// The cosine of the decayed rows gave lapsed 2 / sqrt(6), above active: a customer who
+/// stopped buying long ago was everyone's best neighbour.
+#[test]
+fn a_customer_who_bought_long_ago_is_a_weak_neighbour() {
+    let rows = [
+        ("q", "a", NOW),
+        ("q", "b", NOW),
+        ("lapsed", "a", NOW - 300),
+        ("lapsed", "b", NOW - 300),
+        ("lapsed", "x", NOW - 300),
+        ("active", "a", NOW),
+        ("active", "y", NOW),
+    ];
+    let model = fit_decayed(Algorithm::UserKnn, &rows);
+    let q = model.customer("q").unwrap();
+    let got = model.similar_customers(q, 5, SimilarityParams::default());
+    let ids: Vec<&str> = got.iter().map(|n| model.customer_id(cobuy::ids::CustomerIdx(n.index))).collect();
+    assert_eq!(ids, ["active", "lapsed"], "{got:?}");
+    assert!(near(f64::from(got[0].sim), 0.5, 1e-6), "{got:?}");
+    assert!(near(f64::from(got[1].sim), 2.0 * old() / 6.0f64.sqrt(), 1e-6), "{got:?}");
+    // The same neighbours, with the same weights, score q's list: y well above x.
+    let recs = model.recommend(q, 2);
+    let ids: Vec<&str> = recs.iter().map(|r| model.item_id(r.item)).collect();
+    assert_eq!(ids, ["y", "x"], "{recs:?}");
+    assert!(near(f64::from(recs[1].score), 2.0 * old() / 6.0f64.sqrt() * old(), 1e-6), "{recs:?}");
 }

@@ -69,18 +69,27 @@ fn similarity(m: u8, shrink: u8, min_shared: u8) -> SimilarityParams {
     }
 }
 
-/// The textbook similarity of two rows, `features` = Lift's N.
-fn oracle_sim(p: &SimilarityParams, a: ArrayView1<f64>, b: ArrayView1<f64>, features: f64) -> f64 {
+/// The textbook similarity of a query row `a` to a candidate row `b`, `features` = Lift's
+/// N, under time decay as documented (`cobuy::matrix::Weighting`): the query's weights
+/// are undecayed, the candidate's decayed (`b`), and lengths are undecayed (`b_plain`, the
+/// candidate's undecayed weights).
+fn oracle_sim(
+    p: &SimilarityParams,
+    a: ArrayView1<f64>,
+    b: ArrayView1<f64>,
+    b_plain: ArrayView1<f64>,
+    features: f64,
+) -> f64 {
     let shared = a.iter().zip(b.iter()).filter(|(x, y)| **x != 0.0 && **y != 0.0).count() as f64;
     if shared == 0.0 || shared < f64::from(p.min_shared) {
         return 0.0;
     }
     let (na, nb) = (a.iter().filter(|x| **x != 0.0).count() as f64, b.iter().filter(|x| **x != 0.0).count() as f64);
     let sim = match p.measure {
-        Measure::Cosine => a.dot(&b) / (a.dot(&a) * b.dot(&b)).sqrt(),
+        Measure::Cosine => a.dot(&b) / (a.dot(&a) * b_plain.dot(&b_plain)).sqrt(),
         Measure::AsymmetricCosine { alpha } => {
             let alpha = f64::from(alpha);
-            a.dot(&b) / (a.dot(&a).powf(alpha) * b.dot(&b).powf(1.0 - alpha))
+            a.dot(&b) / (a.dot(&a).powf(alpha) * b_plain.dot(&b_plain).powf(1.0 - alpha))
         }
         Measure::Jaccard => shared / (na + nb - shared),
         Measure::Lift => shared * features / (na * nb),
@@ -174,11 +183,16 @@ impl Raw {
     /// The weighted matrix: the scheme's formula over the corpus of these counts, each
     /// weight decayed by its pair's latest purchase.
     fn weights(&self, w: &Weighting) -> Array2<f64> {
-        let mut x = Corpus::of(&self.counts).weigh_all(w.scheme, &self.counts);
+        let mut x = self.plain(w);
         if let Some(h) = w.half_life_days {
             x.zip_mut_with(&self.last_day, |v, &d| *v *= decay(f64::from(NOW) - d, h));
         }
         x
+    }
+
+    /// The weighted matrix without time decay.
+    fn plain(&self, w: &Weighting) -> Array2<f64> {
+        Corpus::of(&self.counts).weigh_all(w.scheme, &self.counts)
     }
 
     /// Buyers per item.
@@ -219,14 +233,30 @@ fn fit(case: &Case, algorithm: Algorithm) -> (Model, Raw) {
     (model, raw)
 }
 
-/// Every item's neighbours by the definition: `None` where the cut at k is undecidable.
-fn item_neighbours(p: &SimilarityParams, w: &Array2<f64>, k: usize) -> Vec<Option<Vec<(usize, f64)>>> {
+/// Item `i`'s similarity to every item (0 to itself): its undecayed column (in `x`)
+/// against the others' decayed ones (in `w`).
+fn item_sims(p: &SimilarityParams, x: &Array2<f64>, w: &Array2<f64>, i: usize) -> Vec<f64> {
     let n = nonempty(w.rows());
+    (0..w.ncols()).map(|j| if i == j { 0.0 } else { oracle_sim(p, x.column(i), w.column(j), x.column(j), n) }).collect()
+}
+
+/// Whether items `a` and `b` are alike as candidates (tie exactly).
+fn same_items(x: &Array2<f64>, w: &Array2<f64>, a: usize, b: usize) -> bool {
+    x.column(a) == x.column(b) && w.column(a) == w.column(b)
+}
+
+/// Whether customers `a` and `b` are alike as candidates (tie exactly).
+fn same_customers(x: &Array2<f64>, w: &Array2<f64>, a: usize, b: usize) -> bool {
+    x.row(a) == x.row(b) && w.row(a) == w.row(b)
+}
+
+/// Every item's neighbours by the definition (`x` undecayed, `w` decayed weights): `None`
+/// where the cut at k is undecidable.
+fn item_neighbours(p: &SimilarityParams, x: &Array2<f64>, w: &Array2<f64>, k: usize) -> Vec<Option<Vec<(usize, f64)>>> {
     (0..w.ncols())
         .map(|i| {
-            let sims: Vec<f64> =
-                (0..w.ncols()).map(|j| if i == j { 0.0 } else { oracle_sim(p, w.column(i), w.column(j), n) }).collect();
-            let kept = top_k(&sims, k, TOL, |a, b| w.column(a) == w.column(b))?;
+            let sims = item_sims(p, x, w, i);
+            let kept = top_k(&sims, k, TOL, |a, b| same_items(x, w, a, b))?;
             Some(kept.into_iter().map(|j| (j, sims[j])).collect())
         })
         .collect()
@@ -244,24 +274,32 @@ fn item_knn_scores(neighbours: &[Option<Vec<(usize, f64)>>], q: ArrayView1<f64>)
     Some(s)
 }
 
-/// Similarities of a weighted row to every customer's row (`own` excluded).
-fn customer_sims(p: &SimilarityParams, w: &Array2<f64>, q: ArrayView1<f64>, own: Option<usize>) -> Vec<f64> {
+/// Similarities of an undecayed weighted row `q` to every customer's row (`own`
+/// excluded), `x` and `w` the undecayed and decayed weights.
+fn customer_sims(
+    p: &SimilarityParams,
+    x: &Array2<f64>,
+    w: &Array2<f64>,
+    q: ArrayView1<f64>,
+    own: Option<usize>,
+) -> Vec<f64> {
     let n = nonempty(w.columns());
-    (0..w.nrows()).map(|v| if Some(v) == own { 0.0 } else { oracle_sim(p, q, w.row(v), n) }).collect()
+    (0..w.nrows()).map(|v| if Some(v) == own { 0.0 } else { oracle_sim(p, q, w.row(v), x.row(v), n) }).collect()
 }
 
-/// User-kNN scores of a weighted row: its k most similar customers' weighted rows, each
-/// times the similarity; `None` when the neighbours are undecidable.
+/// User-kNN scores of an undecayed weighted row `q`: its k most similar customers' decayed
+/// rows, each times the similarity; `None` when the neighbours are undecidable.
 fn user_knn_scores(
     p: &SimilarityParams,
+    x: &Array2<f64>,
     w: &Array2<f64>,
     q: ArrayView1<f64>,
     own: Option<usize>,
     k: usize,
 ) -> Option<Array1<f64>> {
-    let sims = customer_sims(p, w, q, own);
+    let sims = customer_sims(p, x, w, q, own);
     let mut s = Array1::zeros(w.ncols());
-    for v in top_k(&sims, k, TOL, |a, b| w.row(a) == w.row(b))? {
+    for v in top_k(&sims, k, TOL, |a, b| same_customers(x, w, a, b))? {
         s.scaled_add(sims[v], &w.row(v));
     }
     Some(s)
@@ -330,16 +368,14 @@ proptest! {
     fn item_neighbours_match_brute_force(case in data()) {
         let (model, raw) = fit(&case, Algorithm::ItemKnn);
         let p = model.params().similarity;
-        let w = raw.weights(&model.params().weighting);
-        let n = nonempty(w.rows());
+        let (x, w) = (raw.plain(&model.params().weighting), raw.weights(&model.params().weighting));
         let nb = model.neighbors();
         for i in 0..w.ncols() {
-            let oracle: Vec<f64> =
-                (0..w.ncols()).map(|j| if i == j { 0.0 } else { oracle_sim(&p, w.column(i), w.column(j), n) }).collect();
+            let oracle = item_sims(&p, &x, &w, i);
             let row = nb.outer_view(i).unwrap();
             let mut kept: Vec<(usize, f64)> = row.iter().map(|(j, &v)| (j, f64::from(v))).collect();
             kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            check_ranking(&kept, &oracle, case.k, TOL, |a, b| w.column(a) == w.column(b))
+            check_ranking(&kept, &oracle, case.k, TOL, |a, b| same_items(&x, &w, a, b))
                 .map_err(|e| TestCaseError::fail(format!("item {i}: {e}")))?;
         }
     }
@@ -347,8 +383,8 @@ proptest! {
     #[test]
     fn item_knn_lists_match_the_dense_sums(case in data(), n in 1usize..8) {
         let (model, raw) = fit(&case, Algorithm::ItemKnn);
-        let w = raw.weights(&model.params().weighting);
-        let neighbours = item_neighbours(&model.params().similarity, &w, case.k);
+        let (x, w) = (raw.plain(&model.params().weighting), raw.weights(&model.params().weighting));
+        let neighbours = item_neighbours(&model.params().similarity, &x, &w, case.k);
         let popular = raw.popular();
         prop_assert_eq!(model.popular().iter().map(|&j| j as usize).collect::<Vec<_>>(), popular.clone());
         for c in 0..w.nrows() {
@@ -363,12 +399,12 @@ proptest! {
     fn similar_customers_match_brute_force(case in data()) {
         let (model, raw) = fit(&case, Algorithm::UserKnn);
         let p = model.params().similarity;
-        let w = raw.weights(&model.params().weighting);
+        let (x, w) = (raw.plain(&model.params().weighting), raw.weights(&model.params().weighting));
         for c in 0..w.nrows() {
-            let oracle = customer_sims(&p, &w, w.row(c), Some(c));
+            let oracle = customer_sims(&p, &x, &w, x.row(c), Some(c));
             let got = model.similar_customers(CustomerIdx(c as u32), case.k, p);
             let kept: Vec<(usize, f64)> = got.iter().map(|n| (n.index as usize, f64::from(n.sim))).collect();
-            check_ranking(&kept, &oracle, case.k, TOL, |a, b| w.row(a) == w.row(b))
+            check_ranking(&kept, &oracle, case.k, TOL, |a, b| same_customers(&x, &w, a, b))
                 .map_err(|e| TestCaseError::fail(format!("customer {c}: {e}")))?;
             for n in &got {
                 let shared = (0..w.ncols()).filter(|&j| raw.counts[[c, j]] > 0.0 && raw.counts[[n.index as usize, j]] > 0.0).count();
@@ -381,10 +417,10 @@ proptest! {
     fn user_knn_lists_match_the_dense_sums(case in data(), n in 1usize..8) {
         let (model, raw) = fit(&case, Algorithm::UserKnn);
         let p = model.params().similarity;
-        let w = raw.weights(&model.params().weighting);
+        let (x, w) = (raw.plain(&model.params().weighting), raw.weights(&model.params().weighting));
         let popular = raw.popular();
         for c in 0..w.nrows() {
-            let scores = user_knn_scores(&p, &w, w.row(c), Some(c), case.k);
+            let scores = user_knn_scores(&p, &x, &w, x.row(c), Some(c), case.k);
             let recs = model.recommend(CustomerIdx(c as u32), n);
             check_list(&recs, scores.as_ref(), &blocked_row(&raw, c), n, Source::UserKnn, &popular, |_| 0.0)
                 .map_err(|e| TestCaseError::fail(format!("customer {c}: {e}")))?;
@@ -415,10 +451,10 @@ proptest! {
         // (ingest refuses it: "nothing kept"); BM25's mean length is then 0.
         prop_assume!(raw.counts.iter().any(|&c| c > 0.0));
         let params = *model.params();
-        let w = raw.weights(&params.weighting);
+        let (x, w) = (raw.plain(&params.weighting), raw.weights(&params.weighting));
         let corpus = Corpus::of(&raw.counts);
         let (items, customers) = (raw.items.len(), raw.customers.len());
-        let neighbours = item_neighbours(&params.similarity, &w, case.k);
+        let neighbours = item_neighbours(&params.similarity, &x, &w, case.k);
         let buyers = raw.buyers();
         let repeaters: Vec<f64> = raw.counts.columns().into_iter().map(|c| c.iter().filter(|&&x| x >= 2.0).count() as f64).collect();
         let popular = raw.popular();
@@ -442,7 +478,8 @@ proptest! {
         }
         for (counts, days, seen, own) in queries {
             let bought: Vec<usize> = (0..items).filter(|&j| counts[j] > 0.0).collect();
-            let mut q = corpus.weigh(params.weighting.scheme, counts.view());
+            let plain = corpus.weigh(params.weighting.scheme, counts.view());
+            let mut q = plain.clone();
             if let Some(h) = params.weighting.half_life_days {
                 q.zip_mut_with(&days, |v, &d| *v *= decay(f64::from(NOW) - d, h));
             }
@@ -458,7 +495,9 @@ proptest! {
             let blocked: Vec<bool> = (0..items).map(|j| seen[j] || (!buy_again && counts[j] > 0.0)).collect();
             let (source, scores) = match algorithm {
                 Algorithm::ItemKnn => (Source::ItemKnn, item_knn_scores(&neighbours, q.view())),
-                Algorithm::UserKnn => (Source::UserKnn, user_knn_scores(&params.similarity, &w, q.view(), own, case.k)),
+                Algorithm::UserKnn => {
+                    (Source::UserKnn, user_knn_scores(&params.similarity, &x, &w, plain.view(), own, case.k))
+                }
                 Algorithm::BuyAgain => (Source::BuyAgain, Some(Array1::from_shape_fn(items, |j| {
                     q[j] * ((repeaters[j] + 1.0) / (buyers[j] + 2.0)).sqrt()
                 }))),
@@ -600,7 +639,7 @@ proptest! {
         let indices: Vec<u32> = cells.iter().map(|e| e.1).collect();
         let x = cobuy::matrix::Csr::new((10, 12), indptr, indices, vec![1.0f32; cells.len()]);
         let params = SimilarityParams { ties: Ties::VisitOrder, ..Default::default() };
-        let nb = cobuy::algo::item_knn::item_top_k(&x, k, params);
+        let nb = cobuy::algo::item_knn::item_top_k(&x, None, k, params);
         let w = dense(&x);
         for i in (0..12).filter(|&i| w.column(i).sum() > 0.0) {
             let kept: Vec<usize> = nb.outer_view(i).unwrap().indices().iter().map(|&j| j as usize).collect();
@@ -610,19 +649,20 @@ proptest! {
 }
 
 /// RP3beta's walk probabilities, densely: step one from item i to customer u is x_ui over
-/// i's column sum, step two from u to item j is x_uj over u's row sum, each raised to
-/// alpha; the sum over u is divided by j's number of buyers raised to beta.
-fn rp3_oracle(w: &Array2<f64>, alpha: f64, beta: f64) -> Array2<f64> {
+/// i's column sum, step two from u to item j is w_uj over u's row sum of x, each raised to
+/// alpha (x undecayed, w decayed weights); the sum over u is divided by j's number of
+/// buyers raised to beta.
+fn rp3_oracle(x: &Array2<f64>, w: &Array2<f64>, alpha: f64, beta: f64) -> Array2<f64> {
     let (m, n) = w.dim();
     let mut sims = Array2::zeros((n, n));
-    let col: Vec<f64> = (0..n).map(|j| w.column(j).sum()).collect();
-    let row: Vec<f64> = (0..m).map(|u| w.row(u).sum()).collect();
-    let buyers: Vec<f64> = (0..n).map(|j| w.column(j).iter().filter(|&&v| v != 0.0).count() as f64).collect();
+    let col: Vec<f64> = (0..n).map(|j| x.column(j).sum()).collect();
+    let row: Vec<f64> = (0..m).map(|u| x.row(u).sum()).collect();
+    let buyers: Vec<f64> = (0..n).map(|j| x.column(j).iter().filter(|&&v| v != 0.0).count() as f64).collect();
     for i in 0..n {
         for j in (0..n).filter(|&j| j != i && buyers[j] > 0.0) {
             let walk: f64 = (0..m)
-                .filter(|&u| w[[u, i]] != 0.0 && w[[u, j]] != 0.0)
-                .map(|u| (w[[u, i]] / col[i]).powf(alpha) * (w[[u, j]] / row[u]).powf(alpha))
+                .filter(|&u| x[[u, i]] != 0.0 && x[[u, j]] != 0.0)
+                .map(|u| (x[[u, i]] / col[i]).powf(alpha) * (w[[u, j]] / row[u]).powf(alpha))
                 .sum();
             sims[[i, j]] = walk / buyers[j].powf(beta);
         }
@@ -641,13 +681,13 @@ proptest! {
         let mut params = *model.params();
         params.similarity = SimilarityParams { measure: Measure::Rp3Beta { alpha, beta }, ..Default::default() };
         let model = Model::fit(model.interactions().clone(), &params, FitInfo::default()).unwrap();
-        let w = raw.weights(&params.weighting);
-        let oracle = rp3_oracle(&w, f64::from(alpha), f64::from(beta));
+        let (x, w) = (raw.plain(&params.weighting), raw.weights(&params.weighting));
+        let oracle = rp3_oracle(&x, &w, f64::from(alpha), f64::from(beta));
         let nb = model.neighbors();
         for i in 0..w.ncols() {
             let mut kept: Vec<(usize, f64)> = nb.outer_view(i).unwrap().iter().map(|(j, &v)| (j, f64::from(v))).collect();
             kept.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            check_ranking(&kept, oracle.row(i).as_slice().unwrap(), case.k, TOL, |a, b| w.column(a) == w.column(b))
+            check_ranking(&kept, oracle.row(i).as_slice().unwrap(), case.k, TOL, |a, b| same_items(&x, &w, a, b))
                 .map_err(|e| TestCaseError::fail(format!("item {i}: {e}")))?;
         }
     }
