@@ -53,6 +53,7 @@ pub fn describe(p: &FitParams) -> String {
     if let Some(h) = w.half_life_days {
         parts.push(format!("{h}-day half-life"));
     }
+    let shrinkage = (p.similarity.shrinkage > 0.0).then(|| format!("shrinkage {}", p.similarity.shrinkage));
     match p.algorithm {
         Algorithm::ItemKnn => {
             parts.push(format!("{} neighbours", p.neighbors));
@@ -60,8 +61,12 @@ pub fn describe(p: &FitParams) -> String {
                 Measure::Rp3Beta { alpha, beta } => format!("rp3beta alpha {alpha} beta {beta}"),
                 m => format!("{} similarity", m.name()),
             });
+            parts.extend(shrinkage);
         }
-        Algorithm::UserKnn => parts.push(format!("{} neighbours", p.neighbors)),
+        Algorithm::UserKnn => {
+            parts.push(format!("{} neighbours", p.neighbors));
+            parts.extend(shrinkage);
+        }
         Algorithm::Ease => parts.push(format!("lambda {}", p.ease.lambda)),
         Algorithm::Als => parts.push(format!(
             "{} factors, regularisation {}, {} iterations",
