@@ -231,9 +231,10 @@ pub struct FitArgs {
     /// popularity, buy-again, als or ease.
     #[arg(long, default_value = "auto")]
     pub algorithm: String,
-    /// Neighbours kept per item (item-knn) or used per customer (user-knn).
-    #[arg(long, default_value_t = 50)]
-    pub neighbors: usize,
+    /// Neighbours kept per item (item-knn; default 50) or used per customer (user-knn;
+    /// default 200).
+    #[arg(long)]
+    pub neighbors: Option<usize>,
     /// auto (per algorithm: bm25 for item-knn, binary for user-knn, rp3beta and popularity,
     /// log for als and ease, count with a 60-day half-life for buy-again), binary, count,
     /// log, bm25, tfidf, or decay (binary with time decay).
@@ -380,7 +381,7 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
     let pins = Pins {
         weighting: m.weighting != d.weighting || m.bm25_k1 != d.bm25_k1 || m.bm25_b != d.bm25_b,
         half_life: m.half_life_days.is_some() || m.weighting == "decay" || m.reference_date.is_some(),
-        neighbors: m.neighbors != d.neighbors,
+        neighbors: m.neighbors.is_some(),
         similarity: similarity.similarity != ds.similarity
             || similarity.alpha != ds.alpha
             || similarity.rp3_alpha != ds.rp3_alpha
@@ -429,7 +430,7 @@ pub fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams>
     }
     let params = FitParams {
         algorithm,
-        neighbors: m.neighbors,
+        neighbors: m.neighbors.unwrap_or(algorithm.default_neighbors()),
         weighting: Weighting { scheme, half_life_days, reference_time },
         similarity,
         buy_again_weight: m.buy_again_weight,
@@ -996,6 +997,28 @@ pub fn targets(names: &[String]) -> Result<Vec<Target>> {
 mod tests {
     use super::*;
 
+    /// Neighbours default per algorithm (user-kNN 200, item-kNN 50); a given number is kept
+    /// for either, and pins auto's search.
+    #[test]
+    fn neighbours_default_per_algorithm() {
+        let neighbours = |algorithm: &str, given: Option<usize>| {
+            let m = FitArgs { algorithm: algorithm.into(), neighbors: given, ..FitArgs::default() };
+            fit_params(&m, &SimilarityArgs::default()).unwrap().neighbors
+        };
+        assert_eq!(neighbours("user-knn", None), 200);
+        assert_eq!(neighbours("item-knn", None), 50);
+        assert_eq!(neighbours("user-knn", Some(30)), 30);
+        assert_eq!(neighbours("item-knn", Some(30)), 30);
+        let pins = |given: Option<usize>| match fit_plan(
+            &FitArgs { neighbors: given, ..FitArgs::default() },
+            &SimilarityArgs::default(),
+        ) {
+            Ok(FitPlan::Auto(a)) => a.pins.neighbors,
+            other => panic!("{other:?}"),
+        };
+        assert!(!pins(None) && pins(Some(50)), "a given 50 is pinned too");
+    }
+
     /// ALS's penalty in a job file: a number (integer or not) is the penalty, "auto" the
     /// default; anything else is an error that names what it takes.
     #[test]
@@ -1020,7 +1043,7 @@ mod tests {
         let fit: FitArgs = toml::from_str("").unwrap();
         assert_eq!(
             (fit.algorithm.as_str(), fit.neighbors, fit.weighting.as_str(), fit.bm25_k1, fit.bm25_b),
-            ("auto", 50, "auto", 1.2, 0.75)
+            ("auto", None, "auto", 1.2, 0.75)
         );
         assert_eq!(
             (fit.half_life_days, fit.buy_again_weight, fit.factors, fit.regularization),
