@@ -231,9 +231,10 @@ pub struct FitArgs {
     /// popularity, buy-again, als or ease.
     #[arg(long, default_value = "auto")]
     pub algorithm: String,
-    /// Neighbours kept per item (item-knn) or used per customer (user-knn).
-    #[arg(long, default_value_t = 50)]
-    pub neighbors: usize,
+    /// Neighbours kept per item (item-knn; default 50) or used per customer (user-knn;
+    /// default 200).
+    #[arg(long)]
+    pub neighbors: Option<usize>,
     /// auto (per algorithm: bm25 for item-knn, binary for user-knn, rp3beta and popularity,
     /// log for als and ease, count with a 60-day half-life for buy-again), binary, count,
     /// log, bm25, tfidf, or decay (binary with time decay).
@@ -261,9 +262,11 @@ pub struct FitArgs {
     /// als: latent factors per customer and item.
     #[arg(long, default_value_t = 64)]
     pub factors: usize,
-    /// als: L2 regularisation of the factors.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
-    pub regularization: f32,
+    /// als: L2 regularisation of the factors: auto (twice the data's scale, the square root
+    /// of the confidence mass of the item a typical purchase is of; the number is in the
+    /// model) or a number.
+    #[arg(long, default_value = "auto", allow_negative_numbers = true)]
+    pub regularization: Regularization,
     /// als: confidence of a bought pair, 1 + alpha x weight.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub als_alpha: f32,
@@ -290,6 +293,61 @@ pub struct FitArgs {
 impl Default for FitArgs {
     fn default() -> Self {
         flag_defaults()
+    }
+}
+
+/// ALS's `--regularization` (or `regularization` key): `auto`, scaled to the data when the
+/// model is fitted, or the penalty itself. A job file may give either a number or "auto".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Regularization {
+    /// [`cobuy::algo::als::RELATIVE_REGULARIZATION`] times the data's scale.
+    Auto,
+    /// This penalty (checked with the other ALS parameters).
+    Fixed(f32),
+}
+
+impl std::str::FromStr for Regularization {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Regularization::Auto),
+            t => t.parse().map(Regularization::Fixed).map_err(|_| format!("takes auto or a number, got {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Regularization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Regularization::Auto => f.write_str("auto"),
+            Regularization::Fixed(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl Serialize for Regularization {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Regularization::Auto => s.serialize_str("auto"),
+            Regularization::Fixed(r) => s.serialize_f32(*r),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Regularization {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f32),
+            Word(String),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Number(r)) => Ok(Regularization::Fixed(r)),
+            Ok(Raw::Word(w)) => w.parse().map_err(serde::de::Error::custom),
+            Err(_) => Err(serde::de::Error::custom("takes auto or a number")),
+        }
     }
 }
 
@@ -329,7 +387,7 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
     let pins = Pins {
         weighting: m.weighting != d.weighting || m.bm25_k1 != d.bm25_k1 || m.bm25_b != d.bm25_b,
         half_life: m.half_life_days.is_some() || m.weighting == "decay" || m.reference_date.is_some(),
-        neighbors: m.neighbors != d.neighbors,
+        neighbors: m.neighbors.is_some(),
         similarity: similarity.similarity != ds.similarity
             || similarity.alpha != ds.alpha
             || similarity.rp3_alpha != ds.rp3_alpha
@@ -384,13 +442,17 @@ pub fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams>
     }
     let params = FitParams {
         algorithm,
-        neighbors: m.neighbors,
+        neighbors: m.neighbors.unwrap_or(algorithm.default_neighbors()),
         weighting: Weighting { scheme, half_life_days, reference_time },
         similarity,
         buy_again_weight: m.buy_again_weight,
         als: cobuy::algo::als::AlsParams {
             factors: m.factors,
-            regularization: m.regularization,
+            regularization: match m.regularization {
+                Regularization::Auto => cobuy::algo::als::RELATIVE_REGULARIZATION,
+                Regularization::Fixed(r) => r,
+            },
+            relative: m.regularization == Regularization::Auto,
             alpha: m.als_alpha,
             iterations: m.iterations,
             cg_steps: m.cg_steps,
@@ -970,6 +1032,45 @@ pub fn targets(names: &[String]) -> Result<Vec<Target>> {
 mod tests {
     use super::*;
 
+    /// Neighbours default per algorithm (user-kNN 200, item-kNN 50); a given number is kept
+    /// for either, and pins auto's search.
+    #[test]
+    fn neighbours_default_per_algorithm() {
+        let neighbours = |algorithm: &str, given: Option<usize>| {
+            let m = FitArgs { algorithm: algorithm.into(), neighbors: given, ..FitArgs::default() };
+            fit_params(&m, &SimilarityArgs::default()).unwrap().neighbors
+        };
+        assert_eq!(neighbours("user-knn", None), 200);
+        assert_eq!(neighbours("item-knn", None), 50);
+        assert_eq!(neighbours("user-knn", Some(30)), 30);
+        assert_eq!(neighbours("item-knn", Some(30)), 30);
+        let pins = |given: Option<usize>| match fit_plan(
+            &FitArgs { neighbors: given, ..FitArgs::default() },
+            &SimilarityArgs::default(),
+        ) {
+            Ok(FitPlan::Auto(a)) => a.pins.neighbors,
+            other => panic!("{other:?}"),
+        };
+        assert!(!pins(None) && pins(Some(50)), "a given 50 is pinned too");
+    }
+
+    /// ALS's penalty in a job file: a number (integer or not) is the penalty, "auto" the
+    /// default; anything else is an error that names what it takes.
+    #[test]
+    fn regularization_takes_a_number_or_auto() {
+        let r = |t: &str| toml::from_str::<FitArgs>(t).map(|f| f.regularization).map_err(|e| e.to_string());
+        assert_eq!(r("regularization = 3"), Ok(Regularization::Fixed(3.0)));
+        assert_eq!(r("regularization = 0.05"), Ok(Regularization::Fixed(0.05)));
+        assert_eq!(r("regularization = \"auto\""), Ok(Regularization::Auto));
+        for bad in ["regularization = \"lots\"", "regularization = true"] {
+            let e = r(bad).unwrap_err();
+            assert!(e.contains("auto or a number"), "{bad}: {e}");
+        }
+        // The flag and the key print alike (tune turns keys into flags).
+        assert_eq!(Regularization::Fixed(0.05).to_string().parse(), Ok(Regularization::Fixed(0.05)));
+        assert_eq!(Regularization::Auto.to_string(), "auto");
+    }
+
     /// The defaults a job file gets for a missing key are the flags' defaults, as they were
     /// when each key had its own serde default function.
     #[test]
@@ -977,9 +1078,12 @@ mod tests {
         let fit: FitArgs = toml::from_str("").unwrap();
         assert_eq!(
             (fit.algorithm.as_str(), fit.neighbors, fit.weighting.as_str(), fit.bm25_k1, fit.bm25_b),
-            ("auto", 50, "auto", 1.2, 0.75)
+            ("auto", None, "auto", 1.2, 0.75)
         );
-        assert_eq!((fit.half_life_days, fit.buy_again_weight, fit.factors, fit.regularization), (None, 0.0, 64, 0.01));
+        assert_eq!(
+            (fit.half_life_days, fit.buy_again_weight, fit.factors, fit.regularization),
+            (None, 0.0, 64, Regularization::Auto)
+        );
         assert_eq!((fit.als_alpha, fit.iterations, fit.cg_steps, fit.als_seed), (1.0, 15, 3, 42));
         assert_eq!((fit.ease_lambda, fit.ease_items, fit.reference_date), (500.0, 0, None));
         let s: SimilarityArgs = toml::from_str("").unwrap();

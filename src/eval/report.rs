@@ -815,7 +815,9 @@ mod tests {
     /// Two customers per run, so that every metric has a standard error; item-knn fitted
     /// with 30 neighbours, and an `auto` run with its record.
     fn measured() -> EvalReport {
-        let knn = FitParams { neighbors: 30, ..FitParams::default() };
+        // A penalty that f32 cannot hold exactly: it must be written shortest.
+        let als = crate::algo::als::AlsParams { regularization: 0.01, relative: false, ..Default::default() };
+        let knn = FitParams { neighbors: 30, als, ..FitParams::default() };
         let ease = FitParams { algorithm: crate::algo::Algorithm::Ease, ..FitParams::default() };
         let mut runs = vec![
             // P@1 per customer: 1 and 0 (mean 1/2, sample sd sqrt(1/2), SE 1/2).

@@ -320,6 +320,9 @@ fn ease_side(p: &Prepared) -> usize {
 fn family(auto: &AutoParams, algorithm: Algorithm, rp3: bool) -> FitParams {
     let (base, pins) = (&auto.base, auto.pins);
     let mut p = FitParams { algorithm, ..*base };
+    if !pins.neighbors {
+        p.neighbors = algorithm.default_neighbors();
+    }
     if !pins.similarity {
         let measure = if rp3 { Measure::Rp3Beta { alpha: 0.5, beta: 0.5 } } else { Measure::Cosine };
         p.similarity = SimilarityParams { measure, ..base.similarity };
@@ -404,7 +407,8 @@ fn variants(p: &FitParams, dimension: usize, pins: Pins, has_times: bool) -> Vec
                 Algorithm::Ease if !pins.ease_lambda => {
                     [0.2, 0.5, 2.0].iter().map(|&f| with(&|q| q.ease.lambda = scaled(p.ease.lambda, f))).collect()
                 }
-                Algorithm::Als if !pins.als => [0.1, 10.0]
+                // The data-scaled penalty's optima measured within 0.5x to 3x of it.
+                Algorithm::Als if !pins.als => [0.5, 2.0]
                     .iter()
                     .map(|&f| with(&|q| q.als.regularization = scaled(p.als.regularization, f)))
                     .chain([32usize, 128].iter().map(|&k| with(&|q| q.als.factors = k)))

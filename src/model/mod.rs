@@ -223,7 +223,8 @@ pub struct Model {
 
 impl Model {
     /// Weights the matrix and, for item-kNN, finds every item's top-k neighbours (in
-    /// parallel on the current rayon pool). A decaying weighting's reference time is fixed here.
+    /// parallel on the current rayon pool). A decaying weighting's reference time is fixed here,
+    /// and so is ALS's relative regularization (on the weighted matrix).
     /// Buy-again's default weighting (counts, 60-day half-life) ranks by counts alone when the
     /// purchases have no times; any other decay without times is an error.
     pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, FitError> {
@@ -243,6 +244,10 @@ impl Model {
             Some(plain) if params.algorithm == Algorithm::ItemKnn => Some(plain.apply(&data, &stats)),
             _ => None,
         };
+        if params.algorithm == Algorithm::Als {
+            // Stored resolved: `inspect` and fold-in see the penalty the factors were fitted with.
+            params.als = params.als.resolve(&weighted);
+        }
         let spec = FitSpec {
             algorithm: params.algorithm,
             neighbors: params.neighbors,
@@ -288,7 +293,7 @@ impl Model {
         &self.data
     }
 
-    /// The parameters, with the reference time resolved.
+    /// The parameters, with the reference time (and ALS's relative regularization) resolved.
     pub fn params(&self) -> &FitParams {
         &self.params
     }

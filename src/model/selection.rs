@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::FitParams;
 use crate::algo::Algorithm;
+use crate::algo::als::{AlsParams, RELATIVE_REGULARIZATION};
 use crate::algo::similarity::Measure;
 use crate::matrix::Scheme;
 
@@ -70,7 +71,9 @@ pub fn describe(p: &FitParams) -> String {
         Algorithm::Ease => parts.push(format!("lambda {}", p.ease.lambda)),
         Algorithm::Als => parts.push(format!(
             "{} factors, regularisation {}, {} iterations",
-            p.als.factors, p.als.regularization, p.als.iterations
+            p.als.factors,
+            regularization(&p.als),
+            p.als.iterations
         )),
         Algorithm::Popularity | Algorithm::BuyAgain => {}
     }
@@ -78,4 +81,18 @@ pub fn describe(p: &FitParams) -> String {
         parts.push(format!("buy-again weight {}", p.buy_again_weight));
     }
     format!("{} ({})", p.algorithm.name(), parts.join(", "))
+}
+
+/// ALS's penalty: the number, or for a relative one (not yet fitted) "auto", "auto x 0.1"
+/// for a tenth of the default, and so on.
+fn regularization(p: &AlsParams) -> String {
+    if !p.relative {
+        return p.regularization.to_string();
+    }
+    if p.regularization == RELATIVE_REGULARIZATION {
+        return "auto".to_string();
+    }
+    // On the shortest decimal forms, so that a tenth of 2 reads 0.1, not 0.099999994.
+    let short = |x: f32| x.to_string().parse::<f64>().unwrap_or(f64::from(x));
+    format!("auto x {}", short(p.regularization) / short(RELATIVE_REGULARIZATION))
 }

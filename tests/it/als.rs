@@ -31,7 +31,7 @@ fn random_matrix(users: usize, items: usize, avg: u64, seed: u64) -> Csr {
 }
 
 fn params(factors: usize, iterations: usize) -> AlsParams {
-    AlsParams { factors, regularization: 0.1, alpha: 2.0, iterations, cg_steps: 3, seed: 7 }
+    AlsParams { factors, regularization: 0.1, relative: false, alpha: 2.0, iterations, cg_steps: 3, seed: 7 }
 }
 
 fn bits(m: &Als) -> (Vec<u32>, Vec<u32>) {
@@ -359,7 +359,7 @@ fn planted_groups_recommend_within_their_group() {
     }
     let data = vec![1.0; indices.len()];
     let x = Csr::new((users, items), indptr, indices, data);
-    let model = Als::fit(&x, &AlsParams { factors: 4, regularization: 0.1, ..AlsParams::default() });
+    let model = Als::fit(&x, &AlsParams { factors: 4, regularization: 0.1, relative: false, ..AlsParams::default() });
     let mut scores = vec![0f32; items];
     for u in 0..users {
         model.score(model.user_factors(u), &mut scores);
@@ -417,4 +417,144 @@ fn odd_inputs_do_not_panic() {
     assert_eq!(out[0], m.item_factors(0)[0]);
     m.score(&[1.0; 9], &mut out[..1]);
     assert!(m.fold_in(&[7, u32::MAX], &[1.0, 1.0]).iter().all(|&v| v == 0.0));
+}
+
+/// The documented default penalty, computed here from its definition, pair by pair over a
+/// list of the entries: twice the square root of the mean, over bought pairs, of the
+/// confidence mass (the sum over the item's buyers of `1 + alpha x`, with negative and
+/// non-finite `alpha x` counting as 0) of the pair's item.
+fn documented_default(x: &Csr, alpha: f32) -> f64 {
+    let entries: Vec<(usize, f32)> = x.iter().map(|(&v, (_, i))| (i as usize, v)).collect();
+    let conf = |v: f32| {
+        let w = f64::from(alpha) * f64::from(v);
+        if w > 0.0 && w.is_finite() { 1.0 + w } else { 1.0 }
+    };
+    let mut sum = 0.0;
+    for &(i, _) in &entries {
+        sum += entries.iter().filter(|e| e.0 == i).map(|e| conf(e.1)).sum::<f64>();
+    }
+    if entries.is_empty() { 0.0 } else { 2.0 * (sum / entries.len() as f64).sqrt() }
+}
+
+/// `got` is `want` rounded to three significant digits.
+fn three_digits_of(got: f32, want: f64) {
+    assert_eq!(format!("{got:.2e}").parse::<f32>().unwrap(), got, "{got} has more than three digits");
+    assert!((f64::from(got) - want).abs() <= 0.005 * want + 1e-9, "{got} is not {want} to three digits");
+}
+
+#[test]
+fn the_default_penalty_follows_the_documented_formula_and_a_given_one_is_kept() {
+    let mut x = random_matrix(120, 30, 6, 11);
+    // Odd values count as confidence 1.
+    let n = x.data().len();
+    x.data_mut()[n / 3] = -2.0;
+    x.data_mut()[n / 2] = f32::NAN;
+    x.data_mut()[n - 1] = f32::INFINITY;
+    let base = AlsParams { factors: 4, iterations: 2, ..AlsParams::default() };
+    assert!(base.relative, "the default penalty is relative to the data");
+    for alpha in [0.0f32, 1.0, 3.5] {
+        let p = AlsParams { alpha, ..base };
+        let want = documented_default(&x, alpha);
+        let m = Als::fit(&x, &p);
+        assert!(!m.params().relative, "the fitted model holds the penalty it used");
+        three_digits_of(m.params().regularization, want);
+        assert_eq!(*m.params(), p.resolve(&x));
+        // Column-major storage resolves to the same penalty.
+        assert_eq!(p.resolve(&x.to_csc()), p.resolve(&x));
+        // A given penalty is kept as it is, and a relative one scales.
+        assert_eq!(
+            Als::fit(&x, &AlsParams { regularization: 0.37, relative: false, ..p }).params().regularization,
+            0.37
+        );
+        let tenth = AlsParams { regularization: 0.2, ..p }.resolve(&x);
+        three_digits_of(tenth.regularization, want / 10.0);
+    }
+    // The scale grows with the confidence: every value times 4 with alpha 1.
+    let mut big = x.clone();
+    big.data_mut().iter_mut().for_each(|v| *v *= 4.0);
+    assert!(base.resolve(&big).regularization > 1.5 * base.resolve(&x).regularization);
+    // Before a fit, a description says the rule: auto, or a multiple of it as auto's search
+    // tries (a tenth and ten times, on the shortest decimal forms).
+    let label = |als: AlsParams| {
+        cobuy::model::describe(&cobuy::model::FitParams {
+            algorithm: cobuy::algo::Algorithm::Als,
+            als,
+            ..Default::default()
+        })
+    };
+    assert!(label(base).contains("regularisation auto,"), "{}", label(base));
+    assert!(label(AlsParams { regularization: 0.2, ..base }).contains("regularisation auto x 0.1,"));
+    assert!(label(AlsParams { regularization: 20.0, ..base }).contains("regularisation auto x 10,"));
+    assert!(label(base.resolve(&x)).contains(&format!("regularisation {},", base.resolve(&x).regularization)));
+    // An empty matrix has no scale: no penalty, and no panic.
+    let empty = Csr::new((3, 4), vec![0; 4], vec![], vec![]);
+    assert_eq!(Als::fit(&empty, &base).params().regularization, 0.0);
+}
+
+/// On a small catalogue (40 items, 64 factors) a fixed penalty of 0.01, implicit's default
+/// and cobuy's before, makes the lists noise, far below popularity; the default penalty
+/// keeps ALS at popularity's level. The data: the seeded generator, a random holdout.
+#[test]
+fn on_a_small_catalogue_the_default_penalty_does_not_collapse() {
+    use cobuy::eval::metrics::Metric;
+    use cobuy::eval::split::SplitMethod;
+    use cobuy::eval::{Target, prepare};
+    use cobuy::model::FitParams;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.csv");
+    let mut csv = Vec::new();
+    cobuy::generate::generate(&cobuy::generate::GenerateParams::new(1500, 40, 6000, 1), &mut csv).unwrap();
+    std::fs::write(&path, csv).unwrap();
+    let cols = cobuy::ingest::Columns::new("customer_id", "item_id");
+    let log = cobuy::ingest::read_log(&path, &cobuy::ingest::IngestOptions::new(cols)).unwrap().0;
+    let prepared = prepare(&log, &SplitMethod::Random { fraction: 0.2, seed: 1 }, false).unwrap();
+    let ndcg = |p: FitParams| {
+        let runs = prepared.evaluate("x", &p, &[10], &[Target::NewItems]).unwrap();
+        runs[0].table.get(Metric::Ndcg, 10).unwrap()
+    };
+    let als = FitParams { algorithm: cobuy::algo::Algorithm::Als, ..FitParams::default() };
+    let popularity = ndcg(FitParams { algorithm: cobuy::algo::Algorithm::Popularity, ..FitParams::default() });
+    let fixed = ndcg(FitParams { als: AlsParams { regularization: 0.01, relative: false, ..als.als }, ..als });
+    let default = ndcg(als);
+    assert!(fixed < 0.6 * popularity, "0.01 scored {fixed}, popularity {popularity}");
+    assert!(default >= 0.95 * popularity, "the default scored {default}, popularity {popularity}");
+}
+
+/// Through the command line: the default penalty is resolved at fit and `inspect` shows the
+/// number; a given one is kept; a bad one is refused with exit code 2.
+#[test]
+fn cli_resolves_the_default_penalty_and_keeps_a_given_one() {
+    use crate::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (header, lines) = purchase_lines(SEED);
+    write_lines(&dir.join("purchases.csv"), &header, &lines);
+    let fit = |extra: &[&str]| {
+        let mut args = vec!["fit", "--purchases", "purchases.csv", "--model", "m.cobuy", "--quiet"];
+        args.extend_from_slice(&COLUMNS);
+        args.extend_from_slice(&["--algorithm", "als", "--factors", "4", "--iterations", "2"]);
+        args.extend_from_slice(extra);
+        run_cobuy(dir, &args)
+    };
+    let inspect = || String::from_utf8_lossy(&run_cobuy(dir, &["inspect", "m.cobuy"]).stdout).into_owned();
+    for extra in [&[][..], &["--regularization", "auto"], &["--als-alpha", "4"]] {
+        let o = fit(extra);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let model = cobuy::model::Model::load(dir.join("m.cobuy")).unwrap();
+        let p = model.params().als;
+        assert!(!p.relative);
+        three_digits_of(p.regularization, documented_default(model.weighted(), p.alpha));
+        let text = inspect();
+        assert!(text.contains(&format!("regularisation {}", p.regularization)), "{extra:?}: {text}");
+    }
+    let o = fit(&["--regularization", "0.5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(cobuy::model::Model::load(dir.join("m.cobuy")).unwrap().params().als.regularization, 0.5);
+    assert!(inspect().contains("regularisation 0.5,"));
+    for bad in ["-1", "abc", "NaN"] {
+        let o = fit(&["--regularization", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("regularization"), "{bad}");
+    }
 }

@@ -491,8 +491,9 @@ fn parse_user_reason(reason: &str) -> Option<(usize, usize, Vec<String>)> {
 fn explain_user_knn_names_similar_customers_who_bought_the_item() {
     let fx = Fx::new();
     // BM25, not user-kNN's default (presence): presence ties so many similarities that
-    // the oracle could decide few rankings.
-    let recs = explained_with(&fx, "user-knn", &["--weighting", "bm25"]);
+    // the oracle could decide few rankings. 50 neighbours, not the default 200, which here
+    // takes nearly every customer who shares an item and leaves little to rank.
+    let recs = explained_with(&fx, "user-knn", &["--weighting", "bm25", "--neighbors", "50"]);
     let w = fx.p.bm25();
     let sims = Purchases::cosines(&w);
     let index: HashMap<&str, usize> = fx.p.customers.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();

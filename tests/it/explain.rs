@@ -199,7 +199,8 @@ fn cli_ease_reasons_name_the_largest_terms() {
 fn cli_als_reasons_name_the_items_closest_in_factor_space() {
     let (model, rows) = fit_and_explain(&["--algorithm", "als", "--factors", "8", "--iterations", "6"]);
     let f = model.params().als.factors;
-    assert_eq!(model.params().als, AlsParams { factors: 8, iterations: 6, ..AlsParams::default() });
+    let flags = AlsParams { factors: 8, iterations: 6, ..AlsParams::default() };
+    assert_eq!(model.params().als, flags.resolve(model.weighted()), "the flags, the default penalty resolved");
     // The item factors, read from the file's AITM section (items x factors, f32 LE).
     let aitm = sections(&model.to_bytes()).into_iter().find(|s| &s.0 == b"AITM").unwrap().1;
     let y: Vec<f64> = aitm.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap()))).collect();

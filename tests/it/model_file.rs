@@ -13,12 +13,12 @@ use cobuy::model::{FORMAT_VERSION, FitInfo, FitParams, Model, ModelError, OLDEST
 
 use crate::common::{SEED, purchase_lines, run_cobuy, write_lines};
 
-fn write_purchases(path: &Path) {
+pub(crate) fn write_purchases(path: &Path) {
     let (header, lines) = purchase_lines(SEED);
     write_lines(path, &header, &lines);
 }
 
-fn columns() -> Columns {
+pub(crate) fn columns() -> Columns {
     let mut cols = Columns::new("customer", "item");
     cols.quantity = Some("quantity".into());
     cols.price = Some("price".into());

@@ -1,7 +1,8 @@
 //! Crafted model files: every checksum passes, but a decoded value is one no fit could
 //! produce (a purchase time outside the years 0000 to 9999, a decay reference out of
 //! range, a pair both bought and seen only, an item its own neighbour, an ingest summary
-//! that does not add up). Each is a clear error, never an overflow or a wrong answer.
+//! that does not add up, an ALS penalty never resolved against the data). Each is a clear
+//! error, never an overflow or a wrong answer.
 //!
 //! Files are rebuilt here from the layout `src/model/format.rs` documents (header, sections
 //! with CRC32 over tag, length and payload, footer), so a damaged value is resealed exactly
@@ -12,7 +13,7 @@ use std::fs;
 use cobuy::model::{Model, ModelError};
 
 use crate::common::run_cobuy;
-use crate::model_file::{fitted, parse, section_headers};
+use crate::model_file::{columns, fitted, parse, section_headers, write_purchases};
 
 type Sections = Vec<([u8; 4], Vec<u8>)>;
 
@@ -191,6 +192,42 @@ fn an_ingest_summary_that_does_not_add_up_is_refused() {
         });
     });
     refused(&file, "outliers that overflow", &["row counts"]);
+}
+
+/// ALS's default penalty is stored resolved, in the shape earlier files have (a number, no
+/// `relative` key), so files of earlier fits read as before (their penalty as written) and
+/// fold-in uses the number; a file claiming a relative penalty was never fitted so.
+#[test]
+fn als_penalty_is_stored_resolved_and_an_unresolved_one_is_refused() {
+    use cobuy::algo::Algorithm;
+    use cobuy::algo::als::AlsParams;
+    use cobuy::model::{FitInfo, FitParams};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("purchases.csv");
+    write_purchases(&csv);
+    let read = cobuy::ingest::read_purchases(&csv, &cobuy::ingest::IngestOptions::new(columns())).unwrap();
+    let params = FitParams {
+        algorithm: Algorithm::Als,
+        als: AlsParams { factors: 6, iterations: 2, ..AlsParams::default() },
+        ..FitParams::default()
+    };
+    let model = Model::fit(read.interactions, &params, FitInfo::default()).unwrap();
+    let als = model.params().als;
+    assert!(!als.relative && als.regularization > 0.0, "{als:?}");
+    assert_eq!(als, params.als.resolve(model.weighted()));
+    let bytes = model.to_bytes();
+    let again = parse(&bytes, "the fitted model").unwrap();
+    assert_eq!(again.params().als, als, "the penalty round-trips");
+    let meta = sections(&bytes).into_iter().find(|s| &s.0 == b"META").unwrap().1;
+    let meta: serde_json::Value = serde_json::from_slice(&meta).unwrap();
+    let stored = meta["params"]["als"].as_object().unwrap();
+    assert_eq!(stored["regularization"].as_f64().unwrap() as f32, als.regularization);
+    assert!(!stored.contains_key("relative"), "earlier builds wrote no such key: {stored:?}");
+    // An earlier fit's file: the old default penalty, read as written.
+    let earlier = meta_edited(&bytes, |v| v["params"]["als"]["regularization"] = 0.01.into());
+    assert_eq!(parse(&earlier, "an earlier fit").unwrap().params().als.regularization, 0.01);
+    let crafted = meta_edited(&bytes, |v| v["params"]["als"]["relative"] = true.into());
+    refused(&crafted, "a relative ALS penalty", &["ALS", "never resolved"]);
 }
 
 /// Through the command line: exit code 2 and the reason, for scoring and for `inspect`.
