@@ -331,7 +331,13 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
         ease_lambda: m.ease_lambda != d.ease_lambda,
         als: m.factors != d.factors || m.regularization != d.regularization,
     };
-    Ok(FitPlan::Auto(AutoParams { base, pins, target: Target::NewItems, max_customers: select::MAX_CUSTOMERS }))
+    Ok(FitPlan::Auto(AutoParams {
+        base,
+        pins,
+        target: Target::NewItems,
+        max_customers: select::MAX_CUSTOMERS,
+        budget: select::Budget::default(),
+    }))
 }
 
 /// The checked fit parameters of a given algorithm: its weighting (`auto` resolved per
