@@ -242,15 +242,33 @@ pub fn fit_on_log(
     fit_model(interactions, &params, info)
 }
 
-/// The one log line of an `auto` choice: what won and why, what was measured, each
-/// candidate skipped with its reason, and the validation split (with its sample).
+/// The one log line of an `auto` choice: what won and why, what was measured, what was
+/// skipped and why (candidates skipped for the same reason together), and the validation
+/// split (with its sample).
 fn auto_line(s: &Selection, seconds: f64) -> String {
     let measured = s.tried.iter().filter(|t| t.score.is_some()).count();
-    let skipped: String = s
-        .tried
+    let mut reasons: Vec<(&str, Vec<&Tried>)> = Vec::new();
+    for t in s.tried.iter().filter(|t| t.score.is_none()) {
+        let note = t.note.as_deref().unwrap_or("not measured");
+        match reasons.iter_mut().find(|(n, _)| *n == note) {
+            Some((_, group)) => group.push(t),
+            None => reasons.push((note, vec![t])),
+        }
+    }
+    let skipped: String = reasons
         .iter()
-        .filter(|t| t.score.is_none())
-        .map(|t| format!("; skipped {} ({})", t.label, t.note.as_deref().unwrap_or("not measured")))
+        .map(|(note, group)| match group.as_slice() {
+            [one] => format!("; skipped {} ({note})", one.label),
+            _ => {
+                let mut families: Vec<&str> = Vec::new();
+                for name in group.iter().map(|t| t.params.algorithm.name()) {
+                    if !families.contains(&name) {
+                        families.push(name);
+                    }
+                }
+                format!("; skipped {} {} candidates ({note})", group.len(), families.join(" and "))
+            }
+        })
         .collect();
     format!(
         "auto: {} ({measured} of {} candidates measured in {seconds:.1}s{skipped}; {}; cobuy inspect lists them)",
@@ -449,14 +467,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_auto_line_names_every_skipped_candidate_with_its_reason() {
+    fn the_auto_line_says_what_was_skipped_and_why_one_reason_at_a_time() {
         let tried = |label: &str, score: Option<f64>, note: Option<&str>| Tried {
             label: label.into(),
             params: FitParams::default(),
             score,
             note: note.map(String::from),
         };
-        let s = Selection {
+        let mut s = Selection {
             split: "validation on the most recent tenth; on a sample of 5 of the 9 customers".into(),
             reason: "item-knn won".into(),
             tried: vec![
@@ -464,12 +482,18 @@ mod tests {
                 tried("ease (b)", None, Some("not tried: too big")),
                 tried("als (c)", None, Some("not tried: too slow")),
                 tried("user-knn (d)", None, None),
+                tried("ease (e)", None, Some("not tried: too big")),
+                tried("ease (f)", Some(0.05), None),
+                tried("ease (g)", None, Some("not tried: too big")),
             ],
             ..Selection::default()
         };
+        for t in &mut s.tried {
+            t.params.algorithm = t.label.split(' ').next().unwrap().parse().unwrap();
+        }
         assert_eq!(
             auto_line(&s, 2.04),
-            "auto: item-knn won (1 of 4 candidates measured in 2.0s; skipped ease (b) (not tried: too big); \
+            "auto: item-knn won (2 of 7 candidates measured in 2.0s; skipped 3 ease candidates (not tried: too big); \
              skipped als (c) (not tried: too slow); skipped user-knn (d) (not measured); validation on the most \
              recent tenth; on a sample of 5 of the 9 customers; cobuy inspect lists them)"
         );
