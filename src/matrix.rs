@@ -285,9 +285,17 @@ impl InteractionsBuilder {
     }
 
     fn key(&mut self, customer: &str, item: &str) -> Result<u64, TooManyIds> {
+        let (c, i) = self.intern(customer, item)?;
+        Ok(u64::from(c.0) << 32 | u64::from(i.0))
+    }
+
+    /// The arrival indices of a customer and an item (added if new), for
+    /// [`InteractionsBuilder::purchase_at`]; [`InteractionsBuilder::finish_with_maps`] says
+    /// where they end up.
+    pub(crate) fn intern(&mut self, customer: &str, item: &str) -> Result<(CustomerIdx, ItemIdx), TooManyIds> {
         let c = self.customers.intern(customer).ok_or(TooManyIds("customer"))?;
         let i = self.items.intern(item).ok_or(TooManyIds("item"))?;
-        Ok(u64::from(c) << 32 | u64::from(i))
+        Ok((CustomerIdx(c), ItemIdx(i)))
     }
 
     /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.
@@ -315,6 +323,13 @@ impl InteractionsBuilder {
     /// Sorts ids naturally, merges the rows of each pair, builds the CSR matrices, and
     /// reports what was merged.
     pub fn finish(self) -> (Interactions, MergeStats) {
+        let (data, stats, _, _) = self.finish_with_maps();
+        (data, stats)
+    }
+
+    /// [`InteractionsBuilder::finish`], with the final index of every arrival index of
+    /// [`InteractionsBuilder::intern`] (customers, then items).
+    pub(crate) fn finish_with_maps(self) -> (Interactions, MergeStats, Vec<u32>, Vec<u32>) {
         let InteractionsBuilder { customers, items, mut lines, seen, has_time, has_amount } = self;
         let (customers, cmap) = customers.finish();
         let (items, imap) = items.finish();
@@ -379,7 +394,7 @@ impl InteractionsBuilder {
         };
         let last_time = has_time.then_some(last_time);
         let amount = has_amount.then_some(amount);
-        (Interactions { customers, items, counts, last_time, amount, seen_only }, stats)
+        (Interactions { customers, items, counts, last_time, amount, seen_only }, stats, cmap, imap)
     }
 }
 

@@ -401,7 +401,13 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
         "all-items" => Target::AllItems,
         other => return Err(bad(format!("--auto-target: unknown {other:?}; accepted: new-items, all-items"))),
     };
-    Ok(FitPlan::Auto(AutoParams { base, pins, target, max_customers: select::MAX_CUSTOMERS }))
+    Ok(FitPlan::Auto(AutoParams {
+        base,
+        pins,
+        target,
+        max_customers: select::MAX_CUSTOMERS,
+        budget: select::Budget::default(),
+    }))
 }
 
 /// The checked fit parameters of a given algorithm: its weighting (`auto` resolved per

@@ -100,14 +100,14 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
 
     let start = Instant::now();
     log.info(format!("reading {}", cmd.input.purchases.display()));
-    let ingest::Logged { log: plog, interactions, summary } =
+    let ingest::Logged { log: plog, interactions, summary, .. } =
         ingest::read_log_with_progress(&cmd.input.purchases, &opts, &mut |_| {})?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
         log.info(line);
     }
     let info = FitInfo { merge: summary.merge, ..FitInfo::default() };
-    let model = super::fit_on_log(&plog, interactions, &fit, info, log)?;
+    let model = super::fit_on_log(&plog, None, interactions, &fit, info, log)?;
     let (baskets, st) = Baskets::from_log(&plog).map_err(|e| bad(e.to_string()))?;
     let rules = baskets.rules(&rule_params);
     log.info(format!(

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::ProgressBar;
 
+use cobuy::eval::select;
 use cobuy::ingest::{self, IngestSummary, Ingested, Logged};
 use cobuy::model::FitParams;
 use cobuy::model::{FitInfo, Model};
@@ -53,13 +54,16 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
         let b = bar.get_or_insert_with(|| log.bar(p.total_bytes, "reading").unwrap_or_else(ProgressBar::hidden));
         b.set_position(p.bytes);
     };
-    // `auto` splits the purchases by time, so it keeps every row; a given algorithm needs
-    // only the merged pairs.
+    // `auto` splits the purchases by time, so it keeps the rows of the customers it may
+    // search on (a sample on large files); a given algorithm needs only the merged pairs.
     let read = match &plan {
         FitPlan::Fixed(params) => {
             Read::Merged(ingest::read_purchases_with_progress(&input.purchases, &opts, &mut progress)?, params)
         }
-        FitPlan::Auto(_) => Read::Log(ingest::read_log_with_progress(&input.purchases, &opts, &mut progress)?),
+        FitPlan::Auto(auto) => {
+            let sample = select::reading_sample(auto);
+            Read::Log(ingest::read_log_sample_with_progress(&input.purchases, &opts, sample, &mut progress)?)
+        }
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -81,7 +85,7 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
     let start = Instant::now();
     let model = match read {
         Read::Merged(r, params) => super::fit_model(r.interactions, params, info)?,
-        Read::Log(r) => super::fit_on_log(&r.log, r.interactions, &plan, info, log)?,
+        Read::Log(r) => super::fit_on_log(&r.log, r.sampled_from, r.interactions, &plan, info, log)?,
     };
     if let FitPlan::Fixed(p) = &plan {
         if p.weighting.half_life_days.is_some() && model.params().weighting.half_life_days.is_none() {

@@ -21,7 +21,7 @@ use cobuy::eval::select;
 use cobuy::ids::{CustomerIdx, IdTable};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::matrix::Interactions;
-use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError};
+use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError, Selection, Tried};
 use cobuy::output::AtomicFile;
 
 use args::FitPlan;
@@ -205,11 +205,13 @@ pub fn fit_model(data: Interactions, params: &FitParams, info: FitInfo) -> Resul
     })
 }
 
-/// Fits `plan` on `interactions`, the merge of every row of `plog`: `auto` first chooses
-/// on a validation split carved from the rows (see `cobuy::eval::select`) and says what it
-/// chose in one line; the record goes into the model.
+/// Fits `plan` on `interactions`, the merge of every row of the file: `auto` first chooses
+/// on a validation split carved from the rows of `plog` (see `cobuy::eval::select`; only
+/// those of a customer sample when `sampled_from` is set, see `ingest::Logged`) and says
+/// in one line what it chose and what it skipped; the record goes into the model.
 pub fn fit_on_log(
     plog: &PurchaseLog,
+    sampled_from: Option<u64>,
     interactions: Interactions,
     plan: &FitPlan,
     mut info: FitInfo,
@@ -220,29 +222,61 @@ pub fn fit_on_log(
         FitPlan::Auto(auto) => {
             let start = Instant::now();
             let bar = log.bar(None, "choosing the algorithm");
-            let (params, selection) = select::choose(plog, None, auto, &mut |t| {
+            let mut progress = |t: &Tried| {
                 if let Some(b) = &bar {
                     b.set_message(format!("choosing the algorithm: tried {}", t.label));
                 }
-            })
+            };
+            let (params, selection) = match sampled_from {
+                Some(n) => select::choose_sampled(plog, n, auto, &mut progress),
+                None => select::choose(plog, None, auto, &mut progress),
+            }
             .map_err(|e| bad(e.to_string()))?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let measured = selection.tried.iter().filter(|t| t.score.is_some()).count();
-            log.info(format!(
-                "auto: {} ({} of {} candidates measured in {:.1}s; {}; cobuy inspect lists them)",
-                selection.reason,
-                measured,
-                selection.tried.len(),
-                start.elapsed().as_secs_f64(),
-                selection.split
-            ));
+            log.info(auto_line(&selection, start.elapsed().as_secs_f64()));
             info.selection = Some(selection);
             params
         }
     };
     fit_model(interactions, &params, info)
+}
+
+/// The one log line of an `auto` choice: what won and why, what was measured, what was
+/// skipped and why (candidates skipped for the same reason together), and the validation
+/// split (with its sample).
+fn auto_line(s: &Selection, seconds: f64) -> String {
+    let measured = s.tried.iter().filter(|t| t.score.is_some()).count();
+    let mut reasons: Vec<(&str, Vec<&Tried>)> = Vec::new();
+    for t in s.tried.iter().filter(|t| t.score.is_none()) {
+        let note = t.note.as_deref().unwrap_or("not measured");
+        match reasons.iter_mut().find(|(n, _)| *n == note) {
+            Some((_, group)) => group.push(t),
+            None => reasons.push((note, vec![t])),
+        }
+    }
+    let skipped: String = reasons
+        .iter()
+        .map(|(note, group)| match group.as_slice() {
+            [one] => format!("; skipped {} ({note})", one.label),
+            _ => {
+                let mut families: Vec<&str> = Vec::new();
+                for name in group.iter().map(|t| t.params.algorithm.name()) {
+                    if !families.contains(&name) {
+                        families.push(name);
+                    }
+                }
+                format!("; skipped {} {} candidates ({note})", group.len(), families.join(" and "))
+            }
+        })
+        .collect();
+    format!(
+        "auto: {} ({measured} of {} candidates measured in {seconds:.1}s{skipped}; {}; cobuy inspect lists them)",
+        s.reason,
+        s.tried.len(),
+        s.split
+    )
 }
 
 pub fn load_model(path: &Path, log: Log) -> Result<Model> {
@@ -427,4 +461,42 @@ pub fn write_batch(
         b.finish_and_clear();
     }
     Ok((stats, start.elapsed().as_secs_f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_auto_line_says_what_was_skipped_and_why_one_reason_at_a_time() {
+        let tried = |label: &str, score: Option<f64>, note: Option<&str>| Tried {
+            label: label.into(),
+            params: FitParams::default(),
+            score,
+            note: note.map(String::from),
+        };
+        let mut s = Selection {
+            split: "validation on the most recent tenth; on a sample of 5 of the 9 customers".into(),
+            reason: "item-knn won".into(),
+            tried: vec![
+                tried("item-knn (a)", Some(0.1), None),
+                tried("ease (b)", None, Some("not tried: too big")),
+                tried("als (c)", None, Some("not tried: too slow")),
+                tried("user-knn (d)", None, None),
+                tried("ease (e)", None, Some("not tried: too big")),
+                tried("ease (f)", Some(0.05), None),
+                tried("ease (g)", None, Some("not tried: too big")),
+            ],
+            ..Selection::default()
+        };
+        for t in &mut s.tried {
+            t.params.algorithm = t.label.split(' ').next().unwrap().parse().unwrap();
+        }
+        assert_eq!(
+            auto_line(&s, 2.04),
+            "auto: item-knn won (2 of 7 candidates measured in 2.0s; skipped 3 ease candidates (not tried: too big); \
+             skipped als (c) (not tried: too slow); skipped user-knn (d) (not measured); validation on the most \
+             recent tenth; on a sample of 5 of the 9 customers; cobuy inspect lists them)"
+        );
+    }
 }

@@ -150,7 +150,7 @@ fn learn(
     let start = Instant::now();
     let opts = ingest_options(input, out)?;
     log.info(format!("reading {}", input.purchases.display()));
-    let ingest::Logged { log: plog, interactions, summary } =
+    let ingest::Logged { log: plog, interactions, summary, .. } =
         ingest::read_log_with_progress(&input.purchases, &opts, &mut |_| {})?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
     for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
@@ -232,7 +232,7 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let Learned { plog, interactions, merge, catalog, upgrades } =
         learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
     let t = Instant::now();
-    let model = super::fit_on_log(&plog, interactions, &fit, FitInfo { merge, ..FitInfo::default() }, log)?;
+    let model = super::fit_on_log(&plog, None, interactions, &fit, FitInfo { merge, ..FitInfo::default() }, log)?;
     log.info(format!(
         "fitted {} for affinity in {:.1}s",
         cobuy::model::describe(model.params()),

@@ -7,13 +7,15 @@
 //!    measurable customers nothing is measured and item-kNN is taken, and the record says
 //!    so.
 //!    Above [`MAX_CUSTOMERS`] customers, a seeded sample of them (all their rows) stands
-//!    for the data, so that choosing costs about the same at any size.
+//!    for the data, so that choosing costs about the same at any size; a file can be read
+//!    keeping only their rows ([`reading_sample`], [`choose_sampled`]).
 //! 2. Measure every family at its defaults (item-kNN, RP3beta, user-kNN, EASE where its
 //!    dense system is small enough, ALS, popularity; buy-again too when bought items may be
 //!    recommended), then refine the two best families one dimension at a time (weighting
 //!    and time decay together, then the family's main parameter), moving only on a strict
 //!    gain. For all items, blend the best collaborative candidate with buy-again at a few
-//!    weights.
+//!    weights. The dense candidates (EASE, ALS) are measured within a [`Budget`]; each one
+//!    skipped is recorded with its reason.
 //! 3. Return the best parameters and a [`Selection`] record; the caller refits on all rows.
 //!
 //! Deterministic: the candidates and their order depend only on the data and the
@@ -22,7 +24,7 @@
 
 use crate::algo::Algorithm;
 use crate::algo::similarity::{Measure, SimilarityParams};
-use crate::ingest::PurchaseLog;
+use crate::ingest::{CustomerSample, PurchaseLog};
 use crate::matrix::Scheme;
 use crate::model::{FitParams, Selection, Tried, describe};
 
@@ -39,6 +41,28 @@ pub const K: usize = 10;
 /// EASE is a candidate only when its smaller dense side (items or customers) is at most
 /// this: a 12,000 x 12,000 solve takes about half a minute on two cores.
 pub const EASE_MAX_SIDE: usize = 12_000;
+/// What the search may spend on its dense candidates, whose cost grows with the catalogue
+/// where the neighbourhood methods' sparse work does not. Deterministic (estimated from
+/// the data's shape, never timed), so the same data gets the same candidates anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// ALS is measured only when its validation scoring (measured customers x items x
+    /// factors multiply-adds: each customer's factors against every item's) is at most
+    /// this. Default 40 billion: 81 billion (12,580 x 100,000 x 64) took 36 s on two
+    /// loaded cores, more than all the neighbourhood candidates together.
+    pub als_scoring: u64,
+    /// EASE candidates are measured while their dense solves (side³ multiply-adds each)
+    /// add up to at most this. Default 3,000 billion: three 10,000 x 10,000 solves, about
+    /// two minutes on two loaded cores; at the sides of The Complete Journey or UCI Online
+    /// Retail (2,000 to 4,000) it allows the whole search.
+    pub ease_solves: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget { als_scoring: 40_000_000_000, ease_solves: 3_000_000_000_000 }
+    }
+}
 /// Customers the search works on at most: above, a seeded sample of customers (all their
 /// rows) stands for the data, so that choosing costs about the same on a million customers
 /// as on this many.
@@ -86,6 +110,8 @@ pub struct AutoParams {
     /// Customers the search works on at most ([`MAX_CUSTOMERS`] by default): above, a
     /// seeded sample of customers (all their rows) stands for the data.
     pub max_customers: usize,
+    /// What the dense candidates may cost.
+    pub budget: Budget,
 }
 
 /// Chooses parameters on validation rows carved from the rows `among` marks (all when
@@ -97,13 +123,42 @@ pub fn choose(
     auto: &AutoParams,
     progress: &mut dyn FnMut(&Tried),
 ) -> Result<(FitParams, Selection), EvalError> {
+    choose_in(log, among, None, auto, progress)
+}
+
+/// What a read keeps for [`choose_sampled`] ([`crate::ingest::read_log_sample_with_progress`]):
+/// the customers the search would sample, so that a file too large to hold row by row
+/// holds only their rows.
+pub fn reading_sample(auto: &AutoParams) -> CustomerSample {
+    CustomerSample { max: auto.max_customers.max(1), rank: |id| id_hash(SEED, id) }
+}
+
+/// [`choose`] on a log read with [`reading_sample`], whose file has `with_purchases`
+/// customers with a purchase row: the same choice, and the same record, as on the whole
+/// file.
+pub fn choose_sampled(
+    log: &PurchaseLog,
+    with_purchases: u64,
+    auto: &AutoParams,
+    progress: &mut dyn FnMut(&Tried),
+) -> Result<(FitParams, Selection), EvalError> {
+    choose_in(log, None, Some(with_purchases), auto, progress)
+}
+
+fn choose_in(
+    log: &PurchaseLog,
+    among: Option<&[bool]>,
+    with_purchases: Option<u64>,
+    auto: &AutoParams,
+    progress: &mut dyn FnMut(&Tried),
+) -> Result<(FitParams, Selection), EvalError> {
     let objective = format!("NDCG@{K} on {}", target_words(auto.target));
     let fallback = family(auto, Algorithm::ItemKnn, false);
     let all: Vec<bool> = match among {
         Some(a) => a.to_vec(),
         None => vec![true; log.rows.len()],
     };
-    let (among, sampled) = sample(log, all, auto.max_customers.max(1));
+    let (among, sampled) = sample(log, all, auto.max_customers.max(1), with_purchases);
     let carved = carve(log, &among, auto.target).map(|(p, split)| match &sampled {
         Some(s) => (p, format!("{split}; on {s}")),
         None => (p, split),
@@ -116,12 +171,10 @@ pub fn choose(
             return Ok((fallback, selection));
         }
     };
-    let customers = match auto.target {
-        Target::AllItems => prepared.summary.measured_all,
-        _ => prepared.summary.measured_new,
-    };
+    let customers = measured(&prepared, auto.target);
     let has_times = log.rows.iter().any(|r| r.time.is_some());
-    let mut search = Search { prepared: &prepared, target: auto.target, tried: Vec::new(), progress };
+    let mut search =
+        Search { prepared: &prepared, target: auto.target, budget: auto.budget, tried: Vec::new(), progress };
 
     // Stage 1: every family at its defaults.
     let mut families: Vec<FitParams> = vec![
@@ -207,6 +260,7 @@ pub fn choose(
 struct Search<'a, 'p> {
     prepared: &'a Prepared,
     target: Target,
+    budget: Budget,
     tried: Vec<Tried>,
     progress: &'p mut dyn FnMut(&Tried),
 }
@@ -218,6 +272,7 @@ impl Search<'_, '_> {
         if let Some(t) = self.tried.iter().find(|t| t.params == params) {
             return t.score;
         }
+        let skip = skip.or_else(|| self.over_budget(&params));
         let label = describe(&params);
         let (score, note) = match skip {
             Some(why) => (None, Some(why)),
@@ -233,14 +288,42 @@ impl Search<'_, '_> {
         (self.progress)(self.tried.last().expect("just pushed"));
         score
     }
+
+    /// Why measuring `p` would cost more than the [`Budget`] allows, if it would.
+    fn over_budget(&self, p: &FitParams) -> Option<String> {
+        match p.algorithm {
+            Algorithm::Als => {
+                let customers = measured(self.prepared, self.target);
+                let (items, factors) = (self.prepared.train().items().len() as u64, p.als.factors as u64);
+                let work = customers.saturating_mul(items).saturating_mul(factors);
+                (work > self.budget.als_scoring).then(|| {
+                    format!(
+                        "not tried: scoring {customers} customers x {items} items x {factors} factors takes {work} \
+                         multiply-adds, above the {} ALS is tried at",
+                        self.budget.als_scoring
+                    )
+                })
+            }
+            Algorithm::Ease => {
+                let side = ease_side(self.prepared) as u64;
+                let solved = self.tried.iter().filter(|t| t.params.algorithm == Algorithm::Ease && t.score.is_some());
+                let work = (solved.count() as u64 + 1).saturating_mul(side.saturating_pow(3));
+                (work > self.budget.ease_solves).then(|| {
+                    format!(
+                        "not tried: with this {side} x {side} solve EASE's solves would take {work} multiply-adds, \
+                         above the {} the search spends on them",
+                        self.budget.ease_solves
+                    )
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The validation split, and a sentence saying which and why; or why there is none.
 pub fn carve(log: &PurchaseLog, all: &[bool], target: Target) -> Result<(Prepared, String), String> {
-    let measured = |p: &Prepared| match target {
-        Target::AllItems => p.summary.measured_all,
-        _ => p.summary.measured_new,
-    };
+    let measured = |p: &Prepared| measured(p, target);
     let purchases = log.rows.iter().zip(all).filter(|(r, a)| **a && r.quantity > 0.0);
     let (n, timed) = purchases.fold((0u64, 0u64), |(n, t), (r, _)| (n + 1, t + u64::from(r.time.is_some())));
     let why = if n > 0 && timed == n {
@@ -285,22 +368,40 @@ pub fn carve(log: &PurchaseLog, all: &[bool], target: Target) -> Result<(Prepare
     }
 }
 
+/// The customers a split measures for `target`.
+fn measured(p: &Prepared, target: Target) -> u64 {
+    match target {
+        Target::AllItems => p.summary.measured_all,
+        _ => p.summary.measured_new,
+    }
+}
+
 /// Keeps the rows of at most `max` customers with purchases among `among`: those
-/// whose ids hash lowest, all their rows; says so when it drops any.
-fn sample(log: &PurchaseLog, mut among: Vec<bool>, max: usize) -> (Vec<bool>, Option<String>) {
+/// whose ids hash lowest, all their rows; says so when it drops any. `with_purchases`:
+/// the customers with purchases in the whole file when `log` holds only the rows that
+/// [`reading_sample`] kept.
+fn sample(
+    log: &PurchaseLog,
+    mut among: Vec<bool>,
+    max: usize,
+    with_purchases: Option<u64>,
+) -> (Vec<bool>, Option<String>) {
     let mut buys = vec![false; log.customers.len()];
     for (r, _) in log.rows.iter().zip(&among).filter(|(r, a)| **a && r.quantity > 0.0) {
         buys[r.customer.get()] = true;
     }
     let mut ranked: Vec<(u64, u32)> =
         (0..buys.len() as u32).filter(|&c| buys[c as usize]).map(|c| (id_hash(SEED, log.customers.id(c)), c)).collect();
-    let n = ranked.len();
+    let n = with_purchases.map_or(ranked.len(), |n| n as usize);
     if n <= max {
         return (among, None);
     }
-    ranked.select_nth_unstable(max);
+    if ranked.len() > max {
+        ranked.select_nth_unstable(max);
+    }
+    ranked.truncate(max);
     let mut keep = vec![false; buys.len()];
-    for &(_, c) in &ranked[..max] {
+    for &(_, c) in &ranked {
         keep[c as usize] = true;
     }
     for (a, r) in among.iter_mut().zip(&log.rows) {

@@ -1,6 +1,8 @@
 //! The accepted rows of a purchases file, unmerged: what a split by time, basket or
 //! chance needs, and what each part's [`Interactions`] are built from.
 
+use std::collections::BinaryHeap;
+
 use crate::ids::{CustomerIdx, IdTable, Interner, ItemIdx};
 use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
 
@@ -62,45 +64,133 @@ impl PurchaseLog {
     }
 }
 
-/// Collects rows with ids in arrival order; [`LogBuilder::finish`] renumbers them.
-#[derive(Debug, Default)]
+/// Which customers' rows a sampled read keeps: those of the `max` customers with a
+/// purchase row whose `rank` (of the id) is lowest, and possibly a few more (ties, and
+/// whoever is not yet known to rank too high), so that the caller can trim to the exact
+/// sample, the lowest `max` by rank then natural id order, as it would on the whole log.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerSample {
+    /// Customers with a purchase row kept at least.
+    pub max: usize,
+    /// The customer's rank, from the id alone (a seeded hash).
+    pub rank: fn(&str) -> u64,
+}
+
+/// Merges every row, and keeps every row unmerged too, or with a [`CustomerSample`] only
+/// the rows of its candidates: a row is kept while its customer's rank is at most the
+/// `max`-th lowest rank among the customers with a purchase row so far. That bound only
+/// falls, so every row of the final sample is kept, and memory holds the merged pairs and
+/// about the sample's rows, not every row of the file.
 pub(super) struct LogBuilder {
-    customers: Interner,
-    items: Interner,
+    merged: InteractionsBuilder,
+    sample: Option<CustomerSample>,
+    /// Per customer arrival index: its rank, and whether it has a purchase row yet.
+    ranks: Vec<(u64, bool)>,
+    /// The `max` lowest ranks of the customers with a purchase row so far.
+    lowest: BinaryHeap<u64>,
+    with_purchases: u64,
     baskets: Interner,
     has_basket: bool,
+    /// Kept rows, by arrival indices.
     rows: Vec<LogRow>,
+    /// Rows whose customers rank too high are dropped when `rows` reaches this...
+    compact_at: usize,
+    /// ...which is then twice the rows left, and at least this.
+    compact_floor: usize,
 }
 
 impl LogBuilder {
+    pub(super) fn new(sample: Option<CustomerSample>) -> Self {
+        LogBuilder {
+            merged: InteractionsBuilder::new(),
+            sample,
+            ranks: Vec::new(),
+            lowest: BinaryHeap::new(),
+            with_purchases: 0,
+            baskets: Interner::default(),
+            has_basket: false,
+            rows: Vec::new(),
+            compact_at: 1 << 20,
+            compact_floor: 1 << 20,
+        }
+    }
+
+    /// The highest rank still kept (every rank while fewer than `max` customers bought).
+    fn bound(&self) -> u64 {
+        match (self.sample, self.lowest.peek()) {
+            (Some(s), Some(&top)) if self.lowest.len() >= s.max => top,
+            _ => u64::MAX,
+        }
+    }
+
+    /// Drops the kept rows of customers that now rank too high.
+    fn compact(&mut self) {
+        let bound = self.bound();
+        if bound < u64::MAX {
+            let ranks = &self.ranks;
+            self.rows.retain(|r| ranks[r.customer.get()].0 <= bound);
+        }
+    }
+
     fn push(&mut self, customer: &str, item: &str, quantity: f64, rest: Option<Bought<'_>>) -> Result<(), TooManyIds> {
-        let c = self.customers.intern(customer).ok_or(TooManyIds("customer"))?;
-        let i = self.items.intern(item).ok_or(TooManyIds("item"))?;
-        let (amount, time, basket) = match rest {
-            Some(r) => {
-                let basket = match r.basket {
-                    Some(b) => Some(self.baskets.intern(b).ok_or(TooManyIds("basket"))?),
-                    None => None,
-                };
-                (r.amount, r.time, basket)
+        let (c, i) = self.merged.intern(customer, item)?;
+        let (amount, time) = rest.as_ref().map_or((None, None), |r| (r.amount, r.time));
+        match rest {
+            Some(_) => self.merged.purchase_at(c, i, quantity, amount, time),
+            None => self.merged.seen_at(c, i),
+        }
+        if let Some(sample) = self.sample {
+            if c.get() == self.ranks.len() {
+                self.ranks.push(((sample.rank)(customer), false));
             }
-            None => (None, None, None),
+            let (rank, bought) = &mut self.ranks[c.get()];
+            let rank = *rank;
+            if quantity > 0.0 && !*bought {
+                *bought = true;
+                self.with_purchases += 1;
+                if self.lowest.len() < sample.max {
+                    self.lowest.push(rank);
+                } else if self.lowest.peek().is_some_and(|&top| rank < top) {
+                    self.lowest.pop();
+                    self.lowest.push(rank);
+                }
+            }
+            if rank > self.bound() {
+                return Ok(());
+            }
+        }
+        let basket = match rest.and_then(|r| r.basket) {
+            Some(b) => Some(self.baskets.intern(b).ok_or(TooManyIds("basket"))?),
+            None => None,
         };
-        self.rows.push(LogRow { customer: CustomerIdx(c), item: ItemIdx(i), quantity, amount, time, basket });
+        self.rows.push(LogRow { customer: c, item: i, quantity, amount, time, basket });
+        if self.sample.is_some() && self.rows.len() >= self.compact_at {
+            self.compact();
+            self.compact_at = (2 * self.rows.len()).max(self.compact_floor);
+        }
         Ok(())
     }
 
-    pub(super) fn finish(self) -> PurchaseLog {
-        let LogBuilder { customers, items, baskets, has_basket, mut rows } = self;
-        let (customers, cmap) = customers.finish();
-        let (items, imap) = items.finish();
+    /// The merge of every row, the kept rows (in file order) over the merge's id tables,
+    /// and, with a sample, the number of customers with a purchase row.
+    pub(super) fn finish(mut self) -> (PurchaseLog, Interactions, MergeStats, Option<u64>) {
+        self.compact();
+        let sampled_from = self.sample.map(|_| self.with_purchases);
+        let LogBuilder { merged, baskets, has_basket, mut rows, .. } = self;
+        let (merged, stats, cmap, imap) = merged.finish_with_maps();
         let (baskets, bmap) = baskets.finish();
         for r in &mut rows {
             r.customer = CustomerIdx(cmap[r.customer.get()]);
             r.item = ItemIdx(imap[r.item.get()]);
             r.basket = r.basket.map(|b| bmap[b as usize]);
         }
-        PurchaseLog { customers, items, baskets: has_basket.then_some(baskets), rows }
+        let log = PurchaseLog {
+            customers: merged.customers().clone(),
+            items: merged.items().clone(),
+            baskets: has_basket.then_some(baskets),
+            rows,
+        };
+        (log, merged, stats, sampled_from)
     }
 }
 
@@ -115,7 +205,58 @@ impl RowSink for LogBuilder {
         self.push(customer, item, 0.0, None)
     }
 
+    /// Every basket of the file when every row is kept.
     fn baskets(&self) -> Option<u64> {
-        Some(self.baskets.len() as u64)
+        self.sample.is_none().then_some(self.baskets.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distinct ranks for `c0` to `c39`; anyone else ranks last.
+    fn rank(id: &str) -> u64 {
+        id.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()).map_or(u64::MAX, |n| n * 7919 % 1009)
+    }
+
+    fn bought<'a>(customer: &'a str, item: &'a str, quantity: f64) -> Bought<'a> {
+        Bought { customer, item, quantity, amount: None, time: Some(1), basket: None }
+    }
+
+    #[test]
+    fn dropping_rows_while_reading_keeps_every_row_of_the_final_sample() {
+        let ids: Vec<String> = (0..40).map(|c| format!("c{c}")).collect();
+        let mut b = LogBuilder::new(Some(CustomerSample { max: 5, rank }));
+        (b.compact_at, b.compact_floor) = (8, 8);
+        // Customers in turn, three rows each, and a customer with a return only: the bound
+        // falls as customers arrive, and rows are dropped many times on the way.
+        let mut fed = Vec::new();
+        for round in 0..3 {
+            for (c, id) in ids.iter().enumerate() {
+                let item = format!("i{}", (c + round) % 7);
+                b.bought(bought(id, &item, 1.0)).unwrap();
+                fed.push((id.clone(), item));
+            }
+        }
+        b.bought(bought("returner", "i1", -1.0)).unwrap();
+        assert!(b.rows.len() < fed.len(), "{} rows held", b.rows.len());
+        let (log, merged, _, sampled_from) = b.finish();
+        assert_eq!(sampled_from, Some(40));
+        // The merge holds every purchase of the file, and the return as seen.
+        assert_eq!(merged.counts().data().iter().sum::<f32>(), 120.0);
+        assert_eq!(merged.seen_only_pairs(), 1);
+        // The oracle: the five lowest ranks, all their rows in the order fed.
+        let mut by_rank: Vec<&String> = ids.iter().collect();
+        by_rank.sort_by_key(|id| rank(id));
+        let sample = &by_rank[..5];
+        let want: Vec<(String, String)> = fed.iter().filter(|(c, _)| sample.contains(&c)).cloned().collect();
+        let got: Vec<(String, String)> = log
+            .rows
+            .iter()
+            .map(|r| (log.customers.id(r.customer.0).to_string(), log.items.id(r.item.0).to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(log.customers.len(), 41, "the id tables are the whole file's");
     }
 }

@@ -17,7 +17,7 @@ pub(crate) use delimited::{
     Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, row_error, shown, shown_number,
 };
 use log::LogBuilder;
-pub use log::{LogRow, PurchaseLog};
+pub use log::{CustomerSample, LogRow, PurchaseLog};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -458,6 +458,9 @@ pub struct Logged {
     pub interactions: Interactions,
     /// What happened to every row.
     pub summary: IngestSummary,
+    /// `None` when `log` holds every accepted row; after [`read_log_sample_with_progress`],
+    /// the customers with a purchase row in the file (`log` holds the rows of some of them).
+    pub sampled_from: Option<u64>,
 }
 
 /// [`read_log`] with the merged rows, calling `progress` every 65,536 rows and at the end.
@@ -466,15 +469,35 @@ pub fn read_log_with_progress(
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Logged, IngestError> {
-    let path = path.as_ref();
-    let mut sink = LogBuilder::default();
+    read_into_log(path.as_ref(), opts, None, progress)
+}
+
+/// [`read_log_with_progress`] keeping unmerged only the rows of the customers `sample`
+/// ranks lowest (at least the `max` lowest of those with a purchase row, all of them when
+/// there are no more; see [`CustomerSample`]); the merge and the summary still cover every
+/// row. For a search on a sample of a file too large to hold row by row.
+pub fn read_log_sample_with_progress(
+    path: impl AsRef<Path>,
+    opts: &IngestOptions,
+    sample: CustomerSample,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Logged, IngestError> {
+    read_into_log(path.as_ref(), opts, Some(sample), progress)
+}
+
+fn read_into_log(
+    path: &Path,
+    opts: &IngestOptions,
+    sample: Option<CustomerSample>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Logged, IngestError> {
+    let mut sink = LogBuilder::new(sample);
     let mut sum = read_rows(path, opts, progress, &mut sink)?;
-    let log = sink.finish();
+    let (log, merged, merge, sampled_from) = sink.finish();
     sum.customers = log.customers.len() as u64;
     sum.items = log.items.len() as u64;
     // Counted after netting, by the same merge as `read_purchases`: a customer whose
     // returns cancel every purchase has none left.
-    let (merged, merge) = log.interactions(&vec![true; log.rows.len()]);
     sum.customers_with_purchases = merged.customers_with_purchases() as u64;
     sum.merge = merge;
     sum.merged_rows = merge.merged_rows;
@@ -485,7 +508,7 @@ pub fn read_log_with_progress(
             detail: summary_breakdown(&sum),
         });
     }
-    Ok(Logged { log, interactions: merged, summary: sum })
+    Ok(Logged { log, interactions: merged, summary: sum, sampled_from })
 }
 
 /// Where accepted rows go: a merging [`InteractionsBuilder`] or a [`LogBuilder`].

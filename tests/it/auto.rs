@@ -6,6 +6,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use cobuy::eval::Target;
+use cobuy::eval::select::{AutoParams, Budget, Pins, choose, choose_sampled, reading_sample};
+use cobuy::ingest::{Columns, IngestOptions, read_log, read_log_sample_with_progress, read_log_with_progress};
+use cobuy::model::FitParams;
+
 use super::common::{COLUMNS, SEED, purchase_lines, run_cobuy, write_lines};
 
 /// Fits `purchases.csv` in `dir` with `args` on top of the file's columns; returns stderr.
@@ -164,25 +169,25 @@ fn the_choice_and_the_model_bytes_do_not_depend_on_the_thread_count() {
     assert!(models[0] == models[1], "the model bytes differ between 1 and 3 threads");
 }
 
-#[test]
-fn above_the_customer_limit_a_hashed_sample_of_customers_is_searched_with_all_their_rows() {
-    use cobuy::eval::Target;
-    use cobuy::eval::select::{AutoParams, Pins, choose};
-    use cobuy::ingest::{Columns, IngestOptions, read_log};
-    use cobuy::model::FitParams;
+/// `auto`'s parameters at the defaults but for its limits.
+fn auto_params(max_customers: usize, budget: Budget) -> AutoParams {
+    AutoParams { base: FitParams::default(), pins: Pins::default(), target: Target::NewItems, max_customers, budget }
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    purchases(dir.path());
+/// How to read the shared test purchases through the library.
+fn options() -> IngestOptions {
     let mut cols = Columns::new("customer", "item");
     cols.time = Some("time".into());
     cols.quantity = Some("quantity".into());
-    let (log, _) = read_log(dir.path().join("purchases.csv"), &IngestOptions::new(cols)).unwrap();
-    let auto = |max_customers| AutoParams {
-        base: FitParams::default(),
-        pins: Pins::default(),
-        target: Target::NewItems,
-        max_customers,
-    };
+    IngestOptions::new(cols)
+}
+
+#[test]
+fn above_the_customer_limit_a_hashed_sample_of_customers_is_searched_with_all_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let (log, _) = read_log(dir.path().join("purchases.csv"), &options()).unwrap();
+    let auto = |max_customers| auto_params(max_customers, Budget::default());
     let (_, whole) = choose(&log, None, &auto(1000), &mut |_| {}).unwrap();
     assert!(!whole.split.contains("sample"), "{}", whole.split);
     // 150 of the customers with purchases: the same 150 whatever the row order, so the
@@ -206,6 +211,145 @@ fn above_the_customer_limit_a_hashed_sample_of_customers_is_searched_with_all_th
     reversed.rows.reverse();
     let (_, again) = choose(&reversed, None, &auto(150), &mut |_| {}).unwrap();
     assert_eq!(again, sampled);
+}
+
+#[test]
+fn reading_only_the_sampled_customers_rows_keeps_their_rows_and_the_choice_of_sampling_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let (header, mut lines) = purchase_lines(SEED);
+    write_lines(&dir.path().join("purchases.csv"), &header, &lines);
+    lines.reverse();
+    write_lines(&dir.path().join("reversed.csv"), &header, &lines);
+    let whole = read_log_with_progress(dir.path().join("purchases.csv"), &options(), &mut |_| {}).unwrap();
+    let log = &whole.log;
+    // The customers with a purchase row, and those without (returns only).
+    let mut buyers: Vec<u32> = log.rows.iter().filter(|r| r.quantity > 0.0).map(|r| r.customer.0).collect();
+    buyers.sort_unstable();
+    buyers.dedup();
+    assert!(buyers.len() > 200, "{}", buyers.len());
+    for max in [150, 100_000] {
+        let auto = auto_params(max, Budget::default());
+        let sample = reading_sample(&auto);
+        // The oracle: the `max` buyers of lowest rank (ties by natural id order), sampled
+        // after reading every row.
+        let mut ranked = buyers.clone();
+        ranked.sort_by_key(|&c| ((sample.rank)(log.customers.id(c)), c));
+        ranked.truncate(max);
+        let chosen = choose(log, None, &auto, &mut |_| {}).unwrap();
+        for file in ["purchases.csv", "reversed.csv"] {
+            let read = read_log_sample_with_progress(dir.path().join(file), &options(), sample, &mut |_| {}).unwrap();
+            let part = &read.log;
+            assert_eq!((&part.customers, &part.items), (&log.customers, &log.items), "{file}: the whole file's ids");
+            assert_eq!(read.sampled_from, Some(buyers.len() as u64));
+            // The merge and the summary still cover every row.
+            assert_eq!(read.summary, whole.summary);
+            assert_eq!(read.interactions.counts(), whole.interactions.counts());
+            // Every row of the sampled customers, in file order; any other row kept is of a
+            // customer without a purchase row.
+            let of = |rows: &[cobuy::ingest::LogRow], keep: &dyn Fn(u32) -> bool| {
+                rows.iter().filter(|r| keep(r.customer.0)).copied().collect::<Vec<_>>()
+            };
+            let mut want = of(&log.rows, &|c| ranked.contains(&c));
+            if file == "reversed.csv" {
+                want.reverse();
+            }
+            assert_eq!(of(&part.rows, &|c| ranked.contains(&c)), want, "{file}");
+            assert!(
+                of(&part.rows, &|c| !ranked.contains(&c)).iter().all(|r| buyers.binary_search(&r.customer.0).is_err())
+            );
+            if max < buyers.len() {
+                assert!(
+                    part.rows.len() < log.rows.len() * 2 / 3,
+                    "{file}: {} of {} rows",
+                    part.rows.len(),
+                    log.rows.len()
+                );
+            } else {
+                assert_eq!(part.rows.len(), log.rows.len());
+            }
+            // The same choice, and the same record, as sampling after.
+            let again = choose_sampled(part, buyers.len() as u64, &auto, &mut |_| {}).unwrap();
+            assert_eq!(again, chosen, "{file}, at most {max} customers");
+        }
+    }
+}
+
+#[test]
+fn als_above_its_scoring_budget_is_skipped_and_the_record_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let (log, _) = read_log(dir.path().join("purchases.csv"), &options()).unwrap();
+    let (_, open) = choose(&log, None, &auto_params(100_000, Budget::default()), &mut |_| {}).unwrap();
+    let als = |t: &&cobuy::model::Tried| t.params.algorithm == cobuy::algo::Algorithm::Als;
+    assert!(open.tried.iter().filter(als).all(|t| t.score.is_some()), "{open:#?}");
+    // Scoring costs measured customers x items x factors multiply-adds; a budget one below
+    // the default ALS's skips it, and every other family is still measured.
+    let work = open.customers * log.items.len() as u64 * 64;
+    let budget = Budget { als_scoring: work - 1, ..Budget::default() };
+    let (params, tight) = choose(&log, None, &auto_params(100_000, budget), &mut |_| {}).unwrap();
+    assert_ne!(params.algorithm, cobuy::algo::Algorithm::Als);
+    let skipped: Vec<_> = tight.tried.iter().filter(als).collect();
+    assert!(!skipped.is_empty(), "{tight:#?}");
+    for t in skipped {
+        assert_eq!(t.score, None);
+        let note = t.note.as_deref().unwrap();
+        let factors = t.params.als.factors as u64;
+        let want = format!(
+            "not tried: scoring {} customers x {} items x {factors} factors takes {} multiply-adds, above the {} ALS is \
+             tried at",
+            open.customers,
+            log.items.len(),
+            open.customers * log.items.len() as u64 * factors,
+            work - 1
+        );
+        assert_eq!(note, want);
+    }
+    assert!(tight.tried.iter().filter(|t| !als(t)).all(|t| t.score.is_some()), "{tight:#?}");
+}
+
+#[test]
+fn ease_solves_beyond_the_budget_are_skipped_and_the_record_says_why() {
+    use cobuy::algo::Algorithm;
+    use cobuy::eval::split::{Cutoff, SplitMethod};
+
+    let dir = tempfile::tempdir().unwrap();
+    purchases(dir.path());
+    let (log, _) = read_log(dir.path().join("purchases.csv"), &options()).unwrap();
+    // The side of EASE's dense system: the fewer of the items bought and the customers who
+    // bought in the training part of the split auto carves here (the most recent tenth).
+    let method = SplitMethod::Time { cutoff: Cutoff::LastShare(0.1) };
+    let prepared = cobuy::eval::prepare_within(&log, &vec![true; log.rows.len()], &method).unwrap();
+    let counts = prepared.train().counts();
+    let customers = (0..counts.rows()).filter(|&c| counts.outer_view(c).is_some_and(|r| r.nnz() > 0)).count();
+    let mut bought = vec![false; counts.cols()];
+    for (_, (_, j)) in counts.iter() {
+        bought[j as usize] = true;
+    }
+    let side = customers.min(bought.iter().filter(|&&b| b).count()) as u64;
+    let cube = side.pow(3);
+    let ease = |t: &&cobuy::model::Tried| t.params.algorithm == Algorithm::Ease;
+    // A budget below one solve skips every EASE candidate; one of exactly one solve
+    // measures the first and skips any other.
+    for (budget, measured) in [(cube - 1, 0), (cube, 1)] {
+        let auto = auto_params(100_000, Budget { ease_solves: budget, ..Budget::default() });
+        let (_, sel) = choose(&log, None, &auto, &mut |_| {}).unwrap();
+        assert!(sel.split.starts_with("validation on the most recent tenth"), "{}", sel.split);
+        let tried: Vec<_> = sel.tried.iter().filter(ease).collect();
+        assert!(tried.len() > measured, "{sel:#?}");
+        for (n, t) in tried.iter().enumerate() {
+            if n < measured {
+                assert!(t.score.is_some(), "{t:?}");
+                continue;
+            }
+            let want = format!(
+                "not tried: with this {side} x {side} solve EASE's solves would take {} multiply-adds, above the \
+                 {budget} the search spends on them",
+                (measured as u64 + 1) * cube
+            );
+            assert_eq!((t.score, t.note.as_deref()), (None, Some(want.as_str())));
+        }
+        assert!(sel.tried.iter().filter(|t| !ease(t)).all(|t| t.score.is_some()), "{sel:#?}");
+    }
 }
 
 #[test]
