@@ -299,7 +299,9 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
     log.info(format!("reading {}", job.input.purchases.display()));
     let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+    for line in
+        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
+    {
         log.info(line);
     }
     let mut prepared = ev::prepare(&plog, &plan.method, job.split.validation).map_err(|e| bad(e.to_string()))?;

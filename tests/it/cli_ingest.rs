@@ -106,6 +106,7 @@ fn rejected_by_reason(stderr: &str) -> &str {
     stderr
         .lines()
         .find_map(|l| l.strip_prefix("cobuy: rejected by reason: "))
+        .map(|l| l.split_once("; written to ").map_or(l, |(reasons, _)| reasons))
         .unwrap_or_else(|| panic!("no `rejected by reason:` line in stderr:\n{stderr}"))
 }
 
@@ -419,8 +420,30 @@ fn skip_invalid_writes_the_rejects_file() {
     assert_eq!(code, 0, "{stderr}");
     check_skip_invalid_log(&stderr);
     check_rejects_file(&rejects);
-    assert!(stderr.contains(&format!("rejected rows written to {}", s(&rejects))), "{stderr}");
+    assert!(stderr.contains(&format!("; written to {}", s(&rejects))), "{stderr}");
     assert!(sc.model().exists());
+    // Commands writing an offer file put the rejects beside it by default, and say so.
+    let out = sc.out().join("rules.csv");
+    let (code, _, stderr) = cobuy(&[
+        "rules",
+        "--purchases",
+        s(&f),
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--quantity-col",
+        "quantity",
+        "--time-col",
+        "date",
+        "--skip-invalid",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let beside = sc.out().join("rules.csv.rejects.csv");
+    assert!(stderr.contains(&format!("; written to {}", s(&beside))), "{stderr}");
+    check_rejects_file(&beside);
 }
 
 #[test]
@@ -664,7 +687,8 @@ fn recommend_customer_list_with_an_unknown_id() {
         .lines()
         .find(|l| l.contains("not in the model"))
         .unwrap_or_else(|| panic!("no note about the unknown id:\n{stderr}"));
-    assert!(note.contains(&format!("{}:2: \"nobody\"", s(&list))), "{note:?}");
+    assert!(note.starts_with(&format!("cobuy: {}: 1 of its 3 customer ids is not in the model", s(&list))), "{note:?}");
+    assert!(note.contains("\"nobody\" (line 2)"), "{note:?}");
 
     let rows = read_csv(&out);
     assert_eq!(rows[0], ["customer_id", "rank", "item_id", "score", "source"]);
