@@ -12,7 +12,7 @@
 //! whose every key may be left out is `#[serde(default)]` and its `Default` is what clap
 //! makes of no flags at all ([`flag_defaults`]), so a missing key and a missing flag cannot
 //! drift apart. `[input]` has a required key (`purchases`), so serde cannot default it as a
-//! whole; its three defaulted keys read the same constants as their flags.
+//! whole; its defaulted key reads the same constant as its flag.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -75,8 +75,6 @@ pub fn set_job_threads(flag: usize, job: Option<usize>) -> Result<()> {
 // Input: the purchases file and its columns
 // ---------------------------------------------------------------------------------------
 
-const CUSTOMER_COL: &str = "1";
-const ITEM_COL: &str = "2";
 const RETURNS: &str = "net";
 
 /// How to read the purchases file (flags, or the `[input]` table of a job file).
@@ -86,14 +84,17 @@ pub struct InputArgs {
     /// Purchases file: CSV or TSV, plain or gzip; `-` reads standard input.
     #[arg(long)]
     pub purchases: PathBuf,
-    /// Customer id column: header name or 1-based position.
-    #[arg(long, default_value = CUSTOMER_COL)]
-    #[serde(default = "InputArgs::customer_col")]
-    pub customer_col: String,
-    /// Item id column: header name or 1-based position.
-    #[arg(long, default_value = ITEM_COL)]
-    #[serde(default = "InputArgs::item_col")]
-    pub item_col: String,
+    /// Customer id column: header name or 1-based position (default: the header column
+    /// with a well-known name, such as CustomerID, customer_id, household_id or user_id;
+    /// none or several is an error).
+    #[arg(long)]
+    #[serde(default)]
+    pub customer_col: Option<String>,
+    /// Item id column: header name or 1-based position (default: the header column with a
+    /// well-known name, such as StockCode, product_id, item_id or sku).
+    #[arg(long)]
+    #[serde(default)]
+    pub item_col: Option<String>,
     /// Purchase time column (unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339).
     #[arg(long)]
     #[serde(default)]
@@ -146,12 +147,6 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    fn customer_col() -> String {
-        CUSTOMER_COL.into()
-    }
-    fn item_col() -> String {
-        ITEM_COL.into()
-    }
     fn returns() -> String {
         RETURNS.into()
     }
@@ -166,9 +161,11 @@ fn column(s: &str, flag: &str) -> Result<ColumnRef> {
 /// `MODEL_PATH.rejects.csv`.
 pub fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
     let opt = |c: &Option<String>, flag| c.as_deref().map(|s| column(s, flag)).transpose();
+    // Not given: found by name in the header, and logged (never a guess by position).
+    let required = |c: &Option<String>, flag| c.as_deref().map_or(Ok(ColumnRef::Detect), |s| column(s, flag));
     let columns = Columns {
-        customer: column(&a.customer_col, "--customer-col")?,
-        item: column(&a.item_col, "--item-col")?,
+        customer: required(&a.customer_col, "--customer-col")?,
+        item: required(&a.item_col, "--item-col")?,
         quantity: opt(&a.quantity_col, "--quantity-col")?,
         price: opt(&a.price_col, "--price-col")?,
         amount: opt(&a.amount_col, "--amount-col")?,
@@ -1107,7 +1104,7 @@ mod tests {
             (vec![5, 10, 20], vec!["new-items".into(), "all-items".into()], vec!["ndcg".to_string(), "recall".into()])
         );
         let i: InputArgs = toml::from_str("purchases = \"p.csv\"").unwrap();
-        assert_eq!((i.customer_col.as_str(), i.item_col.as_str(), i.returns.as_str()), ("1", "2", "net"));
+        assert_eq!((i.customer_col, i.item_col, i.returns.as_str()), (None, None, "net"));
         assert!(toml::from_str::<InputArgs>("").is_err(), "purchases stays required");
     }
 }

@@ -314,7 +314,18 @@ pub fn create_parent(path: &Path) -> Result<()> {
 /// The run summary as log lines: every row accounted for, and where the rejected rows
 /// went (`rejects`, the file of `--skip-invalid`).
 pub fn summary_lines(s: &IngestSummary, rejects: Option<&Path>) -> Vec<String> {
-    let mut v = vec![format!("rows: {} read = {}", s.rows_read, ingest::summary_breakdown(s))];
+    let mut v = Vec::new();
+    if let Some(c) = &s.columns_found {
+        let found: Vec<String> =
+            c.found.iter().map(|(role, name, p)| format!("{role} = {name} (column {p})")).collect();
+        let flags: Vec<String> = c.found.iter().map(|(role, _, _)| format!("--{role}-col")).collect();
+        let mut line = format!("columns found by name: {} ({} to choose others)", found.join(", "), flags.join(", "));
+        if !c.unread.is_empty() {
+            line.push_str(&format!("; not read: {}", c.unread.join(", ")));
+        }
+        v.push(line);
+    }
+    v.push(format!("rows: {} read = {}", s.rows_read, ingest::summary_breakdown(s)));
     if !s.rejected_by_reason.is_empty() {
         let reasons: Vec<String> = s.rejected_by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
         let to = rejects.map_or(String::new(), |r| format!("; written to {}", r.display()));

@@ -197,6 +197,78 @@ fn named_column_without_a_header() {
     assert_row_error(&sc, &res, &f, 1, "customer", "columns can be named only when the file has a header");
 }
 
+/// Without `--customer-col` and `--item-col`, the columns are found by their well-known
+/// names wherever they are in the header (UCI Online Retail's order: the invoice first,
+/// which a guess by position took as the customer), and the log says which were used, how
+/// to choose others, and which columns were not read.
+#[test]
+fn customer_and_item_columns_are_found_by_name_and_logged() {
+    let sc = Scratch::new();
+    let f = sc.input(
+        "retail.csv",
+        b"InvoiceNo,StockCode,Quantity,Customer ID\n536365,85123A,6,17850\n536365,71053,6,17850\n536366,22633,6,17851\n",
+    );
+    let (code, _, stderr) = sc.fit(&f, &["--algorithm", "popularity"]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("columns found by name")).unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        line,
+        "cobuy: columns found by name: customer = Customer ID (column 4), item = StockCode (column 2) \
+         (--customer-col, --item-col to choose others); not read: InvoiceNo, Quantity"
+    );
+    let out = sc.out().join("recs.csv");
+    let (code, _, stderr) = cobuy(&["recommend", "--model", s(&sc.model()), "--top", "3", "--out", s(&out)]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = read_csv(&out);
+    let customers: BTreeSet<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    let items: BTreeSet<&str> = rows[1..].iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(customers, BTreeSet::from(["17850", "17851"]));
+    assert!(items.is_subset(&BTreeSet::from(["85123A", "71053", "22633"])), "{items:?}");
+
+    // A flag given wins, and the other column is still found (and logged alone).
+    let (code, _, stderr) = sc.fit(&f, &["--algorithm", "popularity", "--customer-col", "InvoiceNo"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("columns found by name: item = StockCode (column 2) (--item-col to choose others); not read: Quantity, Customer ID"), "{stderr}");
+    // Both given: nothing found, nothing said.
+    let (code, _, stderr) =
+        sc.fit(&f, &["--algorithm", "popularity", "--customer-col", "4", "--item-col", "StockCode"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("found by name"), "{stderr}");
+}
+
+/// A header naming two candidates, none, or no header at all: a usage error that names the
+/// candidates (or the header) and the flag, before any row is read. Never a guess.
+#[test]
+fn columns_that_cannot_be_found_by_name_are_a_usage_error() {
+    for (header, flags, column, reason) in [
+        (
+            "customer_id,user_id,item\n",
+            &[][..],
+            "customer",
+            "several header columns could hold the customer ids: customer_id (column 1), user_id (column 2); \
+             choose one with --customer-col NAME",
+        ),
+        (
+            "who,what\n",
+            &["--customer-col", "who"][..],
+            "item",
+            "no header column has a name cobuy knows for the item ids (such as StockCode, product_id, item_id, sku); \
+             give --item-col NAME or position; the header's columns are: who, what",
+        ),
+        (
+            "",
+            &["--no-header", "--item-col", "2"][..],
+            "customer",
+            "the file has no header to find the customer column by name; give its position (--customer-col N)",
+        ),
+    ] {
+        let sc = Scratch::new();
+        let f = sc.input("p.csv", format!("{header}a,b,c\nd,e,f\n").as_bytes());
+        let res = sc.fit(&f, flags);
+        assert_row_error(&sc, &res, &f, 1, column, reason);
+    }
+}
+
 // 3. Unparsable fields.
 
 #[test]
