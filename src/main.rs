@@ -6,8 +6,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use cobuy::ingest::IngestError;
 use cobuy::model::{FitError, ModelError, ParamError};
 use cobuy::offers::catalog::CatalogError;
@@ -15,7 +13,7 @@ use cobuy::offers::catalog::CatalogError;
 mod cli;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     let log = cli::Log { quiet: cli.quiet, tty: std::io::stderr().is_terminal() };
     match cli::run(cli, log) {
         Ok(()) => ExitCode::SUCCESS,

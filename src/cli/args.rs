@@ -12,7 +12,7 @@
 //! whose every key may be left out is `#[serde(default)]` and its `Default` is what clap
 //! makes of no flags at all ([`flag_defaults`]), so a missing key and a missing flag cannot
 //! drift apart. `[input]` has a required key (`purchases`), so serde cannot default it as a
-//! whole; its three defaulted keys read the same constants as their flags.
+//! whole; its defaulted key reads the same constant as its flag.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,15 +26,15 @@ use cobuy::eval::Target;
 use cobuy::eval::select::{self, AutoParams, Pins};
 use cobuy::eval::split::{Cutoff, SplitMethod};
 use cobuy::ids::{IdTable, ItemIdx};
-use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions, Returns};
-use cobuy::matrix::{Scheme, Weighting};
-use cobuy::model::{FitParams, Model};
+use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions, PurchaseLog, Returns};
+use cobuy::matrix::{Interactions, Scheme, Weighting};
+use cobuy::model::{FitInfo, FitParams, Model};
 use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
 use cobuy::offers::upsell::{PairMeasure, UpsellParams};
 use cobuy::recommend::{Filter, ResolvedFilter};
 
 use super::paths::{Files, catalog_rejects_beside, rejects_beside};
-use super::{Log, bad, create_parent, lookup_ids, read_ids};
+use super::{Log, bad, create_parent, load_model, lookup_ids, read_ids};
 
 /// What clap makes of no flags at all: the defaults of a group whose every flag has one.
 /// Serde fills a job file's missing keys from it, so both read the one `default_value`.
@@ -75,8 +75,6 @@ pub fn set_job_threads(flag: usize, job: Option<usize>) -> Result<()> {
 // Input: the purchases file and its columns
 // ---------------------------------------------------------------------------------------
 
-const CUSTOMER_COL: &str = "1";
-const ITEM_COL: &str = "2";
 const RETURNS: &str = "net";
 
 /// How to read the purchases file (flags, or the `[input]` table of a job file).
@@ -86,14 +84,17 @@ pub struct InputArgs {
     /// Purchases file: CSV or TSV, plain or gzip; `-` reads standard input.
     #[arg(long)]
     pub purchases: PathBuf,
-    /// Customer id column: header name or 1-based position.
-    #[arg(long, default_value = CUSTOMER_COL)]
-    #[serde(default = "InputArgs::customer_col")]
-    pub customer_col: String,
-    /// Item id column: header name or 1-based position.
-    #[arg(long, default_value = ITEM_COL)]
-    #[serde(default = "InputArgs::item_col")]
-    pub item_col: String,
+    /// Customer id column: header name or 1-based position (default: the header column
+    /// with a well-known name, such as CustomerID, customer_id, household_id or user_id;
+    /// none or several is an error).
+    #[arg(long)]
+    #[serde(default)]
+    pub customer_col: Option<String>,
+    /// Item id column: header name or 1-based position (default: the header column with a
+    /// well-known name, such as StockCode, product_id, item_id or sku).
+    #[arg(long)]
+    #[serde(default)]
+    pub item_col: Option<String>,
     /// Purchase time column (unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339).
     #[arg(long)]
     #[serde(default)]
@@ -138,20 +139,14 @@ pub struct InputArgs {
     #[arg(long)]
     #[serde(default)]
     pub skip_invalid: bool,
-    /// Rejects file (default: the output file's name with .rejects.csv added; for fit
-    /// MODEL.rejects.csv, for eval OUT_DIR/model.rejects.csv).
+    /// Rejects file, with --skip-invalid (default: beside the command's output, with
+    /// .rejects.csv added).
     #[arg(long)]
     #[serde(default)]
     pub rejects: Option<PathBuf>,
 }
 
 impl InputArgs {
-    fn customer_col() -> String {
-        CUSTOMER_COL.into()
-    }
-    fn item_col() -> String {
-        ITEM_COL.into()
-    }
     fn returns() -> String {
         RETURNS.into()
     }
@@ -166,9 +161,11 @@ fn column(s: &str, flag: &str) -> Result<ColumnRef> {
 /// `MODEL_PATH.rejects.csv`.
 pub fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions> {
     let opt = |c: &Option<String>, flag| c.as_deref().map(|s| column(s, flag)).transpose();
+    // Not given: found by name in the header, and logged (never a guess by position).
+    let required = |c: &Option<String>, flag| c.as_deref().map_or(Ok(ColumnRef::Detect), |s| column(s, flag));
     let columns = Columns {
-        customer: column(&a.customer_col, "--customer-col")?,
-        item: column(&a.item_col, "--item-col")?,
+        customer: required(&a.customer_col, "--customer-col")?,
+        item: required(&a.item_col, "--item-col")?,
         quantity: opt(&a.quantity_col, "--quantity-col")?,
         price: opt(&a.price_col, "--price-col")?,
         amount: opt(&a.amount_col, "--amount-col")?,
@@ -542,22 +539,107 @@ pub struct NamedFit {
 }
 
 // ---------------------------------------------------------------------------------------
+// Affinity: the collaborative model of an offer command
+// ---------------------------------------------------------------------------------------
+
+/// The collaborative model an offer command (`cross-sell`, `up-sell`) scores with: one
+/// saved by `cobuy fit` from the same purchases, or one fitted here with the fit options.
+#[derive(Args, Debug)]
+pub struct AffinityArgs {
+    /// A model saved by `cobuy fit` from the same purchases, used instead of fitting one
+    /// here (then the fit options do not apply).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub fit: FitArgs,
+    #[command(flatten)]
+    pub similarity: SimilarityArgs,
+}
+
+/// An offer command's model: saved (loaded before the purchases are read), or to be fitted.
+pub enum Affinity {
+    Saved(Box<Model>, PathBuf),
+    Fit(FitPlan),
+}
+
+impl AffinityArgs {
+    /// Adds the saved model it reads.
+    pub fn files(&self, files: Files) -> Files {
+        files.input("model", self.model.as_deref())
+    }
+
+    /// Checks the flags: the fit options, or, beside a saved model, that none is given
+    /// (they would silently not apply). Reads nothing.
+    pub fn check(&self) -> Result<()> {
+        let Some(path) = &self.model else { return fit_plan(&self.fit, &self.similarity).map(drop) };
+        let json = |v: serde_json::Result<serde_json::Value>| v.map_err(|e| anyhow::anyhow!(e));
+        if json(serde_json::to_value(&self.fit))? != json(serde_json::to_value(FitArgs::default()))?
+            || json(serde_json::to_value(&self.similarity))? != json(serde_json::to_value(SimilarityArgs::default()))?
+        {
+            return Err(bad(format!(
+                "--model {}: that model is already fitted, so the fit options (--algorithm, --weighting, ...) would not \
+                 apply; leave them out, or leave --model out to fit a model here",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The checked fit plan, or the saved model, loaded (call it after the files are
+    /// checked and before the purchases are read: a bad model file stops at once).
+    pub fn resolve(&self, log: Log) -> Result<Affinity> {
+        self.check()?;
+        Ok(match &self.model {
+            None => Affinity::Fit(fit_plan(&self.fit, &self.similarity)?),
+            Some(path) => Affinity::Saved(Box::new(load_model(path, log)?), path.clone()),
+        })
+    }
+}
+
+impl Affinity {
+    /// The model over `plog`'s customers and items, said in the log: the saved one, which
+    /// must have been fitted from the same purchases (the same ids), or the plan fitted on
+    /// `interactions` (the merge of `plog`).
+    pub fn model(self, plog: &PurchaseLog, interactions: Interactions, info: FitInfo, log: Log) -> Result<Model> {
+        match self {
+            Affinity::Fit(plan) => {
+                let start = Instant::now();
+                let model = super::fit_on_log(plog, None, interactions, &plan, info, log)?;
+                log.info(format!(
+                    "affinity: fitted {} in {:.1}s",
+                    cobuy::model::describe(model.params()),
+                    start.elapsed().as_secs_f64()
+                ));
+                Ok(model)
+            }
+            Affinity::Saved(model, path) => {
+                if model.items() != &plog.items || model.customers() != &plog.customers {
+                    return Err(bad(format!(
+                        "--model {}: fitted from other purchases ({} customers and {} items; these have {} and {}); \
+                         refit it from these with cobuy fit, or leave --model out to fit one here",
+                        path.display(),
+                        model.customers().len(),
+                        model.items().len(),
+                        plog.customers.len(),
+                        plog.items.len()
+                    )));
+                }
+                log.info(format!("affinity: {}, {}", path.display(), cobuy::model::describe(model.params())));
+                Ok(*model)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Filter: which items may be recommended
 // ---------------------------------------------------------------------------------------
 
-/// Which items may be recommended.
+/// Which items may be offered at all: item lists and category lists (`recommend`,
+/// `fold-in`, `cross-sell`; the same keys in a job's `[recommend]`).
 #[derive(Args, Deserialize, Serialize, Clone, Debug, Default)]
 #[serde(default)]
 pub struct FilterArgs {
-    /// Also recommend items the customer already bought.
-    #[arg(long)]
-    pub include_bought: bool,
-    /// Allow a bought item again this many days after its last purchase.
-    #[arg(long, allow_negative_numbers = true)]
-    pub repurchase_after_days: Option<f64>,
-    /// "Now" for repurchase windows (default: the newest purchase).
-    #[arg(long)]
-    pub as_of: Option<String>,
     /// Only recommend these items (file: one item id per line).
     #[arg(long)]
     pub allow: Option<PathBuf>,
@@ -573,40 +655,41 @@ pub struct FilterArgs {
     pub exclude_categories: Option<PathBuf>,
 }
 
+/// The items a [`FilterArgs`] allows (`None`: all) and denies, as model indices.
+pub type ItemLists = (Option<Vec<ItemIdx>>, Vec<ItemIdx>);
+
 impl FilterArgs {
     /// Adds the lists it reads (and the catalogue, when a category list needs it).
     pub fn files(&self, catalog: &CatalogArgs, files: Files) -> Files {
-        let categories = self.categories.is_some() || self.exclude_categories.is_some();
         files
             .input("allow list", self.allow.as_deref())
             .input("deny list", self.deny.as_deref())
             .input("category list", self.categories.as_deref())
             .input("category list", self.exclude_categories.as_deref())
-            .input("catalogue", catalog.catalog.as_deref().filter(|_| categories))
+            .input("catalogue", catalog.catalog.as_deref().filter(|_| self.needs_catalog()))
     }
 
-    /// The model's filter: item lists looked up in the model, category lists through the
-    /// catalogue (read only when one is given), `--as-of` parsed.
-    pub fn resolve(&self, model: &Model, catalog: &CatalogArgs, out: &Path, log: Log) -> Result<ResolvedFilter> {
-        let f = self;
-        // An allow list naming no known item would leave nothing to recommend: an error. A
-        // deny list naming none denies nothing: a warning (the unknown ids are listed).
-        let items = |p: &Option<PathBuf>, required| -> Result<Option<Vec<ItemIdx>>> {
+    /// Whether a category list asks for the catalogue.
+    pub fn needs_catalog(&self) -> bool {
+        self.categories.is_some() || self.exclude_categories.is_some()
+    }
+
+    /// The allowed and denied items of `items`: item lists looked up, category lists
+    /// through `catalog` (which they need). An allow list naming no known item would leave
+    /// nothing to offer: an error; a deny list naming none denies nothing: a warning.
+    pub fn lists(&self, items: &IdTable, catalog: Option<&Catalog>, log: Log) -> Result<ItemLists> {
+        let ids = |p: &Option<PathBuf>, what, required| -> Result<Option<Vec<ItemIdx>>> {
             p.as_deref()
-                .map(|p| Ok(lookup_ids(p, "item", model.items(), required, log)?.into_iter().map(ItemIdx).collect()))
+                .map(|p| Ok(lookup_ids(p, what, items, required, log)?.into_iter().map(ItemIdx).collect()))
                 .transpose()
         };
-        let as_of = match &f.as_of {
-            None => None,
-            Some(d) => Some(cobuy::time::parse(d).ok_or_else(|| bad(format!("--as-of: {d:?} is not a date")))?),
-        };
-        let mut allow = items(&f.allow, true)?;
-        let mut deny = items(&f.deny, false)?.unwrap_or_default();
-        if f.categories.is_some() || f.exclude_categories.is_some() {
-            let (cat, _) = catalog.read(false, out, log)?.ok_or_else(|| {
+        let mut allow = ids(&self.allow, "item", true)?;
+        let mut deny = ids(&self.deny, "item", false)?.unwrap_or_default();
+        if self.needs_catalog() {
+            let catalog = catalog.ok_or_else(|| {
                 bad("--categories and --exclude-categories need --catalog FILE (with --catalog-category-cols)")
             })?;
-            let (only, not) = category_filter(&cat, model.items(), &f.categories, &f.exclude_categories, log)?;
+            let (only, not) = category_filter(catalog, items, &self.categories, &self.exclude_categories, log)?;
             if let Some(only) = only {
                 // Both lists: an item must be on each.
                 allow = Some(match allow {
@@ -616,22 +699,57 @@ impl FilterArgs {
             }
             deny.extend(not);
         }
+        Ok((allow, deny))
+    }
+
+    /// The model's filter for `recommend` and `fold-in`: these lists (the catalogue read
+    /// only when a category list needs it) and `bought`'s rule for bought items.
+    pub fn resolve(
+        &self,
+        bought: &BoughtArgs,
+        model: &Model,
+        catalog: &CatalogArgs,
+        out: &Path,
+        log: Log,
+    ) -> Result<ResolvedFilter> {
+        let read = if self.needs_catalog() { catalog.read(false, out, log)? } else { None };
+        let (allow, deny) = self.lists(model.items(), read.as_ref().map(|(c, _)| c), log)?;
+        let as_of = match &bought.as_of {
+            None => None,
+            Some(d) => Some(cobuy::time::parse(d).ok_or_else(|| bad(format!("--as-of: {d:?} is not a date")))?),
+        };
         let w = model.params().buy_again_weight;
-        if w > 0.0 && !f.include_bought && f.repurchase_after_days.is_none() {
+        if w > 0.0 && !bought.include_bought && bought.repurchase_after_days.is_none() {
             log.info(format!(
                 "warning: the model's buy-again weight ({w}) changes nothing here: bought items are excluded; give \
                  --include-bought or --repurchase-after-days to offer them again"
             ));
         }
         let filter = Filter {
-            include_bought: f.include_bought,
-            repurchase_after_days: f.repurchase_after_days,
+            include_bought: bought.include_bought,
+            repurchase_after_days: bought.repurchase_after_days,
             as_of,
             allow,
             deny,
         };
         Ok(model.filter(&filter)?)
     }
+}
+
+/// Whether bought items may be recommended again (`recommend`, `fold-in`; cross-sell
+/// offers only what a customer has not bought).
+#[derive(Args, Deserialize, Serialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct BoughtArgs {
+    /// Also recommend items the customer already bought.
+    #[arg(long)]
+    pub include_bought: bool,
+    /// Allow a bought item again this many days after its last purchase.
+    #[arg(long, allow_negative_numbers = true)]
+    pub repurchase_after_days: Option<f64>,
+    /// "Now" for repurchase windows (default: the newest purchase).
+    #[arg(long)]
+    pub as_of: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -916,7 +1034,8 @@ pub struct SplitArgs {
     /// Time split: the test part starts here (a date or time).
     #[arg(long)]
     pub cutoff: Option<String>,
-    /// Time split: the last share of purchases (0 to 1) that is test, instead of --cutoff.
+    /// Time split: the last share of purchases (0 to 1) that is test, instead of --cutoff
+    /// (default 0.1 when neither is given).
     #[arg(long)]
     pub test_share: Option<f64>,
     /// Random split: the share of each customer's items held out (default 0.2).
@@ -991,7 +1110,7 @@ pub struct EvalArgs {
     /// Metrics to chart, comma-separated (one SVG each).
     #[arg(long, default_value = "ndcg,recall", value_delimiter = ',')]
     pub charts: Vec<String>,
-    /// Folder for report.md, report.json and the charts.
+    /// Folder for report.md, report.json and the charts (required).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
     /// Also measure another tool's recommendations: NAME:TARGET=FILE, with FILE a CSV
@@ -1111,7 +1230,7 @@ mod tests {
             (vec![5, 10, 20], vec!["new-items".into(), "all-items".into()], vec!["ndcg".to_string(), "recall".into()])
         );
         let i: InputArgs = toml::from_str("purchases = \"p.csv\"").unwrap();
-        assert_eq!((i.customer_col.as_str(), i.item_col.as_str(), i.returns.as_str()), ("1", "2", "net"));
+        assert_eq!((i.customer_col, i.item_col, i.returns.as_str()), (None, None, "net"));
         assert!(toml::from_str::<InputArgs>("").is_err(), "purchases stays required");
     }
 }

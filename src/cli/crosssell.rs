@@ -17,11 +17,9 @@ use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
-use super::args::{
-    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, category_filter, fit_plan, ingest_options, set_threads,
-};
+use super::args::{AffinityArgs, CatalogArgs, FilterArgs, InputArgs, ingest_options, set_threads};
 use super::paths::Files;
-use super::{Log, bad, customers_of, summary_lines, write_batch};
+use super::{Log, bad, customers_of, plural, summary_lines, write_batch};
 
 /// `cobuy cross-sell` flags.
 #[derive(Args, Debug)]
@@ -30,9 +28,10 @@ pub struct CrossSellCmd {
     input: InputArgs,
     #[command(flatten)]
     catalog: CatalogArgs,
-    /// Category level that counts as "a category" (0: the top level).
-    #[arg(long, default_value_t = 1)]
-    level: usize,
+    /// Category level that counts as "a category" (0: the top level; default: 1, or the
+    /// catalogue's only level when it has one).
+    #[arg(long)]
+    level: Option<usize>,
     /// Share of the score from collaborative filtering; the rest from basket lift.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     cf_weight: f64,
@@ -45,12 +44,8 @@ pub struct CrossSellCmd {
     /// Minimum number of baskets holding both items of a rule.
     #[arg(long, default_value_t = 5)]
     min_count: u64,
-    /// Offer only items in these categories (file: one category name per line; any level).
-    #[arg(long)]
-    categories: Option<PathBuf>,
-    /// Never offer items in these categories (file: one category name per line; any level).
-    #[arg(long)]
-    exclude_categories: Option<PathBuf>,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Offers per customer.
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -61,9 +56,7 @@ pub struct CrossSellCmd {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    fit: FitArgs,
-    #[command(flatten)]
-    similarity: SimilarityArgs,
+    affinity: AffinityArgs,
 }
 
 /// Runs `cobuy cross-sell`.
@@ -73,10 +66,10 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     }
     let params = CrossSellParams { cf_weight: cmd.cf_weight, novelty: cmd.novelty, ..CrossSellParams::default() };
     params.check().map_err(bad)?;
+    cmd.affinity.check()?;
     let rule_params =
         RuleParams { min_support: cmd.min_support, min_count: cmd.min_count.max(1), ..RuleParams::default() };
     rule_params.check().map_err(bad)?;
-    let fit = fit_plan(&cmd.fit, &cmd.similarity)?;
     if cmd.catalog.catalog.is_none() {
         return Err(bad(
             "cross-sell needs a catalogue to tell categories apart: --catalog FILE --catalog-item-col C --catalog-category-cols A,B",
@@ -84,95 +77,99 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     }
     set_threads(threads)?;
     let opts = ingest_options(&cmd.input, &cmd.out)?;
-    let files = Files::new()
-        .input("purchases", Some(&cmd.input.purchases))
-        .input("category list", cmd.categories.as_deref())
-        .input("category list", cmd.exclude_categories.as_deref())
-        .input("customer list", cmd.customers.as_deref());
+    let files =
+        Files::new().input("purchases", Some(&cmd.input.purchases)).input("customer list", cmd.customers.as_deref());
+    let files = cmd.affinity.files(cmd.filter.files(&cmd.catalog, files));
     cmd.catalog
         .files(cmd.input.skip_invalid, &cmd.out, files)
         .output("cross-sell offers", Some(&cmd.out))
         .output("rejects file", opts.rejects.as_deref())
         .check()?;
-    let Some((catalog, _)) = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)? else {
+    let affinity = cmd.affinity.resolve(log)?;
+    let Some((catalog, catalog_summary)) = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)? else {
         return Err(bad("cross-sell needs a catalogue"));
     };
+    let level = offer_level(cmd.level, catalog_summary.categories_per_level.len(), log);
 
     let start = Instant::now();
     log.info(format!("reading {}", cmd.input.purchases.display()));
     let ingest::Logged { log: plog, interactions, summary, .. } =
         ingest::read_log_with_progress(&cmd.input.purchases, &opts, &mut |_| {})?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+    for line in
+        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
+    {
         log.info(line);
     }
     let info = FitInfo { merge: summary.merge, ..FitInfo::default() };
-    let model = super::fit_on_log(&plog, None, interactions, &fit, info, log)?;
+    let model = affinity.model(&plog, interactions, info, log)?;
     let (baskets, st) = Baskets::from_log(&plog).map_err(|e| bad(e.to_string()))?;
     let rules = baskets.rules(&rule_params);
     log.info(format!(
-        "fitted {}; {} basket rules from {} {} (pairs in at least {} of them)",
-        cobuy::model::describe(model.params()),
+        "{} basket rules from {} (pairs in at least {} of them)",
         rules.len(),
-        st.baskets,
-        if baskets.from_basket_ids() { "baskets" } else { "customers (no basket column)" },
+        if baskets.from_basket_ids() {
+            super::baskets_held(st.baskets, summary.baskets)
+        } else {
+            format!("{} customers (no basket column)", st.baskets)
+        },
         rule_params.min_pair_count(baskets.len() as u64)
     ));
 
     let aligned = catalog.align(model.items());
-    let (category, eligible) = offer_categories(cmd, &catalog, &model, &aligned, log)?;
-    let filter = model.filter(&Filter::default())?;
-    let cs = CrossSell::new(&model, &filter, &rules, category, eligible, params);
+    let category = offer_categories(&catalog, level, &model, &aligned, log)?;
+    let (allow, deny) = cmd.filter.lists(model.items(), Some(&catalog), log)?;
+    let filter = model.filter(&Filter { allow, deny, ..Filter::default() })?;
+    let cs = CrossSell::new(&model, &filter, &rules, category, params);
     let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
     let (_, secs) = write_batch(&cmd.out, customers.len(), "cross-sell", log, |file, progress| {
         OfferWriter::new(&cs, &model, &catalog, &aligned, cmd.top).write(&customers, file, progress)
     })?;
     log.info(format!(
-        "wrote cross-sell offers for {} customers to {} in {secs:.1}s",
-        customers.len(),
+        "wrote cross-sell offers for {} to {} in {secs:.1}s",
+        plural(customers.len() as u64, "customer"),
         cmd.out.display()
     ));
     Ok(())
 }
 
-/// Each model item's category at `--level` (`aligned` maps items to the catalogue), and
-/// whether it may be offered (`--categories`, `--exclude-categories`).
+/// The category level of the offers: `--level`, else 1, or 0 in a one-level catalogue
+/// (`levels` deep), said in the log.
+fn offer_level(level: Option<usize>, levels: usize, log: Log) -> usize {
+    level.unwrap_or_else(|| {
+        let chosen = levels.clamp(1, 2) - 1;
+        log.info(format!(
+            "categories at level {chosen} of the catalogue's {levels} (0 is the top; --level chooses another)"
+        ));
+        chosen
+    })
+}
+
+/// Each model item's category at `level` (`aligned` maps items to the catalogue).
 fn offer_categories(
-    cmd: &CrossSellCmd,
     catalog: &Catalog,
+    level: usize,
     model: &Model,
     aligned: &Alignment,
     log: Log,
-) -> Result<(Vec<Option<u32>>, Vec<bool>)> {
+) -> Result<Vec<Option<u32>>> {
     if !aligned.missing.is_empty() {
         let ids: Vec<&str> = aligned.missing.iter().take(10).map(|&i| model.items().id(i)).collect();
         log.info(format!(
-            "{} bought items are not in the catalogue (no category; offered on evidence alone): {}{}",
+            "{} bought items are not in the catalogue (no category; offered on evidence alone unless denied): {}{}",
             aligned.missing.len(),
             ids.join(", "),
             if aligned.missing.len() > 10 { ", ..." } else { "" }
         ));
     }
     let category: Vec<Option<u32>> =
-        aligned.per_item.iter().map(|c| c.and_then(|c| catalog.category_of(c, cmd.level)).map(|g| g.0)).collect();
+        aligned.per_item.iter().map(|c| c.and_then(|c| catalog.category_of(c, level)).map(|g| g.0)).collect();
     if category.iter().all(Option::is_none) {
         return Err(bad(format!(
-            "no bought item has a category at level {} in the catalogue; try a smaller --level",
-            cmd.level
+            "no bought item has a category at level {level} in the catalogue; try a smaller --level"
         )));
     }
-    let (only, not) = category_filter(catalog, model.items(), &cmd.categories, &cmd.exclude_categories, log)?;
-    let mut eligible = vec![only.is_none(); model.items().len()];
-    for i in only.iter().flatten() {
-        eligible[i.get()] = true;
-    }
-    for i in &not {
-        eligible[i.get()] = false;
-    }
-    if !eligible.iter().any(|&e| e) {
-        return Err(bad("--categories / --exclude-categories leave no item to offer"));
-    }
-    Ok((category, eligible))
+    Ok(category)
 }
 
 /// What every cross-sell row needs, prepared once.

@@ -330,7 +330,9 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
     log.info(format!("reading {}", job.input.purchases.display()));
     let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+    for line in
+        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
+    {
         log.info(line);
     }
     let mut prepared = ev::prepare(&plog, &plan.method, job.split.validation).map_err(|e| bad(e.to_string()))?;
@@ -886,8 +888,7 @@ fn novelty_runs(
         .collect();
     let filtered =
         novelty_report(prepared, &format!("{name}, new categories only"), &lists, ks, t.elapsed().as_secs_f64())?;
-    let eligible = vec![true; model.items().len()];
-    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), eligible, CrossSellParams::default());
+    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), CrossSellParams::default());
     let t = Instant::now();
     let lists: Vec<Vec<u32>> = customers
         .par_iter()

@@ -73,9 +73,6 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
         Read::Log(r) => &r.summary,
     };
     log.info(format!("read {} rows in {:.1}s", s.rows_read, start.elapsed().as_secs_f64()));
-    if let (true, Some(r)) = (s.rejected_rows > 0, &opts.rejects) {
-        log.info(format!("rejected rows written to {}", r.display()));
-    }
     let info = FitInfo {
         source: Some(input.purchases.display().to_string()),
         ingest: Some(s.clone()),
@@ -93,7 +90,7 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
         }
     }
     let summary = model.info().ingest.clone().unwrap_or_default();
-    for line in summary_lines(&summary) {
+    for line in summary_lines(&summary, opts.rejects.as_deref()) {
         log.info(line);
     }
     log.info(format!("fitted {} in {:.1}s", cobuy::model::describe(model.params()), start.elapsed().as_secs_f64()));

@@ -9,9 +9,9 @@ use clap::Args;
 use cobuy::batch::BatchOptions;
 use cobuy::ingest;
 
-use super::args::{CatalogArgs, FilterArgs, InputArgs, ingest_options, set_threads};
+use super::args::{BoughtArgs, CatalogArgs, FilterArgs, InputArgs, ingest_options, set_threads};
 use super::paths::Files;
-use super::{Log, bad, load_model, summary_lines, write_batch};
+use super::{Log, bad, load_model, plural, summary_lines, write_batch};
 
 #[derive(Args, Clone, Debug)]
 pub struct FoldInCmd {
@@ -29,6 +29,8 @@ pub struct FoldInCmd {
     /// Add a reason column.
     #[arg(long)]
     explain: bool,
+    #[command(flatten)]
+    bought: BoughtArgs,
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
@@ -50,7 +52,7 @@ pub fn run(cmd: &FoldInCmd, threads: usize, log: Log) -> Result<()> {
         .check()?;
     let model = load_model(&cmd.model, log)?;
     let read = ingest::read_purchases(&cmd.input.purchases, &opts)?;
-    for line in summary_lines(&read.summary) {
+    for line in summary_lines(&read.summary, opts.rejects.as_deref()) {
         log.info(line);
     }
     let unknown = cobuy::batch::unknown_item_pairs(&model, &read.interactions);
@@ -59,16 +61,16 @@ pub fn run(cmd: &FoldInCmd, threads: usize, log: Log) -> Result<()> {
             "{unknown} customer-item pairs name items the model does not know; they cannot inform scores"
         ));
     }
-    let filter = cmd.filter.resolve(&model, &cmd.catalog, &cmd.out, log)?;
+    let filter = cmd.filter.resolve(&cmd.bought, &model, &cmd.catalog, &cmd.out, log)?;
     let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) =
         write_batch(&cmd.out, read.interactions.customers().len(), "fold-in", log, |file, progress| {
             cobuy::batch::write_fold_in(&model, &read.interactions, &batch, file, progress)
         })?;
     log.info(format!(
-        "wrote {} recommendations for {} customers (fold-in) to {} in {secs:.1}s",
+        "wrote {} recommendations for {} (fold-in) to {} in {secs:.1}s",
         stats.rows,
-        stats.customers,
+        plural(stats.customers, "customer"),
         cmd.out.display()
     ));
     Ok(())

@@ -22,9 +22,10 @@ pub struct GenerateCmd {
     /// Items.
     #[arg(long)]
     items: u64,
-    /// Purchase rows.
-    #[arg(long)]
-    purchases: u64,
+    /// Purchase rows to write (`--purchases` in older versions: every other command's
+    /// `--purchases` is a file).
+    #[arg(long = "rows", alias = "purchases")]
+    rows: u64,
     /// Random seed: same seed, same bytes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -45,13 +46,13 @@ const MAX_BLOCK_BYTES: u64 = 4 << 30;
 /// `purchases / customers` rows per customer, times the customers of a block.
 fn check_size(cmd: &GenerateCmd) -> Result<()> {
     let block = u128::from(cmd.customers.min(BLOCK));
-    let bytes = u128::from(cmd.purchases) * block * u128::from(ROW_BYTES) / u128::from(cmd.customers.max(1));
+    let bytes = u128::from(cmd.rows) * block * u128::from(ROW_BYTES) / u128::from(cmd.customers.max(1));
     if bytes > u128::from(MAX_BLOCK_BYTES) {
         let most = u128::from(MAX_BLOCK_BYTES) * u128::from(cmd.customers) / (block * u128::from(ROW_BYTES));
         return Err(bad(format!(
-            "--purchases {} for {} customers: each block of {block} customers would hold about {} GiB of rows in memory \
-             (the limit is {} GiB); give at most {most} purchases, or more customers",
-            cmd.purchases,
+            "--rows {} for {} customers: each block of {block} customers would hold about {} GiB of rows in memory \
+             (the limit is {} GiB); give at most {most} rows, or more customers",
+            cmd.rows,
             cmd.customers,
             bytes >> 30,
             MAX_BLOCK_BYTES >> 30
@@ -64,7 +65,7 @@ fn check_size(cmd: &GenerateCmd) -> Result<()> {
 pub fn run(cmd: &GenerateCmd, threads: usize, log: Log) -> Result<()> {
     set_threads(threads)?;
     let out = &cmd.out;
-    let params = GenerateParams::new(cmd.customers, cmd.items, cmd.purchases, cmd.seed);
+    let params = GenerateParams::new(cmd.customers, cmd.items, cmd.rows, cmd.seed);
     params.check().map_err(bad)?;
     check_size(cmd)?;
     Files::new().output("purchases", Some(out)).check()?;

@@ -91,7 +91,7 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
         writeln!(out, "neighbours  {} item pairs", model.neighbors().nnz())?;
     }
     if let Some(s) = &info.ingest {
-        for line in summary_lines(s) {
+        for line in summary_lines(s, None) {
             writeln!(out, "ingest      {line}")?;
         }
     }

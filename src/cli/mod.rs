@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use cobuy::algo::ease::EaseError;
@@ -56,7 +56,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read purchases, fit a model (item-knn, user-knn, popularity, buy-again, als, ease), save it.
+    /// Read purchases, fit a model (auto, the default, chooses among item-knn, user-knn, ease,
+    /// als and popularity on the data; buy-again by name), save it.
     Fit(Box<fit::FitCmd>),
     /// Score customers with a saved model and write CSV.
     Recommend(Box<recommend::RecommendCmd>),
@@ -92,6 +93,40 @@ enum Command {
     Upgrades(Box<upsell::UpgradesCmd>),
     /// Show what a model holds and how it was fitted.
     Inspect(inspect::InspectCmd),
+}
+
+/// Where each command that reads purchases writes their bad rows under `--skip-invalid`
+/// without `--rejects`: the flag is shared, its default follows what the command writes.
+const REJECTS_BY_DEFAULT: [(&str, &str); 8] = [
+    ("fit", "MODEL.rejects.csv"),
+    ("fold-in", "OUT.rejects.csv"),
+    ("eval", "OUT_DIR/model.rejects.csv"),
+    ("rules", "OUT.rejects.csv"),
+    ("basket-complete", "OUT.rejects.csv"),
+    ("cross-sell", "OUT.rejects.csv"),
+    ("up-sell", "OUT.rejects.csv"),
+    ("upgrades", "OUT.rejects.csv; without --out, upgrades.rejects.csv"),
+];
+
+/// The command line, with the shared flag groups' help fitted to each command: where
+/// `--rejects` goes by default, `eval --out-dir` required (a job file may give it as a
+/// key instead), and the RP3beta flags hidden from `similar-customers`, which cannot use them.
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (name, default) in REJECTS_BY_DEFAULT {
+        cmd = cmd.mut_subcommand(name, |c| {
+            c.mut_arg("rejects", |a| a.help(format!("Rejects file, with --skip-invalid (default: {default})")))
+        });
+    }
+    cmd.mut_subcommand("eval", |c| c.mut_arg("out_dir", |a| a.required(true)))
+        .mut_subcommand("similar-customers", |c| {
+            c.mut_arg("rp3_alpha", |a| a.hide(true)).mut_arg("rp3_beta", |a| a.hide(true))
+        })
+}
+
+/// Parses the command line (exits with clap's message and code 2 on a usage error).
+pub fn parse() -> Cli {
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs the command line's command.
@@ -137,6 +172,12 @@ fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
         Command::BasketComplete(cmd) => rules::complete(&cmd, threads, log),
         Command::Generate(cmd) => generate::run(&cmd, threads, log),
     }
+}
+
+/// `n` and the noun, plural unless `n` is 1: "1 customer", "3 customers".
+pub fn plural(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// An error caused by the user's input or usage: exit code 2.
@@ -304,12 +345,25 @@ pub fn create_parent(path: &Path) -> Result<()> {
     }
 }
 
-/// The run summary as log lines: every row accounted for.
-pub fn summary_lines(s: &IngestSummary) -> Vec<String> {
-    let mut v = vec![format!("rows: {} read = {}", s.rows_read, ingest::summary_breakdown(s))];
+/// The run summary as log lines: every row accounted for, and where the rejected rows
+/// went (`rejects`, the file of `--skip-invalid`).
+pub fn summary_lines(s: &IngestSummary, rejects: Option<&Path>) -> Vec<String> {
+    let mut v = Vec::new();
+    if let Some(c) = &s.columns_found {
+        let found: Vec<String> =
+            c.found.iter().map(|(role, name, p)| format!("{role} = {name} (column {p})")).collect();
+        let flags: Vec<String> = c.found.iter().map(|(role, _, _)| format!("--{role}-col")).collect();
+        let mut line = format!("columns found by name: {} ({} to choose others)", found.join(", "), flags.join(", "));
+        if !c.unread.is_empty() {
+            line.push_str(&format!("; not read: {}", c.unread.join(", ")));
+        }
+        v.push(line);
+    }
+    v.push(format!("rows: {} read = {}", s.rows_read, ingest::summary_breakdown(s)));
     if !s.rejected_by_reason.is_empty() {
         let reasons: Vec<String> = s.rejected_by_reason.iter().map(|(r, n)| format!("{n} {r}")).collect();
-        v.push(format!("rejected by reason: {}", reasons.join(", ")));
+        let to = rejects.map_or(String::new(), |r| format!("; written to {}", r.display()));
+        v.push(format!("rejected by reason: {}{to}", reasons.join(", ")));
     }
     let m = &s.merge;
     v.push(format!(
@@ -335,6 +389,20 @@ pub fn summary_lines(s: &IngestSummary) -> Vec<String> {
     v
 }
 
+/// How many baskets rules count, against the basket ids the summary counts: a basket whose
+/// rows are all returns (a cancellation) holds no item.
+pub fn baskets_held(with_items: u64, ids: Option<u64>) -> String {
+    match ids {
+        Some(ids) if ids > with_items => {
+            format!(
+                "{with_items} baskets with a purchase (the other {} basket ids hold only returns or left-out rows)",
+                ids - with_items
+            )
+        }
+        _ => plural(with_items, "basket"),
+    }
+}
+
 /// The ids in a file, one per line (blank lines skipped), with their line numbers.
 pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;
@@ -349,14 +417,17 @@ pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
 }
 
 /// Looks ids from a file up in an id table; unknown ones are reported (not silently
-/// dropped), and a file with no known id at all is an error.
+/// dropped) in one short line (their count and the first few), and a file with no known id
+/// at all is an error.
 pub fn lookup_ids(path: &Path, what: &str, table: &IdTable, required: bool, log: Log) -> Result<Vec<u32>> {
+    /// Unknown ids named in the log line; the rest are counted.
+    const SHOWN: usize = 3;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     let ids = read_ids(path)?;
     for (line, id) in &ids {
         match table.index_of(id) {
             Some(i) => known.push(i),
-            None => unknown.push(format!("{}:{line}: {id:?}", path.display())),
+            None => unknown.push(format!("{id:?} (line {line})")),
         }
     }
     if known.is_empty() && required {
@@ -364,11 +435,13 @@ pub fn lookup_ids(path: &Path, what: &str, table: &IdTable, required: bool, log:
     }
     if !unknown.is_empty() {
         log.info(format!(
-            "{} {what} ids in {} are not in the model and are skipped: {}{}",
-            unknown.len(),
+            "{}: {} of its {} {what} ids {} not in the model and skipped: {}{}",
             path.display(),
-            unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", "),
-            if unknown.len() > 10 { ", ..." } else { "" }
+            unknown.len(),
+            ids.len(),
+            if unknown.len() == 1 { "is" } else { "are" },
+            unknown[..unknown.len().min(SHOWN)].join(", "),
+            if unknown.len() > SHOWN { ", ..." } else { "" }
         ));
     }
     Ok(known)
@@ -498,5 +571,22 @@ mod tests {
              skipped als (c) (not tried: too slow); skipped user-knn (d) (not measured); validation on the most \
              recent tenth; on a sample of 5 of the 9 customers; cobuy inspect lists them)"
         );
+    }
+
+    /// Every command reading purchases says where its rejected rows go by default, not the
+    /// shared flag's generic help: a new command must add its line to the table.
+    #[test]
+    fn every_rejects_flag_names_its_commands_default() {
+        let cmd = super::command();
+        let mut with_rejects = 0;
+        for sub in cmd.get_subcommands() {
+            if let Some(a) = sub.get_arguments().find(|a| a.get_id() == "rejects") {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(help.contains(".rejects.csv)") && !help.contains("beside"), "{}: {help}", sub.get_name());
+                with_rejects += 1;
+            }
+        }
+        assert_eq!(with_rejects, super::REJECTS_BY_DEFAULT.len());
+        cmd.debug_assert();
     }
 }

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use cobuy::batch::{BatchOptions, BatchStats, write_recommendations};
 use cobuy::model::Model;
 
-use super::args::{CatalogArgs, FilterArgs, set_threads};
+use super::args::{BoughtArgs, CatalogArgs, FilterArgs, set_threads};
 use super::paths::Files;
-use super::{Log, bad, customer_list, load_model, write_batch};
+use super::{Log, bad, customer_list, load_model, plural, write_batch};
 
 /// Recommendations per customer, by default.
 const TOP: usize = 10;
@@ -43,6 +43,9 @@ pub struct RecommendCmd {
     #[arg(long)]
     #[serde(default)]
     pub explain: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub bought: BoughtArgs,
     #[command(flatten)]
     #[serde(flatten)]
     pub filter: FilterArgs,
@@ -81,21 +84,21 @@ pub fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchSta
         return Err(bad("--top must be at least 1"));
     }
     let customers = customer_list(model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
-    let filter = cmd.filter.resolve(model, &cmd.catalog, &cmd.out, log)?;
+    let filter = cmd.filter.resolve(&cmd.bought, model, &cmd.catalog, &cmd.out, log)?;
     let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) = write_batch(&cmd.out, customers.len(), "scoring", log, |file, progress| {
         write_recommendations(model, &customers, &opts, file, progress)
     })?;
     log.info(format!(
-        "wrote {} {} recommendations for {} customers to {} in {:.1}s ({:.0} customers/s); {} rows filled from popularity, {} customers got fewer than {}",
+        "wrote {} {} recommendations for {} to {} in {:.1}s ({:.0} customers/s); {} rows filled from popularity, {} got fewer than {}",
         stats.rows,
         model.params().algorithm.name(),
-        stats.customers,
+        plural(stats.customers, "customer"),
         cmd.out.display(),
         secs,
         stats.customers as f64 / secs.max(1e-9),
         stats.popular_rows,
-        stats.short_customers,
+        plural(stats.short_customers, "customer"),
         cmd.top
     ));
     Ok(stats)

@@ -82,12 +82,14 @@ fn read_baskets(input: &InputArgs, out: &Path, log: Log) -> Result<Baskets> {
     log.info(format!("reading {}", input.purchases.display()));
     let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+    for line in
+        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
+    {
         log.info(line);
     }
     let (baskets, st) = Baskets::from_log(&plog).map_err(|e| bad(e.to_string()))?;
     if baskets.from_basket_ids() {
-        log.info(format!("{} baskets, {} basket-item lines", st.baskets, st.lines));
+        log.info(format!("{}, {} basket-item lines", super::baskets_held(st.baskets, summary.baskets), st.lines));
         if st.rows_without_basket > 0 {
             log.info(format!("{} purchase rows have no basket id: grouped by customer", st.rows_without_basket));
         }

@@ -10,7 +10,7 @@ use cobuy::algo::similarity::Measure;
 
 use super::args::{SimilarityArgs, set_threads, similarity_params};
 use super::paths::Files;
-use super::{Log, bad, customer_list, load_model, write_batch};
+use super::{Log, bad, customer_list, load_model, plural, write_batch};
 
 #[derive(Args, Clone, Debug)]
 pub struct SimilarCmd {
@@ -39,6 +39,10 @@ pub fn run(cmd: &SimilarCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
+    let d = SimilarityArgs::default();
+    if (cmd.similarity.rp3_alpha, cmd.similarity.rp3_beta) != (d.rp3_alpha, d.rp3_beta) {
+        return Err(bad("--rp3-alpha and --rp3-beta are item-kNN's (cobuy fit); similar customers do not use them"));
+    }
     Files::new()
         .input("model", Some(&cmd.model))
         .input("customer list", cmd.customers.as_deref())
@@ -56,10 +60,10 @@ pub fn run(cmd: &SimilarCmd, threads: usize, log: Log) -> Result<()> {
         cobuy::batch::write_similar_customers(&model, &customers, cmd.top, params, file, progress)
     })?;
     log.info(format!(
-        "wrote {} neighbours ({}) for {} customers to {} in {:.1}s ({:.0} customers/s)",
+        "wrote {} neighbours ({}) for {} to {} in {:.1}s ({:.0} customers/s)",
         stats.rows,
         params.measure.name(),
-        stats.customers,
+        plural(stats.customers, "customer"),
         cmd.out.display(),
         secs,
         stats.customers as f64 / secs.max(1e-9)

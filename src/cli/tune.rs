@@ -311,10 +311,7 @@ fn read(job: &TuneJob, opts: &IngestOptions, log: Log) -> Result<Logged> {
     let read = ingest::read_log_with_progress(&job.input.purchases, opts, &mut |_| {})?;
     let s = &read.summary;
     log.info(format!("read {} rows in {:.1}s", s.rows_read, start.elapsed().as_secs_f64()));
-    if let (true, Some(r)) = (s.rejected_rows > 0, &opts.rejects) {
-        log.info(format!("rejected rows written to {}", r.display()));
-    }
-    for line in summary_lines(s) {
+    for line in summary_lines(s, opts.rejects.as_deref()) {
         log.info(line);
     }
     Ok(read)

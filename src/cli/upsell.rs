@@ -26,11 +26,9 @@ use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, Upsel
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
-use super::args::{
-    CatalogArgs, FitArgs, InputArgs, SimilarityArgs, UpsellArgs, check_catalog, fit_plan, ingest_options, set_threads,
-};
+use super::args::{AffinityArgs, CatalogArgs, InputArgs, UpsellArgs, check_catalog, ingest_options, set_threads};
 use super::paths::Files;
-use super::{Log, bad, create_parent, customers_of, summary_lines, write_batch};
+use super::{Log, bad, create_parent, customers_of, plural, summary_lines, write_batch};
 
 /// Reads the catalogue for up-sell, reporting its items without a usable price.
 pub fn read_catalog(args: &CatalogArgs, skip_invalid: bool, out: &Path, log: Log) -> Result<Catalog> {
@@ -122,9 +120,7 @@ pub struct UpSellCmd {
     #[arg(long)]
     out: PathBuf,
     #[command(flatten)]
-    fit: FitArgs,
-    #[command(flatten)]
-    similarity: SimilarityArgs,
+    affinity: AffinityArgs,
 }
 
 /// What `up-sell` and `upgrades` both read and learn.
@@ -153,7 +149,9 @@ fn learn(
     let ingest::Logged { log: plog, interactions, summary, .. } =
         ingest::read_log_with_progress(&input.purchases, &opts, &mut |_| {})?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    for line in summary_lines(&summary).into_iter().filter(|l| !l.contains("customer-item pairs")) {
+    for line in
+        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
+    {
         log.info(line);
     }
     check_times(&plog, params)?;
@@ -217,27 +215,23 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
         return Err(bad("--top must be at least 1"));
     }
     let params = cmd.upsell.params()?;
-    let fit = fit_plan(&cmd.fit, &cmd.similarity)?;
+    cmd.affinity.check()?;
     check_catalog(&cmd.catalog, &cmd.upsell, "up-sell")?;
     set_threads(threads)?;
     let opts = ingest_options(&cmd.input, &cmd.out)?;
     let files =
         Files::new().input("purchases", Some(&cmd.input.purchases)).input("customer list", cmd.customers.as_deref());
+    let files = cmd.affinity.files(files);
     cmd.catalog
         .files(cmd.input.skip_invalid, &cmd.out, files)
         .output("up-sell offers", Some(&cmd.out))
         .output("rejects file", opts.rejects.as_deref())
         .check()?;
+    let affinity = cmd.affinity.resolve(log)?;
     let catalog = read_catalog(&cmd.catalog, cmd.input.skip_invalid, &cmd.out, log)?;
     let Learned { plog, interactions, merge, catalog, upgrades } =
         learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
-    let t = Instant::now();
-    let model = super::fit_on_log(&plog, None, interactions, &fit, FitInfo { merge, ..FitInfo::default() }, log)?;
-    log.info(format!(
-        "fitted {} for affinity in {:.1}s",
-        cobuy::model::describe(model.params()),
-        t.elapsed().as_secs_f64()
-    ));
+    let model = affinity.model(&plog, interactions, FitInfo { merge, ..FitInfo::default() }, log)?;
     write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log)
 }
 
@@ -298,12 +292,12 @@ fn write_offers(
         )
     })?;
     log.info(format!(
-        "wrote {} up-sell offers for {} customers to {} in {:.1}s; {} customers got fewer than {} (no category with a dearer item to offer)",
+        "wrote {} up-sell offers for {} to {} in {:.1}s; {} got fewer than {} (no category with a dearer item to offer)",
         stats.rows,
-        stats.customers,
+        plural(stats.customers, "customer"),
         out.display(),
         secs,
-        stats.short_customers,
+        plural(stats.short_customers, "customer"),
         top
     ));
     Ok(())

@@ -323,6 +323,11 @@ impl Delimited {
         Ok(Some(Record { line, fields: &self.record, problem }))
     }
 
+    /// The header's column names (BOM dropped), when the file has a header.
+    pub(crate) fn header(&self) -> Option<&[String]> {
+        self.header.as_deref()
+    }
+
     /// Tells how far the read is, while records are borrowed.
     pub(crate) fn meter(&self) -> Meter {
         Meter { consumed: self.consumed.clone(), size: self.size }
@@ -335,6 +340,13 @@ impl Delimited {
         let path = || self.name.clone();
         let header = self.header.as_deref();
         let p = match (col, header) {
+            (ColumnRef::Detect, _) => {
+                return Err(SourceError::BadColumn {
+                    path: path(),
+                    column: "?".into(),
+                    reason: "only the customer and item columns are found by their names; give the others".into(),
+                });
+            }
             (ColumnRef::Position(p), _) => p.saturating_sub(1),
             (ColumnRef::Name(n), None) => {
                 return Err(SourceError::BadColumn {

@@ -1,7 +1,9 @@
 //! A purchases file in, validated and merged purchase rows out (or a precise error).
 //!
 //! Reads CSV or TSV (`,` `\t` `;` `|`, sniffed when not given), plain or gzip, with or
-//! without a header, columns chosen by header name or 1-based position. Every data row
+//! without a header, columns chosen by header name or 1-based position (customer and item
+//! columns may be left to be found by their well-known names, [`ColumnRef::Detect`], and
+//! the summary says which were, [`ColumnsFound`]). Every data row
 //! ends up in exactly one bucket of the [`IngestSummary`]: a purchase, a netted or
 //! ignored return, a rating below `min_value` (kept as "seen"), a guest row (no customer
 //! id), a zero-quantity row, or a rejected row. By default the first bad row stops the
@@ -40,6 +42,63 @@ pub enum ColumnRef {
     Position(usize),
     /// Header name (exact, or case-insensitive when that is unambiguous).
     Name(String),
+    /// The customer or item column, found in the header by a well-known name of its role
+    /// ([`CUSTOMER_NAMES`], [`ITEM_NAMES`]); no such name, or several, is an error naming
+    /// the flag to give. Never a guess by position.
+    Detect,
+}
+
+/// Header names (lower case, letters and digits only: `CustomerID`, `customer_id` and
+/// `Customer ID` are all `customerid`) that name the customer column: UCI Online Retail,
+/// The Complete Journey, Instacart, MovieLens, Retailrocket, Groceries and common exports.
+pub const CUSTOMER_NAMES: &[&str] = &[
+    "customerid",
+    "customer",
+    "customerno",
+    "customernumber",
+    "customerkey",
+    "custid",
+    "householdid",
+    "householdkey",
+    "userid",
+    "user",
+    "clientid",
+    "client",
+    "memberid",
+    "membernumber",
+    "accountid",
+    "shopperid",
+    "buyerid",
+    "visitorid",
+];
+
+/// Header names (compared as [`CUSTOMER_NAMES`]) that name the item column.
+pub const ITEM_NAMES: &[&str] = &[
+    "stockcode",
+    "productid",
+    "product",
+    "productcode",
+    "productno",
+    "itemid",
+    "item",
+    "itemcode",
+    "itemno",
+    "sku",
+    "skuid",
+    "articleid",
+    "article",
+    "articlecode",
+    "movieid",
+];
+
+/// The columns found by their header names ([`ColumnRef::Detect`]) and the header's
+/// columns nothing reads, so that a log can say what was used and what was not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnsFound {
+    /// Role (`customer`, `item`), header name and 1-based position of each column found.
+    pub found: Vec<(String, String, usize)>,
+    /// The header's columns that no role reads.
+    pub unread: Vec<String>,
 }
 
 impl FromStr for ColumnRef {
@@ -120,6 +179,11 @@ pub struct Columns {
 }
 
 impl Columns {
+    /// Customer and item columns, found in the header by their names.
+    pub fn detect() -> Self {
+        Columns::new(ColumnRef::Detect, ColumnRef::Detect)
+    }
+
     /// Customer and item columns only.
     pub fn new(customer: impl Into<ColumnRef>, item: impl Into<ColumnRef>) -> Self {
         Columns {
@@ -192,6 +256,9 @@ impl IngestOptions {
         if self.min_value.is_some_and(|v| !v.is_finite()) {
             return bad("the minimum value must be a finite number");
         }
+        if self.columns.roles()[2..].iter().any(|(_, c)| c == &Some(&ColumnRef::Detect)) {
+            return bad("only the customer and item columns are found by their names");
+        }
         if self.columns.price.is_some() && self.columns.amount.is_some() {
             return bad("give a unit price column or a line amount column, not both");
         }
@@ -248,6 +315,10 @@ pub struct IngestSummary {
     pub gzip: bool,
     /// The delimiter used.
     pub delimiter: String,
+    /// Columns found by their names, and the header's columns left unread (when a column
+    /// was found so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns_found: Option<ColumnsFound>,
 }
 
 /// Purchase rows dated outside the fences of the log's bulk of times.
@@ -386,6 +457,8 @@ struct Resolved {
     pos: [Option<usize>; 8],
     names: [String; 8],
     width: usize,
+    /// When a column was found by its name.
+    found: Option<ColumnsFound>,
 }
 
 const CUSTOMER: usize = 0;
@@ -400,14 +473,64 @@ const BASKET: usize = 7;
 fn resolve(columns: &Columns, file: &Delimited) -> Result<Resolved, SourceError> {
     let mut pos = [None; 8];
     let mut names: [String; 8] = Default::default();
-    for (k, (_, col)) in columns.roles().into_iter().enumerate() {
+    let mut found = Vec::new();
+    for (k, (role, col)) in columns.roles().into_iter().enumerate() {
         let Some(col) = col else { continue };
-        let (p, name) = file.column(col)?;
+        let (p, name) = match (col, k) {
+            (ColumnRef::Detect, CUSTOMER) => {
+                detect(role, CUSTOMER_NAMES, "CustomerID, customer_id, household_id", file)?
+            }
+            (ColumnRef::Detect, ITEM) => detect(role, ITEM_NAMES, "StockCode, product_id, item_id, sku", file)?,
+            _ => file.column(col)?,
+        };
+        if col == &ColumnRef::Detect {
+            found.push((role.to_string(), name.clone(), p + 1));
+        }
         names[k] = name;
         pos[k] = Some(p);
     }
     let width = pos.iter().flatten().max().map_or(0, |m| m + 1);
-    Ok(Resolved { pos, names, width })
+    let found = (!found.is_empty()).then(|| ColumnsFound {
+        found,
+        unread: file
+            .header()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !pos.contains(&Some(*i)))
+            .map(|(_, n)| n.clone())
+            .collect(),
+    });
+    Ok(Resolved { pos, names, width, found })
+}
+
+/// The `role` column: the one header column whose name, in lower case with letters and
+/// digits only, is in `known`. None, several, or no header: an error naming the flag.
+fn detect(role: &str, known: &[&str], such_as: &str, file: &Delimited) -> Result<(usize, String), SourceError> {
+    let flag = format!("--{role}-col");
+    let error = |reason: String| SourceError::BadColumn { path: file.name().to_string(), column: role.into(), reason };
+    let Some(h) = file.header() else {
+        return Err(error(format!(
+            "the file has no header to find the {role} column by name; give its position ({flag} N)"
+        )));
+    };
+    let key =
+        |s: &str| s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect::<String>();
+    let candidates: Vec<usize> = (0..h.len()).filter(|&i| known.contains(&key(&h[i]).as_str())).collect();
+    match candidates[..] {
+        [p] => Ok((p, h[p].clone())),
+        [] => Err(error(format!(
+            "no header column has a name cobuy knows for the {role} ids (such as {such_as}); give {flag} NAME or position; the header's columns are: {}",
+            h.join(", ")
+        ))),
+        _ => {
+            let names: Vec<String> = candidates.iter().map(|&i| format!("{} (column {})", h[i], i + 1)).collect();
+            Err(error(format!(
+                "several header columns could hold the {role} ids: {}; choose one with {flag} NAME",
+                names.join(", ")
+            )))
+        }
+    }
 }
 
 /// Reads a purchases file and merges its rows.
@@ -550,14 +673,18 @@ fn read_rows(
 ) -> Result<IngestSummary, IngestError> {
     opts.check()?;
     let mut file = Delimited::open(path, opts.delimiter, opts.has_header)?;
-    let cols = resolve(&opts.columns, &file)?;
+    let mut cols = resolve(&opts.columns, &file)?;
     let name = file.name().to_string();
     let mut rejects = match (&opts.rejects, opts.skip_invalid) {
         (Some(p), true) => Some(RejectsFile::create(p, file.delimiter)?),
         _ => None,
     };
-    let mut sum =
-        IngestSummary { gzip: file.gzip, delimiter: delimiter_name(file.delimiter), ..IngestSummary::default() };
+    let mut sum = IngestSummary {
+        gzip: file.gzip,
+        delimiter: delimiter_name(file.delimiter),
+        columns_found: cols.found.take(),
+        ..IngestSummary::default()
+    };
     let counts_baskets = sink.baskets().is_some();
     let mut baskets: Option<FxHashSet<Box<str>>> =
         cols.pos[BASKET].filter(|_| !counts_baskets).map(|_| FxHashSet::default());

@@ -81,21 +81,19 @@ pub struct CrossSell<'a> {
     outgoing: Vec<Vec<(u32, f64, f64)>>,
     /// Per item, its category group.
     category: Vec<Option<u32>>,
-    /// Per item, whether it may be offered (category restrictions).
-    eligible: Vec<bool>,
     params: CrossSellParams,
 }
 
 impl<'a> CrossSell<'a> {
     /// Builds the scorer. `rules` are over the model's items (same indices); `category`
-    /// and `eligible` have one entry per model item; `filter` is the model's resolved
-    /// filter (bought items are never offered).
+    /// has one entry per model item; `filter` is the model's resolved filter (its allow and
+    /// deny lists, category restrictions included, say what may be offered; bought items
+    /// never are).
     pub fn new(
         model: &'a Model,
         filter: &'a ResolvedFilter,
         rules: &[Rule],
         category: Vec<Option<u32>>,
-        eligible: Vec<bool>,
         params: CrossSellParams,
     ) -> Self {
         let items = model.items().len();
@@ -109,7 +107,7 @@ impl<'a> CrossSell<'a> {
             list.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
             list.truncate(params.rules_per_item);
         }
-        CrossSell { scorer: model.scorer(filter), outgoing, category, eligible, params }
+        CrossSell { scorer: model.scorer(filter), outgoing, category, params }
     }
 
     /// Per-worker buffers.
@@ -152,8 +150,8 @@ impl<'a> CrossSell<'a> {
             merged.push((group[0].0, cf, with));
         }
         // Bought and seen items never come from the scorer nor from the rules above; items
-        // the filter denies, or outside the allowed categories, are dropped here.
-        merged.retain(|m| self.eligible.get(m.0 as usize).copied().unwrap_or(false) && self.scorer.allows(m.0));
+        // the filter does not allow are dropped here.
+        merged.retain(|m| self.scorer.allows(m.0));
         let best_cf = merged.iter().map(|m| m.1).fold(0.0, f64::max);
         let best_lift = merged.iter().filter_map(|m| m.2).map(|w| w.2).fold(1.0, f64::max);
         per_category.clear();

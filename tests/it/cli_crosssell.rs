@@ -346,3 +346,122 @@ fn bad_catalogue_rows_stop_the_run_or_go_to_the_rejects_file() {
     let rejects = fs::read_to_string(format!("{out}.catalog-rejects.csv")).unwrap();
     assert!(rejects.lines().nth(1).unwrap().starts_with("4,price,"), "{rejects}");
 }
+
+/// Runs cross-sell on `fx`'s purchases (with customer, item and basket columns) and the
+/// catalogue `catalog` read with the category columns `levels`, plus `extra`.
+fn cross_sell(fx: &Fx, catalog: &str, levels: &str, extra: &[&str]) -> std::process::Output {
+    let (p, c) = (fx.path("p.csv"), fx.path(catalog));
+    let base = ["cross-sell", "--purchases", &p, "--customer-col", "customer", "--item-col", "item"];
+    let cat =
+        ["--basket-col", "basket", "--catalog", &c, "--catalog-item-col", "item", "--catalog-category-cols", levels];
+    let args: Vec<&str> = base.iter().chain(&cat).chain(["--min-count", "2"].iter()).chain(extra).copied().collect();
+    common::run_cobuy(fx.dir.path(), &args)
+}
+
+fn ok(o: std::process::Output) -> String {
+    let log = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{log}");
+    log
+}
+
+/// Without `--level`, offers are grouped at level 1, or at the only level of a one-level
+/// catalogue (the bundled UCI Online Retail one), and the log says which.
+#[test]
+fn the_default_level_exists_in_the_catalogue_and_is_logged() {
+    let fx = Fx::new();
+    let level = |col: usize| -> BTreeMap<String, String> {
+        CATALOG
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .map(|f| (f[0].into(), f[col].into()))
+            .collect()
+    };
+    let out = fx.path("offers.csv");
+    let log = ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--out", &out]));
+    assert!(log.contains("categories at level 1 of the catalogue's 2"), "{log}");
+    let aisle = level(2);
+    let got = rows(&out);
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|r| aisle[&r[2]] == r[4]), "{got:?}");
+
+    let one_level: String = CATALOG.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
+    fs::write(fx.dir.path().join("flat.csv"), one_level).unwrap();
+    let log = ok(cross_sell(&fx, "flat.csv", "department", &["--out", &out]));
+    assert!(log.contains("categories at level 0 of the catalogue's 1"), "{log}");
+    let dept = level(1);
+    let got = rows(&out);
+    assert!(!got.is_empty());
+    assert!(got.iter().all(|r| dept[&r[2]] == r[4]), "{got:?}");
+}
+
+/// Cross-sell takes recommend's filter flags: a deny list keeps out an item that is not in
+/// the catalogue (offered on evidence alone otherwise, as postage is in the bundled data),
+/// an allow list restricts the offers to its items.
+#[test]
+fn cross_sell_takes_the_deny_and_allow_lists() {
+    let fx = Fx::new();
+    // Postage on every basket of the even customers: bought together with everything.
+    let mut text = purchases();
+    let with_postage: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2).map(String::from))
+        .filter(|b| b[1..b.find('b').unwrap()].parse::<u32>().unwrap() % 2 == 0)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|b| format!("{},postage,{b}\n", &b[..b.find('b').unwrap()]))
+        .collect();
+    text.extend(with_postage);
+    fs::write(fx.dir.path().join("p.csv"), text).unwrap();
+    let out = fx.path("offers.csv");
+    let all = |out: &str| rows(out).into_iter().map(|r| (r[0].clone(), r[2].clone())).collect::<Vec<_>>();
+    ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--top", "10", "--out", &out]));
+    assert!(all(&out).iter().any(|(_, i)| i == "postage"), "postage is offered without a deny list");
+
+    fs::write(fx.dir.path().join("deny.txt"), "postage\nghost\n").unwrap();
+    let log = ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--deny", &fx.path("deny.txt"), "--out", &out]));
+    assert!(log.contains("deny.txt: 1 of its 2 item ids is not in the model"), "{log}");
+    let denied = all(&out);
+    assert!(!denied.is_empty() && denied.iter().all(|(_, i)| i != "postage"), "{denied:?}");
+
+    fs::write(fx.dir.path().join("allow.txt"), "water\njuice\nbread\n").unwrap();
+    ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--allow", &fx.path("allow.txt"), "--out", &out]));
+    let allowed = all(&out);
+    assert!(!allowed.is_empty(), "some customers have not bought all three");
+    assert!(allowed.iter().all(|(_, i)| ["water", "juice", "bread"].contains(&i.as_str())), "{allowed:?}");
+}
+
+/// `--model` scores with a model saved by `cobuy fit` from the same purchases: the offers
+/// of fitting the same algorithm in the command; fit options beside it, or a model of other
+/// purchases, are usage errors.
+#[test]
+fn cross_sell_scores_with_a_saved_model() {
+    let fx = Fx::new();
+    let (p, m) = (fx.path("p.csv"), fx.path("m.cobuy"));
+    let fit = ["fit", "--purchases", &p, "--customer-col", "customer", "--item-col", "item", "--basket-col", "basket"];
+    let args: Vec<&str> = fit.iter().copied().chain(["--algorithm", "item-knn", "--model", &m]).collect();
+    assert!(common::run_cobuy(fx.dir.path(), &args).status.success());
+    let (fitted, saved) = (fx.path("fitted.csv"), fx.path("saved.csv"));
+    ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--algorithm", "item-knn", "--out", &fitted]));
+    let log = ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--model", &m, "--out", &saved]));
+    assert!(log.contains(&format!("affinity: {m}, item-knn")), "{log}");
+    assert_eq!(fs::read_to_string(&fitted).unwrap(), fs::read_to_string(&saved).unwrap());
+
+    let out = fx.path("bad.csv");
+    let o = cross_sell(&fx, "catalog.csv", "department,aisle", &["--model", &m, "--neighbors", "5", "--out", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already fitted"), "{}", String::from_utf8_lossy(&o.stderr));
+    // A model of the first half of the rows knows fewer customers.
+    let half: String = purchases().lines().take(200).map(|l| format!("{l}\n")).collect();
+    fs::write(fx.dir.path().join("half.csv"), half).unwrap();
+    let h = fx.path("half.csv");
+    let args: Vec<&str> =
+        ["fit", "--purchases", &h, "--customer-col", "customer", "--item-col", "item", "--model", &m].to_vec();
+    assert!(common::run_cobuy(fx.dir.path(), &args).status.success());
+    let o = cross_sell(&fx, "catalog.csv", "department,aisle", &["--model", &m, "--out", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fitted from other purchases"), "{err}");
+    assert!(!Path::new(&out).exists());
+}

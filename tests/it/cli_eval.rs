@@ -1095,10 +1095,12 @@ fn bad_flags_are_usage_errors_and_write_nothing() {
         fx.assert_no_report("out", &format!("eval {extra:?}"));
     }
 
-    // No --out-dir.
+    // No --out-dir: a required flag (clap's usage error, exit code 2).
     let mut args = vec!["eval", "--purchases", "purchases.csv"];
     args.extend_from_slice(&COLUMNS);
-    assert_usage(&fx.run(&args), "eval without --out-dir", &["--out-dir"]);
+    let r = fx.run(&args);
+    assert_eq!(r.code, 2, "eval without --out-dir: {}", r.stderr);
+    assert!(r.stderr.contains("required") && r.stderr.contains("--out-dir"), "{}", r.stderr);
 
     // A time split without a time column; last basket with neither times nor baskets.
     let untimed = ["eval", "--purchases", "purchases.csv", "--customer-col", "customer", "--item-col", "item"];

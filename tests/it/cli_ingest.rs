@@ -106,6 +106,7 @@ fn rejected_by_reason(stderr: &str) -> &str {
     stderr
         .lines()
         .find_map(|l| l.strip_prefix("cobuy: rejected by reason: "))
+        .map(|l| l.split_once("; written to ").map_or(l, |(reasons, _)| reasons))
         .unwrap_or_else(|| panic!("no `rejected by reason:` line in stderr:\n{stderr}"))
 }
 
@@ -194,6 +195,78 @@ fn named_column_without_a_header() {
     let f = data("basic.csv");
     let res = sc.fit(&f, &["--no-header", "--customer-col", "customer"]);
     assert_row_error(&sc, &res, &f, 1, "customer", "columns can be named only when the file has a header");
+}
+
+/// Without `--customer-col` and `--item-col`, the columns are found by their well-known
+/// names wherever they are in the header (UCI Online Retail's order: the invoice first,
+/// which a guess by position took as the customer), and the log says which were used, how
+/// to choose others, and which columns were not read.
+#[test]
+fn customer_and_item_columns_are_found_by_name_and_logged() {
+    let sc = Scratch::new();
+    let f = sc.input(
+        "retail.csv",
+        b"InvoiceNo,StockCode,Quantity,Customer ID\n536365,85123A,6,17850\n536365,71053,6,17850\n536366,22633,6,17851\n",
+    );
+    let (code, _, stderr) = sc.fit(&f, &["--algorithm", "popularity"]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stderr.lines().find(|l| l.contains("columns found by name")).unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        line,
+        "cobuy: columns found by name: customer = Customer ID (column 4), item = StockCode (column 2) \
+         (--customer-col, --item-col to choose others); not read: InvoiceNo, Quantity"
+    );
+    let out = sc.out().join("recs.csv");
+    let (code, _, stderr) = cobuy(&["recommend", "--model", s(&sc.model()), "--top", "3", "--out", s(&out)]);
+    assert_eq!(code, 0, "{stderr}");
+    let rows = read_csv(&out);
+    let customers: BTreeSet<&str> = rows[1..].iter().map(|r| r[0].as_str()).collect();
+    let items: BTreeSet<&str> = rows[1..].iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(customers, BTreeSet::from(["17850", "17851"]));
+    assert!(items.is_subset(&BTreeSet::from(["85123A", "71053", "22633"])), "{items:?}");
+
+    // A flag given wins, and the other column is still found (and logged alone).
+    let (code, _, stderr) = sc.fit(&f, &["--algorithm", "popularity", "--customer-col", "InvoiceNo"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("columns found by name: item = StockCode (column 2) (--item-col to choose others); not read: Quantity, Customer ID"), "{stderr}");
+    // Both given: nothing found, nothing said.
+    let (code, _, stderr) =
+        sc.fit(&f, &["--algorithm", "popularity", "--customer-col", "4", "--item-col", "StockCode"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("found by name"), "{stderr}");
+}
+
+/// A header naming two candidates, none, or no header at all: a usage error that names the
+/// candidates (or the header) and the flag, before any row is read. Never a guess.
+#[test]
+fn columns_that_cannot_be_found_by_name_are_a_usage_error() {
+    for (header, flags, column, reason) in [
+        (
+            "customer_id,user_id,item\n",
+            &[][..],
+            "customer",
+            "several header columns could hold the customer ids: customer_id (column 1), user_id (column 2); \
+             choose one with --customer-col NAME",
+        ),
+        (
+            "who,what\n",
+            &["--customer-col", "who"][..],
+            "item",
+            "no header column has a name cobuy knows for the item ids (such as StockCode, product_id, item_id, sku); \
+             give --item-col NAME or position; the header's columns are: who, what",
+        ),
+        (
+            "",
+            &["--no-header", "--item-col", "2"][..],
+            "customer",
+            "the file has no header to find the customer column by name; give its position (--customer-col N)",
+        ),
+    ] {
+        let sc = Scratch::new();
+        let f = sc.input("p.csv", format!("{header}a,b,c\nd,e,f\n").as_bytes());
+        let res = sc.fit(&f, flags);
+        assert_row_error(&sc, &res, &f, 1, column, reason);
+    }
 }
 
 // 3. Unparsable fields.
@@ -419,8 +492,30 @@ fn skip_invalid_writes_the_rejects_file() {
     assert_eq!(code, 0, "{stderr}");
     check_skip_invalid_log(&stderr);
     check_rejects_file(&rejects);
-    assert!(stderr.contains(&format!("rejected rows written to {}", s(&rejects))), "{stderr}");
+    assert!(stderr.contains(&format!("; written to {}", s(&rejects))), "{stderr}");
     assert!(sc.model().exists());
+    // Commands writing an offer file put the rejects beside it by default, and say so.
+    let out = sc.out().join("rules.csv");
+    let (code, _, stderr) = cobuy(&[
+        "rules",
+        "--purchases",
+        s(&f),
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--quantity-col",
+        "quantity",
+        "--time-col",
+        "date",
+        "--skip-invalid",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let beside = sc.out().join("rules.csv.rejects.csv");
+    assert!(stderr.contains(&format!("; written to {}", s(&beside))), "{stderr}");
+    check_rejects_file(&beside);
 }
 
 #[test]
@@ -664,7 +759,8 @@ fn recommend_customer_list_with_an_unknown_id() {
         .lines()
         .find(|l| l.contains("not in the model"))
         .unwrap_or_else(|| panic!("no note about the unknown id:\n{stderr}"));
-    assert!(note.contains(&format!("{}:2: \"nobody\"", s(&list))), "{note:?}");
+    assert!(note.starts_with(&format!("cobuy: {}: 1 of its 3 customer ids is not in the model", s(&list))), "{note:?}");
+    assert!(note.contains("\"nobody\" (line 2)"), "{note:?}");
 
     let rows = read_csv(&out);
     assert_eq!(rows[0], ["customer_id", "rank", "item_id", "score", "source"]);

@@ -407,7 +407,10 @@ fn customers_file_restricts_the_output_and_reports_unknown_ids() {
     let who: BTreeSet<&str> = got.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(who, BTreeSet::from(["a05", "u03"]), "{got:?}");
     let log = err(&o);
-    assert!(log.contains("1 customer ids in") && log.contains("\"ghost\"") && log.contains("some.txt:2"), "{log}");
+    assert!(
+        log.contains("some.txt: 1 of its 3 customer ids is not in the model") && log.contains("\"ghost\" (line 2)"),
+        "{log}"
+    );
     // The same offers as in the full run.
     let all = fx.path("all.csv");
     fx.ok("up-sell", &["--out", &all]);
@@ -837,4 +840,22 @@ fn a_nightly_job_writes_the_same_offers_as_up_sell() {
     let o = fx.cobuy(&["run", &settings]);
     assert_eq!(o.status.code(), Some(2), "{}", err(&o));
     assert!(err(&o).contains("--tiers must be from 2 to 20"), "{}", err(&o));
+}
+
+/// `--model` scores affinity with a model saved by `cobuy fit` from the same purchases: the
+/// offers of fitting that algorithm in the command.
+#[test]
+fn up_sell_scores_affinity_with_a_saved_model() {
+    let fx = Fx::new();
+    let fit = ["fit", "--purchases", "p.csv", "--customer-col", "customer", "--item-col", "item", "--time-col", "time"];
+    let args: Vec<&str> = fit.iter().copied().chain(["--basket-col", "basket", "--algorithm", "ease"]).collect();
+    let o = fx.cobuy(&args.iter().copied().chain(["--model", "m.cobuy"]).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", err(&o));
+    let (fitted, saved) = (fx.path("fitted.csv"), fx.path("saved.csv"));
+    fx.ok("up-sell", &["--algorithm", "ease", "--out", &fitted]);
+    let o = fx.ok("up-sell", &["--model", "m.cobuy", "--out", &saved]);
+    assert!(err(&o).contains("affinity: m.cobuy, ease"), "{}", err(&o));
+    let got = offers(&saved);
+    assert!(!got.is_empty());
+    assert_eq!(got, offers(&fitted));
 }

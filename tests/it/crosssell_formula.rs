@@ -154,15 +154,15 @@ fn library_offers_follow_the_formula() {
     ];
     let mined: Vec<Rule> = rules.iter().map(|&(a, b, c, l)| rule(a as u32, b as u32, c, l)).collect();
     let category = vec![Some(0), Some(0), Some(1), Some(1), Some(1), Some(2), None, Some(2)];
-    // Item 5 is outside the allowed categories, item 7 denied by the filter.
-    let eligible: Vec<bool> = (0..ITEMS).map(|j| j != 5).collect();
-    let filter = model.filter(&Filter { deny: vec![ItemIdx(7)], ..Filter::default() }).unwrap();
+    // Item 5 is outside the allow list (as outside the allowed categories), item 7 denied.
+    let allow = (0..ITEMS as u32).filter(|&j| j != 5).map(ItemIdx).collect();
+    let filter = model.filter(&Filter { allow: Some(allow), deny: vec![ItemIdx(7)], ..Filter::default() }).unwrap();
     let allowed: Vec<bool> = (0..ITEMS).map(|j| j != 5 && j != 7).collect();
     let mut nonzero = 0;
     for cf_weight in [0.0, 0.3, 0.5, 1.0] {
         for novelty in [0.0, 1.0, 2.5] {
             let p = CrossSellParams { cf_weight, novelty, ..CrossSellParams::default() };
-            let cs = CrossSell::new(&model, &filter, &mined, category.clone(), eligible.clone(), p);
+            let cs = CrossSell::new(&model, &filter, &mined, category.clone(), p);
             let (mut s, mut got) = (cs.scratch(), Vec::new());
             for (c, mine) in bought.iter().enumerate() {
                 let blocked: Vec<bool> = (0..ITEMS).map(|j| mine.contains(&j) || (c == 6 && j == 6)).collect();

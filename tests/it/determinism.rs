@@ -169,7 +169,7 @@ fn thread_count_does_not_change_fold_in_rules_basket_complete_or_ease() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let generate = |customers: &str, items: &str, purchases: &str, out: &str| {
-        let args = ["--quiet", "generate", "--customers", customers, "--items", items, "--purchases", purchases];
+        let args = ["--quiet", "generate", "--customers", customers, "--items", items, "--rows", purchases];
         cobuy(dir, &[&args[..], &["--seed", "9", "--out", out]].concat());
     };
     generate("3000", "300", "60000", "many-customers.csv");

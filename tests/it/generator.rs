@@ -32,7 +32,7 @@ fn same_bytes_for_any_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     for threads in ["1", "4"] {
         let out = format!("gen-{threads}.csv");
-        let args = ["--threads", threads, "generate", "--customers", "20000", "--items", "500", "--purchases", "60000"];
+        let args = ["--threads", threads, "generate", "--customers", "20000", "--items", "500", "--rows", "60000"];
         let o = run_cobuy(dir.path(), &[&args[..], &["--seed", "11", "--out", &out]].concat());
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(std::fs::read(dir.path().join(&out)).unwrap() == one, "cobuy --threads {threads} generate");

@@ -48,7 +48,7 @@ impl Fx {
             customers,
             "--items",
             items,
-            "--purchases",
+            "--rows",
             purchases,
             "--seed",
             "5",

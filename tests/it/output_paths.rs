@@ -114,7 +114,7 @@ fn devices_are_written_through_and_a_full_disk_names_the_path() {
     for args in [
         &["--quiet", "recommend", "--model", "model.cobuy", "--out", "full"][..],
         &["--quiet", "rules", "--purchases", "purchases.csv", "--min-support", "0.0001", "--out", "full"],
-        &["--quiet", "generate", "--customers", "50", "--items", "20", "--purchases", "400", "--out", "full"],
+        &["--quiet", "generate", "--customers", "50", "--items", "20", "--rows", "400", "--out", "full"],
     ] {
         let o = run_cobuy(d, args);
         let e = stderr(&o);
@@ -147,7 +147,7 @@ fn a_dash_writes_to_standard_output() {
 fn killed_generate(dir: &Path, signal: &str) -> Option<i32> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cobuy"))
         .current_dir(dir)
-        .args(["--quiet", "generate", "--customers", "100000", "--items", "5000", "--purchases", "50000000"])
+        .args(["--quiet", "generate", "--customers", "100000", "--items", "5000", "--rows", "50000000"])
         .args(["--out", "big.csv"])
         .spawn()
         .expect("cobuy runs");
@@ -186,11 +186,11 @@ fn a_later_run_removes_the_temporary_files_of_dead_processes_only() {
     for p in [&dead, &live, &other] {
         fs::write(p, "half").unwrap();
     }
-    let o = run_cobuy(d, &["--quiet", "generate", "--customers", "50", "--items", "20", "--purchases", "400"]);
+    let o = run_cobuy(d, &["--quiet", "generate", "--customers", "50", "--items", "20", "--rows", "400"]);
     assert!(!o.status.success(), "--out is required");
     let o = run_cobuy(
         d,
-        &["--quiet", "generate", "--customers", "50", "--items", "20", "--purchases", "400", "--out", "small.csv"],
+        &["--quiet", "generate", "--customers", "50", "--items", "20", "--rows", "400", "--out", "small.csv"],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dead.exists(), "a dead process's temporary file is removed");
@@ -218,7 +218,7 @@ fn into_closed_pipe(dir: &Path, args: &[&str]) -> Output {
 fn a_closed_standard_output_is_a_quiet_successful_end() {
     let dir = setup();
     let d = dir.path();
-    let big = ["--quiet", "generate", "--customers", "2000", "--items", "300", "--purchases", "400000", "--out", "-"];
+    let big = ["--quiet", "generate", "--customers", "2000", "--items", "300", "--rows", "400000", "--out", "-"];
     for args in [
         &["inspect", "model.cobuy", "--json"][..],
         &["inspect", "model.cobuy"],
@@ -300,7 +300,7 @@ fn an_output_that_is_an_input_is_refused_and_the_input_untouched() {
         &["basket-complete", "--purchases", "purchases.csv", "--items", "SKU-001", "--out", "purchases.csv"],
         same,
     );
-    refused(d, &["generate", "--customers", "5", "--items", "5", "--purchases", "50", "--out", "sub"], "directory");
+    refused(d, &["generate", "--customers", "5", "--items", "5", "--rows", "50", "--out", "sub"], "directory");
 }
 
 #[test]
@@ -387,7 +387,7 @@ fn output_locations_are_checked_before_the_input_is_read() {
 fn absurd_thread_counts_and_generated_sizes_are_usage_errors() {
     let dir = TempDir::new().unwrap();
     let d = dir.path();
-    let small = ["generate", "--customers", "5", "--items", "5", "--purchases", "50", "--out", "g.csv"];
+    let small = ["generate", "--customers", "5", "--items", "5", "--rows", "50", "--out", "g.csv"];
     for threads in ["1025", "10000", "18446744073709551615"] {
         let mut args = vec!["--threads", threads];
         args.extend(small);
@@ -395,14 +395,12 @@ fn absurd_thread_counts_and_generated_sizes_are_usage_errors() {
         assert_eq!(code(&o), Some(2), "{threads}: {}", stderr(&o));
         assert!(stderr(&o).contains("at most 1024"), "{}", stderr(&o));
     }
-    let o = run_cobuy(d, &["--threads", "1024", "generate", "--customers", "5", "--items", "5", "--purchases", "50"]);
+    let o = run_cobuy(d, &["--threads", "1024", "generate", "--customers", "5", "--items", "5", "--rows", "50"]);
     assert_eq!(code(&o), Some(2), "--out missing");
-    let o = run_cobuy(
-        d,
-        &["generate", "--customers", "10", "--items", "10", "--purchases", "10000000000", "--out", "huge.csv"],
-    );
+    let o =
+        run_cobuy(d, &["generate", "--customers", "10", "--items", "10", "--rows", "10000000000", "--out", "huge.csv"]);
     assert_eq!(code(&o), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--purchases 10000000000") && stderr(&o).contains("GiB"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--rows 10000000000") && stderr(&o).contains("GiB"), "{}", stderr(&o));
     assert!(names(d).is_empty(), "nothing written: {:?}", names(d));
 }
 
