@@ -118,7 +118,7 @@ pub fn run_job(path: &Path, threads: usize, log: Log) -> Result<()> {
 
 fn read_job(path: &Path) -> Result<EvalJob> {
     let text = read_job_text(path)?;
-    let mut job: EvalJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let mut job: EvalJob = toml::from_str(&text).map_err(|e| super::job_error(path, &e))?;
     let base = path.parent().unwrap_or(Path::new(""));
     let rebase = |p: &mut PathBuf| rebase(base, p);
     rebase(&mut job.input.purchases);
@@ -631,7 +631,7 @@ fn write_split(plog: &PurchaseLog, method: &SplitMethod, validation: bool, dir: 
                 continue;
             }
             rows += 1;
-            let amount = r.amount.map(|a| a.to_string()).unwrap_or_default();
+            let amount = r.amount.map(super::decimal).unwrap_or_default();
             let time = r.time.map(|t| t.to_string()).unwrap_or_default();
             let basket = match (r.basket, &plog.baskets) {
                 (Some(b), Some(t)) => t.id(b).to_string(),

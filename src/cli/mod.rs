@@ -174,6 +174,18 @@ fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
     }
 }
 
+/// A value computed from decimals or counts in a few roundings (a quantity times a price; a
+/// rule's confidence as the ratio of two supports, as mlxtend computes it), without their
+/// float noise: rounded to 15 significant digits, which every decimal of up to 15 digits
+/// survives, then printed in its shortest form (`15.3`, not `15.299999999999999`; `0.88`,
+/// not `0.8799999999999999`).
+pub fn decimal(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    format!("{x:.14e}").parse::<f64>().unwrap_or(x).to_string()
+}
+
 /// `n` and the noun, plural unless `n` is 1: "1 customer", "3 customers".
 pub fn plural(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
@@ -226,6 +238,42 @@ impl Log {
 /// Reads a job file's text (a missing or unreadable file is the user's error).
 pub fn read_job_text(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read the job file: {e}", path.display())))
+}
+
+/// A job file that does not parse, with the closest known key when a key is unknown
+/// (`neighbours`: did you mean `neighbors`?). Known keys are the flags' names with `_` for
+/// `-`, and those serde lists as expected.
+pub fn job_error(path: &Path, e: &toml::de::Error) -> anyhow::Error {
+    let msg = e.to_string();
+    let msg = msg.trim_end();
+    let unknown = msg.split("unknown field `").nth(1).and_then(|r| r.split('`').next());
+    let expected = msg.split("expected").nth(1).unwrap_or("");
+    let mut known: Vec<String> = expected.split('`').skip(1).step_by(2).map(String::from).collect();
+    for sub in command().get_subcommands() {
+        known.extend(sub.get_arguments().filter_map(|a| a.get_long()).map(|l| l.replace('-', "_")));
+    }
+    let closest = unknown
+        .and_then(|u| known.iter().map(|k| (edit_distance(u, k), k)).filter(|(d, _)| *d <= (u.len() / 3).max(1)).min());
+    match closest {
+        Some((_, k)) => bad(format!("{}: {msg}\ndid you mean `{k}`?", path.display())),
+        None => bad(format!("{}: {msg}", path.display())),
+    }
+}
+
+/// Levenshtein distance between two keys (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// Makes a relative path of a job file relative to the job file's folder `base` (`-`,
@@ -320,9 +368,15 @@ fn auto_line(s: &Selection, seconds: f64) -> String {
     )
 }
 
+/// Loads a model file; a missing one says how to make it.
 pub fn load_model(path: &Path, log: Log) -> Result<Model> {
     let start = Instant::now();
     let model = Model::load(path).map_err(|e| match e {
+        ModelError::Io { ref error, .. } if error.kind() == std::io::ErrorKind::NotFound => bad(format!(
+            "{}: no such model file; fit one first: cobuy fit --purchases FILE --model {}",
+            path.display(),
+            path.display()
+        )),
         ModelError::Io { .. } => bad(e.to_string()),
         other => bad(format!("{}: {other}", path.display())),
     })?;
@@ -588,5 +642,21 @@ mod tests {
         }
         assert_eq!(with_rejects, super::REJECTS_BY_DEFAULT.len());
         cmd.debug_assert();
+    }
+
+    /// Amounts are printed as the decimals they come from; values no product of short
+    /// decimals makes keep every digit they need.
+    #[test]
+    fn decimals_lose_the_float_noise_of_a_product_only() {
+        use super::decimal;
+        assert_eq!((6.0 * 2.55f64).to_string(), "15.299999999999999", "the noise this removes");
+        assert_eq!(decimal(6.0 * 2.55), "15.3");
+        assert_eq!(decimal(3.0 * 0.1), "0.3");
+        assert_eq!(decimal(12540.0 * 0.0), "0");
+        assert_eq!(decimal(-2.0 * 1.1), "-2.2");
+        assert_eq!(decimal(1.0 / 3.0), "0.333333333333333");
+        assert_eq!(decimal(123456789.123), "123456789.123");
+        assert_eq!(decimal(1e-20 * 3.0), "0.00000000000000000003");
+        assert_eq!(decimal(f64::INFINITY), "inf");
     }
 }

@@ -66,6 +66,15 @@ impl Files {
     pub fn check(&self) -> Result<()> {
         let mut keys: Vec<(&str, &Path, Key)> = Vec::new();
         for (what, out) in &self.outputs {
+            // A folder that does not exist yet would be found only when the file is
+            // written, after the whole read.
+            if out.as_os_str().as_encoded_bytes().ends_with(std::path::MAIN_SEPARATOR_STR.as_bytes()) {
+                return Err(bad(format!(
+                    "{}: the {what} is a file, but this path ends with {} and so names a folder; give a file path",
+                    out.display(),
+                    std::path::MAIN_SEPARATOR
+                )));
+            }
             let key = match destination(out) {
                 Err(e) => return Err(bad(format!("{}: cannot write the {what} there: {e}", out.display()))),
                 Ok(Destination::Stdout) => Key::Stdout,

@@ -19,7 +19,7 @@ use cobuy::output::AtomicFile;
 
 use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
 use super::paths::Files;
-use super::{Log, bad, create_parent, summary_lines};
+use super::{Log, bad, create_parent, decimal, summary_lines};
 
 /// `cobuy rules` flags.
 #[derive(Args, Debug)]
@@ -167,11 +167,11 @@ fn write_rules(f: &mut AtomicFile, baskets: &Baskets, rules: &[cobuy::offers::ru
         w.write_record([
             ids.id(r.antecedent.0),
             ids.id(r.consequent.0),
-            &r.support.to_string(),
-            &r.confidence.to_string(),
-            &r.lift.to_string(),
-            &r.leverage.to_string(),
-            &r.conviction.to_string(),
+            &decimal(r.support),
+            &decimal(r.confidence),
+            &decimal(r.lift),
+            &decimal(r.leverage),
+            &decimal(r.conviction),
             &r.count.to_string(),
             &r.antecedent_count.to_string(),
             &r.consequent_count.to_string(),
@@ -302,9 +302,9 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
                 buf.push(b',');
                 write_csv_field(buf, ids.id(item.item.0));
                 buf.push(b',');
-                put_display(buf, item.confidence);
+                put_display(buf, decimal(item.confidence));
                 buf.push(b',');
-                put_display(buf, item.lift);
+                put_display(buf, decimal(item.lift));
                 buf.push(b',');
                 put_display(buf, item.count);
                 buf.push(b',');

@@ -16,7 +16,7 @@ use cobuy::output::AtomicFile;
 use super::args::{InputArgs, ModelArgs, set_job_threads};
 use super::recommend::{RecommendCmd, recommend};
 use super::upsell::UpsellStep;
-use super::{Log, bad, create_parent, fit::fit, read_job_text, rebase};
+use super::{Log, create_parent, fit::fit, read_job_text, rebase};
 
 #[derive(Args, Clone, Debug)]
 pub struct RunCmd {
@@ -64,9 +64,12 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
     let upsell_catalog = job.upsell.as_ref().map(|u| u.read_catalog(&job.input, log)).transpose()?;
     let (model, ingest) = fit(&job.input, &job.fit, log)?;
     let batch = recommend(&model, &job.recommend, log)?;
-    if let (Some(u), Some(catalog)) = (&job.upsell, upsell_catalog) {
-        u.run(&job.input, catalog, &model, log)?;
-    }
+    let upsell = match (&job.upsell, upsell_catalog) {
+        (Some(u), Some(catalog)) => {
+            Some(UpsellSummary { offers: u.out.display().to_string(), batch: u.run(&job.input, catalog, &model, log)? })
+        }
+        _ => None,
+    };
     if let Some(p) = &job.summary {
         #[derive(Serialize)]
         struct Summary<'a> {
@@ -77,6 +80,8 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             model: String,
             recommendations: String,
             batch: BatchStats,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            upsell: Option<UpsellSummary>,
         }
         let s = Summary {
             job: path.display().to_string(),
@@ -86,6 +91,7 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             model: job.fit.model.display().to_string(),
             recommendations: job.recommend.out.display().to_string(),
             batch,
+            upsell,
         };
         create_parent(p)?;
         let mut f = AtomicFile::create(p).with_context(|| format!("cannot create {}", p.display()))?;
@@ -100,10 +106,17 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
     Ok(())
 }
 
+/// The run summary's up-sell section: the offers file and what was written to it.
+#[derive(Serialize)]
+struct UpsellSummary {
+    offers: String,
+    batch: BatchStats,
+}
+
 /// Parses a nightly job, its paths made relative to the job file's folder and its
 /// `[upsell]` step checked, before anything is read.
 fn read_job(path: &Path, text: &str) -> Result<Job> {
-    let mut job: Job = toml::from_str(text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let mut job: Job = toml::from_str(text).map_err(|e| super::job_error(path, &e))?;
     let base = path.parent().unwrap_or(Path::new(""));
     let rebase = |p: &mut PathBuf| rebase(base, p);
     rebase(&mut job.input.purchases);

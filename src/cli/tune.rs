@@ -155,7 +155,7 @@ fn label(t: &toml::Table) -> String {
 pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     let path = cmd.job.as_path();
     let text = read_job_text(path)?;
-    let mut job: TuneJob = toml::from_str(&text).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let mut job: TuneJob = toml::from_str(&text).map_err(|e| super::job_error(path, &e))?;
     let base = path.parent().unwrap_or(Path::new(""));
     if job.input.purchases.is_relative() && job.input.purchases.as_os_str() != "-" {
         job.input.purchases = base.join(&job.input.purchases);
@@ -539,7 +539,7 @@ fn recommendations(t: &TuneArgs, model: &Path) -> PathBuf {
 
 /// The tables `keys` of the tune job, as written.
 fn original_tables(path: &Path, text: &str, keys: &[&str]) -> Result<toml::Table> {
-    let original: toml::Table = text.parse().map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    let original: toml::Table = text.parse().map_err(|e| super::job_error(path, &e))?;
     Ok(keys.iter().filter_map(|&k| original.get(k).map(|v| (k.to_string(), v.clone()))).collect())
 }
 

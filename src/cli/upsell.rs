@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
-use cobuy::batch::{put_display, write_field};
+use cobuy::batch::{BatchStats, put_display, write_field};
 use cobuy::ids::ItemIdx;
 use cobuy::ingest::{self, PurchaseLog};
 use cobuy::matrix::{Interactions, MergeStats};
@@ -232,11 +232,11 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let Learned { plog, interactions, merge, catalog, upgrades } =
         learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
     let model = affinity.model(&plog, interactions, FitInfo { merge, ..FitInfo::default() }, log)?;
-    write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log)
+    write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log).map(drop)
 }
 
 /// Scores the customers (all, or those listed in `customers`) and streams their offers to
-/// `out`, written completely or not at all.
+/// `out`, written completely or not at all; returns what was written.
 fn write_offers(
     model: &Model,
     upgrades: &UpgradeModel,
@@ -245,7 +245,7 @@ fn write_offers(
     customers: Option<&Path>,
     out: &Path,
     log: Log,
-) -> Result<()> {
+) -> Result<BatchStats> {
     let filter = model.filter(&Filter::default())?;
     let up = UpSell::new(upgrades, model.scorer(&filter));
     let customers = customers_of(model, customers, log)?;
@@ -300,7 +300,7 @@ fn write_offers(
         plural(stats.short_customers, "customer"),
         top
     ));
-    Ok(())
+    Ok(stats)
 }
 
 /// The `[upsell]` table of a nightly job file: up-sell offers from the job's purchases and
@@ -357,8 +357,9 @@ impl UpsellStep {
     }
 
     /// Learns the upgrades from the job's purchases and writes the offers, with the job's
-    /// model for affinity and the catalogue read by [`UpsellStep::read_catalog`].
-    pub fn run(&self, input: &InputArgs, catalog: Catalog, model: &Model, log: Log) -> Result<()> {
+    /// model for affinity and the catalogue read by [`UpsellStep::read_catalog`]; returns
+    /// what was written (for the run summary).
+    pub fn run(&self, input: &InputArgs, catalog: Catalog, model: &Model, log: Log) -> Result<BatchStats> {
         let params = self.check()?;
         let Learned { plog, catalog, upgrades, .. } = learn(input, catalog, &self.settings, &params, &self.out, log)?;
         if model.items() != &plog.items {

@@ -407,9 +407,14 @@ impl Delimited {
     }
 }
 
-/// The error for a bad row of file `path` at `line`.
+/// What the error of a bad row adds: how to skip such rows instead of stopping.
+pub(crate) const SKIP_HINT: &str = " (--skip-invalid skips such rows, counted, into a rejects file)";
+
+/// The error for a bad row of file `path` at `line` that stops a read (bad rows are not
+/// being skipped), with the way to skip them instead.
 pub(crate) fn row_error(path: &str, line: u64, p: RowProblem) -> SourceError {
-    SourceError::Row { path: path.into(), line, column: p.column, reason: p.reason }
+    let reason = format!("{}{SKIP_HINT}", p.reason);
+    SourceError::Row { path: path.into(), line, column: p.column, reason }
 }
 
 /// How many bytes of the file a read has consumed.

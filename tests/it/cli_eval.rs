@@ -651,6 +651,15 @@ fn popularity_matches_a_computation_from_the_split_files() {
     );
     let split = SplitFiles::read(&fx.path("split"));
     split.check_setup(&report, "time split");
+    // Amounts are whole quantities times prices in cents: at most two decimals, printed
+    // without the float noise of the product (15.3, not 15.299999999999999).
+    for file in ["train.csv", "test.csv"] {
+        let mut r = csv::Reader::from_path(fx.path("split").join(file)).unwrap();
+        for rec in r.records().map(Result::unwrap) {
+            let decimals = rec[3].split_once('.').map_or(0, |(_, d)| d.len());
+            assert!(!rec[3].is_empty() && decimals <= 2, "{file}: amount {:?} in {rec:?}", &rec[3]);
+        }
+    }
 
     // The written split is the rule: test rows are those at or after the cutoff that leaves
     // 20% of the purchase rows in the test part.
@@ -1158,7 +1167,10 @@ fn bad_eval_jobs_are_usage_errors_and_write_nothing() {
             "[[algorithm]]\nname = \"a\"\nalgorithm = \"item-knn\"\n\n[[algorithm]]\nname = \"a\"\nalgorithm = \"user-knn\"\n",
             &["two configurations are named \"a\""],
         ),
-        ("[[algorithm]]\nalgorithm = \"item-knn\"\nnieghbors = 5\n", &["eval.toml", "unknown field", "nieghbors"]),
+        (
+            "[[algorithm]]\nalgorithm = \"item-knn\"\nnieghbors = 5\n",
+            &["eval.toml", "unknown field", "nieghbors", "did you mean `neighbors`?"],
+        ),
         // An unknown key beside a similarity key (the two are flattened into one table).
         (
             "[[algorithm]]\nalgorithm = \"item-knn\"\nsimilarity = \"jaccard\"\nshrink = 2.0\n",
@@ -1186,8 +1198,23 @@ fn bad_eval_jobs_are_usage_errors_and_write_nothing() {
     let good = "[[algorithm]]\nalgorithm = \"popularity\"\n";
     for (from, to, key) in [("test_share", "test_shares", "test_shares"), ("out_dir", "outdir", "outdir")] {
         fx.write("job/eval.toml", &format!("{}\n{good}", head.replace(from, to)));
-        assert_usage(&fx.run(&["run", "job/eval.toml"]), key, &["unknown field", key]);
+        let suggestion = format!("did you mean `{from}`?");
+        assert_usage(&fx.run(&["run", "job/eval.toml"]), key, &["unknown field", key, &suggestion]);
     }
+    // The nightly job's [fit] (fit and similarity keys flattened: serde lists none).
+    let night =
+        "[input]\npurchases = \"p.csv\"\n[fit]\nmodel = \"m.cobuy\"\nneighbours = 5\n[recommend]\nout = \"r.csv\"\n";
+    fx.write("job/night.toml", night);
+    assert_usage(
+        &fx.run(&["run", "job/night.toml"]),
+        "neighbours",
+        &["unknown field `neighbours`", "did you mean `neighbors`?"],
+    );
+    // A key far from every known one gets no suggestion.
+    fx.write("job/eval.toml", &format!("{}\n{good}", head.replace("out_dir", "zzzzzz")));
+    let r = fx.run(&["run", "job/eval.toml"]);
+    assert_usage(&r, "zzzzzz", &["unknown field", "zzzzzz"]);
+    assert!(!r.stderr.contains("did you mean"), "{}", r.stderr);
     // The good job runs.
     fx.write("job/eval.toml", &format!("{head}\n{good}"));
     fx.ok(&["run", "job/eval.toml"]);
@@ -1439,7 +1466,7 @@ fn bad_tune_jobs_are_usage_errors_and_write_nothing() {
         (TUNE.replace("\"ndcg\"", "\"nope\""), &["metric", "\"nope\""]),
         (TUNE.replace("\"new-items\"", "\"newish\""), &["unknown target", "\"newish\""]),
         (TUNE.replace("test_share = 0.2", "test_share = 2.0"), &["test share", "between 0 and 1"]),
-        (TUNE.replace("metric", "metrik"), &["tune.toml", "unknown field", "metrik"]),
+        (TUNE.replace("metric", "metrik"), &["tune.toml", "unknown field", "metrik", "did you mean `metric`?"]),
     ];
     for (tune, want) in &cases {
         fx.write("job/tune.toml", &format!("{INPUT}{tune}{SPACES}"));

@@ -276,7 +276,15 @@ fn unparsable_quantity_names_line_and_column() {
     let sc = Scratch::new();
     let f = data("bad_quantity.csv");
     let res = sc.fit(&f, &["--quantity-col", "quantity"]);
-    assert_row_error(&sc, &res, &f, 4, "quantity", "\"abc\" is not a number");
+    // The message says how to go on past such rows.
+    assert_row_error(
+        &sc,
+        &res,
+        &f,
+        4,
+        "quantity",
+        "\"abc\" is not a number (--skip-invalid skips such rows, counted, into a rejects file)",
+    );
 }
 
 #[test]
@@ -309,7 +317,15 @@ fn line_number_is_right_with_crlf_line_ends() {
     let sc = Scratch::new();
     let f = sc.input("crlf.csv", b"customer,item,quantity\r\nc1,apple,1\r\nc2,bread,2\r\nc3,cheese,abc\r\n");
     let res = sc.fit(&f, &["--quantity-col", "quantity"]);
-    assert_row_error(&sc, &res, &f, 4, "quantity", "\"abc\" is not a number");
+    // The message says how to go on past such rows.
+    assert_row_error(
+        &sc,
+        &res,
+        &f,
+        4,
+        "quantity",
+        "\"abc\" is not a number (--skip-invalid skips such rows, counted, into a rejects file)",
+    );
 }
 
 #[test]
@@ -317,7 +333,15 @@ fn line_number_is_right_after_a_blank_line() {
     let sc = Scratch::new();
     let f = sc.input("blank.csv", b"customer,item,quantity\nc1,apple,1\n\nc2,bread,abc\n");
     let res = sc.fit(&f, &["--quantity-col", "quantity"]);
-    assert_row_error(&sc, &res, &f, 4, "quantity", "\"abc\" is not a number");
+    // The message says how to go on past such rows.
+    assert_row_error(
+        &sc,
+        &res,
+        &f,
+        4,
+        "quantity",
+        "\"abc\" is not a number (--skip-invalid skips such rows, counted, into a rejects file)",
+    );
 }
 
 // 4. Invalid UTF-8.

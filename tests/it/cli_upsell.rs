@@ -820,10 +820,29 @@ fn a_nightly_job_writes_the_same_offers_as_up_sell() {
     };
     let catalog = "[upsell.catalog]\ncatalog = \"catalog.csv\"\ncatalog_item_col = \"item\"\n\
                    catalog_category_cols = [\"category\"]\ncatalog_price_col = \"price\"\ncatalog_name_col = \"name\"\n";
-    let path = fx.write("job.toml", &job(&format!("[upsell]\nout = \"out/u.csv\"\ntop = 3\n{catalog}")));
+    let path = fx.write(
+        "job.toml",
+        &format!(
+            "summary = \"out/summary.json\"\n{}",
+            job(&format!("[upsell]\nout = \"out/u.csv\"\ntop = 3\n{catalog}"))
+        ),
+    );
     let o = fx.cobuy(&["run", &path]);
     assert!(o.status.success(), "{}", err(&o));
     assert_eq!(fs::read(fx.path("out/u.csv")).unwrap(), fs::read(&out).unwrap());
+    // The run summary accounts for the offers file as for the recommendations.
+    let offers = offers(&out);
+    let summary: serde_json::Value = serde_json::from_slice(&fs::read(fx.path("out/summary.json")).unwrap()).unwrap();
+    let up = &summary["upsell"];
+    assert!(up["offers"].as_str().unwrap().ends_with("out/u.csv"), "{summary}");
+    assert_eq!(up["batch"]["rows"], offers.len() as u64, "{summary}");
+    assert_eq!(up["batch"]["customers"], bought().len() as u64, "{summary}");
+    let per: BTreeMap<&str, usize> = offers.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r[0].as_str()).or_default() += 1;
+        m
+    });
+    let short = bought().keys().filter(|c| per.get(c.as_str()).copied().unwrap_or(0) < 3).count();
+    assert_eq!(up["batch"]["short_customers"], short as u64, "{summary}");
     // A job whose up-sell cannot run fails before it reads anything or writes any output.
     let bad = fx.write(
         "bad.toml",

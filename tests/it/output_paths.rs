@@ -301,6 +301,29 @@ fn an_output_that_is_an_input_is_refused_and_the_input_untouched() {
         same,
     );
     refused(d, &["generate", "--customers", "5", "--items", "5", "--rows", "50", "--out", "sub"], "directory");
+    // A path ending with / names a folder, even one that does not exist yet: refused
+    // before the purchases are read, and the folder is not made.
+    for folder in ["sub/", "new/"] {
+        let args = ["fit", "--purchases", "purchases.csv", "--algorithm", "popularity", "--model", folder];
+        refused(d, &args, "ends with / and so names a folder");
+        let e = stderr(&run_cobuy(d, &args));
+        assert!(!e.contains("reading"), "{e}");
+    }
+    assert!(!d.join("new").exists());
+}
+
+/// A model file that is not there: the message says how to make one.
+#[test]
+fn a_missing_model_says_to_fit_one() {
+    let dir = setup();
+    let o = run_cobuy(dir.path(), &["recommend", "--model", "none.cobuy", "--out", "r.csv"]);
+    assert_eq!(code(&o), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("none.cobuy: no such model file; fit one first: cobuy fit --purchases FILE --model none.cobuy"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

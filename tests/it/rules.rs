@@ -239,3 +239,30 @@ fn bad_rule_commands_are_usage_errors() {
     let text = std::fs::read_to_string(&complete).unwrap();
     assert_eq!(text.lines().nth(1).unwrap(), "basket,1,cups,0.5,1,1,2,tea,in 50% of the 2 baskets holding tea");
 }
+
+/// Measures print as the decimals their counts make: over 5 baskets, a in 4, b in 3 of
+/// them, a -> b has support 3/5, confidence 3/4, lift 5/4, leverage 3/5 - 12/25 and
+/// conviction (2/5) / (1/4), not the noise of dividing rounded supports (0.7499999999999999).
+#[test]
+fn rules_and_completions_print_short_decimals() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = "customer,item,basket\nx,a,1\nx,b,1\nx,a,2\nx,b,2\nx,a,3\nx,b,3\nx,a,4\nx,c,5\n";
+    std::fs::write(dir.path().join("p.csv"), lines).unwrap();
+    let cols = ["--purchases", "p.csv", "--customer-col", "customer", "--item-col", "item", "--basket-col", "basket"];
+    let args: Vec<&str> = ["rules"].iter().chain(&cols).chain(&["--out", "r.csv"]).copied().collect();
+    let o = common::run_cobuy(dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+    assert!(text.lines().any(|l| l == "a,b,0.6,0.75,1.25,0.12,1.6,3,4,3"), "{text}");
+    let args: Vec<&str> = ["basket-complete"]
+        .iter()
+        .chain(&cols)
+        .chain(&["--items", "a", "--min-count", "1", "--out", "c.csv"])
+        .copied()
+        .collect();
+    let o = common::run_cobuy(dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(dir.path().join("c.csv")).unwrap();
+    // b completes a in 3 of the 4 baskets holding a, and is in 3 of the 5: lift 5/4.
+    assert!(text.lines().nth(1).unwrap().starts_with("basket,1,b,0.75,1.25,3,4,"), "{text}");
+}
