@@ -683,18 +683,19 @@ fn upgrade_target(
     Ok(m)
 }
 
-/// Measures per-customer lists (in the order of `prepared.customers()`) on upgrades.
-fn upgrade_report(
+/// Measures per-customer lists (in the order of `prepared.customers()`) on `target`.
+fn lists_report(
     prepared: &Prepared,
+    target: Target,
     label: &str,
     lists: &[Vec<u32>],
     ks: &[usize],
     seconds: f64,
 ) -> Result<RunReport> {
-    let table = prepared.measure_in_order(Target::Upgrades, ks, lists).map_err(|e| bad(e.to_string()))?;
+    let table = prepared.measure_in_order(target, ks, lists).map_err(|e| bad(e.to_string()))?;
     Ok(RunReport {
         algorithm: label.into(),
-        target: Target::Upgrades.name().into(),
+        target: target.name().into(),
         params: None,
         selection: None,
         fit_seconds: 0.0,
@@ -720,7 +721,7 @@ fn upsell_baselines(prepared: &Prepared, m: &UpgradeModel, ks: &[usize]) -> Resu
                 if next { m.next_tier(items, times, n) } else { m.popular_upgrades(items, times, n) }
             })
             .collect();
-        runs.push(upgrade_report(prepared, label, &lists, ks, t.elapsed().as_secs_f64())?);
+        runs.push(lists_report(prepared, Target::Upgrades, label, &lists, ks, t.elapsed().as_secs_f64())?);
     }
     Ok(runs)
 }
@@ -743,7 +744,7 @@ fn upsell_run(
         .par_iter()
         .map_init(|| up.scratch(), |s, &c| up.offers(c, n, s).iter().map(|o| o.item.0).collect())
         .collect();
-    upgrade_report(prepared, label, &lists, ks, t.elapsed().as_secs_f64())
+    lists_report(prepared, Target::Upgrades, label, &lists, ks, t.elapsed().as_secs_f64())
 }
 
 /// Reads the catalogue, marks the new-categories target's held-out pairs and learns the
@@ -794,26 +795,6 @@ fn cross_sell_rule_params() -> RuleParams {
     RuleParams { min_support: 0.0005, min_count: 5, ..RuleParams::default() }
 }
 
-/// Measures per-customer lists (in the order of `prepared.customers()`) on new categories.
-fn novelty_report(
-    prepared: &Prepared,
-    label: &str,
-    lists: &[Vec<u32>],
-    ks: &[usize],
-    seconds: f64,
-) -> Result<RunReport> {
-    let table = prepared.measure_in_order(Target::NewCategories, ks, lists).map_err(|e| bad(e.to_string()))?;
-    Ok(RunReport {
-        algorithm: label.into(),
-        target: Target::NewCategories.name().into(),
-        params: None,
-        selection: None,
-        fit_seconds: 0.0,
-        score_seconds: seconds,
-        table,
-    })
-}
-
 /// The customer's training categories, sorted.
 fn categories_of(items: &[u32], category: &[Option<u32>], out: &mut Vec<u32>) {
     out.clear();
@@ -846,7 +827,14 @@ fn novelty_popularity(prepared: &Prepared, n: &Novelty, ks: &[usize]) -> Result<
             popular.iter().copied().filter(|&j| in_new_category(j, &n.category, had)).take(top).collect()
         })
         .collect();
-    novelty_report(prepared, "popularity, new categories only", &lists, ks, t.elapsed().as_secs_f64())
+    lists_report(
+        prepared,
+        Target::NewCategories,
+        "popularity, new categories only",
+        &lists,
+        ks,
+        t.elapsed().as_secs_f64(),
+    )
 }
 
 /// Candidates of the collaborative model the hard-filtered baseline keeps from.
@@ -886,8 +874,14 @@ fn novelty_runs(
             },
         )
         .collect();
-    let filtered =
-        novelty_report(prepared, &format!("{name}, new categories only"), &lists, ks, t.elapsed().as_secs_f64())?;
+    let filtered = lists_report(
+        prepared,
+        Target::NewCategories,
+        &format!("{name}, new categories only"),
+        &lists,
+        ks,
+        t.elapsed().as_secs_f64(),
+    )?;
     let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), CrossSellParams::default());
     let t = Instant::now();
     let lists: Vec<Vec<u32>> = customers
@@ -900,6 +894,13 @@ fn novelty_runs(
             },
         )
         .collect();
-    let offers = novelty_report(prepared, &format!("cross-sell + {name}"), &lists, ks, t.elapsed().as_secs_f64())?;
+    let offers = lists_report(
+        prepared,
+        Target::NewCategories,
+        &format!("cross-sell + {name}"),
+        &lists,
+        ks,
+        t.elapsed().as_secs_f64(),
+    )?;
     Ok(vec![filtered, offers])
 }
