@@ -477,7 +477,7 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
     let mut setup: Vec<(String, Setting)> = vec![
         ("purchases".to_string(), job.input.purchases.display().to_string().into()),
         ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary)).into()),
-        ("split".into(), describe_split(&plan.method, job.split.validation).into()),
+        ("split".into(), describe_split(&plan.method, &data.plog, job.split.validation).into()),
         ("training rows".into(), s.train_rows.into()),
         ("test rows".into(), s.test_rows.into()),
         ("test-part rows left unused".into(), s.unused_rows.into()),
@@ -551,10 +551,14 @@ fn write_report(plan: &Plan, rep: EvalReport, start: Instant, log: Log) -> Resul
     Ok(())
 }
 
-fn describe_split(m: &SplitMethod, validation: bool) -> String {
+/// The split in words; a share's cutoff as the time it resolves to on `plog`.
+fn describe_split(m: &SplitMethod, plog: &PurchaseLog, validation: bool) -> String {
     let base = match m {
         SplitMethod::Time { cutoff: Cutoff::At(t) } => format!("time: test from {}", cobuy::time::format(*t)),
-        SplitMethod::Time { cutoff: Cutoff::LastShare(f) } => format!("time: the last {f} of purchases are test"),
+        SplitMethod::Time { cutoff: Cutoff::LastShare(f) } => match m.test_from(plog) {
+            Some(t) => format!("time: the last {f} of purchases are test, from {}", cobuy::time::format(t)),
+            None => format!("time: the last {f} of purchases are test"),
+        },
         SplitMethod::LastBasket => "last basket of each customer".into(),
         SplitMethod::Random { fraction, seed } => format!("random: {fraction} of each customer's items, seed {seed}"),
     };

@@ -188,6 +188,15 @@ impl SplitMethod {
         method.test_rows(log, Some(&train))
     }
 
+    /// Where a time split's test part starts in `log` (a share resolved to its time);
+    /// `None` for the other splits, or when the cutoff falls outside the log.
+    pub fn test_from(&self, log: &PurchaseLog) -> Option<i64> {
+        match *self {
+            SplitMethod::Time { cutoff } => self.cutoff_time(log, cutoff, None).ok(),
+            _ => None,
+        }
+    }
+
     /// Where a time split's test part starts among the rows `among` marks.
     pub(crate) fn cutoff_time(
         &self,

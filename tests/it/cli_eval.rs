@@ -95,6 +95,15 @@ fn share_cutoff(rows: &[Row], share: f64) -> i64 {
     times[k.min(times.len() - 1)]
 }
 
+/// How the report names a time split holding out the last `share` of the generated
+/// purchases: the share and the time it starts at.
+fn last_share_split(share: f64) -> String {
+    format!(
+        "time: the last {share} of purchases are test, from {}",
+        format_2023(share_cutoff(&generated_rows(), share))
+    )
+}
+
 // ---------------------------------------------------------------------------------------
 // A split, as written by --write-split, and what it implies
 // ---------------------------------------------------------------------------------------
@@ -456,7 +465,7 @@ fn eval_job_measures_every_algorithm() {
     let at: Vec<usize> = METRICS.iter().map(|m| run0.find(&format!("\"{m}\"")).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "metrics out of order: {run0}");
     assert!(run0.find("\"5\":").unwrap() < run0.find("\"10\":").unwrap(), "cut-offs out of order: {run0}");
-    assert_eq!(report.setup("split"), "time: the last 0.2 of purchases are test");
+    assert_eq!(report.setup("split"), last_share_split(0.2));
     for count in ["training rows", "test rows", "test-part rows left unused"] {
         assert!(report.0["setup"][count].is_u64(), "setup {count:?} is not a JSON number: {}", report.0["setup"]);
     }
@@ -531,7 +540,7 @@ fn eval_job_measures_every_algorithm() {
     // with its standard error, then a parameters line per configuration.
     let md = fx.text("job/out/report.md");
     assert!(md.starts_with("# cobuy eval\n"), "{md}");
-    assert!(md.contains("| split | time: the last 0.2 of purchases are test |"), "{md}");
+    assert!(md.contains(&format!("| split | {} |", last_share_split(0.2))), "{md}");
     let sections: Vec<&str> = md.split("\n## ").skip(1).collect();
     assert_eq!(sections.len(), 2, "{md}");
     for (section, target) in sections.iter().zip(["new-items", "all-items"]) {
@@ -1019,7 +1028,7 @@ fn validation_split_leaves_the_test_part_unused() {
     assert!(log.contains(&format!("{test_rows} test-part rows unused")), "{log}");
     assert_eq!(
         val.setup("split"),
-        "time: the last 0.2 of purchases are test; validation split (carved from the training part)"
+        format!("{}; validation split (carved from the training part)", last_share_split(0.2))
     );
     let split = SplitFiles::read(&fx.path("vsplit"));
     split.check_setup(&val, "validation split");
@@ -1439,7 +1448,7 @@ fn tune_writes_the_best_configurations_as_a_job_that_runs() {
     let report = fx.report("job/best-out");
     assert_eq!(report.names("new-items"), top);
     assert_eq!(report.names("all-items"), top);
-    assert_eq!(report.setup("split"), "time: the last 0.2 of purchases are test");
+    assert_eq!(report.setup("split"), last_share_split(0.2));
     let (plain, _) = fx.eval_ok("plain", &["--test-share", "0.2", "--algorithm", "popularity"]);
     assert_eq!(report.setup("training rows"), plain.setup("training rows"));
 

@@ -42,6 +42,7 @@ mod model_file;
 mod model_values;
 mod output_paths;
 mod quoting;
+mod readme;
 mod rules;
 mod rules_oracle;
 mod upsell;
