@@ -271,7 +271,7 @@ impl Model {
     ) -> Model {
         let buyers = buyers(&weighted);
         let popular = popularity_order(&buyers);
-        let repeat = repeat_rates(data.counts(), &buyers);
+        let repeat = repeat_rates(&data, &buyers, reference(&params, &data));
         Model {
             data,
             params,
@@ -388,12 +388,11 @@ impl Model {
         }
     }
 
-    /// The buy-again blend's decay: buy-again's default half-life, counted back from the
-    /// model's decay reference (or the data's, when the model does not decay).
+    /// The buy-again blend's decay: buy-again's default half-life, counted back from
+    /// [`reference`].
     fn again_decay(&self) -> Option<(f64, i64)> {
         let h = Algorithm::BuyAgain.default_weighting(&Measure::Cosine).half_life_days?;
-        let t0 = self.params.weighting.reference_time.or_else(|| self.data.decay_reference())?;
-        Some((h, t0))
+        Some((h, reference(&self.params, &self.data)?))
     }
 
     /// Top `n` items for a known customer, best first, under the default filter. For
@@ -651,4 +650,10 @@ fn check_decoded(data: &Interactions, ingest: Option<&IngestSummary>) -> Result<
         }
     }
     Ok(())
+}
+
+/// The "now" of buy-again's recency and season: the model's decay reference, or the
+/// data's when the model does not decay.
+fn reference(params: &FitParams, data: &Interactions) -> Option<i64> {
+    params.weighting.reference_time.or_else(|| data.decay_reference())
 }

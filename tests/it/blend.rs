@@ -1,9 +1,11 @@
 //! The blend with buy-again (`buy_again_weight`) against its documented formula, computed
 //! here from the raw purchases: where bought items may be recommended, item `j`'s score is
 //! the model's own score plus, for the customer's bought items,
-//! `weight * strongest_model / strongest_own * count_j * 0.5^(age_j / 60 days) * sqrt(rr_j)`,
-//! with `rr_j = (buyers of j with a count >= 2 + 1) / (buyers of j + 2)`, ages counted back
-//! from the newest purchase, and the strongest values over the customer's allowed items;
+//! `weight * strongest_model / strongest_own * count_j * 0.5^(age_j / 60 days) * sqrt(rr_j) * season_j`,
+//! with `rr_j = (buyers of j with a count >= 2 + 1) / (buyers of j + 2)`, times the season
+//! `((recent_j + 1) / (buyers_j * recent share + 1))^(1/4)` (recent: the last purchase within
+//! 14 days of the newest), ages counted back from the newest purchase, and the strongest
+//! values over the customer's allowed items;
 //! bought items are then offered as buy-again. Under the default filter the weight changes
 //! nothing, and `recommend` says so. `auto` tries the blend for all items.
 
@@ -59,7 +61,14 @@ fn the_blend_adds_the_scaled_buy_again_score_to_bought_items() {
     let buyers: Vec<f64> = (0..ITEMS).map(|i| p.keys().filter(|k| k.1 == i).count() as f64).collect();
     let repeaters: Vec<f64> =
         (0..ITEMS).map(|i| p.iter().filter(|(k, v)| k.1 == i && v.0 >= 2.0).count() as f64).collect();
-    let rr = |i: usize| ((repeaters[i] + 1.0) / (buyers[i] + 2.0)).sqrt();
+    // The season: buyers whose last purchase is within 14 days of the newest, against
+    // every item's share of them.
+    let recent: Vec<f64> = (0..ITEMS)
+        .map(|i| p.iter().filter(|(k, v)| k.1 == i && (v.1 * DAY) >= NEWEST - 14 * DAY).count() as f64)
+        .collect();
+    let share = recent.iter().sum::<f64>() / buyers.iter().sum::<f64>();
+    let season = |i: usize| ((recent[i] + 1.0) / (buyers[i] * share + 1.0)).powf(0.25);
+    let rr = |i: usize| ((repeaters[i] + 1.0) / (buyers[i] + 2.0)).sqrt() * season(i);
     for weight in [0.5f32, 3.0] {
         let params = FitParams {
             algorithm: Algorithm::Ease,

@@ -195,6 +195,25 @@ impl Raw {
         Corpus::of(&self.counts).weigh_all(w.scheme, &self.counts)
     }
 
+    /// Per item, buy-again's season: buyers whose last purchase is within 14 days of the
+    /// decay reference (day `NOW` for a decaying weighting, else the newest purchase),
+    /// against every item's share of them, `((recent + 1) / (buyers * share + 1))^(1/4)`.
+    fn season(&self, w: &Weighting) -> Vec<f64> {
+        let bought = |p: &(usize, usize)| self.counts[*p] > 0.0;
+        let days = self.last_day.indexed_iter().filter(|(p, _)| bought(p)).map(|(_, &d)| d);
+        let reference = if w.half_life_days.is_some() { f64::from(NOW) } else { days.fold(f64::MIN, f64::max) };
+        let recent: Vec<f64> = self
+            .last_day
+            .columns()
+            .into_iter()
+            .zip(self.counts.columns())
+            .map(|(d, c)| d.iter().zip(c).filter(|&(&d, &c)| c > 0.0 && d >= reference - 14.0).count() as f64)
+            .collect();
+        let buyers = self.buyers();
+        let share = recent.iter().sum::<f64>() / buyers.iter().sum::<f64>().max(1.0);
+        recent.iter().zip(&buyers).map(|(r, b)| ((r + 1.0) / (b * share + 1.0)).powf(0.25)).collect()
+    }
+
     /// Buyers per item.
     fn buyers(&self) -> Vec<f64> {
         self.counts.columns().into_iter().map(|c| c.iter().filter(|&&x| x > 0.0).count() as f64).collect()
@@ -457,6 +476,7 @@ proptest! {
         let neighbours = item_neighbours(&params.similarity, &x, &w, case.k);
         let buyers = raw.buyers();
         let repeaters: Vec<f64> = raw.counts.columns().into_iter().map(|c| c.iter().filter(|&&x| x >= 2.0).count() as f64).collect();
+        let season = raw.season(&params.weighting);
         let popular = raw.popular();
         let filter = model.filter(&Filter::default()).unwrap();
         let scorer = model.scorer(&filter);
@@ -499,7 +519,7 @@ proptest! {
                     (Source::UserKnn, user_knn_scores(&params.similarity, &x, &w, plain.view(), own, case.k))
                 }
                 Algorithm::BuyAgain => (Source::BuyAgain, Some(Array1::from_shape_fn(items, |j| {
-                    q[j] * ((repeaters[j] + 1.0) / (buyers[j] + 2.0)).sqrt()
+                    q[j] * ((repeaters[j] + 1.0) / (buyers[j] + 2.0)).sqrt() * season[j]
                 }))),
                 _ => (Source::Popular, None),
             };
