@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Accuracy: cobuy's recommenders vs implicit 0.7.3's on one time split per data set, every number
+"""Accuracy: cobuy's recommenders vs implicit 0.7.3's on one split per data set, every number
 from cobuy's own metric code.
 
 Run by benches/compare/run_accuracy.sh inside target/compare-venv (implicit, numpy, scipy, pandas,
@@ -9,9 +9,12 @@ pyarrow). For each data set, all files under --work/<dataset>/:
    product_id, basket_id, transaction_timestamp, sales_value; one row per (household, product,
    basket), so with no quantity column each row counts 1: one basket holding the product). UCI
    Online Retail: datasets/online-retail/online_retail.csv.gz as is, read with the [input] table of
-   datasets/online-retail/job.toml.
+   datasets/online-retail/job.toml; online-retail-untimed: the same without its time column.
+   Groceries (arules): ../shared/datasets/groceries/groceries_baskets.csv (not bundled, GPL-3),
+   each basket a customer.
 2. split: `cobuy run split.toml` (an eval job with `write_split`) writes split/train.csv and
-   split/test.csv: a time split at the data set's cutoff.
+   split/test.csv: a time split at the data set's cutoff, or, for the data sets read without
+   times, cobuy's per-customer random split (RANDOM_SPLIT).
 3. implicit: user_items = float32 CSR over every customer and item of train.csv + test.csv (the id
    sets cobuy ranks over), value = net quantity per (customer, item) over the training rows, pairs
    with net > 0 (The Complete Journey: every row has quantity 1, so the value is the number of
@@ -75,8 +78,9 @@ COBUY_CONFIGS = [
 ]
 
 # Searched by `cobuy tune` on each data set's validation split (the window of the test part's
-# length just before the cutoff; the test part is never read). The best configuration per
-# target joins the measured ones as "tuned (TARGET): ..." .
+# length just before the cutoff, or another random draw inside the training part; the test part
+# is never read). The best configuration per target joins the measured ones as
+# "tuned (TARGET): ..." . Data read without times: the same spaces without half_life_days.
 TUNE_SPACES = {
     "new-items": [
         {"algorithm": "ease", "weighting": ["binary", "log"], "ease_lambda": [100.0, 300.0, 1000.0]},
@@ -88,6 +92,20 @@ TUNE_SPACES = {
         {"algorithm": "buy-again", "weighting": ["count", "log"], "half_life_days": [30.0, 60.0, 120.0]},
     ],
 }
+
+
+def tune_spaces(timed):
+    """TUNE_SPACES, without the time decay (and the spaces it alone told apart) when there are no times."""
+    if timed:
+        return TUNE_SPACES
+    out = {}
+    for target, spaces in TUNE_SPACES.items():
+        out[target] = []
+        for space in spaces:
+            space = {k: v for k, v in space.items() if k != "half_life_days"}
+            if space not in out[target]:
+                out[target].append(space)
+    return out
 
 
 def peer_models(threads, bpr_iterations):
@@ -135,8 +153,13 @@ def unlabel(label):
 # ---------------------------------------------------------------- data sets
 
 
+# The split of the data sets read without times: cobuy's per-customer random split (`[split]` keys of
+# src/eval/split.rs), a fifth of each customer's items held out, seed 1 (the defaults of `--split random`).
+RANDOM_SPLIT = {"method": "random", "fraction": 0.2, "seed": 1}
+
+
 def dataset_specs(a):
-    """name -> title, [input] table of the eval jobs, cutoff, how to prepare the input."""
+    """name -> title, [input] table of the eval jobs, [split] table, a note on the split."""
     retail_job = os.path.join(ROOT, "datasets", "online-retail", "job.toml")
     with open(retail_job, "rb") as f:
         retail_input = tomllib.load(f)["input"]
@@ -147,14 +170,28 @@ def dataset_specs(a):
             "input": {"purchases": os.path.join(a.work, "complete-journey", "transactions.csv"),
                       "customer_col": "household_id", "item_col": "product_id", "time_col": "transaction_timestamp",
                       "basket_col": "basket_id", "amount_col": "sales_value"},
-            "cutoff": "2017-12-04 05:00:00",
-            "cutoff_note": "start of week 50: the test part is weeks 50-53, the last 4 weeks",
+            "split": {"method": "time", "cutoff": "2017-12-04 05:00:00"},
+            "split_note": "start of week 50: the test part is weeks 50-53, the last 4 weeks",
         },
         "online-retail": {
             "title": "UCI Online Retail",
             "input": retail_input,
-            "cutoff": a.retail_cutoff,
-            "cutoff_note": "the last month",
+            "split": {"method": "time", "cutoff": a.retail_cutoff},
+            "split_note": "the last month",
+        },
+        # The same file with InvoiceDate not read: `auto` must carve its validation without times.
+        "online-retail-untimed": {
+            "title": "UCI Online Retail, without times",
+            "input": {k: v for k, v in retail_input.items() if k != "time_col"},
+            "split": RANDOM_SPLIT,
+            "split_note": "no time column read",
+        },
+        # Basket completion on a 169-item catalogue: each basket is a customer, no times.
+        "groceries": {
+            "title": "arules Groceries (baskets as customers)",
+            "input": {"purchases": os.path.abspath(a.groceries), "customer_col": "transaction_id", "item_col": "item"},
+            "split": RANDOM_SPLIT,
+            "split_note": "basket completion: a fifth of each basket's items held out",
         },
     }
 
@@ -183,6 +220,13 @@ def convert_cj(parquet, out):
 def retail_range(path):
     t = pd.to_datetime(pd.read_csv(path, usecols=["InvoiceDate"])["InvoiceDate"])
     return {"first": str(t.min()), "last": str(t.max())}
+
+
+def shape(inp):
+    """Rows, customers and items of an input file (the columns its [input] table names)."""
+    df = pd.read_csv(inp["purchases"], usecols=[inp["customer_col"], inp["item_col"]], dtype=str)
+    return {"lines": len(df), "customers": int(df[inp["customer_col"]].nunique()),
+            "items": int(df[inp["item_col"]].nunique())}  # fmt: skip
 
 
 # ---------------------------------------------------------------- cobuy
@@ -332,7 +376,7 @@ def model_repr(m):
 def run_dataset(ds, spec, a, log):
     work = os.path.join(a.work, ds)
     os.makedirs(work, exist_ok=True)
-    out = {"dataset": ds, "title": spec["title"], "cutoff": spec["cutoff"], "cutoff_note": spec["cutoff_note"],
+    out = {"dataset": ds, "title": spec["title"], "split": spec["split"], "split_note": spec["split_note"],
            "timings": {}, "input": spec["input"]}  # fmt: skip
     t_all = time.perf_counter()
 
@@ -341,14 +385,16 @@ def run_dataset(ds, spec, a, log):
         conv = convert_cj(a.cj_parquet, spec["input"]["purchases"])
         out["timings"]["convert parquet -> csv"] = conv.pop("seconds")
         out["data"] = conv
-    else:
+    elif ds.startswith("online-retail"):
         out["data"] = retail_range(spec["input"]["purchases"])
+    else:
+        out["data"] = shape(spec["input"])
     log(f"  {out['data']}")
 
     log(f"== {spec['title']}: split (cobuy, write_split)")
     split_dir = os.path.join(work, "split")
     split_job = os.path.join(work, "split.toml")
-    write_job(split_job, spec["input"], {"method": "time", "cutoff": spec["cutoff"]},
+    write_job(split_job, spec["input"], spec["split"],
               {"k": [10], "targets": TARGETS, "out_dir": os.path.join(work, "split-run"), "write_split": split_dir},
               [("popularity", {"algorithm": "popularity"})])  # fmt: skip
     cmd_split = [a.cobuy, "--threads", str(a.threads), "run", split_job]
@@ -367,7 +413,7 @@ def run_dataset(ds, spec, a, log):
     configs = [c for c in COBUY_CONFIGS if not a.configs or re.search(a.configs, c[0])]
     out["tuned"] = {}
     if a.tune:
-        for target, spaces in TUNE_SPACES.items():
+        for target, spaces in tune_spaces("time_col" in spec["input"]).items():
             log(f"== {spec['title']}: cobuy tune on the validation split ({target})")
             name, keys, cmd, secs = tune(work, spec, target, spaces, a)
             out["tuned"][target] = {"name": name, "keys": keys, "command": cmd}
@@ -377,7 +423,7 @@ def run_dataset(ds, spec, a, log):
     log(f"== {spec['title']}: cobuy eval (cobuy configurations + every implicit list)")
     eval_job = os.path.join(work, "eval.toml")
     measure = [f"{peer_label(p['name'], t)}:{t}={p['files'][t]}" for p in peers for t in TARGETS]
-    write_job(eval_job, spec["input"], {"method": "time", "cutoff": spec["cutoff"]},
+    write_job(eval_job, spec["input"], spec["split"],
               {"k": KS, "targets": TARGETS, "out_dir": work, "write_split": os.path.join(work, "split-final"),
                "measure": measure}, configs)  # fmt: skip
     cmd_eval = [a.cobuy, "--threads", str(a.threads), "run", eval_job]
@@ -405,7 +451,7 @@ def tune(work, spec, target, spaces, a):
     best = os.path.join(work, f"tune-{target}.best.toml")
     lines = ["# written by benches/compare/accuracy.py", "", "[input]"]
     lines += [f"{k} = {toml_value(v)}" for k, v in spec["input"].items()]
-    lines += ["", "[split]", 'method = "time"', f"cutoff = {toml_value(spec['cutoff'])}"]
+    lines += ["", "[split]"] + [f"{k} = {toml_value(v)}" for k, v in spec["split"].items()]
     lines += ["", "[tune]", f"target = {toml_value(target)}", 'metric = "ndcg"', "k = 10", f"out = {toml_value(best)}"]
     for space in spaces:
         lines += ["", "[[space]]"] + [f"{k} = {toml_value(v)}" for k, v in space.items()]
@@ -505,13 +551,16 @@ def summary(results, env, a, wall):
         rep = dict(res["report"]["setup"])
         m = res["matrix"]
         out.append(f"## {res['title']}\n")
-        split_note = f"{rep.get('split', '?')} ({res['cutoff_note']})"
+        split_note = f"{rep.get('split', '?')} ({res['split_note']})"
         if res["dataset"] == "complete-journey":
             d = res["data"]
             split_note += (f"; the last week-49 purchase is {d['week49_last']}, the first week-50 one "
                            f"{d['week50_first']}; data {d['first']} to {d['last']}")  # fmt: skip
-        else:
+        elif "first" in res["data"]:
             split_note += f"; the data run from {res['data']['first']} to {res['data']['last']}"
+        else:
+            split_note += (f"; {res['data']['lines']:,} lines, {res['data']['customers']:,} customers, "
+                           f"{res['data']['items']:,} items")  # fmt: skip
         out.append(f"- split: {split_note}")
         out.append(f"- rows: {rep.get('rows', '?')}; training rows {rep.get('training rows')}, test rows "
                    f"{rep.get('test rows')}; test customers {rep.get('test customers')}; measured customers: "
@@ -582,7 +631,8 @@ def summary(results, env, a, wall):
         for target, t in res.get("tuned", {}).items():
             out.append(f"- {res['title']}, chosen by `{t['command']}` on the validation split ({target}): "
                        + ", ".join(f"{k} = {toml_value(v)}" for k, v in t["keys"].items()))
-    out.append("\nSearch spaces of `cobuy tune` (every combination, validation split only):\n")
+    out.append("\nSearch spaces of `cobuy tune` (every combination, validation split only; on data read without times "
+               "the same without half_life_days):\n")  # fmt: skip
     for target, spaces in TUNE_SPACES.items():
         for space in spaces:
             out.append(f"- {target}: " + ", ".join(f"{k} = {toml_value(v)}" for k, v in space.items()))
@@ -604,6 +654,9 @@ def main():
     ap.add_argument("--datasets", default="complete-journey,online-retail")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bpr-iterations", type=int, default=100)
+    ap.add_argument("--groceries", default=os.path.join(ROOT, "..", "shared", "datasets", "groceries",
+                                                        "groceries_baskets.csv"),
+                    help="arules Groceries, long format (transaction_id,item); not bundled (GPL-3)")
     ap.add_argument("--retail-cutoff", default="2011-11-09", help="Online Retail: test from here (data end 2011-12-09)")
     ap.add_argument("--peers", help="regex: only the implicit models whose name matches (a quick check)")
     ap.add_argument("--configs", help="regex: only the cobuy configurations whose name matches")
@@ -623,6 +676,8 @@ def main():
             sys.exit(f"unknown data set {ds!r}; known: {', '.join(specs)}")
         if ds == "complete-journey" and not a.cj_parquet:
             sys.exit("complete-journey needs --cj-parquet")
+        if ds == "groceries" and not os.path.exists(a.groceries):
+            sys.exit(f"groceries: {a.groceries} not found (see datasets/README.md; give it with --groceries)")
         results.append(run_dataset(ds, specs[ds], a, log))
     env = environment(a)
     text = summary(results, env, a, time.perf_counter() - t0)
