@@ -110,7 +110,7 @@ const REJECTS_BY_DEFAULT: [(&str, &str); 8] = [
 
 /// The command line, with the shared flag groups' help fitted to each command: where
 /// `--rejects` goes by default, `eval --out-dir` required (a job file may give it as a
-/// key instead), and the RP3beta flags hidden from `similar-customers`, which cannot use them.
+/// key instead), and the RP3beta and tie flags hidden from `similar-customers`, which cannot use them.
 fn command() -> clap::Command {
     let mut cmd = Cli::command();
     for (name, default) in REJECTS_BY_DEFAULT {
@@ -118,10 +118,15 @@ fn command() -> clap::Command {
             c.mut_arg("rejects", |a| a.help(format!("Rejects file, with --skip-invalid (default: {default})")))
         });
     }
-    cmd.mut_subcommand("eval", |c| c.mut_arg("out_dir", |a| a.required(true)))
-        .mut_subcommand("similar-customers", |c| {
-            c.mut_arg("rp3_alpha", |a| a.hide(true)).mut_arg("rp3_beta", |a| a.hide(true))
-        })
+    cmd.mut_subcommand("eval", |c| c.mut_arg("out_dir", |a| a.required(true))).mut_subcommand(
+        "similar-customers",
+        |c| {
+            c.mut_arg("rp3_alpha", |a| a.hide(true))
+                .mut_arg("rp3_beta", |a| a.hide(true))
+                .mut_arg("ties", |a| a.hide(true))
+                .mut_arg("similarity", |a| a.help("cosine, jaccard, asymmetric-cosine or lift"))
+        },
+    )
 }
 
 /// Parses the command line (exits with clap's message and code 2 on a usage error).
