@@ -462,6 +462,29 @@ pub fn baskets_held(with_items: u64, ids: Option<u64>) -> String {
     }
 }
 
+/// Baskets made of customers (no basket column): `n` customers with a purchase row, and
+/// why `n` differs from the summary's customer counts, which the log prints just before.
+/// Baskets hold purchase rows, so a customer whose returns cancelled every purchase still
+/// has one, while one with only returns or left-out rows has none.
+pub fn customer_baskets(n: u64, s: &IngestSummary) -> String {
+    let mut text =
+        format!("{} as baskets (no basket column: each customer with a purchase row is one", plural(n, "customer"));
+    let without = s.customers.saturating_sub(n);
+    if without > 0 {
+        text.push_str(&format!("; the other {without} of the {} have only returns or left-out rows", s.customers));
+    }
+    let netted = n.saturating_sub(s.customers_with_purchases);
+    if netted > 0 {
+        text.push_str(&format!(
+            "; {netted} of the {n} have no purchase left after returns (baskets do not net returns), hence {} with \
+             purchases left",
+            s.customers_with_purchases
+        ));
+    }
+    text.push(')');
+    text
+}
+
 /// The ids in a file, one per line (blank lines skipped), with their line numbers.
 pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
     let text = fs::read_to_string(path).map_err(|e| bad(format!("{}: cannot read: {e}", path.display())))?;

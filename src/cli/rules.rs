@@ -98,10 +98,7 @@ fn read_baskets(input: &InputArgs, out: &Path, log: Log) -> Result<Baskets> {
             log.info(format!("{} purchase rows have no basket id: grouped by customer", st.rows_without_basket));
         }
     } else {
-        log.info(format!(
-            "no basket column: each of the {} customers' purchases count as one basket ({} lines)",
-            st.baskets, st.lines
-        ));
+        log.info(format!("{}, {} basket-item lines", super::customer_baskets(st.baskets, &summary), st.lines));
     }
     Ok(baskets)
 }

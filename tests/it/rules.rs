@@ -296,3 +296,36 @@ fn completions_name_the_basket_items_from_the_catalogue() {
         "{text}"
     );
 }
+
+/// Without a basket column, each customer with a purchase row is a basket, and the log
+/// says why that count differs from the customers the summary line just printed: here a
+/// buys, b buys x and returns it (a basket, but nothing left after returns), c only
+/// returns: 3 customers, 1 with purchases left, 2 baskets.
+#[test]
+fn customer_baskets_say_why_their_count_differs_from_the_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.csv"), "customer,item,quantity\na,x,1\na,y,2\nb,x,1\nb,x,-1\nc,y,-1\n").unwrap();
+    let args = [
+        "rules",
+        "--purchases",
+        "p.csv",
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--quantity-col",
+        "quantity",
+    ];
+    let o = common::run_cobuy(dir.path(), &[&args[..], &["--out", "r.csv"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("cobuy: 3 customers (1 with purchases left)")).expect(&err);
+    assert_eq!(
+        lines[at + 1],
+        "cobuy: 2 customers as baskets (no basket column: each customer with a purchase row is one; the other 1 of the \
+         3 have only returns or left-out rows; 1 of the 2 have no purchase left after returns (baskets do not net \
+         returns), hence 1 with purchases left), 3 basket-item lines",
+        "{err}"
+    );
+}
