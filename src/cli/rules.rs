@@ -323,8 +323,12 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
                 buf.push(b',');
                 why.clear();
                 // Writing to a String cannot fail.
-                let _ =
-                    write!(why, "in {:.0}% of the {} baskets holding {holding}", item.confidence * 100.0, c.baskets);
+                let _ = write!(
+                    why,
+                    "in {:.0}% of the {} holding {holding}",
+                    item.confidence * 100.0,
+                    plural(c.baskets, "basket")
+                );
                 write_csv_field(buf, why);
                 buf.push(b'\n');
             }

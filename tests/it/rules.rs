@@ -292,7 +292,7 @@ fn completions_name_the_basket_items_from_the_catalogue() {
     // The one basket holding a and b also holds c.
     assert_eq!(
         text.lines().nth(1),
-        Some("basket,1,c,1,1.5,1,1,a b,in 100% of the 1 baskets holding Green tea (a) and b"),
+        Some("basket,1,c,1,1.5,1,1,a b,in 100% of the 1 basket holding Green tea (a) and b"),
         "{text}"
     );
 }
