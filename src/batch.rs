@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::algo::similarity::SimilarityParams;
 use crate::ids::{CustomerIdx, ItemIdx};
+use crate::ingest::CountUnit;
 use crate::matrix::Interactions;
 use crate::model::Model;
 use crate::recommend::{Query, Reason, Recommendation, ResolvedFilter, Scorer, Scratch, Source};
@@ -154,10 +155,22 @@ pub fn describe(model: &Model, reason: &Reason) -> String {
             format!("bought by {buyers} of the {of} most similar customers ({})", ids.join(", "))
         }
         Reason::Popular { buyers } => format!("popular: bought by {buyers} customers"),
-        Reason::BoughtBefore { count, last } => match last {
-            Some(t) => format!("bought before: {count} in all, last on {}", crate::time::date(*t)),
-            None => format!("bought before: {count} in all"),
-        },
+        Reason::BoughtBefore { count, last } => {
+            // The count is net units when the purchases had quantities, else purchase rows.
+            let unit = model.info().ingest.as_ref().and_then(|s| s.counts);
+            let bought = match unit {
+                Some(CountUnit::Units) => {
+                    format!("bought {count} {} before", if *count == 1.0 { "unit" } else { "units" })
+                }
+                Some(CountUnit::Rows) if *count == 1.0 => "bought once before".to_string(),
+                Some(CountUnit::Rows) => format!("bought {count} times before"),
+                None => format!("bought before: {count} in all"),
+            };
+            match last {
+                Some(t) => format!("{bought}, last on {}", crate::time::date(*t)),
+                None => bought,
+            }
+        }
     }
 }
 

@@ -764,9 +764,10 @@ pub struct CatalogArgs {
     /// Product catalogue: CSV with an item id and one to four category levels.
     #[arg(long)]
     pub catalog: Option<PathBuf>,
-    /// Catalogue item id column (name or 1-based position).
-    #[arg(long, default_value = "1")]
-    pub catalog_item_col: String,
+    /// Catalogue item id column (name or 1-based position; default: the header column with
+    /// a well-known item name, such as item_id, product_id or StockCode, said in the log).
+    #[arg(long)]
+    pub catalog_item_col: Option<String>,
     /// Catalogue category columns, top level first, comma-separated (or one column with
     /// --catalog-separator).
     #[arg(long, value_delimiter = ',')]
@@ -809,7 +810,7 @@ impl CatalogArgs {
             return Err(bad("--catalog needs --catalog-category-cols (one to four columns, top level first)"));
         }
         let columns = CatalogColumns {
-            item: col(&self.catalog_item_col, "--catalog-item-col")?,
+            item: self.catalog_item_col.as_deref().map_or(Ok(ColumnRef::Detect), |c| col(c, "--catalog-item-col"))?,
             name: opt(&self.catalog_name_col, "--catalog-name-col")?,
             category: self
                 .catalog_category_cols
@@ -829,6 +830,12 @@ impl CatalogArgs {
             (opts.skip_invalid, opts.rejects) = (true, Some(rejects));
         }
         let (catalog, s) = Catalog::read(path, &opts)?;
+        if let Some((name, position)) = &s.item_col_found {
+            log.info(format!(
+                "catalogue item ids: column {name} (column {position}), found by its name (--catalog-item-col to \
+                 choose another)"
+            ));
+        }
         log.info(format!(
             "read the catalogue {}: {} rows, {} items, categories per level {:?} in {:.1}s",
             path.display(),
@@ -1217,7 +1224,7 @@ mod tests {
             ("cosine", 0.5, 0.5, 0.5, 0.0, 0, "lowest-index")
         );
         let c: CatalogArgs = toml::from_str("").unwrap();
-        assert_eq!((c.catalog, c.catalog_item_col.as_str(), c.catalog_category_cols.len()), (None, "1", 0));
+        assert_eq!((c.catalog, c.catalog_item_col.as_deref(), c.catalog_category_cols.len()), (None, None, 0));
         let u: UpsellArgs = toml::from_str("").unwrap();
         assert_eq!((u.level, u.grades.len(), u.min_step, u.window_days, u.min_path_count), (None, 0, 0.1, 365, 3));
         assert_eq!((u.pair_measure.as_str(), u.min_score, u.tiers, u.smoothing), ("excess", 0.0, 4, 10.0));

@@ -111,7 +111,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         if baskets.from_basket_ids() {
             super::baskets_held(st.baskets, summary.baskets)
         } else {
-            format!("{} customers (no basket column)", st.baskets)
+            super::customer_baskets(st.baskets, &summary)
         },
         rule_params.min_pair_count(baskets.len() as u64)
     ));

@@ -10,7 +10,7 @@ use clap::Args;
 use cobuy::algo::Algorithm;
 use cobuy::matrix::Scheme;
 
-use super::{Log, load_model, summary_lines};
+use super::{Log, load_model, plural, summary_lines};
 
 #[derive(Args, Clone, Debug)]
 pub struct InspectCmd {
@@ -79,12 +79,13 @@ pub fn run(cmd: &InspectCmd) -> Result<()> {
     writeln!(out, "fitted from {}", info.source.as_deref().unwrap_or("(rows given through the library)"))?;
     writeln!(
         out,
-        "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs, {} seen-only pairs",
+        "customers   {} ({} with purchases)\nitems       {}\npurchases   {} customer-item pairs; {} seen without a purchase \
+         left (returns netted to nothing, or rated below the minimum): never recommended",
         d.customers().len(),
         d.customers_with_purchases(),
         d.items().len(),
         d.counts().nnz(),
-        d.seen_only_pairs(),
+        plural(d.seen_only_pairs() as u64, "pair"),
     )?;
     // Only item-kNN keeps item neighbours; "0 item pairs" on another model reads as a fault.
     if p.algorithm == Algorithm::ItemKnn {

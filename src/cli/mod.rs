@@ -110,7 +110,7 @@ const REJECTS_BY_DEFAULT: [(&str, &str); 8] = [
 
 /// The command line, with the shared flag groups' help fitted to each command: where
 /// `--rejects` goes by default, `eval --out-dir` required (a job file may give it as a
-/// key instead), and the RP3beta flags hidden from `similar-customers`, which cannot use them.
+/// key instead), and the RP3beta and tie flags hidden from `similar-customers`, which cannot use them.
 fn command() -> clap::Command {
     let mut cmd = Cli::command();
     for (name, default) in REJECTS_BY_DEFAULT {
@@ -118,10 +118,15 @@ fn command() -> clap::Command {
             c.mut_arg("rejects", |a| a.help(format!("Rejects file, with --skip-invalid (default: {default})")))
         });
     }
-    cmd.mut_subcommand("eval", |c| c.mut_arg("out_dir", |a| a.required(true)))
-        .mut_subcommand("similar-customers", |c| {
-            c.mut_arg("rp3_alpha", |a| a.hide(true)).mut_arg("rp3_beta", |a| a.hide(true))
-        })
+    cmd.mut_subcommand("eval", |c| c.mut_arg("out_dir", |a| a.required(true))).mut_subcommand(
+        "similar-customers",
+        |c| {
+            c.mut_arg("rp3_alpha", |a| a.hide(true))
+                .mut_arg("rp3_beta", |a| a.hide(true))
+                .mut_arg("ties", |a| a.hide(true))
+                .mut_arg("similarity", |a| a.help("cosine, jaccard, asymmetric-cosine or lift"))
+        },
+    )
 }
 
 /// Parses the command line (exits with clap's message and code 2 on a usage error).
@@ -455,6 +460,29 @@ pub fn baskets_held(with_items: u64, ids: Option<u64>) -> String {
         }
         _ => plural(with_items, "basket"),
     }
+}
+
+/// Baskets made of customers (no basket column): `n` customers with a purchase row, and
+/// why `n` differs from the summary's customer counts, which the log prints just before.
+/// Baskets hold purchase rows, so a customer whose returns cancelled every purchase still
+/// has one, while one with only returns or left-out rows has none.
+pub fn customer_baskets(n: u64, s: &IngestSummary) -> String {
+    let mut text =
+        format!("{} as baskets (no basket column: each customer with a purchase row is one", plural(n, "customer"));
+    let without = s.customers.saturating_sub(n);
+    if without > 0 {
+        text.push_str(&format!("; the other {without} of the {} have only returns or left-out rows", s.customers));
+    }
+    let netted = n.saturating_sub(s.customers_with_purchases);
+    if netted > 0 {
+        text.push_str(&format!(
+            "; {netted} of the {n} have no purchase left after returns (baskets do not net returns), hence {} with \
+             purchases left",
+            s.customers_with_purchases
+        ));
+    }
+    text.push(')');
+    text
 }
 
 /// The ids in a file, one per line (blank lines skipped), with their line numbers.

@@ -1,7 +1,7 @@
 //! `cobuy recommend`: a saved model in, each customer's recommendations out as CSV (also the
 //! second step of `cobuy run`, whose `[recommend]` table takes the same keys).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -67,6 +67,18 @@ impl RecommendCmd {
             .files(&self.catalog, files)
             .input("customer list", self.customers.as_deref())
             .output("recommendations", Some(&self.out))
+    }
+
+    /// Makes its relative paths (the output, the customer, item and category lists and the
+    /// catalogue) relative to `base`, a job file's folder.
+    pub fn rebase(&mut self, base: &Path) {
+        let rebase = |p: &mut PathBuf| super::rebase(base, p);
+        rebase(&mut self.out);
+        let f = &mut self.filter;
+        for p in [&mut self.customers, &mut f.allow, &mut f.deny, &mut f.categories, &mut f.exclude_categories] {
+            p.as_mut().map(rebase);
+        }
+        self.catalog.catalog.as_mut().map(rebase);
     }
 }
 

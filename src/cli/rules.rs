@@ -19,7 +19,7 @@ use cobuy::output::AtomicFile;
 
 use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
 use super::paths::Files;
-use super::{Log, bad, create_parent, decimal, summary_lines};
+use super::{Log, bad, create_parent, decimal, plural, summary_lines};
 
 /// `cobuy rules` flags.
 #[derive(Args, Debug)]
@@ -61,6 +61,10 @@ pub struct CompleteCmd {
     /// Baskets to complete: a CSV with header basket_id,item_id, one line per item.
     #[arg(long)]
     baskets: Option<PathBuf>,
+    /// With --catalog (and --catalog-category-cols, --catalog-name-col): reasons name the
+    /// items, `NAME (ID)`.
+    #[command(flatten)]
+    catalog: CatalogArgs,
     /// Completions per basket.
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -94,10 +98,7 @@ fn read_baskets(input: &InputArgs, out: &Path, log: Log) -> Result<Baskets> {
             log.info(format!("{} purchase rows have no basket id: grouped by customer", st.rows_without_basket));
         }
     } else {
-        log.info(format!(
-            "no basket column: each of the {} customers' purchases count as one basket ({} lines)",
-            st.baskets, st.lines
-        ));
+        log.info(format!("{}, {} basket-item lines", super::customer_baskets(st.baskets, &summary), st.lines));
     }
     Ok(baskets)
 }
@@ -219,8 +220,9 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
         return Err(bad("--top must be at least 1"));
     }
     let opts = ingest_options(&cmd.input, &cmd.out)?;
-    Files::new()
-        .input("purchases", Some(&cmd.input.purchases))
+    let files = Files::new().input("purchases", Some(&cmd.input.purchases));
+    cmd.catalog
+        .files(cmd.input.skip_invalid, &cmd.out, files)
         .input("baskets file", cmd.baskets.as_deref())
         .output("completions", Some(&cmd.out))
         .output("rejects file", opts.rejects.as_deref())
@@ -243,8 +245,15 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
         _ => return Err(bad("give the basket to complete with --items A,B or --baskets FILE")),
     };
     set_threads(threads)?;
+    let catalog = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)?;
     let baskets = read_baskets(&cmd.input, &cmd.out, log)?;
     let ids = baskets.items();
+    // How reasons name an item: by the catalogue's name and id, else by id.
+    let named: Vec<String> = match &catalog {
+        Some((c, _)) => ids.iter().map(|id| c.label(id)).collect(),
+        None => Vec::new(),
+    };
+    let label = |i: ItemIdx| named.get(i.0 as usize).map_or(ids.id(i.0), String::as_str);
     // Each basket's known items; the unknown ones are reported, and a basket with none is
     // left out.
     let mut unknown = Vec::new();
@@ -293,7 +302,7 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
                 antecedent.push_str(if k > 0 { " " } else { "" });
                 holding.push_str(if k > 0 { " and " } else { "" });
                 antecedent.push_str(ids.id(i.0));
-                holding.push_str(ids.id(i.0));
+                holding.push_str(label(*i));
             }
             for (rank, item) in c.items.iter().enumerate() {
                 write_csv_field(buf, basket);
@@ -314,8 +323,12 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
                 buf.push(b',');
                 why.clear();
                 // Writing to a String cannot fail.
-                let _ =
-                    write!(why, "in {:.0}% of the {} baskets holding {holding}", item.confidence * 100.0, c.baskets);
+                let _ = write!(
+                    why,
+                    "in {:.0}% of the {} holding {holding}",
+                    item.confidence * 100.0,
+                    plural(c.baskets, "basket")
+                );
                 write_csv_field(buf, why);
                 buf.push(b'\n');
             }
@@ -324,7 +337,12 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     let stats = written
         .and_then(|st| f.commit().map(|()| st))
         .with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    log.info(format!("wrote {} completions for {} baskets to {}", stats.rows, wanted.len(), cmd.out.display()));
+    log.info(format!(
+        "wrote {} for {} to {}",
+        plural(stats.rows, "completion"),
+        plural(wanted.len() as u64, "basket"),
+        cmd.out.display()
+    ));
     Ok(())
 }
 

@@ -122,13 +122,7 @@ fn read_job(path: &Path, text: &str) -> Result<Job> {
     rebase(&mut job.input.purchases);
     job.input.rejects.as_mut().map(rebase);
     rebase(&mut job.fit.model);
-    rebase(&mut job.recommend.out);
-    job.recommend.customers.as_mut().map(rebase);
-    job.recommend.filter.allow.as_mut().map(rebase);
-    job.recommend.filter.deny.as_mut().map(rebase);
-    job.recommend.filter.categories.as_mut().map(rebase);
-    job.recommend.filter.exclude_categories.as_mut().map(rebase);
-    job.recommend.catalog.catalog.as_mut().map(rebase);
+    job.recommend.rebase(base);
     job.summary.as_mut().map(rebase);
     if let Some(u) = &mut job.upsell {
         rebase(&mut u.out);

@@ -43,6 +43,11 @@ pub fn run(cmd: &SimilarCmd, threads: usize, log: Log) -> Result<()> {
     if (cmd.similarity.rp3_alpha, cmd.similarity.rp3_beta) != (d.rp3_alpha, d.rp3_beta) {
         return Err(bad("--rp3-alpha and --rp3-beta are item-kNN's (cobuy fit); similar customers do not use them"));
     }
+    if cmd.similarity.ties != d.ties {
+        // Visit order reproduces a heap kernel over items (implicit's), where the item itself
+        // takes a slot; over customers it reproduces nothing.
+        return Err(bad("--ties is item-kNN's (cobuy fit); similar customers keep the lowest-index ties"));
+    }
     Files::new()
         .input("model", Some(&cmd.model))
         .input("customer list", cmd.customers.as_deref())

@@ -13,7 +13,8 @@
 //!   `algorithm = auto` carves it (`eval::select::carve`: the most recent window when times
 //!   allow, else a random holdout of each customer's items), nothing is held back as test,
 //!   the best is refitted on every row into `[tune] model`, and the best file is a fit job
-//!   (`[input]`, `[fit]`, `[recommend]`) that refits the same model bytes.
+//!   (`[input]`, `[fit]`, `[recommend]`) that refits the same model bytes. The tune job's own
+//!   `[recommend]` table (a deny list, say) goes into the fit job as written.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -36,6 +37,7 @@ use super::args::{
 };
 use super::eval::check_output_file;
 use super::paths::Files;
+use super::recommend::RecommendCmd;
 use super::{Log, bad, create_parent, read_job_text, summary_lines};
 
 #[derive(Args, Clone, Debug)]
@@ -57,6 +59,10 @@ struct TuneJob {
     #[serde(default, rename = "eval")]
     eval: Option<EvalArgs>,
     tune: TuneArgs,
+    /// Production mode: the fit job's `[recommend]` keys (filters, top, explain...), checked
+    /// as `cobuy run` reads them and written as given.
+    #[serde(default)]
+    recommend: Option<toml::Table>,
     #[serde(rename = "space", default)]
     spaces: Vec<toml::Table>,
     #[serde(default)]
@@ -108,9 +114,9 @@ enum Mode {
     /// `[split]`: validation inside the training part; the best three as an eval job.
     Benchmark(SplitMethod),
     /// No `[split]`: validation carved from every row as `algorithm = auto` carves it; the
-    /// best refitted on every row and saved to `model`; the fit job's `[recommend]` step
-    /// writes `recommendations` (both resolved against the job file).
-    Production { model: PathBuf, recommendations: PathBuf },
+    /// best refitted on every row and saved to `model` (resolved against the job file); the
+    /// fit job gets `recommend` as its `[recommend]` table (paths relative to the job file).
+    Production { model: PathBuf, recommend: Box<RecommendCmd>, table: toml::Table },
 }
 
 /// A candidate configuration: its label, its `[[space]]` keys, its checked parameters.
@@ -174,26 +180,33 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     }
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
-    let mode = mode(path, &job)?;
+    let mode = mode(path, &job, target)?;
     let configs = candidates(path, &job, target)?;
     let goal = Objective { metric, target, k: t.k };
     // Every output location is checked before the log is read. Rejected rows go beside the
     // model, as `cobuy fit` puts them, or beside the best file.
     let out = best_path(path, &job.tune);
-    let (model, recommendations) = match &mode {
-        Mode::Production { model, recommendations } => (Some(model.as_path()), Some(recommendations.as_path())),
+    let (model, recommend) = match &mode {
+        Mode::Production { model, recommend, .. } => (Some(model.as_path()), Some(recommend)),
         Mode::Benchmark(_) => (None, None),
     };
     let opts = ingest_options(&job.input, model.unwrap_or(&out))?;
-    Files::new()
+    let files = Files::new()
         .input("tune job", Some(path))
         .input("purchases", Some(&job.input.purchases))
         .output("best job", Some(&out))
         .output("model", model)
-        .output("rejects", opts.rejects.as_deref())
-        // Not written now, but by the fit job: a clash is better found before the search.
-        .output("fit job's recommendations", recommendations)
-        .check()?;
+        .output("rejects", opts.rejects.as_deref());
+    match recommend {
+        // Read and written by the fit job, not now: a missing list or a clash is better
+        // found before the search.
+        Some(r) => {
+            check_readable(r)?;
+            r.files(files)
+        }
+        None => files,
+    }
+    .check()?;
     check_output_file(&out)?;
     if let Some(m) = model {
         check_output_file(m)?;
@@ -208,9 +221,9 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     let best = Best { configs: &configs, results: &results, goal, validation: &validation };
     match &mode {
         Mode::Benchmark(_) => write_best(path, &text, &job.tune, &best, log),
-        Mode::Production { model, .. } => {
+        Mode::Production { model, table, .. } => {
             refit(read, &job.input, &configs[results[0].1].2, model, log)?;
-            write_fit_job(path, &text, &job.tune, &best, log)
+            write_fit_job(path, &text, &job.tune, table, &best, log)
         }
     }
 }
@@ -218,15 +231,19 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
 /// The mode, checked before anything is read: production mode needs `[tune] model` and
 /// has no test part to measure (`[eval]`); benchmark mode never fits on the test part, so
 /// it has no model to write.
-fn mode(path: &Path, job: &TuneJob) -> Result<Mode> {
+fn mode(path: &Path, job: &TuneJob, target: Target) -> Result<Mode> {
     let t = &job.tune;
     let base = path.parent().unwrap_or(Path::new(""));
     match &job.split {
         Some(split) => {
-            let production_only = [("model", t.model.is_some()), ("recommendations", t.recommendations.is_some())];
+            let production_only = [
+                ("[tune] model", t.model.is_some()),
+                ("[tune] recommendations", t.recommendations.is_some()),
+                ("[recommend]", job.recommend.is_some()),
+            ];
             if let Some((key, _)) = production_only.iter().find(|k| k.1) {
                 return Err(bad(format!(
-                    "{}: [tune] {key} is for production mode, which tunes on all the purchases: remove the \
+                    "{}: {key} is for production mode, which tunes on all the purchases: remove the \
                      [split] table to tune for production, or remove {key} to benchmark on the split's test part",
                     path.display()
                 )));
@@ -249,9 +266,56 @@ fn mode(path: &Path, job: &TuneJob) -> Result<Mode> {
                     path.display()
                 ))
             })?;
-            Ok(Mode::Production { model: base.join(model), recommendations: base.join(recommendations(t, model)) })
+            let table = fit_job_recommend(path, job, model, target)?;
+            let mut recommend: RecommendCmd = toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e| bad(format!("{}: [recommend]: {e}", path.display())))?;
+            recommend.rebase(base);
+            Ok(Mode::Production { model: base.join(model), recommend: Box::new(recommend), table })
         }
     }
+}
+
+/// Opens the files the fit job's `[recommend]` step will read: one missing would fail the
+/// nightly run, after the search.
+fn check_readable(r: &RecommendCmd) -> Result<()> {
+    let f = &r.filter;
+    let lists = [
+        ("customers", &r.customers),
+        ("allow", &f.allow),
+        ("deny", &f.deny),
+        ("categories", &f.categories),
+        ("exclude_categories", &f.exclude_categories),
+        ("catalog", &r.catalog.catalog),
+    ];
+    for (key, path) in lists {
+        if let Some(p) = path {
+            std::fs::File::open(p).map_err(|e| bad(format!("[recommend] {key}: cannot read {}: {e}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// The fit job's `[recommend]` table: the tune job's, as written, with `out` (`[tune]
+/// recommendations`, else recommendations.csv beside the model), `top` (`[tune] k`) and,
+/// when tuned on all items, `include_bought` where it does not give them.
+fn fit_job_recommend(path: &Path, job: &TuneJob, model: &Path, target: Target) -> Result<toml::Table> {
+    let t = &job.tune;
+    let mut table = job.recommend.clone().unwrap_or_default();
+    if table.contains_key("out") && t.recommendations.is_some() {
+        return Err(bad(format!(
+            "{}: the fit job's recommendations are given twice, as [tune] recommendations and [recommend] out: \
+             keep one",
+            path.display()
+        )));
+    }
+    let out = t.recommendations.clone().unwrap_or_else(|| model.with_file_name("recommendations.csv"));
+    table.entry("out").or_insert_with(|| toml::Value::String(out.display().to_string()));
+    table.entry("top").or_insert(toml::Value::Integer(t.k as i64));
+    if target == Target::AllItems {
+        table.entry("include_bought").or_insert(toml::Value::Boolean(true));
+    }
+    Ok(table)
 }
 
 /// Every candidate of the `[[space]]` tables (or a seeded draw of them), each checked
@@ -346,11 +410,23 @@ fn validation(read: &Logged, mode: &Mode, target: Target, log: Log) -> Result<(P
         Mode::Production { .. } => String::new(),
     };
     log.info(&sentence);
-    log.info(format!(
-        "validation split: {} training rows, {} validation rows{unused}; {} customers measured",
-        s.train_rows, s.test_rows, s.measured_all
-    ));
+    // The customers of the target tuned on, as the sentence counts them; on new items, those
+    // whose held-out items were all bought before are measured on all items only.
     let measured = if target == Target::AllItems { s.measured_all } else { s.measured_new };
+    let besides = match target {
+        Target::NewItems => format!(
+            " ({} on all items: {} held out only items they had bought before)",
+            s.measured_all,
+            s.measured_all - s.measured_new
+        ),
+        _ => String::new(),
+    };
+    log.info(format!(
+        "validation split: {} training rows, {} validation rows{unused}; {measured} customers measured on {}{besides}",
+        s.train_rows,
+        s.test_rows,
+        target.name()
+    ));
     if measured < MIN_WINDOW {
         log.info(format!(
             "warning: only {measured} customers are measured on {}: differences between configurations are mostly \
@@ -498,9 +574,8 @@ fn write_best(path: &Path, text: &str, t: &TuneArgs, best: &Best, log: Log) -> R
 }
 
 /// Writes production mode's fit job: the input as given, the best configuration with the
-/// model's path as `[fit]`, and a `[recommend]` step of `k` items per customer (bought
-/// items included when tuned on all items, as they were measured).
-fn write_fit_job(path: &Path, text: &str, t: &TuneArgs, best: &Best, log: Log) -> Result<()> {
+/// model's path as `[fit]`, and `recommend` ([`fit_job_recommend`]) as `[recommend]`.
+fn write_fit_job(path: &Path, text: &str, t: &TuneArgs, recommend: &toml::Table, best: &Best, log: Log) -> Result<()> {
     let mut doc = original_tables(path, text, &["input", "threads"])?;
     let model = t.model.as_deref().expect("production mode has a model");
     let path_value = |p: &Path| toml::Value::String(p.display().to_string());
@@ -508,19 +583,12 @@ fn write_fit_job(path: &Path, text: &str, t: &TuneArgs, best: &Best, log: Log) -
     fit.insert("model".into(), path_value(model));
     fit.extend(best.keys().iter().filter(|(k, _)| *k != "name").map(|(k, v)| (k.clone(), v.clone())));
     doc.insert("fit".into(), toml::Value::Table(fit));
-    let mut recommend = toml::Table::new();
-    recommend.insert("out".into(), path_value(&recommendations(t, model)));
-    recommend.insert("top".into(), toml::Value::Integer(t.k as i64));
-    if best.goal.target == Target::AllItems {
-        recommend.insert("include_bought".into(), toml::Value::Boolean(true));
-    }
-    doc.insert("recommend".into(), toml::Value::Table(recommend));
+    doc.insert("recommend".into(), toml::Value::Table(recommend.clone()));
     let mut header = best.header(path, 1);
     header.push_str(&format!(
         "# Refitted on all the purchases into {}: cobuy run refits it (the same model bytes from the same \
-         purchases) and writes each customer's {} recommendations.\n# As flags: cobuy fit {}\n",
+         purchases) and writes each customer's recommendations ([recommend]).\n# As flags: cobuy fit {}\n",
         model.display(),
-        t.k,
         fit_flags(best.keys())
     ));
     let out = write_job(path, t, &header, doc)?;
@@ -529,12 +597,6 @@ fn write_fit_job(path: &Path, text: &str, t: &TuneArgs, best: &Best, log: Log) -
         out.display()
     ));
     Ok(())
-}
-
-/// The fit job's `[recommend] out`, relative to the tune job: `[tune] recommendations`,
-/// or recommendations.csv beside the model.
-fn recommendations(t: &TuneArgs, model: &Path) -> PathBuf {
-    t.recommendations.clone().unwrap_or_else(|| model.with_file_name("recommendations.csv"))
 }
 
 /// The tables `keys` of the tune job, as written.
@@ -584,7 +646,7 @@ fn best_path(path: &Path, t: &TuneArgs) -> PathBuf {
 }
 
 /// Makes the relative paths of an eval or fit job (input purchases and rejects, eval
-/// out_dir, write_split and measure files, the model, the recommendations) absolute,
+/// out_dir, write_split and measure files, the model, `[recommend]`'s files) absolute,
 /// taking them relative to `base`.
 fn rebase_paths(doc: &mut toml::Table, base: &Path) {
     let fix = |p: &str| -> String {
@@ -599,7 +661,7 @@ fn rebase_paths(doc: &mut toml::Table, base: &Path) {
         ("input", &["purchases", "rejects"][..]),
         ("eval", &["out_dir", "write_split"][..]),
         ("fit", &["model"][..]),
-        ("recommend", &["out"][..]),
+        ("recommend", &["out", "customers", "allow", "deny", "categories", "exclude_categories", "catalog"][..]),
     ];
     for (table, keys) in tables {
         if let Some(toml::Value::Table(t)) = doc.get_mut(table) {

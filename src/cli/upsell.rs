@@ -163,19 +163,8 @@ fn learn(
     Ok(Learned { plog, interactions, merge: summary.merge, catalog, upgrades })
 }
 
-/// An item as a reader knows it: its catalogue name and id, or its id.
-fn label(catalog: &Catalog, id: &str) -> String {
-    match catalog.index_of(id).map(|c| catalog.item(c)) {
-        Some(item) => match item.name {
-            Some(name) if !name.is_empty() && name != id => format!("{name} ({id})"),
-            _ => id.to_string(),
-        },
-        None => id.to_string(),
-    }
-}
-
 /// Appends the readable reason of an upgrade from the item labelled `anchor` to the one
-/// labelled `item` (labels as [`label`] gives them).
+/// labelled `item` (labels as [`Catalog::label`] gives them).
 fn write_reason(out: &mut String, anchor: &str, item: &str, basis: &Basis, delay: Delay, category: &str) {
     use std::fmt::Write as _;
     // Writing to a String cannot fail.
@@ -254,7 +243,7 @@ fn write_offers(
         |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
     let ids = model.items();
     // Every item's label, made once rather than twice per offer.
-    let labels: Vec<String> = ids.iter().map(|id| label(catalog, id)).collect();
+    let labels: Vec<String> = ids.iter().map(|id| catalog.label(id)).collect();
     let (stats, secs) = write_batch(out, customers.len(), "up-sell", log, |file, progress| {
         cobuy::batch::write_blocks(
             &customers,
@@ -473,7 +462,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
             };
             let [customers, anchor_customers, expected, score] = &counts;
             let mut reason = String::new();
-            let (from, to) = (label(&catalog, ids.id(a)), label(&catalog, ids.id(b.0)));
+            let (from, to) = (catalog.label(ids.id(a)), catalog.label(ids.id(b.0)));
             write_reason(&mut reason, &from, &to, &basis, delay, &category);
             w.write_record([
                 ids.id(a),

@@ -319,6 +319,20 @@ pub struct IngestSummary {
     /// was found so).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns_found: Option<ColumnsFound>,
+    /// What a pair's count counts, so that reasons can say it (`None` in models saved
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<CountUnit>,
+}
+
+/// What a (customer, item) pair's count counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CountUnit {
+    /// Units of the quantity column, returns netted.
+    Units,
+    /// Purchase rows: without a quantity column, each row counts 1.
+    Rows,
 }
 
 /// Purchase rows dated outside the fences of the log's bulk of times.
@@ -477,10 +491,8 @@ fn resolve(columns: &Columns, file: &Delimited) -> Result<Resolved, SourceError>
     for (k, (role, col)) in columns.roles().into_iter().enumerate() {
         let Some(col) = col else { continue };
         let (p, name) = match (col, k) {
-            (ColumnRef::Detect, CUSTOMER) => {
-                detect(role, CUSTOMER_NAMES, "CustomerID, customer_id, household_id", file)?
-            }
-            (ColumnRef::Detect, ITEM) => detect(role, ITEM_NAMES, "StockCode, product_id, item_id, sku", file)?,
+            (ColumnRef::Detect, CUSTOMER) => detect(role, "--customer-col", CUSTOMER_NAMES, CUSTOMER_EXAMPLES, file)?,
+            (ColumnRef::Detect, ITEM) => detect(role, "--item-col", ITEM_NAMES, ITEM_EXAMPLES, file)?,
             _ => file.column(col)?,
         };
         if col == &ColumnRef::Detect {
@@ -504,10 +516,21 @@ fn resolve(columns: &Columns, file: &Delimited) -> Result<Resolved, SourceError>
     Ok(Resolved { pos, names, width, found })
 }
 
+/// A few of [`CUSTOMER_NAMES`] as a reader writes them, for messages.
+const CUSTOMER_EXAMPLES: &str = "CustomerID, customer_id, household_id";
+/// A few of [`ITEM_NAMES`] as a reader writes them, for messages.
+pub(crate) const ITEM_EXAMPLES: &str = "StockCode, product_id, item_id, sku";
+
 /// The `role` column: the one header column whose name, in lower case with letters and
-/// digits only, is in `known`. None, several, or no header: an error naming the flag.
-fn detect(role: &str, known: &[&str], such_as: &str, file: &Delimited) -> Result<(usize, String), SourceError> {
-    let flag = format!("--{role}-col");
+/// digits only, is in `known` (`such_as` names a few). None, several, or no header: an
+/// error naming `flag`, which chooses the column. Purchases and catalogues find theirs so.
+pub(crate) fn detect(
+    role: &str,
+    flag: &str,
+    known: &[&str],
+    such_as: &str,
+    file: &Delimited,
+) -> Result<(usize, String), SourceError> {
     let error = |reason: String| SourceError::BadColumn { path: file.name().to_string(), column: role.into(), reason };
     let Some(h) = file.header() else {
         return Err(error(format!(
@@ -683,6 +706,7 @@ fn read_rows(
         gzip: file.gzip,
         delimiter: delimiter_name(file.delimiter),
         columns_found: cols.found.take(),
+        counts: Some(if cols.pos[QUANTITY].is_some() { CountUnit::Units } else { CountUnit::Rows }),
         ..IngestSummary::default()
     };
     let counts_baskets = sink.baskets().is_some();

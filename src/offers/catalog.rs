@@ -65,8 +65,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdTable, natural_cmp};
 use crate::ingest::{
-    ColumnRef, Delimited, RejectsFile, RowProblem, SourceError, check_options, delimiter_name, row_error, shown,
-    shown_number,
+    ColumnRef, Delimited, ITEM_EXAMPLES, ITEM_NAMES, RejectsFile, RowProblem, SourceError, check_options,
+    delimiter_name, detect, row_error, shown, shown_number,
 };
 
 /// The most levels a category path may have.
@@ -88,7 +88,8 @@ impl CategoryIdx {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogColumns {
-    /// Item id (matches the item ids of purchase files exactly).
+    /// Item id (matches the item ids of purchase files exactly); [`ColumnRef::Detect`]
+    /// finds it by a well-known item column name, as purchases' is found.
     pub item: ColumnRef,
     /// Display name.
     #[serde(default)]
@@ -199,6 +200,10 @@ pub struct CatalogSummary {
     pub gzip: bool,
     /// The delimiter used.
     pub delimiter: String,
+    /// The item id column's header name and 1-based position, when it was found by its
+    /// name ([`ColumnRef::Detect`], a well-known item column name of [`ITEM_NAMES`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_col_found: Option<(String, usize)>,
 }
 
 /// Why a catalog file could not be read.
@@ -338,6 +343,15 @@ impl Catalog {
     /// The item ids, in index (natural) order.
     pub fn ids(&self) -> &IdTable {
         &self.ids
+    }
+
+    /// An item as a reader knows it, for reasons: `NAME (ID)` when the catalogue names it
+    /// (by something other than its id), else the id.
+    pub fn label(&self, item_id: &str) -> String {
+        match self.index_of(item_id).and_then(|c| self.get(c)).and_then(|item| item.name) {
+            Some(name) if !name.is_empty() && name != item_id => format!("{name} ({item_id})"),
+            _ => item_id.to_string(),
+        }
     }
 
     /// The index of an item id (exact match).
@@ -489,8 +503,13 @@ impl Resolved {
 fn resolve(c: &CatalogColumns, file: &Delimited) -> Result<Resolved, SourceError> {
     let one = |c: &ColumnRef| file.column(c).map(|(pos, name)| Col { pos, name });
     let opt = |c: &Option<ColumnRef>| c.as_ref().map(one).transpose();
+    let item = match c.item {
+        ColumnRef::Detect => detect("item", "--catalog-item-col", ITEM_NAMES, ITEM_EXAMPLES, file)
+            .map(|(pos, name)| Col { pos, name })?,
+        _ => one(&c.item)?,
+    };
     let mut r = Resolved {
-        item: one(&c.item)?,
+        item,
         name: opt(&c.name)?,
         category: c.category.iter().map(one).collect::<Result<_, _>>()?,
         price: opt(&c.price)?,
@@ -812,8 +831,13 @@ fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary),
         (Some(p), true) => Some(RejectsFile::create(p, file.delimiter)?),
         _ => None,
     };
-    let mut sum =
-        CatalogSummary { gzip: file.gzip, delimiter: delimiter_name(file.delimiter), ..CatalogSummary::default() };
+    let item_col_found = (opts.columns.item == ColumnRef::Detect).then(|| (cols.item.name.clone(), cols.item.pos + 1));
+    let mut sum = CatalogSummary {
+        gzip: file.gzip,
+        delimiter: delimiter_name(file.delimiter),
+        item_col_found,
+        ..CatalogSummary::default()
+    };
     let mut builder = Builder::default();
     while let Some(rec) = file.next_record()? {
         let (line, record) = (rec.line, rec.fields);

@@ -517,6 +517,7 @@ fn skip_invalid_counts_every_row_and_writes_the_rejects_file() {
         brands: 2,
         gzip: false,
         delimiter: ",".into(),
+        item_col_found: None,
     };
     assert_eq!(sum, want);
     assert_eq!(sum.rows_read, sum.items + sum.rejected_rows);
@@ -624,4 +625,61 @@ fn four_levels_from_columns_and_from_one_column_agree() {
     assert_eq!(CatalogSummary { delimiter: ",".into(), ..sb }, sa);
     assert_eq!(ca.category_of(0, 3).map(|n| ca.category_name(n)), Some("D"));
     assert_eq!(ca.depth(ca.category_of(0, 3).unwrap()), 3);
+}
+
+/// Without `--catalog-item-col`, the catalogue's item column is found as the purchases'
+/// is, by a well-known item column name, and the log says which (never column 1 by
+/// default); none or several such names is a usage error naming the flag (exit 2).
+#[test]
+fn the_catalogue_item_column_is_found_by_name_and_said_or_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two baskets hold a fruit and a drink; one holds two fruits.
+    write(d, "p.csv", "customer,item,basket\na,apple,1\na,cola,1\nb,pear,2\nb,tea,2\nc,apple,3\nc,pear,3\n");
+    let rules = |catalog: &str, extra: &[&str]| {
+        let mut args = vec!["rules", "--purchases", "p.csv", "--basket-col", "basket", "--catalog", catalog];
+        args.extend_from_slice(&["--catalog-category-cols", "group", "--level", "0", "--out", "r.csv"]);
+        args.extend_from_slice(extra);
+        let o = crate::common::run_cobuy(d, &args);
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    // The id is the second column: read from the first, no id would match a purchase.
+    write(d, "c.csv", "name,SKU,group\nApple,apple,fruit\nPear,pear,fruit\nCola,cola,drink\nTea,tea,drink\n");
+    let (code, log) = rules("c.csv", &[]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("catalogue item ids: column SKU (column 2), found by its name (--catalog-item-col"), "{log}");
+    // Over the 3 baskets: {fruit, drink}, {fruit, drink}, {fruit}.
+    let text = fs::read_to_string(d.join("r.csv")).unwrap();
+    let pairs: Vec<(&str, &str, &str)> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0], f[1], f[7])
+        })
+        .collect();
+    assert_eq!(pairs, [("drink", "fruit", "2"), ("fruit", "drink", "2")], "{text}");
+    // Given, the flag wins and nothing is said.
+    let (code, log) = rules("c.csv", &["--catalog-item-col", "2"]);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("found by its name"), "{log}");
+
+    for (header, want) in [
+        ("labels,group", &["no header column has a name cobuy knows for the item ids", "labels, group"][..]),
+        (
+            "item_id,sku,group",
+            &["several header columns could hold the item ids", "item_id (column 1), sku (column 2)"],
+        ),
+    ] {
+        let width = header.split(',').count();
+        let rows: String =
+            ["apple", "pear"].iter().map(|i| format!("{}fruit\n", format!("{i},").repeat(width - 1))).collect();
+        write(d, "bad.csv", &format!("{header}\n{rows}"));
+        let (code, log) = rules("bad.csv", &[]);
+        assert_eq!(code, Some(2), "{header}: {log}");
+        assert!(log.contains("--catalog-item-col"), "{header}: {log}");
+        for w in want {
+            assert!(log.contains(w), "{header}: {w:?} missing from {log}");
+        }
+    }
 }

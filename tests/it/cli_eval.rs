@@ -1623,6 +1623,26 @@ fn tune_for_production_validates_on_the_most_recent_window_and_refits_on_everyth
     );
     let new = split.new_items();
     assert!(new.len() >= 100, "{} customers to measure", new.len());
+    // Both lines count the customers measured on the target tuned on.
+    let all = split.measured().len();
+    assert!(all > new.len(), "every measured customer has a new item");
+    assert!(
+        log.contains(&format!(
+            "tenth of the purchases, from {} ({} customers measured)",
+            format_2023(cutoff),
+            new.len()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "validation rows; {} customers measured on new-items ({all} on all items: {} held out only items they had \
+             bought before)",
+            new.len(),
+            all - new.len()
+        )),
+        "{log}"
+    );
     let text = fx.text("job/tune.toml.best.toml");
     let scores = header_scores(&text);
     assert_eq!(scores.len(), 4, "{text}");
@@ -1683,6 +1703,7 @@ fn tune_for_production_without_times_validates_on_a_random_holdout() {
     let all: Vec<(String, BTreeSet<String>)> =
         split.measured().into_iter().map(|(c, i)| (c.clone(), i.clone())).collect();
     assert!(all.len() >= 100, "{} customers to measure", all.len());
+    assert!(log.contains(&format!("validation rows; {} customers measured on all-items\n", all.len())), "{log}");
     let text = fx.text("job/tune.toml.best.toml");
     let scores = header_scores(&text);
     for (score, label) in &scores {
@@ -1694,6 +1715,50 @@ fn tune_for_production_without_times_validates_on_a_random_holdout() {
     let job = check_refit(&fx, "job/../untimed.csv", columns, &scores[0].1);
     assert_eq!(job["recommend"]["include_bought"].as_bool(), Some(true), "tuned on all items");
     assert!(job["input"].get("time_col").is_none());
+}
+
+/// A production tune job's `[recommend]` table goes into the fit job as written (a deny
+/// list, reasons), with the defaults of `[tune]` (`out`, `top`) where it is silent: the
+/// nightly job keeps non-products out, as the bundled data's does. Its lists are checked
+/// before the log is read, and benchmark mode, which writes no fit job, refuses it.
+#[test]
+fn tune_for_production_carries_its_recommend_table_into_the_fit_job() {
+    let fx = Fx::new();
+    let (_, lines) = purchase_lines(SEED);
+    // The two items with the most buyers: popularity's first offers, unless denied.
+    let mut buyers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for l in &lines {
+        let f: Vec<&str> = l.split(',').collect();
+        buyers.entry(f[1]).or_default().insert(f[0]);
+    }
+    let mut by_buyers: Vec<(usize, &str)> = buyers.iter().map(|(i, c)| (c.len(), *i)).collect();
+    by_buyers.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let denied = [by_buyers[0].1, by_buyers[1].1];
+    fx.write("job/deny.txt", &format!("{}\n{}\n", denied[0], denied[1]));
+    let space = "\n[[space]]\nalgorithm = \"popularity\"\n";
+    let recommend = "\n[recommend]\ndeny = \"deny.txt\"\nexplain = true\n";
+    fx.write("job/tune.toml", &format!("{INPUT}{PRODUCTION}{recommend}{space}"));
+    fx.ok(&["tune", "job/tune.toml"]);
+    let job: toml::Table = fx.text("job/tune.toml.best.toml").parse().unwrap();
+    let r = job["recommend"].as_table().unwrap();
+    assert_eq!(r["deny"].as_str(), Some("deny.txt"));
+    assert_eq!(r["explain"].as_bool(), Some(true));
+    assert_eq!((r["top"].as_integer(), r["out"].as_str()), (Some(10), Some("models/recommendations.csv")));
+    fx.ok(&["run", "job/tune.toml.best.toml"]);
+    let recs = fx.text("job/models/recommendations.csv");
+    let mut rows = recs.lines();
+    assert_eq!(rows.next(), Some("customer_id,rank,item_id,score,source,reason"));
+    let items: BTreeSet<&str> = rows.map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert!(items.len() > 2, "{items:?}");
+    assert!(denied.iter().all(|d| !items.contains(d)), "denied {denied:?} recommended");
+
+    // A missing list is found before the search; a [recommend] beside [split] is refused.
+    fs::remove_file(fx.path("job/deny.txt")).unwrap();
+    let r = fx.run(&["tune", "job/tune.toml"]);
+    assert_usage(&r, "missing deny list", &["deny.txt"]);
+    assert!(!r.stderr.contains("[1/1]"), "searched before checking: {}", r.stderr);
+    fx.write("job/bench.toml", &format!("{INPUT}\n[split]\ntest_share = 0.2\n\n[tune]\nk = 10\n{recommend}{space}"));
+    assert_usage(&fx.run(&["tune", "job/bench.toml"]), "[recommend] in benchmark mode", &["[recommend]", "production"]);
 }
 
 /// Benchmark mode on purchases without times: a random split validates on another random

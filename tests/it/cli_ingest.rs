@@ -983,3 +983,29 @@ fn movielens_layouts_read_alike() {
     }
     assert!(outputs[0].1.lines().count() > 10);
 }
+
+/// `cobuy inspect` counts a model's pairs as the fit log's summary does: a buys x and y,
+/// b buys x and returns it, c returns y without a purchase; the two pairs returns netted to
+/// nothing are the pairs seen without a purchase (ingest: "2 netted to nothing by returns"),
+/// not a third kind.
+#[test]
+fn inspect_counts_pairs_as_the_ingest_summary_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("p.csv"), "customer,item,quantity\na,x,1\na,y,2\nb,x,1\nb,x,-1\nc,y,-1\n").unwrap();
+    let fit = ["fit", "--purchases", "p.csv", "--quantity-col", "quantity", "--algorithm", "popularity"];
+    let o = crate::common::run_cobuy(d, &[&fit[..], &["--model", "m.cobuy"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(": 2 purchases, 2 netted to nothing by returns, 0 seen only"), "{err}");
+    let o = crate::common::run_cobuy(d, &["inspect", "m.cobuy"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(out.contains("customers   3 (1 with purchases)\n"), "{out}");
+    assert!(
+        out.contains(
+            "purchases   2 customer-item pairs; 2 pairs seen without a purchase left (returns netted to nothing, or \
+             rated below the minimum): never recommended\n"
+        ),
+        "{out}"
+    );
+}

@@ -532,17 +532,52 @@ fn explain_popularity_counts_buyers() {
     assert!(recs.iter().all(|r| r.source == "popular" && r.reason.is_some()));
 }
 
+/// Buy-again's reason says what its count counts: the net units of the quantity column, or
+/// (without one, when each row counts 1) the purchase rows of the pair.
 #[test]
 fn explain_buy_again_gives_count_and_last_date() {
     let fx = Fx::new();
     let recs = explained(&fx, "buy-again");
+    let units = |n: i64| if n == 1 { "1 unit".to_string() } else { format!("{n} units") };
     let mut checked = 0;
     for r in recs.iter().filter(|r| r.source == "buy-again") {
         let reason = r.reason.as_deref().unwrap_or_default();
-        assert!(reason.starts_with("bought before:"), "buy-again reason of {r:?}");
         let key = (r.customer.clone(), r.item.clone());
-        let want = format!("bought before: {} in all, last on {}", fx.p.net[&key], date_2023(fx.p.last[&key]));
+        let want = format!("bought {} before, last on {}", units(fx.p.net[&key]), date_2023(fx.p.last[&key]));
         assert_eq!(reason, want, "reason of {r:?}");
+        checked += 1;
+    }
+    assert!(checked > 1000, "only {checked} buy-again rows");
+
+    // Without --quantity-col every row is one purchase (returns included: nothing says so).
+    fx.ok(&[
+        "fit",
+        "--purchases",
+        "purchases.csv",
+        "--model",
+        "rows.cobuy",
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--time-col",
+        "time",
+        "--algorithm",
+        "buy-again",
+    ]);
+    fx.ok(&["recommend", "--model", "rows.cobuy", "--top", "7", "--out", "rows.csv", "--explain"]);
+    let mut rows: HashMap<Pair, (i64, i64)> = HashMap::new();
+    for line in &fx.p.lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let e = rows.entry((f[0].to_string(), f[1].to_string())).or_insert((0, i64::MIN));
+        *e = (e.0 + 1, e.1.max(seconds_2023(f[4])));
+    }
+    let mut checked = 0;
+    for r in fx.recs("rows.csv", true).iter().filter(|r| r.source == "buy-again") {
+        let (n, last) = rows[&(r.customer.clone(), r.item.clone())];
+        let times = if n == 1 { "once".to_string() } else { format!("{n} times") };
+        let want = format!("bought {times} before, last on {}", date_2023(last));
+        assert_eq!(r.reason.as_deref(), Some(want.as_str()), "reason of {r:?}");
         checked += 1;
     }
     assert!(checked > 1000, "only {checked} buy-again rows");
@@ -1038,7 +1073,7 @@ fn rough_edges_behave() {
 /// An absurd `--top` is capped by what there is, not an allocation failure: every customer
 /// gets every item anyone bought and they have no row of (their top 7 first, as with
 /// `--top 7`), and every customer with purchases gets every other customer sharing an
-/// item, by the cosine of their BM25 weights computed here, whichever tie rule.
+/// item, by the cosine of their BM25 weights computed here.
 #[test]
 fn an_absurd_top_lists_everything_there_is() {
     const HUGE: &str = "1000000000000";
@@ -1063,15 +1098,12 @@ fn an_absurd_top_lists_everything_there_is() {
     let w = fx.p.bm25();
     let sims = Purchases::cosines(&w);
     let index: HashMap<&str, usize> = fx.p.customers.iter().enumerate().map(|(k, c)| (c.as_str(), k)).collect();
-    for ties in ["lowest-index", "visit-order"] {
-        let out = format!("similar-{ties}.csv");
-        let r = fx.similar("model.cobuy", &out, &["--top", HUGE, "--ties", ties]);
-        assert_eq!(r.code, 0, "--ties {ties}: {}", r.stderr);
-        for (c, nbs) in check_similar(&fx, &fx.neighbours(&out), usize::MAX) {
-            let got: Vec<(usize, f64)> = nbs.iter().map(|n| (index[n.neighbour.as_str()], f64::from(n.sim))).collect();
-            let oracle = sims.row(index[c.as_str()]).to_vec();
-            check_ranking(&got, &oracle, usize::MAX, TOL, |a, b| w.row(a) == w.row(b))
-                .unwrap_or_else(|e| panic!("--ties {ties}, neighbours of {c}: {e}"));
-        }
+    let r = fx.similar("model.cobuy", "similar.csv", &["--top", HUGE]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (c, nbs) in check_similar(&fx, &fx.neighbours("similar.csv"), usize::MAX) {
+        let got: Vec<(usize, f64)> = nbs.iter().map(|n| (index[n.neighbour.as_str()], f64::from(n.sim))).collect();
+        let oracle = sims.row(index[c.as_str()]).to_vec();
+        check_ranking(&got, &oracle, usize::MAX, TOL, |a, b| w.row(a) == w.row(b))
+            .unwrap_or_else(|e| panic!("neighbours of {c}: {e}"));
     }
 }

@@ -34,6 +34,7 @@ mod eval_split;
 mod explain;
 mod foldin;
 mod generator;
+mod help;
 mod hostile;
 mod hostile_eval;
 mod ingest_summary;

@@ -269,3 +269,63 @@ fn rules_and_completions_print_short_decimals() {
     // b completes a in 3 of the 4 baskets holding a, and is in 3 of the 5: lift 5/4.
     assert!(text.lines().nth(1).unwrap().starts_with("basket,1,b,0.75,1.25,3,4,"), "{text}");
 }
+
+/// With a catalogue, basket-complete's reasons name the basket's items as cross-sell and
+/// up-sell do, `NAME (ID)` (an item the catalogue does not name, by its id); the id
+/// columns stay ids. The log says it wrote one completion for one basket.
+#[test]
+fn completions_name_the_basket_items_from_the_catalogue() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines = "customer,item,basket\nx,a,1\nx,b,1\nx,c,1\nx,a,2\nx,c,2\nx,a,3\n";
+    std::fs::write(d.join("p.csv"), lines).unwrap();
+    std::fs::write(d.join("cat.csv"), "item_id,name,group\na,Green tea,drinks\nb,,drinks\nc,Cups,kitchen\n").unwrap();
+    let mut args = vec!["basket-complete", "--purchases", "p.csv", "--customer-col", "customer", "--item-col", "item"];
+    args.extend_from_slice(&["--basket-col", "basket", "--items", "a,b", "--min-count", "1", "--top", "1"]);
+    args.extend_from_slice(&["--catalog", "cat.csv", "--catalog-item-col", "item_id", "--catalog-name-col", "name"]);
+    args.extend_from_slice(&["--catalog-category-cols", "group", "--out", "c.csv"]);
+    let o = common::run_cobuy(d, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("wrote 1 completion for 1 basket to c.csv"), "{err}");
+    let text = std::fs::read_to_string(d.join("c.csv")).unwrap();
+    // The one basket holding a and b also holds c.
+    assert_eq!(
+        text.lines().nth(1),
+        Some("basket,1,c,1,1.5,1,1,a b,in 100% of the 1 basket holding Green tea (a) and b"),
+        "{text}"
+    );
+}
+
+/// Without a basket column, each customer with a purchase row is a basket, and the log
+/// says why that count differs from the customers the summary line just printed: here a
+/// buys, b buys x and returns it (a basket, but nothing left after returns), c only
+/// returns: 3 customers, 1 with purchases left, 2 baskets.
+#[test]
+fn customer_baskets_say_why_their_count_differs_from_the_customers() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.csv"), "customer,item,quantity\na,x,1\na,y,2\nb,x,1\nb,x,-1\nc,y,-1\n").unwrap();
+    let args = [
+        "rules",
+        "--purchases",
+        "p.csv",
+        "--customer-col",
+        "customer",
+        "--item-col",
+        "item",
+        "--quantity-col",
+        "quantity",
+    ];
+    let o = common::run_cobuy(dir.path(), &[&args[..], &["--out", "r.csv"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("cobuy: 3 customers (1 with purchases left)")).expect(&err);
+    assert_eq!(
+        lines[at + 1],
+        "cobuy: 2 customers as baskets (no basket column: each customer with a purchase row is one; the other 1 of the \
+         3 have only returns or left-out rows; 1 of the 2 have no purchase left after returns (baskets do not net \
+         returns), hence 1 with purchases left), 3 basket-item lines",
+        "{err}"
+    );
+}
