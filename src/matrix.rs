@@ -298,6 +298,18 @@ impl InteractionsBuilder {
         Ok((CustomerIdx(c), ItemIdx(i)))
     }
 
+    /// The arrival indices of every customer and item id of a reader's chunk, in their
+    /// arrival order (new ones added so), as [`InteractionsBuilder::intern`] gives them.
+    pub(crate) fn intern_all(
+        &mut self,
+        customers: &Interner,
+        items: &Interner,
+    ) -> Result<(Vec<u32>, Vec<u32>), TooManyIds> {
+        let c = self.customers.intern_all(customers).ok_or(TooManyIds("customer"))?;
+        let i = self.items.intern_all(items).ok_or(TooManyIds("item"))?;
+        Ok((c, i))
+    }
+
     /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.
     pub fn purchase(
         &mut self,

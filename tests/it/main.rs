@@ -36,6 +36,7 @@ mod foldin;
 mod generator;
 mod hostile;
 mod hostile_eval;
+mod ingest_chunks;
 mod ingest_summary;
 mod knn_oracle;
 mod model_file;
