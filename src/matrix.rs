@@ -279,6 +279,13 @@ impl InteractionsBuilder {
         self.lines.push(Line { key, quantity, amount: amount.unwrap_or(0.0), time });
     }
 
+    /// Makes room for about `rows` purchase and return rows in all, so that the rows of a
+    /// large file are not copied into a buffer twice their size near the end of the read
+    /// (room never written to is never resident).
+    pub(crate) fn reserve_rows(&mut self, rows: usize) {
+        self.lines.reserve_exact(rows.saturating_sub(self.lines.len()));
+    }
+
     /// [`InteractionsBuilder::seen`] by index, as [`InteractionsBuilder::purchase_at`].
     pub(crate) fn seen_at(&mut self, c: CustomerIdx, i: ItemIdx) {
         self.seen.push((c.0 as u64) << 32 | u64::from(i.0));

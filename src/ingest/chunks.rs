@@ -177,6 +177,9 @@ pub(crate) struct Chunk {
     truncated: bool,
 }
 
+/// Bytes read at a time: followed while they are still in the cache.
+const PIECE: usize = 1 << 18;
+
 /// Cuts a stream into [`Chunk`]s of about `target` bytes.
 pub(crate) struct Splitter {
     input: Box<dyn Read>,
@@ -184,15 +187,17 @@ pub(crate) struct Splitter {
     target: usize,
     /// Bytes read and not yet handed out; they start at a record's start.
     buf: Vec<u8>,
-    /// Bytes wanted in `buf` before looking for a boundary.
+    /// Bytes wanted in `buf` before a chunk is cut.
     want: usize,
     /// The line of `buf`'s first byte.
     line: u64,
-    /// How far `buf` was followed, both machines' states there, and the last boundary found.
+    /// How far `buf` was followed, both machines' states there, and the newlines before.
     scanned: usize,
     csv: Csv,
     quote: Quote,
-    boundary: Option<usize>,
+    newlines: u64,
+    /// The last boundary found, and the newlines before it.
+    boundary: Option<(usize, u64)>,
     end: bool,
     done: bool,
     error: Option<io::Error>,
@@ -211,6 +216,7 @@ impl Splitter {
             scanned: 0,
             csv: Csv::Record,
             quote: Quote::FieldStart,
+            newlines: 0,
             boundary: None,
             end: false,
             done: false,
@@ -223,23 +229,15 @@ impl Splitter {
         self.error.take()
     }
 
+    /// Reads up to a piece more, without zeroing the buffer first.
     fn fill(&mut self) {
-        let start = self.buf.len();
-        self.buf.resize(self.want, 0);
-        loop {
-            match self.input.read(&mut self.buf[start..]) {
-                Ok(n) => {
-                    self.buf.truncate(start + n);
-                    self.end = n == 0;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.buf.truncate(start);
-                    self.error = Some(e);
-                    self.end = true;
-                    return;
-                }
+        let ask = (self.want - self.buf.len()).min(PIECE);
+        match (&mut self.input).take(ask as u64).read_to_end(&mut self.buf) {
+            Ok(n) => self.end = n < ask,
+            // The bytes read before the error are in `buf`.
+            Err(e) => {
+                self.error = Some(e);
+                self.end = true;
             }
         }
     }
@@ -253,7 +251,8 @@ impl Splitter {
             // No quote: every newline is a boundary; follow only the text after the last.
             let from = match memchr::memrchr(b'\n', rest) {
                 Some(i) => {
-                    self.boundary = Some(self.scanned + i + 1);
+                    self.newlines += memchr::memchr_iter(b'\n', rest).count() as u64;
+                    self.boundary = Some((self.scanned + i + 1, self.newlines));
                     (self.csv, self.quote) = (Csv::Record, Quote::FieldStart);
                     i + 1
                 }
@@ -265,8 +264,11 @@ impl Splitter {
         } else {
             for (i, &b) in rest.iter().enumerate() {
                 (self.csv, self.quote) = (self.csv.step(b, d), quote_step(self.quote, b, d));
-                if b == b'\n' && self.csv == Csv::Record && self.quote == Quote::FieldStart {
-                    self.boundary = Some(self.scanned + i + 1);
+                if b == b'\n' {
+                    self.newlines += 1;
+                    if self.csv == Csv::Record && self.quote == Quote::FieldStart {
+                        self.boundary = Some((self.scanned + i + 1, self.newlines));
+                    }
                 }
             }
         }
@@ -279,9 +281,6 @@ impl Splitter {
             return None;
         }
         loop {
-            while self.buf.len() < self.want && !self.end {
-                self.fill();
-            }
             if self.end {
                 self.done = true;
                 let bytes = std::mem::take(&mut self.buf);
@@ -291,20 +290,26 @@ impl Splitter {
                 let truncated = self.error.is_some();
                 return Some(Chunk { bytes, first_line: self.line, last: true, truncated });
             }
-            self.follow();
-            if let Some(end) = self.boundary.take() {
-                let mut rest = Vec::with_capacity(self.target.max(self.buf.len() - end) + (1 << 16));
-                rest.extend_from_slice(&self.buf[end..]);
-                let mut bytes = std::mem::replace(&mut self.buf, rest);
-                bytes.truncate(end);
-                let first_line = self.line;
-                self.line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
-                self.scanned -= end;
-                self.want = self.target;
-                return Some(Chunk { bytes, first_line, last: false, truncated: false });
+            if self.buf.len() >= self.want {
+                if let Some((end, newlines)) = self.boundary.take() {
+                    let mut rest = Vec::with_capacity(self.target.max(self.buf.len() - end) + PIECE);
+                    rest.extend_from_slice(&self.buf[end..]);
+                    let mut bytes = std::mem::replace(&mut self.buf, rest);
+                    bytes.truncate(end);
+                    let first_line = self.line;
+                    self.line += newlines;
+                    self.newlines -= newlines;
+                    self.scanned -= end;
+                    self.want = self.target;
+                    return Some(Chunk { bytes, first_line, last: false, truncated: false });
+                }
+                // No boundary yet (a very long record): read on.
+                self.want = self.buf.len() + self.target;
             }
-            // No boundary yet (a very long record): read on.
-            self.want = self.buf.len() + self.target;
+            self.fill();
+            if !self.end {
+                self.follow();
+            }
         }
     }
 }
@@ -342,6 +347,10 @@ pub(crate) struct ChunkRecords {
     quotes: Option<Quotes>,
     last: bool,
     truncated: bool,
+    delimiter: u8,
+    /// Where a chunk without quotes is read from, and where its current record starts.
+    pos: usize,
+    start: usize,
     header_len: Option<usize>,
     /// The current record's line and problem.
     line: u64,
@@ -374,6 +383,9 @@ impl ChunkRecords {
             quotes,
             last: chunk.last,
             truncated: chunk.truncated,
+            delimiter,
+            pos: 0,
+            start: 0,
             header_len,
             line: chunk.first_line,
             problem: None,
@@ -395,6 +407,9 @@ impl ChunkRecords {
 
     /// Reads the next record without looking at it (the header); `false` at the end.
     pub(crate) fn read_raw(&mut self) -> Result<bool, SourceError> {
+        if self.quotes.is_none() {
+            return Ok(self.read_plain());
+        }
         let line = self.line;
         let more = self.csv.read_byte_record(&mut self.record).map_err(|e| SourceError::Row {
             path: self.name.clone(),
@@ -404,6 +419,38 @@ impl ChunkRecords {
         })?;
         // The rest of a stream whose reading failed: the record it cuts short is dropped.
         Ok(more && !(self.truncated && self.csv.get_ref().eof))
+    }
+
+    /// [`ChunkRecords::read_raw`] for a chunk without quotes, where the csv crate's reading
+    /// is simple and done here without it: blank lines (any run of `\r` and `\n`) are
+    /// skipped, a record ends at `\r`, `\n` or the end, and its fields are the bytes
+    /// between delimiters.
+    fn read_plain(&mut self) -> bool {
+        let bytes = &self.csv.get_ref().bytes;
+        let start = self.pos + bytes[self.pos..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+        if start == bytes.len() {
+            self.pos = start;
+            return false;
+        }
+        let (end, next) = match memchr::memchr2(b'\n', b'\r', &bytes[start..]) {
+            Some(i) => (start + i, start + i + 1),
+            // The rest of a stream whose reading failed: the record it cuts short is dropped.
+            None if self.truncated => {
+                self.pos = bytes.len();
+                return false;
+            }
+            None => (bytes.len(), bytes.len()),
+        };
+        self.record.clear();
+        let d = self.delimiter;
+        let mut from = start;
+        for i in memchr::memchr_iter(d, &bytes[start..end]) {
+            self.record.push_field(&bytes[from..start + i]);
+            from = start + i + 1;
+        }
+        self.record.push_field(&bytes[from..end]);
+        (self.start, self.pos) = (start, next);
+        true
     }
 
     /// The record [`ChunkRecords::read_raw`] read.
@@ -420,15 +467,15 @@ impl ChunkRecords {
         if !self.read_raw()? {
             return Ok(false);
         }
-        // The line of the record's last byte (just before the terminator the reader
-        // consumed, or the end of input) minus the newlines inside its fields.
-        let end = self.csv.position().byte() as usize;
-        // Only a quoted field holds a newline.
-        let spanned = match self.quotes {
-            Some(_) => memchr::memchr_iter(b'\n', self.record.as_slice()).count(),
-            None => 0,
+        let (spanned, mut line) = if self.quotes.is_none() {
+            (0, self.line_at(self.start))
+        } else {
+            // The line of the record's last byte (just before the terminator the reader
+            // consumed, or the end of input) minus the newlines inside its fields.
+            let end = self.csv.position().byte() as usize;
+            let spanned = memchr::memchr_iter(b'\n', self.record.as_slice()).count();
+            (spanned, self.line_at(end.saturating_sub(1)).saturating_sub(spanned as u64))
         };
-        let mut line = self.line_at(end.saturating_sub(1)).saturating_sub(spanned as u64);
         let unclosed = match &self.quotes {
             Some(q) if self.last && self.csv.get_ref().eof => q.open_at_end(),
             _ => None,
@@ -479,6 +526,11 @@ impl ChunkRecords {
     /// The record [`ChunkRecords::advance`] moved to.
     pub(crate) fn record(&mut self) -> Record<'_> {
         Record { line: self.line, fields: &self.record, problem: self.problem.take() }
+    }
+
+    /// The chunk's size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.csv.get_ref().bytes.len()
     }
 
     /// The line of the last record read (the chunk's first line before any).

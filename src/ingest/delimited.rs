@@ -243,6 +243,11 @@ impl Delimited {
         Ok(d)
     }
 
+    /// The file's size on disk, when known.
+    pub(crate) fn size(&self) -> Option<u64> {
+        self.size
+    }
+
     /// The file as shown in messages.
     pub(crate) fn name(&self) -> &str {
         &self.name

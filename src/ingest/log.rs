@@ -225,6 +225,14 @@ impl RowSink for LogBuilder {
     fn seen(&mut self, customer: CustomerIdx, item: ItemIdx) {
         self.push(customer, item, 0.0, None)
     }
+
+    /// Every row is merged; the kept rows are every row without a sample.
+    fn reserve(&mut self, rows: usize) {
+        self.merged.reserve_rows(rows);
+        if self.sample.is_none() {
+            self.rows.reserve_exact(rows.saturating_sub(self.rows.len()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -661,6 +661,8 @@ trait RowSink {
     fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds>;
     fn bought(&mut self, row: Bought);
     fn seen(&mut self, customer: CustomerIdx, item: ItemIdx);
+    /// Makes room for about `rows` accepted rows in all.
+    fn reserve(&mut self, rows: usize);
 }
 
 /// An accepted purchase or return row.
@@ -683,6 +685,9 @@ impl RowSink for InteractionsBuilder {
     }
     fn seen(&mut self, customer: CustomerIdx, item: ItemIdx) {
         self.seen_at(customer, item)
+    }
+    fn reserve(&mut self, rows: usize) {
+        self.reserve_rows(rows)
     }
 }
 
@@ -716,6 +721,8 @@ struct ChunkRows {
     days: DayCounts,
     rejects: Vec<(u64, RowProblem, Vec<u8>)>,
     stop: Option<IngestError>,
+    /// The chunk's bytes.
+    bytes: usize,
 }
 
 impl ChunkRows {
@@ -744,7 +751,7 @@ fn parse_chunk(
     delimiter: u8,
     with_rejects: bool,
 ) -> ChunkRows {
-    let mut out = ChunkRows::default();
+    let mut out = ChunkRows { bytes: recs.len(), ..ChunkRows::default() };
     let sum = &mut out.sum;
     let (mut last_customer, mut last_item, mut last_basket) = (u32::MAX, u32::MAX, u32::MAX);
     loop {
@@ -850,6 +857,8 @@ fn read_rows(
     let mut day_counts = DayCounts::default();
     let meter = file.meter();
     let (delimiter, with_rejects) = (file.delimiter, rejects.is_some());
+    // Accepted rows and bytes so far, until the sink is told how many rows to expect.
+    let mut expect = (!file.gzip).then_some(file.size()).flatten().map(|size| (size, 0usize, 0u64));
     let parse = |recs: &mut ChunkRecords| parse_chunk(recs, &cols, opts, &name, delimiter, with_rejects);
     let mut merge = |c: ChunkRows| -> Result<(), IngestError> {
         let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
@@ -863,6 +872,14 @@ fn read_rows(
                 let basket = (r.basket != NO_BASKET).then(|| bmap[r.basket as usize]);
                 let (quantity, amount, time) = (r.quantity, r.amount, r.time);
                 sink.bought(Bought { customer, item, quantity, amount, time, basket });
+            }
+        }
+        if let Some((size, rows, bytes)) = expect.as_mut() {
+            (*rows, *bytes) = (*rows + c.rows.len(), *bytes + c.bytes as u64);
+            // Once a few chunks are in, at the rate they hold rows, with a margin.
+            if *bytes >= (*size / 64).min(16 << 20) {
+                sink.reserve((*rows as f64 * *size as f64 / *bytes as f64 * 1.05) as usize + 1024);
+                expect = None;
             }
         }
         let before = sum.rows_read;
