@@ -247,7 +247,8 @@ mod tests {
     /// Feeds one row as the reader does: its ids interned first.
     fn bought(b: &mut LogBuilder, customer: &str, item: &str, quantity: f64) {
         let (mut c, mut i) = (Interner::default(), Interner::default());
-        (c.intern(customer), i.intern(item));
+        c.intern(customer);
+        i.intern(item);
         let (cmap, imap) = b.intern(&c, &i).unwrap();
         let (customer, item) = (CustomerIdx(cmap[0]), ItemIdx(imap[0]));
         b.bought(Bought { customer, item, quantity, amount: None, time: Some(1), basket: None });
