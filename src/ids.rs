@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
 
 /// Dense index of a customer in a fitted model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -132,42 +132,79 @@ impl IdTable {
     }
 }
 
+/// The hash [`Interner`] files an id under.
+pub(crate) fn id_hash(id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(id)
+}
+
 /// Interns ids in arrival order while reading; [`Interner::finish`] sorts them into an
-/// [`IdTable`] and returns the map from arrival index to final index. Each distinct id is
-/// stored once (as the map's key); the arrival order is rebuilt from the map at the end.
+/// [`IdTable`] and returns the map from arrival index to final index. The distinct ids
+/// live in one string, each with its hash, in arrival order: no allocation per id, and
+/// another interner takes them ([`Interner::intern_all`]) without hashing them again, so
+/// the reading threads intern each chunk's ids and the one thread that merges the chunks
+/// looks up each chunk's distinct ids only.
 #[derive(Debug, Default)]
 pub struct Interner {
-    lookup: FxHashMap<Box<str>, u32>,
+    text: String,
+    /// `ends[i]`: where id `i` ends in `text`.
+    ends: Vec<usize>,
+    hashes: Vec<u64>,
+    /// Arrival indices, filed by hash.
+    table: HashTable<u32>,
 }
 
 impl Interner {
     /// Returns the arrival index of `id`, adding it if new. `None` when more than
     /// `u32::MAX` distinct ids were seen.
     pub fn intern(&mut self, id: &str) -> Option<u32> {
-        if let Some(&i) = self.lookup.get(id) {
+        self.intern_hashed(id, id_hash(id))
+    }
+
+    /// [`Interner::intern`] of an id whose [`id_hash`] is known.
+    pub(crate) fn intern_hashed(&mut self, id: &str, hash: u64) -> Option<u32> {
+        let (text, ends) = (&self.text, &self.ends);
+        let at = |i: u32| {
+            let i = i as usize;
+            &text[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
+        };
+        if let Some(&i) = self.table.find(hash, |&i| at(i) == id) {
             return Some(i);
         }
-        let i = u32::try_from(self.lookup.len()).ok().filter(|&i| i < u32::MAX)?;
-        self.lookup.insert(id.into(), i);
+        let i = u32::try_from(self.ends.len()).ok().filter(|&i| i < u32::MAX)?;
+        let hashes = &self.hashes;
+        self.table.insert_unique(hash, i, |&j| hashes[j as usize]);
+        self.text.push_str(id);
+        self.ends.push(self.text.len());
+        self.hashes.push(hash);
         Some(i)
+    }
+
+    /// The arrival indices here of every id of `other`, in its arrival order (new ones
+    /// added in that order). `None` when more than `u32::MAX` distinct ids were seen.
+    pub(crate) fn intern_all(&mut self, other: &Interner) -> Option<Vec<u32>> {
+        (0..other.len()).map(|i| self.intern_hashed(other.id(i as u32), other.hashes[i])).collect()
+    }
+
+    /// The id of arrival index `i`.
+    pub(crate) fn id(&self, i: u32) -> &str {
+        let i = i as usize;
+        &self.text[if i == 0 { 0 } else { self.ends[i - 1] }..self.ends[i]]
     }
 
     /// Number of distinct ids so far.
     pub fn len(&self) -> usize {
-        self.lookup.len()
+        self.ends.len()
     }
 
     /// Whether no id was interned.
     pub fn is_empty(&self) -> bool {
-        self.lookup.is_empty()
+        self.ends.is_empty()
     }
 
     /// Sorts the ids naturally. Returns the table and `remap[arrival] = final index`.
     pub fn finish(self) -> (IdTable, Vec<u32>) {
-        let mut ids: Vec<&str> = vec![""; self.lookup.len()];
-        for (id, &i) in &self.lookup {
-            ids[i as usize] = id;
-        }
+        let ids: Vec<&str> = (0..self.len() as u32).map(|i| self.id(i)).collect();
         let mut order: Vec<u32> = (0..ids.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| natural_cmp(ids[a as usize], ids[b as usize]));
         let mut remap = vec![0u32; ids.len()];

@@ -279,6 +279,13 @@ impl InteractionsBuilder {
         self.lines.push(Line { key, quantity, amount: amount.unwrap_or(0.0), time });
     }
 
+    /// Makes room for about `rows` purchase and return rows in all, so that the rows of a
+    /// large file are not copied into a buffer twice their size near the end of the read
+    /// (room never written to is never resident).
+    pub(crate) fn reserve_rows(&mut self, rows: usize) {
+        self.lines.reserve_exact(rows.saturating_sub(self.lines.len()));
+    }
+
     /// [`InteractionsBuilder::seen`] by index, as [`InteractionsBuilder::purchase_at`].
     pub(crate) fn seen_at(&mut self, c: CustomerIdx, i: ItemIdx) {
         self.seen.push((c.0 as u64) << 32 | u64::from(i.0));
@@ -296,6 +303,18 @@ impl InteractionsBuilder {
         let c = self.customers.intern(customer).ok_or(TooManyIds("customer"))?;
         let i = self.items.intern(item).ok_or(TooManyIds("item"))?;
         Ok((CustomerIdx(c), ItemIdx(i)))
+    }
+
+    /// The arrival indices of every customer and item id of a reader's chunk, in their
+    /// arrival order (new ones added so), as [`InteractionsBuilder::intern`] gives them.
+    pub(crate) fn intern_all(
+        &mut self,
+        customers: &Interner,
+        items: &Interner,
+    ) -> Result<(Vec<u32>, Vec<u32>), TooManyIds> {
+        let c = self.customers.intern_all(customers).ok_or(TooManyIds("customer"))?;
+        let i = self.items.intern_all(items).ok_or(TooManyIds("item"))?;
+        Ok((c, i))
     }
 
     /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.

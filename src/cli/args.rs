@@ -195,6 +195,7 @@ pub fn ingest_options(a: &InputArgs, model_path: &Path) -> Result<IngestOptions>
         min_value: a.min_value,
         skip_invalid: a.skip_invalid,
         rejects,
+        chunk_bytes: ingest::DEFAULT_CHUNK_BYTES,
     };
     opts.check()?;
     Ok(opts)

@@ -4,12 +4,13 @@
 //! the unclosed-quote guard, and the rejects file. Every file-level problem is one
 //! [`SourceError`], whatever the file holds.
 
-use std::cell::{Cell, RefCell};
-use std::io::{self, Write};
+use std::cell::Cell;
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::rc::Rc;
 
-use super::source::{self, Newlines};
+use super::chunks::{ChunkRecords, Splitter};
+use super::source;
 use super::{ColumnRef, DOUBLE_COLON, Progress};
 use crate::output::AtomicFile;
 
@@ -174,28 +175,36 @@ pub(crate) struct Record<'a> {
     pub(crate) problem: Option<RowProblem>,
 }
 
-/// An open delimited file, read one record at a time.
+/// An open delimited file, read one record at a time ([`Delimited::next_record`]) or in
+/// chunks parsed on the worker threads ([`Delimited::par_chunks`]); both read each chunk
+/// with [`ChunkRecords`], so they give the same records, lines and problems.
 pub(crate) struct Delimited {
     name: String,
-    csv: csv::Reader<Box<dyn io::Read>>,
-    record: csv::ByteRecord,
+    splitter: Splitter,
+    /// The chunk being read (after the header, the rest of the first).
+    current: Option<ChunkRecords>,
     header: Option<Vec<String>>,
-    /// The line the next record is expected on.
+    /// The line the next record is expected on (where a failed read is reported).
     line: u64,
     rows: u64,
     pub(crate) gzip: bool,
     pub(crate) delimiter: u8,
-    newlines: Rc<RefCell<Newlines>>,
     size: Option<u64>,
     consumed: Rc<Cell<u64>>,
 }
 
 impl Delimited {
-    /// Opens `path` (`-` is standard input) and reads the header when there is one.
-    pub(crate) fn open(path: &Path, delimiter: Option<u8>, has_header: bool) -> Result<Self, SourceError> {
+    /// Opens `path` (`-` is standard input) and reads the header when there is one; the
+    /// file is cut into chunks of about `chunk_bytes` ([`super::DEFAULT_CHUNK_BYTES`]).
+    pub(crate) fn open(
+        path: &Path,
+        delimiter: Option<u8>,
+        has_header: bool,
+        chunk_bytes: usize,
+    ) -> Result<Self, SourceError> {
         let name = display_name(path);
         let mut opened = source::open(path).map_err(|error| SourceError::Open { path: name.clone(), error })?;
-        let first = opened.reader.peek().map_err(|e| stream_error(&name, 1, opened.gzip, e))?;
+        let first = opened.reader.fill_buf().map_err(|e| stream_error(&name, 1, opened.gzip, e))?;
         if first.is_empty() {
             return Err(SourceError::Empty { path: name, what: "the file is empty" });
         }
@@ -203,48 +212,40 @@ impl Delimited {
             return Err(SourceError::NotText { path: name, kind });
         }
         let delimiter = delimiter.unwrap_or_else(|| source::sniff_delimiter(first));
-        let (gzip, size, consumed, newlines) =
-            (opened.gzip, opened.size, opened.consumed.clone(), opened.newlines.clone());
-        newlines.borrow_mut().follow_quotes(delimiter);
+        let (gzip, size, consumed) = (opened.gzip, opened.size, opened.consumed.clone());
         let reader: Box<dyn io::Read> = if delimiter == DOUBLE_COLON {
-            // Newline offsets are taken after the collapse, where the CSV reader counts.
-            let (inner, index) = opened.reader.into_parts();
-            let collapsed = io::BufReader::with_capacity(1 << 16, source::DoubleColon::new(inner));
-            Box::new(source::LineIndexed::new(collapsed, index))
+            Box::new(source::DoubleColon::new(opened.reader))
         } else {
             Box::new(opened.reader)
         };
-        let csv = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(reader);
-        let mut d = Delimited {
-            name,
-            csv,
-            record: csv::ByteRecord::new(),
-            header: None,
-            line: 1,
-            rows: 0,
-            gzip,
-            delimiter,
-            newlines,
-            size,
-            consumed,
-        };
+        let mut splitter = Splitter::new(reader, delimiter, chunk_bytes);
+        let current = splitter.next_chunk().map(|c| ChunkRecords::new(c, &name, delimiter, None));
+        let mut d =
+            Delimited { name, splitter, current, header: None, line: 1, rows: 0, gzip, delimiter, size, consumed };
         if has_header {
-            if !d.read_record()? {
+            let read = match d.current.as_mut() {
+                Some(c) => c.read_raw()?,
+                None => false,
+            };
+            if !read {
+                d.end_of_stream()?;
                 return Err(SourceError::Empty { path: d.name, what: "the file is empty" });
             }
-            let mut h: Vec<String> = d.record.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+            let c = d.current.as_mut().expect("a header was read from it");
+            let mut h: Vec<String> = c.raw().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
             if let Some(first) = h.first_mut() {
                 *first = first.trim_start_matches('\u{feff}').to_string();
             }
+            c.set_header_len(h.len());
             d.header = Some(h);
             d.line = 2;
         }
         Ok(d)
+    }
+
+    /// The file's size on disk, when known.
+    pub(crate) fn size(&self) -> Option<u64> {
+        self.size
     }
 
     /// The file as shown in messages.
@@ -252,75 +253,135 @@ impl Delimited {
         &self.name
     }
 
-    fn read_record(&mut self) -> Result<bool, SourceError> {
-        let line = self.line;
-        self.csv.read_byte_record(&mut self.record).map_err(|e| match e.into_kind() {
-            csv::ErrorKind::Io(e) => stream_error(&self.name, line, self.gzip, e),
-            other => SourceError::Row {
-                path: self.name.clone(),
-                line,
-                column: "-".into(),
-                reason: format!("malformed CSV: {other:?}"),
-            },
+    /// The error that ended the stream early, if any.
+    fn end_of_stream(&mut self) -> Result<(), SourceError> {
+        match self.splitter.take_error() {
+            Some(e) => Err(stream_error(&self.name, self.line, self.gzip, e)),
+            None => Ok(()),
+        }
+    }
+
+    /// After the last record: an error when the stream failed or the file had no data rows.
+    fn end(&mut self) -> Result<(), SourceError> {
+        self.end_of_stream()?;
+        if self.rows == 0 {
+            return Err(SourceError::Empty { path: self.name.clone(), what: "the file has a header but no rows" });
+        }
+        Ok(())
+    }
+
+    /// The chunk to read next.
+    fn next_chunk(&mut self) -> Option<ChunkRecords> {
+        self.current.take().or_else(|| {
+            let header_len = self.header.as_ref().map(Vec::len);
+            self.splitter.next_chunk().map(|c| ChunkRecords::new(c, &self.name, self.delimiter, header_len))
         })
     }
 
+    /// Counts a chunk's records, `last` the line of its last.
+    fn note(&mut self, records: u64, last: u64) {
+        self.rows += records;
+        if records > 0 {
+            self.line = last + 1;
+        }
+    }
+
     /// The next data record; `None` at the end of the file (an error when the file had no
-    /// data rows at all). A record whose quoted fields run over [`MAX_LINES_IN_RECORD`]
-    /// lines is an error whatever the caller's policy for bad rows: a quote that never
-    /// closes would swallow the rest of the file into one field. A quote still open at the
-    /// end of the file makes the last record a bad row, named by the line the quote opened on.
+    /// data rows at all).
     pub(crate) fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
-        if !self.read_record()? {
-            if self.rows == 0 {
-                return Err(SourceError::Empty { path: self.name.clone(), what: "the file has a header but no rows" });
+        loop {
+            if self.current.is_none() {
+                self.current = self.next_chunk();
             }
-            return Ok(None);
-        }
-        let mut line = record_line(&mut self.newlines.borrow_mut(), self.csv.position().byte(), &self.record);
-        let unclosed = self.newlines.borrow().unclosed_quote();
-        let spanned = self.record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count()).sum::<usize>();
-        if spanned > MAX_LINES_IN_RECORD {
-            let ends_in_newline = self.record.iter().next_back().is_some_and(|f| f.ends_with(b"\n"));
-            return Err(SourceError::Row {
-                path: self.name.clone(),
-                line: unclosed.unwrap_or(line + u64::from(ends_in_newline)),
-                column: "-".into(),
-                reason: format!(
-                    "a quoted field opened on this line runs over {spanned} lines; a closing quote is probably missing"
-                ),
-            });
-        }
-        let stray = self.newlines.borrow_mut().stray_text(line, line + spanned as u64);
-        let problem = if let Some(opened) = unclosed {
-            line = opened;
-            Some(RowProblem {
-                column: "-".into(),
-                class: "unclosed quote",
-                reason: "a quoted field opened on this line is never closed: the rest of the file would be one field"
-                    .into(),
-            })
-        } else if stray {
-            Some(RowProblem {
-                column: "-".into(),
-                class: "text after a closing quote",
-                reason: "text follows a quoted field's closing quote (as in \"b\"x); quote the whole field and double \
-                         the quotes inside it"
-                    .into(),
-            })
-        } else {
-            match &self.header {
-                Some(h) if self.record.len() > h.len() => Some(RowProblem {
-                    column: "-".into(),
-                    class: "extra fields",
-                    reason: format!("the row has {} fields, the header has {}", self.record.len(), h.len()),
-                }),
-                _ => None,
+            let Some(c) = self.current.as_mut() else {
+                self.end()?;
+                return Ok(None);
+            };
+            if c.advance()? {
+                break;
             }
-        };
+            self.current = None;
+        }
+        let c = self.current.as_mut().expect("a record was just read from it");
         self.rows += 1;
-        self.line = line + 1;
-        Ok(Some(Record { line, fields: &self.record, problem }))
+        self.line = c.line() + 1;
+        Ok(Some(c.record()))
+    }
+
+    /// Reads every remaining record: `parse` reads one chunk's records on a worker thread,
+    /// `merge` takes what it returned, chunk by chunk in file order, on this thread. At most
+    /// a few chunks per thread are in flight, so memory stays bounded. With one thread the
+    /// chunks are parsed here, one after another.
+    pub(crate) fn par_chunks<T: Send, E: From<SourceError>>(
+        &mut self,
+        parse: &(dyn Fn(&mut ChunkRecords) -> T + Sync),
+        merge: &mut dyn FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let parse_one = |mut c: ChunkRecords| {
+            let out = parse(&mut c);
+            (out, c.records, c.line())
+        };
+        let threads = rayon::current_num_threads();
+        if threads <= 1 {
+            while let Some(c) = self.next_chunk() {
+                let (out, records, last) = parse_one(c);
+                self.note(records, last);
+                merge(out)?;
+            }
+            return Ok(self.end()?);
+        }
+        type Parsed<T> = std::thread::Result<(T, u64, u64)>;
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Parsed<T>)>();
+        let mut result = Ok(());
+        let on_worker = rayon::current_thread_index().is_some();
+        rayon::in_place_scope(|s| {
+            let (mut sent, mut merged, mut more) = (0usize, 0usize, true);
+            let mut ready: std::collections::BTreeMap<usize, Parsed<T>> = std::collections::BTreeMap::new();
+            loop {
+                while more && result.is_ok() && sent - merged < 2 * threads + 1 {
+                    match self.next_chunk() {
+                        Some(c) => {
+                            let (tx, k, parse_one) = (tx.clone(), sent, &parse_one);
+                            s.spawn(move |_| {
+                                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse_one(c)));
+                                let _ = tx.send((k, out));
+                            });
+                            sent += 1;
+                        }
+                        None => more = false,
+                    }
+                }
+                if merged == sent {
+                    break;
+                }
+                let out = loop {
+                    if let Some(out) = ready.remove(&merged) {
+                        break out;
+                    }
+                    // On a worker thread of the pool (a caller inside `install`), run
+                    // waiting tasks, the chunks among them, rather than block one worker.
+                    let got = if on_worker {
+                        rx.try_recv().ok().or_else(|| match rayon::yield_now() {
+                            Some(rayon::Yield::Executed) => None,
+                            _ => rx.recv_timeout(std::time::Duration::from_millis(1)).ok(),
+                        })
+                    } else {
+                        Some(rx.recv().expect("a worker holds the sender until it has sent"))
+                    };
+                    if let Some((k, out)) = got {
+                        ready.insert(k, out);
+                    }
+                };
+                merged += 1;
+                let (out, records, last) = out.unwrap_or_else(|p| std::panic::resume_unwind(p));
+                if result.is_ok() {
+                    self.note(records, last);
+                    result = merge(out);
+                }
+            }
+        });
+        result?;
+        Ok(self.end()?)
     }
 
     /// The header's column names (BOM dropped), when the file has a header.
@@ -448,13 +509,6 @@ fn binary_kind(first: &[u8]) -> Option<Option<&'static str>> {
     first.iter().take(4096).any(|&b| b == 0).then_some(None)
 }
 
-/// The line a record starts on: the line of its last byte (just before the terminator
-/// the reader consumed, or the end of input) minus the newlines inside its fields.
-fn record_line(newlines: &mut Newlines, end: u64, record: &csv::ByteRecord) -> u64 {
-    let inside = record.iter().map(|f| f.iter().filter(|&&b| b == b'\n').count() as u64).sum::<u64>();
-    newlines.line_at(end.saturating_sub(1)).saturating_sub(inside)
-}
-
 fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> SourceError {
     let decoding =
         matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof);
@@ -468,7 +522,7 @@ fn stream_error(path: &str, line: u64, gzip: bool, e: io::Error) -> SourceError 
 /// A record as one line of a delimited file: fields joined by the delimiter (`::` for
 /// [`DOUBLE_COLON`]), each quoted (quotes doubled) when it holds a delimiter, quote or line
 /// break; bytes otherwise unchanged.
-fn encode_record(rec: &csv::ByteRecord, delimiter: u8) -> Vec<u8> {
+pub(crate) fn encode_record(rec: &csv::ByteRecord, delimiter: u8) -> Vec<u8> {
     let sep: &[u8] = if delimiter == DOUBLE_COLON { b"::" } else { std::slice::from_ref(&delimiter) };
     let mut out = Vec::with_capacity(rec.as_slice().len() + rec.len() * 3);
     for (k, f) in rec.iter().enumerate() {
@@ -516,11 +570,13 @@ impl RejectsFile {
     /// own format, bytes unchanged (fields quoted where they need it), so that a fixed line can
     /// be fed back in.
     pub(crate) fn write(&mut self, line: u64, p: &RowProblem, rec: &csv::ByteRecord) -> Result<(), SourceError> {
-        let raw = encode_record(rec, self.delimiter);
+        self.write_encoded(line, p, &encode_record(rec, self.delimiter))
+    }
+
+    /// [`RejectsFile::write`] of a record already encoded by [`encode_record`] (on a worker).
+    pub(crate) fn write_encoded(&mut self, line: u64, p: &RowProblem, raw: &[u8]) -> Result<(), SourceError> {
         let line = line.to_string();
-        self.out
-            .write_record([line.as_bytes(), p.column.as_bytes(), p.reason.as_bytes(), &raw])
-            .map_err(|e| self.err(e))
+        self.out.write_record([line.as_bytes(), p.column.as_bytes(), p.reason.as_bytes(), raw]).map_err(|e| self.err(e))
     }
 
     pub(crate) fn commit(self) -> Result<(), SourceError> {

@@ -89,7 +89,9 @@ pub(super) struct LogBuilder {
     /// The `max` lowest ranks of the customers with a purchase row so far.
     lowest: BinaryHeap<u64>,
     with_purchases: u64,
-    baskets: Interner,
+    /// Per basket arrival index (of the reader's basket ids), whether a row kept it when
+    /// it came: the log's basket table holds those.
+    kept_baskets: Vec<bool>,
     has_basket: bool,
     /// Kept rows, by arrival indices.
     rows: Vec<LogRow>,
@@ -107,7 +109,7 @@ impl LogBuilder {
             ranks: Vec::new(),
             lowest: BinaryHeap::new(),
             with_purchases: 0,
-            baskets: Interner::default(),
+            kept_baskets: Vec::new(),
             has_basket: false,
             rows: Vec::new(),
             compact_at: 1 << 20,
@@ -132,17 +134,13 @@ impl LogBuilder {
         }
     }
 
-    fn push(&mut self, customer: &str, item: &str, quantity: f64, rest: Option<Bought<'_>>) -> Result<(), TooManyIds> {
-        let (c, i) = self.merged.intern(customer, item)?;
+    fn push(&mut self, c: CustomerIdx, i: ItemIdx, quantity: f64, rest: Option<Bought>) {
         let (amount, time) = rest.as_ref().map_or((None, None), |r| (r.amount, r.time));
         match rest {
             Some(_) => self.merged.purchase_at(c, i, quantity, amount, time),
             None => self.merged.seen_at(c, i),
         }
         if let Some(sample) = self.sample {
-            if c.get() == self.ranks.len() {
-                self.ranks.push(((sample.rank)(customer), false));
-            }
             let (rank, bought) = &mut self.ranks[c.get()];
             let rank = *rank;
             if quantity > 0.0 && !*bought {
@@ -156,33 +154,43 @@ impl LogBuilder {
                 }
             }
             if rank > self.bound() {
-                return Ok(());
+                return;
             }
         }
-        let basket = match rest.and_then(|r| r.basket) {
-            Some(b) => Some(self.baskets.intern(b).ok_or(TooManyIds("basket"))?),
-            None => None,
-        };
+        let basket = rest.and_then(|r| r.basket);
+        if let Some(b) = basket {
+            let b = b as usize;
+            if b >= self.kept_baskets.len() {
+                self.kept_baskets.resize(b + 1, false);
+            }
+            self.kept_baskets[b] = true;
+        }
         self.rows.push(LogRow { customer: c, item: i, quantity, amount, time, basket });
         if self.sample.is_some() && self.rows.len() >= self.compact_at {
             self.compact();
             self.compact_at = (2 * self.rows.len()).max(self.compact_floor);
         }
-        Ok(())
     }
 
     /// The merge of every row, the kept rows (in file order) over the merge's id tables,
-    /// and, with a sample, the number of customers with a purchase row.
-    pub(super) fn finish(mut self) -> (PurchaseLog, Interactions, MergeStats, Option<u64>) {
+    /// and, with a sample, the number of customers with a purchase row. `baskets` are the
+    /// reader's basket ids, by the arrival indices the rows carry.
+    pub(super) fn finish(mut self, baskets: Interner) -> (PurchaseLog, Interactions, MergeStats, Option<u64>) {
         self.compact();
         let sampled_from = self.sample.map(|_| self.with_purchases);
-        let LogBuilder { merged, baskets, has_basket, mut rows, .. } = self;
+        let LogBuilder { merged, has_basket, kept_baskets, mut rows, .. } = self;
         let (merged, stats, cmap, imap) = merged.finish_with_maps();
-        let (baskets, bmap) = baskets.finish();
+        // The baskets rows kept when they came (every one, without a sample).
+        let mut kept = Interner::default();
+        let mut bmap = vec![u32::MAX; kept_baskets.len()];
+        for (b, _) in kept_baskets.iter().enumerate().filter(|k| *k.1) {
+            bmap[b] = kept.intern(baskets.id(b as u32)).expect("fewer kept baskets than baskets");
+        }
+        let (baskets, final_index) = kept.finish();
         for r in &mut rows {
             r.customer = CustomerIdx(cmap[r.customer.get()]);
             r.item = ItemIdx(imap[r.item.get()]);
-            r.basket = r.basket.map(|b| bmap[b as usize]);
+            r.basket = r.basket.map(|b| final_index[bmap[b as usize] as usize]);
         }
         let log = PurchaseLog {
             customers: merged.customers().clone(),
@@ -195,19 +203,35 @@ impl LogBuilder {
 }
 
 impl RowSink for LogBuilder {
-    fn bought(&mut self, r: Bought<'_>) -> Result<(), TooManyIds> {
+    /// New customers get their rank from their id.
+    fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds> {
+        let (cmap, imap) = self.merged.intern_all(customers, items)?;
+        if let Some(sample) = self.sample {
+            for (k, &c) in cmap.iter().enumerate() {
+                if c as usize == self.ranks.len() {
+                    self.ranks.push(((sample.rank)(customers.id(k as u32)), false));
+                }
+            }
+        }
+        Ok((cmap, imap))
+    }
+
+    fn bought(&mut self, r: Bought) {
         self.has_basket |= r.basket.is_some();
         let (customer, item, quantity) = (r.customer, r.item, r.quantity);
         self.push(customer, item, quantity, Some(r))
     }
 
-    fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
+    fn seen(&mut self, customer: CustomerIdx, item: ItemIdx) {
         self.push(customer, item, 0.0, None)
     }
 
-    /// Every basket of the file when every row is kept.
-    fn baskets(&self) -> Option<u64> {
-        self.sample.is_none().then_some(self.baskets.len() as u64)
+    /// Every row is merged; the kept rows are every row without a sample.
+    fn reserve(&mut self, rows: usize) {
+        self.merged.reserve_rows(rows);
+        if self.sample.is_none() {
+            self.rows.reserve_exact(rows.saturating_sub(self.rows.len()));
+        }
     }
 }
 
@@ -220,8 +244,14 @@ mod tests {
         id.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()).map_or(u64::MAX, |n| n * 7919 % 1009)
     }
 
-    fn bought<'a>(customer: &'a str, item: &'a str, quantity: f64) -> Bought<'a> {
-        Bought { customer, item, quantity, amount: None, time: Some(1), basket: None }
+    /// Feeds one row as the reader does: its ids interned first.
+    fn bought(b: &mut LogBuilder, customer: &str, item: &str, quantity: f64) {
+        let (mut c, mut i) = (Interner::default(), Interner::default());
+        c.intern(customer);
+        i.intern(item);
+        let (cmap, imap) = b.intern(&c, &i).unwrap();
+        let (customer, item) = (CustomerIdx(cmap[0]), ItemIdx(imap[0]));
+        b.bought(Bought { customer, item, quantity, amount: None, time: Some(1), basket: None });
     }
 
     #[test]
@@ -235,13 +265,13 @@ mod tests {
         for round in 0..3 {
             for (c, id) in ids.iter().enumerate() {
                 let item = format!("i{}", (c + round) % 7);
-                b.bought(bought(id, &item, 1.0)).unwrap();
+                bought(&mut b, id, &item, 1.0);
                 fed.push((id.clone(), item));
             }
         }
-        b.bought(bought("returner", "i1", -1.0)).unwrap();
+        bought(&mut b, "returner", "i1", -1.0);
         assert!(b.rows.len() < fed.len(), "{} rows held", b.rows.len());
-        let (log, merged, _, sampled_from) = b.finish();
+        let (log, merged, _, sampled_from) = b.finish(Interner::default());
         assert_eq!(sampled_from, Some(40));
         // The merge holds every purchase of the file, and the return as seen.
         assert_eq!(merged.counts().data().iter().sum::<f32>(), 120.0);

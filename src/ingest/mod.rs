@@ -10,13 +10,18 @@
 //! read with `FILE:LINE: column NAME: reason`; with `skip_invalid` bad rows are counted by
 //! reason and written to a rejects file instead.
 
+mod chunks;
 mod delimited;
 mod log;
 mod source;
 
+pub use chunks::DEFAULT_CHUNK_BYTES;
+
+use chunks::ChunkRecords;
 pub use delimited::SourceError;
 pub(crate) use delimited::{
-    Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, row_error, shown, shown_number,
+    Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, encode_record, row_error, shown,
+    shown_number,
 };
 use log::LogBuilder;
 pub use log::{CustomerSample, LogRow, PurchaseLog};
@@ -25,9 +30,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{CustomerIdx, Interner, ItemIdx};
 use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
 
 /// The delimiter value that stands for `::` (MovieLens 1M and 10M `ratings.dat`): each
@@ -231,6 +236,11 @@ pub struct IngestOptions {
     pub skip_invalid: bool,
     /// Where skipped rows go (CSV: line, column, reason, record). Only with `skip_invalid`.
     pub rejects: Option<PathBuf>,
+    /// Bytes per chunk the file is cut into to be parsed on the worker threads
+    /// ([`DEFAULT_CHUNK_BYTES`]); nothing read depends on it. Tests make it small to cut
+    /// small files into many chunks.
+    #[doc(hidden)]
+    pub chunk_bytes: usize,
 }
 
 impl IngestOptions {
@@ -244,6 +254,7 @@ impl IngestOptions {
             min_value: None,
             skip_invalid: false,
             rejects: None,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
         }
     }
 
@@ -377,6 +388,15 @@ impl DayCounts {
     fn flush(&mut self) {
         if let Some((day, n, line, t)) = self.run.take() {
             // Rows come in line order: an earlier run of the day keeps its first line.
+            self.days.entry(day).or_insert((0, line, t)).0 += n;
+        }
+    }
+
+    /// Adds the counts of rows that came after this one's (a later chunk's).
+    fn absorb(&mut self, mut later: DayCounts) {
+        self.flush();
+        later.flush();
+        for (day, (n, line, t)) in later.days {
             self.days.entry(day).or_insert((0, line, t)).0 += n;
         }
     }
@@ -569,7 +589,7 @@ pub fn read_purchases_with_progress(
 ) -> Result<Ingested, IngestError> {
     let path = path.as_ref();
     let mut builder = InteractionsBuilder::new();
-    let mut sum = read_rows(path, opts, progress, &mut builder)?;
+    let (mut sum, _) = read_rows(path, opts, progress, &mut builder)?;
     let (interactions, merge) = builder.finish();
     sum.merge = merge;
     sum.merged_rows = merge.merged_rows;
@@ -638,8 +658,8 @@ fn read_into_log(
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Logged, IngestError> {
     let mut sink = LogBuilder::new(sample);
-    let mut sum = read_rows(path, opts, progress, &mut sink)?;
-    let (log, merged, merge, sampled_from) = sink.finish();
+    let (mut sum, baskets) = read_rows(path, opts, progress, &mut sink)?;
+    let (log, merged, merge, sampled_from) = sink.finish(baskets);
     sum.customers = log.customers.len() as u64;
     sum.items = log.items.len() as u64;
     // Counted after netting, by the same merge as `read_purchases`: a customer whose
@@ -657,45 +677,192 @@ fn read_into_log(
     Ok(Logged { log, interactions: merged, summary: sum, sampled_from })
 }
 
-/// Where accepted rows go: a merging [`InteractionsBuilder`] or a [`LogBuilder`].
+/// Where accepted rows go: a merging [`InteractionsBuilder`] or a [`LogBuilder`]. Rows
+/// come by arrival index: each chunk's ids are interned first ([`RowSink::intern`]).
 trait RowSink {
-    fn bought(&mut self, row: Bought<'_>) -> Result<(), TooManyIds>;
-    fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds>;
-    /// Distinct basket ids, when the sink keeps them itself (else the reader counts them).
-    fn baskets(&self) -> Option<u64> {
-        None
-    }
+    /// The arrival indices of a chunk's customer and item ids (new ones added in order).
+    fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds>;
+    fn bought(&mut self, row: Bought);
+    fn seen(&mut self, customer: CustomerIdx, item: ItemIdx);
+    /// Makes room for about `rows` accepted rows in all.
+    fn reserve(&mut self, rows: usize);
 }
 
 /// An accepted purchase or return row.
-struct Bought<'a> {
-    customer: &'a str,
-    item: &'a str,
+struct Bought {
+    customer: CustomerIdx,
+    item: ItemIdx,
     quantity: f64,
     amount: Option<f64>,
     time: Option<i64>,
-    basket: Option<&'a str>,
+    /// Arrival index among the file's basket ids.
+    basket: Option<u32>,
 }
 
 impl RowSink for InteractionsBuilder {
-    fn bought(&mut self, r: Bought<'_>) -> Result<(), TooManyIds> {
-        self.purchase(r.customer, r.item, r.quantity, r.amount, r.time)
+    fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds> {
+        self.intern_all(customers, items)
     }
-    fn seen(&mut self, customer: &str, item: &str) -> Result<(), TooManyIds> {
-        InteractionsBuilder::seen(self, customer, item)
+    fn bought(&mut self, r: Bought) {
+        self.purchase_at(r.customer, r.item, r.quantity, r.amount, r.time)
+    }
+    fn seen(&mut self, customer: CustomerIdx, item: ItemIdx) {
+        self.seen_at(customer, item)
+    }
+    fn reserve(&mut self, rows: usize) {
+        self.reserve_rows(rows)
     }
 }
 
+/// No basket (in [`ChunkRow::basket`]).
+const NO_BASKET: u32 = u32::MAX;
+
+/// An accepted row of a chunk, by the chunk's own arrival indices; quantity 0 marks a
+/// rating below the minimum ("seen").
+struct ChunkRow {
+    customer: u32,
+    item: u32,
+    basket: u32,
+    quantity: f64,
+    amount: Option<f64>,
+    time: Option<i64>,
+}
+
+/// What a worker makes of one chunk: its accepted rows over the chunk's own id tables (in
+/// first-appearance order, so that taking them chunk by chunk interns every id in the
+/// order the file first shows it), its buckets, its rejects (encoded) and, when a row
+/// stops the read, why.
+#[derive(Default)]
+struct ChunkRows {
+    customers: Interner,
+    items: Interner,
+    baskets: Interner,
+    rows: Vec<ChunkRow>,
+    sum: IngestSummary,
+    first_time: Option<i64>,
+    last_time: Option<i64>,
+    days: DayCounts,
+    rejects: Vec<(u64, RowProblem, Vec<u8>)>,
+    stop: Option<IngestError>,
+    /// The chunk's bytes.
+    bytes: usize,
+}
+
+impl ChunkRows {
+    /// A chunk's arrival index of an id; `last` is the index it gave last, for ids that come
+    /// in runs (a customer's rows, a basket's) and then cost a comparison, not a lookup.
+    fn local(ids: &mut Interner, last: &mut u32, id: &str) -> Option<u32> {
+        if *last != u32::MAX && ids.id(*last) == id {
+            return Some(*last);
+        }
+        *last = ids.intern(id)?;
+        Some(*last)
+    }
+}
+
+/// More ids than `u32` indexes (in a chunk: a file of billions of rows without newlines).
+fn too_many(path: &str, what: &'static str) -> IngestError {
+    IngestError::TooManyIds { path: path.to_string(), ids: TooManyIds(what) }
+}
+
+/// Validates the records of one chunk (on a worker thread).
+fn parse_chunk(
+    recs: &mut ChunkRecords,
+    cols: &Resolved,
+    opts: &IngestOptions,
+    name: &str,
+    delimiter: u8,
+    with_rejects: bool,
+) -> ChunkRows {
+    let mut out = ChunkRows { bytes: recs.len(), ..ChunkRows::default() };
+    let sum = &mut out.sum;
+    let (mut last_customer, mut last_item, mut last_basket) = (u32::MAX, u32::MAX, u32::MAX);
+    loop {
+        let rec = match recs.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            Err(e) => {
+                out.stop = Some(e.into());
+                break;
+            }
+        };
+        let (line, record) = (rec.line, rec.fields);
+        sum.rows_read += 1;
+        let parsed = match rec.problem {
+            Some(p) => Err(p),
+            None => classify(record, cols, opts),
+        };
+        match parsed {
+            Ok(Row::Guest) => sum.guest_rows += 1,
+            Ok(Row::ZeroQuantity) => sum.zero_quantity_rows += 1,
+            Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
+            Ok(Row::Seen { customer, item }) => {
+                sum.below_min_value_rows += 1;
+                let customer = ChunkRows::local(&mut out.customers, &mut last_customer, customer);
+                let item = ChunkRows::local(&mut out.items, &mut last_item, item);
+                let (Some(customer), Some(item)) = (customer, item) else {
+                    out.stop = Some(too_many(name, customer.map_or("customer", |_| "item")));
+                    break;
+                };
+                out.rows.push(ChunkRow { customer, item, basket: NO_BASKET, quantity: 0.0, amount: None, time: None });
+            }
+            Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
+                if quantity > 0.0 {
+                    sum.purchase_rows += 1;
+                    if let Some(t) = time {
+                        out.first_time = Some(out.first_time.map_or(t, |f| f.min(t)));
+                        out.last_time = Some(out.last_time.map_or(t, |l| l.max(t)));
+                        out.days.add(t, line);
+                    }
+                } else {
+                    sum.return_rows_netted += 1;
+                }
+                let customer = ChunkRows::local(&mut out.customers, &mut last_customer, customer);
+                let item = ChunkRows::local(&mut out.items, &mut last_item, item);
+                let basket =
+                    basket.map_or(Some(NO_BASKET), |b| ChunkRows::local(&mut out.baskets, &mut last_basket, b));
+                let (Some(customer), Some(item), Some(basket)) = (customer, item, basket) else {
+                    let what = if customer.is_none() {
+                        "customer"
+                    } else if item.is_none() {
+                        "item"
+                    } else {
+                        "basket"
+                    };
+                    out.stop = Some(too_many(name, what));
+                    break;
+                };
+                out.rows.push(ChunkRow { customer, item, basket, quantity, amount, time });
+            }
+            Err(p) if !opts.skip_invalid => {
+                out.stop = Some(row_error(name, line, p).into());
+                break;
+            }
+            Err(p) => {
+                sum.rejected_rows += 1;
+                *sum.rejected_by_reason.entry(p.class.into()).or_default() += 1;
+                if with_rejects {
+                    out.rejects.push((line, p, encode_record(record, delimiter)));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Reads and validates every row into `sink`; fills the row buckets, basket count and
-/// time range of the summary.
+/// time range of the summary. Chunks of the file are parsed on the worker threads and
+/// taken here in file order, so the sink, the summary, the rejects file and the first
+/// error are the same for any number of threads and any chunk size. Returns the basket
+/// ids of the accepted purchase and return rows, in arrival order.
 fn read_rows(
     path: &Path,
     opts: &IngestOptions,
     progress: &mut dyn FnMut(Progress),
     sink: &mut dyn RowSink,
-) -> Result<IngestSummary, IngestError> {
+) -> Result<(IngestSummary, Interner), IngestError> {
     opts.check()?;
-    let mut file = Delimited::open(path, opts.delimiter, opts.has_header)?;
+    let mut file = Delimited::open(path, opts.delimiter, opts.has_header, opts.chunk_bytes)?;
     let mut cols = resolve(&opts.columns, &file)?;
     let name = file.name().to_string();
     let mut rejects = match (&opts.rejects, opts.skip_invalid) {
@@ -709,69 +876,73 @@ fn read_rows(
         counts: Some(if cols.pos[QUANTITY].is_some() { CountUnit::Units } else { CountUnit::Rows }),
         ..IngestSummary::default()
     };
-    let counts_baskets = sink.baskets().is_some();
-    let mut baskets: Option<FxHashSet<Box<str>>> =
-        cols.pos[BASKET].filter(|_| !counts_baskets).map(|_| FxHashSet::default());
+    let mut baskets = Interner::default();
     let (mut first_time, mut last_time) = (i64::MAX, i64::MIN);
     let mut day_counts = DayCounts::default();
-    let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
     let meter = file.meter();
-    while let Some(rec) = file.next_record()? {
-        let (line, record) = (rec.line, rec.fields);
-        sum.rows_read += 1;
-        if sum.rows_read % 65_536 == 0 {
+    let (delimiter, with_rejects) = (file.delimiter, rejects.is_some());
+    // Accepted rows and bytes so far, until the sink is told how many rows to expect.
+    let mut expect = (!file.gzip).then_some(file.size()).flatten().map(|size| (size, 0usize, 0u64));
+    let parse = |recs: &mut ChunkRecords| parse_chunk(recs, &cols, opts, &name, delimiter, with_rejects);
+    let mut merge = |c: ChunkRows| -> Result<(), IngestError> {
+        let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
+        let (cmap, imap) = sink.intern(&c.customers, &c.items).map_err(too_many)?;
+        let bmap = baskets.intern_all(&c.baskets).ok_or_else(|| too_many(TooManyIds("basket")))?;
+        for r in &c.rows {
+            let (customer, item) = (CustomerIdx(cmap[r.customer as usize]), ItemIdx(imap[r.item as usize]));
+            if r.quantity == 0.0 {
+                sink.seen(customer, item);
+            } else {
+                let basket = (r.basket != NO_BASKET).then(|| bmap[r.basket as usize]);
+                let (quantity, amount, time) = (r.quantity, r.amount, r.time);
+                sink.bought(Bought { customer, item, quantity, amount, time, basket });
+            }
+        }
+        if let Some((size, rows, bytes)) = expect.as_mut() {
+            (*rows, *bytes) = (*rows + c.rows.len(), *bytes + c.bytes as u64);
+            // Once a few chunks are in, at the rate they hold rows, with a margin.
+            if *bytes >= (*size / 64).min(16 << 20) {
+                sink.reserve((*rows as f64 * *size as f64 / *bytes as f64 * 1.05) as usize + 1024);
+                expect = None;
+            }
+        }
+        let before = sum.rows_read;
+        let s = &c.sum;
+        sum.rows_read += s.rows_read;
+        sum.purchase_rows += s.purchase_rows;
+        sum.return_rows_netted += s.return_rows_netted;
+        sum.return_rows_ignored += s.return_rows_ignored;
+        sum.below_min_value_rows += s.below_min_value_rows;
+        sum.guest_rows += s.guest_rows;
+        sum.zero_quantity_rows += s.zero_quantity_rows;
+        sum.rejected_rows += s.rejected_rows;
+        for (reason, n) in &s.rejected_by_reason {
+            *sum.rejected_by_reason.entry(reason.clone()).or_default() += n;
+        }
+        first_time = first_time.min(c.first_time.unwrap_or(i64::MAX));
+        last_time = last_time.max(c.last_time.unwrap_or(i64::MIN));
+        day_counts.absorb(c.days);
+        if let Some(r) = rejects.as_mut() {
+            for (line, p, raw) in &c.rejects {
+                r.write_encoded(*line, p, raw)?;
+            }
+        }
+        if before >> 16 != sum.rows_read >> 16 {
             progress(meter.at(sum.rows_read));
         }
-        let parsed = match rec.problem {
-            Some(p) => Err(p),
-            None => classify(record, &cols, opts),
-        };
-        match parsed {
-            Ok(Row::Guest) => sum.guest_rows += 1,
-            Ok(Row::ZeroQuantity) => sum.zero_quantity_rows += 1,
-            Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
-            Ok(Row::Seen { customer, item }) => {
-                sum.below_min_value_rows += 1;
-                sink.seen(customer, item).map_err(too_many)?;
-            }
-            Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
-                if quantity > 0.0 {
-                    sum.purchase_rows += 1;
-                    if let Some(t) = time {
-                        first_time = first_time.min(t);
-                        last_time = last_time.max(t);
-                        day_counts.add(t, line);
-                    }
-                } else {
-                    sum.return_rows_netted += 1;
-                }
-                sink.bought(Bought { customer, item, quantity, amount, time, basket }).map_err(too_many)?;
-                if let (Some(set), Some(b)) = (baskets.as_mut(), basket) {
-                    if !set.contains(b) {
-                        set.insert(b.into());
-                    }
-                }
-            }
-            Err(p) if !opts.skip_invalid => return Err(row_error(&name, line, p).into()),
-            Err(p) => {
-                sum.rejected_rows += 1;
-                *sum.rejected_by_reason.entry(p.class.into()).or_default() += 1;
-                if let Some(r) = rejects.as_mut() {
-                    r.write(line, &p, record)?;
-                }
-            }
-        }
-    }
+        c.stop.map_or(Ok(()), Err)
+    };
+    file.par_chunks(&parse, &mut merge)?;
     progress(meter.at(sum.rows_read));
     if let Some(r) = rejects {
         r.commit()?;
     }
-    sum.baskets = baskets.map(|b| b.len() as u64).or(sink.baskets().filter(|_| cols.pos[BASKET].is_some()));
+    sum.baskets = cols.pos[BASKET].map(|_| baskets.len() as u64);
     if first_time <= last_time {
         (sum.first_time, sum.last_time) = (Some(first_time), Some(last_time));
     }
     sum.time_outliers = day_counts.outliers();
-    Ok(sum)
+    Ok((sum, baskets))
 }
 
 /// "12 guest, 3 rejected, ..." for the buckets that are not empty.

@@ -823,7 +823,7 @@ fn invert(order: &[u32]) -> Vec<u32> {
 
 fn read(path: &Path, opts: &CatalogOptions) -> Result<(Catalog, CatalogSummary), CatalogError> {
     opts.check()?;
-    let mut file = Delimited::open(path, opts.delimiter, opts.has_header)?;
+    let mut file = Delimited::open(path, opts.delimiter, opts.has_header, crate::ingest::DEFAULT_CHUNK_BYTES)?;
     let cols = resolve(&opts.columns, &file)?;
     let name = file.name().to_string();
     let sep = opts.columns.category_separator.as_deref();

@@ -37,6 +37,7 @@ mod generator;
 mod help;
 mod hostile;
 mod hostile_eval;
+mod ingest_chunks;
 mod ingest_summary;
 mod knn_oracle;
 mod model_file;
