@@ -463,6 +463,7 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
             target: e.target.name().into(),
             params: None,
             selection: None,
+            baseline: false,
             fit_seconds: 0.0,
             score_seconds: 0.0,
             table,
@@ -687,11 +688,12 @@ fn upgrade_target(
     Ok(m)
 }
 
-/// Measures per-customer lists (in the order of `prepared.customers()`) on `target`.
+/// Measures per-customer lists (in the order of `prepared.customers()`) on `target`;
+/// `baseline`: they are one of the target's baselines.
 fn lists_report(
     prepared: &Prepared,
     target: Target,
-    label: &str,
+    (label, baseline): (&str, bool),
     lists: &[Vec<u32>],
     ks: &[usize],
     seconds: f64,
@@ -702,6 +704,7 @@ fn lists_report(
         target: target.name().into(),
         params: None,
         selection: None,
+        baseline,
         fit_seconds: 0.0,
         score_seconds: seconds,
         table,
@@ -725,7 +728,7 @@ fn upsell_baselines(prepared: &Prepared, m: &UpgradeModel, ks: &[usize]) -> Resu
                 if next { m.next_tier(items, times, n) } else { m.popular_upgrades(items, times, n) }
             })
             .collect();
-        runs.push(lists_report(prepared, Target::Upgrades, label, &lists, ks, t.elapsed().as_secs_f64())?);
+        runs.push(lists_report(prepared, Target::Upgrades, (label, true), &lists, ks, t.elapsed().as_secs_f64())?);
     }
     Ok(runs)
 }
@@ -748,7 +751,7 @@ fn upsell_run(
         .par_iter()
         .map_init(|| up.scratch(), |s, &c| up.offers(c, n, s).iter().map(|o| o.item.0).collect())
         .collect();
-    lists_report(prepared, Target::Upgrades, label, &lists, ks, t.elapsed().as_secs_f64())
+    lists_report(prepared, Target::Upgrades, (label, false), &lists, ks, t.elapsed().as_secs_f64())
 }
 
 /// Reads the catalogue, marks the new-categories target's held-out pairs and learns the
@@ -834,7 +837,7 @@ fn novelty_popularity(prepared: &Prepared, n: &Novelty, ks: &[usize]) -> Result<
     lists_report(
         prepared,
         Target::NewCategories,
-        "popularity, new categories only",
+        ("popularity, new categories only", true),
         &lists,
         ks,
         t.elapsed().as_secs_f64(),
@@ -881,7 +884,7 @@ fn novelty_runs(
     let filtered = lists_report(
         prepared,
         Target::NewCategories,
-        &format!("{name}, new categories only"),
+        (&format!("{name}, new categories only"), true),
         &lists,
         ks,
         t.elapsed().as_secs_f64(),
@@ -901,7 +904,7 @@ fn novelty_runs(
     let offers = lists_report(
         prepared,
         Target::NewCategories,
-        &format!("cross-sell + {name}"),
+        (&format!("cross-sell + {name}"), false),
         &lists,
         ks,
         t.elapsed().as_secs_f64(),
