@@ -23,6 +23,7 @@ use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::model::{FitParams, Selection};
 use cobuy::offers::catalog::CategoryIdx;
+use cobuy::offers::crosssell::CategoryEntries;
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
@@ -200,6 +201,8 @@ struct Novelty {
     /// Per item of the log, its category at the chosen level.
     category: Vec<Option<u32>>,
     rules: Vec<cobuy::offers::rules::Rule>,
+    /// The customers entering each category lately, in the training rows.
+    entries: CategoryEntries,
 }
 
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
@@ -794,7 +797,10 @@ fn novelty_target(
     };
     let (baskets, _) = Baskets::from_log(&train).map_err(|e| bad(e.to_string()))?;
     let rules = baskets.rules(&cross_sell_rule_params());
-    Ok(Novelty { category, rules })
+    let window = cobuy::offers::crosssell::CrossSellParams::default().entry_window_days;
+    let reference = prepared.train().decay_reference();
+    let entries = CategoryEntries::learn(plog, Some(prepared.train_rows()), &category, reference, window);
+    Ok(Novelty { category, rules, entries })
 }
 
 /// The basket rules `cobuy cross-sell` uses by default.
@@ -889,7 +895,7 @@ fn novelty_runs(
         ks,
         t.elapsed().as_secs_f64(),
     )?;
-    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), CrossSellParams::default());
+    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), &n.entries, CrossSellParams::default());
     let t = Instant::now();
     let lists: Vec<Vec<u32>> = customers
         .par_iter()
