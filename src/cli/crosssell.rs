@@ -177,7 +177,7 @@ fn offer_categories(
     if !aligned.missing.is_empty() {
         let ids: Vec<&str> = aligned.missing.iter().take(10).map(|&i| model.items().id(i)).collect();
         log.info(format!(
-            "{} bought items are not in the catalogue (no category; offered on evidence alone unless denied): {}{}",
+            "{} bought items are not in the catalogue (no category: offered only by --scoring mix, unless denied): {}{}",
             aligned.missing.len(),
             ids.join(", "),
             if aligned.missing.len() > 10 { ", ..." } else { "" }

@@ -400,7 +400,7 @@ fn the_default_level_exists_in_the_catalogue_and_is_logged() {
 }
 
 /// Cross-sell takes recommend's filter flags: a deny list keeps out an item that is not in
-/// the catalogue (offered on evidence alone otherwise, as postage is in the bundled data),
+/// the catalogue (offered on evidence alone by the mixed scoring, as postage is in the bundled data),
 /// an allow list restricts the offers to its items.
 #[test]
 fn cross_sell_takes_the_deny_and_allow_lists() {
