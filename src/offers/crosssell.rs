@@ -400,7 +400,7 @@ impl<'a> CrossSell<'a> {
         s.items.clear();
         s.items.extend((0..cats.of.len() as u32).filter(|&j| {
             cats.of[j as usize].is_some_and(|g| s.had.binary_search(&g).is_err())
-                && self.bought_by_anyone[j as usize]
+                && self.bought_by_anyone.get(j as usize).copied().unwrap_or(false)
                 && self.scorer.allows(j)
                 && !q.seen.contains(&j)
         }));
