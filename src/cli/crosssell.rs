@@ -12,7 +12,7 @@ use cobuy::ids::CustomerIdx;
 use cobuy::ingest;
 use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Alignment, Catalog, CategoryIdx};
-use cobuy::offers::crosssell::{CrossSell, CrossSellParams};
+use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, Scoring};
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
@@ -32,10 +32,17 @@ pub struct CrossSellCmd {
     /// catalogue's only level when it has one).
     #[arg(long)]
     level: Option<usize>,
-    /// Share of the score from collaborative filtering; the rest from basket lift.
+    /// new-categories: only categories the customer never bought, scored in two stages
+    /// (which category, then which item); mix: any category, collaborative and basket
+    /// evidence mixed by --cf-weight and weighed by --novelty.
+    #[arg(long, value_enum, default_value_t = ScoringArg::NewCategories)]
+    scoring: ScoringArg,
+    /// With --scoring mix: share of the score from collaborative filtering; the rest from
+    /// basket lift.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     cf_weight: f64,
-    /// Preference for categories the customer has not bought: 0 none, 1 the default.
+    /// With --scoring mix: preference for categories the customer has not bought: 0 none,
+    /// 1 the default.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     novelty: f64,
     /// Minimum support of the basket rules used.
@@ -59,12 +66,24 @@ pub struct CrossSellCmd {
     affinity: AffinityArgs,
 }
 
+/// `--scoring`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ScoringArg {
+    NewCategories,
+    Mix,
+}
+
 /// Runs `cobuy cross-sell`.
 pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
         return Err(bad("--top must be at least 1"));
     }
-    let params = CrossSellParams { cf_weight: cmd.cf_weight, novelty: cmd.novelty, ..CrossSellParams::default() };
+    let scoring = match cmd.scoring {
+        ScoringArg::NewCategories => Scoring::NewCategories,
+        ScoringArg::Mix => Scoring::Mix,
+    };
+    let params =
+        CrossSellParams { scoring, cf_weight: cmd.cf_weight, novelty: cmd.novelty, ..CrossSellParams::default() };
     params.check().map_err(bad)?;
     cmd.affinity.check()?;
     let rule_params =
@@ -120,7 +139,9 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     let category = offer_categories(&catalog, level, &model, &aligned, log)?;
     let (allow, deny) = cmd.filter.lists(model.items(), Some(&catalog), log)?;
     let filter = model.filter(&Filter { allow, deny, ..Filter::default() })?;
-    let cs = CrossSell::new(&model, &filter, &rules, category, params);
+    let reference = model.interactions().decay_reference();
+    let entries = CategoryEntries::learn(&plog, None, &category, reference, params.entry_window_days);
+    let cs = CrossSell::new(&model, &filter, &rules, category, &entries, params);
     let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
     let (_, secs) = write_batch(&cmd.out, customers.len(), "cross-sell", log, |file, progress| {
         OfferWriter::new(&cs, &model, &catalog, &aligned, cmd.top).write(&customers, file, progress)
@@ -156,7 +177,7 @@ fn offer_categories(
     if !aligned.missing.is_empty() {
         let ids: Vec<&str> = aligned.missing.iter().take(10).map(|&i| model.items().id(i)).collect();
         log.info(format!(
-            "{} bought items are not in the catalogue (no category; offered on evidence alone unless denied): {}{}",
+            "{} bought items are not in the catalogue (no category: offered only by --scoring mix, unless denied): {}{}",
             aligned.missing.len(),
             ids.join(", "),
             if aligned.missing.len() > 10 { ", ..." } else { "" }

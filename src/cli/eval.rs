@@ -23,6 +23,7 @@ use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::model::{FitParams, Selection};
 use cobuy::offers::catalog::CategoryIdx;
+use cobuy::offers::crosssell::CategoryEntries;
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
@@ -200,6 +201,8 @@ struct Novelty {
     /// Per item of the log, its category at the chosen level.
     category: Vec<Option<u32>>,
     rules: Vec<cobuy::offers::rules::Rule>,
+    /// The customers entering each category lately, in the training rows.
+    entries: CategoryEntries,
 }
 
 fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
@@ -463,6 +466,7 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
             target: e.target.name().into(),
             params: None,
             selection: None,
+            baseline: false,
             fit_seconds: 0.0,
             score_seconds: 0.0,
             table,
@@ -687,11 +691,12 @@ fn upgrade_target(
     Ok(m)
 }
 
-/// Measures per-customer lists (in the order of `prepared.customers()`) on `target`.
+/// Measures per-customer lists (in the order of `prepared.customers()`) on `target`;
+/// `baseline`: they are one of the target's baselines.
 fn lists_report(
     prepared: &Prepared,
     target: Target,
-    label: &str,
+    (label, baseline): (&str, bool),
     lists: &[Vec<u32>],
     ks: &[usize],
     seconds: f64,
@@ -702,6 +707,7 @@ fn lists_report(
         target: target.name().into(),
         params: None,
         selection: None,
+        baseline,
         fit_seconds: 0.0,
         score_seconds: seconds,
         table,
@@ -725,7 +731,7 @@ fn upsell_baselines(prepared: &Prepared, m: &UpgradeModel, ks: &[usize]) -> Resu
                 if next { m.next_tier(items, times, n) } else { m.popular_upgrades(items, times, n) }
             })
             .collect();
-        runs.push(lists_report(prepared, Target::Upgrades, label, &lists, ks, t.elapsed().as_secs_f64())?);
+        runs.push(lists_report(prepared, Target::Upgrades, (label, true), &lists, ks, t.elapsed().as_secs_f64())?);
     }
     Ok(runs)
 }
@@ -748,7 +754,7 @@ fn upsell_run(
         .par_iter()
         .map_init(|| up.scratch(), |s, &c| up.offers(c, n, s).iter().map(|o| o.item.0).collect())
         .collect();
-    lists_report(prepared, Target::Upgrades, label, &lists, ks, t.elapsed().as_secs_f64())
+    lists_report(prepared, Target::Upgrades, (label, false), &lists, ks, t.elapsed().as_secs_f64())
 }
 
 /// Reads the catalogue, marks the new-categories target's held-out pairs and learns the
@@ -791,7 +797,10 @@ fn novelty_target(
     };
     let (baskets, _) = Baskets::from_log(&train).map_err(|e| bad(e.to_string()))?;
     let rules = baskets.rules(&cross_sell_rule_params());
-    Ok(Novelty { category, rules })
+    let window = cobuy::offers::crosssell::CrossSellParams::default().entry_window_days;
+    let reference = prepared.train().decay_reference();
+    let entries = CategoryEntries::learn(plog, Some(prepared.train_rows()), &category, reference, window);
+    Ok(Novelty { category, rules, entries })
 }
 
 /// The basket rules `cobuy cross-sell` uses by default.
@@ -834,7 +843,7 @@ fn novelty_popularity(prepared: &Prepared, n: &Novelty, ks: &[usize]) -> Result<
     lists_report(
         prepared,
         Target::NewCategories,
-        "popularity, new categories only",
+        ("popularity, new categories only", true),
         &lists,
         ks,
         t.elapsed().as_secs_f64(),
@@ -881,12 +890,12 @@ fn novelty_runs(
     let filtered = lists_report(
         prepared,
         Target::NewCategories,
-        &format!("{name}, new categories only"),
+        (&format!("{name}, new categories only"), true),
         &lists,
         ks,
         t.elapsed().as_secs_f64(),
     )?;
-    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), CrossSellParams::default());
+    let cs = CrossSell::new(model, &filter, &n.rules, n.category.clone(), &n.entries, CrossSellParams::default());
     let t = Instant::now();
     let lists: Vec<Vec<u32>> = customers
         .par_iter()
@@ -901,7 +910,7 @@ fn novelty_runs(
     let offers = lists_report(
         prepared,
         Target::NewCategories,
-        &format!("cross-sell + {name}"),
+        (&format!("cross-sell + {name}"), false),
         &lists,
         ks,
         t.elapsed().as_secs_f64(),

@@ -121,6 +121,10 @@ pub struct MetricsAccumulator {
     discount: Vec<f64>,
     /// `ideal[m]` = the sum of the first `m` discounts (IDCG for `m` relevant items).
     ideal: Vec<f64>,
+    /// Each customer added with [`MetricsAccumulator::add_for`] and their NDCG at each cut-off.
+    per_customer: PerCustomer,
+    /// The customer being added is kept in `per_customer`.
+    keeping: bool,
 }
 
 /// A customer's running totals over the ranks walked so far.
@@ -163,6 +167,21 @@ impl MetricsAccumulator {
             slots: vec![0; n],
             discount: Vec::new(),
             ideal: vec![0.0],
+            per_customer: PerCustomer { customers: Vec::new(), ndcg: vec![Vec::new(); n] },
+            keeping: false,
+        }
+    }
+
+    /// [`add`](MetricsAccumulator::add), keeping the customer's NDCG at each cut-off under
+    /// `customer` (when counted), so that two runs can be compared customer by customer
+    /// ([`MetricTable::paired_ndcg`]).
+    pub fn add_for(&mut self, customer: u32, ranked: &[u32], relevant: &[u32], revenue: Option<&[f64]>) {
+        let before = self.customers;
+        self.keeping = true;
+        self.add(ranked, relevant, revenue);
+        self.keeping = false;
+        if self.customers > before {
+            self.per_customer.customers.push(customer);
         }
     }
 
@@ -248,6 +267,9 @@ impl MetricsAccumulator {
         values[Metric::Map.slot()] = run.precision_at_hits / ideal_hits as f64;
         values[Metric::HitRate.slot()] = if run.hits > 0 { 1.0 } else { 0.0 };
         values[Metric::Mrr.slot()] = if run.first_hit > 0 { 1.0 / run.first_hit as f64 } else { 0.0 };
+        if self.keeping {
+            self.per_customer.ndcg[c].push(values[Metric::Ndcg.slot()]);
+        }
         for ((s, q), v) in self.sums[c].iter_mut().zip(&mut self.squares[c]).zip(values) {
             *s += v;
             *q += v * v;
@@ -307,8 +329,52 @@ impl MetricsAccumulator {
             std_errors,
             coverage,
             mean_popularity,
+            per_customer: self.per_customer.clone(),
         }
     }
+}
+
+/// Each customer's NDCG at each cut-off, for the customers added with
+/// [`MetricsAccumulator::add_for`]: what a paired comparison of two runs needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerCustomer {
+    /// The customers, in the order they were added.
+    pub customers: Vec<u32>,
+    /// Per cut-off (the table's `ks` order), each customer's NDCG@k, aligned with
+    /// `customers`.
+    pub ndcg: Vec<Vec<f64>>,
+}
+
+/// The mean of per-customer differences between two runs and its 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Paired {
+    /// Customers paired.
+    pub customers: usize,
+    /// The mean difference (first run minus second).
+    pub difference: f64,
+    /// The interval's lower bound: the mean - 1.96 standard errors of the differences.
+    pub low: f64,
+    /// Its upper bound: the mean + 1.96 standard errors.
+    pub high: f64,
+}
+
+/// The paired difference `a - b` of two runs' values on the same customers (aligned), with
+/// a 95% interval by the normal approximation: mean ± 1.96 × the sample standard deviation
+/// of the differences / √n. With hundreds of customers the mean is close to normal even
+/// though each difference is far from it; pairing removes what the customers have in
+/// common (how easy they are), so the interval is much narrower than the two runs' own
+/// standard errors suggest. Sums run in customer order, so the result does not depend on
+/// the thread count. `None` for fewer than two customers or slices of unequal length.
+pub fn paired(a: &[f64], b: &[f64]) -> Option<Paired> {
+    let n = a.len();
+    if n < 2 || b.len() != n {
+        return None;
+    }
+    let mean = a.iter().zip(b).map(|(x, y)| x - y).sum::<f64>() / n as f64;
+    // Two-pass variance: differences lie in [-1, 1] and may be nearly all alike.
+    let variance = a.iter().zip(b).map(|(x, y)| (x - y - mean).powi(2)).sum::<f64>() / (n as f64 - 1.0);
+    let half = 1.96 * (variance / n as f64).sqrt();
+    Some(Paired { customers: n, difference: mean, low: mean - half, high: mean + half })
 }
 
 /// The standard error of a mean of `n >= 2` values from their sum and the sum of their
@@ -348,6 +414,10 @@ pub struct MetricTable {
     /// Per cut-off, the mean popularity (share of training customers who bought the item)
     /// over every recommended slot at rank `<= k`; 0 when nothing was recommended.
     pub mean_popularity: Vec<f64>,
+    /// Each customer's NDCG, when they were added with [`MetricsAccumulator::add_for`]
+    /// (not written to reports: [`paired`] differences are).
+    #[serde(skip)]
+    pub per_customer: PerCustomer,
 }
 
 impl MetricTable {
@@ -355,6 +425,25 @@ impl MetricTable {
     pub fn get(&self, m: Metric, k: usize) -> Option<f64> {
         let at = self.ks.iter().position(|&x| x == k)?;
         self.values.iter().find(|(x, _)| *x == m)?.1.get(at).copied()
+    }
+
+    /// Each customer's NDCG@k over `over` (customers sorted ascending: the target's
+    /// measured set), 0 for a customer this table did not measure; `None` when the table
+    /// lacks the cut-off or did not keep every customer's values.
+    pub fn ndcg_over(&self, k: usize, over: &[u32]) -> Option<Vec<f64>> {
+        let at = self.ks.iter().position(|&x| x == k)?;
+        let p = &self.per_customer;
+        let values = p.ndcg.get(at)?;
+        if p.customers.len() != self.customers || values.len() != self.customers {
+            return None;
+        }
+        let mut by_customer: Vec<(u32, f64)> = p.customers.iter().copied().zip(values.iter().copied()).collect();
+        by_customer.sort_unstable_by_key(|x| x.0);
+        Some(
+            over.iter()
+                .map(|c| by_customer.binary_search_by_key(c, |x| x.0).map_or(0.0, |i| by_customer[i].1))
+                .collect(),
+        )
     }
 
     /// The standard error of the mean of `m` at cut-off `k`, if the table has one.
@@ -495,6 +584,42 @@ mod tests {
         assert_eq!(t.std_error(Metric::RevenueRecall, 1), None);
         let empty = MetricsAccumulator::new(&[1], 5, vec![]).finish();
         assert!(empty.std_errors.is_empty());
+    }
+
+    /// Differences 0.5, 0, 0.5 - 1 = -0.5 and 1: mean 0.25, sample variance
+    /// (0.0625 + 0.0625 + 0.5625 + 0.5625) / 3 = 5/12, interval 0.25 ± 1.96 √(5/48).
+    #[test]
+    fn paired_difference_by_hand() {
+        let p = paired(&[1.0, 0.5, 0.5, 1.0], &[0.5, 0.5, 1.0, 0.0]).unwrap();
+        assert_eq!(p.customers, 4);
+        assert!(close(p.difference, 0.25));
+        let half = 1.96 * (5.0f64 / 48.0).sqrt();
+        assert!(close(p.low, 0.25 - half) && close(p.high, 0.25 + half), "{p:?}");
+        assert_eq!(paired(&[1.0], &[0.0]), None);
+        assert_eq!(paired(&[1.0, 0.0], &[0.0]), None);
+        // The same values: no difference and no spread.
+        let same = paired(&[0.3, 0.7], &[0.3, 0.7]).unwrap();
+        assert_eq!((same.difference, same.low, same.high), (0.0, 0.0, 0.0));
+    }
+
+    /// Values kept per customer; a customer of the measured set the table never saw counts
+    /// 0; a table filled without customers keeps none.
+    #[test]
+    fn ndcg_by_customer_over_a_measured_set() {
+        let mut acc = MetricsAccumulator::new(&[1, 2], 10, vec![]);
+        acc.add_for(7, &[2, 1], &[1], None); // rank 2: 1 / log2(3)
+        acc.add_for(3, &[1], &[1], None); // rank 1: 1
+        acc.add_for(5, &[1], &[], None); // nothing relevant: not counted
+        let t = acc.finish();
+        assert_eq!(t.per_customer.customers, vec![7, 3]);
+        let d2 = 1.0 / 3f64.log2();
+        assert_eq!(t.ndcg_over(1, &[3, 4, 7]), Some(vec![1.0, 0.0, 0.0]));
+        let at2 = t.ndcg_over(2, &[3, 4, 7]).unwrap();
+        assert!(close(at2[0], 1.0) && at2[1] == 0.0 && close(at2[2], d2), "{at2:?}");
+        assert_eq!(t.ndcg_over(5, &[3]), None);
+        let mut anonymous = MetricsAccumulator::new(&[1], 10, vec![]);
+        anonymous.add(&[1], &[1], None);
+        assert_eq!(anonymous.finish().ndcg_over(1, &[0]), None);
     }
 
     #[test]

@@ -367,6 +367,8 @@ impl Prepared {
                 target: target.name().into(),
                 params: Some(*model.params()),
                 selection: None,
+                baseline: model.params().algorithm == Algorithm::Popularity
+                    && matches!(target, Target::NewItems | Target::AllItems),
                 fit_seconds,
                 score_seconds,
                 table,
@@ -421,7 +423,7 @@ impl Prepared {
             if items.is_empty() {
                 continue;
             }
-            acc.add(list(k), &items, self.has_revenue.then_some(&revenue[..]));
+            acc.add_for(h.customer.0, list(k), &items, self.has_revenue.then_some(&revenue[..]));
         }
         acc.finish()
     }

@@ -16,7 +16,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use super::metrics::{Metric, MetricTable};
+use super::metrics::{Metric, MetricTable, Paired, paired};
 use crate::model::{FitParams, Selection, describe};
 
 /// An evaluation: how it was set up and what each algorithm scored.
@@ -80,6 +80,11 @@ pub struct RunReport {
     /// When the configuration was `algorithm = auto`: what it tried and why it chose
     /// `params`.
     pub selection: Option<Selection>,
+    /// A baseline of its target, what an analyst writes in an afternoon (popularity; on
+    /// new categories, the hard-filtered lists; on upgrades, the most bought dearer items
+    /// and the next tier): every other run of the target is compared with the best of
+    /// them, customer by customer.
+    pub baseline: bool,
     /// Seconds spent fitting.
     pub fit_seconds: f64,
     /// Seconds spent scoring the test customers.
@@ -142,6 +147,51 @@ fn long(m: Metric) -> &'static str {
         Metric::Mrr => "MRR",
         Metric::RevenueRecall => "Revenue recall",
     }
+}
+
+/// One run's paired difference in NDCG@k against its target's best baseline at `k`.
+#[derive(Debug, Clone, PartialEq)]
+struct Comparison<'a> {
+    k: usize,
+    /// The best baseline's name and mean NDCG@k.
+    baseline: &'a str,
+    baseline_mean: f64,
+    paired: Paired,
+}
+
+/// Per run (report order), its paired differences in NDCG against the best baseline of
+/// its target at each cut-off: the baseline run (`baseline`) with the highest mean NDCG@k,
+/// the first on a tie. The pairs are over the target's measured set, the union of its
+/// runs' customers (every run of a target is measured on all of them, so a customer a run
+/// did not measure counts 0 for it; customers of other targets never count). The best
+/// baseline itself, and runs whose per-customer values were not kept, get none.
+fn comparisons(r: &EvalReport) -> Vec<Vec<Comparison<'_>>> {
+    let mut out = vec![Vec::new(); r.runs.len()];
+    for (target, runs) in by_target(r) {
+        let members: Vec<usize> = (0..r.runs.len()).filter(|&i| r.runs[i].target == target).collect();
+        let mut over: Vec<u32> = runs.iter().flat_map(|run| run.table.per_customer.customers.iter().copied()).collect();
+        over.sort_unstable();
+        over.dedup();
+        for k in union_ks(&runs) {
+            let ndcg = |i: usize| r.runs[i].table.get(Metric::Ndcg, k).filter(|v| v.is_finite());
+            let Some(best) = members
+                .iter()
+                .copied()
+                .filter(|&i| r.runs[i].baseline && ndcg(i).is_some())
+                .reduce(|a, b| if ndcg(b) > ndcg(a) { b } else { a })
+            else {
+                continue;
+            };
+            let Some(base) = r.runs[best].table.ndcg_over(k, &over) else { continue };
+            for &i in members.iter().filter(|&&i| i != best) {
+                let diff = r.runs[i].table.ndcg_over(k, &over).and_then(|v| paired(&v, &base));
+                if let (Some(paired), Some(baseline_mean)) = (diff, ndcg(best)) {
+                    out[i].push(Comparison { k, baseline: &r.runs[best].algorithm, baseline_mean, paired });
+                }
+            }
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -221,6 +271,7 @@ pub fn markdown(r: &EvalReport) -> String {
         out.push_str("No runs.\n");
         return out;
     }
+    let compared = comparisons(r);
     for (target, runs) in by_target(r) {
         let _ = writeln!(out, "## {}\n", if target.is_empty() { "(no target)".to_string() } else { md_escape(target) });
         let all_ks = union_ks(&runs);
@@ -289,6 +340,11 @@ pub fn markdown(r: &EvalReport) -> String {
                  two of them is usually surer than their errors suggest.\n",
             );
         }
+        let cmps: Vec<&[Comparison]> = runs
+            .iter()
+            .map(|run| r.runs.iter().position(|x| std::ptr::eq(x, *run)).map_or(&[][..], |i| &compared[i][..]))
+            .collect();
+        paired_table(&mut out, &runs, &cmps, &ks);
         if ks.len() < all_ks.len() {
             let left_out: Vec<String> = all_ks.iter().filter(|k| !ks.contains(k)).map(|k| k.to_string()).collect();
             let _ = writeln!(out, "\nCut-offs {} are left out here; the JSON report has them.", left_out.join(", "));
@@ -297,6 +353,56 @@ pub fn markdown(r: &EvalReport) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The paired differences of a target's runs against its best baseline, at the shown
+/// cut-offs: a line naming the baseline at each, then a row per run that has one.
+fn paired_table(out: &mut String, runs: &[&RunReport], cmps: &[&[Comparison]], ks: &[usize]) {
+    let ks: Vec<usize> = ks.iter().copied().filter(|&k| cmps.iter().any(|cmp| cmp.iter().any(|c| c.k == k))).collect();
+    if ks.is_empty() {
+        return;
+    }
+    let named: Vec<String> = ks
+        .iter()
+        .filter_map(|&k| {
+            let c = cmps.iter().find_map(|cmp| cmp.iter().find(|c| c.k == k))?;
+            Some(format!("NDCG@{k}: {} ({:.4})", md_escape(c.baseline), c.baseline_mean))
+        })
+        .collect();
+    let customers = cmps.iter().find_map(|cmp| cmp.first()).map_or(0, |c| c.paired.customers);
+    let _ = writeln!(
+        out,
+        "\nPaired differences against the best baseline ({}), over the {customers} customers measured: the mean of \
+         each customer's difference and its 95% interval (normal approximation: ± 1.96 standard deviations of the \
+         differences / √customers); × is the ratio of the means.\n",
+        named.join("; ")
+    );
+    out.push_str("| algorithm |");
+    for k in &ks {
+        let _ = write!(out, " ΔNDCG@{k} | 95% interval | ×@{k} |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---:|".repeat(3 * ks.len()));
+    out.push('\n');
+    for (run, cmp) in runs.iter().zip(cmps) {
+        if cmp.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "| {} |", md_escape(&run.algorithm));
+        for &k in &ks {
+            match cmp.iter().find(|c| c.k == k) {
+                Some(c) => {
+                    let p = c.paired;
+                    let ratio =
+                        run.table.get(Metric::Ndcg, k).filter(|_| c.baseline_mean > 0.0).map(|v| v / c.baseline_mean);
+                    let ratio = ratio.map_or("-".to_string(), |x| format!("{x:.2}"));
+                    let _ = write!(out, " {:+.4} | [{:+.4}, {:+.4}] | {ratio} |", p.difference, p.low, p.high);
+                }
+                None => out.push_str(" - | - | - |"),
+            }
+        }
+        out.push('\n');
+    }
 }
 
 /// A line per run that was fitted: its parameters in a few words and, for `auto`, why
@@ -427,6 +533,38 @@ impl<'a> JsonSelection<'a> {
     }
 }
 
+/// A run's paired differences as `{"10": {"baseline": ..., "baseline_ndcg": ...,
+/// "customers": ..., "difference": ..., "low": ..., "high": ...}, ...}`, cut-offs ascending.
+struct PairedByK<'a>(&'a [Comparison<'a>]);
+
+impl Serialize for PairedByK<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct One<'b> {
+            baseline: &'b str,
+            baseline_ndcg: f64,
+            customers: usize,
+            difference: f64,
+            low: f64,
+            high: f64,
+        }
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for c in self.0 {
+            let p = c.paired;
+            let one = One {
+                baseline: c.baseline,
+                baseline_ndcg: c.baseline_mean,
+                customers: p.customers,
+                difference: p.difference,
+                low: p.low,
+                high: p.high,
+            };
+            map.serialize_entry(&c.k.to_string(), &one)?;
+        }
+        map.end()
+    }
+}
+
 #[derive(Serialize)]
 struct JsonReport<'a> {
     title: &'a str,
@@ -445,8 +583,10 @@ struct JsonRun<'a> {
     customers: usize,
     revenue_customers: usize,
     ks: &'a [usize],
+    baseline: bool,
     metrics: Metrics<'a>,
     std_errors: Metrics<'a>,
+    paired_ndcg: Option<PairedByK<'a>>,
     coverage: ByK<'a>,
     mean_popularity: ByK<'a>,
 }
@@ -457,18 +597,24 @@ struct JsonRun<'a> {
 /// for outside lists and baselines), `selection` (for `auto`: `reason`, `split`,
 /// `objective`, `customers`, `tried` as `label`, `score`, `note`, and `chosen`; else
 /// `null`), `fit_seconds`, `score_seconds`, `customers`, `revenue_customers`, `ks`,
-/// `metrics` (the means: `{"ndcg": {"10": 0.0412, ...}, ...}`, metrics in [`Metric::ALL`]
-/// order, cut-offs ascending), `std_errors` (their standard errors, the same shape; a
-/// metric over fewer than two customers is left out), `coverage` and `mean_popularity`
+/// `baseline` (whether the run is one of its target's baselines), `metrics` (the means:
+/// `{"ndcg": {"10": 0.0412, ...}, ...}`, metrics in [`Metric::ALL`] order, cut-offs
+/// ascending), `std_errors` (their standard errors, the same shape; a metric over fewer
+/// than two customers is left out), `paired_ndcg` (the paired difference in NDCG against
+/// the target's best baseline at each cut-off, with its 95% interval: `{"10":
+/// {"baseline", "baseline_ndcg", "customers", "difference", "low", "high"}}`; `null` for
+/// the best baseline and when the target has none), `coverage` and `mean_popularity`
 /// (`{"10": ..., ...}`). Non-finite numbers are written as `null`.
 pub fn json(r: &EvalReport) -> String {
+    let compared = comparisons(r);
     let doc = JsonReport {
         title: &r.title,
         setup: Pairs(&r.setup),
         runs: r
             .runs
             .iter()
-            .map(|run| JsonRun {
+            .zip(&compared)
+            .map(|(run, cmp)| JsonRun {
                 algorithm: &run.algorithm,
                 target: &run.target,
                 params: run.params.as_ref(),
@@ -478,8 +624,10 @@ pub fn json(r: &EvalReport) -> String {
                 customers: run.table.customers,
                 revenue_customers: run.table.revenue_customers,
                 ks: &run.table.ks,
+                baseline: run.baseline,
                 metrics: Metrics { ks: &run.table.ks, series: &run.table.values },
                 std_errors: Metrics { ks: &run.table.ks, series: &run.table.std_errors },
+                paired_ndcg: (!cmp.is_empty()).then_some(PairedByK(cmp)),
                 coverage: ByK { ks: &run.table.ks, values: &run.table.coverage },
                 mean_popularity: ByK { ks: &run.table.ks, values: &run.table.mean_popularity },
             })
@@ -783,6 +931,60 @@ mod tests {
         acc.finish()
     }
 
+    /// Customers `0..`, customer `c` with one relevant item at 0-based rank `hits_at[c]`
+    /// (`None`: not measured by this run), kept per customer.
+    fn by_customer(ks: &[usize], hits_at: &[Option<usize>]) -> MetricTable {
+        let mut acc = MetricsAccumulator::new(ks, 10, vec![0.1; 10]);
+        let ranked: Vec<u32> = (0..10).collect();
+        for (c, at) in hits_at.iter().enumerate() {
+            if let Some(at) = at {
+                acc.add_for(c as u32, &ranked, &[*at as u32], None);
+            }
+        }
+        acc.finish()
+    }
+
+    /// The best baseline is chosen at each cut-off (B at 1, A at 3); the runs' differences
+    /// against it are the mean per-customer differences, with a customer a run did not
+    /// measure counting 0 (C lacks customer 3); another target's runs play no part.
+    #[test]
+    fn paired_differences_against_the_best_baseline_at_each_cut_off() {
+        let d = |r: usize| 1.0 / ((r + 1) as f64).log2(); // DCG of a hit at 1-based rank r
+        let ks = [1, 3];
+        let a = by_customer(&ks, &[Some(1), Some(1), Some(2), Some(1)]); // @1: 0; @3: all hit
+        let b = by_customer(&ks, &[Some(0), Some(5), Some(5), Some(5)]); // @1: 1/4; @3: 1/4
+        let c = by_customer(&ks, &[Some(0), Some(0), Some(9), None]);
+        let other = by_customer(&ks, &[Some(0); 6]);
+        let mut rep = report();
+        rep.runs = vec![
+            RunReport { baseline: true, ..run("A", "t", a) },
+            RunReport { baseline: true, ..run("B", "t", b) },
+            run("C", "t", c),
+            RunReport { baseline: true, ..run("X", "u", other) },
+        ];
+        let v: serde_json::Value = serde_json::from_str(&json(&rep)).unwrap();
+        let at = |run: usize, k: &str| v["runs"][run]["paired_ndcg"][k].clone();
+        // C against B at 1: differences 0, 1, 0, 0.
+        let (mean, variance) = (0.25, (0.75f64.powi(2) + 0.25f64.powi(2) * 3.0) / 3.0);
+        let half = 1.96 * (variance / 4.0).sqrt();
+        assert_eq!(at(2, "1")["baseline"], "B");
+        assert!((at(2, "1")["difference"].as_f64().unwrap() - mean).abs() < 1e-12);
+        assert!((at(2, "1")["high"].as_f64().unwrap() - (mean + half)).abs() < 1e-12);
+        // C against A at 3: differences 1 - d2, 1 - d2, 0 - d3, 0 - d2.
+        let diffs = [1.0 - d(2), 1.0 - d(2), -d(3), -d(2)];
+        let mean = diffs.iter().sum::<f64>() / 4.0;
+        assert_eq!(at(2, "3")["baseline"], "A");
+        assert!((at(2, "3")["difference"].as_f64().unwrap() - mean).abs() < 1e-12);
+        assert_eq!(at(2, "3")["customers"], 4);
+        // A has a difference where B is best, and none where it is best itself.
+        assert_eq!(at(0, "1")["baseline"], "B");
+        assert!(at(0, "3").is_null() && at(1, "1").is_null());
+        assert!(v["runs"][3]["paired_ndcg"].is_null(), "X is the only baseline of its target");
+        let md = markdown(&rep);
+        assert!(md.contains("Paired differences against the best baseline (NDCG@1: B (0.2500); NDCG@3: A ("), "{md}");
+        assert!(md.contains("| C | +0.2500 | ["), "{md}");
+    }
+
     fn table(ks: &[usize], hit_at: usize) -> MetricTable {
         customers(ks, &[hit_at])
     }
@@ -793,6 +995,7 @@ mod tests {
             target: target.into(),
             params: None,
             selection: None,
+            baseline: false,
             fit_seconds: 1.5,
             score_seconds: 0.25,
             table: t,
@@ -989,8 +1192,10 @@ mod tests {
             "customers",
             "revenue_customers",
             "ks",
+            "baseline",
             "metrics",
             "std_errors",
+            "paired_ndcg",
             "coverage",
             "mean_popularity",
         ]

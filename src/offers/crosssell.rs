@@ -1,40 +1,121 @@
-//! A customer in, complementary items out: what they have not bought, preferring the
-//! categories they have not bought (or rarely buy), with a reason a marketer can read.
+//! A customer in, complementary items out: items in categories they have never bought, with
+//! a reason a marketer can read.
 //!
-//! Two kinds of evidence are combined. Collaborative filtering (the model's own scorer)
-//! says which items customers like this one buy. Basket rules say which items are bought
-//! together with what this customer bought: for each candidate, the strongest rule from one
-//! of their items, by lift. Each is scaled to 0..1 within the customer's candidates
-//! (collaborative scores by the best one; lifts as `ln(lift) / ln(best lift)`, rules with a
-//! lift of 1 or less carrying no evidence), mixed by `cf_weight`, and multiplied by a
-//! novelty factor `1 / (1 + n)^novelty`, where `n` is the number of the customer's items in
-//! the candidate's category. Ties break by item id.
+//! The default scoring ([`Scoring::NewCategories`]) offers only items of categories (at the
+//! caller's level) the customer bought nothing of, and items with a category: whether an
+//! item without one opens a new category nobody can say, and a list that promises new
+//! categories should keep the promise (a hard filter beat every soft preference measured).
+//! It scores in two stages, "will this customer enter category `c`" times "which item of
+//! `c`", as a product of powers (a sum of logarithms, weights in [`NewCategoryWeights`]):
+//!
+//! - `P(c)`: a category-level EASE fitted on the customers x categories matrix (1 where the
+//!   customer bought anything in the category), scored from the customer's categories
+//!   (at least 1e-6);
+//! - `entries(c) + 1`: how many customers bought in `c` for the first time within
+//!   [`CrossSellParams::entry_window_days`] before the newest purchase: which categories
+//!   customers are entering now (a season, a launch), which no co-occurrence shows;
+//! - `share(j)`: the item's share of its category's buyers, each buyer weighted by
+//!   `0.5^(age / half-life)` of their latest purchase of it (plus 0.001 on both sides);
+//! - `cf(j) / max cf + 0.0001`: the model's own score, scaled by the customer's best new-
+//!   category candidate (below 0 counts 0);
+//! - `exp(lift)`, `lift` being `ln(l) / ln(best l)` for the strongest basket rule from one
+//!   of the customer's items to the candidate (0 without one).
+//!
+//! The earlier [`Scoring::Mix`] ranks collaborative and basket-rule candidates of any
+//! category: each scaled to 0..1 within the customer's candidates (collaborative scores by
+//! the best one; lifts as `ln(lift) / ln(best lift)`, rules with a lift of 1 or less carrying
+//! no evidence), mixed by `cf_weight`, and multiplied by a novelty factor
+//! `1 / (1 + n)^novelty`, where `n` is the number of the customer's items in the
+//! candidate's category. Ties break by item id in both.
 //!
 //! Architecture invariant: like every scorer, this does no I/O and cannot fail; one
-//! customer's offers depend only on the model, the rules and the catalogue.
+//! customer's offers depend only on the model, the rules, the catalogue and the category
+//! entries.
 
+use rustc_hash::FxHashMap;
+
+use crate::algo::ease::{Ease, EaseParams, EaseScratch};
 use crate::ids::{CustomerIdx, ItemIdx};
+use crate::ingest::PurchaseLog;
+use crate::matrix::Csr;
 use crate::model::Model;
 use crate::offers::rules::Rule;
 use crate::recommend::{Recommendation, ResolvedFilter, Scorer, Scratch, Source};
 
+/// Which scoring ranks the offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scoring {
+    /// Only categories new to the customer, in two stages (the module's overview).
+    #[default]
+    NewCategories,
+    /// Collaborative and basket-rule candidates of any category, mixed by `cf_weight` and
+    /// weighed by a soft novelty factor.
+    Mix,
+}
+
+/// The exponents of the new-categories score's factors (see the module's overview),
+/// chosen on validation windows carved from the training part of The Complete Journey
+/// and UCI Online Retail (BENCHMARKS.md, "Cross-sell on its own target").
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NewCategoryWeights {
+    /// Of `P(c)`, the category-level EASE score.
+    pub category: f64,
+    /// Of `entries(c) + 1`, the customers entering the category lately.
+    pub entries: f64,
+    /// Of the item's share of its category's (recent) buyers.
+    pub share: f64,
+    /// Of the collaborative score.
+    pub cf: f64,
+    /// Of `exp(lift)`.
+    pub lift: f64,
+}
+
+impl Default for NewCategoryWeights {
+    fn default() -> Self {
+        NewCategoryWeights { category: 2.0, entries: 1.5, share: 1.0, cf: 1.0, lift: 1.0 }
+    }
+}
+
 /// How candidates are weighed. Validate with [`CrossSellParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CrossSellParams {
-    /// Share of the score from collaborative filtering (the rest from basket lift), 0 to 1.
+    /// The scoring.
+    pub scoring: Scoring,
+    /// Mix: share of the score from collaborative filtering (the rest from basket lift),
+    /// 0 to 1.
     pub cf_weight: f64,
-    /// Exponent of the novelty factor: 0 ignores categories; larger prefers unbought ones
-    /// more strongly.
+    /// Mix: exponent of the novelty factor: 0 ignores categories; larger prefers unbought
+    /// ones more strongly.
     pub novelty: f64,
-    /// Collaborative candidates considered per customer.
+    /// Mix: collaborative candidates considered per customer.
     pub candidates: usize,
     /// Rules kept per antecedent item (the strongest by lift).
     pub rules_per_item: usize,
+    /// New categories: the factors' exponents.
+    pub weights: NewCategoryWeights,
+    /// New categories: the penalty of the category-level EASE.
+    pub category_lambda: f32,
+    /// New categories: how far back (days before the newest purchase) a first purchase
+    /// in a category counts as entering it lately.
+    pub entry_window_days: f64,
+    /// New categories: the half-life (days) of a buyer's weight in an item's share.
+    pub share_half_life_days: f64,
 }
 
 impl Default for CrossSellParams {
     fn default() -> Self {
-        CrossSellParams { cf_weight: 0.5, novelty: 1.0, candidates: 200, rules_per_item: 50 }
+        CrossSellParams {
+            scoring: Scoring::NewCategories,
+            cf_weight: 0.5,
+            novelty: 1.0,
+            candidates: 200,
+            rules_per_item: 50,
+            weights: NewCategoryWeights::default(),
+            category_lambda: 100.0,
+            entry_window_days: 30.0,
+            share_half_life_days: 15.0,
+        }
     }
 }
 
@@ -49,6 +130,18 @@ impl CrossSellParams {
         }
         if self.candidates == 0 || self.rules_per_item == 0 {
             return Err("candidates and rules per item must be at least 1".into());
+        }
+        let w = &self.weights;
+        if ![w.category, w.entries, w.share, w.cf, w.lift].iter().all(|x| x.is_finite() && *x >= 0.0) {
+            return Err(format!("the new-category weights must be numbers >= 0, got {w:?}"));
+        }
+        if !(self.category_lambda.is_finite() && self.category_lambda > 0.0) {
+            return Err(format!("the category penalty must be a number > 0, got {}", self.category_lambda));
+        }
+        for (what, x) in [("entry window", self.entry_window_days), ("share half-life", self.share_half_life_days)] {
+            if !(x.is_finite() && x > 0.0) {
+                return Err(format!("the {what} must be a number of days > 0, got {x}"));
+            }
         }
         Ok(())
     }
@@ -74,6 +167,129 @@ pub struct Offer {
 /// A candidate: item, collaborative score, strongest rule (antecedent, confidence, lift).
 type Candidate = (u32, f64, Option<(ItemIdx, f64, f64)>);
 
+/// Per category group, how many customers bought in it for the first time lately: what
+/// the new-categories scoring learns from the purchase rows beside the model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CategoryEntries {
+    counts: FxHashMap<u32, u32>,
+}
+
+impl CategoryEntries {
+    /// Counts, per category, the customers whose first purchase in it (over the rows
+    /// `rows` marks, all when `None`) falls within `window_days` before `reference` (the
+    /// model's newest purchase, [`crate::matrix::Interactions::decay_reference`]).
+    /// `category[j]` is item `j`'s group. Without purchase times (or a reference) every
+    /// customer who bought in the category counts: its breadth, not its trend.
+    pub fn learn(
+        log: &PurchaseLog,
+        rows: Option<&[bool]>,
+        category: &[Option<u32>],
+        reference: Option<i64>,
+        window_days: f64,
+    ) -> Self {
+        let mut first: FxHashMap<(u32, u32), i64> = FxHashMap::default();
+        for (k, r) in log.rows.iter().enumerate() {
+            if r.quantity <= 0.0 || rows.is_some_and(|m| !m.get(k).copied().unwrap_or(false)) {
+                continue;
+            }
+            let Some(g) = category.get(r.item.get()).copied().flatten() else { continue };
+            let t = r.time.unwrap_or(i64::MIN);
+            let e = first.entry((r.customer.0, g)).or_insert(t);
+            *e = (*e).min(t);
+        }
+        let since = reference.map(|t| t.saturating_sub((window_days * 86_400.0) as i64));
+        let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+        for (&(_, g), &t) in &first {
+            if since.is_none_or(|s| t != i64::MIN && t >= s) {
+                *counts.entry(g).or_default() += 1;
+            }
+        }
+        CategoryEntries { counts }
+    }
+
+    /// The customers who entered category group `g` lately.
+    pub fn get(&self, g: u32) -> u32 {
+        self.counts.get(&g).copied().unwrap_or(0)
+    }
+}
+
+/// What the new-categories scoring knows about categories, over dense category numbers.
+struct Categories {
+    /// Per item, its dense category.
+    of: Vec<Option<u32>>,
+    /// The category-level EASE (`None` when it could not be fitted: a catalogue level
+    /// with more categories than memory allows, then `breadth` stands in).
+    ease: Option<Ease>,
+    /// Per category, the share of customers who bought in it.
+    breadth: Vec<f64>,
+    /// Per category, `weights.entries * ln(entries + 1)`.
+    entry_term: Vec<f64>,
+    /// Per item, `weights.share * ln(share)`.
+    share_term: Vec<f64>,
+}
+
+impl Categories {
+    fn new(model: &Model, category: &[Option<u32>], entries: &CategoryEntries, p: &CrossSellParams) -> Self {
+        let mut groups: Vec<u32> = category.iter().flatten().copied().collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let of: Vec<Option<u32>> =
+            category.iter().map(|g| g.and_then(|g| groups.binary_search(&g).ok()).map(|d| d as u32)).collect();
+        let n = groups.len();
+        let data = model.interactions();
+        let counts = data.counts();
+        let customers = counts.rows();
+        let (mut indptr, mut indices) = (vec![0usize], Vec::new());
+        let mut row = Vec::new();
+        let mut breadth = vec![0.0; n];
+        for c in 0..customers {
+            let r = counts.indptr().outer_inds_sz(c);
+            row.clear();
+            row.extend(counts.indices()[r].iter().filter_map(|&j| of.get(j as usize).copied().flatten()));
+            row.sort_unstable();
+            row.dedup();
+            for &g in &row {
+                breadth[g as usize] += 1.0;
+            }
+            indices.extend_from_slice(&row);
+            indptr.push(indices.len());
+        }
+        let with_purchases = data.customers_with_purchases().max(1) as f64;
+        breadth.iter_mut().for_each(|b| *b /= with_purchases);
+        let ones = vec![1f32; indices.len()];
+        let ease = Csr::try_new((customers, n), indptr, indices, ones).ok().and_then(|x| {
+            let params = EaseParams { lambda: p.category_lambda, ..EaseParams::default() };
+            Ease::fit(&x, &params, crate::algo::ease::memory_budget()).ok()
+        });
+        // Buyers per item, each weighted by the age of their latest purchase of it.
+        let reference = data.decay_reference();
+        let mut buyers = vec![0.0f64; category.len()];
+        let times = data.last_time();
+        for (k, &j) in counts.indices().iter().enumerate() {
+            let w = match (reference, times) {
+                (Some(t0), Some(t)) => crate::matrix::decay_factor(t0, t[k], p.share_half_life_days),
+                _ => 1.0,
+            };
+            if let Some(b) = buyers.get_mut(j as usize) {
+                *b += w;
+            }
+        }
+        let mut total = vec![0.0f64; n];
+        for (j, g) in of.iter().enumerate() {
+            if let Some(g) = g {
+                total[*g as usize] += buyers[j];
+            }
+        }
+        let share_term = of
+            .iter()
+            .enumerate()
+            .map(|(j, g)| g.map_or(0.0, |g| p.weights.share * ((buyers[j] + 1e-3) / (total[g as usize] + 1e-3)).ln()))
+            .collect();
+        let entry_term = groups.iter().map(|&g| p.weights.entries * f64::from(entries.get(g) + 1).ln()).collect();
+        Categories { of, ease, breadth, entry_term, share_term }
+    }
+}
+
 /// Scores offers for customers of one model.
 pub struct CrossSell<'a> {
     scorer: Scorer<'a>,
@@ -81,19 +297,25 @@ pub struct CrossSell<'a> {
     outgoing: Vec<Vec<(u32, f64, f64)>>,
     /// Per item, its category group.
     category: Vec<Option<u32>>,
+    /// For the new-categories scoring.
+    categories: Option<Categories>,
+    /// Items anyone bought (the others have no evidence).
+    bought_by_anyone: Vec<bool>,
     params: CrossSellParams,
 }
 
 impl<'a> CrossSell<'a> {
     /// Builds the scorer. `rules` are over the model's items (same indices); `category`
-    /// has one entry per model item; `filter` is the model's resolved filter (its allow and
-    /// deny lists, category restrictions included, say what may be offered; bought items
-    /// never are).
+    /// has one entry per model item; `entries` are learned from the rows the model was
+    /// fitted on with the same categories ([`CategoryEntries::learn`]; the new-categories
+    /// scoring only); `filter` is the model's resolved filter (its allow and deny lists,
+    /// category restrictions included, say what may be offered; bought items never are).
     pub fn new(
         model: &'a Model,
         filter: &'a ResolvedFilter,
         rules: &[Rule],
         category: Vec<Option<u32>>,
+        entries: &CategoryEntries,
         params: CrossSellParams,
     ) -> Self {
         let items = model.items().len();
@@ -107,24 +329,154 @@ impl<'a> CrossSell<'a> {
             list.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
             list.truncate(params.rules_per_item);
         }
-        CrossSell { scorer: model.scorer(filter), outgoing, category, params }
+        let categories =
+            (params.scoring == Scoring::NewCategories).then(|| Categories::new(model, &category, entries, &params));
+        let bought_by_anyone = model.buyers().iter().map(|&b| b > 0).collect();
+        CrossSell { scorer: model.scorer(filter), outgoing, category, categories, bought_by_anyone, params }
     }
 
     /// Per-worker buffers.
     pub fn scratch(&self) -> CrossSellScratch {
+        let ease = self.categories.as_ref().and_then(|c| c.ease.as_ref());
         CrossSellScratch {
             scratch: self.scorer.scratch(),
             recs: Vec::new(),
             cands: Vec::new(),
             merged: Vec::new(),
             per_category: std::collections::HashMap::new(),
+            items: Vec::new(),
+            affinity: Vec::new(),
+            had: Vec::new(),
+            category_scores: vec![0.0; ease.map_or(0, Ease::items)],
+            ease: ease.map(Ease::scratch).unwrap_or_default(),
+            scored: Vec::new(),
         }
     }
 
     /// The customer's best `n` offers, best first, in `out` (cleared first).
     pub fn offers(&self, c: CustomerIdx, n: usize, s: &mut CrossSellScratch, out: &mut Vec<Offer>) {
+        match &self.categories {
+            Some(cats) => self.new_category_offers(cats, c, n, s, out),
+            None => self.mixed_offers(c, n, s, out),
+        }
+    }
+
+    /// The new-categories scoring (the module's overview).
+    fn new_category_offers(
+        &self,
+        cats: &Categories,
+        c: CustomerIdx,
+        n: usize,
+        s: &mut CrossSellScratch,
+        out: &mut Vec<Offer>,
+    ) {
+        out.clear();
         let q = self.scorer.query(c);
-        let CrossSellScratch { scratch, recs, cands, merged, per_category } = s;
+        let w = &self.params.weights;
+        // The customer's categories, and the category-level score of every category.
+        s.had.clear();
+        s.had.extend(q.items.iter().filter_map(|&j| cats.of.get(j as usize).copied().flatten()));
+        s.had.sort_unstable();
+        s.had.dedup();
+        let category_term: &[f32] = match &cats.ease {
+            Some(ease) => {
+                // (The affinity buffer holds the category weights, all 1, until it is used.)
+                s.affinity.clear();
+                s.affinity.resize(s.had.len(), 1.0);
+                ease.score(&s.had, &s.affinity, &mut s.category_scores, &mut s.ease);
+                &s.category_scores
+            }
+            None => &[],
+        };
+        let p_category = |g: u32| -> f64 {
+            let p = match category_term.get(g as usize) {
+                Some(&x) => f64::from(x),
+                None => cats.breadth[g as usize],
+            };
+            w.category * p.max(1e-6).ln()
+        };
+        // Candidates: bought by someone, in a category new to the customer, allowed, not
+        // seen (bought items are in the customer's categories).
+        s.items.clear();
+        s.items.extend((0..cats.of.len() as u32).filter(|&j| {
+            cats.of[j as usize].is_some_and(|g| s.had.binary_search(&g).is_err())
+                && self.bought_by_anyone.get(j as usize).copied().unwrap_or(false)
+                && self.scorer.allows(j)
+                && !q.seen.contains(&j)
+        }));
+        if s.items.is_empty() {
+            return;
+        }
+        self.scorer.affinity(&q, &s.items, &mut s.scratch, &mut s.affinity);
+        let best_cf = s.affinity.iter().copied().fold(0f32, f32::max);
+        let best_cf = if best_cf > 0.0 { f64::from(best_cf) } else { 1.0 };
+        // The strongest rule from the customer's items to each candidate.
+        s.cands.clear();
+        for &i in q.items {
+            for &(j, confidence, lift) in &self.outgoing[i as usize] {
+                s.cands.push((j, 0.0, Some((ItemIdx(i), confidence, lift))));
+            }
+        }
+        s.cands.sort_by_key(|c| c.0);
+        s.merged.clear();
+        for group in s.cands.chunk_by(|a, b| a.0 == b.0) {
+            if s.items.binary_search(&group[0].0).is_ok() {
+                let with = group
+                    .iter()
+                    .filter_map(|g| g.2)
+                    .max_by(|a, b| a.2.total_cmp(&b.2).then(a.1.total_cmp(&b.1)).then(b.0.0.cmp(&a.0.0)));
+                s.merged.push((group[0].0, 0.0, with));
+            }
+        }
+        let best_lift = s.merged.iter().filter_map(|m| m.2).map(|r| r.2).fold(1.0, f64::max);
+        let mut rules = s.merged.iter().peekable();
+        s.scored.clear();
+        for (&j, &cf) in s.items.iter().zip(&s.affinity) {
+            let g = cats.of[j as usize].unwrap_or(0);
+            let mut with = None;
+            while let Some(r) = rules.peek() {
+                if r.0 < j {
+                    rules.next();
+                } else {
+                    if r.0 == j {
+                        with = r.2;
+                    }
+                    break;
+                }
+            }
+            let lift = match with {
+                Some((_, _, l)) if best_lift > 1.0 => l.ln() / best_lift.ln(),
+                _ => 0.0,
+            };
+            let cf = (f64::from(cf) / best_cf).max(0.0);
+            let score = p_category(g)
+                + cats.entry_term[g as usize]
+                + cats.share_term[j as usize]
+                + w.cf * (cf + 1e-4).ln()
+                + w.lift * lift;
+            s.scored.push((score, j, cf, with));
+        }
+        let by_score = |a: &Scored, b: &Scored| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        if s.scored.len() > n {
+            s.scored.select_nth_unstable_by(n, by_score);
+            s.scored.truncate(n);
+        }
+        s.scored.sort_by(by_score);
+        let top = s.scored.first().map_or(0.0, |x| x.0);
+        out.extend(s.scored.iter().map(|&(score, j, cf, with)| Offer {
+            item: ItemIdx(j),
+            score: (score - top).exp(),
+            category: self.category.get(j as usize).copied().flatten(),
+            bought_in_category: 0,
+            with,
+            cf,
+        }));
+    }
+
+    /// The mixed scoring ([`Scoring::Mix`]).
+    fn mixed_offers(&self, c: CustomerIdx, n: usize, s: &mut CrossSellScratch, out: &mut Vec<Offer>) {
+        let q = self.scorer.query(c);
+        let CrossSellScratch { scratch, recs, cands, merged, per_category, .. } = s;
         self.scorer.recommend(&q, self.params.candidates, scratch, recs);
         let bought = q.items;
         // Candidates: (item, collaborative score, strongest rule).
@@ -199,4 +551,16 @@ pub struct CrossSellScratch {
     merged: Vec<Candidate>,
     /// The customer's items per category.
     per_category: std::collections::HashMap<u32, u32>,
+    /// New categories: the candidates, their collaborative scores, the customer's
+    /// categories, every category's score, the category model's buffers, the scored
+    /// candidates.
+    items: Vec<u32>,
+    affinity: Vec<f32>,
+    had: Vec<u32>,
+    category_scores: Vec<f32>,
+    ease: EaseScratch,
+    scored: Vec<Scored>,
 }
+
+/// A scored candidate: score, item, scaled collaborative score, strongest rule.
+type Scored = (f64, u32, f64, Option<(ItemIdx, f64, f64)>);

@@ -121,6 +121,7 @@ fn offers_are_new_to_the_customer_with_reasons_and_categories() {
         assert!(r[5].contains("bought together with") || r[5].contains("customers like you"), "{r:?}");
         let new_cat = !have[&r[0]].iter().any(|i| dept[i.as_str()] == r[4]);
         assert_eq!(r[5].contains("new category for you"), new_cat, "{r:?}");
+        assert!(new_cat, "the default scoring offers only new categories: {r:?}");
         per_customer.entry(&r[0]).or_default().push(r[3].parse().unwrap());
     }
     for (c, scores) in per_customer {
@@ -132,14 +133,16 @@ fn offers_are_new_to_the_customer_with_reasons_and_categories() {
     assert!(fx.run(&["--level", "0", "--out", &out4, "--threads", "4", "--top", "4"]).status.success());
     assert_eq!(fs::read(&out).unwrap(), fs::read(&out4).unwrap());
 
-    // Restricting and excluding categories.
+    // Restricting and excluding categories (in the mixed scoring, which offers any
+    // category: this small catalogue leaves few new ones).
     fs::write(fx.dir.path().join("only.txt"), "produce\n").unwrap();
     let only = fx.path("only.csv");
-    assert!(fx.run(&["--level", "0", "--out", &only, "--categories", &fx.path("only.txt")]).status.success());
+    let mix = |args: &[&str]| fx.run(&[args, &["--scoring", "mix"][..]].concat()).status.success();
+    assert!(mix(&["--level", "0", "--out", &only, "--categories", &fx.path("only.txt")]));
     assert!(rows(&only).iter().all(|r| r[4] == "produce"));
     fs::write(fx.dir.path().join("not.txt"), "dairy\nfruit\n").unwrap();
     let not = fx.path("not.csv");
-    assert!(fx.run(&["--level", "0", "--out", &not, "--exclude-categories", &fx.path("not.txt")]).status.success());
+    assert!(mix(&["--level", "0", "--out", &not, "--exclude-categories", &fx.path("not.txt")]));
     let not_rows = rows(&not);
     assert!(
         !not_rows.is_empty()
@@ -150,11 +153,12 @@ fn offers_are_new_to_the_customer_with_reasons_and_categories() {
     assert!(not_rows.iter().all(|r| !["apple", "banana", "milk", "cheese", "yogurt"].contains(&r[2].as_str())));
 
     // Without the novelty preference, the scores are the plain mix of evidence: no lower.
-    let flat = fx.path("flat.csv");
-    assert!(fx.run(&["--level", "0", "--out", &flat, "--novelty", "0", "--top", "4"]).status.success());
+    let (flat, mixed) = (fx.path("flat.csv"), fx.path("mixed.csv"));
+    assert!(mix(&["--level", "0", "--out", &flat, "--novelty", "0", "--top", "4"]));
+    assert!(mix(&["--level", "0", "--out", &mixed, "--top", "4"]));
     let top =
         |rows: &[Vec<String>]| rows.iter().filter(|r| r[1] == "1").map(|r| r[3].parse::<f64>().unwrap()).sum::<f64>();
-    assert!(top(&rows(&flat)) >= top(&got) - 1e-9);
+    assert!(top(&rows(&flat)) >= top(&rows(&mixed)) - 1e-9);
 }
 
 #[test]
@@ -396,7 +400,7 @@ fn the_default_level_exists_in_the_catalogue_and_is_logged() {
 }
 
 /// Cross-sell takes recommend's filter flags: a deny list keeps out an item that is not in
-/// the catalogue (offered on evidence alone otherwise, as postage is in the bundled data),
+/// the catalogue (offered on evidence alone by the mixed scoring, as postage is in the bundled data),
 /// an allow list restricts the offers to its items.
 #[test]
 fn cross_sell_takes_the_deny_and_allow_lists() {
@@ -416,17 +420,23 @@ fn cross_sell_takes_the_deny_and_allow_lists() {
     fs::write(fx.dir.path().join("p.csv"), text).unwrap();
     let out = fx.path("offers.csv");
     let all = |out: &str| rows(out).into_iter().map(|r| (r[0].clone(), r[2].clone())).collect::<Vec<_>>();
+    // The default scoring never offers an item without a category; the mixed one does,
+    // unless it is denied.
     ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--top", "10", "--out", &out]));
+    assert!(!all(&out).is_empty() && all(&out).iter().all(|(_, i)| i != "postage"));
+    ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--top", "10", "--out", &out, "--scoring", "mix"]));
     assert!(all(&out).iter().any(|(_, i)| i == "postage"), "postage is offered without a deny list");
 
     fs::write(fx.dir.path().join("deny.txt"), "postage\nghost\n").unwrap();
-    let log = ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--deny", &fx.path("deny.txt"), "--out", &out]));
+    let deny = ["--deny", &fx.path("deny.txt"), "--out", &out, "--scoring", "mix"];
+    let log = ok(cross_sell(&fx, "catalog.csv", "department,aisle", &deny));
     assert!(log.contains("deny.txt: 1 of its 2 item ids is not in the model"), "{log}");
     let denied = all(&out);
     assert!(!denied.is_empty() && denied.iter().all(|(_, i)| i != "postage"), "{denied:?}");
 
     fs::write(fx.dir.path().join("allow.txt"), "water\njuice\nbread\n").unwrap();
-    ok(cross_sell(&fx, "catalog.csv", "department,aisle", &["--allow", &fx.path("allow.txt"), "--out", &out]));
+    let allow = ["--allow", &fx.path("allow.txt"), "--out", &out, "--scoring", "mix"];
+    ok(cross_sell(&fx, "catalog.csv", "department,aisle", &allow));
     let allowed = all(&out);
     assert!(!allowed.is_empty(), "some customers have not bought all three");
     assert!(allowed.iter().all(|(_, i)| ["water", "juice", "bread"].contains(&i.as_str())), "{allowed:?}");

@@ -545,7 +545,10 @@ fn eval_job_measures_every_algorithm() {
     assert_eq!(sections.len(), 2, "{md}");
     for (section, target) in sections.iter().zip(["new-items", "all-items"]) {
         assert!(section.starts_with(&format!("{target}\n")), "{section}");
-        let table: Vec<&str> = section.lines().filter(|l| l.starts_with('|')).collect();
+        // The first table; the second holds the paired differences against popularity.
+        let table: Vec<&str> =
+            section.lines().skip_while(|l| !l.starts_with('|')).take_while(|l| l.starts_with('|')).collect();
+        assert!(section.contains("\nPaired differences against the best baseline (NDCG@5: popularity ("), "{section}");
         let header: Vec<&str> = table[0].split('|').map(str::trim).collect();
         assert_eq!(header[1], "algorithm");
         assert!(table[1].starts_with("|---|---:|"), "{section}");
@@ -650,6 +653,21 @@ fn ranking_metrics(list: &[String], relevant: &BTreeSet<String>, k: usize) -> [f
 
 const RANKING: [&str; 5] = ["precision", "recall", "ndcg", "hit_rate", "mrr"];
 
+/// Popularity's top 10 for customer `c`: items by training buyers, most first, ties in
+/// natural id order; a customer's bought and seen items are left out on new items, seen
+/// items on all items.
+fn popularity_list(split: &SplitFiles, c: &str, exclude_bought: bool) -> Vec<String> {
+    let mut popular: Vec<&String> = split.buyers.keys().collect();
+    popular.sort_by(|a, b| split.buyers[*b].cmp(&split.buyers[*a]).then_with(|| natural(a, b)));
+    let (bought, seen) = (split.bought(c), split.seen(c));
+    popular
+        .iter()
+        .filter(|i| !(seen.contains(**i) || (exclude_bought && bought.contains(**i))))
+        .take(10)
+        .map(|i| i.to_string())
+        .collect()
+}
+
 #[test]
 fn popularity_matches_a_computation_from_the_split_files() {
     let fx = Fx::new();
@@ -678,22 +696,7 @@ fn popularity_matches_a_computation_from_the_split_files() {
     assert_eq!(keys(&split.test), keys(&test), "test.csv is not the rows at or after {}", format_2023(cutoff));
     assert_eq!(keys(&split.train), keys(&train), "train.csv is not the rows before {}", format_2023(cutoff));
 
-    // Popularity: items by training buyers, most first, ties in natural id order; a
-    // customer's bought and seen items are left out on new items, seen items on all items.
-    let mut popular: Vec<&String> = split.buyers.keys().collect();
-    popular.sort_by(|a, b| split.buyers[*b].cmp(&split.buyers[*a]).then_with(|| natural(a, b)));
-    let list = |c: &str, exclude_bought: bool| -> Vec<String> {
-        let (bought, seen) = (split.bought(c), split.seen(c));
-        popular
-            .iter()
-            .filter(|i| {
-                let excluded = seen.contains(**i) || (exclude_bought && bought.contains(**i));
-                !excluded
-            })
-            .take(10)
-            .map(|i| i.to_string())
-            .collect()
-    };
+    let list = |c: &str, exclude_bought: bool| popularity_list(&split, c, exclude_bought);
     let new = split.new_items();
     let all: Vec<(String, BTreeSet<String>)> =
         split.measured().into_iter().map(|(c, items)| (c.clone(), items.clone())).collect();
@@ -870,6 +873,82 @@ fn outside_lists_are_measured_as_computed_by_hand() {
     // Every customer's new items fit in the first 10, so all are found: revenue recall 1.
     assert!(new.iter().all(|(_, items)| items.len() <= 10));
     assert!(close(report.value("perfect", "new-items", "revenue_recall", 10), 1.0));
+}
+
+/// Each run's paired difference in NDCG against the best baseline (here popularity, the
+/// only one), recomputed from the lists: per customer of the target, the run's NDCG minus
+/// popularity's, a customer without a list counting 0; the mean and mean ± 1.96 sample
+/// standard deviations / √n.
+#[test]
+fn paired_differences_match_a_computation_from_the_lists() {
+    let fx = Fx::new();
+    fx.eval_ok("first", &["--test-share", "0.2", "--algorithm", "popularity", "--write-split", "split"]);
+    let split = SplitFiles::read(&fx.path("split"));
+    let new = split.new_items();
+    // half: exactly the new held-out items for every other customer, nothing for the rest;
+    // shifted: popularity's own list from its third item on, for every customer.
+    let (mut half, mut shifted) = (BTreeMap::new(), BTreeMap::new());
+    let (mut half_csv, mut shifted_csv) =
+        (String::from("customer_id,item_id,rank\n"), String::from("customer_id,item_id,rank\n"));
+    for (n, (c, items)) in new.iter().enumerate() {
+        if n % 2 == 0 {
+            let list: Vec<String> = items.iter().cloned().collect();
+            for (r, i) in list.iter().enumerate() {
+                half_csv.push_str(&format!("{c},{i},{}\n", r + 1));
+            }
+            half.insert(c.clone(), list);
+        }
+        let list: Vec<String> = popularity_list(&split, c, true).into_iter().skip(2).collect();
+        for (r, i) in list.iter().enumerate() {
+            shifted_csv.push_str(&format!("{c},{i},{}\n", r + 1));
+        }
+        shifted.insert(c.clone(), list);
+    }
+    fx.write("half.csv", &half_csv);
+    fx.write("shifted.csv", &shifted_csv);
+    let args = [
+        "--test-share",
+        "0.2",
+        "--k",
+        "1,3,10",
+        "--targets",
+        "new-items",
+        "--algorithm",
+        "popularity",
+        "--measure",
+        "half:new-items=half.csv",
+        "--measure",
+        "shifted:new-items=shifted.csv",
+    ];
+    let (report, _) = fx.eval_ok("out", &args);
+    assert!(report.run("popularity", "new-items")["paired_ndcg"].is_null(), "the best baseline has no difference");
+    assert_eq!(report.run("popularity", "new-items")["baseline"], Value::Bool(true));
+    let n = new.len() as f64;
+    let ndcg = |list: &[String], relevant: &BTreeSet<String>, k: usize| ranking_metrics(list, relevant, k)[2];
+    for k in [1, 3, 10] {
+        let pop: Vec<f64> = new.iter().map(|(c, rel)| ndcg(&popularity_list(&split, c, true), rel, k)).collect();
+        for (name, lists) in [("half", &half), ("shifted", &shifted)] {
+            let diffs: Vec<f64> =
+                new.iter().zip(&pop).map(|((c, rel), p)| lists.get(c).map_or(0.0, |l| ndcg(l, rel, k)) - p).collect();
+            let mean = diffs.iter().sum::<f64>() / n;
+            let sd = (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let got = &report.run(name, "new-items")["paired_ndcg"][k.to_string()];
+            assert_eq!(got["baseline"], "popularity", "{name}@{k}: {got}");
+            assert_eq!(got["customers"].as_u64(), Some(new.len() as u64), "{name}@{k}");
+            let num = |key: &str| got[key].as_f64().unwrap_or_else(|| panic!("{name}@{k}: no {key} in {got}"));
+            assert!(close(num("baseline_ndcg"), pop.iter().sum::<f64>() / n), "{name}@{k}: {got}");
+            assert!(close(num("difference"), mean), "{name}@{k}: difference {} vs {mean}", num("difference"));
+            let half_width = 1.96 * sd / n.sqrt();
+            assert!(close(num("low"), mean - half_width), "{name}@{k}: low {} vs {}", num("low"), mean - half_width);
+            assert!(close(num("high"), mean + half_width), "{name}@{k}: high {} vs {}", num("high"), mean + half_width);
+        }
+    }
+    // Not vacuous: half is ahead of popularity for sure, shifted behind it.
+    let at = |name: &str, key: &str| report.run(name, "new-items")["paired_ndcg"]["10"][key].as_f64().unwrap();
+    assert!(at("half", "low") > 0.0 && at("shifted", "difference") != 0.0);
+    let md = fx.text("out/report.md");
+    assert!(md.contains("Paired differences against the best baseline (NDCG@1: popularity"), "{md}");
+    assert!(md.lines().any(|l| l.starts_with("| half | +")), "{md}");
 }
 
 // ---------------------------------------------------------------------------------------

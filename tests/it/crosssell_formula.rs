@@ -1,4 +1,5 @@
-//! The cross-sell score against its documented formula, computed here on tiny catalogues:
+//! The mixed cross-sell score (`Scoring::Mix`) against its documented formula, computed
+//! here on tiny catalogues:
 //! candidates are the collaborative ones and the consequents of the rules from the
 //! customer's items (lift above 1, never bought or seen); each candidate keeps its
 //! strongest rule (lift, then confidence, then the lower antecedent); collaborative scores
@@ -17,7 +18,7 @@ use cobuy::algo::similarity::SimilarityParams;
 use cobuy::ids::{CustomerIdx, ItemIdx};
 use cobuy::matrix::{InteractionsBuilder, Scheme, Weighting};
 use cobuy::model::{FitInfo, FitParams, Model};
-use cobuy::offers::crosssell::{CrossSell, CrossSellParams, Offer};
+use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, Offer, Scoring};
 use cobuy::offers::rules::Rule;
 use cobuy::recommend::Filter;
 use ndarray::Array2;
@@ -161,8 +162,8 @@ fn library_offers_follow_the_formula() {
     let mut nonzero = 0;
     for cf_weight in [0.0, 0.3, 0.5, 1.0] {
         for novelty in [0.0, 1.0, 2.5] {
-            let p = CrossSellParams { cf_weight, novelty, ..CrossSellParams::default() };
-            let cs = CrossSell::new(&model, &filter, &mined, category.clone(), p);
+            let p = CrossSellParams { scoring: Scoring::Mix, cf_weight, novelty, ..CrossSellParams::default() };
+            let cs = CrossSell::new(&model, &filter, &mined, category.clone(), &CategoryEntries::default(), p);
             let (mut s, mut got) = (cs.scratch(), Vec::new());
             for (c, mine) in bought.iter().enumerate() {
                 let blocked: Vec<bool> = (0..ITEMS).map(|j| mine.contains(&j) || (c == 6 && j == 6)).collect();
@@ -316,6 +317,8 @@ fn cross_sell_command_follows_the_formula() {
             "0.05",
             "--min-count",
             "2",
+            "--scoring",
+            "mix",
             "--cf-weight",
             cf_weight,
             "--novelty",
@@ -333,6 +336,7 @@ fn cross_sell_command_follows_the_formula() {
             got.entry(rec[0].to_string()).or_default().push((rec[2].to_string(), rec[3].parse().unwrap()));
         }
         let p = CrossSellParams {
+            scoring: Scoring::Mix,
             cf_weight: cf_weight.parse().unwrap(),
             novelty: novelty.parse().unwrap(),
             ..CrossSellParams::default()
@@ -359,5 +363,207 @@ fn cross_sell_command_follows_the_formula() {
             }
         }
         assert!(got.is_empty(), "offers for unknown customers: {got:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The new-categories scoring (the default), against a naive reading of its definition
+// ---------------------------------------------------------------------------------------
+
+/// The inverse of a small symmetric positive definite matrix, by Gauss-Jordan.
+fn inverse(a: &Array2<f64>) -> Array2<f64> {
+    let n = a.nrows();
+    let mut m = a.clone();
+    let mut inv = Array2::<f64>::eye(n);
+    for col in 0..n {
+        let pivot = (col..n).max_by(|&x, &y| m[[x, col]].abs().total_cmp(&m[[y, col]].abs())).unwrap();
+        for k in 0..n {
+            m.swap([col, k], [pivot, k]);
+            inv.swap([col, k], [pivot, k]);
+        }
+        let d = m[[col, col]];
+        for k in 0..n {
+            m[[col, k]] /= d;
+            inv[[col, k]] /= d;
+        }
+        for r in (0..n).filter(|&r| r != col) {
+            let f = m[[r, col]];
+            for k in 0..n {
+                m[[r, k]] -= f * m[[col, k]];
+                inv[[r, k]] -= f * inv[[col, k]];
+            }
+        }
+    }
+    inv
+}
+
+/// Customers, items, categories and times by hand: the offers of every customer are the
+/// candidates (a category the customer bought nothing of, bought by someone, allowed, not
+/// seen) ranked by `2 ln P(c) + 1.5 ln(entries(c) + 1) + ln share(j) + ln(cf / best + 1e-4)
+/// + lift`, with `P` a dense EASE over customers x categories, entries the customers whose
+/// first purchase in the category is within 30 days of the newest purchase, shares of
+/// buyers weighted by `0.5^(age of their latest purchase / 15 days)`, cf the cosine sums of
+/// item-kNN, lift `ln l / ln(best l)` of the strongest rule; each offer's score is
+/// `exp(its value - the best's)`.
+#[test]
+fn library_new_category_offers_follow_the_formula() {
+    use cobuy::ingest::{Columns, IngestOptions, read_log};
+    use cobuy::offers::crosssell::NewCategoryWeights;
+    const ITEMS: usize = 10;
+    const DAY: i64 = 86_400;
+    let t0 = 1_700_000_000;
+    // (customer, item, day): nine customers over 100 days.
+    let rows: Vec<(usize, usize, i64)> = vec![
+        (0, 0, 1),
+        (0, 2, 50),
+        (0, 4, 95),
+        (0, 0, 99),
+        (1, 1, 3),
+        (1, 3, 80),
+        (1, 6, 90),
+        (2, 2, 10),
+        (2, 3, 12),
+        (2, 5, 85),
+        (3, 0, 20),
+        (3, 7, 75),
+        (3, 8, 99),
+        (4, 4, 5),
+        (4, 6, 30),
+        (4, 9, 98),
+        (5, 1, 40),
+        (5, 5, 41),
+        (5, 7, 94),
+        (6, 3, 60),
+        (6, 8, 61),
+        (7, 2, 70),
+        (7, 9, 72),
+        (7, 6, 96),
+        (8, 0, 2),
+        (8, 1, 88),
+    ];
+    let category = [Some(0), Some(0), Some(1), Some(1), Some(2), Some(2), Some(3), Some(3), None, Some(1)];
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("customer,item,time\n");
+    for &(c, i, d) in &rows {
+        text.push_str(&format!("c{c},i{i},{}\n", t0 + d * DAY));
+    }
+    std::fs::write(dir.path().join("p.csv"), text).unwrap();
+    let mut cols = Columns::new("customer", "item");
+    cols.time = Some("time".into());
+    let (log, _) = read_log(dir.path().join("p.csv"), &IngestOptions::new(cols)).unwrap();
+    let (data, _) = log.interactions(&vec![true; log.rows.len()]);
+    let params = FitParams {
+        algorithm: Algorithm::ItemKnn,
+        neighbors: 100,
+        weighting: Weighting { scheme: Scheme::Binary, ..Weighting::default() },
+        similarity: SimilarityParams::default(),
+        ..FitParams::default()
+    };
+    let model = Model::fit(data, &params, FitInfo::default()).unwrap();
+    let customers = 9;
+    let x =
+        Array2::from_shape_fn(
+            (customers, ITEMS),
+            |(c, i)| {
+                if rows.iter().any(|r| r.0 == c && r.1 == i) { 1.0 } else { 0.0 }
+            },
+        );
+    let rules: Vec<(usize, usize, f64, f64)> =
+        vec![(0, 4, 0.5, 2.0), (2, 6, 0.3, 3.0), (1, 2, 0.4, 1.5), (3, 7, 0.2, 0.8), (0, 5, 0.6, 2.0)];
+    let mined: Vec<Rule> = rules.iter().map(|&(a, b, c, l)| rule(a as u32, b as u32, c, l)).collect();
+    let cats: Vec<Option<u32>> = category.to_vec();
+    // Item 9 is denied.
+    let filter = model.filter(&Filter { deny: vec![ItemIdx(9)], ..Filter::default() }).unwrap();
+    let newest = t0 + 99 * DAY;
+
+    // Category-level EASE, lambda 100, over binary customers x categories.
+    let g = 4;
+    let xc = Array2::from_shape_fn((customers, g), |(c, k)| {
+        if (0..ITEMS).any(|i| x[[c, i]] > 0.0 && category[i] == Some(k as u32)) { 1.0 } else { 0.0 }
+    });
+    let gram = xc.t().dot(&xc) + Array2::<f64>::eye(g) * 100.0;
+    let p = inverse(&gram);
+    let b = Array2::from_shape_fn((g, g), |(i, j)| if i == j { 0.0 } else { -p[[i, j]] / p[[j, j]] });
+    // Entries: first purchase per (customer, category) within 30 days of the newest.
+    let mut entries = vec![0.0f64; g];
+    for c in 0..customers {
+        for k in 0..g as u32 {
+            let first = rows.iter().filter(|r| r.0 == c && category[r.1] == Some(k)).map(|r| r.2).min();
+            if first.is_some_and(|d| t0 + d * DAY >= newest - 30 * DAY) {
+                entries[k as usize] += 1.0;
+            }
+        }
+    }
+    // Shares: buyers weighted by the age of their latest purchase of the item.
+    let weight: Vec<f64> = (0..ITEMS)
+        .map(|i| {
+            (0..customers)
+                .filter_map(|c| rows.iter().filter(|r| r.0 == c && r.1 == i).map(|r| r.2).max())
+                .map(|d| 0.5f64.powf((99 - d) as f64 / 15.0))
+                .sum()
+        })
+        .collect();
+    let in_category = |k: u32| (0..ITEMS).filter(|&i| category[i] == Some(k)).map(|i| weight[i]).sum::<f64>();
+
+    for weights in [
+        NewCategoryWeights::default(),
+        NewCategoryWeights { category: 0.5, entries: 0.0, share: 2.0, cf: 0.3, lift: 3.0 },
+    ] {
+        let p = CrossSellParams { weights, ..CrossSellParams::default() };
+        let learned = CategoryEntries::learn(&log, None, &cats, model.interactions().decay_reference(), 30.0);
+        let cs = CrossSell::new(&model, &filter, &mined, cats.clone(), &learned, p);
+        let (mut s, mut got) = (cs.scratch(), Vec::new());
+        let mut offered = 0;
+        for c in 0..customers {
+            let mine: Vec<usize> = (0..ITEMS).filter(|&i| x[[c, i]] > 0.0).collect();
+            let had: Vec<u32> = mine.iter().filter_map(|&i| category[i]).collect();
+            let cf = cosine_sums(&x, c);
+            let candidates: Vec<usize> =
+                (0..ITEMS).filter(|&j| category[j].is_some_and(|k| !had.contains(&k)) && j != 9).collect();
+            let best_cf = candidates.iter().map(|&j| cf[j]).fold(0.0, f64::max);
+            let best_cf = if best_cf > 0.0 { best_cf } else { 1.0 };
+            let strongest = |j: usize| {
+                rules
+                    .iter()
+                    .filter(|r| r.1 == j && r.3 > 1.0 && mine.contains(&r.0))
+                    .max_by(|a, b| a.3.total_cmp(&b.3).then(a.2.total_cmp(&b.2)).then(b.0.cmp(&a.0)))
+                    .copied()
+            };
+            let best_lift = candidates.iter().filter_map(|&j| strongest(j)).map(|r| r.3).fold(1.0, f64::max);
+            let mut parts = vec![None; ITEMS];
+            let mut value = [f64::NEG_INFINITY; ITEMS];
+            for &j in &candidates {
+                let k = category[j].unwrap();
+                let pc: f64 = (0..g).map(|i| xc[[c, i]] * b[[i, k as usize]]).sum::<f64>().max(1e-6);
+                let lift = strongest(j).map_or(0.0, |r| if best_lift > 1.0 { r.3.ln() / best_lift.ln() } else { 0.0 });
+                let share = (weight[j] + 1e-3) / (in_category(k) + 1e-3);
+                let scaled = (cf[j] / best_cf).max(0.0);
+                value[j] = weights.category * pc.ln()
+                    + weights.entries * (entries[k as usize] + 1.0).ln()
+                    + weights.share * share.ln()
+                    + weights.cf * (scaled + 1e-4).ln()
+                    + weights.lift * lift;
+                parts[j] = Some((k, weight[j], scaled, strongest(j)));
+            }
+            let top = value.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let oracle: Vec<f64> = value.iter().map(|&v| if v.is_finite() { (v - top).exp() } else { 0.0 }).collect();
+            cs.offers(CustomerIdx(c as u32), 10, &mut s, &mut got);
+            let what = format!("c{c}, {weights:?}");
+            let ranked: Vec<(usize, f64)> = got.iter().map(|o| (o.item.get(), o.score)).collect();
+            let twins = |a: usize, b: usize| parts[a].is_some() && parts[a] == parts[b];
+            check_ranking(&ranked, &oracle, 10, TOL, twins).unwrap_or_else(|e| panic!("{what}: {e}"));
+            for o in &got {
+                let (k, _, scaled, with) = parts[o.item.get()].unwrap();
+                assert_eq!((o.category, o.bought_in_category), (Some(k), 0), "{what}");
+                assert!((o.cf - scaled).abs() <= TOL * (1.0 + scaled), "{what}: cf {} vs {scaled}", o.cf);
+                assert_eq!(o.with.map(|(a, c, l)| (a.get(), c, l)), with.map(|r| (r.0, r.2, r.3)), "{what}");
+            }
+            offered += got.len();
+        }
+        assert!(offered > 20, "{offered} offers");
+        // The entries learned are the literal count.
+        for k in 0..g as u32 {
+            assert_eq!(f64::from(learned.get(k)), entries[k as usize], "entries of category {k}");
+        }
     }
 }
