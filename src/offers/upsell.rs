@@ -70,7 +70,9 @@ impl std::str::FromStr for PairMeasure {
 /// Up-sell parameters. Validate with [`UpsellParams::check`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UpsellParams {
-    /// B is an upgrade of A when at least this share dearer (0.1 = 10%).
+    /// B is an upgrade of A when at least this share dearer (0.01 = 1%; the default: any
+    /// real step up, which is what a customer who trades up buys, scored better on the
+    /// validation splits than 5% or 10%).
     pub min_step: f64,
     /// B counts only when bought at most this many days after A.
     pub window_days: u32,
@@ -103,7 +105,7 @@ pub struct UpsellParams {
 impl Default for UpsellParams {
     fn default() -> Self {
         UpsellParams {
-            min_step: 0.1,
+            min_step: 0.01,
             window_days: 365,
             min_path_count: 3,
             pair_measure: PairMeasure::Excess,
