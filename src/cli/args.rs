@@ -939,8 +939,8 @@ pub struct UpsellArgs {
     /// price is an upgrade. Needs --catalog-brand-col.
     #[arg(long, value_delimiter = ',')]
     pub grades: Vec<String>,
-    /// An upgrade is at least this share dearer (0.1 = 10%).
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    /// An upgrade is at least this share dearer (0.01 = 1%).
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
     pub min_step: f64,
     /// The later item must be bought within this many days.
     #[arg(long, default_value_t = 365)]
@@ -968,8 +968,9 @@ pub struct UpsellArgs {
     /// back from the newest purchase (0: no ageing).
     #[arg(long, default_value_t = 120.0, allow_negative_numbers = true)]
     pub anchor_half_life: f64,
-    /// Weight of collaborative affinity in an offer's score (0 to 1).
-    #[arg(long = "affinity-weight", default_value_t = 0.5, allow_negative_numbers = true)]
+    /// Weight of collaborative affinity in an offer's score (0 to 1): the score is
+    /// probability^(1 - w) x affinity^w.
+    #[arg(long = "affinity-weight", default_value_t = 0.65, allow_negative_numbers = true)]
     pub affinity_weight: f64,
     /// Offer by price tiers and popularity alone, learning nothing from purchase order (for
     /// purchases without times).
@@ -1227,9 +1228,9 @@ mod tests {
         let c: CatalogArgs = toml::from_str("").unwrap();
         assert_eq!((c.catalog, c.catalog_item_col.as_deref(), c.catalog_category_cols.len()), (None, None, 0));
         let u: UpsellArgs = toml::from_str("").unwrap();
-        assert_eq!((u.level, u.grades.len(), u.min_step, u.window_days, u.min_path_count), (None, 0, 0.1, 365, 3));
+        assert_eq!((u.level, u.grades.len(), u.min_step, u.window_days, u.min_path_count), (None, 0, 0.01, 365, 3));
         assert_eq!((u.pair_measure.as_str(), u.min_score, u.tiers, u.smoothing), ("excess", 0.0, 4, 10.0));
-        assert_eq!((u.price_cap, u.anchor_half_life, u.affinity_weight, u.tiers_only), (4.0, 120.0, 0.5, false));
+        assert_eq!((u.price_cap, u.anchor_half_life, u.affinity_weight, u.tiers_only), (4.0, 120.0, 0.65, false));
         let s: SplitArgs = toml::from_str("").unwrap();
         assert_eq!((s.method.as_str(), s.cutoff, s.test_share, s.fraction, s.seed), ("time", None, None, None, None));
         let e: EvalArgs = toml::from_str("").unwrap();

@@ -265,7 +265,7 @@ fn offers(path: &str) -> Vec<Vec<String>> {
 }
 
 /// Checks every offer: new to the customer, in its anchor's category, dearer than it by
-/// at least the default 10% step, at most 4x the dearest item the customer bought in the
+/// at least the default 1% step, at most 4x the dearest item the customer bought in the
 /// category, anchored on the customer's latest purchase there, ranks 1.. with
 /// non-increasing scores; never a free item.
 fn check_offers(got: &[Vec<String>], top: usize) {
@@ -289,7 +289,7 @@ fn check_offers(got: &[Vec<String>], top: usize) {
         let (it, an) = (&cat[item], &cat[anchor]);
         assert_eq!(it.category, an.category, "offer in another category than its anchor: {r:?}");
         assert!(it.price > 0.0, "a free item offered: {r:?}");
-        assert!(it.price >= an.price * 1.1, "not dearer than the anchor by 10%: {r:?}");
+        assert!(it.price >= an.price * 1.01, "not dearer than the anchor by 1%: {r:?}");
         let (day, max_price) = latest[&(c.clone(), an.category.clone())];
         assert!(it.price <= 4.0 * max_price, "over the price cap: {r:?}");
         let anchor_days: Vec<i64> = rows().iter().filter(|x| &x.0 == c && x.1 == anchor).map(|x| x.2).collect();

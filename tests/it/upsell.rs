@@ -2,7 +2,8 @@
 //! price tiers, what counts as an upgrade (a price step or a higher grade), every path's
 //! count, base, expected count, score, median delay and probability, and which paths are
 //! kept; the same model for any number of threads on a log large enough that the work is
-//! split; offers that respect ownership, category, price cap and timing. Tiers and upgrades
+//! split; offers that respect ownership, category, price cap and timing, ranked by the documented
+//! blend of probability, anchor age and affinity. Tiers and upgrades
 //! are defined here from the module's documentation, never taken from the code.
 
 use cobuy::ids::{CustomerIdx, IdTable, ItemIdx};
@@ -441,6 +442,78 @@ proptest! {
                     Some(d) => prop_assert_eq!(o.offer_after, Some(times[k] + d * DAY)),
                     None => prop_assert_eq!(o.offer_after, None),
                 }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Offers are ranked by the documented score, recomputed here from the learned upgrades,
+    /// the anchor's age and the collaborative model's raw affinities:
+    /// (probability x 2^(-age / half-life))^(1 - w) x max(affinity / best, 0.01)^w.
+    #[test]
+    fn offers_rank_by_the_documented_blend((customers, rows, prices, grades) in log_strategy(), w in prop::sample::select(vec![0.0, 0.3, 0.65, 1.0]), half_life in prop::sample::select(vec![0.0, 7.0])) {
+        use cobuy::model::{FitInfo, FitParams, Model};
+        use cobuy::recommend::Filter;
+        use cobuy::offers::upsell::UpSell;
+        let facts = facts_of(&prices, &grades);
+        let log = log_of(customers, &rows);
+        let keep = vec![true; log.rows.len()];
+        let params = UpsellParams { min_path_count: 1, affinity_weight: w, anchor_half_life: half_life, ..UpsellParams::default() };
+        let m = UpgradeModel::learn(&log, &keep, &facts, &params);
+        let (data, _) = log.interactions(&keep);
+        let model = Model::fit(data, &FitParams::default(), FitInfo::default()).unwrap();
+        let filter = model.filter(&Filter::default()).unwrap();
+        let scorer = model.scorer(&filter);
+        let newest = model.interactions().decay_reference();
+        let up = UpSell::new(&m, model.scorer(&filter));
+        let (mut s, mut raw_scratch) = (up.scratch(), scorer.scratch());
+        let price = |i: u32| PRICES[prices[i as usize]];
+        for c in 0..customers as u32 {
+            let (items, _) = model.interactions().purchases(CustomerIdx(c));
+            let times = model.interactions().purchase_times(CustomerIdx(c)).unwrap_or(&[]);
+            // Per category: the latest purchase (then the dearest, then the lowest index), and
+            // the dearest price paid there.
+            let mut cands: Vec<(u32, f64)> = Vec::new();
+            for cat in 0..2 {
+                let bought: Vec<usize> = (0..items.len()).filter(|&k| CATEGORY[items[k] as usize] == cat).collect();
+                let Some(&k) = bought.iter().max_by(|&&x, &&y| {
+                    times[x].cmp(&times[y]).then(price(items[x]).total_cmp(&price(items[y]))).then(items[y].cmp(&items[x]))
+                }) else { continue };
+                let dearest = bought.iter().map(|&x| price(items[x])).fold(0.0, f64::max);
+                let age = (newest.unwrap() - times[k]).max(0) as f64 / DAY as f64;
+                let recency = if half_life > 0.0 { (-age / half_life).exp2() } else { 1.0 };
+                for (b, prob, _) in m.upgrades_of(ItemIdx(items[k])) {
+                    if items.binary_search(&b.0).is_err() && price(b.0) <= 4.0 * dearest {
+                        cands.push((b.0, prob * recency));
+                    }
+                }
+            }
+            let ids: Vec<u32> = cands.iter().map(|x| x.0).collect();
+            let mut raw = Vec::new();
+            if w > 0.0 && !ids.is_empty() {
+                scorer.affinity(&scorer.query(CustomerIdx(c)), &ids, &mut raw_scratch, &mut raw);
+            } else {
+                raw = vec![0.0; ids.len()];
+            }
+            let best = raw.iter().copied().fold(0f32, f32::max);
+            let mut want: Vec<(u32, f64)> = cands
+                .iter()
+                .zip(&raw)
+                .map(|(&(b, p), &a)| {
+                    let a = if best > 0.0 { f64::from(a.max(0.0) / best) } else { 0.0 };
+                    (b, p.powf(1.0 - w) * a.max(0.01).powf(w))
+                })
+                .filter(|x| x.1 > 0.0)
+                .collect();
+            want.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+            want.truncate(4);
+            let got = up.offers(CustomerIdx(c), 4, &mut s);
+            prop_assert_eq!(got.len(), want.len(), "customer {}: {:?} vs {:?}", c, got, want);
+            for (g, x) in got.iter().zip(&want) {
+                prop_assert!(g.item.0 == x.0 && close(g.score, x.1), "customer {}: {:?} vs {:?}", c, got, want);
             }
         }
     }
