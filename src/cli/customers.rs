@@ -31,8 +31,8 @@ use super::{Log, bad, create_parent, plural, summary_lines};
 pub struct CustomersCmd {
     #[command(flatten)]
     input: InputArgs,
-    /// Repeat-purchase model: auto (every one fitted, the best log-likelihood kept),
-    /// bg-nbd, mbg-nbd or pareto-nbd.
+    /// Repeat-purchase model: auto (bg-nbd and mbg-nbd fitted, the best log-likelihood
+    /// kept), bg-nbd, mbg-nbd or pareto-nbd (by name only: slow on some large logs).
     #[arg(long, default_value = "auto")]
     model: String,
     /// Time unit of recency, age and the horizon: day, week or month (30.4375 days).
