@@ -7,7 +7,8 @@
 //! [`recommend`] (ranked items per customer, one filter policy, reasons) → [`batch`] (every
 //! customer, in parallel, streamed to a file). [`model`] holds a fitted model and saves and
 //! loads it. Beside the pipeline: [`offers`] (the catalogue, association rules, cross-sell
-//! and up-sell) and [`eval`] (split a log, measure recommenders, report).
+//! and up-sell), [`value`] (what each customer is worth, who is leaving: repeat-purchase and
+//! spend models, tiers, RFM segments) and [`eval`] (split a log, measure recommenders, report).
 //!
 //! Fit, recommend, save and load:
 //!
@@ -49,6 +50,7 @@ pub mod offers;
 pub mod output;
 pub mod recommend;
 pub mod time;
+pub mod value;
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

@@ -28,6 +28,7 @@ use args::FitPlan;
 
 pub mod args;
 pub mod crosssell;
+pub mod customers;
 pub mod eval;
 pub mod fit;
 pub mod foldin;
@@ -93,11 +94,15 @@ enum Command {
     Upgrades(Box<upsell::UpgradesCmd>),
     /// Show what a model holds and how it was fitted.
     Inspect(inspect::InspectCmd),
+    /// Customer value: per customer, repeat purchases, P(alive), expected purchases and
+    /// churn risk in a horizon (BG/NBD, MBG/NBD or Pareto/NBD), expected spend
+    /// (Gamma-Gamma), lifetime value, value tier and RFM segment, as CSV.
+    Customers(Box<customers::CustomersCmd>),
 }
 
 /// Where each command that reads purchases writes their bad rows under `--skip-invalid`
 /// without `--rejects`: the flag is shared, its default follows what the command writes.
-const REJECTS_BY_DEFAULT: [(&str, &str); 8] = [
+const REJECTS_BY_DEFAULT: [(&str, &str); 9] = [
     ("fit", "MODEL.rejects.csv"),
     ("fold-in", "OUT.rejects.csv"),
     ("eval", "OUT_DIR/model.rejects.csv"),
@@ -106,6 +111,7 @@ const REJECTS_BY_DEFAULT: [(&str, &str); 8] = [
     ("cross-sell", "OUT.rejects.csv"),
     ("up-sell", "OUT.rejects.csv"),
     ("upgrades", "OUT.rejects.csv; without --out, upgrades.rejects.csv"),
+    ("customers", "OUT.rejects.csv"),
 ];
 
 /// The command line, with the shared flag groups' help fitted to each command: where
@@ -176,6 +182,7 @@ fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
         Command::Upgrades(cmd) => upsell::upgrades(&cmd, threads, log),
         Command::BasketComplete(cmd) => rules::complete(&cmd, threads, log),
         Command::Generate(cmd) => generate::run(&cmd, threads, log),
+        Command::Customers(cmd) => customers::run(&cmd, threads, log),
     }
 }
 

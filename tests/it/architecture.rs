@@ -10,6 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["time", "ids", "output", "generate"],
     &["matrix"],
     &["ingest"],
+    &["value"],
     &["algo"],
     &["recommend"],
     &["model"],

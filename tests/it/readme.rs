@@ -139,6 +139,8 @@ fn readme_examples_print_what_the_readme_shows() {
     for f in ["online_retail.csv.gz", "catalog.csv", "not-products.txt", "job.toml", "eval.toml", "tune.toml"] {
         fs::copy(root.join("datasets/online-retail").join(f), data.join(f)).unwrap();
     }
+    fs::create_dir_all(dir.path().join("datasets/cdnow")).unwrap();
+    fs::copy(root.join("datasets/cdnow/CDNOW_sample.txt"), dir.path().join("datasets/cdnow/CDNOW_sample.txt")).unwrap();
     let mut script = String::from("set -o pipefail\n");
     for (k, e) in examples.iter().enumerate() {
         let _ =

@@ -1,0 +1,55 @@
+//! BG/NBD (Fader, Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007):
+//! one customer's log-likelihood with its gradient, P(alive) and the expected purchases in
+//! a horizon. The two differ only in whether a customer may drop out before the first
+//! repeat purchase (`k = 1`, MBG/NBD) or not (`k = 0`, BG/NBD, whose one-time buyers are
+//! then always alive); every formula below is written once with `k`.
+//!
+//! Parameters `[r, alpha, a, b]`: purchase rates are Gamma(r, alpha) across customers,
+//! dropout probabilities Beta(a, b).
+
+use super::special::{bg_expectation_core, digamma, ln_gamma};
+
+/// `ln L(x, t_x, T)` and its gradient in `[r, alpha, a, b]`:
+/// `L = B(a, b+x+k)/B(a, b) Γ(r+x) α^r / (Γ(r) (α+T)^(r+x))
+///    + [x+k > 0] B(a+1, b+x+k-1)/B(a, b) Γ(r+x) α^r / (Γ(r) (α+t_x)^(r+x))`,
+/// summed in logs (`ln(e^A3 + e^A4)` around the larger).
+pub fn log_lik(k: f64, p: &[f64; 4], x: f64, tx: f64, t: f64) -> (f64, [f64; 4]) {
+    let [r, alpha, a, b] = *p;
+    let bx = b + x + k;
+    let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
+    let a2 = ln_gamma(a + b) + ln_gamma(bx) - ln_gamma(b) - ln_gamma(a + b + x + k);
+    let a3 = -(r + x) * (alpha + t).ln();
+    let second = x + k > 0.0;
+    let a4 = if second { a.ln() - (bx - 1.0).ln() - (r + x) * (alpha + tx).ln() } else { f64::NEG_INFINITY };
+    let m = a3.max(a4);
+    let (e3, e4) = ((a3 - m).exp(), if second { (a4 - m).exp() } else { 0.0 });
+    let sum = e3 + e4;
+    let ll = a1 + a2 + m + sum.ln();
+    let (w3, w4) = (e3 / sum, e4 / sum);
+    let dr = digamma(r + x) - digamma(r) + alpha.ln() - w3 * (alpha + t).ln() - w4 * (alpha + tx).ln();
+    let dalpha = r / alpha - w3 * (r + x) / (alpha + t) - w4 * (r + x) / (alpha + tx);
+    let (dab, dabx) = (digamma(a + b), digamma(a + b + x + k));
+    let da = dab - dabx + if second { w4 / a } else { 0.0 };
+    let db = dab + digamma(bx) - digamma(b) - dabx - if second { w4 / (bx - 1.0) } else { 0.0 };
+    (ll, [dr, dalpha, da, db])
+}
+
+/// P(alive at T | x, t_x, T) = `1 / (1 + [x+k > 0] a/(b+x+k-1) ((α+T)/(α+t_x))^(r+x))`.
+pub fn p_alive(k: f64, p: &[f64; 4], x: f64, tx: f64, t: f64) -> f64 {
+    let [r, alpha, a, b] = *p;
+    if x + k <= 0.0 {
+        return 1.0;
+    }
+    let odds = (a.ln() - (b + x + k - 1.0).ln() + (r + x) * ((alpha + t).ln() - (alpha + tx).ln())).exp();
+    1.0 / (1.0 + odds)
+}
+
+/// Expected purchases in `(T, T + h]`: `(a+b+x+k-1)/(a-1) [1 - ((α+T)/(α+T+h))^(r+x)
+/// 2F1(r+x, b+x+k; a+b+x+k-1; h/(α+T+h))] × P(alive)`, through [`bg_expectation_core`].
+pub fn expected(k: f64, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
+    let [r, alpha, a, b] = *p;
+    let bb = b + k;
+    let z = h / (alpha + t + h);
+    let core = bg_expectation_core(a + bb - 1.0 - r, a, a + bb + x - 1.0, z);
+    (a + bb + x - 1.0) * core * p_alive(k, p, x, tx, t)
+}

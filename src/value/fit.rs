@@ -1,0 +1,335 @@
+//! The models fitted by maximum likelihood over the distinct `(x, t_x, T)` rows with their
+//! weights: the log-likelihood and its analytic gradient summed in parallel in fixed chunks
+//! (the same bytes for any thread count), L-BFGS in log space, standard errors from the
+//! Hessian, boundary solutions named.
+
+use std::fmt;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::optim::{self, OptimError, Optimum};
+use super::{ValueError, bgnbd, gamma, pareto};
+
+/// Rows per parallel chunk; sums are taken per chunk in order, then over chunks in order.
+const CHUNK: usize = 2_048;
+/// Convergence: the largest log-space gradient component of the mean log-likelihood.
+const GTOL: f64 = 1e-10;
+
+/// The distinct `(x, t_x, T)` rows of a set of customers, each with how many customers
+/// share it, in a fixed order (by value): what every repeat-purchase model's likelihood
+/// sums over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Distinct {
+    /// `(x, t_x, T)` rows, sorted, no two equal.
+    pub rows: Vec<[f64; 3]>,
+    /// Customers per row.
+    pub weights: Vec<f64>,
+}
+
+impl Distinct {
+    /// Groups rows (any order) into distinct ones with weights.
+    pub fn new(mut rows: Vec<[f64; 3]>) -> Self {
+        rows.par_sort_unstable_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])).then(a[2].total_cmp(&b[2])));
+        let mut out = Distinct::default();
+        for r in rows {
+            if out.rows.last().is_some_and(|l| l.iter().zip(&r).all(|(a, b)| a.to_bits() == b.to_bits())) {
+                *out.weights.last_mut().expect("a weight per row") += 1.0;
+            } else {
+                out.rows.push(r);
+                out.weights.push(1.0);
+            }
+        }
+        out
+    }
+
+    /// Customers in all.
+    pub fn total(&self) -> f64 {
+        self.weights.iter().sum()
+    }
+}
+
+/// A repeat-purchase ("buy till you die") model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Model {
+    /// BG/NBD: drop out only after a purchase (one-time buyers are alive by definition).
+    BgNbd,
+    /// MBG/NBD: may drop out after the first purchase too.
+    MbgNbd,
+    /// Pareto/NBD: drop out at any time.
+    ParetoNbd,
+}
+
+impl Model {
+    /// Every model, in the order tried (and preferred on a tie).
+    pub const ALL: [Model; 3] = [Model::BgNbd, Model::MbgNbd, Model::ParetoNbd];
+
+    /// Parameter names, in the order of [`Fitted::params`].
+    pub fn param_names(self) -> [&'static str; 4] {
+        match self {
+            Model::BgNbd | Model::MbgNbd => ["r", "alpha", "a", "b"],
+            Model::ParetoNbd => ["r", "alpha", "s", "beta"],
+        }
+    }
+
+    /// The name used on the command line and in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::BgNbd => "bg-nbd",
+            Model::MbgNbd => "mbg-nbd",
+            Model::ParetoNbd => "pareto-nbd",
+        }
+    }
+
+    /// One customer's log-likelihood and its gradient in the parameters (NaN where
+    /// Pareto/NBD's series does not converge, see `pareto`).
+    pub fn log_lik(self, p: &[f64; 4], x: f64, tx: f64, t: f64) -> (f64, [f64; 4]) {
+        match self {
+            Model::BgNbd => bgnbd::log_lik(0.0, p, x, tx, t),
+            Model::MbgNbd => bgnbd::log_lik(1.0, p, x, tx, t),
+            Model::ParetoNbd => pareto::log_lik(p, x, tx, t),
+        }
+    }
+
+    /// P(alive at T).
+    pub fn p_alive(self, p: &[f64; 4], x: f64, tx: f64, t: f64) -> f64 {
+        match self {
+            Model::BgNbd => bgnbd::p_alive(0.0, p, x, tx, t),
+            Model::MbgNbd => bgnbd::p_alive(1.0, p, x, tx, t),
+            Model::ParetoNbd => pareto::p_alive(p, x, tx, t),
+        }
+    }
+
+    /// Expected purchases in `(T, T + h]`.
+    pub fn expected(self, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
+        match self {
+            Model::BgNbd => bgnbd::expected(0.0, p, x, tx, t, h),
+            Model::MbgNbd => bgnbd::expected(1.0, p, x, tx, t, h),
+            Model::ParetoNbd => pareto::expected(p, x, tx, t, h),
+        }
+    }
+
+    /// P(no purchase in `(T, T + h]`) = `L(x, t_x, T + h) / L(x, t_x, T)`: the likelihood of
+    /// the same history observed for `h` longer without a purchase, over that of the history.
+    /// Every model's one-time buyers get a value below 1 that grows with their age.
+    pub fn p_no_purchase(self, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
+        let (now, _) = self.log_lik(p, x, tx, t);
+        let (later, _) = self.log_lik(p, x, tx, t + h);
+        (later - now).exp().clamp(0.0, 1.0)
+    }
+
+    /// Starting values from the data's scale: a purchase rate prior with the mean rate of
+    /// the data, dropout shapes at 1.
+    fn start(self, d: &Distinct) -> [f64; 4] {
+        let w = d.total();
+        let mean = |i: usize| d.rows.iter().zip(&d.weights).map(|(r, w)| r[i] * w).sum::<f64>() / w;
+        let (x, t) = (mean(0), mean(2).max(1e-6));
+        let alpha = (t / x.max(1e-3)).clamp(1e-6, 1e6);
+        match self {
+            Model::BgNbd | Model::MbgNbd => [1.0, alpha, 1.0, 1.0],
+            Model::ParetoNbd => [1.0, alpha, 1.0, t.clamp(1e-6, 1e6)],
+        }
+    }
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Model::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("the model is one of bg-nbd, mbg-nbd, pareto-nbd, got {s:?}"))
+    }
+}
+
+/// A fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fitted<const N: usize, M> {
+    /// Which model.
+    pub model: M,
+    /// Its parameters (a boundary parameter holds its value on the search box's face,
+    /// about 1e-13 or 1e13; read it as 0 or infinity).
+    pub params: [f64; N],
+    /// The log-likelihood of every customer fitted on.
+    pub log_likelihood: f64,
+    /// Standard errors (none for a boundary parameter, or when the Hessian is not
+    /// positive definite).
+    pub std_errors: [Option<f64>; N],
+    /// Per parameter: at the lower boundary (0, `Some(-1)`), the upper (infinity,
+    /// `Some(1)`), or interior (`None`).
+    pub boundary: [Option<i8>; N],
+    /// Customers fitted on.
+    pub customers: f64,
+    /// Optimiser iterations.
+    pub iterations: usize,
+}
+
+/// A fitted repeat-purchase model.
+pub type Purchases = Fitted<4, Model>;
+
+/// The spend model (there is one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Spend {
+    /// Gamma-Gamma.
+    GammaGamma,
+}
+
+/// A fitted Gamma-Gamma spend model: `params` are `[p, q, gamma]`.
+pub type SpendFit = Fitted<3, Spend>;
+
+impl Purchases {
+    /// P(alive at T).
+    pub fn p_alive(&self, x: f64, tx: f64, t: f64) -> f64 {
+        self.model.p_alive(&self.params, x, tx, t)
+    }
+    /// Expected purchases in the next `h` time units.
+    pub fn expected(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
+        self.model.expected(&self.params, x, tx, t, h)
+    }
+    /// P(no purchase in the next `h` time units).
+    pub fn p_no_purchase(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
+        self.model.p_no_purchase(&self.params, x, tx, t, h)
+    }
+}
+
+impl SpendFit {
+    /// Expected spend per purchase of a customer with `x` repeat purchases of mean `m`
+    /// (`x = 0`: the population mean); `None` where the model's mean is infinite.
+    pub fn expected_spend(&self, x: f64, m: f64) -> Option<f64> {
+        gamma::expected_spend(&self.params, x, m)
+    }
+}
+
+/// Sums `w ln L` and its gradient over rows, in fixed chunks (the same bytes for any
+/// thread count); `None` when any term is not finite.
+fn weighted_sum<const N: usize>(
+    n: usize,
+    weight: impl Fn(usize) -> f64 + Sync,
+    row: impl Fn(usize) -> (f64, [f64; N]) + Sync,
+) -> Option<(f64, [f64; N])> {
+    let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+    let parts: Vec<Option<(f64, [f64; N])>> = starts
+        .par_iter()
+        .map(|&s| {
+            let mut v = 0.0;
+            let mut g = [0.0; N];
+            for i in s..(s + CHUNK).min(n) {
+                let (l, gr) = row(i);
+                let w = weight(i);
+                v += w * l;
+                for k in 0..N {
+                    g[k] += w * gr[k];
+                }
+            }
+            (v.is_finite() && g.iter().all(|x| x.is_finite())).then_some((v, g))
+        })
+        .collect();
+    let mut v = 0.0;
+    let mut g = [0.0; N];
+    for p in parts {
+        let (pv, pg) = p?;
+        v += pv;
+        for k in 0..N {
+            g[k] += pg[k];
+        }
+    }
+    Some((v, g))
+}
+
+/// Maximises `Σ w ln L` over log-parameters from `start`.
+fn maximise<const N: usize, M: Copy + fmt::Display>(
+    model: M,
+    start: [f64; N],
+    n: usize,
+    total: f64,
+    weight: impl Fn(usize) -> f64 + Sync,
+    row: impl Fn(&[f64; N], usize) -> (f64, [f64; N]) + Sync,
+) -> Result<Fitted<N, M>, ValueError> {
+    let objective = |theta: &[f64]| -> Option<(f64, Vec<f64>)> {
+        let mut p = [0.0; N];
+        for k in 0..N {
+            p[k] = theta[k].exp();
+        }
+        let (v, g) = weighted_sum(n, &weight, |i| row(&p, i))?;
+        Some((-v / total, (0..N).map(|k| -g[k] * p[k] / total).collect()))
+    };
+    let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let opt: Optimum = optim::minimize(&objective, &theta0, GTOL).map_err(|e| match e {
+        OptimError::BadStart => ValueError::BadStart { model: model.to_string() },
+        OptimError::NotConverged { iterations, gradient } => {
+            ValueError::NotConverged { model: model.to_string(), iterations, gradient }
+        }
+    })?;
+    let se = optim::standard_errors(&objective, &opt, total);
+    let mut params = [0.0; N];
+    let mut std_errors = [None; N];
+    let mut boundary = [None; N];
+    for k in 0..N {
+        params[k] = opt.theta[k].exp();
+        std_errors[k] = se[k];
+        boundary[k] = opt.boundary[k];
+    }
+    Ok(Fitted {
+        model,
+        params,
+        log_likelihood: -opt.value * total,
+        std_errors,
+        boundary,
+        customers: total,
+        iterations: opt.iterations,
+    })
+}
+
+/// Fits a repeat-purchase model. Needs at least one customer with a repeat purchase (else
+/// every model's likelihood rises without bound as its rate goes to 0).
+pub fn fit(model: Model, d: &Distinct) -> Result<Purchases, ValueError> {
+    if !d.rows.iter().any(|r| r[0] > 0.0) {
+        return Err(ValueError::NoRepeatPurchases);
+    }
+    maximise(
+        model,
+        model.start(d),
+        d.rows.len(),
+        d.total(),
+        |i| d.weights[i],
+        |p, i| {
+            let [x, tx, t] = d.rows[i];
+            model.log_lik(p, x, tx, t)
+        },
+    )
+}
+
+/// Fits Gamma-Gamma on `(x, m)` pairs: repeat purchases and their mean value, `x >= 1`,
+/// `m > 0` (others are left out by the caller).
+pub fn fit_spend(pairs: &[(f64, f64)]) -> Result<SpendFit, ValueError> {
+    if pairs.len() < 2 {
+        return Err(ValueError::NoRepeatSpend);
+    }
+    let n = pairs.len() as f64;
+    let mean = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+    maximise(
+        Spend::GammaGamma,
+        [1.0, 1.0, mean.max(1e-9)],
+        pairs.len(),
+        n,
+        |_| 1.0,
+        |p, i| {
+            let (x, m) = pairs[i];
+            gamma::log_lik(p, x, m)
+        },
+    )
+}
+
+impl fmt::Display for Spend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("gamma-gamma")
+    }
+}

@@ -1,0 +1,211 @@
+//! The repeat-purchase and spend models against the naive formulas of `value_oracle`, their
+//! gradients against finite differences, the churn probability against its closed form,
+//! boundary and degenerate data, and thread-count independence.
+
+use cobuy::value::{self, Distinct, Model, ValueError, gamma};
+
+use super::value_oracle as oracle;
+
+/// Rows that reach every branch: no repeat purchase, a purchase at the end (t_x = T), many
+/// purchases, a long-lapsed customer, fractional times.
+const ROWS: [[f64; 3]; 7] = [
+    [0.0, 0.0, 38.86],
+    [0.0, 0.0, 0.5],
+    [1.0, 1.71, 38.86],
+    [2.0, 30.43, 38.86],
+    [26.0, 30.857, 31.0],
+    [5.0, 38.86, 38.86],
+    [120.0, 70.0, 78.0],
+];
+
+/// Parameter sets: CDNOW's fits, a < 1 and a > 1, α below and above β (both Pareto/NBD
+/// branches), s near 1.
+const BG_PARAMS: [[f64; 4]; 4] =
+    [[0.2426, 4.4136, 0.7929, 2.4259], [1.3, 0.8, 2.5, 6.0], [0.05, 30.0, 0.02, 1.5], [3.0, 2.0, 1.0, 1.2]];
+const PARETO_PARAMS: [[f64; 4]; 4] =
+    [[0.553, 10.578, 0.606, 11.669], [1.3, 40.0, 1.0000001, 2.0], [0.3, 1.0, 2.5, 20.0], [2.0, 5.0, 0.4, 5.0]];
+
+fn close(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= tol * want.abs().max(1.0)
+}
+
+#[test]
+fn likelihoods_are_the_published_formulas() {
+    for p in BG_PARAMS {
+        for [x, tx, t] in ROWS {
+            for (model, modified) in [(Model::BgNbd, false), (Model::MbgNbd, true)] {
+                let got = model.log_lik(&p, x, tx, t).0;
+                let want = oracle::bg_log_lik(&p, x, tx, t, modified);
+                assert!(close(got, want, 1e-11), "{model} {p:?} {x} {tx} {t}: {got} vs {want}");
+            }
+        }
+    }
+    for p in PARETO_PARAMS {
+        for [x, tx, t] in ROWS {
+            let got = Model::ParetoNbd.log_lik(&p, x, tx, t).0;
+            let want = oracle::pareto_log_lik(&p, x, tx, t);
+            assert!(close(got, want, 1e-9), "pareto {p:?} {x} {tx} {t}: {got} vs {want}");
+        }
+    }
+    for par in [[6.25, 3.74, 15.44], [0.8, 0.6, 2.0]] {
+        for (x, m) in [(1.0, 12.0), (3.0, 0.5), (40.0, 140.0)] {
+            let got = gamma::log_lik(&par, x, m).0;
+            let want = oracle::gg_log_lik(&par, x, m);
+            assert!(close(got, want, 1e-11), "gamma-gamma {par:?} {x} {m}: {got} vs {want}");
+        }
+    }
+}
+
+/// Central differences of a log-likelihood in each parameter, step 1e-6 relative.
+fn finite_differences<const N: usize>(f: impl Fn(&[f64; N]) -> f64, p: &[f64; N]) -> [f64; N] {
+    let mut g = [0.0; N];
+    for k in 0..N {
+        let h = 1e-6 * p[k];
+        let (mut up, mut down) = (*p, *p);
+        up[k] += h;
+        down[k] -= h;
+        g[k] = (f(&up) - f(&down)) / (2.0 * h);
+    }
+    g
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    let check = |name: &str, got: &[f64], fd: &[f64]| {
+        for (g, d) in got.iter().zip(fd) {
+            assert!((g - d).abs() <= 1e-5 * d.abs().max(1.0), "{name}: {got:?} vs {fd:?}");
+        }
+    };
+    for model in Model::ALL {
+        let params: &[[f64; 4]] = if model == Model::ParetoNbd { &PARETO_PARAMS } else { &BG_PARAMS };
+        for p in params {
+            for [x, tx, t] in ROWS {
+                let (_, g) = model.log_lik(p, x, tx, t);
+                let fd = finite_differences(|q| model.log_lik(q, x, tx, t).0, p);
+                check(&format!("{model} {p:?} {x} {tx} {t}"), &g, &fd);
+            }
+        }
+    }
+    for par in [[6.25, 3.74, 15.44], [0.8, 0.6, 2.0]] {
+        for (x, m) in [(1.0, 12.0), (3.0, 0.5), (40.0, 140.0)] {
+            let (_, g) = gamma::log_lik(&par, x, m);
+            check("gamma-gamma", &g, &finite_differences(|q| gamma::log_lik(q, x, m).0, &par));
+        }
+    }
+}
+
+#[test]
+fn expectations_and_p_alive_are_the_models_integrals() {
+    for p in BG_PARAMS.iter().filter(|p| p[3] > 1.0) {
+        for [x, tx, t] in ROWS {
+            for h in [1.0, 52.0, 400.0] {
+                for (model, modified) in [(Model::BgNbd, false), (Model::MbgNbd, true)] {
+                    let got = model.expected(p, x, tx, t, h);
+                    let want = oracle::bg_expected(p, x, tx, t, h, modified);
+                    assert!(close(got, want, 1e-6), "{model} {p:?} {x} {tx} {t} h={h}: {got} vs {want}");
+                    let a = model.p_alive(p, x, tx, t);
+                    assert!(close(a, oracle::bg_p_alive(p, x, tx, t, modified), 1e-12));
+                }
+            }
+        }
+    }
+    for p in PARETO_PARAMS {
+        for [x, tx, t] in ROWS {
+            let a = Model::ParetoNbd.p_alive(&p, x, tx, t);
+            assert!(close(a, oracle::pareto_p_alive(&p, x, tx, t), 1e-8), "{p:?} {x} {tx} {t}: {a}");
+            for h in [1.0, 52.0, 400.0] {
+                let got = Model::ParetoNbd.expected(&p, x, tx, t, h);
+                let want = oracle::pareto_expected(&p, x, tx, t, h);
+                assert!(close(got, want, 1e-7), "pareto {p:?} {x} {tx} {t} h={h}: {got} vs {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn churn_is_the_closed_form_and_one_time_buyers_are_not_certain() {
+    // BG/NBD: alive customers die only at purchases, so no purchase in h has probability
+    // 1 - P(alive) + P(alive) ((α+T)/(α+T+h))^(r+x).
+    for p in BG_PARAMS {
+        for [x, tx, t] in ROWS {
+            for model in [Model::BgNbd, Model::MbgNbd] {
+                let a = model.p_alive(&p, x, tx, t);
+                let h = 26.0;
+                let want = 1.0 - a + a * ((p[1] + t) / (p[1] + t + h)).powf(p[0] + x);
+                let got = model.p_no_purchase(&p, x, tx, t, h);
+                assert!(close(got, want, 1e-10), "{model} {p:?} {x} {tx} {t}: {got} vs {want}");
+            }
+        }
+    }
+    // One-time buyers: BG/NBD calls them all alive, yet their churn risk is below 1, above
+    // 0, and grows with the time since their purchase.
+    let p = BG_PARAMS[0];
+    assert_eq!(Model::BgNbd.p_alive(&p, 0.0, 0.0, 30.0), 1.0);
+    let young = Model::BgNbd.p_no_purchase(&p, 0.0, 0.0, 2.0, 52.0);
+    let old = Model::BgNbd.p_no_purchase(&p, 0.0, 0.0, 38.0, 52.0);
+    assert!(0.0 < young && young < old && old < 1.0, "{young} {old}");
+    assert!(Model::MbgNbd.p_alive(&p, 0.0, 0.0, 30.0) < 1.0);
+}
+
+/// Customers from the Pareto/NBD process: purchases at rate λ (Poisson) until an exponential
+/// lifetime of rate μ ends, or (`dropout` false) forever; x, t_x, T in weeks on a day grid.
+fn simulated(customers: u32, dropout: bool, seed: u64) -> Distinct {
+    let mut rng = super::common::Lcg(seed);
+    let mut rows = Vec::new();
+    for _ in 0..customers {
+        let rate = 0.05 + 0.5 * rng.unit(); // purchases per week
+        let death = if dropout { -(1.0 - rng.unit()).ln() / (0.005 + 0.1 * rng.unit()) } else { f64::INFINITY };
+        let t = (1 + rng.below(40 * 7)) as f64 / 7.0;
+        let (mut now, mut x, mut last) = (0.0, 0.0, 0.0);
+        loop {
+            now += -(1.0 - rng.unit()).ln() / rate;
+            if now > t.min(death) {
+                break;
+            }
+            let day = (now * 7.0).floor() / 7.0;
+            if day > last {
+                x += 1.0;
+                last = day;
+            }
+        }
+        rows.push([x, last, t]);
+    }
+    Distinct::new(rows)
+}
+
+#[test]
+fn no_dropout_reaches_the_boundary_and_says_so() {
+    let d = simulated(3_000, false, 7);
+    let f = value::fit_model(Model::BgNbd, &d).unwrap();
+    assert_eq!(f.boundary[2], Some(-1), "a should be at 0: {:?}", f.params);
+    assert!(f.std_errors[2].is_none());
+    assert!(f.log_likelihood.is_finite() && f.params.iter().all(|p| p.is_finite()));
+    // Predictions stay finite there.
+    for [x, tx, t] in ROWS {
+        assert!(f.expected(x, tx, t, 52.0).is_finite() && f.p_alive(x, tx, t).is_finite());
+    }
+}
+
+#[test]
+fn nobody_buying_twice_is_a_typed_error() {
+    let d = Distinct::new(vec![[0.0, 0.0, 10.0], [0.0, 0.0, 3.0]]);
+    for model in Model::ALL {
+        assert_eq!(value::fit_model(model, &d).unwrap_err(), ValueError::NoRepeatPurchases);
+    }
+    assert!(matches!(value::fit_best(&d), Err(ValueError::NoRepeatPurchases)));
+    assert_eq!(value::fit_spend(&[(1.0, 3.0)]).unwrap_err(), ValueError::NoRepeatSpend);
+}
+
+#[test]
+fn fits_are_the_same_for_any_thread_count() {
+    // More distinct rows than one summing chunk, so the chunks run on several workers.
+    let d = simulated(20_000, true, 11);
+    assert!(d.rows.len() > 4_096, "{} rows", d.rows.len());
+    let fit = |threads| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+            let f = value::fit_model(Model::ParetoNbd, &d).unwrap();
+            (f.params.map(f64::to_bits), f.log_likelihood.to_bits())
+        })
+    };
+    assert_eq!(fit(1), fit(3));
+}
