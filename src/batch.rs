@@ -143,8 +143,14 @@ pub(crate) fn put_short(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-/// A reason as a sentence a person can read.
+/// A reason as a sentence a person can read, counts in the unit of the model's purchases.
 pub fn describe(model: &Model, reason: &Reason) -> String {
+    describe_counted(model, reason, model.info().ingest.as_ref().and_then(|s| s.counts))
+}
+
+/// [`describe`] with counts in `unit` (`None`: unknown): a fold-in customer's counts are
+/// those of the rows read then, which may count otherwise than the model's.
+pub fn describe_counted(model: &Model, reason: &Reason, unit: Option<CountUnit>) -> String {
     let items = |v: &[ItemIdx]| v.iter().map(|&i| model.item_id(i)).collect::<Vec<_>>().join(", ");
     match reason {
         Reason::BoughtWith(v) => format!("also bought by customers who bought {}", items(v)),
@@ -157,7 +163,6 @@ pub fn describe(model: &Model, reason: &Reason) -> String {
         Reason::Popular { buyers } => format!("popular: bought by {buyers} customers"),
         Reason::BoughtBefore { count, last } => {
             // The count is net units when the purchases had quantities, else purchase rows.
-            let unit = model.info().ingest.as_ref().and_then(|s| s.counts);
             let bought = match unit {
                 Some(CountUnit::Units) => {
                     format!("bought {count} {} before", if *count == 1.0 { "unit" } else { "units" })
@@ -202,16 +207,17 @@ pub fn write_recommendations<W: Write + Send>(
 }
 
 /// Scores every customer of `new` (purchases read now, not in the model's history) by
-/// fold-in, in `new`'s customer order. Items the model does not know cannot inform the
+/// fold-in, in `new`'s customer order; `unit` is what `new`'s counts count (its ingest
+/// summary's `counts`), for the reasons. Items the model does not know cannot inform the
 /// scores and are skipped; [`unknown_item_pairs`] counts them.
 pub fn write_fold_in<W: Write + Send>(
     model: &Model,
-    new: &Interactions,
+    (new, unit): (&Interactions, Option<CountUnit>),
     opts: &BatchOptions<'_>,
     out: &mut W,
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
-    let rows = RowWriter::new(model, opts);
+    let rows = RowWriter { unit, ..RowWriter::new(model, opts) };
     let to_model: Vec<Option<u32>> = new.items().iter().map(|id| model.items().index_of(id)).collect();
     let customers: Vec<CustomerIdx> = (0..new.customers().len() as u32).map(CustomerIdx).collect();
     write_blocks(
@@ -263,6 +269,8 @@ struct RowWriter<'a> {
     /// Every item id as a ready CSV field.
     items: Vec<Vec<u8>>,
     explain: bool,
+    /// What the scored rows' counts count, for the reasons.
+    unit: Option<CountUnit>,
 }
 
 impl<'a> RowWriter<'a> {
@@ -276,7 +284,8 @@ impl<'a> RowWriter<'a> {
                 f
             })
             .collect();
-        RowWriter { model, scorer: model.scorer(opts.filter), top: opts.top, items, explain: opts.explain }
+        let unit = model.info().ingest.as_ref().and_then(|s| s.counts);
+        RowWriter { model, scorer: model.scorer(opts.filter), top: opts.top, items, explain: opts.explain, unit }
     }
 
     fn header(&self) -> &'static str {
@@ -334,7 +343,7 @@ impl<'a> RowWriter<'a> {
             put_short(buf, r.source.as_str().as_bytes());
             if self.explain {
                 buf.push(b',');
-                write_field(buf, &describe(self.model, &self.scorer.explain(q, r, scratch)));
+                write_field(buf, &describe_counted(self.model, &self.scorer.explain(q, r, scratch), self.unit));
             }
             buf.push(b'\n');
         }

@@ -675,15 +675,21 @@ impl FilterArgs {
         self.categories.is_some() || self.exclude_categories.is_some()
     }
 
-    /// The allowed and denied items of `items`: item lists looked up, category lists
-    /// through `catalog` (which they need). An allow list naming no known item would leave
-    /// nothing to offer: an error; a deny list naming none denies nothing: a warning.
+    /// The allowed and denied items of a model's `items`: item lists looked up, category
+    /// lists through `catalog` (which they need). An allow list naming no known item would
+    /// leave nothing to offer: an error; a deny list naming none denies nothing: a warning.
     pub fn lists(&self, items: &IdTable, catalog: Option<&Catalog>, log: Log) -> Result<ItemLists> {
+        self.lists_in((items, "the model"), catalog, log)
+    }
+
+    /// [`FilterArgs::lists`] over the items of `place` (said in the warnings).
+    pub fn lists_in(&self, items: (&IdTable, &str), catalog: Option<&Catalog>, log: Log) -> Result<ItemLists> {
         let ids = |p: &Option<PathBuf>, what, required| -> Result<Option<Vec<ItemIdx>>> {
             p.as_deref()
                 .map(|p| Ok(lookup_ids(p, what, items, required, log)?.into_iter().map(ItemIdx).collect()))
                 .transpose()
         };
+        let items = items.0;
         let mut allow = ids(&self.allow, "item", true)?;
         let mut deny = ids(&self.deny, "item", false)?.unwrap_or_default();
         if self.needs_catalog() {
@@ -1129,6 +1135,11 @@ pub struct EvalArgs {
     /// Write the split's training and test rows as CSV into this folder (for other tools).
     #[arg(long)]
     pub write_split: Option<PathBuf>,
+    /// Leave these items out (file: one item id per line, as recommend's --deny): their
+    /// rows are removed before the split, so they are neither trained on, recommended nor
+    /// counted as found.
+    #[arg(long)]
+    pub deny: Option<PathBuf>,
 }
 
 impl Default for EvalArgs {

@@ -29,8 +29,9 @@ use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
 
 use super::args::{
-    CatalogArgs, CrossSellEvalArgs, EvalArgs, FitArgs, FitPlan, InputArgs, NamedFit, SimilarityArgs, SplitArgs,
-    UpsellArgs, check_catalog, fit_plan, ingest_options, set_job_threads, set_threads, split_method, targets,
+    CatalogArgs, CrossSellEvalArgs, EvalArgs, FilterArgs, FitArgs, FitPlan, InputArgs, NamedFit, SimilarityArgs,
+    SplitArgs, UpsellArgs, check_catalog, fit_plan, ingest_options, set_job_threads, set_threads, split_method,
+    targets,
 };
 use super::paths::Files;
 use super::upsell::{check_times, item_facts, log_learned, read_catalog};
@@ -126,6 +127,7 @@ fn read_job(path: &Path) -> Result<EvalJob> {
     job.input.rejects.as_mut().map(rebase);
     job.eval.out_dir.as_mut().map(rebase);
     job.eval.write_split.as_mut().map(rebase);
+    job.eval.deny.as_mut().map(rebase);
     if let Some(c) = &mut job.catalog {
         c.catalog.as_mut().map(rebase);
     }
@@ -189,6 +191,8 @@ struct Data {
     summary: IngestSummary,
     /// The log, for `auto` configurations (which split their training rows again).
     plog: PurchaseLog,
+    /// The deny list and what it took out of the log.
+    removed: Option<(PathBuf, ev::Removed)>,
     prepared: Prepared,
     /// The upgrade model learned from the training rows, for the upgrades target.
     upgrades: Option<UpgradeModel>,
@@ -284,6 +288,7 @@ fn check_outputs(job: &EvalJob, plan: &Plan) -> Result<()> {
     let mut files = Files::new()
         .input("purchases", Some(&job.input.purchases))
         .input("catalogue", job.catalog.as_ref().and_then(|c| c.catalog.as_deref()))
+        .input("deny list", job.eval.deny.as_deref())
         .output("rejects", job.input.rejects.as_deref());
     for x in &plan.externals {
         files = files.input("measured list", Some(&x.file));
@@ -338,6 +343,13 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
     {
         log.info(line);
     }
+    let (plog, removed) = match job.eval.deny.as_deref() {
+        None => (plog, None),
+        Some(path) => {
+            let (filtered, removed) = without_denied(path, &plog, log)?;
+            (filtered, Some((path.to_path_buf(), removed)))
+        }
+    };
     let mut prepared = ev::prepare(&plog, &plan.method, job.split.validation).map_err(|e| bad(e.to_string()))?;
     let upgrades = match &plan.upsell {
         Some((catalog, args, params)) => {
@@ -368,7 +380,33 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
     if let Some(dir) = &job.eval.write_split {
         write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }
-    Ok(Data { summary, plog, prepared, upgrades, novelty })
+    Ok(Data { summary, plog, removed, prepared, upgrades, novelty })
+}
+
+/// The log without the rows of the items on the deny list `path` (read as `recommend
+/// --deny` reads it), with what went, said in the log. The filter runs before the split,
+/// so a denied item is neither trained on, recommended nor found.
+pub(super) fn without_denied(path: &Path, plog: &PurchaseLog, log: Log) -> Result<(PurchaseLog, ev::Removed)> {
+    let list = FilterArgs { deny: Some(path.into()), ..FilterArgs::default() };
+    let (_, deny) = list.lists_in((&plog.items, "the purchases"), None, log)?;
+    let mut denied = vec![false; plog.items.len()];
+    for j in deny {
+        denied[j.get()] = true;
+    }
+    let (plog, removed) = ev::without_items(plog, &denied);
+    log.info(format!("{}: {}", path.display(), describe_removed(&removed)));
+    if plog.rows.is_empty() {
+        return Err(bad(format!("{}: the deny list leaves no purchase to measure on", path.display())));
+    }
+    Ok((plog, removed))
+}
+
+/// What a deny list took out, in words.
+pub(super) fn describe_removed(r: &ev::Removed) -> String {
+    format!(
+        "{} rows of {} denied items removed before the split ({} customers bought nothing else)",
+        r.rows, r.items, r.customers
+    )
 }
 
 /// Measures the up-sell baselines, every configuration (with up-sell on top of it, for the
@@ -481,6 +519,11 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
     let mut setup: Vec<(String, Setting)> = vec![
         ("purchases".to_string(), job.input.purchases.display().to_string().into()),
         ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary)).into()),
+    ];
+    if let Some((path, r)) = &data.removed {
+        setup.push(("deny list".into(), format!("{}: {}", path.display(), describe_removed(r)).into()));
+    }
+    setup.extend([
         ("split".into(), describe_split(&plan.method, &data.plog, job.split.validation).into()),
         ("training rows".into(), s.train_rows.into()),
         ("test rows".into(), s.test_rows.into()),
@@ -509,7 +552,7 @@ fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
             )
             .into(),
         ),
-    ];
+    ]);
     if let Some(m) = &data.upgrades {
         setup.push((
             "upgrades".into(),

@@ -65,7 +65,7 @@ pub fn run(cmd: &FoldInCmd, threads: usize, log: Log) -> Result<()> {
     let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
     let (stats, secs) =
         write_batch(&cmd.out, read.interactions.customers().len(), "fold-in", log, |file, progress| {
-            cobuy::batch::write_fold_in(&model, &read.interactions, &batch, file, progress)
+            cobuy::batch::write_fold_in(&model, (&read.interactions, read.summary.counts), &batch, file, progress)
         })?;
     log.info(format!(
         "wrote {} recommendations for {} (fold-in) to {} in {secs:.1}s",

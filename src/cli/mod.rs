@@ -505,10 +505,16 @@ pub fn read_ids(path: &Path) -> Result<Vec<(usize, String)>> {
         .collect())
 }
 
-/// Looks ids from a file up in an id table; unknown ones are reported (not silently
-/// dropped) in one short line (their count and the first few), and a file with no known id
-/// at all is an error.
-pub fn lookup_ids(path: &Path, what: &str, table: &IdTable, required: bool, log: Log) -> Result<Vec<u32>> {
+/// Looks ids from a file up in an id table (of `place`: "the model", "the purchases");
+/// unknown ones are reported (not silently dropped) in one short line (their count and the
+/// first few), and a file with no known id at all is an error.
+pub fn lookup_ids(
+    path: &Path,
+    what: &str,
+    (table, place): (&IdTable, &str),
+    required: bool,
+    log: Log,
+) -> Result<Vec<u32>> {
     /// Unknown ids named in the log line; the rest are counted.
     const SHOWN: usize = 3;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
@@ -520,11 +526,11 @@ pub fn lookup_ids(path: &Path, what: &str, table: &IdTable, required: bool, log:
         }
     }
     if known.is_empty() && required {
-        return Err(bad(format!("{}: none of its {} {what} ids is in the model", path.display(), ids.len())));
+        return Err(bad(format!("{}: none of its {} {what} ids is in {place}", path.display(), ids.len())));
     }
     if !unknown.is_empty() {
         log.info(format!(
-            "{}: {} of its {} {what} ids {} not in the model and skipped: {}{}",
+            "{}: {} of its {} {what} ids {} not in {place} and skipped: {}{}",
             path.display(),
             unknown.len(),
             ids.len(),
@@ -542,7 +548,7 @@ pub fn customers_of(model: &Model, file: Option<&Path>, log: Log) -> Result<Vec<
         None => (0..model.customers().len() as u32).map(CustomerIdx).collect(),
         Some(path) => {
             // A customer listed twice is scored once, where first listed.
-            let listed = lookup_ids(path, "customer", model.customers(), true, log)?;
+            let listed = lookup_ids(path, "customer", (model.customers(), "the model"), true, log)?;
             let mut seen = vec![false; model.customers().len()];
             let (mut once, mut repeated) = (Vec::with_capacity(listed.len()), Vec::new());
             for c in listed {

@@ -15,6 +15,12 @@
 //!   the best is refitted on every row into `[tune] model`, and the best file is a fit job
 //!   (`[input]`, `[fit]`, `[recommend]`) that refits the same model bytes. The tune job's own
 //!   `[recommend]` table (a deny list, say) goes into the fit job as written.
+//!
+//! A deny list (`deny`: `[eval]`'s in benchmark mode, where the best eval job keeps it;
+//! `[recommend]`'s in production mode, the items the fit job will never offer) takes the
+//! rows of its items out of the log before validation is carved, as `cobuy eval --deny`
+//! does: the candidates are trained and measured without them. The production refit
+//! still fits every row, as `cobuy fit` with the same flags does.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -28,7 +34,7 @@ use cobuy::eval::select::{self, MIN_WINDOW};
 use cobuy::eval::split::SplitMethod;
 use cobuy::eval::{self as ev, Prepared, Target};
 use cobuy::generate::Rng;
-use cobuy::ingest::{self, IngestOptions, Logged};
+use cobuy::ingest::{self, IngestOptions, Logged, PurchaseLog};
 use cobuy::model::{FitInfo, FitParams};
 
 use super::args::{
@@ -181,6 +187,10 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
     let metric = Metric::parse(&t.metric).ok_or_else(|| bad(format!("[tune] metric: unknown {:?}", t.metric)))?;
     ev::check_ks(&[t.k]).map_err(|e| bad(e.to_string()))?;
     let mode = mode(path, &job, target)?;
+    let deny = match &mode {
+        Mode::Benchmark(_) => job.eval.as_ref().and_then(|e| e.deny.as_ref()).map(|p| base.join(p)),
+        Mode::Production { recommend, .. } => recommend.filter.deny.clone(),
+    };
     let configs = candidates(path, &job, target)?;
     let goal = Objective { metric, target, k: t.k };
     // Every output location is checked before the log is read. Rejected rows go beside the
@@ -204,7 +214,7 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
             check_readable(r)?;
             r.files(files)
         }
-        None => files,
+        None => files.input("deny list", deny.as_deref()),
     }
     .check()?;
     check_output_file(&out)?;
@@ -215,7 +225,17 @@ pub fn run(cmd: &TuneCmd, threads: usize, log: Log) -> Result<()> {
         create_parent(r)?;
     }
     let read = read(&job, &opts, log)?;
-    let (prepared, validation) = validation(&read, &mode, target, log)?;
+    let filtered = deny.as_deref().map(|p| super::eval::without_denied(p, &read.log, log)).transpose()?;
+    let plog = filtered.as_ref().map_or(&read.log, |f| &f.0);
+    let (prepared, mut validation) = validation(plog, &mode, target, log)?;
+    if let (Some((_, removed)), Some(path)) = (&filtered, &deny) {
+        validation.push_str(&format!(
+            "; without the deny list {}: {}",
+            path.display(),
+            super::eval::describe_removed(removed)
+        ));
+    }
+    drop(filtered);
     let results = search(&prepared, job.tune.trials.is_some(), &configs, goal, log)?;
     drop(prepared);
     let best = Best { configs: &configs, results: &results, goal, validation: &validation };
@@ -383,8 +403,7 @@ fn read(job: &TuneJob, opts: &IngestOptions, log: Log) -> Result<Logged> {
 
 /// The validation split of `mode`, and a sentence saying which it is and why; logs both,
 /// and warns when it measures few customers.
-fn validation(read: &Logged, mode: &Mode, target: Target, log: Log) -> Result<(Prepared, String)> {
-    let plog = &read.log;
+fn validation(plog: &PurchaseLog, mode: &Mode, target: Target, log: Log) -> Result<(Prepared, String)> {
     let (prepared, sentence) = match mode {
         Mode::Benchmark(method) => {
             if matches!(method, SplitMethod::Time { .. }) && plog.rows.iter().all(|r| r.time.is_none()) {
@@ -659,7 +678,7 @@ fn rebase_paths(doc: &mut toml::Table, base: &Path) {
     };
     let tables = [
         ("input", &["purchases", "rejects"][..]),
-        ("eval", &["out_dir", "write_split"][..]),
+        ("eval", &["out_dir", "write_split", "deny"][..]),
         ("fit", &["model"][..]),
         ("recommend", &["out", "customers", "allow", "deny", "categories", "exclude_categories", "catalog"][..]),
     ];

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::algo::Algorithm;
-use crate::ids::CustomerIdx;
+use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::PurchaseLog;
 use crate::matrix::Interactions;
 use crate::model::{FitInfo, FitParams, Model};
@@ -145,6 +145,79 @@ struct Held {
     upgrade: Vec<bool>,
     /// `novel[k]`: `items[k]` is in a category the customer bought nothing of in training.
     novel: Vec<bool>,
+}
+
+/// What [`without_items`] took out of a log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    /// Denied items that had rows (gone with them).
+    pub items: u64,
+    /// Their rows (purchases, returns and seen marks alike).
+    pub rows: u64,
+    /// Customers who had rows of denied items only (gone with them).
+    pub customers: u64,
+}
+
+/// The log without any row of the items `deny` marks (one flag per item; postage, fees,
+/// anything that is not a product), as if those rows had never been in the file: the
+/// denied items' ids go, and those of customers and baskets left without a row; the others
+/// keep their natural order. Evaluating on it trains and measures without them (a denied item is
+/// never a positive nor recommended), and so does everything else that reads the log (the
+/// splits `auto` carves, the upgrades target, the split written out). Filtering inside the
+/// split instead would leave the denied items in the id tables and shift a share split's
+/// cut-off by their rows.
+pub fn without_items(log: &PurchaseLog, deny: &[bool]) -> (PurchaseLog, Removed) {
+    let denied = |r: &crate::ingest::LogRow| deny.get(r.item.get()).copied().unwrap_or(false);
+    // A customer or basket goes when it had rows and all of them were denied (one without
+    // rows stays, as it would in the file without those rows); a denied item always goes.
+    // `seen`/`kept`: it has a row, a kept row.
+    let mark = |n: usize, of: &dyn Fn(&crate::ingest::LogRow) -> Option<usize>| {
+        let (mut seen, mut kept) = (vec![false; n], vec![false; n]);
+        for r in &log.rows {
+            if let Some(i) = of(r) {
+                seen[i] = true;
+                kept[i] |= !denied(r);
+            }
+        }
+        let gone = seen.iter().zip(&kept).filter(|(s, k)| **s && !**k).count() as u64;
+        (seen.iter().zip(&kept).map(|(s, k)| *k || !*s).collect::<Vec<bool>>(), gone)
+    };
+    let items_gone = mark(log.items.len(), &|r| Some(r.item.get())).1;
+    let items: Vec<bool> = (0..log.items.len()).map(|j| !deny.get(j).copied().unwrap_or(false)).collect();
+    let (customers, customers_gone) = mark(log.customers.len(), &|r| Some(r.customer.get()));
+    let baskets = mark(log.baskets.as_ref().map_or(0, IdTable::len), &|r| r.basket.map(|b| b as usize)).0;
+    // The kept ids, in their (natural) order, and each old index's new one.
+    let subset = |table: &IdTable, keep: &[bool]| -> (IdTable, Vec<u32>) {
+        let kept: Vec<&str> = table.iter().zip(keep).filter(|(_, k)| **k).map(|(id, _)| id).collect();
+        let mut next = 0u32;
+        let index = keep
+            .iter()
+            .map(|&k| {
+                next += u32::from(k);
+                next.wrapping_sub(1)
+            })
+            .collect();
+        // A subset of a table in natural order is in natural order.
+        (IdTable::from_sorted(&kept).unwrap_or_default(), index)
+    };
+    let (item_table, item_index) = subset(&log.items, &items);
+    let (customer_table, customer_index) = subset(&log.customers, &customers);
+    let baskets_table = log.baskets.as_ref().map(|t| subset(t, &baskets));
+    let rows = log
+        .rows
+        .iter()
+        .filter(|r| !denied(r))
+        .map(|r| crate::ingest::LogRow {
+            customer: CustomerIdx(customer_index[r.customer.get()]),
+            item: ItemIdx(item_index[r.item.get()]),
+            basket: r.basket.zip(baskets_table.as_ref()).map(|(b, (_, index))| index[b as usize]),
+            ..*r
+        })
+        .collect::<Vec<_>>();
+    let removed = Removed { items: items_gone, rows: (log.rows.len() - rows.len()) as u64, customers: customers_gone };
+    let log =
+        PurchaseLog { customers: customer_table, items: item_table, baskets: baskets_table.map(|(t, _)| t), rows };
+    (log, removed)
 }
 
 /// Splits `log` and builds the training part and the test customers' held-out items;

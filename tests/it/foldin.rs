@@ -374,3 +374,67 @@ fn cli_als_fold_in_solves_the_customer_step_exactly() {
     let oracle = Oracle::Factors { y: &y, f, reg: f64::from(p.als.regularization), alpha: f64::from(p.als.alpha) };
     check_fold_in(&run, &oracle, &|count, _| f64::from(count.ln_1p() as f32), "als");
 }
+
+/// Buy-again's fold-in reason counts in the unit of the rows folded in, not the model's:
+/// with a quantity column the net units ("bought 3 units before"), without one the
+/// purchase rows ("bought 2 times before"), whichever the model was fitted with.
+#[test]
+fn cli_fold_in_reasons_count_in_the_unit_of_the_rows_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (header, lines) = purchase_lines(SEED);
+    write_lines(&dir.join("purchases.csv"), &header, &lines);
+    let rows = fold_in_rows();
+    write_lines(&dir.join("new.csv"), &header, &rows);
+    // Without the quantity column every row is one purchase (returns too: nothing says so).
+    let no_quantity: Vec<&str> = COLUMNS.chunks(2).filter(|f| f[0] != "--quantity-col").flatten().copied().collect();
+    let date = |t: i64| cobuy::time::date(t).to_string();
+    // (customer, item) -> the reason the definition gives, per unit.
+    let mut by_units: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (c, pairs) in baskets(&rows) {
+        for (i, (net, last)) in pairs {
+            let n = net as i64;
+            let units = if n == 1 { "1 unit".to_string() } else { format!("{n} units") };
+            by_units.insert((c.clone(), i), format!("bought {units} before, last on {}", date(last)));
+        }
+    }
+    let mut by_rows: BTreeMap<(String, String), (usize, i64)> = BTreeMap::new();
+    for r in &rows {
+        let f: Vec<&str> = r.split(',').collect();
+        let e = by_rows.entry((f[0].into(), f[1].into())).or_insert((0, i64::MIN));
+        *e = (e.0 + 1, e.1.max(cobuy::time::parse(f[4]).unwrap()));
+    }
+    let by_rows: BTreeMap<(String, String), String> = by_rows
+        .into_iter()
+        .map(|(k, (n, last))| {
+            let times = if n == 1 { "once".to_string() } else { format!("{n} times") };
+            (k, format!("bought {times} before, last on {}", date(last)))
+        })
+        .collect();
+    for (fit_cols, fold_cols, want, what) in [
+        (&COLUMNS[..], &no_quantity[..], &by_rows, "fitted on units, rows folded in"),
+        (&no_quantity[..], &COLUMNS[..], &by_units, "fitted on rows, units folded in"),
+        (&COLUMNS[..], &COLUMNS[..], &by_units, "units both"),
+    ] {
+        let mut args = vec!["fit", "--purchases", "purchases.csv", "--model", "m.cobuy", "--quiet"];
+        args.extend_from_slice(fit_cols);
+        args.extend_from_slice(&["--algorithm", "buy-again"]);
+        let o = run_cobuy(dir, &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let mut args = vec!["fold-in", "--model", "m.cobuy", "--purchases", "new.csv", "--explain", "--out", "f.csv"];
+        args.extend_from_slice(fold_cols);
+        let o = run_cobuy(dir, &args);
+        assert!(o.status.success(), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+        let mut checked = 0;
+        for r in csv::Reader::from_path(dir.join("f.csv")).unwrap().records() {
+            let r = r.unwrap();
+            if &r[4] != "buy-again" {
+                continue;
+            }
+            let key = (r[0].to_string(), r[2].to_string());
+            assert_eq!(Some(&r[5]), want.get(&key).map(String::as_str), "{what}: reason of {r:?}");
+            checked += 1;
+        }
+        assert!(checked >= 5, "{what}: only {checked} buy-again rows");
+    }
+}

@@ -29,6 +29,7 @@ mod crosssell_formula;
 mod decay;
 mod determinism;
 mod ease_oracle;
+mod eval_deny;
 mod eval_metrics;
 mod eval_new_categories;
 mod eval_split;
