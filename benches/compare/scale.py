@@ -232,7 +232,7 @@ class Bench:
         model = self.path(f"cobuy-k{k}.model")
         r = run_child([self.cobuy, "--threads", "2", "fit", "--purchases", self.data, "--model", model,
                        "--customer-col", "customer_id", "--item-col", "item_id", "--quantity-col", "quantity",
-                       "--weighting", "count", "--neighbors", str(k)])  # fmt: skip
+                       "--algorithm", "item-knn", "--weighting", "count", "--neighbors", str(k)])  # fmt: skip
         t_read, m_read = line_time(r["lines"], r"read (\d+) rows in ([\d.]+)s")
         t_fit, m_fit = line_time(r["lines"], r"fitted item-knn .* in ([\d.]+)s: (\d+) item neighbour pairs")
         _, m_cnt = line_time(r["lines"], r"(\d+) customers .*?, (\d+) items")
