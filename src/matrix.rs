@@ -331,6 +331,11 @@ impl InteractionsBuilder {
         Ok((c, i))
     }
 
+    /// The customer and item ids so far, by arrival index.
+    pub(crate) fn interners(&self) -> (&Interner, &Interner) {
+        (&self.customers, &self.items)
+    }
+
     /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.
     pub fn purchase(
         &mut self,

@@ -29,13 +29,16 @@ fn id(prefix: &str, k: u8) -> String {
     if k % 3 == 0 { format!("{k}") } else { format!("{prefix}{k}") }
 }
 
+/// A bought pair: customer, item, count, last time, amount.
+type Pair = (String, String, f32, Option<i64>, Option<f32>);
+
 /// What `finish` should give: per customer id, per item id, (count, last time, amount),
 /// the seen-only pairs, and the merge figures.
 #[derive(Debug, PartialEq)]
 struct Want {
     customers: Vec<String>,
     items: Vec<String>,
-    bought: Vec<(String, String, f32, Option<i64>, Option<f32>)>,
+    bought: Vec<Pair>,
     seen_only: Vec<(String, String)>,
     stats: MergeStats,
 }
@@ -50,7 +53,9 @@ fn naive(rows: &[Row]) -> Want {
     let items = sorted(rows.iter().map(|r| id("i", r.1)).collect());
     let (has_time, has_amount) = (rows.iter().any(|r| r.4.is_some()), rows.iter().any(|r| r.3.is_some()));
     let pos = |v: &[String], s: &str| v.iter().position(|x| x == s).unwrap();
-    let mut pairs: BTreeMap<(usize, usize), Vec<(f64, f64, i64)>> = BTreeMap::new();
+    // Per (customer, item) index: the rows' (quantity, amount, time).
+    type Rows = Vec<(f64, f64, i64)>;
+    let mut pairs: BTreeMap<(usize, usize), Rows> = BTreeMap::new();
     let mut seen: BTreeMap<(usize, usize), ()> = BTreeMap::new();
     for r in rows {
         let key = (pos(&customers, &id("c", r.0)), pos(&items, &id("i", r.1)));
