@@ -142,9 +142,10 @@ pub(crate) fn id_hash(id: &str) -> u64 {
 /// [`IdTable`] and returns the map from arrival index to final index. The distinct ids
 /// live in one string, each with its hash, in arrival order: no allocation per id, and
 /// another interner takes them ([`Interner::intern_all`]) without hashing them again, so
-/// the reading threads intern each chunk's ids and the one thread that merges the chunks
-/// looks up each chunk's distinct ids only.
-#[derive(Debug, Default)]
+/// the reading threads look each id up in a copy of the ids merged so far
+/// ([`Interner::get_hashed`]), intern the others per chunk, and the one thread that merges
+/// the chunks interns only those.
+#[derive(Debug, Default, Clone)]
 pub struct Interner {
     text: String,
     /// `ends[i]`: where id `i` ends in `text`.
@@ -163,12 +164,7 @@ impl Interner {
 
     /// [`Interner::intern`] of an id whose [`id_hash`] is known.
     pub(crate) fn intern_hashed(&mut self, id: &str, hash: u64) -> Option<u32> {
-        let (text, ends) = (&self.text, &self.ends);
-        let at = |i: u32| {
-            let i = i as usize;
-            &text[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
-        };
-        if let Some(&i) = self.table.find(hash, |&i| at(i) == id) {
+        if let Some(i) = self.get_hashed(id, hash) {
             return Some(i);
         }
         let i = u32::try_from(self.ends.len()).ok().filter(|&i| i < u32::MAX)?;
@@ -178,6 +174,11 @@ impl Interner {
         self.ends.push(self.text.len());
         self.hashes.push(hash);
         Some(i)
+    }
+
+    /// The arrival index of `id` (its [`id_hash`] is `hash`), if it was interned.
+    pub(crate) fn get_hashed(&self, id: &str, hash: u64) -> Option<u32> {
+        self.table.find(hash, |&i| self.id(i) == id).copied()
     }
 
     /// The arrival indices here of every id of `other`, in its arrival order (new ones

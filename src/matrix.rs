@@ -183,10 +183,10 @@ pub(crate) fn check_rows(indptr: &[usize], indices: &[u32], (rows, cols): (usize
 /// enough that sums stay finite in `f32`, and no smaller than a millionth of a unit.
 pub const QUANTITY_RANGE: std::ops::RangeInclusive<f64> = 1e-6..=1e12;
 
-/// One purchase or return row while reading; `key` is `customer << 32 | item`.
+/// One row of a customer while [`InteractionsBuilder::finish`] merges their pairs.
 #[derive(Debug, Clone, Copy)]
-struct Line {
-    key: u64,
+struct Entry {
+    item: u32,
     quantity: f64,
     amount: f64,
     /// Purchase time; `i64::MIN` for returns and rows without a time.
@@ -212,10 +212,13 @@ pub struct MergeStats {
 /// Merges purchase rows into [`Interactions`]; the library's entry point for rows that
 /// come from somewhere other than a file.
 ///
-/// Rows are collected as they come and merged at [`InteractionsBuilder::finish`] by a
-/// parallel sort, which touches memory in order where a hash map of pairs would miss the
-/// cache on every row. The rows of a pair are summed in an order fixed by their values,
-/// so neither the number of threads nor the order of the input changes a bit.
+/// Rows are collected as they come, a column per field (a field no row has takes no room),
+/// and merged at [`InteractionsBuilder::finish`]: a counting sort of row numbers by
+/// customer, then each customer's rows sorted and summed on the worker threads. That
+/// touches memory in order where a hash map of pairs would miss the cache on every row,
+/// and holds the rows once (16 bytes each without amounts and times) beside 4 bytes per
+/// row of order, never a sorted copy. The rows of a pair are summed in an order fixed by
+/// their values, so neither the number of threads nor the order of the input changes a bit.
 ///
 /// ```
 /// use cobuy::matrix::InteractionsBuilder;
@@ -231,10 +234,15 @@ pub struct MergeStats {
 pub struct InteractionsBuilder {
     customers: Interner,
     items: Interner,
-    lines: Vec<Line>,
+    /// Per purchase or return row: `customer << 32 | item` (arrival indices).
+    keys: Vec<u64>,
+    quantity: Vec<f64>,
+    /// Empty until a row has an amount; then one per row, 0 for rows without.
+    amount: Vec<f64>,
+    /// Empty until a row has a time; then one per row, `i64::MIN` for returns and rows
+    /// without.
+    time: Vec<i64>,
     seen: Vec<u64>,
-    has_time: bool,
-    has_amount: bool,
 }
 
 /// The builder's only failure: more distinct ids than `u32` can index.
@@ -272,18 +280,24 @@ impl InteractionsBuilder {
         amount: Option<f64>,
         time: Option<i64>,
     ) {
-        self.has_time |= time.is_some();
-        self.has_amount |= amount.is_some();
-        let time = if quantity > 0.0 { time.unwrap_or(i64::MIN) } else { i64::MIN };
-        let key = (c.0 as u64) << 32 | u64::from(i.0);
-        self.lines.push(Line { key, quantity, amount: amount.unwrap_or(0.0), time });
+        let (rows, room) = (self.keys.len(), self.keys.capacity());
+        push_optional(&mut self.amount, amount, 0.0, rows, room);
+        let time = time.map(|t| if quantity > 0.0 { t } else { i64::MIN });
+        push_optional(&mut self.time, time, i64::MIN, rows, room);
+        self.keys.push((c.0 as u64) << 32 | u64::from(i.0));
+        self.quantity.push(quantity);
     }
 
     /// Makes room for about `rows` purchase and return rows in all, so that the rows of a
     /// large file are not copied into a buffer twice their size near the end of the read
     /// (room never written to is never resident).
     pub(crate) fn reserve_rows(&mut self, rows: usize) {
-        self.lines.reserve_exact(rows.saturating_sub(self.lines.len()));
+        let more = rows.saturating_sub(self.keys.len());
+        self.keys.reserve_exact(more);
+        self.quantity.reserve_exact(more);
+        for v in [&mut self.amount as &mut dyn Reserve, &mut self.time] {
+            v.reserve_if_started(more);
+        }
     }
 
     /// [`InteractionsBuilder::seen`] by index, as [`InteractionsBuilder::purchase_at`].
@@ -315,6 +329,11 @@ impl InteractionsBuilder {
         let c = self.customers.intern_all(customers).ok_or(TooManyIds("customer"))?;
         let i = self.items.intern_all(items).ok_or(TooManyIds("item"))?;
         Ok((c, i))
+    }
+
+    /// The customer and item ids so far, by arrival index.
+    pub(crate) fn interners(&self) -> (&Interner, &Interner) {
+        (&self.customers, &self.items)
     }
 
     /// Adds a purchase (`quantity > 0`) or a return (`quantity < 0`), netted per pair.
@@ -349,71 +368,260 @@ impl InteractionsBuilder {
     /// [`InteractionsBuilder::finish`], with the final index of every arrival index of
     /// [`InteractionsBuilder::intern`] (customers, then items).
     pub(crate) fn finish_with_maps(self) -> (Interactions, MergeStats, Vec<u32>, Vec<u32>) {
-        let InteractionsBuilder { customers, items, mut lines, seen, has_time, has_amount } = self;
+        let InteractionsBuilder { customers, items, keys, quantity, amount, time, seen } = self;
         let (customers, cmap) = customers.finish();
         let (items, imap) = items.finish();
         let remap = |key: u64| u64::from(cmap[(key >> 32) as usize]) << 32 | u64::from(imap[key as u32 as usize]);
-        lines.par_iter_mut().for_each(|l| l.key = remap(l.key));
-        lines.par_sort_unstable_by_key(|l| l.key);
         let mut seen: Vec<u64> = seen.into_iter().map(remap).collect();
         seen.par_sort_unstable();
         seen.dedup();
+        let rows = Rows { keys, quantity, amount, time };
+        let merged = if rows.keys.len() < u32::MAX as usize {
+            rows.merge::<u32>(customers.len(), &cmap, &imap, &seen)
+        } else {
+            rows.merge::<usize>(customers.len(), &cmap, &imap, &seen)
+        };
+        let Merged { pairs_of, indices, counts, last_time, amount, seen_only, stats } = merged;
+        let indptr = std::iter::once(0)
+            .chain(pairs_of.iter().scan(0usize, |end, &n| {
+                *end += n as usize;
+                Some(*end)
+            }))
+            .collect();
+        let counts = Csr::new((customers.len(), items.len()), indptr, indices, counts);
+        let seen_only = RowSets {
+            indptr: row_pointers(customers.len(), seen_only.iter().map(|&k| (k >> 32) as u32)),
+            indices: seen_only.iter().map(|&k| k as u32).collect(),
+        };
+        (Interactions { customers, items, counts, last_time, amount, seen_only }, stats, cmap, imap)
+    }
+}
 
-        let mut stats = MergeStats::default();
-        let (mut keys, mut counts, mut last_time, mut amount) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut seen_only: Vec<u64> = Vec::new();
+/// Appends `value` to a column that stays empty until some row has one (`rows` rows before
+/// this one, `room` the rows reserved), filling the rows before with `none`.
+fn push_optional<T: Copy>(column: &mut Vec<T>, value: Option<T>, none: T, rows: usize, room: usize) {
+    match value {
+        Some(v) => {
+            if column.is_empty() {
+                column.reserve_exact(room.max(rows + 1));
+                column.resize(rows, none);
+            }
+            column.push(v);
+        }
+        None if !column.is_empty() => column.push(none),
+        None => {}
+    }
+}
+
+/// Reserving room in a column that exists only once a row has its field.
+trait Reserve {
+    fn reserve_if_started(&mut self, more: usize);
+}
+
+impl<T> Reserve for Vec<T> {
+    fn reserve_if_started(&mut self, more: usize) {
+        if !self.is_empty() {
+            self.reserve_exact(more);
+        }
+    }
+}
+
+/// A row number in the counting sort: `u32` (4 bytes a row) unless there are more rows.
+trait RowNumber: Copy + Default + Send + Sync {
+    fn of(row: usize) -> Self;
+    fn get(self) -> usize;
+}
+
+impl RowNumber for u32 {
+    fn of(row: usize) -> Self {
+        row as u32
+    }
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+impl RowNumber for usize {
+    fn of(row: usize) -> Self {
+        row
+    }
+    fn get(self) -> usize {
+        self
+    }
+}
+
+/// The builder's rows, by arrival indices.
+struct Rows {
+    keys: Vec<u64>,
+    quantity: Vec<f64>,
+    amount: Vec<f64>,
+    time: Vec<i64>,
+}
+
+/// The merged pairs in customer and item order: the number of purchase pairs of each
+/// customer, their items and per-pair values, and the seen-only pairs (keys, sorted).
+#[derive(Default)]
+struct Merged {
+    pairs_of: Vec<u32>,
+    indices: Vec<u32>,
+    counts: Vec<f32>,
+    last_time: Option<Vec<i64>>,
+    amount: Option<Vec<f32>>,
+    seen_only: Vec<u64>,
+    stats: MergeStats,
+}
+
+impl Rows {
+    /// Groups the rows by final customer with a counting sort of their row numbers, then
+    /// merges each customer's rows on the worker threads: sorted by final item and then by
+    /// value (so sums never depend on arrival order), summed per pair. `seen` holds the
+    /// final keys of the seen marks, sorted and distinct. The rows are dropped before the
+    /// parts are joined.
+    fn merge<R: RowNumber>(self, customers: usize, cmap: &[u32], imap: &[u32], seen: &[u64]) -> Merged {
+        let customer_of = |k: u64| cmap[(k >> 32) as usize] as usize;
+        let mut start = vec![0usize; customers + 1];
+        for &k in &self.keys {
+            start[customer_of(k) + 1] += 1;
+        }
+        for c in 0..customers {
+            start[c + 1] += start[c];
+        }
+        let mut order = vec![R::default(); self.keys.len()];
+        let mut next = start.clone();
+        for (row, &k) in self.keys.iter().enumerate() {
+            let c = customer_of(k);
+            order[next[c]] = R::of(row);
+            next[c] += 1;
+        }
+        drop(next);
+        // Ranges of customers with about equal numbers of rows, a few per thread.
+        let per = self.keys.len() / (rayon::current_num_threads() * 8) + 1;
+        let mut ranges = Vec::new();
+        let mut from = 0;
+        for c in 0..customers {
+            if start[c + 1] - start[from] >= per || c + 1 == customers {
+                ranges.push(from..c + 1);
+                from = c + 1;
+            }
+        }
+        let parts: Vec<Merged> = ranges
+            .into_par_iter()
+            .map(|range| {
+                let lo = seen.partition_point(|&s| s >> 32 < range.start as u64);
+                let hi = seen.partition_point(|&s| s >> 32 < range.end as u64);
+                let rows = range.clone().map(|c| &order[start[c]..start[c + 1]]);
+                self.merge_customers(range.start, rows, imap, &seen[lo..hi])
+            })
+            .collect();
+        drop((self, order, start));
+        let mut all = Merged::default();
+        let has = |f: fn(&Merged) -> bool| parts.first().is_some_and(f);
+        let (with_time, with_amount) = (has(|p| p.last_time.is_some()), has(|p| p.amount.is_some()));
+        let total = |f: fn(&Merged) -> usize| parts.iter().map(f).sum::<usize>();
+        all.pairs_of.reserve_exact(customers);
+        all.indices.reserve_exact(total(|p| p.indices.len()));
+        all.counts.reserve_exact(total(|p| p.counts.len()));
+        all.seen_only.reserve_exact(total(|p| p.seen_only.len()));
+        let (mut last_time, mut amount) = (Vec::new(), Vec::new());
+        if with_time {
+            last_time.reserve_exact(all.indices.capacity());
+        }
+        if with_amount {
+            amount.reserve_exact(all.indices.capacity());
+        }
+        for p in parts {
+            all.pairs_of.extend(p.pairs_of);
+            all.indices.extend(p.indices);
+            all.counts.extend(p.counts);
+            last_time.extend(p.last_time.unwrap_or_default());
+            amount.extend(p.amount.unwrap_or_default());
+            all.seen_only.extend(p.seen_only);
+            let (s, t) = (&mut all.stats, p.stats);
+            s.pairs += t.pairs;
+            s.purchase_pairs += t.purchase_pairs;
+            s.netted_out_pairs += t.netted_out_pairs;
+            s.seen_only_pairs += t.seen_only_pairs;
+            s.merged_rows += t.merged_rows;
+        }
+        all.last_time = with_time.then_some(last_time);
+        all.amount = with_amount.then_some(amount);
+        all
+    }
+
+    /// Merges the rows of the customers from `first` on (the row numbers of each, in
+    /// turn), with `seen` the seen marks of these customers.
+    fn merge_customers<'a, R: RowNumber + 'a>(
+        &self,
+        first: usize,
+        customers: impl Iterator<Item = &'a [R]>,
+        imap: &[u32],
+        seen: &[u64],
+    ) -> Merged {
+        let (has_time, has_amount) = (!self.time.is_empty(), !self.amount.is_empty());
+        let mut out =
+            Merged { last_time: has_time.then(Vec::new), amount: has_amount.then(Vec::new), ..Merged::default() };
+        let stats = &mut out.stats;
         let mut pending_seen = seen.iter().copied().peekable();
-        for group in lines.chunk_by_mut(|a, b| a.key == b.key) {
-            // Within a pair, rows are ordered by value, so sums never depend on arrival order.
-            if group.len() > 1 {
-                group.sort_unstable_by(|a, b| {
-                    (a.quantity.total_cmp(&b.quantity)).then(a.amount.total_cmp(&b.amount)).then(a.time.cmp(&b.time))
-                });
+        let mut entries: Vec<Entry> = Vec::new();
+        for (c, rows) in (first as u64..).zip(customers) {
+            entries.clear();
+            entries.extend(rows.iter().map(|r| {
+                let r = r.get();
+                Entry {
+                    item: imap[self.keys[r] as u32 as usize],
+                    quantity: self.quantity[r],
+                    amount: if has_amount { self.amount[r] } else { 0.0 },
+                    time: if has_time { self.time[r] } else { i64::MIN },
+                }
+            }));
+            // By item, then by value: within a pair, sums never depend on arrival order.
+            entries.sort_unstable_by(|a, b| {
+                (a.item.cmp(&b.item))
+                    .then(a.quantity.total_cmp(&b.quantity))
+                    .then(a.amount.total_cmp(&b.amount))
+                    .then(a.time.cmp(&b.time))
+            });
+            let mut pairs = 0u32;
+            for group in entries.chunk_by(|a, b| a.item == b.item) {
+                let key = c << 32 | u64::from(group[0].item);
+                // Seen marks of pairs with no purchase or return row at all.
+                while let Some(s) = pending_seen.next_if(|&s| s < key) {
+                    stats.seen_only_pairs += 1;
+                    out.seen_only.push(s);
+                }
+                // A seen mark on a pair with rows changes nothing: bought stays bought, and a
+                // netted pair is kept as seen anyway.
+                pending_seen.next_if_eq(&key);
+                stats.pairs += 1;
+                stats.merged_rows += group.len() as u64 - 1;
+                let quantity: f64 = group.iter().map(|l| l.quantity).sum();
+                let purchased = group.iter().any(|l| l.quantity > 0.0);
+                let q = quantity as f32;
+                if purchased && q > 0.0 && q.is_finite() {
+                    pairs += 1;
+                    out.indices.push(group[0].item);
+                    out.counts.push(q);
+                    if let Some(t) = out.last_time.as_mut() {
+                        t.push(group.iter().map(|l| l.time).max().unwrap_or(i64::MIN));
+                    }
+                    if let Some(a) = out.amount.as_mut() {
+                        a.push(group.iter().map(|l| l.amount).sum::<f64>() as f32);
+                    }
+                } else {
+                    // Returns cancelled every purchase (or there was none): seen, not bought.
+                    stats.netted_out_pairs += 1;
+                    out.seen_only.push(key);
+                }
             }
-            let key = group[0].key;
-            // Seen marks of pairs with no purchase or return row at all.
-            while let Some(s) = pending_seen.next_if(|&s| s < key) {
-                stats.seen_only_pairs += 1;
-                seen_only.push(s);
-            }
-            // A seen mark on a pair with rows changes nothing: bought stays bought, and a
-            // netted pair is kept as seen anyway.
-            pending_seen.next_if_eq(&key);
-            stats.pairs += 1;
-            stats.merged_rows += group.len() as u64 - 1;
-            let quantity: f64 = group.iter().map(|l| l.quantity).sum();
-            let purchased = group.iter().any(|l| l.quantity > 0.0);
-            let q = quantity as f32;
-            if purchased && q > 0.0 && q.is_finite() {
-                keys.push(key);
-                counts.push(q);
-                last_time.push(group.iter().map(|l| l.time).max().unwrap_or(i64::MIN));
-                amount.push(group.iter().map(|l| l.amount).sum::<f64>() as f32);
-            } else {
-                // Returns cancelled every purchase (or there was none): seen, not bought.
-                stats.netted_out_pairs += 1;
-                seen_only.push(key);
-            }
+            out.pairs_of.push(pairs);
         }
         for s in pending_seen {
             stats.seen_only_pairs += 1;
-            seen_only.push(s);
+            out.seen_only.push(s);
         }
         stats.pairs += stats.seen_only_pairs;
-        stats.purchase_pairs = keys.len() as u64;
-        seen_only.sort_unstable();
-
-        let rows = customers.len();
-        let indptr = row_pointers(rows, keys.iter().map(|&k| (k >> 32) as u32));
-        let indices = keys.iter().map(|&k| k as u32).collect();
-        let counts = Csr::new((rows, items.len()), indptr, indices, counts);
-        let seen_only = RowSets {
-            indptr: row_pointers(rows, seen_only.iter().map(|&k| (k >> 32) as u32)),
-            indices: seen_only.iter().map(|&k| k as u32).collect(),
-        };
-        let last_time = has_time.then_some(last_time);
-        let amount = has_amount.then_some(amount);
-        (Interactions { customers, items, counts, last_time, amount, seen_only }, stats, cmap, imap)
+        stats.purchase_pairs = out.indices.len() as u64;
+        out
     }
 }
 

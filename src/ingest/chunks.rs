@@ -339,9 +339,12 @@ pub(crate) struct ChunkRecords {
     name: String,
     csv: csv::Reader<Tail>,
     record: csv::ByteRecord,
-    /// Offsets of the chunk's newlines, and how many of them lie before the last offset asked for.
+    /// Offsets of the chunk's newlines (for a chunk with quotes), and how many newlines lie
+    /// before the last offset asked for (before `pos` in a chunk without quotes).
     newlines: Vec<usize>,
     passed: usize,
+    /// The line of the record `read_plain` read last.
+    line_of_start: u64,
     first_line: u64,
     /// Quote-following, for a chunk that holds a quote.
     quotes: Option<Quotes>,
@@ -366,7 +369,8 @@ impl ChunkRecords {
             q.scan(&chunk.bytes);
             q
         });
-        let newlines = memchr::memchr_iter(b'\n', &chunk.bytes).collect();
+        // A chunk without quotes counts its newlines as it reads (`read_plain`).
+        let newlines = if quotes.is_some() { memchr::memchr_iter(b'\n', &chunk.bytes).collect() } else { Vec::new() };
         let csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .has_headers(false)
@@ -379,6 +383,7 @@ impl ChunkRecords {
             record: csv::ByteRecord::new(),
             newlines,
             passed: 0,
+            line_of_start: chunk.first_line,
             first_line: chunk.first_line,
             quotes,
             last: chunk.last,
@@ -428,6 +433,7 @@ impl ChunkRecords {
     fn read_plain(&mut self) -> bool {
         let bytes = &self.csv.get_ref().bytes;
         let start = self.pos + bytes[self.pos..].iter().take_while(|&&b| b == b'\n' || b == b'\r').count();
+        self.passed += bytes[self.pos..start].iter().filter(|&&b| b == b'\n').count();
         if start == bytes.len() {
             self.pos = start;
             return false;
@@ -450,6 +456,9 @@ impl ChunkRecords {
         }
         self.record.push_field(&bytes[from..end]);
         (self.start, self.pos) = (start, next);
+        // The record's line: the newlines before its start; then its terminator's is passed.
+        self.line_of_start = self.first_line + self.passed as u64;
+        self.passed += usize::from(bytes.get(end) == Some(&b'\n'));
         true
     }
 
@@ -468,7 +477,7 @@ impl ChunkRecords {
             return Ok(false);
         }
         let (spanned, mut line) = if self.quotes.is_none() {
-            (0, self.line_at(self.start))
+            (0, self.line_of_start)
         } else {
             // The line of the record's last byte (just before the terminator the reader
             // consumed, or the end of input) minus the newlines inside its fields.

@@ -216,6 +216,10 @@ impl RowSink for LogBuilder {
         Ok((cmap, imap))
     }
 
+    fn ids(&self) -> (&Interner, &Interner) {
+        self.merged.interners()
+    }
+
     fn bought(&mut self, r: Bought) {
         self.has_basket |= r.basket.is_some();
         let (customer, item, quantity) = (r.customer, r.item, r.quantity);

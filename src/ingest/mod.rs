@@ -29,10 +29,11 @@ pub use log::{CustomerSample, LogRow, PurchaseLog};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CustomerIdx, Interner, ItemIdx};
+use crate::ids::{CustomerIdx, Interner, ItemIdx, id_hash};
 use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
 
 /// The delimiter value that stands for `::` (MovieLens 1M and 10M `ratings.dat`): each
@@ -682,6 +683,8 @@ fn read_into_log(
 trait RowSink {
     /// The arrival indices of a chunk's customer and item ids (new ones added in order).
     fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds>;
+    /// The customer and item ids so far, by arrival index.
+    fn ids(&self) -> (&Interner, &Interner);
     fn bought(&mut self, row: Bought);
     fn seen(&mut self, customer: CustomerIdx, item: ItemIdx);
     /// Makes room for about `rows` accepted rows in all.
@@ -703,6 +706,9 @@ impl RowSink for InteractionsBuilder {
     fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds> {
         self.intern_all(customers, items)
     }
+    fn ids(&self) -> (&Interner, &Interner) {
+        self.interners()
+    }
     fn bought(&mut self, r: Bought) {
         self.purchase_at(r.customer, r.item, r.quantity, r.amount, r.time)
     }
@@ -717,21 +723,49 @@ impl RowSink for InteractionsBuilder {
 /// No basket (in [`ChunkRow::basket`]).
 const NO_BASKET: u32 = u32::MAX;
 
-/// An accepted row of a chunk, by the chunk's own arrival indices; quantity 0 marks a
-/// rating below the minimum ("seen").
+/// In a [`ChunkRow`], marks a chunk's own arrival index of an id; without it, the index is
+/// the sink's, from the [`Known`] ids the chunk was read with.
+const LOCAL: u64 = 1 << 32;
+
+/// The sink's customer and item ids (by arrival index) as they were when a chunk was handed
+/// out: a worker looks each id up here first, so the one thread that merges the chunks
+/// interns only the ids that were new then. Refreshed when the sink's ids have grown by
+/// half, so copying them costs a few times their size over a whole read.
+#[derive(Clone, Default)]
+struct Known {
+    customers: Arc<Interner>,
+    items: Arc<Interner>,
+}
+
+impl Known {
+    fn refresh(&mut self, customers: &Interner, items: &Interner) {
+        let stale = |known: &Interner, now: &Interner| now.len() > known.len() + known.len() / 2 + 1024;
+        if stale(&self.customers, customers) {
+            self.customers = Arc::new(customers.clone());
+        }
+        if stale(&self.items, items) {
+            self.items = Arc::new(items.clone());
+        }
+    }
+}
+
+/// An accepted row of a chunk; customer and item as [`ChunkRows::resolve`] gives them
+/// (the sink's arrival index, or [`LOCAL`] and the chunk's); quantity 0 marks a rating
+/// below the minimum ("seen").
 struct ChunkRow {
-    customer: u32,
-    item: u32,
+    customer: u64,
+    item: u64,
     basket: u32,
     quantity: f64,
     amount: Option<f64>,
     time: Option<i64>,
 }
 
-/// What a worker makes of one chunk: its accepted rows over the chunk's own id tables (in
-/// first-appearance order, so that taking them chunk by chunk interns every id in the
-/// order the file first shows it), its buckets, its rejects (encoded) and, when a row
-/// stops the read, why.
+/// What a worker makes of one chunk: its accepted rows over the [`Known`] ids and the
+/// chunk's own id tables of the others (in first-appearance order, so that taking them chunk
+/// by chunk interns every new id in the order the file first shows it, as interning every id
+/// of the chunk would), its buckets, its rejects (encoded) and, when a row stops the read,
+/// why.
 #[derive(Default)]
 struct ChunkRows {
     customers: Interner,
@@ -758,6 +792,24 @@ impl ChunkRows {
         *last = ids.intern(id)?;
         Some(*last)
     }
+
+    /// A chunk's customer or item for `id`: its index in `known`, else [`LOCAL`] and its
+    /// arrival index among the chunk's `ids`; `last` is the one given last, as in
+    /// [`ChunkRows::local`] (`u64::MAX` before any).
+    fn resolve(known: &Interner, ids: &mut Interner, last: &mut u64, id: &str) -> Option<u64> {
+        if *last != u64::MAX {
+            let text = if *last & LOCAL != 0 { ids.id(*last as u32) } else { known.id(*last as u32) };
+            if text == id {
+                return Some(*last);
+            }
+        }
+        let hash = id_hash(id);
+        *last = match known.get_hashed(id, hash) {
+            Some(i) => u64::from(i),
+            None => LOCAL | u64::from(ids.intern_hashed(id, hash)?),
+        };
+        Some(*last)
+    }
 }
 
 /// More ids than `u32` indexes (in a chunk: a file of billions of rows without newlines).
@@ -768,6 +820,7 @@ fn too_many(path: &str, what: &'static str) -> IngestError {
 /// Validates the records of one chunk (on a worker thread).
 fn parse_chunk(
     recs: &mut ChunkRecords,
+    known: &Known,
     cols: &Resolved,
     opts: &IngestOptions,
     name: &str,
@@ -776,7 +829,7 @@ fn parse_chunk(
 ) -> ChunkRows {
     let mut out = ChunkRows { bytes: recs.len(), ..ChunkRows::default() };
     let sum = &mut out.sum;
-    let (mut last_customer, mut last_item, mut last_basket) = (u32::MAX, u32::MAX, u32::MAX);
+    let (mut last_customer, mut last_item, mut last_basket) = (u64::MAX, u64::MAX, u32::MAX);
     loop {
         let rec = match recs.next_record() {
             Ok(Some(rec)) => rec,
@@ -798,8 +851,8 @@ fn parse_chunk(
             Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
             Ok(Row::Seen { customer, item }) => {
                 sum.below_min_value_rows += 1;
-                let customer = ChunkRows::local(&mut out.customers, &mut last_customer, customer);
-                let item = ChunkRows::local(&mut out.items, &mut last_item, item);
+                let customer = ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer);
+                let item = ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item);
                 let (Some(customer), Some(item)) = (customer, item) else {
                     out.stop = Some(too_many(name, customer.map_or("customer", |_| "item")));
                     break;
@@ -817,8 +870,8 @@ fn parse_chunk(
                 } else {
                     sum.return_rows_netted += 1;
                 }
-                let customer = ChunkRows::local(&mut out.customers, &mut last_customer, customer);
-                let item = ChunkRows::local(&mut out.items, &mut last_item, item);
+                let customer = ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer);
+                let item = ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item);
                 let basket =
                     basket.map_or(Some(NO_BASKET), |b| ChunkRows::local(&mut out.baskets, &mut last_basket, b));
                 let (Some(customer), Some(item), Some(basket)) = (customer, item, basket) else {
@@ -883,13 +936,18 @@ fn read_rows(
     let (delimiter, with_rejects) = (file.delimiter, rejects.is_some());
     // Accepted rows and bytes so far, until the sink is told how many rows to expect.
     let mut expect = (!file.gzip).then_some(file.size()).flatten().map(|size| (size, 0usize, 0u64));
-    let parse = |recs: &mut ChunkRecords| parse_chunk(recs, &cols, opts, &name, delimiter, with_rejects);
+    let known = Mutex::new(Known::default());
+    let parse = |recs: &mut ChunkRecords| {
+        let known = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        parse_chunk(recs, &known, &cols, opts, &name, delimiter, with_rejects)
+    };
     let mut merge = |c: ChunkRows| -> Result<(), IngestError> {
         let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
         let (cmap, imap) = sink.intern(&c.customers, &c.items).map_err(too_many)?;
         let bmap = baskets.intern_all(&c.baskets).ok_or_else(|| too_many(TooManyIds("basket")))?;
+        let index = |x: u64, map: &[u32]| if x & LOCAL != 0 { map[x as u32 as usize] } else { x as u32 };
         for r in &c.rows {
-            let (customer, item) = (CustomerIdx(cmap[r.customer as usize]), ItemIdx(imap[r.item as usize]));
+            let (customer, item) = (CustomerIdx(index(r.customer, &cmap)), ItemIdx(index(r.item, &imap)));
             if r.quantity == 0.0 {
                 sink.seen(customer, item);
             } else {
@@ -898,6 +956,8 @@ fn read_rows(
                 sink.bought(Bought { customer, item, quantity, amount, time, basket });
             }
         }
+        let (customers, items) = sink.ids();
+        known.lock().unwrap_or_else(PoisonError::into_inner).refresh(customers, items);
         if let Some((size, rows, bytes)) = expect.as_mut() {
             (*rows, *bytes) = (*rows + c.rows.len(), *bytes + c.bytes as u64);
             // Once a few chunks are in, at the rate they hold rows, with a margin.

@@ -42,6 +42,7 @@ mod hostile_eval;
 mod ingest_chunks;
 mod ingest_summary;
 mod knn_oracle;
+mod merge_oracle;
 mod model_file;
 mod model_values;
 mod output_paths;
