@@ -492,6 +492,19 @@ pub fn write_similar_customers<W: Write + Send>(
 mod tests {
     use super::*;
 
+    /// A customer's cells go before each row's end, not before a line break inside a
+    /// quoted field; rows written before `start` are left alone.
+    #[test]
+    fn customer_columns_end_each_row_outside_quotes() {
+        let cols = CustomerColumns { header: ",tier".into(), cells: vec![b",top".to_vec(), b",bottom".to_vec()] };
+        assert_eq!(cols.header("a,b\n"), "a,b,tier\n");
+        let mut buf = b"x,1\n".to_vec();
+        let start = buf.len();
+        buf.extend_from_slice(b"c,\"two\nlines, \"\"q\"\"\"\nc,plain\n");
+        cols.append(CustomerIdx(1), &mut buf, start);
+        assert_eq!(buf, b"x,1\nc,\"two\nlines, \"\"q\"\"\",bottom\nc,plain,bottom\n");
+    }
+
     /// The oracle is the `csv` crate's writer: quoting only where needed, or always for a
     /// field with edge spaces in `write_field`.
     #[test]
