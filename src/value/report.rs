@@ -28,6 +28,14 @@ pub enum Measure {
 }
 
 impl Measure {
+    /// An amount with two decimals, or a count of purchases.
+    fn format(self, v: f64) -> String {
+        match self {
+            Measure::Revenue => amount(v),
+            Measure::Purchases => format!("{v:.0}"),
+        }
+    }
+
     fn noun(self) -> &'static str {
         match self {
             Measure::Revenue => "revenue",
@@ -176,7 +184,7 @@ impl ValueReport {
             out,
             "{} customers; {noun} {}.{}\n",
             self.customers,
-            amount(self.total),
+            self.measure.format(self.total),
             if self.measure == Measure::Purchases {
                 " No amounts (or none above 0): customers are ranked by purchases."
             } else {
@@ -216,7 +224,7 @@ impl ValueReport {
                     g.name,
                     g.customers,
                     pct(g.customer_share),
-                    amount(g.total),
+                    self.measure.format(g.total),
                     pct(g.share)
                 );
                 if clv {

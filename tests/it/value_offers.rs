@@ -501,3 +501,33 @@ only_tier = ["top"]
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--tier-by"), "{}", stderr(&o));
 }
+
+#[test]
+fn without_amounts_or_repeat_buyers_the_report_ranks_by_purchases_never_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, flags) in [
+        ("c,t\na,2020-01-01\na,2020-01-05\na,2020-01-09\nb,2020-01-02\nd,2020-01-02\nd,2020-01-04\n", vec![]),
+        // Everyone on one day, every amount 0: nobody buys twice, no revenue.
+        ("c,t,amt\na,2020-01-01,0\nb,2020-01-01,0\nd,2020-01-01,0\n", vec!["--amount-col", "amt"]),
+    ] {
+        fs::write(dir.path().join("p.csv"), text).unwrap();
+        let mut args = vec!["customers", "--purchases", "p.csv", "--customer-col", "c", "--time-col", "t"];
+        args.extend(&flags);
+        args.extend(["--out", "c.csv", "--report", "rep"]);
+        let o = run_cobuy(dir.path(), &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join("rep/report.json")).unwrap()).unwrap();
+        assert_eq!(json["measure"], "purchases", "{json}");
+        // Purchases 3, 2, 1 (or 1, 1, 1): the top third (one customer) holds 3/6 (or 1/3).
+        let want = if flags.is_empty() { 0.5 } else { 1.0 / 3.0 };
+        assert!((json["curve"][33].as_f64().unwrap() - want).abs() < 1e-12, "{json}");
+        assert_eq!(json["curve"][100], 1.0);
+        for f in ["report.md", "report.json", "pareto.svg", "segments.svg", "tiers.svg"] {
+            let s = fs::read_to_string(dir.path().join("rep").join(f)).unwrap();
+            // "infinity (at the boundary)" names a parameter; no number is NaN or inf.
+            assert!(!s.contains("NaN") && !s.replace("infinity", "").contains("inf"), "{f}: {s}");
+        }
+        assert!(fs::read_to_string(dir.path().join("rep/report.md")).unwrap().contains("ranked by purchases"));
+    }
+}
