@@ -32,7 +32,7 @@ fn kernels(c: &mut Criterion) {
     let user_knn = Model::fit(data, &user_params, FitInfo::default()).unwrap();
     let customers: Vec<CustomerIdx> = (0..item_knn.customers().len() as u32).map(CustomerIdx).collect();
     let filter = ResolvedFilter::exclude_bought(item_knn.items().len());
-    let opts = BatchOptions { top: 10, filter: &filter, explain: false };
+    let opts = BatchOptions { top: 10, filter: &filter, explain: false, columns: None };
 
     let mut g = c.benchmark_group("synthetic 50k x 10k x 500k");
     g.sample_size(10);

@@ -64,6 +64,41 @@ pub struct BatchOptions<'a> {
     pub filter: &'a ResolvedFilter,
     /// Add a `reason` column.
     pub explain: bool,
+    /// Columns appended to each customer's rows (the customer's value), if any.
+    pub columns: Option<&'a CustomerColumns>,
+}
+
+/// Columns appended to every row of a customer, the same for each of their rows (their
+/// tier, churn risk and lifetime value, say): the header's part and each customer's
+/// cells, indexed by customer, each starting with a comma.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerColumns {
+    /// Appended to the header, such as `,tier,p_no_purchase`.
+    pub header: String,
+    /// Per customer index, such as `,top,0.250000`.
+    pub cells: Vec<Vec<u8>>,
+}
+
+impl CustomerColumns {
+    /// `base` (a header line ending in a line break) with the columns added.
+    pub fn header(&self, base: &str) -> String {
+        format!("{}{}\n", base.trim_end_matches('\n'), self.header)
+    }
+
+    /// Adds customer `c`'s cells to each row written to `buf` from `start`: before each
+    /// line break outside quotes (a quoted field may hold one).
+    pub fn append(&self, c: CustomerIdx, buf: &mut Vec<u8>, start: usize) {
+        let cells = self.cells.get(c.get()).map_or(&[][..], Vec::as_slice);
+        let rows = buf.split_off(start);
+        let mut quoted = false;
+        for &b in &rows {
+            quoted ^= b == b'"';
+            if b == b'\n' && !quoted {
+                buf.extend_from_slice(cells);
+            }
+            buf.push(b);
+        }
+    }
 }
 
 /// Writes `id` as a CSV field, quoted only when it must be (and when it starts or ends
@@ -196,13 +231,20 @@ pub fn write_recommendations<W: Write + Send>(
     progress: &(dyn Fn(u64) + Sync),
 ) -> io::Result<BatchStats> {
     let rows = RowWriter::new(model, opts);
+    let header = opts.columns.map_or_else(|| rows.header().to_string(), |c| c.header(rows.header()));
     write_blocks(
         customers,
-        rows.header(),
+        &header,
         out,
         progress,
         || rows.state(),
-        |state, &c, buf, st| rows.score(model.customers().id(c.0), &rows.scorer.query(c), state, buf, st),
+        |state, &c, buf, st| {
+            let start = buf.len();
+            rows.score(model.customers().id(c.0), &rows.scorer.query(c), state, buf, st);
+            if let Some(cols) = opts.columns {
+                cols.append(c, buf, start);
+            }
+        },
     )
 }
 
@@ -458,6 +500,19 @@ pub fn write_similar_customers<W: Write + Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A customer's cells go before each row's end, not before a line break inside a
+    /// quoted field; rows written before `start` are left alone.
+    #[test]
+    fn customer_columns_end_each_row_outside_quotes() {
+        let cols = CustomerColumns { header: ",tier".into(), cells: vec![b",top".to_vec(), b",bottom".to_vec()] };
+        assert_eq!(cols.header("a,b\n"), "a,b,tier\n");
+        let mut buf = b"x,1\n".to_vec();
+        let start = buf.len();
+        buf.extend_from_slice(b"c,\"two\nlines, \"\"q\"\"\"\nc,plain\n");
+        cols.append(CustomerIdx(1), &mut buf, start);
+        assert_eq!(buf, b"x,1\nc,\"two\nlines, \"\"q\"\"\",bottom\nc,plain,bottom\n");
+    }
 
     /// The oracle is the `csv` crate's writer: quoting only where needed, or always for a
     /// field with edge spaces in `write_field`.

@@ -38,7 +38,7 @@ use super::{Log, bad, create_parent, load_model, lookup_ids, read_ids};
 
 /// What clap makes of no flags at all: the defaults of a group whose every flag has one.
 /// Serde fills a job file's missing keys from it, so both read the one `default_value`.
-fn flag_defaults<T: Args + clap::FromArgMatches>() -> T {
+pub(super) fn flag_defaults<T: Args + clap::FromArgMatches>() -> T {
     let cmd = T::augment_args(clap::Command::new("defaults").no_binary_name(true));
     let matches = cmd.try_get_matches_from(std::iter::empty::<String>());
     // Fails only if a group gains a flag without a default: a programming error, caught by
@@ -757,6 +757,25 @@ pub struct BoughtArgs {
     /// "Now" for repurchase windows (default: the newest purchase).
     #[arg(long)]
     pub as_of: Option<String>,
+}
+
+/// The customer's value beside the offers (`recommend`, `cross-sell`, `up-sell`, and the
+/// nightly job's `[recommend]` table, fed by its `[customers]` step).
+#[derive(Args, Deserialize, Serialize, Clone, Debug, Default)]
+#[serde(default)]
+pub struct ValueArgs {
+    /// A customers file written by `cobuy customers`: every row gets the customer's tier,
+    /// churn risk (p_no_purchase) and lifetime value.
+    #[arg(long)]
+    pub customer_value: Option<PathBuf>,
+    /// Order the customers by churn-risk or value (lifetime value), highest first, those
+    /// without one last (needs --customer-value; default: the usual order).
+    #[arg(long)]
+    pub order: Option<String>,
+    /// Only customers of these tiers: top, middle, bottom, comma-separated (needs
+    /// --customer-value).
+    #[arg(long, value_delimiter = ',')]
+    pub only_tier: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use cobuy::batch::{BatchStats, put_display, write_blocks, write_csv_field};
-use cobuy::ids::CustomerIdx;
+use cobuy::ids::{CustomerIdx, IdTable};
 use cobuy::ingest;
 use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Alignment, Catalog, CategoryIdx};
@@ -16,8 +16,10 @@ use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, Scor
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
+use cobuy::value::{Wallet, WalletParams};
 
-use super::args::{AffinityArgs, CatalogArgs, FilterArgs, InputArgs, ingest_options, set_threads};
+use super::args::{AffinityArgs, CatalogArgs, FilterArgs, InputArgs, ValueArgs, ingest_options, set_threads};
+use super::customers::Values;
 use super::paths::Files;
 use super::{Log, bad, customers_of, plural, summary_lines, write_batch};
 
@@ -64,6 +66,13 @@ pub struct CrossSellCmd {
     out: PathBuf,
     #[command(flatten)]
     affinity: AffinityArgs,
+    /// Add a wallet_gap column: how much less than the median of their value band the
+    /// customer spends in the offer's category, where most of the band buys there (empty:
+    /// no gap). Needs amounts. Scores are unchanged.
+    #[arg(long)]
+    wallet: bool,
+    #[command(flatten)]
+    value: ValueArgs,
 }
 
 /// `--scoring`.
@@ -86,6 +95,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         CrossSellParams { scoring, cf_weight: cmd.cf_weight, novelty: cmd.novelty, ..CrossSellParams::default() };
     params.check().map_err(bad)?;
     cmd.affinity.check()?;
+    cmd.value.check(false)?;
     let rule_params =
         RuleParams { min_support: cmd.min_support, min_count: cmd.min_count.max(1), ..RuleParams::default() };
     rule_params.check().map_err(bad)?;
@@ -98,7 +108,10 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     let opts = ingest_options(&cmd.input, &cmd.out)?;
     let files =
         Files::new().input("purchases", Some(&cmd.input.purchases)).input("customer list", cmd.customers.as_deref());
-    let files = cmd.affinity.files(cmd.filter.files(&cmd.catalog, files));
+    let files = cmd
+        .affinity
+        .files(cmd.filter.files(&cmd.catalog, files))
+        .input("customers file", cmd.value.customer_value.as_deref());
     cmd.catalog
         .files(cmd.input.skip_invalid, &cmd.out, files)
         .output("cross-sell offers", Some(&cmd.out))
@@ -143,8 +156,17 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
     let entries = CategoryEntries::learn(&plog, None, &category, reference, params.entry_window_days);
     let cs = CrossSell::new(&model, &filter, &rules, category, &entries, params);
     let customers = customers_of(&model, cmd.customers.as_deref(), log)?;
+    let values = cmd.value.resolve(model.customers(), log)?;
+    let customers = match &values {
+        Some(v) => v.select(customers),
+        None => customers,
+    };
+    let wallet = if cmd.wallet { Some(wallet_of(&plog, &catalog, level)?) } else { None };
     let (_, secs) = write_batch(&cmd.out, customers.len(), "cross-sell", log, |file, progress| {
-        OfferWriter::new(&cs, &model, &catalog, &aligned, cmd.top).write(&customers, file, progress)
+        let mut w = OfferWriter::new(&cs, &model, &catalog, &aligned, cmd.top);
+        w.values = values.as_ref();
+        w.wallet = wallet.as_ref().map(|wallet| (wallet, &plog.customers));
+        w.write(&customers, file, progress)
     })?;
     log.info(format!(
         "wrote cross-sell offers for {} to {} in {secs:.1}s",
@@ -156,7 +178,7 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
 
 /// The category level of the offers: `--level`, else 1, or 0 in a one-level catalogue
 /// (`levels` deep), said in the log.
-fn offer_level(level: Option<usize>, levels: usize, log: Log) -> usize {
+pub(super) fn offer_level(level: Option<usize>, levels: usize, log: Log) -> usize {
     level.unwrap_or_else(|| {
         let chosen = levels.clamp(1, 2) - 1;
         log.info(format!(
@@ -193,6 +215,15 @@ fn offer_categories(
     Ok(category)
 }
 
+/// Share of wallet over the purchases' customers and categories at `level` (the offers').
+fn wallet_of(plog: &ingest::PurchaseLog, catalog: &Catalog, level: usize) -> Result<Wallet> {
+    let per_item = catalog.align(&plog.items).per_item;
+    let category: Vec<Option<u32>> =
+        per_item.iter().map(|c| c.and_then(|c| catalog.category_of(c, level)).map(|g| g.0)).collect();
+    Wallet::new(plog, &category, catalog.category_count(), &|_| true, WalletParams::default())
+        .map_err(|e| bad(format!("--wallet: {e}")))
+}
+
 /// What every cross-sell row needs, prepared once.
 struct OfferWriter<'a> {
     cs: &'a CrossSell<'a>,
@@ -201,6 +232,10 @@ struct OfferWriter<'a> {
     /// Every item as a reader knows it: its catalogue name, or its id and finest category.
     labels: Vec<String>,
     top: usize,
+    /// The customers' value columns.
+    values: Option<&'a Values>,
+    /// Share of wallet, over these customer ids.
+    wallet: Option<(&'a Wallet, &'a IdTable)>,
 }
 
 impl<'a> OfferWriter<'a> {
@@ -216,7 +251,7 @@ impl<'a> OfferWriter<'a> {
                 None => id.to_string(),
             })
             .collect();
-        OfferWriter { cs, model, catalog, labels, top }
+        OfferWriter { cs, model, catalog, labels, top, values: None, wallet: None }
     }
 
     /// Streams each customer's offers to `out` as CSV rows, scored in parallel, in
@@ -228,13 +263,22 @@ impl<'a> OfferWriter<'a> {
         progress: &(dyn Fn(u64) + Sync),
     ) -> std::io::Result<BatchStats> {
         let (cs, model, top) = (self.cs, self.model, self.top);
+        let mut header = "customer_id,rank,item_id,score,category,reason\n".to_string();
+        if self.wallet.is_some() {
+            header = header.replace('\n', ",wallet_gap\n");
+        }
+        if let Some(v) = self.values {
+            header = v.columns.header(&header);
+        }
         write_blocks(
             customers,
-            "customer_id,rank,item_id,score,category,reason\n",
+            &header,
             out,
             progress,
             || (cs.scratch(), Vec::new(), String::new()),
             |(s, offers, reason), &c, buf, st| {
+                let start = buf.len();
+                let in_wallet = self.wallet.and_then(|(w, ids)| Some((w, ids.index_of(model.customers().id(c.0))?)));
                 cs.offers(c, top, s, offers);
                 st.customers += 1;
                 st.rows += offers.len() as u64;
@@ -269,7 +313,17 @@ impl<'a> OfferWriter<'a> {
                     write_csv_field(buf, cat.unwrap_or(""));
                     buf.push(b',');
                     write_csv_field(buf, reason);
+                    if self.wallet.is_some() {
+                        buf.push(b',');
+                        let gap = in_wallet.zip(o.category).and_then(|((w, i), g)| w.gap(CustomerIdx(i), g));
+                        if let Some(g) = gap {
+                            put_display(buf, format_args!("{:.2}", g.gap));
+                        }
+                    }
                     buf.push(b'\n');
+                }
+                if let Some(v) = self.values {
+                    v.columns.append(c, buf, start);
                 }
             },
         )

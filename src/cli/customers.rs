@@ -2,35 +2,42 @@
 //! recency, age, spend), the repeat-purchase models fitted by maximum likelihood (the best
 //! by likelihood unless one is named) and Gamma-Gamma for spend, then per customer:
 //! P(alive), expected purchases, churn risk, expected spend, lifetime value, tier and RFM
-//! segment, as CSV. The fitted parameters, log-likelihoods and standard errors go to the log.
+//! segment, as CSV. The fitted parameters, log-likelihoods and standard errors go to the log;
+//! optionally a report (Markdown, JSON, SVG) and the share-of-wallet gaps per category.
+//!
+//! The customers file is also read back here ([`values`]): the offers carry its tier, churn
+//! risk and lifetime value, and batch scoring selects and orders customers by them.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use serde::Deserialize;
 
 use std::io::Write as _;
 
-use cobuy::batch::{write_blocks, write_csv_field};
-use cobuy::ids::IdTable;
+use cobuy::batch::{CustomerColumns, write_blocks, write_csv_field};
+use cobuy::ids::{CustomerIdx, IdTable};
 use cobuy::ingest;
+use cobuy::offers::catalog::{Catalog, CategoryIdx};
 use cobuy::output::AtomicFile;
 use cobuy::time::{self, DAY};
 use cobuy::value::{
     self, CustomerScore, CustomerSummary, Distinct, Model, Occasion, Purchases, ScoreOptions, SpendFit, SummaryOptions,
-    TierBasis, TierBy, ValueError, fit::Fitted,
+    Tier, TierBy, ValueError, ValueReport, Wallet, WalletParams, fit::Fitted,
 };
 
-use super::args::{InputArgs, ingest_options, set_threads};
+use super::args::{CatalogArgs, InputArgs, ValueArgs, flag_defaults, ingest_options, set_threads};
 use super::paths::Files;
 use super::{Log, bad, create_parent, plural, summary_lines};
 
-/// `cobuy customers` flags.
-#[derive(Args, Debug)]
-pub struct CustomersCmd {
-    #[command(flatten)]
-    input: InputArgs,
+/// How to score customers (`cobuy customers` flags; the `[customers.settings]` table of a
+/// nightly job).
+#[derive(Args, Deserialize, Debug, Clone)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValueSettings {
     /// Repeat-purchase model: auto (bg-nbd and mbg-nbd fitted, the best log-likelihood
     /// kept), bg-nbd, mbg-nbd or pareto-nbd (by name only: slow on some large logs).
     #[arg(long, default_value = "auto")]
@@ -53,9 +60,128 @@ pub struct CustomersCmd {
     /// revenue (past).
     #[arg(long, default_value = "value")]
     tier_by: String,
+}
+
+impl Default for ValueSettings {
+    fn default() -> Self {
+        flag_defaults()
+    }
+}
+
+/// The settings resolved.
+struct Resolved {
+    score: ScoreOptions,
+    model: Option<Model>,
+    until: Option<i64>,
+    unit_name: String,
+}
+
+impl ValueSettings {
+    /// Checks and resolves the settings, before anything is read.
+    fn resolve(&self) -> Result<Resolved> {
+        let (unit_seconds, year) = unit(&self.unit)?;
+        let score = ScoreOptions {
+            horizon: self.horizon.unwrap_or(year),
+            unit_seconds,
+            discount: self.discount,
+            tier_by: match self.tier_by.as_str() {
+                "value" => TierBy::Value,
+                "revenue" => TierBy::Revenue,
+                other => return Err(bad(format!("--tier-by takes value or revenue, got {other:?}"))),
+            },
+        };
+        score.check().map_err(|e| bad(e.to_string()))?;
+        let model: Option<Model> = match self.model.as_str() {
+            "auto" => None,
+            m => Some(m.parse().map_err(|e: String| bad(format!("--model: {e}, or auto")))?),
+        };
+        let until = match &self.until {
+            None => None,
+            Some(s) => Some(time::parse(s).ok_or_else(|| bad(format!("--until: not a date or time: {s:?}")))?),
+        };
+        Ok(Resolved { score, model, until, unit_name: self.unit.trim_end_matches('s').to_string() })
+    }
+}
+
+/// `cobuy customers` flags.
+#[derive(Args, Debug)]
+pub struct CustomersCmd {
+    #[command(flatten)]
+    input: InputArgs,
+    #[command(flatten)]
+    settings: ValueSettings,
+    /// Also write a report to this folder: report.md, report.json, and charts (pareto.svg,
+    /// segments.svg, tiers.svg).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Also write share-of-wallet gaps to this CSV: customers and categories where their
+    /// value band mostly buys and they spend under half the band's median (needs amounts,
+    /// --item-col and a catalogue).
+    #[arg(long)]
+    wallet: Option<PathBuf>,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Category level of the wallet (0: the top level; default: 1, or the catalogue's only
+    /// level when it has one).
+    #[arg(long)]
+    level: Option<usize>,
     /// Output CSV, one line per customer (`-`: standard output).
     #[arg(long)]
     out: PathBuf,
+}
+
+/// The `[customers]` table of a nightly job: the customers file (and a report) from the
+/// job's purchases, written before the offers, which then carry each customer's value.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct CustomersStep {
+    /// The customers CSV.
+    pub out: PathBuf,
+    /// The report's folder.
+    #[serde(default)]
+    pub report: Option<PathBuf>,
+    /// Settings (defaults as for the flags).
+    #[serde(default)]
+    pub settings: ValueSettings,
+}
+
+impl CustomersStep {
+    /// Checks the settings before the job reads anything.
+    pub fn check(&self) -> Result<()> {
+        self.settings.resolve().map(drop)
+    }
+
+    /// Adds the files the step writes.
+    pub fn files(&self, files: Files) -> Files {
+        report_files(self.report.as_deref(), files.output("customers file", Some(&self.out)))
+    }
+
+    /// Makes its paths relative to `base`, a job file's folder.
+    pub fn rebase(&mut self, base: &Path) {
+        super::rebase(base, &mut self.out);
+        if let Some(r) = &mut self.report {
+            super::rebase(base, r);
+        }
+    }
+
+    /// Reads the job's purchases and writes the customers file (and report); returns the
+    /// number of customers.
+    pub fn run(&self, input: &InputArgs, log: Log) -> Result<u64> {
+        customers(input, &self.settings, &self.out, self.report.as_deref(), None, log)
+    }
+}
+
+/// The report's own files under `dir`.
+const REPORT_FILES: [&str; 5] = ["report.md", "report.json", "pareto.svg", "segments.svg", "tiers.svg"];
+
+/// Adds the report's files (when there is a report folder).
+fn report_files(dir: Option<&Path>, mut files: Files) -> Files {
+    if let Some(d) = dir {
+        for f in REPORT_FILES {
+            files = files.output("report", Some(&d.join(f)));
+        }
+    }
+    files
 }
 
 /// Seconds per unit, and the default horizon (a year) in it.
@@ -71,48 +197,74 @@ fn unit(name: &str) -> Result<(f64, f64)> {
 
 /// Runs `cobuy customers`.
 pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
-    let (unit_seconds, year) = unit(&cmd.unit)?;
-    let unit_name = cmd.unit.trim_end_matches('s');
-    let score_opts = ScoreOptions {
-        horizon: cmd.horizon.unwrap_or(year),
-        unit_seconds,
-        discount: cmd.discount,
-        tier_by: match cmd.tier_by.as_str() {
-            "value" => TierBy::Value,
-            "revenue" => TierBy::Revenue,
-            other => return Err(bad(format!("--tier-by takes value or revenue, got {other:?}"))),
-        },
-    };
-    score_opts.check().map_err(|e| bad(e.to_string()))?;
-    let model: Option<Model> = match cmd.model.as_str() {
-        "auto" => None,
-        m => Some(m.parse().map_err(|e: String| bad(format!("--model: {e}, or auto")))?),
-    };
-    let until = match &cmd.until {
+    cmd.settings.resolve()?;
+    let opts = ingest_options(&cmd.input, &cmd.out)?;
+    if cmd.wallet.is_some() {
+        if cmd.catalog.catalog.is_none() {
+            return Err(bad(
+                "--wallet needs a catalogue to tell categories apart: --catalog FILE --catalog-category-cols A,B",
+            ));
+        }
+        if cmd.input.item_col.is_none() {
+            return Err(bad("--wallet needs the item column (--item-col)"));
+        }
+    }
+    let files = Files::new()
+        .input("purchases", Some(&cmd.input.purchases))
+        .output("customers file", Some(&cmd.out))
+        .output("rejects file", opts.rejects.as_deref())
+        .output("wallet file", cmd.wallet.as_deref());
+    let files = if cmd.wallet.is_some() { cmd.catalog.files(cmd.input.skip_invalid, &cmd.out, files) } else { files };
+    report_files(cmd.report.as_deref(), files).check()?;
+    set_threads(threads)?;
+    let wallet = match &cmd.wallet {
+        Some(path) => {
+            let Some((catalog, s)) = cmd.catalog.read(cmd.input.skip_invalid, &cmd.out, log)? else {
+                return Err(bad("--wallet needs a catalogue"));
+            };
+            let level = super::crosssell::offer_level(cmd.level, s.categories_per_level.len(), log);
+            Some(WalletOut { path, catalog, level })
+        }
         None => None,
-        Some(s) => Some(time::parse(s).ok_or_else(|| bad(format!("--until: not a date or time: {s:?}")))?),
     };
-    let mut opts = ingest_options(&cmd.input, &cmd.out)?;
+    customers(&cmd.input, &cmd.settings, &cmd.out, cmd.report.as_deref(), wallet, log).map(drop)
+}
+
+/// Where the wallet gaps go, and the catalogue and level that make the categories.
+struct WalletOut<'a> {
+    path: &'a Path,
+    catalog: Catalog,
+    level: usize,
+}
+
+/// Reads the purchases, scores every customer and writes the customers file, and the
+/// report and wallet when asked (the files checked by the caller); returns the number of
+/// customers written.
+fn customers(
+    input: &InputArgs,
+    settings: &ValueSettings,
+    out: &Path,
+    report: Option<&Path>,
+    wallet: Option<WalletOut>,
+    log: Log,
+) -> Result<u64> {
+    let Resolved { score: score_opts, model, until, unit_name } = settings.resolve()?;
+    let unit_seconds = score_opts.unit_seconds;
+    let mut opts = ingest_options(input, out)?;
     let Some(time_col) = opts.columns.time.clone() else {
         return Err(bad("customer value needs purchase times: give the time column (--time-col)"));
     };
     // No item column: customer value does not need one, so the time column stands in.
-    let own_items = cmd.input.item_col.is_some();
+    let own_items = input.item_col.is_some();
     if !own_items {
         opts.columns.item = time_col;
     }
-    Files::new()
-        .input("purchases", Some(&cmd.input.purchases))
-        .output("customers file", Some(&cmd.out))
-        .output("rejects file", opts.rejects.as_deref())
-        .check()?;
-    set_threads(threads)?;
     if let Some(r) = &opts.rejects {
         create_parent(r)?;
     }
     let start = Instant::now();
-    log.info(format!("reading {}", cmd.input.purchases.display()));
-    let (plog, summary) = ingest::read_log(&cmd.input.purchases, &opts)?;
+    log.info(format!("reading {}", input.purchases.display()));
+    let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
     for line in summary_lines(&summary, opts.rejects.as_deref()) {
         if line.contains("customer-item pairs") || (!own_items && line.contains(" customers (")) {
@@ -122,13 +274,16 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
     }
     let occasion = if opts.columns.basket.is_some() { Occasion::Basket } else { Occasion::Day };
     let start = Instant::now();
-    let (summaries, st) =
-        value::summarize(&plog, &SummaryOptions { occasion, unit_seconds, until }).map_err(|e| match e {
-            ValueError::NoPurchases if until.is_some() => {
-                bad(format!("no purchases up to {}", cmd.until.as_deref().unwrap_or("")))
-            }
-            e => bad(e.to_string()),
-        })?;
+    let summary_opts = SummaryOptions { occasion, unit_seconds, until };
+    let (summaries, st) = value::summarize(&plog, &summary_opts).map_err(|e| match e {
+        ValueError::NoPurchases if until.is_some() => {
+            bad(format!("no purchases up to {}", settings.until.as_deref().unwrap_or("")))
+        }
+        e => bad(e.to_string()),
+    })?;
+    if let Some(w) = &wallet {
+        write_wallet(&plog, &summary_opts, w, log)?;
+    }
     // Only the ids are needed from here on: the rows go.
     let ingest::PurchaseLog { customers, rows, .. } = plog;
     drop(rows);
@@ -162,8 +317,9 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
             st.nonpositive_amount_rows
         ));
     }
-    let purchases = fit_purchases(&summaries, model, log)?;
-    let spend = if st.has_amounts { fit_spend(&summaries, log) } else { None };
+    let mut described = Vec::new();
+    let purchases = fit_purchases(&summaries, model, &mut described, log)?;
+    let spend = if st.has_amounts { fit_spend(&summaries, &mut described, log) } else { None };
     let start = Instant::now();
     let (scores, basis) = value::score(&summaries, purchases.as_ref(), spend.as_ref(), st.has_amounts, &score_opts)
         .map_err(|e| bad(e.to_string()))?;
@@ -179,17 +335,12 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
         start.elapsed().as_secs_f64(),
         score_opts.horizon,
         score_opts.discount,
-        match basis {
-            TierBasis::LifetimeValue => "lifetime value",
-            TierBasis::ExpectedPurchases => "expected purchases (no spend)",
-            TierBasis::Revenue => "past revenue",
-            TierBasis::Purchases => "purchases (no model, no amounts)",
-        }
+        basis.describe()
     ));
-    create_parent(&cmd.out)?;
-    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    create_parent(out)?;
+    let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let table = Table { ids: &customers, summaries: &summaries, scores: &scores, amounts: st.has_amounts };
-    let header = table.header(occasion, unit_name);
+    let header = table.header(occasion, &unit_name);
     let order: Vec<usize> = (0..summaries.len()).collect();
     let stats = write_blocks(
         &order,
@@ -203,9 +354,118 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
             st.rows += 1;
         },
     )
-    .with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
-    log.info(format!("wrote {} to {}", plural(stats.rows, "customer"), cmd.out.display()));
+    .with_context(|| format!("cannot write {}", out.display()))?;
+    f.commit().with_context(|| format!("cannot write {}", out.display()))?;
+    log.info(format!("wrote {} to {}", plural(stats.rows, "customer"), out.display()));
+    if let Some(dir) = report {
+        let rep = ValueReport::new(&summaries, &scores, st.has_amounts, basis, described);
+        write_report(&rep, dir, log)?;
+    }
+    Ok(stats.rows)
+}
+
+/// Writes report.md, report.json and the charts to `dir`.
+fn write_report(rep: &ValueReport, dir: &Path, log: Log) -> Result<()> {
+    let mut files = vec![("report.md".to_string(), rep.markdown()), ("report.json".to_string(), rep.json())];
+    files.extend(rep.charts());
+    for (name, text) in &files {
+        let path = dir.join(name);
+        create_parent(&path)?;
+        let mut f = AtomicFile::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.commit())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    log.info(format!(
+        "report: the top 20% of customers hold {:.1}% of the {}; wrote report.md, report.json and {} charts to {}",
+        100.0 * rep.top_20_share,
+        if rep.measure == value::report::Measure::Revenue { "revenue" } else { "purchases" },
+        files.len() - 2,
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// Computes the share-of-wallet gaps and writes them, customer by customer (log order), the
+/// largest gap first.
+fn write_wallet(plog: &ingest::PurchaseLog, summary_opts: &SummaryOptions, w: &WalletOut, log: Log) -> Result<()> {
+    let aligned = w.catalog.align(&plog.items);
+    let category: Vec<Option<u32>> =
+        aligned.per_item.iter().map(|c| c.and_then(|c| w.catalog.category_of(c, w.level)).map(|g| g.0)).collect();
+    if category.iter().all(Option::is_none) {
+        return Err(bad(format!(
+            "--wallet: no bought item has a category at level {} in the catalogue; try a smaller --level",
+            w.level
+        )));
+    }
+    let kept = value::summary::kept(summary_opts);
+    let wallet = Wallet::new(plog, &category, w.catalog.category_count(), &kept, WalletParams::default())
+        .map_err(|e| bad(format!("--wallet: {e}")))?;
+    let s = &wallet.stats;
+    log.info(format!(
+        "wallet: {} purchase rows with an amount above 0 ({} of items without a category at level {}: in the bands' revenue only), {} without one left out; {} value bands by revenue",
+        s.rows,
+        s.rows_without_category,
+        w.level,
+        s.rows_without_amount,
+        wallet.bands().len()
+    ));
+    let customers: Vec<CustomerIdx> =
+        (0..plog.customers.len() as u32).map(CustomerIdx).filter(|&c| wallet.band(c).is_some()).collect();
+    create_parent(w.path)?;
+    let mut f = AtomicFile::create(w.path).with_context(|| format!("cannot create {}", w.path.display()))?;
+    let bands = wallet.bands();
+    let stats = write_blocks(
+        &customers,
+        "customer,category,band,spend,peer_share,peer_median_spend,gap,reason\n",
+        &mut f,
+        &|_| {},
+        || (Vec::new(), String::new()),
+        |(gaps, reason), &c, buf, st| {
+            wallet.gaps(c, gaps);
+            st.customers += 1;
+            st.rows += gaps.len() as u64;
+            for g in gaps.iter() {
+                let name = w.catalog.category_name(CategoryIdx(g.category));
+                let b = bands[usize::from(g.band)];
+                reason.clear();
+                use std::fmt::Write as _;
+                let _ = write!(
+                    reason,
+                    "{:.0}% of customers in your value band ({} of {}: revenue {:.2} to {:.2}) buy {name}, spending a median {:.2} there; you spent {:.2}: probably bought elsewhere",
+                    100.0 * g.peer_share,
+                    g.band + 1,
+                    bands.len(),
+                    b.low,
+                    b.high,
+                    g.peer_median,
+                    g.spend
+                );
+                write_csv_field(buf, plog.customers.id(c.0));
+                buf.push(b',');
+                write_csv_field(buf, name);
+                let _ = write!(
+                    buf,
+                    ",{},{:.2},{:.4},{:.2},{:.2},",
+                    g.band + 1,
+                    g.spend,
+                    g.peer_share,
+                    g.peer_median,
+                    g.gap
+                );
+                write_csv_field(buf, reason);
+                buf.push(b'\n');
+            }
+        },
+    )
+    .with_context(|| format!("cannot write {}", w.path.display()))?;
+    f.commit().with_context(|| format!("cannot write {}", w.path.display()))?;
+    log.info(format!(
+        "wrote {} wallet gaps for {} to {}",
+        stats.rows,
+        plural(customers.len() as u64, "customer"),
+        w.path.display()
+    ));
     Ok(())
 }
 
@@ -297,19 +557,28 @@ fn describe<const N: usize, M: std::fmt::Display>(f: &Fitted<N, M>, names: [&str
 /// The repeat-purchase model: the one named, or every one and the best by likelihood.
 /// Nobody buying twice, or (auto) no model converging: none, a stated fallback; a named
 /// model that fails: an error.
-fn fit_purchases(summaries: &[CustomerSummary], model: Option<Model>, log: Log) -> Result<Option<Purchases>> {
+fn fit_purchases(
+    summaries: &[CustomerSummary],
+    model: Option<Model>,
+    described: &mut Vec<String>,
+    log: Log,
+) -> Result<Option<Purchases>> {
+    let mut say = |line: String| {
+        log.info(&line);
+        described.push(line);
+    };
     let d = Distinct::new(summaries.iter().map(|s| [s.x, s.t_x, s.t]).collect());
     let start = Instant::now();
     let result = match model {
-        Some(m) => value::fit_model(m, &d).inspect(|f| log.info(describe(f, m.param_names()))),
+        Some(m) => value::fit_model(m, &d).inspect(|f| say(describe(f, m.param_names()))),
         None => value::fit_best(&d).map(|(best, all)| {
             for (m, r) in &all {
                 match r {
-                    Ok(f) => log.info(describe(f, m.param_names())),
-                    Err(e) => log.info(format!("{m}: not fitted: {e}")),
+                    Ok(f) => say(describe(f, m.param_names())),
+                    Err(e) => say(format!("{m}: not fitted: {e}")),
                 }
             }
-            log.info(format!("model: {} (the best log-likelihood)", best.model));
+            say(format!("model: {} (the best log-likelihood)", best.model));
             best
         }),
     };
@@ -335,12 +604,14 @@ fn fit_purchases(summaries: &[CustomerSummary], model: Option<Model>, log: Log) 
 }
 
 /// Gamma-Gamma on the customers with repeat spend; none (stated) when it cannot be fitted.
-fn fit_spend(summaries: &[CustomerSummary], log: Log) -> Option<SpendFit> {
+fn fit_spend(summaries: &[CustomerSummary], described: &mut Vec<String>, log: Log) -> Option<SpendFit> {
     let pairs: Vec<(f64, f64)> =
         summaries.iter().filter(|s| s.spend_n > 0).map(|s| (f64::from(s.spend_n), s.spend_mean)).collect();
     match value::fit_spend(&pairs) {
         Ok(f) => {
-            log.info(describe(&f, ["p", "q", "gamma"]));
+            let line = describe(&f, ["p", "q", "gamma"]);
+            log.info(&line);
+            described.push(line);
             Some(f)
         }
         Err(e) => {
@@ -348,4 +619,156 @@ fn fit_spend(summaries: &[CustomerSummary], log: Log) -> Option<SpendFit> {
             None
         }
     }
+}
+
+/// The customers file read back for the offers: each model customer's cells (tier, churn
+/// risk, lifetime value) and what selects and orders them.
+pub struct Values {
+    /// The columns every offer row of a customer gets.
+    pub columns: CustomerColumns,
+    tier: Vec<Option<Tier>>,
+    risk: Vec<Option<f64>>,
+    clv: Vec<Option<f64>>,
+    order: Option<Order>,
+    only: BTreeSet<&'static str>,
+}
+
+/// `--order`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    ChurnRisk,
+    Value,
+}
+
+impl ValueArgs {
+    /// Checks the flags before anything is read; `fed`: a job step provides the file.
+    pub fn check(&self, fed: bool) -> Result<()> {
+        self.parsed(fed).map(drop)
+    }
+
+    fn parsed(&self, fed: bool) -> Result<(Option<Order>, BTreeSet<&'static str>)> {
+        let order = match self.order.as_deref() {
+            None => None,
+            Some("churn-risk") => Some(Order::ChurnRisk),
+            Some("value") => Some(Order::Value),
+            Some(o) => return Err(bad(format!("--order takes churn-risk or value, got {o:?}"))),
+        };
+        let mut only = BTreeSet::new();
+        for t in &self.only_tier {
+            let tier = [Tier::Top, Tier::Middle, Tier::Bottom].into_iter().find(|x| x.name() == t.trim());
+            only.insert(tier.ok_or_else(|| bad(format!("--only-tier takes top, middle or bottom, got {t:?}")))?.name());
+        }
+        if (order.is_some() || !only.is_empty()) && self.customer_value.is_none() && !fed {
+            return Err(bad(
+                "--order and --only-tier need the customers file (--customer-value FILE, from cobuy customers)",
+            ));
+        }
+        Ok((order, only))
+    }
+
+    /// Reads the customers file, if one was given, for the customers of `ids` (a model's).
+    pub fn resolve(&self, ids: &IdTable, log: Log) -> Result<Option<Values>> {
+        let (order, only) = self.parsed(false)?;
+        let Some(path) = &self.customer_value else { return Ok(None) };
+        values(path, ids, order, only, log).map(Some)
+    }
+}
+
+impl Values {
+    /// `customers` with only the chosen tiers, ordered as asked (ties and customers without
+    /// a value keep their order; those without one go last).
+    pub fn select(&self, mut customers: Vec<CustomerIdx>) -> Vec<CustomerIdx> {
+        if !self.only.is_empty() {
+            customers.retain(|c| self.tier[c.get()].is_some_and(|t| self.only.contains(t.name())));
+        }
+        let key = match self.order {
+            Some(Order::ChurnRisk) => &self.risk,
+            Some(Order::Value) => &self.clv,
+            None => return customers,
+        };
+        customers.sort_by(|a, b| match (key[a.get()], key[b.get()]) {
+            (Some(x), Some(y)) => y.total_cmp(&x),
+            (x, y) => y.is_some().cmp(&x.is_some()),
+        });
+        customers
+    }
+}
+
+/// Reads a customers file written by `cobuy customers` (columns by name), checking every
+/// value; an error when it names none of `ids` or a customer twice.
+fn values(path: &Path, ids: &IdTable, order: Option<Order>, only: BTreeSet<&'static str>, log: Log) -> Result<Values> {
+    let name = path.display();
+    let mut rdr = csv::ReaderBuilder::new().from_path(path).map_err(|e| bad(format!("{name}: cannot read: {e}")))?;
+    let header = rdr.headers().map_err(|e| bad(format!("{name}: {e}")))?.clone();
+    let col = |c: &str| header.iter().position(|h| h == c);
+    let need = |c: &str| {
+        col(c).ok_or_else(|| bad(format!("{name}: not a customers file written by cobuy customers: no {c} column")))
+    };
+    let (cc, tc, rc) = (need("customer")?, need("tier")?, need("p_no_purchase")?);
+    let vc = col("lifetime_value");
+    if order == Some(Order::Value) && vc.is_none() {
+        return Err(bad(format!("{name}: --order value needs a lifetime_value column (amounts in the purchases)")));
+    }
+    let n = ids.len();
+    let (mut tier, mut risk, mut clv) = (vec![None; n], vec![None; n], vec![None; n]);
+    let mut seen = vec![false; n];
+    let (mut rows, mut unknown) = (0u64, 0u64);
+    for (k, rec) in rdr.records().enumerate() {
+        let line = k + 2;
+        let rec = rec.map_err(|e| bad(format!("{name}: line {line}: {e}")))?;
+        let field = |c: usize| rec.get(c).unwrap_or("");
+        rows += 1;
+        let t = [Tier::Top, Tier::Middle, Tier::Bottom]
+            .into_iter()
+            .find(|t| t.name() == field(tc))
+            .ok_or_else(|| bad(format!("{name}: line {line}: tier {:?} is not top, middle or bottom", field(tc))))?;
+        let number = |c: usize, what: &str, max: f64| -> Result<Option<f64>> {
+            match field(c) {
+                "" => Ok(None),
+                s => s.parse::<f64>().ok().filter(|v| (0.0..=max).contains(v)).map(Some).ok_or_else(|| {
+                    let range = if max == 1.0 { "from 0 to 1" } else { "of 0 or more" };
+                    bad(format!("{name}: line {line}: {what} {s:?} is not a number {range}"))
+                }),
+            }
+        };
+        let r = number(rc, "p_no_purchase", 1.0)?;
+        let v = vc.map(|c| number(c, "lifetime_value", f64::MAX)).transpose()?.flatten();
+        let Some(i) = ids.index_of(field(cc)) else {
+            unknown += 1;
+            continue;
+        };
+        if std::mem::replace(&mut seen[i as usize], true) {
+            return Err(bad(format!("{name}: line {line}: customer {:?} is listed twice", field(cc))));
+        }
+        (tier[i as usize], risk[i as usize], clv[i as usize]) = (Some(t), r, v);
+    }
+    let matched = rows - unknown;
+    if matched == 0 {
+        return Err(bad(format!(
+            "{name}: none of its {rows} customers is among the {} customers scored: a customers file of other purchases?",
+            n
+        )));
+    }
+    let missing = n as u64 - matched;
+    log.info(format!(
+        "customer value from {name}: {matched} of {n} customers{}{}",
+        if missing > 0 { format!("; {missing} not in it get empty value columns") } else { String::new() },
+        if unknown > 0 { format!("; {unknown} of its customers are not scored here") } else { String::new() },
+    ));
+    let mut header = String::from(",tier,p_no_purchase");
+    if vc.is_some() {
+        header.push_str(",lifetime_value");
+    }
+    let cells = (0..n)
+        .map(|i| {
+            let mut cell = Vec::new();
+            let _ = write!(cell, ",{}", tier[i].map_or("", Tier::name));
+            let _ = write!(cell, ",{}", risk[i].map_or(String::new(), |r| format!("{r:.6}")));
+            if vc.is_some() {
+                let _ = write!(cell, ",{}", clv[i].map_or(String::new(), |v| format!("{v:.2}")));
+            }
+            cell
+        })
+        .collect();
+    Ok(Values { columns: CustomerColumns { header, cells }, tier, risk, clv, order, only })
 }

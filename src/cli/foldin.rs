@@ -62,7 +62,7 @@ pub fn run(cmd: &FoldInCmd, threads: usize, log: Log) -> Result<()> {
         ));
     }
     let filter = cmd.filter.resolve(&cmd.bought, &model, &cmd.catalog, &cmd.out, log)?;
-    let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
+    let batch = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain, columns: None };
     let (stats, secs) =
         write_batch(&cmd.out, read.interactions.customers().len(), "fold-in", log, |file, progress| {
             cobuy::batch::write_fold_in(&model, (&read.interactions, read.summary.counts), &batch, file, progress)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use cobuy::batch::{BatchOptions, BatchStats, write_recommendations};
 use cobuy::model::Model;
 
-use super::args::{BoughtArgs, CatalogArgs, FilterArgs, set_threads};
+use super::args::{BoughtArgs, CatalogArgs, FilterArgs, ValueArgs, set_threads};
 use super::paths::Files;
 use super::{Log, bad, customer_list, load_model, plural, write_batch};
 
@@ -52,6 +52,9 @@ pub struct RecommendCmd {
     #[command(flatten)]
     #[serde(flatten)]
     pub catalog: CatalogArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub value: ValueArgs,
 }
 
 impl RecommendCmd {
@@ -66,6 +69,7 @@ impl RecommendCmd {
         self.filter
             .files(&self.catalog, files)
             .input("customer list", self.customers.as_deref())
+            .input("customers file", self.value.customer_value.as_deref())
             .output("recommendations", Some(&self.out))
     }
 
@@ -75,7 +79,14 @@ impl RecommendCmd {
         let rebase = |p: &mut PathBuf| super::rebase(base, p);
         rebase(&mut self.out);
         let f = &mut self.filter;
-        for p in [&mut self.customers, &mut f.allow, &mut f.deny, &mut f.categories, &mut f.exclude_categories] {
+        for p in [
+            &mut self.customers,
+            &mut f.allow,
+            &mut f.deny,
+            &mut f.categories,
+            &mut f.exclude_categories,
+            &mut self.value.customer_value,
+        ] {
             p.as_mut().map(rebase);
         }
         self.catalog.catalog.as_mut().map(rebase);
@@ -85,6 +96,7 @@ impl RecommendCmd {
 /// Runs `cobuy recommend`.
 pub fn run(cmd: &RecommendCmd, threads: usize, log: Log) -> Result<()> {
     set_threads(threads)?;
+    cmd.value.check(false)?;
     cmd.files(Files::new().input("model", Some(&cmd.model))).check()?;
     let model = load_model(&cmd.model, log)?;
     recommend(&model, cmd, log).map(drop)
@@ -96,8 +108,14 @@ pub fn recommend(model: &Model, cmd: &RecommendCmd, log: Log) -> Result<BatchSta
         return Err(bad("--top must be at least 1"));
     }
     let customers = customer_list(model, cmd.customers.as_deref(), cmd.shard.as_deref(), log)?;
+    let values = cmd.value.resolve(model.customers(), log)?;
+    let customers = match &values {
+        Some(v) => v.select(customers),
+        None => customers,
+    };
     let filter = cmd.filter.resolve(&cmd.bought, model, &cmd.catalog, &cmd.out, log)?;
-    let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain };
+    let columns = values.as_ref().map(|v| &v.columns);
+    let opts = BatchOptions { top: cmd.top, filter: &filter, explain: cmd.explain, columns };
     let (stats, secs) = write_batch(&cmd.out, customers.len(), "scoring", log, |file, progress| {
         write_recommendations(model, &customers, &opts, file, progress)
     })?;

@@ -13,7 +13,8 @@ use cobuy::ingest::IngestSummary;
 use cobuy::model::FitParams;
 use cobuy::output::AtomicFile;
 
-use super::args::{InputArgs, ModelArgs, set_job_threads};
+use super::args::{InputArgs, ModelArgs, ValueArgs, set_job_threads};
+use super::customers::CustomersStep;
 use super::recommend::{RecommendCmd, recommend};
 use super::upsell::UpsellStep;
 use super::{Log, create_parent, fit::fit, read_job_text, rebase};
@@ -34,6 +35,11 @@ struct Job {
     /// Up-sell offers from the same purchases and model.
     #[serde(default)]
     upsell: Option<UpsellStep>,
+    /// Customer value from the same purchases, written first: the offers then carry each
+    /// customer's tier, churn risk and lifetime value, and `[recommend]`'s `order` and
+    /// `only_tier` read it.
+    #[serde(default)]
+    customers: Option<CustomersStep>,
     /// JSON summary of the run.
     #[serde(default)]
     summary: Option<PathBuf>,
@@ -51,22 +57,38 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             return super::eval::run_job(path, threads, log);
         }
     }
-    let job = read_job(path, &text)?;
+    let mut job = read_job(path, &text)?;
     set_job_threads(threads, job.threads)?;
     let mut files = job.recommend.files(super::fit::files(&job.input, &job.fit)?.input("job file", Some(path)));
     if let Some(u) = &job.upsell {
         files = u.files(&job.input, files)?;
+    }
+    if let Some(c) = &job.customers {
+        files = c.files(files);
     }
     files.output("run summary", job.summary.as_deref()).check()?;
 
     let start = Instant::now();
     log.info(format!("running {}", path.display()));
     let upsell_catalog = job.upsell.as_ref().map(|u| u.read_catalog(&job.input, log)).transpose()?;
+    let customers = match &job.customers {
+        Some(c) => {
+            let n = c.run(&job.input, log)?;
+            // The step's file feeds the offers (it was checked as an output, not an input).
+            job.recommend.value.customer_value.get_or_insert_with(|| c.out.clone());
+            Some(CustomersSummary { file: c.out.display().to_string(), customers: n })
+        }
+        None => None,
+    };
     let (model, ingest) = fit(&job.input, &job.fit, log)?;
     let batch = recommend(&model, &job.recommend, log)?;
     let upsell = match (&job.upsell, upsell_catalog) {
         (Some(u), Some(catalog)) => {
-            Some(UpsellSummary { offers: u.out.display().to_string(), batch: u.run(&job.input, catalog, &model, log)? })
+            let value =
+                ValueArgs { customer_value: job.customers.as_ref().map(|c| c.out.clone()), ..ValueArgs::default() };
+            let values = value.resolve(model.customers(), log)?;
+            let batch = u.run(&job.input, catalog, &model, values.as_ref(), log)?;
+            Some(UpsellSummary { offers: u.out.display().to_string(), batch })
         }
         _ => None,
     };
@@ -82,6 +104,8 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             batch: BatchStats,
             #[serde(skip_serializing_if = "Option::is_none")]
             upsell: Option<UpsellSummary>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            customers: Option<CustomersSummary>,
         }
         let s = Summary {
             job: path.display().to_string(),
@@ -92,6 +116,7 @@ pub fn run(cmd: &RunCmd, threads: usize, log: Log) -> Result<()> {
             recommendations: job.recommend.out.display().to_string(),
             batch,
             upsell,
+            customers,
         };
         create_parent(p)?;
         let mut f = AtomicFile::create(p).with_context(|| format!("cannot create {}", p.display()))?;
@@ -113,6 +138,13 @@ struct UpsellSummary {
     batch: BatchStats,
 }
 
+/// The run summary's customers section: the customers file and its customers.
+#[derive(Serialize)]
+struct CustomersSummary {
+    file: String,
+    customers: u64,
+}
+
 /// Parses a nightly job, its paths made relative to the job file's folder and its
 /// `[upsell]` step checked, before anything is read.
 fn read_job(path: &Path, text: &str) -> Result<Job> {
@@ -130,6 +162,11 @@ fn read_job(path: &Path, text: &str) -> Result<Job> {
         u.catalog.catalog.as_mut().map(rebase);
         u.check()?;
     }
+    if let Some(c) = &mut job.customers {
+        c.rebase(base);
+        c.check()?;
+    }
+    job.recommend.value.check(job.customers.is_some())?;
     job.recommend.model = job.fit.model.clone();
     Ok(job)
 }

@@ -26,7 +26,10 @@ use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, Upsel
 use cobuy::output::AtomicFile;
 use cobuy::recommend::Filter;
 
-use super::args::{AffinityArgs, CatalogArgs, InputArgs, UpsellArgs, check_catalog, ingest_options, set_threads};
+use super::args::{
+    AffinityArgs, CatalogArgs, InputArgs, UpsellArgs, ValueArgs, check_catalog, ingest_options, set_threads,
+};
+use super::customers::Values;
 use super::paths::Files;
 use super::{Log, bad, create_parent, customers_of, plural, summary_lines, write_batch};
 
@@ -121,6 +124,8 @@ pub struct UpSellCmd {
     out: PathBuf,
     #[command(flatten)]
     affinity: AffinityArgs,
+    #[command(flatten)]
+    value: ValueArgs,
 }
 
 /// What `up-sell` and `upgrades` both read and learn.
@@ -205,12 +210,13 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     }
     let params = cmd.upsell.params()?;
     cmd.affinity.check()?;
+    cmd.value.check(false)?;
     check_catalog(&cmd.catalog, &cmd.upsell, "up-sell")?;
     set_threads(threads)?;
     let opts = ingest_options(&cmd.input, &cmd.out)?;
     let files =
         Files::new().input("purchases", Some(&cmd.input.purchases)).input("customer list", cmd.customers.as_deref());
-    let files = cmd.affinity.files(files);
+    let files = cmd.affinity.files(files).input("customers file", cmd.value.customer_value.as_deref());
     cmd.catalog
         .files(cmd.input.skip_invalid, &cmd.out, files)
         .output("up-sell offers", Some(&cmd.out))
@@ -221,23 +227,34 @@ pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     let Learned { plog, interactions, merge, catalog, upgrades } =
         learn(&cmd.input, catalog, &cmd.upsell, &params, &cmd.out, log)?;
     let model = affinity.model(&plog, interactions, FitInfo { merge, ..FitInfo::default() }, log)?;
-    write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), &cmd.out, log).map(drop)
+    let values = cmd.value.resolve(model.customers(), log)?;
+    write_offers(&model, &upgrades, &catalog, cmd.top, cmd.customers.as_deref(), values.as_ref(), &cmd.out, log)
+        .map(drop)
 }
 
-/// Scores the customers (all, or those listed in `customers`) and streams their offers to
-/// `out`, written completely or not at all; returns what was written.
+/// Scores the customers (all, or those listed in `customers`, selected and ordered by their
+/// `values` with those given) and streams their offers to `out`, written completely or not
+/// at all; returns what was written.
+#[allow(clippy::too_many_arguments)]
 fn write_offers(
     model: &Model,
     upgrades: &UpgradeModel,
     catalog: &Catalog,
     top: usize,
     customers: Option<&Path>,
+    values: Option<&Values>,
     out: &Path,
     log: Log,
 ) -> Result<BatchStats> {
     let filter = model.filter(&Filter::default())?;
     let up = UpSell::new(upgrades, model.scorer(&filter));
     let customers = customers_of(model, customers, log)?;
+    let customers = match values {
+        Some(v) => v.select(customers),
+        None => customers,
+    };
+    let header = "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n";
+    let header = values.map_or_else(|| header.to_string(), |v| v.columns.header(header));
     let facts = upgrades.facts();
     let category_name =
         |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
@@ -247,11 +264,12 @@ fn write_offers(
     let (stats, secs) = write_batch(out, customers.len(), "up-sell", log, |file, progress| {
         cobuy::batch::write_blocks(
             &customers,
-            "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n",
+            &header,
             file,
             progress,
             || (up.scratch(), String::new()),
             |(s, reason), &c, buf, st| {
+                let start = buf.len();
                 let offers = up.offers(c, top, s);
                 st.customers += 1;
                 st.rows += offers.len() as u64;
@@ -276,6 +294,9 @@ fn write_offers(
                     write_reason(reason, anchor, item, &o.basis, o.delay, category_name(o.item));
                     write_field(buf, reason);
                     buf.push(b'\n');
+                }
+                if let Some(v) = values {
+                    v.columns.append(c, buf, start);
                 }
             },
         )
@@ -348,14 +369,21 @@ impl UpsellStep {
     /// Learns the upgrades from the job's purchases and writes the offers, with the job's
     /// model for affinity and the catalogue read by [`UpsellStep::read_catalog`]; returns
     /// what was written (for the run summary).
-    pub fn run(&self, input: &InputArgs, catalog: Catalog, model: &Model, log: Log) -> Result<BatchStats> {
+    pub fn run(
+        &self,
+        input: &InputArgs,
+        catalog: Catalog,
+        model: &Model,
+        values: Option<&Values>,
+        log: Log,
+    ) -> Result<BatchStats> {
         let params = self.check()?;
         let Learned { plog, catalog, upgrades, .. } = learn(input, catalog, &self.settings, &params, &self.out, log)?;
         if model.items() != &plog.items {
             // The same file under the same options gives the same items; say so if not.
             return Err(anyhow::anyhow!("the purchases changed while the job ran: the model's items differ"));
         }
-        write_offers(model, &upgrades, &catalog, self.top, self.customers.as_deref(), &self.out, log)
+        write_offers(model, &upgrades, &catalog, self.top, self.customers.as_deref(), values, &self.out, log)
     }
 }
 

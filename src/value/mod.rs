@@ -25,13 +25,17 @@ pub mod fit;
 pub mod gamma;
 pub mod optim;
 pub mod pareto;
+pub mod report;
 pub mod score;
 pub mod special;
 pub mod summary;
+pub mod wallet;
 
 pub use fit::{Distinct, Model, Purchases, SpendFit, fit as fit_model, fit_spend};
+pub use report::{Section, ValueReport};
 pub use score::{CustomerScore, ScoreOptions, Tier, TierBasis, TierBy, score};
 pub use summary::{CustomerSummary, Occasion, SummaryOptions, SummaryStats, summarize};
+pub use wallet::{Gap, Wallet, WalletParams};
 
 /// Why customer value could not be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -126,6 +126,18 @@ pub enum TierBasis {
     Purchases,
 }
 
+impl TierBasis {
+    /// In words, for logs and reports.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TierBasis::LifetimeValue => "lifetime value",
+            TierBasis::ExpectedPurchases => "expected purchases (no spend)",
+            TierBasis::Revenue => "past revenue",
+            TierBasis::Purchases => "purchases (no model, no amounts)",
+        }
+    }
+}
+
 /// Scores every customer. `purchases` and `spend` are the fitted models, when there are.
 pub fn score(
     summaries: &[CustomerSummary],
@@ -218,6 +230,12 @@ fn tiers(value: &[f64]) -> Vec<Tier> {
 /// 1 + the fifth of customers strictly below the value (ties share a score): 1 to 5,
 /// higher values higher.
 fn fifths(value: &[f64]) -> Vec<u8> {
+    quantile_bands(value, 5)
+}
+
+/// 1 + the `k`-th part of the values strictly below each value (ties share a band): 1 to
+/// `k`, higher values higher.
+pub(super) fn quantile_bands(value: &[f64], k: u8) -> Vec<u8> {
     let mut sorted = value.to_vec();
     sorted.par_sort_unstable_by(f64::total_cmp);
     let n = value.len().max(1) as f64;
@@ -225,7 +243,7 @@ fn fifths(value: &[f64]) -> Vec<u8> {
         .iter()
         .map(|v| {
             let below = sorted.partition_point(|s| s.total_cmp(v).is_lt());
-            1 + ((5.0 * below as f64 / n).floor() as u8).min(4)
+            1 + ((f64::from(k) * below as f64 / n).floor() as u8).min(k - 1)
         })
         .collect()
 }

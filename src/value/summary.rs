@@ -106,6 +106,18 @@ pub struct SummaryStats {
     pub repeat_customers: u64,
 }
 
+/// An occasion's time: the day's start for [`Occasion::Day`], else the row's own.
+fn key_time(occasion: Occasion, t: i64) -> i64 {
+    if occasion == Occasion::Day { t.div_euclid(DAY) * DAY } else { t }
+}
+
+/// Whether a purchase at `t` is inside the observation (up to `until`, by day for
+/// [`Occasion::Day`]): the one rule for summaries and share of wallet.
+pub fn kept(opts: &SummaryOptions) -> impl Fn(i64) -> bool + Sync + use<> {
+    let (occasion, limit) = (opts.occasion, opts.until.map(|u| key_time(opts.occasion, u)));
+    move |t| limit.is_none_or(|u| key_time(occasion, t) <= u)
+}
+
 /// Summarises every customer of `log` with a purchase up to the end. Errors: no times, a
 /// basket occasion without baskets, no purchase up to the end.
 pub fn summarize(log: &PurchaseLog, opts: &SummaryOptions) -> Result<(Vec<CustomerSummary>, SummaryStats), ValueError> {
@@ -123,10 +135,9 @@ pub fn summarize(log: &PurchaseLog, opts: &SummaryOptions) -> Result<(Vec<Custom
         return Err(ValueError::NoTimes);
     }
     let by_day = opts.occasion == Occasion::Day;
-    let day = |t: i64| t.div_euclid(DAY) * DAY;
-    let key_time = |t: i64| if by_day { day(t) } else { t };
+    let key_time = |t: i64| key_time(opts.occasion, t);
     let limit = opts.until.map(key_time);
-    let kept = |t: i64| limit.is_none_or(|u| key_time(t) <= u);
+    let kept = kept(opts);
     let mut stats = SummaryStats { has_amounts: log.rows.iter().any(|r| r.amount.is_some()), ..Default::default() };
     // Rows grouped by customer (a counting sort), purchases up to the end only.
     let n = log.customers.len();
@@ -164,7 +175,7 @@ pub fn summarize(log: &PurchaseLog, opts: &SummaryOptions) -> Result<(Vec<Custom
     for r in &log.rows {
         if let (true, Some(t)) = (r.quantity > 0.0, r.time) {
             if kept(t) {
-                let key = if by_day { day(t) } else { i64::from(r.basket.unwrap_or(u32::MAX)) };
+                let key = if by_day { key_time(t) } else { i64::from(r.basket.unwrap_or(u32::MAX)) };
                 let at = &mut fill[r.customer.get()];
                 rows[*at] = (key, key_time(t), r.amount.unwrap_or(0.0));
                 *at += 1;

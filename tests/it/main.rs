@@ -53,4 +53,5 @@ mod rules_oracle;
 mod upsell;
 mod value_cdnow;
 mod value_models;
+mod value_offers;
 mod value_oracle;

@@ -136,7 +136,15 @@ fn readme_examples_print_what_the_readme_shows() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("datasets/online-retail");
     fs::create_dir_all(&data).unwrap();
-    for f in ["online_retail.csv.gz", "catalog.csv", "not-products.txt", "job.toml", "eval.toml", "tune.toml"] {
+    for f in [
+        "online_retail.csv.gz",
+        "catalog.csv",
+        "not-products.txt",
+        "job.toml",
+        "retention.toml",
+        "eval.toml",
+        "tune.toml",
+    ] {
         fs::copy(root.join("datasets/online-retail").join(f), data.join(f)).unwrap();
     }
     fs::create_dir_all(dir.path().join("datasets/cdnow")).unwrap();
