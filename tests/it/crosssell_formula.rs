@@ -399,14 +399,14 @@ fn inverse(a: &Array2<f64>) -> Array2<f64> {
 
 /// Customers, items, categories and times by hand: the offers of every customer are the
 /// candidates (a category the customer bought nothing of, bought by someone, allowed, not
-/// seen) ranked by `ln P(c) + 1.5 ln(entries(c) + 1) + ln share(j) + ln(cf / best + 1e-4)
-/// + lift + 0.5 ln newcomers(j)` (and other weights), with `P` a dense EASE over customers x
-/// categories, entries the customers whose first purchase in the category is within 30 days
-/// of the newest purchase, shares of buyers weighted by `0.5^(age of their latest purchase /
-/// 15 days)`, cf the cosine sums of item-kNN, lift `ln l / ln(best l)` of the strongest
-/// rule, newcomers the item's share of its category's customers whose first purchase of it
-/// is within those 30 days (plus 1 on both sides); each offer's score is `exp(its value -
-/// the best's)`.
+/// seen) ranked by `a ln P(c) + e ln(entries(c) + 1) + b ln share(j) + g ln(cf / best +
+/// 1e-4) + d lift + n ln newcomers(j)` (the default weights and others), with `P` a dense
+/// EASE over customers x categories, entries the customers whose first purchase in the
+/// category is within 30 days of the newest purchase, shares of buyers weighted by
+/// `0.5^(age of their latest purchase / 15 days)`, cf the cosine sums of item-kNN, lift
+/// `ln l / ln(best l)` of the strongest rule, newcomers the item's share of its category's
+/// customers whose first purchase of it is within those 30 days (plus 1 on both sides);
+/// each offer's score is `exp(its value - the best's)`.
 #[test]
 fn library_new_category_offers_follow_the_formula() {
     use cobuy::ingest::{Columns, IngestOptions, read_log};
