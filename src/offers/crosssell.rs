@@ -16,6 +16,10 @@
 //!   customers are entering now (a season, a launch), which no co-occurrence shows;
 //! - `share(j)`: the item's share of its category's buyers, each buyer weighted by
 //!   `0.5^(age / half-life)` of their latest purchase of it (plus 0.001 on both sides);
+//! - `newcomers(j)`: the item's share of its category's newcomers, the customers who
+//!   bought it for the first time within the entry window (plus 1 on both sides): what
+//!   customers new to an item pick, which for this target (customers new to the
+//!   category) says more than what its regular buyers repeat;
 //! - `cf(j) / max cf + 0.0001`: the model's own score, scaled by the customer's best new-
 //!   category candidate (below 0 counts 0);
 //! - `exp(lift)`, `lift` being `ln(l) / ln(best l)` for the strongest basket rule from one
@@ -69,11 +73,13 @@ pub struct NewCategoryWeights {
     pub cf: f64,
     /// Of `exp(lift)`.
     pub lift: f64,
+    /// Of the item's share of its category's newcomers (`newcomers(j)`).
+    pub newcomers: f64,
 }
 
 impl Default for NewCategoryWeights {
     fn default() -> Self {
-        NewCategoryWeights { category: 2.0, entries: 1.5, share: 1.0, cf: 1.0, lift: 1.0 }
+        NewCategoryWeights { category: 1.0, entries: 1.5, share: 1.0, cf: 1.0, lift: 1.0, newcomers: 0.5 }
     }
 }
 
@@ -132,7 +138,7 @@ impl CrossSellParams {
             return Err("candidates and rules per item must be at least 1".into());
         }
         let w = &self.weights;
-        if ![w.category, w.entries, w.share, w.cf, w.lift].iter().all(|x| x.is_finite() && *x >= 0.0) {
+        if ![w.category, w.entries, w.share, w.cf, w.lift, w.newcomers].iter().all(|x| x.is_finite() && *x >= 0.0) {
             return Err(format!("the new-category weights must be numbers >= 0, got {w:?}"));
         }
         if !(self.category_lambda.is_finite() && self.category_lambda > 0.0) {
@@ -172,6 +178,8 @@ type Candidate = (u32, f64, Option<(ItemIdx, f64, f64)>);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CategoryEntries {
     counts: FxHashMap<u32, u32>,
+    /// Per item, the customers whose first purchase of it falls in the window.
+    items: FxHashMap<u32, u32>,
 }
 
 impl CategoryEntries {
@@ -187,29 +195,41 @@ impl CategoryEntries {
         reference: Option<i64>,
         window_days: f64,
     ) -> Self {
+        // First purchase per (customer, category) and per (customer, item) of a category.
         let mut first: FxHashMap<(u32, u32), i64> = FxHashMap::default();
+        let mut first_item: FxHashMap<(u32, u32), i64> = FxHashMap::default();
         for (k, r) in log.rows.iter().enumerate() {
             if r.quantity <= 0.0 || rows.is_some_and(|m| !m.get(k).copied().unwrap_or(false)) {
                 continue;
             }
             let Some(g) = category.get(r.item.get()).copied().flatten() else { continue };
             let t = r.time.unwrap_or(i64::MIN);
-            let e = first.entry((r.customer.0, g)).or_insert(t);
-            *e = (*e).min(t);
-        }
-        let since = reference.map(|t| t.saturating_sub((window_days * 86_400.0) as i64));
-        let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
-        for (&(_, g), &t) in &first {
-            if since.is_none_or(|s| t != i64::MIN && t >= s) {
-                *counts.entry(g).or_default() += 1;
+            for (map, key) in [(&mut first, g), (&mut first_item, r.item.0)] {
+                let e = map.entry((r.customer.0, key)).or_insert(t);
+                *e = (*e).min(t);
             }
         }
-        CategoryEntries { counts }
+        let since = reference.map(|t| t.saturating_sub((window_days * 86_400.0) as i64));
+        let lately = |map: FxHashMap<(u32, u32), i64>| {
+            let mut counts: FxHashMap<u32, u32> = FxHashMap::default();
+            for ((_, key), t) in map {
+                if since.is_none_or(|s| t != i64::MIN && t >= s) {
+                    *counts.entry(key).or_default() += 1;
+                }
+            }
+            counts
+        };
+        CategoryEntries { counts: lately(first), items: lately(first_item) }
     }
 
     /// The customers who entered category group `g` lately.
     pub fn get(&self, g: u32) -> u32 {
         self.counts.get(&g).copied().unwrap_or(0)
+    }
+
+    /// The customers who bought item `j` (of a category) for the first time lately.
+    pub fn item(&self, j: u32) -> u32 {
+        self.items.get(&j).copied().unwrap_or(0)
     }
 }
 
@@ -224,7 +244,7 @@ struct Categories {
     breadth: Vec<f64>,
     /// Per category, `weights.entries * ln(entries + 1)`.
     entry_term: Vec<f64>,
-    /// Per item, `weights.share * ln(share)`.
+    /// Per item, `weights.share * ln(share) + weights.newcomers * ln(newcomers)`.
     share_term: Vec<f64>,
 }
 
@@ -274,16 +294,25 @@ impl Categories {
                 *b += w;
             }
         }
-        let mut total = vec![0.0f64; n];
+        let (mut total, mut newcomers) = (vec![0.0f64; n], vec![0.0f64; n]);
         for (j, g) in of.iter().enumerate() {
             if let Some(g) = g {
                 total[*g as usize] += buyers[j];
+                newcomers[*g as usize] += f64::from(entries.item(j as u32));
             }
         }
+        let w = &p.weights;
         let share_term = of
             .iter()
             .enumerate()
-            .map(|(j, g)| g.map_or(0.0, |g| p.weights.share * ((buyers[j] + 1e-3) / (total[g as usize] + 1e-3)).ln()))
+            .map(|(j, g)| {
+                g.map_or(0.0, |g| {
+                    let g = g as usize;
+                    let new = f64::from(entries.item(j as u32));
+                    w.share * ((buyers[j] + 1e-3) / (total[g] + 1e-3)).ln()
+                        + w.newcomers * ((new + 1.0) / (newcomers[g] + 1.0)).ln()
+                })
+            })
             .collect();
         let entry_term = groups.iter().map(|&g| p.weights.entries * f64::from(entries.get(g) + 1).ln()).collect();
         Categories { of, ease, breadth, entry_term, share_term }

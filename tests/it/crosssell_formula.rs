@@ -399,12 +399,14 @@ fn inverse(a: &Array2<f64>) -> Array2<f64> {
 
 /// Customers, items, categories and times by hand: the offers of every customer are the
 /// candidates (a category the customer bought nothing of, bought by someone, allowed, not
-/// seen) ranked by `2 ln P(c) + 1.5 ln(entries(c) + 1) + ln share(j) + ln(cf / best + 1e-4)
-/// + lift`, with `P` a dense EASE over customers x categories, entries the customers whose
-/// first purchase in the category is within 30 days of the newest purchase, shares of
-/// buyers weighted by `0.5^(age of their latest purchase / 15 days)`, cf the cosine sums of
-/// item-kNN, lift `ln l / ln(best l)` of the strongest rule; each offer's score is
-/// `exp(its value - the best's)`.
+/// seen) ranked by `a ln P(c) + e ln(entries(c) + 1) + b ln share(j) + g ln(cf / best +
+/// 1e-4) + d lift + n ln newcomers(j)` (the default weights and others), with `P` a dense
+/// EASE over customers x categories, entries the customers whose first purchase in the
+/// category is within 30 days of the newest purchase, shares of buyers weighted by
+/// `0.5^(age of their latest purchase / 15 days)`, cf the cosine sums of item-kNN, lift
+/// `ln l / ln(best l)` of the strongest rule, newcomers the item's share of its category's
+/// customers whose first purchase of it is within those 30 days (plus 1 on both sides);
+/// each offer's score is `exp(its value - the best's)`.
 #[test]
 fn library_new_category_offers_follow_the_formula() {
     use cobuy::ingest::{Columns, IngestOptions, read_log};
@@ -504,10 +506,19 @@ fn library_new_category_offers_follow_the_formula() {
         })
         .collect();
     let in_category = |k: u32| (0..ITEMS).filter(|&i| category[i] == Some(k)).map(|i| weight[i]).sum::<f64>();
+    // Newcomers: customers whose first purchase of the item is within 30 days of the newest.
+    let newcomers: Vec<f64> = (0..ITEMS)
+        .map(|i| {
+            let firsts = (0..customers).filter_map(|c| rows.iter().filter(|r| r.0 == c && r.1 == i).map(|r| r.2).min());
+            firsts.filter(|&d| t0 + d * DAY >= newest - 30 * DAY).count() as f64
+        })
+        .collect();
+    let new_in_category = |k: u32| (0..ITEMS).filter(|&i| category[i] == Some(k)).map(|i| newcomers[i]).sum::<f64>();
 
     for weights in [
         NewCategoryWeights::default(),
-        NewCategoryWeights { category: 0.5, entries: 0.0, share: 2.0, cf: 0.3, lift: 3.0 },
+        NewCategoryWeights { category: 0.5, entries: 0.0, share: 2.0, cf: 0.3, lift: 3.0, newcomers: 0.0 },
+        NewCategoryWeights { category: 1.0, entries: 1.0, share: 0.0, cf: 0.5, lift: 0.0, newcomers: 2.0 },
     ] {
         let p = CrossSellParams { weights, ..CrossSellParams::default() };
         let learned = CategoryEntries::learn(&log, None, &cats, model.interactions().decay_reference(), 30.0);
@@ -537,13 +548,15 @@ fn library_new_category_offers_follow_the_formula() {
                 let pc: f64 = (0..g).map(|i| xc[[c, i]] * b[[i, k as usize]]).sum::<f64>().max(1e-6);
                 let lift = strongest(j).map_or(0.0, |r| if best_lift > 1.0 { r.3.ln() / best_lift.ln() } else { 0.0 });
                 let share = (weight[j] + 1e-3) / (in_category(k) + 1e-3);
+                let new_share = (newcomers[j] + 1.0) / (new_in_category(k) + 1.0);
                 let scaled = (cf[j] / best_cf).max(0.0);
                 value[j] = weights.category * pc.ln()
                     + weights.entries * (entries[k as usize] + 1.0).ln()
                     + weights.share * share.ln()
                     + weights.cf * (scaled + 1e-4).ln()
-                    + weights.lift * lift;
-                parts[j] = Some((k, weight[j], scaled, strongest(j)));
+                    + weights.lift * lift
+                    + weights.newcomers * new_share.ln();
+                parts[j] = Some((k, weight[j], newcomers[j], scaled, strongest(j)));
             }
             let top = value.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let oracle: Vec<f64> = value.iter().map(|&v| if v.is_finite() { (v - top).exp() } else { 0.0 }).collect();
@@ -553,7 +566,7 @@ fn library_new_category_offers_follow_the_formula() {
             let twins = |a: usize, b: usize| parts[a].is_some() && parts[a] == parts[b];
             check_ranking(&ranked, &oracle, 10, TOL, twins).unwrap_or_else(|e| panic!("{what}: {e}"));
             for o in &got {
-                let (k, _, scaled, with) = parts[o.item.get()].unwrap();
+                let (k, _, _, scaled, with) = parts[o.item.get()].unwrap();
                 assert_eq!((o.category, o.bought_in_category), (Some(k), 0), "{what}");
                 assert!((o.cf - scaled).abs() <= TOL * (1.0 + scaled), "{what}: cf {} vs {scaled}", o.cf);
                 assert_eq!(o.with.map(|(a, c, l)| (a.get(), c, l)), with.map(|r| (r.0, r.2, r.3)), "{what}");
@@ -564,6 +577,9 @@ fn library_new_category_offers_follow_the_formula() {
         // The entries learned are the literal count.
         for k in 0..g as u32 {
             assert_eq!(f64::from(learned.get(k)), entries[k as usize], "entries of category {k}");
+        }
+        for i in (0..ITEMS).filter(|&i| category[i].is_some()) {
+            assert_eq!(f64::from(learned.item(i as u32)), newcomers[i], "newcomers of item {i}");
         }
     }
 }
