@@ -31,8 +31,8 @@ use super::{Log, bad, create_parent, plural, summary_lines};
 pub struct CustomersCmd {
     #[command(flatten)]
     input: InputArgs,
-    /// Repeat-purchase model: auto (bg-nbd and mbg-nbd fitted, the best log-likelihood
-    /// kept), bg-nbd, mbg-nbd or pareto-nbd (by name only: slow on some large logs).
+    /// Repeat-purchase model: auto (bg-nbd, mbg-nbd and pareto-nbd fitted, the best
+    /// log-likelihood kept), bg-nbd, mbg-nbd or pareto-nbd.
     #[arg(long, default_value = "auto")]
     model: String,
     /// Time unit of recency, age and the horizon: day, week or month (30.4375 days).
@@ -49,6 +49,14 @@ pub struct CustomersCmd {
     /// for checks against what came after.
     #[arg(long)]
     until: Option<String>,
+    /// With --until: measure the models on the purchases after it up to this date (the
+    /// holdout): purchases predicted against actual, churn ranking against the hiatus
+    /// heuristic, lifetime value's ranking of the holdout revenue; written to --holdout-report.
+    #[arg(long, requires_all = ["until", "holdout_report"])]
+    holdout_until: Option<String>,
+    /// The holdout report (with --holdout-until): JSON when the name ends in .json, else Markdown.
+    #[arg(long, requires = "holdout_until")]
+    holdout_report: Option<PathBuf>,
     /// What ranks the tiers (top 20%, middle, bottom 20%): value (lifetime value) or
     /// revenue (past).
     #[arg(long, default_value = "value")]
@@ -92,6 +100,16 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
         None => None,
         Some(s) => Some(time::parse(s).ok_or_else(|| bad(format!("--until: not a date or time: {s:?}")))?),
     };
+    let holdout_until = match &cmd.holdout_until {
+        None => None,
+        Some(s) => {
+            let h = time::parse(s).ok_or_else(|| bad(format!("--holdout-until: not a date or time: {s:?}")))?;
+            if until.is_some_and(|u| h.div_euclid(DAY) <= u.div_euclid(DAY)) {
+                return Err(bad("--holdout-until must be a later day than --until"));
+            }
+            Some(h)
+        }
+    };
     let mut opts = ingest_options(&cmd.input, &cmd.out)?;
     let Some(time_col) = opts.columns.time.clone() else {
         return Err(bad("customer value needs purchase times: give the time column (--time-col)"));
@@ -104,6 +122,7 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
     Files::new()
         .input("purchases", Some(&cmd.input.purchases))
         .output("customers file", Some(&cmd.out))
+        .output("holdout report", cmd.holdout_report.as_deref())
         .output("rejects file", opts.rejects.as_deref())
         .check()?;
     set_threads(threads)?;
@@ -129,6 +148,16 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
             }
             e => bad(e.to_string()),
         })?;
+    let actuals = match (until, holdout_until) {
+        (Some(u), Some(h)) => {
+            let mut in_cal = vec![false; plog.customers.len()];
+            for s in &summaries {
+                in_cal[s.customer.get()] = true;
+            }
+            Some(value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h, unit_seconds))
+        }
+        _ => None,
+    };
     // Only the ids are needed from here on: the rows go.
     let ingest::PurchaseLog { customers, rows, .. } = plog;
     drop(rows);
@@ -162,8 +191,36 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
             st.nonpositive_amount_rows
         ));
     }
-    let purchases = fit_purchases(&summaries, model, log)?;
+    let (purchases, fitted) = fit_purchases(&summaries, model, log)?;
     let spend = if st.has_amounts { fit_spend(&summaries, log) } else { None };
+    if let (Some(actuals), Some(h), Some(u), Some(path)) = (&actuals, holdout_until, until, &cmd.holdout_report) {
+        let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
+        let horizon = (h.div_euclid(DAY) - u.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
+        let report = value::holdout::evaluate(&summaries, actuals, &fitted, chosen, spend.as_ref(), horizon, unit_name);
+        let text = if path.extension().is_some_and(|e| e == "json") { report.to_json() } else { report.to_markdown() };
+        create_parent(path)?;
+        let mut f = AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.commit())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        for m in &report.models {
+            log.info(format!(
+                "holdout, {}: {:.1} repeat purchases predicted, {:.0} made ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2}",
+                m.model,
+                m.purchases.predicted_total,
+                m.purchases.actual_total,
+                100.0 * m.purchases.total_error,
+                m.churn_p_no_purchase.auc,
+                m.churn_p_no_purchase.top_decile_lift
+            ));
+        }
+        log.info(format!(
+            "holdout, hiatus heuristic: churn AUC {:.3}, top-decile lift {:.2}; report written to {}",
+            report.churn_hiatus.auc,
+            report.churn_hiatus.top_decile_lift,
+            path.display()
+        ));
+    }
     let start = Instant::now();
     let (scores, basis) = value::score(&summaries, purchases.as_ref(), spend.as_ref(), st.has_amounts, &score_opts)
         .map_err(|e| bad(e.to_string()))?;
@@ -226,7 +283,7 @@ impl Table<'_> {
         if self.amounts {
             h.push_str(",revenue,mean_repeat_spend");
         }
-        h.push_str(",p_alive,expected_purchases,p_no_purchase");
+        h.push_str(&format!(",p_alive,expected_purchases,p_no_purchase,next_purchase_{unit}s"));
         if self.amounts {
             h.push_str(",expected_spend,lifetime_value");
         }
@@ -260,6 +317,7 @@ impl Table<'_> {
         num(buf, c.p_alive, 6);
         num(buf, c.expected, 6);
         num(buf, c.p_no_purchase, 6);
+        num(buf, c.next_purchase, 4);
         if self.amounts {
             num(buf, c.expected_spend, 2);
             num(buf, c.clv, 2);
@@ -297,15 +355,27 @@ fn describe<const N: usize, M: std::fmt::Display>(f: &Fitted<N, M>, names: [&str
 /// The repeat-purchase model: the one named, or every one and the best by likelihood.
 /// Nobody buying twice, or (auto) no model converging: none, a stated fallback; a named
 /// model that fails: an error.
-fn fit_purchases(summaries: &[CustomerSummary], model: Option<Model>, log: Log) -> Result<Option<Purchases>> {
+/// Also every model fitted (for the holdout report).
+fn fit_purchases(
+    summaries: &[CustomerSummary],
+    model: Option<Model>,
+    log: Log,
+) -> Result<(Option<Purchases>, Vec<Purchases>)> {
     let d = Distinct::new(summaries.iter().map(|s| [s.x, s.t_x, s.t]).collect());
     let start = Instant::now();
+    let mut fitted = Vec::new();
     let result = match model {
-        Some(m) => value::fit_model(m, &d).inspect(|f| log.info(describe(f, m.param_names()))),
+        Some(m) => value::fit_model(m, &d).inspect(|f| {
+            log.info(describe(f, m.param_names()));
+            fitted.push(f.clone());
+        }),
         None => value::fit_best(&d).map(|(best, all)| {
             for (m, r) in &all {
                 match r {
-                    Ok(f) => log.info(describe(f, m.param_names())),
+                    Ok(f) => {
+                        log.info(describe(f, m.param_names()));
+                        fitted.push(f.clone());
+                    }
                     Err(e) => log.info(format!("{m}: not fitted: {e}")),
                 }
             }
@@ -320,15 +390,15 @@ fn fit_purchases(summaries: &[CustomerSummary], model: Option<Model>, log: Log) 
                 d.rows.len(),
                 start.elapsed().as_secs_f64()
             ));
-            Ok(Some(f))
+            Ok((Some(f), fitted))
         }
         Err(e) if model.is_none() && e != ValueError::NoRepeatPurchases => {
             log.info(format!("no repeat-purchase model could be fitted ({e}): P(alive), expected purchases, churn risk and lifetime value are left empty"));
-            Ok(None)
+            Ok((None, fitted))
         }
         Err(ValueError::NoRepeatPurchases) => {
             log.info("no customer bought twice: no repeat-purchase model can be fitted; P(alive), expected purchases, churn risk and lifetime value are left empty");
-            Ok(None)
+            Ok((None, fitted))
         }
         Err(e) => Err(anyhow::anyhow!(e)),
     }
