@@ -50,5 +50,6 @@ mod rules;
 mod rules_oracle;
 mod upsell;
 mod value_cdnow;
+mod value_holdout;
 mod value_models;
 mod value_oracle;
