@@ -154,7 +154,11 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
             for s in &summaries {
                 in_cal[s.customer.get()] = true;
             }
-            Some(value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h, unit_seconds))
+            let horizon = (h.div_euclid(DAY) - u.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
+            let models = model.map_or(value::AUTO.to_vec(), |m| vec![m]);
+            let first = summaries.iter().map(|s| s.first).min().unwrap_or(u);
+            let choice = value::holdout::choose(&plog, occasion, u, first, horizon, unit_seconds, &models);
+            Some((value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h, unit_seconds), choice))
         }
         _ => None,
     };
@@ -193,10 +197,20 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
     }
     let (purchases, fitted) = fit_purchases(&summaries, model, log)?;
     let spend = if st.has_amounts { fit_spend(&summaries, log) } else { None };
-    if let (Some(actuals), Some(h), Some(u), Some(path)) = (&actuals, holdout_until, until, &cmd.holdout_report) {
+    if let (Some((actuals, choice)), Some(h), Some(u), Some(path)) =
+        (&actuals, holdout_until, until, &cmd.holdout_report)
+    {
         let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
         let horizon = (h.div_euclid(DAY) - u.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
-        let report = value::holdout::evaluate(&summaries, actuals, &fitted, chosen, spend.as_ref(), horizon, unit_name);
+        let mut report =
+            value::holdout::evaluate(&summaries, actuals, &fitted, chosen, spend.as_ref(), horizon, unit_name);
+        report.choice = choice.clone();
+        if let Some(c) = &report.choice {
+            log.info(format!(
+                "chosen on calibration data only (its last {:.1} {unit_name}s held out): purchases by {}, churn by {}'s {}",
+                c.inner_holdout, c.purchases_model, c.churn_model, c.churn_score
+            ));
+        }
         let text = if path.extension().is_some_and(|e| e == "json") { report.to_json() } else { report.to_markdown() };
         create_parent(path)?;
         let mut f = AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;

@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::ingest::PurchaseLog;
 use crate::time::DAY;
 
-use super::fit::{Purchases, SpendFit};
-use super::summary::{CustomerSummary, Occasion};
+use super::fit::{Distinct, Model, Purchases, SpendFit, fit};
+use super::summary::{CustomerSummary, Occasion, SummaryOptions, summarize};
 
 /// What each calibration customer did in the holdout.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -151,6 +151,8 @@ pub struct HoldoutReport {
     pub weeks: Vec<f64>,
     /// Actual cumulative repeat purchases at each point.
     pub actual_cumulative: Vec<f64>,
+    /// What the calibration data chose (set by the caller from [`choose`]).
+    pub choice: Option<Choice>,
 }
 
 /// Measures every fitted model on the holdout. `cal` are the calibration summaries, `chosen`
@@ -229,6 +231,7 @@ pub fn evaluate(
         models,
         weeks,
         actual_cumulative,
+        choice: None,
     }
 }
 
@@ -321,7 +324,85 @@ pub fn top_share(score: &[f64], revenue: &[f64], share: f64) -> Option<f64> {
     (total > 0.0).then(|| top_indices(score, share).iter().map(|&i| revenue[i]).sum::<f64>() / total)
 }
 
+/// What the calibration data alone choose: the models refitted on the calibration's first
+/// part and measured on its last (the inner holdout), before anything after the calibration
+/// is looked at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Choice {
+    /// The inner split's end of fitting, in units before the end of calibration.
+    pub inner_holdout: f64,
+    /// The model whose total of inner-holdout purchases was nearest the actual.
+    pub purchases_model: String,
+    /// Its inner total error.
+    pub purchases_inner_error: f64,
+    /// The model and churn score with the best inner AUC: `p-no-purchase` or `expected`.
+    pub churn_model: String,
+    /// See `churn_model`.
+    pub churn_score: String,
+    /// Its inner AUC.
+    pub churn_inner_auc: f64,
+}
+
+/// Chooses the model for purchases and the model and score for churn on calibration data
+/// only: the last third of the calibration span (at most `horizon`) is held out, the models
+/// are fitted on the rest and measured there. None when the inner split leaves no repeat
+/// purchases to fit or nothing to measure.
+pub fn choose(
+    log: &PurchaseLog,
+    occasion: Occasion,
+    cal_end: i64,
+    first: i64,
+    horizon: f64,
+    unit_seconds: f64,
+    models: &[Model],
+) -> Option<Choice> {
+    let span_days = (cal_end.div_euclid(DAY) - first.div_euclid(DAY)) as f64;
+    let inner_days = (span_days / 3.0).min(horizon * unit_seconds / DAY as f64).floor();
+    if inner_days < 1.0 {
+        return None;
+    }
+    let inner_end = cal_end - inner_days as i64 * DAY;
+    let opts = SummaryOptions { occasion, unit_seconds, until: Some(inner_end) };
+    let (inner, _) = summarize(log, &opts).ok()?;
+    let mut in_inner = vec![false; log.customers.len()];
+    for s in &inner {
+        in_inner[s.customer.get()] = true;
+    }
+    let actuals = Actuals::from_log(log, occasion, &in_inner, inner_end, cal_end, unit_seconds);
+    let d = Distinct::new(inner.iter().map(|s| [s.x, s.t_x, s.t]).collect());
+    let fits: Vec<Purchases> = models.iter().filter_map(|&m| fit(m, &d).ok()).collect();
+    let h = inner_days * DAY as f64 / unit_seconds;
+    let report = evaluate(&inner, &actuals, &fits, None, None, h, "unit");
+    if report.churn_rate <= 0.0 || report.churn_rate >= 1.0 {
+        return None;
+    }
+    let purchases =
+        report.models.iter().min_by(|a, b| a.purchases.total_error.abs().total_cmp(&b.purchases.total_error.abs()))?;
+    let mut churn: Option<(&ModelHoldout, &str, f64)> = None;
+    for m in &report.models {
+        for (score, auc) in [("p-no-purchase", m.churn_p_no_purchase.auc), ("expected", m.churn_expected.auc)] {
+            if churn.is_none_or(|c| auc > c.2) {
+                churn = Some((m, score, auc));
+            }
+        }
+    }
+    let (cm, score, auc) = churn?;
+    Some(Choice {
+        inner_holdout: h,
+        purchases_model: purchases.model.clone(),
+        purchases_inner_error: purchases.purchases.total_error,
+        churn_model: cm.model.clone(),
+        churn_score: score.to_string(),
+        churn_inner_auc: auc,
+    })
+}
+
 impl HoldoutReport {
+    /// A model's churn ranking by the named score.
+    pub fn churn_of(&self, m: &ModelHoldout, score: &str) -> ChurnRanking {
+        if score == "expected" { m.churn_expected } else { m.churn_p_no_purchase }
+    }
+
     /// JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plain numbers and strings")
@@ -368,6 +449,23 @@ impl HoldoutReport {
             opt(self.top20_revenue_share_past),
             opt(self.top20_revenue_share_best),
         ));
+        if let Some(c) = &self.choice {
+            let m = |name: &str| self.models.iter().find(|m| m.model == name);
+            let (pm, cm) = (m(&c.purchases_model), m(&c.churn_model));
+            s.push_str(&format!(
+                "\nChosen on calibration data only (fitted without its last {:.1} {}s, measured on them): purchases by {} (inner total error {:+.1}%; on the holdout {}), churn by {}'s {} (inner AUC {:.3}; on the holdout AUC {}, top-decile lift {}).\n",
+                c.inner_holdout,
+                self.unit,
+                c.purchases_model,
+                100.0 * c.purchases_inner_error,
+                pm.map_or("-".into(), |m| format!("{:+.1}%", 100.0 * m.purchases.total_error)),
+                c.churn_model,
+                c.churn_score,
+                c.churn_inner_auc,
+                cm.map_or("-".into(), |m| format!("{:.3}", self.churn_of(m, &c.churn_score).auc)),
+                cm.map_or("-".into(), |m| format!("{:.2}", self.churn_of(m, &c.churn_score).top_decile_lift)),
+            ));
+        }
         s.push_str(&format!("\n## Cumulative repeat purchases in the holdout\n\n| {} |", self.unit));
         for m in &self.models {
             s.push_str(&format!(" {} |", m.model));

@@ -301,6 +301,7 @@ mod tests {
     /// `2F1(1, p; p+1+m; 1-w)` to 20 digits (mpmath 1.3.0 `hyp2f1` at 40 digits, the
     /// argument being `1 - w` exactly), on a grid of both sides of the switch, `z` up to
     /// `1 - 1e-12`, `m` at and near the poles of the connection formula, and `p` up to 1e6.
+    #[allow(clippy::excessive_precision)] // the reference's digits, as mpmath printed them
     const REFERENCE: &[(f64, f64, f64, f64)] = &include!("special_reference.in");
 
     #[test]

@@ -209,6 +209,17 @@ fn cdnow_holdout_report() {
     // The chosen model is the best calibration likelihood (MBG/NBD on CDNOW).
     assert_eq!(models.iter().filter(|m| m["chosen"] == true).count(), 1);
     assert_eq!(by("mbg-nbd")["chosen"], true);
+    // The choice on calibration data never sees the holdout: another holdout end, the same choice.
+    let choice = &j["choice"];
+    assert!(choice["churn_model"].is_string() && choice["purchases_model"].is_string(), "{choice}");
+    let mut other = args;
+    other[12] = "1997-12-31";
+    let o = run_cobuy(dir.path(), &other);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let k: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("holdout.json")).unwrap()).unwrap();
+    assert!((k["horizon"].as_f64().unwrap() - 92.0 / 7.0).abs() < 1e-12);
+    assert_eq!(&k["choice"], choice);
 }
 
 #[test]
