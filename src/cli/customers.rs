@@ -38,8 +38,8 @@ use super::{Log, bad, create_parent, plural, summary_lines};
 #[derive(Args, Deserialize, Debug, Clone)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValueSettings {
-    /// Repeat-purchase model: auto (bg-nbd and mbg-nbd fitted, the best log-likelihood
-    /// kept), bg-nbd, mbg-nbd or pareto-nbd (by name only: slow on some large logs).
+    /// Repeat-purchase model: auto (bg-nbd, mbg-nbd and pareto-nbd fitted, the best
+    /// log-likelihood kept), bg-nbd, mbg-nbd or pareto-nbd.
     #[arg(long, default_value = "auto")]
     model: String,
     /// Time unit of recency, age and the horizon: day, week or month (30.4375 days).
@@ -125,6 +125,14 @@ pub struct CustomersCmd {
     /// level when it has one).
     #[arg(long)]
     level: Option<usize>,
+    /// With --until: measure the models on the purchases after it up to this date (the
+    /// holdout): purchases predicted against actual, churn ranking against the hiatus
+    /// heuristic, lifetime value's ranking of the holdout revenue; written to --holdout-report.
+    #[arg(long, requires_all = ["until", "holdout_report"])]
+    holdout_until: Option<String>,
+    /// The holdout report (with --holdout-until): JSON when the name ends in .json, else Markdown.
+    #[arg(long, requires = "holdout_until")]
+    holdout_report: Option<PathBuf>,
     /// Output CSV, one line per customer (`-`: standard output).
     #[arg(long)]
     out: PathBuf,
@@ -167,7 +175,7 @@ impl CustomersStep {
     /// Reads the job's purchases and writes the customers file (and report); returns the
     /// number of customers.
     pub fn run(&self, input: &InputArgs, log: Log) -> Result<u64> {
-        customers(input, &self.settings, &self.out, self.report.as_deref(), None, log)
+        customers(input, &self.settings, &self.out, self.report.as_deref(), None, None, log)
     }
 }
 
@@ -197,7 +205,17 @@ fn unit(name: &str) -> Result<(f64, f64)> {
 
 /// Runs `cobuy customers`.
 pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
-    cmd.settings.resolve()?;
+    let until = cmd.settings.resolve()?.until;
+    let holdout = match (&cmd.holdout_until, &cmd.holdout_report) {
+        (Some(s), Some(report)) => {
+            let h = time::parse(s).ok_or_else(|| bad(format!("--holdout-until: not a date or time: {s:?}")))?;
+            if until.is_some_and(|u| h.div_euclid(DAY) <= u.div_euclid(DAY)) {
+                return Err(bad("--holdout-until must be a later day than --until"));
+            }
+            Some(Holdout { until: h, report })
+        }
+        _ => None,
+    };
     let opts = ingest_options(&cmd.input, &cmd.out)?;
     if cmd.wallet.is_some() {
         if cmd.catalog.catalog.is_none() {
@@ -213,7 +231,8 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
         .input("purchases", Some(&cmd.input.purchases))
         .output("customers file", Some(&cmd.out))
         .output("rejects file", opts.rejects.as_deref())
-        .output("wallet file", cmd.wallet.as_deref());
+        .output("wallet file", cmd.wallet.as_deref())
+        .output("holdout report", cmd.holdout_report.as_deref());
     let files = if cmd.wallet.is_some() { cmd.catalog.files(cmd.input.skip_invalid, &cmd.out, files) } else { files };
     report_files(cmd.report.as_deref(), files).check()?;
     set_threads(threads)?;
@@ -227,7 +246,13 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
         }
         None => None,
     };
-    customers(&cmd.input, &cmd.settings, &cmd.out, cmd.report.as_deref(), wallet, log).map(drop)
+    customers(&cmd.input, &cmd.settings, &cmd.out, cmd.report.as_deref(), wallet, holdout, log).map(drop)
+}
+
+/// The end of the holdout (after `--until`) and where its report goes.
+struct Holdout<'a> {
+    until: i64,
+    report: &'a Path,
 }
 
 /// Where the wallet gaps go, and the catalogue and level that make the categories.
@@ -246,6 +271,7 @@ fn customers(
     out: &Path,
     report: Option<&Path>,
     wallet: Option<WalletOut>,
+    holdout: Option<Holdout>,
     log: Log,
 ) -> Result<u64> {
     let Resolved { score: score_opts, model, until, unit_name } = settings.resolve()?;
@@ -284,6 +310,20 @@ fn customers(
     if let Some(w) = &wallet {
         write_wallet(&plog, &summary_opts, w, log)?;
     }
+    let actuals = match (until, &holdout) {
+        (Some(u), Some(h)) => {
+            let mut in_cal = vec![false; plog.customers.len()];
+            for s in &summaries {
+                in_cal[s.customer.get()] = true;
+            }
+            let horizon = holdout_horizon(u, h.until, unit_seconds);
+            let models = model.map_or(value::AUTO.to_vec(), |m| vec![m]);
+            let first = summaries.iter().map(|s| s.first).min().unwrap_or(u);
+            let choice = value::holdout::choose(&plog, occasion, u, first, horizon, unit_seconds, &models);
+            Some((value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h.until, unit_seconds), choice))
+        }
+        _ => None,
+    };
     // Only the ids are needed from here on: the rows go.
     let ingest::PurchaseLog { customers, rows, .. } = plog;
     drop(rows);
@@ -318,8 +358,16 @@ fn customers(
         ));
     }
     let mut described = Vec::new();
-    let purchases = fit_purchases(&summaries, model, &mut described, log)?;
+    let (purchases, fitted) = fit_purchases(&summaries, model, &mut described, log)?;
     let spend = if st.has_amounts { fit_spend(&summaries, &mut described, log) } else { None };
+    if let (Some((actuals, choice)), Some(h), Some(u)) = (&actuals, &holdout, until) {
+        let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
+        let horizon = holdout_horizon(u, h.until, unit_seconds);
+        let mut report =
+            value::holdout::evaluate(&summaries, actuals, &fitted, chosen, spend.as_ref(), horizon, &unit_name);
+        report.choice = choice.clone();
+        write_holdout(&report, h.report, &unit_name, log)?;
+    }
     let start = Instant::now();
     let (scores, basis) = value::score(&summaries, purchases.as_ref(), spend.as_ref(), st.has_amounts, &score_opts)
         .map_err(|e| bad(e.to_string()))?;
@@ -362,6 +410,46 @@ fn customers(
         write_report(&rep, dir, log)?;
     }
     Ok(stats.rows)
+}
+
+/// The holdout's length in time units: whole days from `until` to `holdout_until`.
+fn holdout_horizon(until: i64, holdout_until: i64, unit_seconds: f64) -> f64 {
+    (holdout_until.div_euclid(DAY) - until.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds
+}
+
+/// Writes the holdout report (JSON when the name ends in .json, else Markdown) and logs its
+/// figures.
+fn write_holdout(report: &value::holdout::HoldoutReport, path: &Path, unit_name: &str, log: Log) -> Result<()> {
+    if let Some(c) = &report.choice {
+        log.info(format!(
+            "chosen on calibration data only (its last {:.1} {unit_name}s held out): purchases by {}, churn by {}'s {}",
+            c.inner_holdout, c.purchases_model, c.churn_model, c.churn_score
+        ));
+    }
+    let text = if path.extension().is_some_and(|e| e == "json") { report.to_json() } else { report.to_markdown() };
+    create_parent(path)?;
+    let mut f = AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.commit())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    for m in &report.models {
+        log.info(format!(
+            "holdout, {}: {:.1} repeat purchases predicted, {:.0} made ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2}",
+            m.model,
+            m.purchases.predicted_total,
+            m.purchases.actual_total,
+            100.0 * m.purchases.total_error,
+            m.churn_p_no_purchase.auc,
+            m.churn_p_no_purchase.top_decile_lift
+        ));
+    }
+    log.info(format!(
+        "holdout, hiatus heuristic: churn AUC {:.3}, top-decile lift {:.2}; report written to {}",
+        report.churn_hiatus.auc,
+        report.churn_hiatus.top_decile_lift,
+        path.display()
+    ));
+    Ok(())
 }
 
 /// Writes report.md, report.json and the charts to `dir`.
@@ -486,7 +574,7 @@ impl Table<'_> {
         if self.amounts {
             h.push_str(",revenue,mean_repeat_spend");
         }
-        h.push_str(",p_alive,expected_purchases,p_no_purchase");
+        h.push_str(&format!(",p_alive,expected_purchases,p_no_purchase,next_purchase_{unit}s"));
         if self.amounts {
             h.push_str(",expected_spend,lifetime_value");
         }
@@ -520,6 +608,7 @@ impl Table<'_> {
         num(buf, c.p_alive, 6);
         num(buf, c.expected, 6);
         num(buf, c.p_no_purchase, 6);
+        num(buf, c.next_purchase, 4);
         if self.amounts {
             num(buf, c.expected_spend, 2);
             num(buf, c.clv, 2);
@@ -556,13 +645,14 @@ fn describe<const N: usize, M: std::fmt::Display>(f: &Fitted<N, M>, names: [&str
 
 /// The repeat-purchase model: the one named, or every one and the best by likelihood.
 /// Nobody buying twice, or (auto) no model converging: none, a stated fallback; a named
-/// model that fails: an error.
+/// model that fails: an error. Also every model fitted (for the holdout report).
 fn fit_purchases(
     summaries: &[CustomerSummary],
     model: Option<Model>,
     described: &mut Vec<String>,
     log: Log,
-) -> Result<Option<Purchases>> {
+) -> Result<(Option<Purchases>, Vec<Purchases>)> {
+    let mut fitted = Vec::new();
     let mut say = |line: String| {
         log.info(&line);
         described.push(line);
@@ -570,11 +660,17 @@ fn fit_purchases(
     let d = Distinct::new(summaries.iter().map(|s| [s.x, s.t_x, s.t]).collect());
     let start = Instant::now();
     let result = match model {
-        Some(m) => value::fit_model(m, &d).inspect(|f| say(describe(f, m.param_names()))),
+        Some(m) => value::fit_model(m, &d).inspect(|f| {
+            say(describe(f, m.param_names()));
+            fitted.push(f.clone());
+        }),
         None => value::fit_best(&d).map(|(best, all)| {
             for (m, r) in &all {
                 match r {
-                    Ok(f) => say(describe(f, m.param_names())),
+                    Ok(f) => {
+                        say(describe(f, m.param_names()));
+                        fitted.push(f.clone());
+                    }
                     Err(e) => say(format!("{m}: not fitted: {e}")),
                 }
             }
@@ -589,15 +685,15 @@ fn fit_purchases(
                 d.rows.len(),
                 start.elapsed().as_secs_f64()
             ));
-            Ok(Some(f))
+            Ok((Some(f), fitted))
         }
         Err(e) if model.is_none() && e != ValueError::NoRepeatPurchases => {
             log.info(format!("no repeat-purchase model could be fitted ({e}): P(alive), expected purchases, churn risk and lifetime value are left empty"));
-            Ok(None)
+            Ok((None, fitted))
         }
         Err(ValueError::NoRepeatPurchases) => {
             log.info("no customer bought twice: no repeat-purchase model can be fitted; P(alive), expected purchases, churn risk and lifetime value are left empty");
-            Ok(None)
+            Ok((None, fitted))
         }
         Err(e) => Err(anyhow::anyhow!(e)),
     }

@@ -53,3 +53,13 @@ pub fn expected(k: f64, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
     let core = bg_expectation_core(a + bb - 1.0 - r, a, a + bb + x - 1.0, z);
     (a + bb + x - 1.0) * core * p_alive(k, p, x, tx, t)
 }
+
+/// The median time to the next purchase among the futures that have one: a customer alive at
+/// T buys next after an exponential wait of rate λ, λ ~ Gamma(r+x, α+T), and never drops out
+/// before it (dropout follows purchases); a dead one never buys. So the wait, given that it
+/// ends, has survival `((α+T)/(α+T+h))^(r+x)`, whose median is `(α+T)(2^(1/(r+x)) - 1)`.
+/// (Its mean, `(α+T)/(r+x-1)`, is infinite when `r + x <= 1`, as for most one-time buyers.)
+pub fn next_purchase(p: &[f64; 4], x: f64, t: f64) -> f64 {
+    let [r, alpha, _, _] = *p;
+    (alpha + t) * (std::f64::consts::LN_2 / (r + x)).exp_m1()
+}

@@ -110,6 +110,16 @@ impl Model {
         }
     }
 
+    /// The median time from T to the next purchase among the futures that have one (see
+    /// `bgnbd::next_purchase` and `pareto::next_purchase`): when the customer, if still
+    /// buying, is as likely to have bought again as not.
+    pub fn next_purchase(self, p: &[f64; 4], x: f64, _tx: f64, t: f64) -> f64 {
+        match self {
+            Model::BgNbd | Model::MbgNbd => bgnbd::next_purchase(p, x, t),
+            Model::ParetoNbd => pareto::next_purchase(p, x, t),
+        }
+    }
+
     /// P(no purchase in `(T, T + h]`) = `L(x, t_x, T + h) / L(x, t_x, T)`: the likelihood of
     /// the same history observed for `h` longer without a purchase, over that of the history.
     /// Every model's one-time buyers get a value below 1 that grows with their age.
@@ -197,6 +207,10 @@ impl Purchases {
     /// P(no purchase in the next `h` time units).
     pub fn p_no_purchase(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
         self.model.p_no_purchase(&self.params, x, tx, t, h)
+    }
+    /// The median time to the next purchase, given that there is one.
+    pub fn next_purchase(&self, x: f64, tx: f64, t: f64) -> f64 {
+        self.model.next_purchase(&self.params, x, tx, t)
     }
 }
 

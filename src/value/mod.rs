@@ -23,6 +23,7 @@
 pub mod bgnbd;
 pub mod fit;
 pub mod gamma;
+pub mod holdout;
 pub mod optim;
 pub mod pareto;
 pub mod report;
@@ -78,11 +79,9 @@ pub enum ValueError {
 /// One model's fit, or why it failed.
 pub type Attempt = (Model, Result<Purchases, ValueError>);
 
-/// The models `fit_best` tries. Pareto/NBD is fitted only by name: its series needs about
-/// 40 / (1 - z) terms, and where one of alpha and beta dwarfs the other (generated logs of a
-/// million customers drive it there) a fit takes minutes; the 1 - z transformation of the
-/// hypergeometric function would remove that.
-pub const AUTO: [Model; 2] = [Model::BgNbd, Model::MbgNbd];
+/// The models `fit_best` tries: every model (Pareto/NBD's hypergeometric function is evaluated
+/// near `z = 1` by the connection formula, so no part of its search is slow).
+pub const AUTO: [Model; 3] = Model::ALL;
 
 /// The [`AUTO`] models fitted, and the best by likelihood (the first on a tie): the models
 /// have four parameters each, so the likelihoods compare directly. Models that fail are

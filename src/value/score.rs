@@ -99,6 +99,9 @@ pub struct CustomerScore {
     pub expected: Option<f64>,
     /// P(no purchase in the horizon): the churn risk.
     pub p_no_purchase: Option<f64>,
+    /// The median time to the next purchase (in time units after the end of the
+    /// observation), among the futures that have one.
+    pub next_purchase: Option<f64>,
     /// Expected spend per purchase.
     pub expected_spend: Option<f64>,
     /// Discounted expected spend over the horizon.
@@ -150,11 +153,11 @@ pub fn score(
     let h = opts.horizon;
     let steps = ((h * opts.unit_seconds / STEP).ceil() as usize).clamp(1, 1_200);
     let years_per_unit = opts.unit_seconds / YEAR;
-    let model_part: Vec<[Option<f64>; 5]> = summaries
+    let model_part: Vec<[Option<f64>; 6]> = summaries
         .par_iter()
         .with_min_len(256)
         .map(|s| {
-            let Some(m) = purchases else { return [None; 5] };
+            let Some(m) = purchases else { return [None; 6] };
             let expected = m.expected(s.x, s.t_x, s.t, h);
             let espend = spend.and_then(|g| g.expected_spend(f64::from(s.spend_n), s.spend_mean));
             let clv = espend.map(|e| {
@@ -174,6 +177,7 @@ pub fn score(
                 finite(m.p_no_purchase(s.x, s.t_x, s.t, h)),
                 espend.and_then(finite),
                 clv.and_then(finite),
+                finite(m.next_purchase(s.x, s.t_x, s.t)),
             ]
         })
         .collect();
@@ -192,12 +196,13 @@ pub fn score(
     let m = has_amounts.then(|| fifths(&summaries.iter().map(|s| s.revenue).collect::<Vec<_>>()));
     let scores = (0..summaries.len())
         .map(|i| {
-            let [p_alive, expected, p_no_purchase, expected_spend, clv] = model_part[i];
+            let [p_alive, expected, p_no_purchase, expected_spend, clv, next_purchase] = model_part[i];
             let rfm = (r[i], f[i], m.as_ref().map(|m| m[i]));
             CustomerScore {
                 p_alive,
                 expected,
                 p_no_purchase,
+                next_purchase,
                 expected_spend,
                 clv,
                 tier: tiers[i],

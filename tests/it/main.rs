@@ -52,6 +52,7 @@ mod rules;
 mod rules_oracle;
 mod upsell;
 mod value_cdnow;
+mod value_holdout;
 mod value_models;
 mod value_offers;
 mod value_oracle;

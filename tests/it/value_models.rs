@@ -19,11 +19,22 @@ const ROWS: [[f64; 3]; 7] = [
 ];
 
 /// Parameter sets: CDNOW's fits, a < 1 and a > 1, α below and above β (both Pareto/NBD
-/// branches), s near 1.
+/// branches), s near 1; and for Pareto/NBD, one rate scale dwarfing the other (the
+/// hypergeometric argument within 1e-5 of 1, where the series in z needed millions of terms)
+/// in both branches, with r + x - 1 or s at an integer, and both dropout parameters large.
 const BG_PARAMS: [[f64; 4]; 4] =
     [[0.2426, 4.4136, 0.7929, 2.4259], [1.3, 0.8, 2.5, 6.0], [0.05, 30.0, 0.02, 1.5], [3.0, 2.0, 1.0, 1.2]];
-const PARETO_PARAMS: [[f64; 4]; 4] =
-    [[0.553, 10.578, 0.606, 11.669], [1.3, 40.0, 1.0000001, 2.0], [0.3, 1.0, 2.5, 20.0], [2.0, 5.0, 0.4, 5.0]];
+const PARETO_PARAMS: [[f64; 4]; 9] = [
+    [0.553, 10.578, 0.606, 11.669],
+    [1.3, 40.0, 1.0000001, 2.0],
+    [0.3, 1.0, 2.5, 20.0],
+    [2.0, 5.0, 0.4, 5.0],
+    [1.06, 29.6, 0.8, 5e6],
+    [1.0, 29.6, 0.8, 5e6],
+    [0.5, 2e5, 1.3, 0.7],
+    [0.5, 2e5, 2.0, 0.7],
+    [2.0, 30.0, 5e3, 2e5],
+];
 
 fn close(got: f64, want: f64, tol: f64) -> bool {
     (got - want).abs() <= tol * want.abs().max(1.0)
@@ -181,6 +192,25 @@ fn no_dropout_reaches_the_boundary_and_says_so() {
     assert!(f.std_errors[2].is_none());
     assert!(f.log_likelihood.is_finite() && f.params.iter().all(|p| p.is_finite()));
     // Predictions stay finite there.
+    for [x, tx, t] in ROWS {
+        assert!(f.expected(x, tx, t, 52.0).is_finite() && f.p_alive(x, tx, t).is_finite());
+    }
+}
+
+#[test]
+fn pareto_nbd_without_dropout_converges_to_a_finite_fit() {
+    // No dropout drives s and β to 0 (or β far above α): the region where the series in z
+    // needed about 40 / (1 - z) terms. The fit converges to a finite answer.
+    let d = simulated(3_000, false, 7);
+    let f = value::fit_model(Model::ParetoNbd, &d).unwrap();
+    assert!(f.log_likelihood.is_finite() && f.params.iter().all(|p| p.is_finite()), "{f:?}");
+    // Nearly everyone survives a year: E[e^(-52 μ)] = (β / (β + 52))^s.
+    let [_, _, s, beta] = f.params;
+    let survive = (s * (beta / (beta + 52.0)).ln()).exp();
+    assert!(survive > 0.95, "P(alive a year on) {survive}: {:?}", f.params);
+    // Its likelihood is at least BG/NBD's (both describe no dropout in the limit).
+    let bg = value::fit_model(Model::BgNbd, &d).unwrap();
+    assert!(f.log_likelihood > bg.log_likelihood - 1.0, "{} vs {}", f.log_likelihood, bg.log_likelihood);
     for [x, tx, t] in ROWS {
         assert!(f.expected(x, tx, t, 52.0).is_finite() && f.p_alive(x, tx, t).is_finite());
     }
