@@ -27,7 +27,9 @@ import csv
 import json
 import os
 import random
+import re
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -234,11 +236,14 @@ class Bench:
                        "--customer-col", "customer_id", "--item-col", "item_id", "--quantity-col", "quantity",
                        "--algorithm", "item-knn", "--weighting", "count", "--neighbors", str(k)])  # fmt: skip
         t_read, m_read = line_time(r["lines"], r"read (\d+) rows in ([\d.]+)s")
-        t_fit, m_fit = line_time(r["lines"], r"fitted item-knn .* in ([\d.]+)s: (\d+) item neighbour pairs")
+        t_fit, m_fit = line_time(r["lines"], r"fitted item-knn .* in ([\d.]+)s")
         _, m_cnt = line_time(r["lines"], r"(\d+) customers .*?, (\d+) items")
+        # the stored pairs, from `cobuy inspect` after the timed process (the fit log does not count them)
+        shown = subprocess.run([self.cobuy, "inspect", model], capture_output=True, text=True, check=True).stdout
+        m_pairs = re.search(r"^neighbours\s+(\d+) item pairs", shown, re.M)
         r.update(ingest=t_read, kernel=t_fit - t_read, save=r["wall"] - t_fit,
                  own_read=float(m_read.group(2)), own_fit=float(m_fit.group(1)), rows=int(m_read.group(1)),
-                 pairs=int(m_fit.group(2)), customers=int(m_cnt.group(1)), items=int(m_cnt.group(2)))  # fmt: skip
+                 pairs=int(m_pairs.group(1)), customers=int(m_cnt.group(1)), items=int(m_cnt.group(2)))  # fmt: skip
         self.record(f"cobuy_fit_k{k}", r)
 
     def cobuy_recommend(self, name, customers_file=None):
