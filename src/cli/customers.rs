@@ -15,7 +15,7 @@ use std::io::Write as _;
 use cobuy::batch::{write_blocks, write_csv_field};
 use cobuy::ids::IdTable;
 use cobuy::ingest;
-use cobuy::output::AtomicFile;
+use cobuy::output::TableFile;
 use cobuy::time::{self, DAY};
 use cobuy::value::{
     self, CustomerScore, CustomerSummary, Distinct, Model, Occasion, Purchases, ScoreOptions, SpendFit, SummaryOptions,
@@ -187,7 +187,7 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
         }
     ));
     create_parent(&cmd.out)?;
-    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let mut f = TableFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
     let table = Table { ids: &customers, summaries: &summaries, scores: &scores, amounts: st.has_amounts };
     let header = table.header(occasion, unit_name);
     let order: Vec<usize> = (0..summaries.len()).collect();

@@ -44,6 +44,8 @@ mod knn_oracle;
 mod model_file;
 mod model_values;
 mod output_paths;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod quoting;
 mod readme;
 mod rules;
