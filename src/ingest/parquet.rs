@@ -57,6 +57,9 @@ pub(crate) struct ParquetSource {
     /// The columns decoded (by position); the others are left empty in every record.
     read: Arc<Vec<bool>>,
     next: (usize, usize),
+    /// Row groups in all the files.
+    groups: usize,
+    serial: Option<Serial>,
     next_line: u64,
     pub(crate) size: u64,
     pub(crate) consumed: Rc<Cell<u64>>,
@@ -119,7 +122,19 @@ impl ParquetSource {
             files.push(Arc::new(PqFile { path: p, name: pname, meta }));
         }
         let read = Arc::new(types.iter().map(readable).collect());
-        Ok(ParquetSource { files, header, types, read, next: (0, 0), next_line: 2, size, consumed: Rc::default() })
+        let groups = files.iter().map(|f| f.meta.metadata().num_row_groups()).sum();
+        Ok(ParquetSource {
+            files,
+            header,
+            types,
+            read,
+            next: (0, 0),
+            groups,
+            serial: None,
+            next_line: 2,
+            size,
+            consumed: Rc::default(),
+        })
     }
 
     pub(crate) fn header(&self) -> &[String] {
@@ -143,8 +158,32 @@ impl ParquetSource {
         self.read = Arc::new((0..self.header.len()).map(|p| positions.contains(&p)).collect());
     }
 
-    /// The next row group, in file order.
+    /// The next chunk, in file order: a row group decoded where it is read when there are
+    /// enough of them to keep every thread busy; otherwise (one large row group, as many
+    /// writers make) a batch of a row group decoded here, in order, and formatted and
+    /// validated where it is read. The records are the same either way.
     pub(crate) fn next_group(&mut self) -> Option<RowGroup> {
+        if let Some(serial) = self.serial.as_mut() {
+            let batch = serial.decoder.next_batch();
+            match &batch {
+                Ok(None) => self.serial = None,
+                Ok(Some(b)) => {
+                    let rows = b.num_rows();
+                    let bytes = (serial.bytes as f64 * rows as f64 / serial.rows.max(1) as f64) as usize;
+                    self.consumed.set(self.consumed.get() + bytes as u64);
+                    let chunk = RowGroup::new(serial.decoder.clone_unread(), serial.first_line, serial.line, bytes);
+                    serial.line += rows as u64;
+                    return Some(chunk.with_batch(batch));
+                }
+                // The error ends the read where the chunk is read, in file order.
+                Err(_) => {
+                    let chunk = RowGroup::new(serial.decoder.clone_unread(), serial.first_line, serial.line, 0);
+                    self.serial = None;
+                    self.next = (self.files.len(), 0);
+                    return Some(chunk.with_batch(batch));
+                }
+            }
+        }
         loop {
             let (f, g) = self.next;
             let file = self.files.get(f)?;
@@ -156,26 +195,65 @@ impl ParquetSource {
             self.next = (f, g + 1);
             let rows = groups[g].num_rows().max(0) as u64;
             let bytes = groups[g].compressed_size().max(0) as usize;
-            self.consumed.set(self.consumed.get() + bytes as u64);
             let first_line = self.next_line;
             self.next_line += rows;
-            return Some(RowGroup {
-                file: file.clone(),
-                group: g,
-                first_line,
-                bytes,
-                read: self.read.clone(),
-                reader: None,
-                columns: Vec::new(),
-                batch_rows: 0,
-                at: 0,
-                line: first_line.saturating_sub(1),
-                records: 0,
-                record: csv::ByteRecord::new(),
-                field: Vec::new(),
-                done: false,
-            });
+            let decoder = Decoder { file: file.clone(), group: g, read: self.read.clone(), reader: None };
+            let threads = rayon::current_num_threads();
+            if threads > 1 && self.groups < 2 * threads && rows > BATCH_ROWS as u64 {
+                self.serial = Some(Serial { decoder, first_line, line: first_line, rows, bytes });
+                return self.next_group();
+            }
+            self.consumed.set(self.consumed.get() + bytes as u64);
+            return Some(RowGroup::new(decoder, first_line, first_line, bytes));
         }
+    }
+}
+
+/// A row group being decoded on the reading thread, batch by batch.
+struct Serial {
+    decoder: Decoder,
+    first_line: u64,
+    /// The line of the next batch's first row.
+    line: u64,
+    rows: u64,
+    bytes: usize,
+}
+
+/// Decodes one row group's read columns, batch by batch.
+struct Decoder {
+    file: Arc<PqFile>,
+    group: usize,
+    read: Arc<Vec<bool>>,
+    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+}
+
+impl Decoder {
+    /// The same row group, not yet read.
+    fn clone_unread(&self) -> Decoder {
+        Decoder { file: self.file.clone(), group: self.group, read: self.read.clone(), reader: None }
+    }
+
+    fn error(&self, detail: impl std::fmt::Display) -> SourceError {
+        parquet_error(&self.file.name, format!("row group {}: {detail}", self.group))
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        if self.reader.is_none() {
+            let f = File::open(&self.file.path)
+                .map_err(|error| SourceError::Open { path: self.file.name.clone(), error })?;
+            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.file.meta.clone());
+            let roots = (0..self.read.len()).filter(|&p| self.read[p]);
+            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+            let reader = builder
+                .with_row_groups(vec![self.group])
+                .with_projection(mask)
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| self.error(e))?;
+            self.reader = Some(reader);
+        }
+        let reader = self.reader.as_mut().expect("made above");
+        reader.next().transpose().map_err(|e| self.error(e))
     }
 }
 
@@ -191,14 +269,15 @@ fn readable(t: &DataType) -> bool {
     }
 }
 
-/// One row group: a chunk of the input, decoded where it is read (on a worker).
+/// A chunk of the input: a row group decoded where it is read (on a worker), or one batch
+/// of a row group decoded already ([`ParquetSource::next_group`]).
 pub(crate) struct RowGroup {
-    file: Arc<PqFile>,
-    group: usize,
+    decoder: Decoder,
+    /// The line of the row group's first row.
     first_line: u64,
     bytes: usize,
-    read: Arc<Vec<bool>>,
-    reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
+    /// The batch decoded already; then it is the whole chunk.
+    batch: Option<Result<Option<RecordBatch>, SourceError>>,
     /// The current batch's columns, by header position.
     columns: Vec<Column>,
     batch_rows: usize,
@@ -213,6 +292,30 @@ pub(crate) struct RowGroup {
 }
 
 impl RowGroup {
+    /// The chunk of `decoder`'s row group whose rows start on line `line`.
+    fn new(decoder: Decoder, first_line: u64, line: u64, bytes: usize) -> RowGroup {
+        RowGroup {
+            decoder,
+            first_line,
+            bytes,
+            batch: None,
+            columns: Vec::new(),
+            batch_rows: 0,
+            at: 0,
+            line: line.saturating_sub(1),
+            records: 0,
+            record: csv::ByteRecord::new(),
+            field: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The chunk is this batch only.
+    fn with_batch(mut self, batch: Result<Option<RecordBatch>, SourceError>) -> RowGroup {
+        self.batch = Some(batch);
+        self
+    }
+
     /// The row group's compressed size.
     pub(crate) fn len(&self) -> usize {
         self.bytes
@@ -223,16 +326,12 @@ impl RowGroup {
         self.line
     }
 
-    fn error(&self, detail: impl std::fmt::Display) -> SourceError {
-        parquet_error(&self.file.name, format!("row group {}: {detail}", self.group))
-    }
-
     /// The error that stops the read at the row on `line`: file, row group and row (both
     /// counted from 0, as pyarrow counts them), column.
     pub(crate) fn row_error(&self, line: u64, p: RowProblem) -> SourceError {
         SourceError::ParquetRow {
-            path: self.file.name.clone(),
-            group: self.group,
+            path: self.decoder.file.name.clone(),
+            group: self.decoder.group,
             row: line - self.first_line,
             column: p.column,
             reason: format!("{}{SKIP_HINT}", p.reason),
@@ -245,7 +344,14 @@ impl RowGroup {
             if self.done {
                 return Ok(false);
             }
-            let batch = match self.next_batch() {
+            let next = match self.batch.as_mut() {
+                Some(b) => {
+                    self.done = true;
+                    std::mem::replace(b, Ok(None))
+                }
+                None => self.decoder.next_batch(),
+            };
+            let batch = match next {
                 Ok(Some(b)) => b,
                 Ok(None) => {
                     self.done = true;
@@ -259,6 +365,7 @@ impl RowGroup {
             // The projection holds the read columns only, in file order.
             let mut decoded = batch.columns().iter();
             self.columns = self
+                .decoder
                 .read
                 .iter()
                 .map(|&read| read.then(|| decoded.next()).flatten().map_or(Column::Skip, Column::of))
@@ -280,25 +387,6 @@ impl RowGroup {
     /// The record [`RowGroup::advance`] moved to.
     pub(crate) fn record(&mut self) -> Record<'_> {
         Record { line: self.line, fields: &self.record, problem: None }
-    }
-
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>, SourceError> {
-        if self.reader.is_none() {
-            let f = File::open(&self.file.path)
-                .map_err(|error| SourceError::Open { path: self.file.name.clone(), error })?;
-            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.file.meta.clone());
-            let roots = (0..self.read.len()).filter(|&p| self.read[p]);
-            let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-            let reader = builder
-                .with_row_groups(vec![self.group])
-                .with_projection(mask)
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(|e| self.error(e))?;
-            self.reader = Some(reader);
-        }
-        let reader = self.reader.as_mut().expect("made above");
-        reader.next().transpose().map_err(|e| self.error(e))
     }
 }
 
