@@ -305,13 +305,13 @@ impl Delimited {
         let name = display_name(path);
         #[cfg(feature = "parquet")]
         if path.is_dir() {
-            return Self::open_parquet(name, ParquetSource::open(path)?, chunk_bytes);
+            return Self::open_parquet(name, ParquetSource::open(path, chunk_bytes)?, chunk_bytes);
         }
         let mut opened = source::open(path).map_err(|error| SourceError::Open { path: name.clone(), error })?;
         let first = opened.reader.fill_buf().map_err(|e| stream_error(&name, 1, opened.gzip, e))?;
         #[cfg(feature = "parquet")]
         if !opened.gzip && super::parquet::is_parquet(path, first) {
-            return Self::open_parquet(name, ParquetSource::open(path)?, chunk_bytes);
+            return Self::open_parquet(name, ParquetSource::open(path, chunk_bytes)?, chunk_bytes);
         }
         if first.is_empty() {
             return Err(SourceError::Empty { path: name, what: "the file is empty" });

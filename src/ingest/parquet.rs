@@ -29,8 +29,9 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 
 use super::delimited::{Record, RowProblem, SKIP_HINT, SourceError, display_name};
 
-/// Rows decoded at a time within a row group.
-const BATCH_ROWS: usize = 64 * 1024;
+/// Bytes of a chunk ([`super::DEFAULT_CHUNK_BYTES`]) per row decoded at a time: the
+/// default chunk size makes batches of 65,536 rows.
+const BYTES_PER_ROW: usize = 64;
 
 /// Whether `path` is to be read as Parquet: a folder, a name ending in `.parquet`, or a
 /// file that starts with Parquet's magic bytes (`first`, its first bytes).
@@ -59,6 +60,8 @@ pub(crate) struct ParquetSource {
     next: (usize, usize),
     /// Row groups in all the files.
     groups: usize,
+    /// Rows decoded at a time.
+    batch_rows: usize,
     serial: Option<Serial>,
     next_line: u64,
     pub(crate) size: u64,
@@ -73,7 +76,8 @@ impl ParquetSource {
     /// Opens a Parquet file, or every `*.parquet` file of a folder (names starting with `.`
     /// or `_` left out, as Spark and Hive leave markers there), which must all have the same
     /// column names in the same order.
-    pub(crate) fn open(path: &Path) -> Result<Self, SourceError> {
+    /// Decodes batches of `chunk_bytes / 64` rows (nothing read depends on it).
+    pub(crate) fn open(path: &Path, chunk_bytes: usize) -> Result<Self, SourceError> {
         let name = display_name(path);
         if path.as_os_str() == "-" {
             return Err(parquet_error(&name, "Parquet cannot be read from standard input; give the file's path"));
@@ -130,6 +134,7 @@ impl ParquetSource {
             read,
             next: (0, 0),
             groups,
+            batch_rows: (chunk_bytes / BYTES_PER_ROW).max(1),
             serial: None,
             next_line: 2,
             size,
@@ -197,9 +202,10 @@ impl ParquetSource {
             let bytes = groups[g].compressed_size().max(0) as usize;
             let first_line = self.next_line;
             self.next_line += rows;
-            let decoder = Decoder { file: file.clone(), group: g, read: self.read.clone(), reader: None };
+            let decoder =
+                Decoder { file: file.clone(), group: g, read: self.read.clone(), rows: self.batch_rows, reader: None };
             let threads = rayon::current_num_threads();
-            if threads > 1 && self.groups < 2 * threads && rows > BATCH_ROWS as u64 {
+            if threads > 1 && self.groups < 2 * threads && rows > self.batch_rows as u64 {
                 self.serial = Some(Serial { decoder, first_line, line: first_line, rows, bytes });
                 return self.next_group();
             }
@@ -224,13 +230,15 @@ struct Decoder {
     file: Arc<PqFile>,
     group: usize,
     read: Arc<Vec<bool>>,
+    /// Rows per batch.
+    rows: usize,
     reader: Option<parquet::arrow::arrow_reader::ParquetRecordBatchReader>,
 }
 
 impl Decoder {
     /// The same row group, not yet read.
     fn clone_unread(&self) -> Decoder {
-        Decoder { file: self.file.clone(), group: self.group, read: self.read.clone(), reader: None }
+        Decoder { file: self.file.clone(), group: self.group, read: self.read.clone(), rows: self.rows, reader: None }
     }
 
     fn error(&self, detail: impl std::fmt::Display) -> SourceError {
@@ -247,7 +255,7 @@ impl Decoder {
             let reader = builder
                 .with_row_groups(vec![self.group])
                 .with_projection(mask)
-                .with_batch_size(BATCH_ROWS)
+                .with_batch_size(self.rows)
                 .build()
                 .map_err(|e| self.error(e))?;
             self.reader = Some(reader);

@@ -295,6 +295,57 @@ fn dates_read_as_midnight_as_in_a_csv() {
     assert!(fit(&csv_dir) == fit(&pq_dir));
 }
 
+/// Everything a read gives, printed: the merged purchases and summary, or the error.
+fn read_all(path: &Path, chunk_bytes: usize, skip: bool) -> String {
+    let mut cols = cobuy::ingest::Columns::new("customer", "item");
+    cols.quantity = Some("quantity".into());
+    cols.amount = Some("amount".into());
+    cols.time = Some("time".into());
+    cols.basket = Some("basket".into());
+    let mut o = cobuy::ingest::IngestOptions::new(cols);
+    o.chunk_bytes = chunk_bytes;
+    o.skip_invalid = skip;
+    match cobuy::ingest::read_purchases(path, &o) {
+        Ok(r) => {
+            let i = &r.interactions;
+            format!("{:?} {:?} {:?} {:?} {:?}", i.customers(), i.items(), i.counts(), i.amount(), r.summary)
+        }
+        Err(e) => e.to_string().replace(&path.display().to_string(), "FILE"),
+    }
+}
+
+#[test]
+fn any_batching_on_any_threads_reads_what_the_csv_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = with_nulls(&rows(3000, 5));
+    write_csv(&d.join("p.csv"), &rows);
+    // One large row group (decoded batch by batch on the reading thread when there are
+    // more threads than groups), and many small ones (each decoded on a worker).
+    write_parquet(&d.join("one.parquet"), &rows, Variant::Floats, 3000, Compression::SNAPPY);
+    write_parquet(&d.join("many.parquet"), &rows, Variant::Typed, 250, Compression::SNAPPY);
+    for skip in [true, false] {
+        let want = read_all(&d.join("p.csv"), 1 << 20, skip);
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for file in ["one.parquet", "many.parquet"] {
+                for chunk_bytes in [64, 64 * 7, 64 * 1000, 1 << 22] {
+                    let got = pool.install(|| read_all(&d.join(file), chunk_bytes, skip));
+                    // A stopping error names a row group and row where the CSV names a line.
+                    if skip {
+                        assert!(got == want, "{file}, {threads} threads, chunks of {chunk_bytes} bytes");
+                    } else {
+                        let first = rows.iter().position(|r| r.item.is_none() || r.quantity.is_none()).unwrap();
+                        let at = if file == "one.parquet" { (0, first) } else { (first / 250, first % 250) };
+                        let want = format!("FILE: row group {}, row {}: column item: the item id is empty", at.0, at.1);
+                        assert!(got.starts_with(&want), "{got}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The rows with a few nulls (empty fields in the CSV).
 fn with_nulls(rows: &[Row]) -> Vec<Row> {
     let mut rows = rows.to_vec();
