@@ -23,6 +23,9 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+#[cfg(feature = "parquet")]
+mod parquet;
+
 /// A buffered output written under a temporary name until committed (or written through,
 /// when the destination is not a regular file).
 #[derive(Debug)]
@@ -314,6 +317,97 @@ impl Write for AtomicFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.as_mut().map_or(Ok(()), |o| o.flush())
+    }
+}
+
+/// A table output (recommendations, offers, rules, customer scores): written as CSV, or,
+/// when the path ends in `.parquet`, as a Parquet file made from that CSV on commit. Both
+/// appear complete or not at all, as an [`AtomicFile`] does.
+#[derive(Debug)]
+pub struct TableFile(Table);
+
+#[derive(Debug)]
+enum Table {
+    Csv(AtomicFile),
+    /// The CSV is spooled to a hidden temporary file (removed on drop and on signals, as
+    /// an [`AtomicFile`]'s), then converted into `out`.
+    #[cfg(feature = "parquet")]
+    Parquet {
+        spool: AtomicFile,
+        out: AtomicFile,
+    },
+}
+
+/// Whether a table output at `path` is written as Parquet.
+pub fn is_parquet_path(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+}
+
+impl TableFile {
+    /// Opens `dest` as [`AtomicFile::create`] does; a `.parquet` path is written as Parquet.
+    pub fn create(dest: impl AsRef<Path>) -> io::Result<Self> {
+        let dest = dest.as_ref();
+        if !is_parquet_path(dest) {
+            return AtomicFile::create(dest).map(|f| TableFile(Table::Csv(f)));
+        }
+        #[cfg(feature = "parquet")]
+        {
+            let out = AtomicFile::create(dest)?;
+            let spool_dest = match &out.temp {
+                Some((_, target)) => {
+                    let mut name = target.file_name().unwrap_or_default().to_os_string();
+                    name.push(".csv");
+                    target.with_file_name(name)
+                }
+                None => std::env::temp_dir().join(format!("cobuy-table-{}.csv", std::process::id())),
+            };
+            let spool = AtomicFile::create(spool_dest)?;
+            Ok(TableFile(Table::Parquet { spool, out }))
+        }
+        #[cfg(not(feature = "parquet"))]
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this build of cobuy writes no Parquet (build it with the cargo feature parquet)",
+        ))
+    }
+
+    /// Completes the file ([`AtomicFile::commit`]); a Parquet output is converted first.
+    pub fn commit(self) -> io::Result<()> {
+        match self.0 {
+            Table::Csv(f) => f.commit(),
+            #[cfg(feature = "parquet")]
+            Table::Parquet { mut spool, mut out } => {
+                spool.flush()?;
+                let (temp, _) = spool.temp.as_ref().expect("a spool is always a regular file");
+                parquet::csv_to_parquet(temp, &mut out)?;
+                drop(spool);
+                out.commit()
+            }
+        }
+    }
+}
+
+impl Write for TableFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer().write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer().flush()
+    }
+}
+
+impl TableFile {
+    fn writer(&mut self) -> &mut AtomicFile {
+        match &mut self.0 {
+            Table::Csv(f) => f,
+            #[cfg(feature = "parquet")]
+            Table::Parquet { spool, .. } => spool,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Alignment, Catalog, CategoryIdx};
 use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, Scoring};
 use cobuy::offers::rules::{Baskets, RuleParams};
-use cobuy::output::AtomicFile;
+use cobuy::output::TableFile;
 use cobuy::recommend::Filter;
 use cobuy::value::{Wallet, WalletParams};
 
@@ -259,7 +259,7 @@ impl<'a> OfferWriter<'a> {
     fn write(
         &self,
         customers: &[CustomerIdx],
-        out: &mut AtomicFile,
+        out: &mut TableFile,
         progress: &(dyn Fn(u64) + Sync),
     ) -> std::io::Result<BatchStats> {
         let (cs, model, top) = (self.cs, self.model, self.top);

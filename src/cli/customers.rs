@@ -22,7 +22,7 @@ use cobuy::batch::{CustomerColumns, write_blocks, write_csv_field};
 use cobuy::ids::{CustomerIdx, IdTable};
 use cobuy::ingest;
 use cobuy::offers::catalog::{Catalog, CategoryIdx};
-use cobuy::output::AtomicFile;
+use cobuy::output::{AtomicFile, TableFile};
 use cobuy::time::{self, DAY};
 use cobuy::value::{
     self, CustomerScore, CustomerSummary, Distinct, Model, Occasion, Purchases, ScoreOptions, SpendFit, SummaryOptions,
@@ -386,7 +386,7 @@ fn customers(
         basis.describe()
     ));
     create_parent(out)?;
-    let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut f = TableFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let table = Table { ids: &customers, summaries: &summaries, scores: &scores, amounts: st.has_amounts };
     let header = table.header(occasion, &unit_name);
     let order: Vec<usize> = (0..summaries.len()).collect();

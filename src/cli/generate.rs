@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use cobuy::generate::GenerateParams;
-use cobuy::output::AtomicFile;
+use cobuy::output::TableFile;
 
 use super::args::set_threads;
 use super::paths::Files;
@@ -71,7 +71,7 @@ pub fn run(cmd: &GenerateCmd, threads: usize, log: Log) -> Result<()> {
     Files::new().output("purchases", Some(out)).check()?;
     create_parent(out)?;
     let start = Instant::now();
-    let mut file = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut file = TableFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let rows = if out.extension().is_some_and(|e| e == "gz") {
         let mut gz = flate2::write::GzEncoder::new(&mut file, flate2::Compression::fast());
         cobuy::generate::generate(&params, &mut gz).and_then(|rows| gz.finish().map(|_| rows))

@@ -22,7 +22,7 @@ use cobuy::ids::{CustomerIdx, IdTable};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::matrix::Interactions;
 use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError, Selection, Tried};
-use cobuy::output::AtomicFile;
+use cobuy::output::TableFile;
 
 use args::FitPlan;
 
@@ -616,12 +616,12 @@ pub fn write_batch(
     total: usize,
     what: &'static str,
     log: Log,
-    write: impl FnOnce(&mut AtomicFile, &(dyn Fn(u64) + Sync)) -> std::io::Result<BatchStats>,
+    write: impl FnOnce(&mut TableFile, &(dyn Fn(u64) + Sync)) -> std::io::Result<BatchStats>,
 ) -> Result<(BatchStats, f64)> {
     create_parent(out)?;
     let start = Instant::now();
     let (bar, progress) = customer_progress(log, total as u64, what);
-    let mut file = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut file = TableFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let stats = write(&mut file, &progress)
         .and_then(|s| file.commit().map(|()| s))
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -15,7 +15,7 @@ use cobuy::batch::{put_display, write_blocks, write_csv_field};
 use cobuy::ids::ItemIdx;
 use cobuy::ingest;
 use cobuy::offers::rules::{Baskets, RuleParams};
-use cobuy::output::AtomicFile;
+use cobuy::output::TableFile;
 
 use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
 use super::paths::Files;
@@ -141,7 +141,7 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
         start.elapsed().as_secs_f64()
     ));
     create_parent(&cmd.out)?;
-    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let mut f = TableFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
     write_rules(&mut f, &baskets, &rules).with_context(|| format!("cannot write {}", cmd.out.display()))?;
     f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
     log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
@@ -149,7 +149,7 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
 }
 
 /// The rules as CSV.
-fn write_rules(f: &mut AtomicFile, baskets: &Baskets, rules: &[cobuy::offers::rules::Rule]) -> Result<()> {
+fn write_rules(f: &mut TableFile, baskets: &Baskets, rules: &[cobuy::offers::rules::Rule]) -> Result<()> {
     let mut w = csv::Writer::from_writer(f);
     w.write_record([
         "antecedent",
@@ -283,7 +283,7 @@ pub fn complete(cmd: &CompleteCmd, threads: usize, log: Log) -> Result<()> {
     }
     let header = "basket_id,rank,item_id,confidence,lift,count,baskets,antecedent,reason\n";
     create_parent(&cmd.out)?;
-    let mut f = AtomicFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
+    let mut f = TableFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
     // No progress: a basket file is small next to a customer list.
     let written = write_blocks(
         &known,

@@ -23,7 +23,7 @@ use cobuy::matrix::{Interactions, MergeStats};
 use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Catalog, CategoryIdx};
 use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, UpsellParams};
-use cobuy::output::AtomicFile;
+use cobuy::output::TableFile;
 use cobuy::recommend::Filter;
 
 use super::args::{
@@ -513,7 +513,7 @@ pub fn upgrades(cmd: &UpgradesCmd, threads: usize, log: Log) -> Result<()> {
     match &cmd.out {
         Some(out) => {
             create_parent(out)?;
-            let mut f = AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+            let mut f = TableFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
             f.write_all(&bytes).and_then(|()| f.commit()).with_context(|| format!("cannot write {}", out.display()))?;
             log.info(format!("wrote the upgrade paths of {} items to {}", anchors.len(), out.display()));
         }

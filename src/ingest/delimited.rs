@@ -10,6 +10,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use super::chunks::{ChunkRecords, Splitter};
+#[cfg(feature = "parquet")]
+use super::parquet::{ParquetSource, RowGroup};
 use super::source;
 use super::{ColumnRef, DOUBLE_COLON, Progress};
 use crate::output::AtomicFile;
@@ -90,6 +92,29 @@ pub enum SourceError {
         /// 1-based line of the row.
         line: u64,
         /// Column name (header name, or `#N`).
+        column: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A Parquet file that cannot be read (not Parquet, truncated, damaged, or a folder's
+    /// files whose columns differ).
+    #[error("{path}: {detail}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// What is wrong, and where.
+        detail: String,
+    },
+    /// A bad row of a Parquet file (the first, when not skipping).
+    #[error("{path}: row group {group}, row {row}: column {column}: {reason}")]
+    ParquetRow {
+        /// The file.
+        path: String,
+        /// Row group, from 0.
+        group: usize,
+        /// Row within the row group, from 0.
+        row: u64,
+        /// Column name.
         column: String,
         /// What is wrong.
         reason: String,
@@ -175,14 +200,89 @@ pub(crate) struct Record<'a> {
     pub(crate) problem: Option<RowProblem>,
 }
 
+/// A chunk of the input: a stretch of a delimited file, or a Parquet row group.
+pub(crate) enum Records {
+    Text(ChunkRecords),
+    #[cfg(feature = "parquet")]
+    Parquet(RowGroup),
+}
+
+impl Records {
+    /// Moves to the next record; `false` at the end of the chunk.
+    fn advance(&mut self) -> Result<bool, SourceError> {
+        match self {
+            Records::Text(c) => c.advance(),
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => g.advance(),
+        }
+    }
+
+    /// The record [`Records::advance`] moved to.
+    fn record(&mut self) -> Record<'_> {
+        match self {
+            Records::Text(c) => c.record(),
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => g.record(),
+        }
+    }
+
+    /// The next data record, or `None` at the end of the chunk.
+    pub(crate) fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
+        match self {
+            Records::Text(c) => c.next_record(),
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => Ok(if g.advance()? { Some(g.record()) } else { None }),
+        }
+    }
+
+    /// The chunk's size in bytes (compressed, for a row group).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Records::Text(c) => c.len(),
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => g.len(),
+        }
+    }
+
+    /// The line of the last record read (the chunk's first line before any).
+    fn line(&self) -> u64 {
+        match self {
+            Records::Text(c) => c.line(),
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => g.line(),
+        }
+    }
+
+    fn records(&self) -> u64 {
+        match self {
+            Records::Text(c) => c.records,
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => g.records,
+        }
+    }
+
+    /// [`row_error`] for the record on `line` of file `path`; a Parquet row's names its
+    /// file, row group and row instead of a line.
+    pub(crate) fn row_error(&self, path: &str, line: u64, p: RowProblem) -> SourceError {
+        match self {
+            Records::Text(_) => row_error(path, line, p),
+            #[cfg(feature = "parquet")]
+            Records::Parquet(g) => g.row_error(line, p),
+        }
+    }
+}
+
 /// An open delimited file, read one record at a time ([`Delimited::next_record`]) or in
 /// chunks parsed on the worker threads ([`Delimited::par_chunks`]); both read each chunk
 /// with [`ChunkRecords`], so they give the same records, lines and problems.
 pub(crate) struct Delimited {
     name: String,
     splitter: Splitter,
+    /// A Parquet input instead, whose row groups are the chunks.
+    #[cfg(feature = "parquet")]
+    parquet: Option<ParquetSource>,
     /// The chunk being read (after the header, the rest of the first).
-    current: Option<ChunkRecords>,
+    current: Option<Records>,
     header: Option<Vec<String>>,
     /// The line the next record is expected on (where a failed read is reported).
     line: u64,
@@ -203,8 +303,16 @@ impl Delimited {
         chunk_bytes: usize,
     ) -> Result<Self, SourceError> {
         let name = display_name(path);
+        #[cfg(feature = "parquet")]
+        if path.is_dir() {
+            return Self::open_parquet(name, ParquetSource::open(path, chunk_bytes)?, chunk_bytes);
+        }
         let mut opened = source::open(path).map_err(|error| SourceError::Open { path: name.clone(), error })?;
         let first = opened.reader.fill_buf().map_err(|e| stream_error(&name, 1, opened.gzip, e))?;
+        #[cfg(feature = "parquet")]
+        if !opened.gzip && super::parquet::is_parquet(path, first) {
+            return Self::open_parquet(name, ParquetSource::open(path, chunk_bytes)?, chunk_bytes);
+        }
         if first.is_empty() {
             return Err(SourceError::Empty { path: name, what: "the file is empty" });
         }
@@ -219,19 +327,31 @@ impl Delimited {
             Box::new(opened.reader)
         };
         let mut splitter = Splitter::new(reader, delimiter, chunk_bytes);
-        let current = splitter.next_chunk().map(|c| ChunkRecords::new(c, &name, delimiter, None));
-        let mut d =
-            Delimited { name, splitter, current, header: None, line: 1, rows: 0, gzip, delimiter, size, consumed };
+        let current = splitter.next_chunk().map(|c| Records::Text(ChunkRecords::new(c, &name, delimiter, None)));
+        let mut d = Delimited {
+            name,
+            splitter,
+            #[cfg(feature = "parquet")]
+            parquet: None,
+            current,
+            header: None,
+            line: 1,
+            rows: 0,
+            gzip,
+            delimiter,
+            size,
+            consumed,
+        };
         if has_header {
             let read = match d.current.as_mut() {
-                Some(c) => c.read_raw()?,
-                None => false,
+                Some(Records::Text(c)) => c.read_raw()?,
+                _ => false,
             };
             if !read {
                 d.end_of_stream()?;
                 return Err(SourceError::Empty { path: d.name, what: "the file is empty" });
             }
-            let c = d.current.as_mut().expect("a header was read from it");
+            let Some(Records::Text(c)) = d.current.as_mut() else { unreachable!("a header was read from it") };
             let mut h: Vec<String> = c.raw().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
             if let Some(first) = h.first_mut() {
                 *first = first.trim_start_matches('\u{feff}').to_string();
@@ -241,6 +361,53 @@ impl Delimited {
             d.line = 2;
         }
         Ok(d)
+    }
+
+    /// A Parquet input as a comma-separated file with a header, which is what its records
+    /// are (the delimiter is that of the rejects file, and of the export whose lines the
+    /// rows' lines are).
+    #[cfg(feature = "parquet")]
+    fn open_parquet(name: String, pq: ParquetSource, chunk_bytes: usize) -> Result<Self, SourceError> {
+        Ok(Delimited {
+            name,
+            splitter: Splitter::new(Box::new(io::empty()), b',', chunk_bytes),
+            header: Some(pq.header().to_vec()),
+            size: Some(pq.size),
+            consumed: pq.consumed.clone(),
+            parquet: Some(pq),
+            current: None,
+            line: 2,
+            rows: 0,
+            gzip: false,
+            delimiter: b',',
+        })
+    }
+
+    /// Whether the input is Parquet.
+    pub(crate) fn is_parquet(&self) -> bool {
+        #[cfg(feature = "parquet")]
+        return self.parquet.is_some();
+        #[cfg(not(feature = "parquet"))]
+        false
+    }
+
+    /// Reads only the columns at these positions, when that saves work (Parquet: the
+    /// others are not decoded, and are empty in every record).
+    pub(crate) fn read_only(&mut self, _positions: &[usize]) {
+        #[cfg(feature = "parquet")]
+        if let Some(pq) = self.parquet.as_mut() {
+            pq.read_only(_positions);
+        }
+    }
+
+    /// An error when the column at `p` cannot be read (a Parquet column of a type with no
+    /// text form).
+    pub(crate) fn check_readable(&self, _p: usize) -> Result<(), SourceError> {
+        #[cfg(feature = "parquet")]
+        if let Some(pq) = &self.parquet {
+            return pq.check_readable(&self.name, _p);
+        }
+        Ok(())
     }
 
     /// The file's size on disk, when known.
@@ -265,17 +432,27 @@ impl Delimited {
     fn end(&mut self) -> Result<(), SourceError> {
         self.end_of_stream()?;
         if self.rows == 0 {
-            return Err(SourceError::Empty { path: self.name.clone(), what: "the file has a header but no rows" });
+            let what = if self.is_parquet() {
+                "the file has columns but no rows"
+            } else {
+                "the file has a header but no rows"
+            };
+            return Err(SourceError::Empty { path: self.name.clone(), what });
         }
         Ok(())
     }
 
     /// The chunk to read next.
-    fn next_chunk(&mut self) -> Option<ChunkRecords> {
-        self.current.take().or_else(|| {
-            let header_len = self.header.as_ref().map(Vec::len);
-            self.splitter.next_chunk().map(|c| ChunkRecords::new(c, &self.name, self.delimiter, header_len))
-        })
+    fn next_chunk(&mut self) -> Option<Records> {
+        if let Some(c) = self.current.take() {
+            return Some(c);
+        }
+        #[cfg(feature = "parquet")]
+        if let Some(pq) = self.parquet.as_mut() {
+            return pq.next_group().map(Records::Parquet);
+        }
+        let header_len = self.header.as_ref().map(Vec::len);
+        self.splitter.next_chunk().map(|c| Records::Text(ChunkRecords::new(c, &self.name, self.delimiter, header_len)))
     }
 
     /// Counts a chunk's records, `last` the line of its last.
@@ -314,12 +491,12 @@ impl Delimited {
     /// chunks are parsed here, one after another.
     pub(crate) fn par_chunks<T: Send, E: From<SourceError>>(
         &mut self,
-        parse: &(dyn Fn(&mut ChunkRecords) -> T + Sync),
+        parse: &(dyn Fn(&mut Records) -> T + Sync),
         merge: &mut dyn FnMut(T) -> Result<(), E>,
     ) -> Result<(), E> {
-        let parse_one = |mut c: ChunkRecords| {
+        let parse_one = |mut c: Records| {
             let out = parse(&mut c);
-            (out, c.records, c.line())
+            (out, c.records(), c.line())
         };
         let threads = rayon::current_num_threads();
         if threads <= 1 {
@@ -462,7 +639,7 @@ impl Delimited {
                 column: (p + 1).to_string(),
                 reason: format!("the header has only {} columns", h.len()),
             }),
-            Some(h) => Ok((p, h[p].clone())),
+            Some(h) => self.check_readable(p).map(|()| (p, h[p].clone())),
             None => Ok((p, format!("#{}", p + 1))),
         }
     }

@@ -13,15 +13,16 @@
 mod chunks;
 mod delimited;
 mod log;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod source;
 
 pub use chunks::DEFAULT_CHUNK_BYTES;
 
-use chunks::ChunkRecords;
 pub use delimited::SourceError;
 pub(crate) use delimited::{
-    Delimited, RejectsFile, RowProblem, check_options, delimiter_name, display_name, encode_record, row_error, shown,
-    shown_number,
+    Delimited, Records, RejectsFile, RowProblem, check_options, delimiter_name, display_name, encode_record, row_error,
+    shown, shown_number,
 };
 use log::LogBuilder;
 pub use log::{CustomerSample, LogRow, PurchaseLog};
@@ -562,7 +563,7 @@ pub(crate) fn detect(
         |s: &str| s.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect::<String>();
     let candidates: Vec<usize> = (0..h.len()).filter(|&i| known.contains(&key(&h[i]).as_str())).collect();
     match candidates[..] {
-        [p] => Ok((p, h[p].clone())),
+        [p] => file.check_readable(p).map(|()| (p, h[p].clone())),
         [] => Err(error(format!(
             "no header column has a name cobuy knows for the {role} ids (such as {such_as}); give {flag} NAME or position; the header's columns are: {}",
             h.join(", ")
@@ -819,7 +820,7 @@ fn too_many(path: &str, what: &'static str) -> IngestError {
 
 /// Validates the records of one chunk (on a worker thread).
 fn parse_chunk(
-    recs: &mut ChunkRecords,
+    recs: &mut Records,
     known: &Known,
     cols: &Resolved,
     opts: &IngestOptions,
@@ -888,7 +889,7 @@ fn parse_chunk(
                 out.rows.push(ChunkRow { customer, item, basket, quantity, amount, time });
             }
             Err(p) if !opts.skip_invalid => {
-                out.stop = Some(row_error(name, line, p).into());
+                out.stop = Some(recs.row_error(name, line, p).into());
                 break;
             }
             Err(p) => {
@@ -917,6 +918,7 @@ fn read_rows(
     opts.check()?;
     let mut file = Delimited::open(path, opts.delimiter, opts.has_header, opts.chunk_bytes)?;
     let mut cols = resolve(&opts.columns, &file)?;
+    file.read_only(&cols.pos.iter().flatten().copied().collect::<Vec<_>>());
     let name = file.name().to_string();
     let mut rejects = match (&opts.rejects, opts.skip_invalid) {
         (Some(p), true) => Some(RejectsFile::create(p, file.delimiter)?),
@@ -937,7 +939,7 @@ fn read_rows(
     // Accepted rows and bytes so far, until the sink is told how many rows to expect.
     let mut expect = (!file.gzip).then_some(file.size()).flatten().map(|size| (size, 0usize, 0u64));
     let known = Mutex::new(Known::default());
-    let parse = |recs: &mut ChunkRecords| {
+    let parse = |recs: &mut Records| {
         let known = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
         parse_chunk(recs, &known, &cols, opts, &name, delimiter, with_rejects)
     };

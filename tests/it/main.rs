@@ -46,6 +46,8 @@ mod merge_oracle;
 mod model_file;
 mod model_values;
 mod output_paths;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod quoting;
 mod readme;
 mod rules;
