@@ -671,8 +671,14 @@ impl Meter {
 /// What a file that is not text looks like, from its first (decoded) bytes: `Some(None)`
 /// for unknown binary data (a NUL byte), `None` for text.
 fn binary_kind(first: &[u8]) -> Option<Option<&'static str>> {
+    /// Reaching here, Parquet came through standard input or gzip, or the build lacks it.
+    const PARQUET: &str = if cfg!(feature = "parquet") {
+        "a Parquet file (read from a file or folder path, not standard input or gzip)"
+    } else {
+        "a Parquet file, which this build cannot read (build with --features parquet)"
+    };
     const MAGIC: [(&[u8], &str); 7] = [
-        (b"PAR1", "a Parquet file"),
+        (b"PAR1", PARQUET),
         (b"PK\x03\x04", "a zip archive (or an Excel .xlsx workbook)"),
         (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook"),
         (b"SQLite format 3\0", "an SQLite database"),
