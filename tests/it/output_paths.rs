@@ -145,7 +145,20 @@ fn a_dash_writes_to_standard_output() {
 /// for its temporary file, sends `signal` and returns its exit code.
 #[cfg(unix)]
 fn killed_generate(dir: &Path, signal: &str) -> Option<i32> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cobuy"))
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cobuy"));
+    // cobuy leaves a signal ignored when it was started ignoring it (`nohup`): give the child
+    // the default disposition, so that the test holds when the test run itself is under nohup.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
         .current_dir(dir)
         .args(["--quiet", "generate", "--customers", "100000", "--items", "5000", "--rows", "50000000"])
         .args(["--out", "big.csv"])
@@ -168,7 +181,7 @@ fn a_signal_removes_the_temporary_file_and_exits_with_128_plus_the_signal() {
     let dir = TempDir::new().unwrap();
     for (signal, number) in [("TERM", 15), ("INT", 2), ("HUP", 1)] {
         let code = killed_generate(dir.path(), signal);
-        assert_eq!(code, Some(128 + number), "SIGTERM");
+        assert_eq!(code, Some(128 + number), "SIG{signal}");
         assert!(temporaries(dir.path()).is_empty(), "{signal}: {:?}", names(dir.path()));
         assert!(!dir.path().join("big.csv").exists(), "{signal}: no half-written output");
     }
