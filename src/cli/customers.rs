@@ -310,17 +310,18 @@ fn customers(
     if let Some(w) = &wallet {
         write_wallet(&plog, &summary_opts, w, log)?;
     }
-    let actuals = match (until, &holdout) {
+    let holdout = match (until, &holdout) {
         (Some(u), Some(h)) => {
             let mut in_cal = vec![false; plog.customers.len()];
             for s in &summaries {
                 in_cal[s.customer.get()] = true;
             }
-            let horizon = holdout_horizon(u, h.until, unit_seconds);
+            let horizon = (h.until.div_euclid(DAY) - u.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
             let models = model.map_or(value::AUTO.to_vec(), |m| vec![m]);
             let first = summaries.iter().map(|s| s.first).min().unwrap_or(u);
             let choice = value::holdout::choose(&plog, occasion, u, first, horizon, unit_seconds, &models);
-            Some((value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h.until, unit_seconds), choice))
+            let actuals = value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h.until, unit_seconds);
+            Some((actuals, choice, horizon, h.report))
         }
         _ => None,
     };
@@ -360,13 +361,12 @@ fn customers(
     let mut described = Vec::new();
     let (purchases, fitted) = fit_purchases(&summaries, model, &mut described, log)?;
     let spend = if st.has_amounts { fit_spend(&summaries, &mut described, log) } else { None };
-    if let (Some((actuals, choice)), Some(h), Some(u)) = (&actuals, &holdout, until) {
+    if let Some((actuals, choice, horizon, path)) = holdout {
         let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
-        let horizon = holdout_horizon(u, h.until, unit_seconds);
         let mut report =
-            value::holdout::evaluate(&summaries, actuals, &fitted, chosen, spend.as_ref(), horizon, &unit_name);
-        report.choice = choice.clone();
-        write_holdout(&report, h.report, &unit_name, log)?;
+            value::holdout::evaluate(&summaries, &actuals, &fitted, chosen, spend.as_ref(), horizon, &unit_name);
+        report.choice = choice;
+        write_holdout(&report, path, &unit_name, log)?;
     }
     let start = Instant::now();
     let (scores, basis) = value::score(&summaries, purchases.as_ref(), spend.as_ref(), st.has_amounts, &score_opts)
@@ -410,11 +410,6 @@ fn customers(
         write_report(&rep, dir, log)?;
     }
     Ok(stats.rows)
-}
-
-/// The holdout's length in time units: whole days from `until` to `holdout_until`.
-fn holdout_horizon(until: i64, holdout_until: i64, unit_seconds: f64) -> f64 {
-    (holdout_until.div_euclid(DAY) - until.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds
 }
 
 /// Writes the holdout report (JSON when the name ends in .json, else Markdown) and logs its

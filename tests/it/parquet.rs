@@ -22,7 +22,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::common::{Lcg, rows_summary, run_cobuy};
+use crate::common::{Lcg, civil, rows_summary, run_cobuy};
 
 /// One purchase row, as values.
 #[derive(Clone)]
@@ -72,19 +72,10 @@ fn cents_text(c: i64) -> String {
     format!("{sign}{}.{:02}", c.abs() / 100, c.abs() % 100)
 }
 
-/// `YYYY-MM-DD HH:MM:SS` of unix seconds (Howard Hinnant's civil_from_days).
+/// `YYYY-MM-DD HH:MM:SS` of unix seconds.
 fn time_text(t: i64) -> String {
     let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    format!("{} {:02}:{:02}:{:02}", civil(days), secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 const HEADER: &str = "customer,item,quantity,amount,time,basket";
