@@ -543,7 +543,7 @@ impl HoldoutReport {
         );
         if let Some(m) = self.chosen() {
             s.push_str(&format!(
-                "The customers file's model: {} ({}). On the holdout it predicts {:.1} repeat purchases against {:.0} ({:+.1}%); its churn risk (P(no purchase)) ranks churn with AUC {:.3} and top-decile lift {:.2}, the hiatus heuristic {:.3} and {:.2} (the most any ranking can reach: {:.2}).\n\n",
+                "The model `cobuy customers` uses: {} ({}). On the holdout it predicts {:.1} repeat purchases against {:.0} ({:+.1}%); its churn risk (P(no purchase)) ranks churn with AUC {:.3} and top-decile lift {:.2}, the hiatus heuristic {:.3} and {:.2} (the most any ranking can reach: {:.2}).\n\n",
                 m.model,
                 self.chosen_rule,
                 m.purchases.predicted_total,

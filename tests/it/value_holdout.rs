@@ -408,7 +408,7 @@ fn the_report_carries_the_holdout_section() {
     }
     let md = read("one", "report.md");
     assert!(md.contains("\n## Customer value on the holdout\n"), "{md}");
-    assert!(md.contains("The customers file's model: mbg-nbd"), "{md}");
+    assert!(md.contains("The model `cobuy customers` uses: mbg-nbd"), "{md}");
     assert!(md.contains("![Churn ROC](holdout-roc.svg)"));
     let j: serde_json::Value = serde_json::from_str(&read("one", "report.json")).unwrap();
     let alone: serde_json::Value =
@@ -423,4 +423,161 @@ fn the_report_carries_the_holdout_section() {
     let rate = alone["churn_rate"].as_f64().unwrap();
     assert!(lift.contains(&format!("most possible {:.2}", 1.0 / rate)), "{lift}");
     assert!(lift.contains(&format!(">{:.2}<", alone["churn_hiatus"]["top_decile_lift"].as_f64().unwrap())));
+}
+
+/// Per CDNOW customer (by sample id): holdout purchase days and revenue after 1997-09-30 up
+/// to 1998-06-30, from the raw file.
+fn cdnow_holdout_by_customer() -> std::collections::BTreeMap<String, (f64, f64)> {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/cdnow/CDNOW_sample.txt")).unwrap();
+    let mut days: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut out: std::collections::BTreeMap<String, (f64, f64)> = std::collections::BTreeMap::new();
+    for f in text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+        let e = out.entry(f[1].to_string()).or_default();
+        if f[2] > "19970930" && f[2] <= "19980630" {
+            e.1 += f[4].parse::<f64>().unwrap();
+            if days.insert((f[1].to_string(), f[2].to_string())) {
+                e.0 += 1.0;
+            }
+        }
+    }
+    out
+}
+
+/// `cobuy eval --targets customer-value` on CDNOW's time split: the holdout section is the
+/// one `cobuy customers --until --holdout-until` writes (one code path), and its figures
+/// for the chosen model are their definitions computed here from the customers file's
+/// predictions for the 39 weeks and the holdout counted from the raw file: MAE, RMSE,
+/// correlation, total error, churn AUC by counting pairs, top-decile lift, the value rank
+/// correlation and the predicted top 20%'s share of the holdout revenue.
+#[test]
+fn eval_measures_customer_value_by_the_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = cdnow_csv(dir.path());
+    let input = input.to_str().unwrap();
+    let cols = ["--customer-col", "customer", "--time-col", "date", "--amount-col", "dollars"];
+    let mut args = vec!["eval", "--purchases", input, "--targets", "customer-value", "--cutoff", "1997-10-01"];
+    args.extend(cols);
+    args.extend(["--out-dir", "ev"]);
+    let o = run_cobuy(dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["report.md", "holdout-tracking.svg", "holdout-roc.svg", "holdout-lift.svg"] {
+        assert!(dir.path().join("ev").join(f).exists(), "{f}");
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ev/report.json")).unwrap()).unwrap();
+    assert_eq!(j["runs"].as_array().unwrap().len(), 0);
+    let h = &j["sections"]["holdout"];
+    let mut args = vec!["customers", "--purchases", input, "--until", "1997-09-30", "--holdout-until", "1998-06-30"];
+    args.extend(cols);
+    args.extend(["--holdout-report", "h.json", "--horizon", "39", "--out", "c.csv"]);
+    let o = run_cobuy(dir.path(), &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let alone: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("h.json")).unwrap()).unwrap();
+    assert_eq!(h, &alone);
+
+    // The definitions, on the customers file (file order: natural id order, the ties' order).
+    let text = std::fs::read_to_string(dir.path().join("c.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (cc, ec, qc, sc) = (col("customer"), col("expected_purchases"), col("p_no_purchase"), col("expected_spend"));
+    let held = cdnow_holdout_by_customer();
+    let (mut pred, mut p_none, mut value, mut actual, mut revenue) = (vec![], vec![], vec![], vec![], vec![]);
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let (a, r) = held[f[cc]];
+        let e: f64 = f[ec].parse().unwrap();
+        pred.push(e);
+        p_none.push(f[qc].parse::<f64>().unwrap());
+        value.push(e * f[sc].parse::<f64>().unwrap());
+        actual.push(a);
+        revenue.push(r);
+    }
+    let n = pred.len() as f64;
+    assert_eq!(n, 2357.0);
+    let chosen = h["models"].as_array().unwrap().iter().find(|m| m["chosen"] == true).unwrap();
+    let close = |key: &serde_json::Value, want: f64, tol: f64| {
+        let got = key.as_f64().unwrap();
+        assert!((got - want).abs() < tol, "{got} vs {want}");
+    };
+    let p = &chosen["purchases"];
+    let mae = pred.iter().zip(&actual).map(|(p, a)| (p - a).abs()).sum::<f64>() / n;
+    let rmse = (pred.iter().zip(&actual).map(|(p, a)| (p - a) * (p - a)).sum::<f64>() / n).sqrt();
+    let (tp, ta) = (pred.iter().sum::<f64>(), actual.iter().sum::<f64>());
+    assert_eq!(ta, 1882.0);
+    close(&p["mae"], mae, 1e-5);
+    close(&p["rmse"], rmse, 1e-5);
+    close(&p["total_error"], (tp - ta) / ta, 1e-5);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let pearson_naive = |a: &[f64], b: &[f64]| {
+        let (ma, mb) = (mean(a), mean(b));
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma) * (x - ma)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb) * (y - mb)).sum();
+        cov / (va * vb).sqrt()
+    };
+    close(&p["correlation"], pearson_naive(&pred, &actual), 1e-5);
+    // Churn: no holdout purchase; AUC over every (churned, stayed) pair.
+    let churned: Vec<bool> = actual.iter().map(|&a| a == 0.0).collect();
+    let (mut right, mut pairs) = (0.0, 0.0);
+    for i in (0..pred.len()).filter(|&i| churned[i]) {
+        for j in (0..pred.len()).filter(|&j| !churned[j]) {
+            pairs += 1.0;
+            right += if p_none[i] > p_none[j] {
+                1.0
+            } else if p_none[i] == p_none[j] {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    close(&chosen["churn_p_no_purchase"]["auc"], right / pairs, 1e-4);
+    let mut order: Vec<usize> = (0..pred.len()).collect();
+    order.sort_by(|&a, &b| p_none[b].partial_cmp(&p_none[a]).unwrap().then(a.cmp(&b)));
+    let k = (n / 10.0).round() as usize;
+    let rate = churned.iter().filter(|&&c| c).count() as f64 / n;
+    let lift = order[..k].iter().filter(|&&i| churned[i]).count() as f64 / k as f64 / rate;
+    close(&chosen["churn_p_no_purchase"]["top_decile_lift"], lift, 0.02);
+    close(&h["churn_rate"], rate, 1e-12);
+    // Value: Spearman (Pearson on mid-ranks) and the predicted top 20%'s revenue share.
+    let ranks = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .map(|x| {
+                let below = v.iter().filter(|y| *y < x).count() as f64;
+                let equal = v.iter().filter(|y| *y == x).count() as f64;
+                below + (equal + 1.0) / 2.0
+            })
+            .collect()
+    };
+    close(&chosen["value_rank_correlation"], pearson_naive(&ranks(&value), &ranks(&revenue)), 2e-3);
+    let mut by_value: Vec<usize> = (0..pred.len()).collect();
+    by_value.sort_by(|&a, &b| value[b].partial_cmp(&value[a]).unwrap().then(a.cmp(&b)));
+    let top: f64 = by_value[..(n * 0.2).round() as usize].iter().map(|&i| revenue[i]).sum();
+    close(&chosen["top20_revenue_share"], top / revenue.iter().sum::<f64>(), 5e-3);
+}
+
+/// The customer-value target on a split it cannot use, or without times: exit code 2 and a
+/// message naming what to change.
+#[test]
+fn eval_customer_value_refuses_what_it_cannot_measure() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = cdnow_csv(dir.path());
+    let input = input.to_str().unwrap();
+    for (extra, says) in [
+        (vec!["--time-col", "date", "--split", "random"], "needs a time split"),
+        (vec!["--time-col", "date", "--validation"], "remove --validation"),
+        (vec!["--item-col", "cds"], "needs purchase times"),
+        (vec!["--time-col", "date", "--cutoff", "1998-07-01"], "the customer-value target"),
+    ] {
+        let mut args = vec!["eval", "--purchases", input, "--customer-col", "customer", "--targets", "customer-value"];
+        args.extend(extra.iter().copied());
+        args.extend(["--out-dir", "ev"]);
+        let o = run_cobuy(dir.path(), &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
 }
