@@ -1138,7 +1138,9 @@ pub struct EvalArgs {
     #[arg(long = "k", default_value = "5,10,20", value_delimiter = ',')]
     pub k: Vec<usize>,
     /// Targets, comma-separated: new-items (not bought in training), all-items, upgrades
-    /// (dearer items in a category bought before; needs a priced --catalog).
+    /// (dearer items in a category bought before; needs a priced --catalog), new-categories,
+    /// customer-value (cobuy customers' models on a time split: holdout purchases, churn,
+    /// lifetime value; needs --time-col).
     #[arg(long, default_value = "new-items,all-items", value_delimiter = ',')]
     pub targets: Vec<String>,
     /// Metrics to chart, comma-separated (one SVG each).
@@ -1178,7 +1180,7 @@ pub fn targets(names: &[String]) -> Result<Vec<Target>> {
             "new-categories" => Target::NewCategories,
             other => {
                 return Err(bad(format!(
-                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades, new-categories"
+                    "--targets: unknown target {other:?}; accepted: new-items, all-items, upgrades, new-categories, customer-value"
                 )));
             }
         };

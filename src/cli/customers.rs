@@ -127,8 +127,9 @@ pub struct CustomersCmd {
     level: Option<usize>,
     /// With --until: measure the models on the purchases after it up to this date (the
     /// holdout): purchases predicted against actual, churn ranking against the hiatus
-    /// heuristic, lifetime value's ranking of the holdout revenue; written to --holdout-report.
-    #[arg(long, requires_all = ["until", "holdout_report"])]
+    /// heuristic, lifetime value's ranking of the holdout revenue; written to
+    /// --holdout-report, and as a section with charts of --report.
+    #[arg(long, requires = "until")]
     holdout_until: Option<String>,
     /// The holdout report (with --holdout-until): JSON when the name ends in .json, else Markdown.
     #[arg(long, requires = "holdout_until")]
@@ -206,15 +207,18 @@ fn unit(name: &str) -> Result<(f64, f64)> {
 /// Runs `cobuy customers`.
 pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
     let until = cmd.settings.resolve()?.until;
-    let holdout = match (&cmd.holdout_until, &cmd.holdout_report) {
-        (Some(s), Some(report)) => {
+    let holdout = match &cmd.holdout_until {
+        Some(s) => {
             let h = time::parse(s).ok_or_else(|| bad(format!("--holdout-until: not a date or time: {s:?}")))?;
             if until.is_some_and(|u| h.div_euclid(DAY) <= u.div_euclid(DAY)) {
                 return Err(bad("--holdout-until must be a later day than --until"));
             }
-            Some(Holdout { until: h, report })
+            if cmd.report.is_none() && cmd.holdout_report.is_none() {
+                return Err(bad("--holdout-until needs somewhere to write: --report DIR or --holdout-report FILE"));
+            }
+            Some(Holdout { until: h, report: cmd.holdout_report.as_deref() })
         }
-        _ => None,
+        None => None,
     };
     let opts = ingest_options(&cmd.input, &cmd.out)?;
     if cmd.wallet.is_some() {
@@ -234,7 +238,14 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
         .output("wallet file", cmd.wallet.as_deref())
         .output("holdout report", cmd.holdout_report.as_deref());
     let files = if cmd.wallet.is_some() { cmd.catalog.files(cmd.input.skip_invalid, &cmd.out, files) } else { files };
-    report_files(cmd.report.as_deref(), files).check()?;
+    let files = report_files(cmd.report.as_deref(), files);
+    let files = match (&cmd.report, &holdout) {
+        (Some(d), Some(_)) => {
+            value::holdout::HoldoutReport::CHARTS.iter().fold(files, |f, c| f.output("report", Some(&d.join(c))))
+        }
+        _ => files,
+    };
+    files.check()?;
     set_threads(threads)?;
     let wallet = match &cmd.wallet {
         Some(path) => {
@@ -252,7 +263,7 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
 /// The end of the holdout (after `--until`) and where its report goes.
 struct Holdout<'a> {
     until: i64,
-    report: &'a Path,
+    report: Option<&'a Path>,
 }
 
 /// Where the wallet gaps go, and the catalogue and level that make the categories.
@@ -312,16 +323,8 @@ fn customers(
     }
     let holdout = match (until, &holdout) {
         (Some(u), Some(h)) => {
-            let mut in_cal = vec![false; plog.customers.len()];
-            for s in &summaries {
-                in_cal[s.customer.get()] = true;
-            }
-            let horizon = (h.until.div_euclid(DAY) - u.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
-            let models = model.map_or(value::AUTO.to_vec(), |m| vec![m]);
-            let first = summaries.iter().map(|s| s.first).min().unwrap_or(u);
-            let choice = value::holdout::choose(&plog, occasion, u, first, horizon, unit_seconds, &models);
-            let actuals = value::holdout::Actuals::from_log(&plog, occasion, &in_cal, u, h.until, unit_seconds);
-            Some((actuals, choice, horizon, h.report))
+            let (actuals, horizon) = value::holdout::actuals(&plog, &summaries, occasion, u, h.until, unit_seconds);
+            Some((actuals, horizon, h.report))
         }
         _ => None,
     };
@@ -361,13 +364,17 @@ fn customers(
     let mut described = Vec::new();
     let (purchases, fitted) = fit_purchases(&summaries, model, &mut described, log)?;
     let spend = if st.has_amounts { fit_spend(&summaries, &mut described, log) } else { None };
-    if let Some((actuals, choice, horizon, path)) = holdout {
-        let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
-        let mut report =
-            value::holdout::evaluate(&summaries, &actuals, &fitted, chosen, spend.as_ref(), horizon, &unit_name);
-        report.choice = choice;
-        write_holdout(&report, path, &unit_name, log)?;
-    }
+    let holdout = match holdout {
+        Some((actuals, horizon, path)) => {
+            let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
+            let chosen = chosen.map(|i| (i, value::choice_rule(model)));
+            let report =
+                value::holdout::evaluate(&summaries, &actuals, &fitted, chosen, spend.as_ref(), horizon, &unit_name);
+            write_holdout(&report, path, log)?;
+            Some(report)
+        }
+        None => None,
+    };
     let start = Instant::now();
     let (scores, basis) = value::score(&summaries, purchases.as_ref(), spend.as_ref(), st.has_amounts, &score_opts)
         .map_err(|e| bad(e.to_string()))?;
@@ -406,7 +413,8 @@ fn customers(
     f.commit().with_context(|| format!("cannot write {}", out.display()))?;
     log.info(format!("wrote {} to {}", plural(stats.rows, "customer"), out.display()));
     if let Some(dir) = report {
-        let rep = ValueReport::new(&summaries, &scores, st.has_amounts, basis, described);
+        let mut rep = ValueReport::new(&summaries, &scores, st.has_amounts, basis, described);
+        rep.sections.extend(holdout.map(|h| h.section()));
         write_report(&rep, dir, log)?;
     }
     Ok(stats.rows)
@@ -414,23 +422,12 @@ fn customers(
 
 /// Writes the holdout report (JSON when the name ends in .json, else Markdown) and logs its
 /// figures.
-fn write_holdout(report: &value::holdout::HoldoutReport, path: &Path, unit_name: &str, log: Log) -> Result<()> {
-    if let Some(c) = &report.choice {
-        log.info(format!(
-            "chosen on calibration data only (its last {:.1} {unit_name}s held out): purchases by {}, churn by {}'s {}",
-            c.inner_holdout, c.purchases_model, c.churn_model, c.churn_score
-        ));
-    }
-    let text = if path.extension().is_some_and(|e| e == "json") { report.to_json() } else { report.to_markdown() };
-    create_parent(path)?;
-    let mut f = AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.commit())
-        .with_context(|| format!("cannot write {}", path.display()))?;
+fn write_holdout(report: &value::holdout::HoldoutReport, path: Option<&Path>, log: Log) -> Result<()> {
     for m in &report.models {
         log.info(format!(
-            "holdout, {}: {:.1} repeat purchases predicted, {:.0} made ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2}",
+            "holdout, {}{}: {:.1} repeat purchases predicted, {:.0} made ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2}",
             m.model,
+            if m.chosen { format!(" (the customers file's model: {})", report.chosen_rule) } else { String::new() },
             m.purchases.predicted_total,
             m.purchases.actual_total,
             100.0 * m.purchases.total_error,
@@ -439,11 +436,19 @@ fn write_holdout(report: &value::holdout::HoldoutReport, path: &Path, unit_name:
         ));
     }
     log.info(format!(
-        "holdout, hiatus heuristic: churn AUC {:.3}, top-decile lift {:.2}; report written to {}",
+        "holdout, hiatus heuristic: churn AUC {:.3}, top-decile lift {:.2} (at most {:.2})",
         report.churn_hiatus.auc,
         report.churn_hiatus.top_decile_lift,
-        path.display()
+        report.max_lift()
     ));
+    let Some(path) = path else { return Ok(()) };
+    let text = if path.extension().is_some_and(|e| e == "json") { report.to_json() } else { report.to_markdown() };
+    create_parent(path)?;
+    let mut f = AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.commit())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    log.info(format!("holdout report written to {}", path.display()));
     Ok(())
 }
 

@@ -27,6 +27,8 @@ use cobuy::offers::crosssell::CategoryEntries;
 use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::offers::upsell::{UpgradeModel, UpsellParams};
 use cobuy::output::AtomicFile;
+use cobuy::time::{self, DAY};
+use cobuy::value::{self, Occasion, Section, SummaryOptions};
 
 use super::args::{
     CatalogArgs, CrossSellEvalArgs, EvalArgs, FilterArgs, FitArgs, FitPlan, InputArgs, NamedFit, SimilarityArgs,
@@ -138,7 +140,8 @@ fn read_job(path: &Path) -> Result<EvalJob> {
             *m = format!("{head}={}", p.display());
         }
     }
-    if job.algorithms.is_empty() && job.eval.measure.is_empty() {
+    let value_only = !job.eval.targets.is_empty() && job.eval.targets.iter().all(|t| t.trim() == CUSTOMER_VALUE);
+    if job.algorithms.is_empty() && job.eval.measure.is_empty() && !value_only {
         return Err(bad(format!("{}: no [[algorithm]] table and nothing to --measure", path.display())));
     }
     Ok(job)
@@ -184,6 +187,8 @@ struct Plan {
     upsell: Option<(CatalogArgs, UpsellArgs, UpsellParams)>,
     /// For the new-categories target: the catalogue and the category level.
     cross_sell: Option<(CatalogArgs, Option<usize>)>,
+    /// The customer-value target (`targets` holds the ranking targets only).
+    value: bool,
 }
 
 /// The data an evaluation measures on.
@@ -213,17 +218,51 @@ fn evaluate(job: &EvalJob, log: Log) -> Result<()> {
     let plan = plan(job)?;
     check_outputs(job, &plan)?;
     let start = Instant::now();
+    let title = "cobuy eval".to_string();
+    if plan.targets.is_empty() {
+        // Customer value alone: no recommender is fitted, nothing is split into lists.
+        let (plog, summary, removed) = read_purchases(job, &plan, start, log)?;
+        let (section, line) = customer_value(job, &plan, &plog, log)?;
+        let mut setup = read_setup(job, &summary, removed.as_ref());
+        setup.push(("split".into(), describe_split(&plan.method, &plog, false).into()));
+        setup.push(line);
+        return write_report(&plan, EvalReport { title, setup, runs: Vec::new(), sections: vec![section] }, start, log);
+    }
     let data = read_and_split(job, &plan, start, log)?;
     let runs = measure(job, &plan, &data, log)?;
-    let setup = setup(job, &plan, &data);
-    write_report(&plan, EvalReport { title: "cobuy eval".into(), setup, runs }, start, log)
+    let mut setup = setup(job, &plan, &data);
+    let mut sections = Vec::new();
+    if plan.value {
+        let (section, line) = customer_value(job, &plan, &data.plog, log)?;
+        setup.push(line);
+        sections.push(section);
+    }
+    write_report(&plan, EvalReport { title, setup, runs, sections }, start, log)
 }
+
+/// The target that measures `cobuy customers`' models rather than ranked lists.
+const CUSTOMER_VALUE: &str = "customer-value";
 
 /// Checks everything the user gave before the (possibly long) read.
 fn plan(job: &EvalJob) -> Result<Plan> {
     let method = split_method(&job.split)?;
     ev::check_ks(&job.eval.k).map_err(|e| bad(e.to_string()))?;
-    let targets = targets(&job.eval.targets)?;
+    let value = job.eval.targets.iter().any(|t| t.trim() == CUSTOMER_VALUE);
+    let ranked: Vec<String> = job.eval.targets.iter().filter(|t| t.trim() != CUSTOMER_VALUE).cloned().collect();
+    let targets = if value && ranked.is_empty() { Vec::new() } else { targets(&ranked)? };
+    if value {
+        if !matches!(method, SplitMethod::Time { .. }) {
+            return Err(bad(
+                "the customer-value target needs a time split (--split time, with --cutoff or --test-share)",
+            ));
+        }
+        if job.split.validation {
+            return Err(bad("the customer-value target measures on the test part: remove --validation"));
+        }
+        if job.input.time_col.is_none() {
+            return Err(bad("the customer-value target needs purchase times (--time-col)"));
+        }
+    }
     let charts = job.eval.charts.iter().map(|c| metric(c)).collect::<Result<Vec<_>>>()?;
     let externals = job.eval.measure.iter().map(|m| external(m)).collect::<Result<Vec<_>>>()?;
     let configs = job
@@ -274,7 +313,7 @@ fn plan(job: &EvalJob) -> Result<Plan> {
     } else {
         None
     };
-    Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell, cross_sell })
+    Ok(Plan { method, targets, charts, externals, configs, out_dir, upsell, cross_sell, value })
 }
 
 /// Creates the output folders (as `fit` creates its model's folder) and checks that every
@@ -283,6 +322,9 @@ fn plan(job: &EvalJob) -> Result<Plan> {
 fn check_outputs(job: &EvalJob, plan: &Plan) -> Result<()> {
     let mut reports = vec!["report.md".to_string(), "report.json".into()];
     reports.extend(plan.charts.iter().map(|m| format!("{}.svg", m.name())));
+    if plan.value {
+        reports.extend(value::holdout::HoldoutReport::CHARTS.iter().map(|c| c.to_string()));
+    }
     // No output may be an input (the purchases, the catalogue, a measured list).
     let split_dir = job.eval.write_split.as_deref();
     let mut files = Files::new()
@@ -331,25 +373,7 @@ pub(super) fn check_output_file(path: &Path) -> Result<()> {
 /// Reads the log, splits it (and, for the upgrades target, reads the catalogue and learns
 /// the upgrades) and writes the split if asked.
 fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Result<Data> {
-    let opts = ingest_options(&job.input, &plan.out_dir.join("model"))?;
-    if let Some(r) = &opts.rejects {
-        create_parent(r)?;
-    }
-    log.info(format!("reading {}", job.input.purchases.display()));
-    let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
-    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
-    for line in
-        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
-    {
-        log.info(line);
-    }
-    let (plog, removed) = match job.eval.deny.as_deref() {
-        None => (plog, None),
-        Some(path) => {
-            let (filtered, removed) = without_denied(path, &plog, log)?;
-            (filtered, Some((path.to_path_buf(), removed)))
-        }
-    };
+    let (plog, summary, removed) = read_purchases(job, plan, start, log)?;
     let mut prepared = ev::prepare(&plog, &plan.method, job.split.validation).map_err(|e| bad(e.to_string()))?;
     let upgrades = match &plan.upsell {
         Some((catalog, args, params)) => {
@@ -381,6 +405,88 @@ fn read_and_split(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
         write_split(&plog, &plan.method, job.split.validation, dir, log)?;
     }
     Ok(Data { summary, plog, removed, prepared, upgrades, novelty })
+}
+
+/// The log read, its summary, and what a deny list took out.
+type Purchases = (PurchaseLog, IngestSummary, Option<(PathBuf, ev::Removed)>);
+
+/// Reads the purchases, and takes the deny list's items out. Measuring customer value
+/// alone, no item column is needed: the time column stands in, as for `cobuy customers`.
+fn read_purchases(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Result<Purchases> {
+    let mut opts = ingest_options(&job.input, &plan.out_dir.join("model"))?;
+    let stand_in = plan.targets.is_empty() && job.input.item_col.is_none();
+    if stand_in {
+        if let Some(t) = opts.columns.time.clone() {
+            opts.columns.item = t;
+        }
+    }
+    if let Some(r) = &opts.rejects {
+        create_parent(r)?;
+    }
+    log.info(format!("reading {}", job.input.purchases.display()));
+    let (plog, summary) = ingest::read_log(&job.input.purchases, &opts)?;
+    log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
+    for line in
+        summary_lines(&summary, opts.rejects.as_deref()).into_iter().filter(|l| !l.contains("customer-item pairs"))
+    {
+        // Times standing in for items are not items.
+        if !(stand_in && line.contains(" customers (")) {
+            log.info(line);
+        }
+    }
+    let (plog, removed) = match job.eval.deny.as_deref() {
+        None => (plog, None),
+        Some(path) => {
+            let (filtered, removed) = without_denied(path, &plog, log)?;
+            (filtered, Some((path.to_path_buf(), removed)))
+        }
+    };
+    Ok((plog, summary, removed))
+}
+
+/// The customer-value target: `cobuy customers`' models measured on the time split, as its
+/// `--until --holdout-until` check (`value::holdout::measure`): calibration to the end of
+/// the day before the test part's first day, holdout from there to the log's last purchase;
+/// weeks, occasions as `cobuy customers` counts them, the model by its one rule. Also the
+/// setup's line.
+fn customer_value(job: &EvalJob, plan: &Plan, plog: &PurchaseLog, log: Log) -> Result<(Section, (String, Setting))> {
+    let cutoff = plan
+        .method
+        .test_from(plog)
+        .ok_or_else(|| bad("the customer-value target: the time split's cutoff is outside the purchases' times"))?;
+    let cal_end = cutoff.div_euclid(DAY) * DAY - 1;
+    let hold_end = plog.rows.iter().filter(|r| r.quantity > 0.0).filter_map(|r| r.time).max().unwrap_or(cal_end);
+    if hold_end.div_euclid(DAY) <= cal_end.div_euclid(DAY) {
+        return Err(bad("the customer-value target: no purchase after the cutoff's day to measure on"));
+    }
+    let occasion = if job.input.basket_col.is_some() { Occasion::Basket } else { Occasion::Day };
+    let opts = SummaryOptions { occasion, unit_seconds: 7.0 * DAY as f64, until: Some(cal_end) };
+    let t0 = Instant::now();
+    let report = value::holdout::measure(plog, &opts, hold_end, None, "week")
+        .map_err(|e| bad(format!("the customer-value target: {e}")))?;
+    let chosen = report.chosen().ok_or_else(|| bad("the customer-value target: no model could be fitted"))?;
+    log.info(format!(
+        "customer value: {} ({}) predicts {:.1} holdout repeat purchases against {:.0} ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2} (hiatus {:.3}, {:.2}) in {:.1}s",
+        chosen.model,
+        report.chosen_rule,
+        chosen.purchases.predicted_total,
+        chosen.purchases.actual_total,
+        100.0 * chosen.purchases.total_error,
+        chosen.churn_p_no_purchase.auc,
+        chosen.churn_p_no_purchase.top_decile_lift,
+        report.churn_hiatus.auc,
+        report.churn_hiatus.top_decile_lift,
+        t0.elapsed().as_secs_f64()
+    ));
+    let line = format!(
+        "calibration to {}, holdout to {} ({} weeks); a purchase is a distinct {}; model: {}",
+        time::date(cal_end),
+        time::date(hold_end),
+        report.horizon,
+        if occasion == Occasion::Day { "day" } else { "basket" },
+        report.chosen_rule
+    );
+    Ok((report.section(), ("customer value".into(), line.into())))
 }
 
 /// The log without the rows of the items on the deny list `path` (read as `recommend
@@ -513,16 +619,26 @@ fn measure(job: &EvalJob, plan: &Plan, data: &Data, log: Log) -> Result<Vec<RunR
     Ok(runs)
 }
 
-/// The report's setup table: the data, the split and what was measured.
-fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
-    let (summary, s) = (&data.summary, &data.prepared.summary);
+/// The setup table's first lines: the purchases, their rows and the deny list.
+fn read_setup(
+    job: &EvalJob,
+    summary: &IngestSummary,
+    removed: Option<&(PathBuf, ev::Removed)>,
+) -> Vec<(String, Setting)> {
     let mut setup: Vec<(String, Setting)> = vec![
         ("purchases".to_string(), job.input.purchases.display().to_string().into()),
         ("rows".into(), format!("{} read, {}", summary.rows_read, ingest::summary_breakdown(summary)).into()),
     ];
-    if let Some((path, r)) = &data.removed {
+    if let Some((path, r)) = removed {
         setup.push(("deny list".into(), format!("{}: {}", path.display(), describe_removed(r)).into()));
     }
+    setup
+}
+
+/// The report's setup table: the data, the split and what was measured.
+fn setup(job: &EvalJob, plan: &Plan, data: &Data) -> Vec<(String, Setting)> {
+    let s = &data.prepared.summary;
+    let mut setup = read_setup(job, &data.summary, data.removed.as_ref());
     setup.extend([
         ("split".into(), describe_split(&plan.method, &data.plog, job.split.validation).into()),
         ("training rows".into(), s.train_rows.into()),
@@ -583,12 +699,20 @@ fn write_report(plan: &Plan, rep: EvalReport, start: Instant, log: Log) -> Resul
     let out_dir = &plan.out_dir;
     write_text(&out_dir.join("report.md"), &report::markdown(&rep))?;
     write_text(&out_dir.join("report.json"), &report::json(&rep))?;
-    for m in &plan.charts {
-        write_text(&out_dir.join(format!("{}.svg", m.name())), &report::svg(&rep, *m))?;
+    // Ranking charts only when something was ranked.
+    let mut charts = rep.sections.iter().map(|s| s.charts.len()).sum::<usize>();
+    if !rep.runs.is_empty() {
+        charts += plan.charts.len();
+        for m in &plan.charts {
+            write_text(&out_dir.join(format!("{}.svg", m.name())), &report::svg(&rep, *m))?;
+        }
+    }
+    for (name, svg) in rep.sections.iter().flat_map(|s| &s.charts) {
+        write_text(&out_dir.join(name), svg)?;
     }
     log.info(format!(
         "wrote report.md, report.json and {} chart(s) to {} in {:.1}s",
-        plan.charts.len(),
+        charts,
         out_dir.display(),
         start.elapsed().as_secs_f64()
     ));

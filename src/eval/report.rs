@@ -28,6 +28,10 @@ pub struct EvalReport {
     pub setup: Vec<(String, Setting)>,
     /// One entry per algorithm and target.
     pub runs: Vec<RunReport>,
+    /// Sections measured otherwise, after the runs (the customer-value target's holdout:
+    /// its Markdown, its JSON under `sections.<key>`, its charts).
+    #[serde(skip)]
+    pub sections: Vec<crate::value::Section>,
 }
 
 /// A setting's value: a count stays a number in JSON, anything else is text.
@@ -258,6 +262,19 @@ fn md_escape(s: &str) -> String {
 /// decimals; the best mean of each metric column is in bold (every tied one, and only when
 /// at least two runs have a value).
 pub fn markdown(r: &EvalReport) -> String {
+    let mut out = runs_markdown(r);
+    for s in &r.sections {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(s.markdown.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The title, the setup and the runs' tables.
+fn runs_markdown(r: &EvalReport) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", md_escape(&r.title));
     if !r.setup.is_empty() {
@@ -268,7 +285,9 @@ pub fn markdown(r: &EvalReport) -> String {
         out.push('\n');
     }
     if r.runs.is_empty() {
-        out.push_str("No runs.\n");
+        if r.sections.is_empty() {
+            out.push_str("No runs.\n");
+        }
         return out;
     }
     let compared = comparisons(r);
@@ -570,6 +589,8 @@ struct JsonReport<'a> {
     title: &'a str,
     setup: Pairs<'a>,
     runs: Vec<JsonRun<'a>>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    sections: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -632,6 +653,7 @@ pub fn json(r: &EvalReport) -> String {
                 mean_popularity: ByK { ks: &run.table.ks, values: &run.table.mean_popularity },
             })
             .collect(),
+        sections: r.sections.iter().map(|s| (s.key.clone(), s.json.clone())).collect(),
     };
     // Cannot fail: every map key is a string and every value a plain number, string or
     // derived struct of them.
@@ -1012,6 +1034,7 @@ mod tests {
                 run("item-knn", "new", table(&[1, 5, 10], 7)),
                 run("pop<&\">", "new", table(&[1, 5, 10], 9)),
             ],
+            sections: vec![],
         }
     }
 
@@ -1037,7 +1060,7 @@ mod tests {
             chosen: Some(0),
             reason: format!("{} scored 0.2500 NDCG@10 on new items", describe(&ease)),
         });
-        EvalReport { title: "t".into(), setup: vec![], runs }
+        EvalReport { title: "t".into(), setup: vec![], runs, sections: vec![] }
     }
 
     fn count(s: &str, pat: &str) -> usize {
@@ -1068,7 +1091,7 @@ mod tests {
 
     #[test]
     fn svg_handles_odd_input() {
-        let empty = EvalReport { title: String::new(), setup: vec![], runs: vec![] };
+        let empty = EvalReport { title: String::new(), setup: vec![], runs: vec![], sections: vec![] };
         let s = svg(&empty, Metric::Recall);
         assert!(s.contains("no runs") && s.ends_with("</svg>\n"));
         assert_eq!(count(&s, "<polyline"), 0);
@@ -1076,7 +1099,8 @@ mod tests {
         // A single k, all values 0 and a metric missing from the table.
         let mut acc = MetricsAccumulator::new(&[3], 4, vec![]);
         acc.add(&[0], &[1], None);
-        let zero = EvalReport { title: "z".into(), setup: vec![], runs: vec![run("a", "t", acc.finish())] };
+        let zero =
+            EvalReport { title: "z".into(), setup: vec![], runs: vec![run("a", "t", acc.finish())], sections: vec![] };
         for m in Metric::ALL {
             let s = svg(&zero, m);
             assert_eq!(count(&s, "<polyline"), 1);
@@ -1129,7 +1153,7 @@ mod tests {
         assert_eq!(md.matches("left out").count(), 1);
         assert_eq!(shown_ks(&[1, 5, 10, 20, 50, 100]), vec![1, 10, 100]);
 
-        let empty = markdown(&EvalReport { title: "t".into(), setup: vec![], runs: vec![] });
+        let empty = markdown(&EvalReport { title: "t".into(), setup: vec![], runs: vec![], sections: vec![] });
         assert_eq!(empty, "# t\n\nNo runs.\n");
         // One customer per run: no spread, no ±, no note; nothing fitted, no parameters.
         assert!(!md.contains('±') && !md.contains("Parameters"));

@@ -16,10 +16,13 @@ use serde::Serialize;
 use crate::ingest::PurchaseLog;
 use crate::time::DAY;
 
-use super::fit::{Distinct, Model, Purchases, SpendFit, fit};
+use super::fit::{Distinct, Model, Purchases, SpendFit, fit, fit_spend};
+use super::report::{LineChart, Section, Series, lift_chart, line_chart};
 use super::summary::{CustomerSummary, Occasion, SummaryOptions, summarize};
+use super::{ValueError, choice_rule, fit_best, spend_pairs};
 
-/// What each calibration customer did in the holdout.
+/// What each calibration customer did in the holdout, and every repeat purchase from the
+/// start of calibration for the tracking chart.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Actuals {
     /// Holdout purchase occasions per customer index of the log (0 for customers outside
@@ -29,12 +32,25 @@ pub struct Actuals {
     pub revenue: Vec<f64>,
     /// Each holdout occasion's time after the end of calibration, in units, sorted.
     pub times: Vec<f64>,
+    /// Each calibration customer's first occasion, in units after the origin (the earliest
+    /// of them), per customer index (0 outside calibration).
+    pub first: Vec<f64>,
+    /// Every repeat occasion (each calibration customer's occasions but their first) up to
+    /// the end of the holdout, in units after the origin, sorted.
+    pub repeat_times: Vec<f64>,
+    /// The end of calibration in units after the origin.
+    pub calibration_end: f64,
+    /// The end of the holdout in units after the origin.
+    pub holdout_end: f64,
+    /// Seconds in a unit.
+    pub unit_seconds: f64,
 }
 
 impl Actuals {
     /// Counts the occasions and revenue after `cal_end` up to `hold_end` (by day with
     /// [`Occasion::Day`], as the summaries' `until`), for customers with a purchase up to
-    /// `cal_end` (`in_calibration`, by customer index).
+    /// `cal_end` (`in_calibration`, by customer index); and their repeat occasions from
+    /// their first on, for the tracking chart.
     pub fn from_log(
         log: &PurchaseLog,
         occasion: Occasion,
@@ -48,32 +64,107 @@ impl Actuals {
         let (cal_end, hold_end) = (key_time(cal_end), key_time(hold_end));
         let n = log.customers.len();
         let mut revenue = vec![0.0; n];
-        // (customer, occasion key, time): one per purchase row in the holdout.
+        // (customer, occasion key, time): one per purchase row up to the holdout's end.
         let mut occ: Vec<(u32, i64, i64)> = Vec::new();
         for r in &log.rows {
             let (Some(t), true) = (r.time, r.quantity > 0.0) else { continue };
             let c = r.customer.get();
             let k = key_time(t);
-            if !(k > cal_end && k <= hold_end && in_calibration.get(c).copied().unwrap_or(false)) {
+            if !(k <= hold_end && in_calibration.get(c).copied().unwrap_or(false)) {
                 continue;
             }
-            revenue[c] += r.amount.filter(|a| *a > 0.0).unwrap_or(0.0);
+            if k > cal_end {
+                revenue[c] += r.amount.filter(|a| *a > 0.0).unwrap_or(0.0);
+            }
             let key = if by_day { k } else { i64::from(r.basket.unwrap_or(u32::MAX)) };
             occ.push((c as u32, key, k));
         }
+        // An occasion at its earliest row; then by customer and time, so that a customer's
+        // first occasion is their first purchase.
         occ.par_sort_unstable();
+        let mut distinct: Vec<(u32, i64)> = occ
+            .iter()
+            .enumerate()
+            .filter(|&(i, o)| i == 0 || (occ[i - 1].0, occ[i - 1].1) != (o.0, o.1))
+            .map(|(_, o)| (o.0, o.2))
+            .collect();
+        drop(occ);
+        distinct.par_sort_unstable();
+        let origin = distinct.iter().map(|o| o.1).min().unwrap_or(cal_end);
+        let units = |t: i64| (t - origin) as f64 / unit_seconds;
         let mut purchases = vec![0.0; n];
-        let mut times = Vec::new();
-        for (i, &(c, key, t)) in occ.iter().enumerate() {
-            if i > 0 && occ[i - 1].0 == c && occ[i - 1].1 == key {
+        let mut first = vec![0.0; n];
+        let (mut times, mut repeat_times) = (Vec::new(), Vec::new());
+        for (i, &(c, t)) in distinct.iter().enumerate() {
+            if i == 0 || distinct[i - 1].0 != c {
+                first[c as usize] = units(t);
                 continue;
             }
-            purchases[c as usize] += 1.0;
-            times.push((t - cal_end) as f64 / unit_seconds);
+            repeat_times.push(units(t));
+            if t > cal_end {
+                purchases[c as usize] += 1.0;
+                times.push((t - cal_end) as f64 / unit_seconds);
+            }
         }
         times.sort_unstable_by(f64::total_cmp);
-        Actuals { purchases, revenue, times }
+        repeat_times.sort_unstable_by(f64::total_cmp);
+        Actuals {
+            purchases,
+            revenue,
+            times,
+            first,
+            repeat_times,
+            calibration_end: units(cal_end),
+            holdout_end: units(hold_end),
+            unit_seconds,
+        }
     }
+}
+
+/// The holdout's actuals for the calibration customers `cal` (summarised up to `cal_end`),
+/// and its length in units: whole days from `cal_end`'s day to `hold_end`'s.
+pub fn actuals(
+    log: &PurchaseLog,
+    cal: &[CustomerSummary],
+    occasion: Occasion,
+    cal_end: i64,
+    hold_end: i64,
+    unit_seconds: f64,
+) -> (Actuals, f64) {
+    let mut in_cal = vec![false; log.customers.len()];
+    for s in cal {
+        in_cal[s.customer.get()] = true;
+    }
+    let horizon = (hold_end.div_euclid(DAY) - cal_end.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
+    (Actuals::from_log(log, occasion, &in_cal, cal_end, hold_end, unit_seconds), horizon)
+}
+
+/// The whole check from a log, as `cobuy customers --until --holdout-until` makes it:
+/// calibration summaries up to `opts.until`, the models fitted on them (`named`, or all
+/// three with the one rule, [`choice_rule`]), Gamma-Gamma when there are amounts, and the
+/// holdout up to `hold_end` measured.
+pub fn measure(
+    log: &PurchaseLog,
+    opts: &SummaryOptions,
+    hold_end: i64,
+    named: Option<Model>,
+    unit: &str,
+) -> Result<HoldoutReport, ValueError> {
+    let cal_end = opts.until.ok_or_else(|| ValueError::Options("a holdout needs the end of calibration".into()))?;
+    let (cal, st) = summarize(log, opts)?;
+    let d = Distinct::new(cal.iter().map(|s| [s.x, s.t_x, s.t]).collect());
+    let (models, chosen) = match named {
+        Some(m) => (vec![fit(m, &d)?], 0),
+        None => {
+            let (best, all) = fit_best(&d)?;
+            let models: Vec<Purchases> = all.into_iter().filter_map(|(_, r)| r.ok()).collect();
+            let chosen = models.iter().position(|m| m.model == best.model).unwrap_or(0);
+            (models, chosen)
+        }
+    };
+    let spend = if st.has_amounts { fit_spend(&spend_pairs(&cal)).ok() } else { None };
+    let (actuals, horizon) = actuals(log, &cal, opts.occasion, cal_end, hold_end, opts.unit_seconds);
+    Ok(evaluate(&cal, &actuals, &models, Some((chosen, choice_rule(named))), spend.as_ref(), horizon, unit))
 }
 
 /// Predicted against actual holdout purchases per customer.
@@ -109,7 +200,8 @@ pub struct ModelHoldout {
     pub model: String,
     /// Its calibration log-likelihood.
     pub log_likelihood: f64,
-    /// Whether it is the one chosen on calibration data (best likelihood, or named).
+    /// Whether it is the model chosen: the best calibration log-likelihood, or the one named
+    /// (the customers file's rule, [`crate::value::fit_best`]).
     pub chosen: bool,
     /// Holdout purchases.
     pub purchases: PurchaseFit,
@@ -124,6 +216,12 @@ pub struct ModelHoldout {
     pub top20_revenue_share: Option<f64>,
     /// Predicted cumulative repeat purchases at each of [`HoldoutReport::weeks`].
     pub cumulative: Vec<f64>,
+    /// Predicted cumulative repeat purchases at the end of each unit after the tracking
+    /// chart's origin: each customer's unconditional expectation from their first purchase
+    /// (their first purchase day), as in Fader and Hardie's tracking plots.
+    pub tracking: Vec<f64>,
+    /// ROC curve of churn ranked by P(no purchase in the holdout).
+    pub roc_p_no_purchase: Vec<[f64; 2]>,
 }
 
 /// The holdout report: every fitted model's measures beside the heuristics'.
@@ -151,17 +249,26 @@ pub struct HoldoutReport {
     pub weeks: Vec<f64>,
     /// Actual cumulative repeat purchases at each point.
     pub actual_cumulative: Vec<f64>,
-    /// What the calibration data chose (set by the caller from [`choose`]).
-    pub choice: Option<Choice>,
+    /// Where calibration ends on the tracking chart, in units after its origin (the
+    /// calibration customers' first purchase day).
+    pub tracking_calibration_end: f64,
+    /// Actual cumulative repeat purchases at the end of each unit after the origin, across
+    /// calibration and holdout (Fader and Hardie's tracking plot).
+    pub tracking_actual: Vec<f64>,
+    /// ROC curve of the hiatus heuristic: (false positive rate, true positive rate) points.
+    pub roc_hiatus: Vec<[f64; 2]>,
+    /// The model chosen, by the rule the customers file follows: the best calibration
+    /// log-likelihood (`value::fit_best`), or the model named.
+    pub chosen_rule: String,
 }
 
 /// Measures every fitted model on the holdout. `cal` are the calibration summaries, `chosen`
-/// the index in `models` of the model chosen on calibration data.
+/// the index in `models` of the model the customers file uses and the rule that chose it.
 pub fn evaluate(
     cal: &[CustomerSummary],
     actuals: &Actuals,
     models: &[Purchases],
-    chosen: Option<usize>,
+    chosen: Option<(usize, &str)>,
     spend: Option<&SpendFit>,
     horizon: f64,
     unit: &str,
@@ -176,6 +283,22 @@ pub fn evaluate(
         weeks.iter().map(|&w| actuals.times.partition_point(|&t| t <= w) as f64).collect();
     let hiatus: Vec<f64> = cal.iter().map(|s| s.t - s.t_x).collect();
     let past: Vec<f64> = cal.iter().map(|s| s.revenue).collect();
+    let tracking_points: Vec<f64> =
+        (1..=actuals.holdout_end.ceil().max(1.0) as usize).map(|k| (k as f64).min(actuals.holdout_end)).collect();
+    let tracking_actual: Vec<f64> =
+        tracking_points.iter().map(|&w| actuals.repeat_times.partition_point(|&t| t <= w) as f64).collect();
+    // Customers by first purchase day (days after the origin), so that the chart costs the
+    // number of days, not of customers.
+    let day = DAY as f64 / actuals.unit_seconds;
+    let mut cohorts: Vec<(u32, f64)> = Vec::new();
+    let mut days: Vec<u32> = cal.iter().map(|s| (actuals.first[s.customer.get()] / day).floor() as u32).collect();
+    days.sort_unstable();
+    for d in days {
+        match cohorts.last_mut() {
+            Some(c) if c.0 == d => c.1 += 1.0,
+            _ => cohorts.push((d, 1.0)),
+        }
+    }
     let models = models
         .iter()
         .enumerate()
@@ -206,16 +329,30 @@ pub fn evaluate(
                 })
                 .collect();
             let cumulative = (0..weeks.len()).map(|k| parts.iter().map(|p: &Vec<f64>| p[k]).sum::<f64>()).collect();
+            // A new customer's expectation: given no repeat purchase in no time.
+            let tracking = tracking_points
+                .par_iter()
+                .map(|&w| {
+                    cohorts
+                        .iter()
+                        .map(|&(d, n)| (f64::from(d) * day, n))
+                        .filter(|&(start, _)| start < w)
+                        .map(|(start, n)| n * m.expected(0.0, 0.0, 0.0, w - start))
+                        .sum()
+                })
+                .collect();
             ModelHoldout {
                 model: m.model.to_string(),
                 log_likelihood: m.log_likelihood,
-                chosen: chosen == Some(i),
+                chosen: chosen.is_some_and(|c| c.0 == i),
                 purchases: purchase_fit(&expected, &actual),
                 churn_p_no_purchase: churn_ranking(&p_none, &churned),
                 churn_expected: churn_ranking(&fewest, &churned),
                 value_rank_correlation: with_value.then(|| spearman(&value, &revenue)).flatten(),
                 top20_revenue_share: with_value.then(|| top_share(&value, &revenue, 0.2)).flatten(),
                 cumulative,
+                tracking,
+                roc_p_no_purchase: roc(&p_none, &churned),
             }
         })
         .collect();
@@ -231,7 +368,10 @@ pub fn evaluate(
         models,
         weeks,
         actual_cumulative,
-        choice: None,
+        tracking_calibration_end: actuals.calibration_end,
+        tracking_actual,
+        roc_hiatus: roc(&hiatus, &churned),
+        chosen_rule: chosen.map_or(String::new(), |c| c.1.to_string()),
     }
 }
 
@@ -303,6 +443,37 @@ pub fn churn_ranking(score: &[f64], positive: &[bool]) -> ChurnRanking {
     ChurnRanking { auc, top_decile_lift: top_rate(score, positive, 0.1) / (pos / positive.len() as f64) }
 }
 
+/// Points of a ROC curve kept: about one per this share of either axis.
+const ROC_STEP: f64 = 0.005;
+
+/// The ROC curve of `score` (higher: more likely positive): (false positive rate, true
+/// positive rate) after each distinct score from the highest, from (0, 0) to (1, 1); a point
+/// is kept when it moved at least [`ROC_STEP`] on either axis since the last kept, so the
+/// chart stays small for any number of customers.
+pub fn roc(score: &[f64], positive: &[bool]) -> Vec<[f64; 2]> {
+    let mut order: Vec<usize> = (0..score.len()).collect();
+    order.sort_unstable_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    let pos = positive.iter().filter(|&&p| p).count();
+    let neg = (positive.len() - pos).max(1) as f64;
+    let pos = pos.max(1) as f64;
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut out = vec![[0.0, 0.0]];
+    for (k, &i) in order.iter().enumerate() {
+        if positive[i] {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        let last_of_tie = order.get(k + 1).is_none_or(|&j| score[j].total_cmp(&score[i]).is_ne());
+        let p = [fp / neg, tp / pos];
+        let prev = out[out.len() - 1];
+        if last_of_tie && (k + 1 == order.len() || (p[0] - prev[0]).max(p[1] - prev[1]) >= ROC_STEP) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// The positives' rate among the top `share` by score (ties by index: the earlier first).
 fn top_rate(score: &[f64], positive: &[bool], share: f64) -> f64 {
     let top = top_indices(score, share);
@@ -324,85 +495,7 @@ pub fn top_share(score: &[f64], revenue: &[f64], share: f64) -> Option<f64> {
     (total > 0.0).then(|| top_indices(score, share).iter().map(|&i| revenue[i]).sum::<f64>() / total)
 }
 
-/// What the calibration data alone choose: the models refitted on the calibration's first
-/// part and measured on its last (the inner holdout), before anything after the calibration
-/// is looked at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Choice {
-    /// The inner split's end of fitting, in units before the end of calibration.
-    pub inner_holdout: f64,
-    /// The model whose total of inner-holdout purchases was nearest the actual.
-    pub purchases_model: String,
-    /// Its inner total error.
-    pub purchases_inner_error: f64,
-    /// The model and churn score with the best inner AUC: `p-no-purchase` or `expected`.
-    pub churn_model: String,
-    /// See `churn_model`.
-    pub churn_score: String,
-    /// Its inner AUC.
-    pub churn_inner_auc: f64,
-}
-
-/// Chooses the model for purchases and the model and score for churn on calibration data
-/// only: the last third of the calibration span (at most `horizon`) is held out, the models
-/// are fitted on the rest and measured there. None when the inner split leaves no repeat
-/// purchases to fit or nothing to measure.
-pub fn choose(
-    log: &PurchaseLog,
-    occasion: Occasion,
-    cal_end: i64,
-    first: i64,
-    horizon: f64,
-    unit_seconds: f64,
-    models: &[Model],
-) -> Option<Choice> {
-    let span_days = (cal_end.div_euclid(DAY) - first.div_euclid(DAY)) as f64;
-    let inner_days = (span_days / 3.0).min(horizon * unit_seconds / DAY as f64).floor();
-    if inner_days < 1.0 {
-        return None;
-    }
-    let inner_end = cal_end - inner_days as i64 * DAY;
-    let opts = SummaryOptions { occasion, unit_seconds, until: Some(inner_end) };
-    let (inner, _) = summarize(log, &opts).ok()?;
-    let mut in_inner = vec![false; log.customers.len()];
-    for s in &inner {
-        in_inner[s.customer.get()] = true;
-    }
-    let actuals = Actuals::from_log(log, occasion, &in_inner, inner_end, cal_end, unit_seconds);
-    let d = Distinct::new(inner.iter().map(|s| [s.x, s.t_x, s.t]).collect());
-    let fits: Vec<Purchases> = models.iter().filter_map(|&m| fit(m, &d).ok()).collect();
-    let h = inner_days * DAY as f64 / unit_seconds;
-    let report = evaluate(&inner, &actuals, &fits, None, None, h, "unit");
-    if report.churn_rate <= 0.0 || report.churn_rate >= 1.0 {
-        return None;
-    }
-    let purchases =
-        report.models.iter().min_by(|a, b| a.purchases.total_error.abs().total_cmp(&b.purchases.total_error.abs()))?;
-    let mut churn: Option<(&ModelHoldout, &str, f64)> = None;
-    for m in &report.models {
-        for (score, auc) in [("p-no-purchase", m.churn_p_no_purchase.auc), ("expected", m.churn_expected.auc)] {
-            if churn.is_none_or(|c| auc > c.2) {
-                churn = Some((m, score, auc));
-            }
-        }
-    }
-    let (cm, score, auc) = churn?;
-    Some(Choice {
-        inner_holdout: h,
-        purchases_model: purchases.model.clone(),
-        purchases_inner_error: purchases.purchases.total_error,
-        churn_model: cm.model.clone(),
-        churn_score: score.to_string(),
-        churn_inner_auc: auc,
-    })
-}
-
 impl HoldoutReport {
-    /// A model's churn ranking by the named score.
-    pub fn churn_of(&self, m: &ModelHoldout, score: &str) -> ChurnRanking {
-        if score == "expected" { m.churn_expected } else { m.churn_p_no_purchase }
-    }
-
     /// JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("plain numbers and strings")
@@ -410,14 +503,59 @@ impl HoldoutReport {
 
     /// Markdown: the measures table, the heuristics, and the cumulative chart's data.
     pub fn to_markdown(&self) -> String {
+        self.markdown(1, false)
+    }
+
+    /// The report's section (`cobuy customers --report` with a holdout, `cobuy eval`'s
+    /// customer-value target): the Markdown one level down with the charts shown, the JSON,
+    /// and three charts: the tracking plot, the churn ROC curves and the top-decile lifts.
+    pub fn section(&self) -> Section {
+        Section {
+            key: "holdout".into(),
+            markdown: self.markdown(2, true),
+            json: serde_json::to_value(self).expect("plain numbers and strings"),
+            charts: vec![
+                ("holdout-tracking.svg".into(), self.tracking_svg()),
+                ("holdout-roc.svg".into(), self.roc_svg()),
+                ("holdout-lift.svg".into(), self.lift_svg()),
+            ],
+        }
+    }
+
+    /// The chart files [`HoldoutReport::section`] writes.
+    pub const CHARTS: [&'static str; 3] = ["holdout-tracking.svg", "holdout-roc.svg", "holdout-lift.svg"];
+
+    /// The model the customers file uses, when one was fitted.
+    pub fn chosen(&self) -> Option<&ModelHoldout> {
+        self.models.iter().find(|m| m.chosen)
+    }
+
+    /// The Markdown with its title at heading `level`, linking the charts when `charts`.
+    fn markdown(&self, level: usize, charts: bool) -> String {
+        let (h, h2) = ("#".repeat(level), "#".repeat(level + 1));
         let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
         let mut s = format!(
-            "# Customer value on the holdout\n\n{} calibration customers, a holdout of {} {}s; {:.1}% bought nothing in it.\n\n",
+            "{h} Customer value on the holdout\n\n{} calibration customers, a holdout of {} {}s; {:.1}% bought nothing in it.\n\n",
             self.customers,
             self.horizon,
             self.unit,
             100.0 * self.churn_rate
         );
+        if let Some(m) = self.chosen() {
+            s.push_str(&format!(
+                "The model `cobuy customers` uses: {} ({}). On the holdout it predicts {:.1} repeat purchases against {:.0} ({:+.1}%); its churn risk (P(no purchase)) ranks churn with AUC {:.3} and top-decile lift {:.2}, the hiatus heuristic {:.3} and {:.2} (the most any ranking can reach: {:.2}).\n\n",
+                m.model,
+                self.chosen_rule,
+                m.purchases.predicted_total,
+                m.purchases.actual_total,
+                100.0 * m.purchases.total_error,
+                m.churn_p_no_purchase.auc,
+                m.churn_p_no_purchase.top_decile_lift,
+                self.churn_hiatus.auc,
+                self.churn_hiatus.top_decile_lift,
+                self.max_lift(),
+            ));
+        }
         s.push_str("| model | calibration LL | chosen | predicted purchases | actual | total error | MAE | RMSE | correlation | churn AUC (P(none)) | lift | churn AUC (expected) | lift | value rank corr. | top 20% revenue share |\n");
         s.push_str("|---|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for m in &self.models {
@@ -449,24 +587,12 @@ impl HoldoutReport {
             opt(self.top20_revenue_share_past),
             opt(self.top20_revenue_share_best),
         ));
-        if let Some(c) = &self.choice {
-            let m = |name: &str| self.models.iter().find(|m| m.model == name);
-            let (pm, cm) = (m(&c.purchases_model), m(&c.churn_model));
-            s.push_str(&format!(
-                "\nChosen on calibration data only (fitted without its last {:.1} {}s, measured on them): purchases by {} (inner total error {:+.1}%; on the holdout {}), churn by {}'s {} (inner AUC {:.3}; on the holdout AUC {}, top-decile lift {}).\n",
-                c.inner_holdout,
-                self.unit,
-                c.purchases_model,
-                100.0 * c.purchases_inner_error,
-                pm.map_or("-".into(), |m| format!("{:+.1}%", 100.0 * m.purchases.total_error)),
-                c.churn_model,
-                c.churn_score,
-                c.churn_inner_auc,
-                cm.map_or("-".into(), |m| format!("{:.3}", self.churn_of(m, &c.churn_score).auc)),
-                cm.map_or("-".into(), |m| format!("{:.2}", self.churn_of(m, &c.churn_score).top_decile_lift)),
-            ));
+        if charts {
+            s.push_str(
+                "\n![Cumulative repeat purchases](holdout-tracking.svg)\n\n![Churn ROC](holdout-roc.svg) ![Top-decile lift](holdout-lift.svg)\n\nThe tracking chart sums each calibration customer's expected repeat purchases from their first purchase, knowing nothing else of them, across calibration and holdout (Fader and Hardie's tracking plot); the table counts the holdout's, given each customer's calibration history.\n",
+            );
         }
-        s.push_str(&format!("\n## Cumulative repeat purchases in the holdout\n\n| {} |", self.unit));
+        s.push_str(&format!("\n{h2} Cumulative repeat purchases in the holdout\n\n| {} |", self.unit));
         for m in &self.models {
             s.push_str(&format!(" {} |", m.model));
         }
@@ -483,5 +609,83 @@ impl HoldoutReport {
             s.push_str(&format!(" {:.0} |\n", self.actual_cumulative[k]));
         }
         s
+    }
+
+    /// The largest top-decile lift any ranking can reach: every customer in the top decile
+    /// churned.
+    pub fn max_lift(&self) -> f64 {
+        let n = self.customers as f64;
+        let k = (n * 0.1).round().clamp(1.0, n.max(1.0));
+        let churned = self.churn_rate * n;
+        (churned.min(k) / k) / self.churn_rate.max(f64::MIN_POSITIVE)
+    }
+
+    fn tracking_svg(&self) -> String {
+        // From (0, 0): nobody has bought again before anyone bought.
+        let end = self.tracking_calibration_end + self.horizon;
+        let x: Vec<f64> = (0..=self.tracking_actual.len()).map(|k| (k as f64).min(end)).collect();
+        let from_zero = |v: &[f64]| std::iter::once(0.0).chain(v.iter().copied()).collect::<Vec<f64>>();
+        let mut series: Vec<Series> = self
+            .models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Series {
+                name: m.model.clone(),
+                points: x.iter().copied().zip(from_zero(&m.tracking)).collect(),
+                color: i + 1,
+                dashed: true,
+            })
+            .collect();
+        series.push(Series {
+            name: "actual".into(),
+            points: x.iter().copied().zip(from_zero(&self.tracking_actual)).collect(),
+            color: 0,
+            dashed: false,
+        });
+        line_chart(&LineChart {
+            title: "Cumulative repeat purchases, predicted and actual".into(),
+            x_label: format!("{}s after the first purchase day", self.unit),
+            y_label: "repeat purchases".into(),
+            series,
+            diagonal: false,
+            marker: Some((self.tracking_calibration_end, "end of calibration".into())),
+        })
+    }
+
+    fn roc_svg(&self) -> String {
+        let mut series: Vec<Series> = self
+            .models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Series {
+                name: format!("{} P(no purchase) AUC {:.3}", m.model, m.churn_p_no_purchase.auc),
+                points: m.roc_p_no_purchase.iter().map(|p| (p[0], p[1])).collect(),
+                color: i + 1,
+                dashed: false,
+            })
+            .collect();
+        series.push(Series {
+            name: format!("hiatus AUC {:.3}", self.churn_hiatus.auc),
+            points: self.roc_hiatus.iter().map(|p| (p[0], p[1])).collect(),
+            color: 0,
+            dashed: true,
+        });
+        line_chart(&LineChart {
+            title: "Churn ROC: no purchase in the holdout".into(),
+            x_label: "false positive rate".into(),
+            y_label: "true positive rate".into(),
+            series,
+            diagonal: true,
+            marker: None,
+        })
+    }
+
+    fn lift_svg(&self) -> String {
+        let mut bars = vec![("hiatus".to_string(), self.churn_hiatus.top_decile_lift)];
+        for m in &self.models {
+            bars.push((format!("{} P(no purchase)", m.model), m.churn_p_no_purchase.top_decile_lift));
+            bars.push((format!("{} expected", m.model), m.churn_expected.top_decile_lift));
+        }
+        lift_chart("Churn: top-decile lift", &bars, self.max_lift())
     }
 }

@@ -83,6 +83,19 @@ pub type Attempt = (Model, Result<Purchases, ValueError>);
 /// near `z = 1` by the connection formula, so no part of its search is slow).
 pub const AUTO: [Model; 3] = Model::ALL;
 
+/// The one rule that picks the repeat-purchase model, for the customers file, its
+/// holdout check and `cobuy eval`: the model named, or with `auto` the best calibration
+/// log-likelihood ([`fit_best`]). Said in the log and the reports.
+pub fn choice_rule(named: Option<Model>) -> &'static str {
+    if named.is_some() { "the model named" } else { "auto: the best log-likelihood of the three" }
+}
+
+/// The (repeat purchases, mean repeat spend) pairs Gamma-Gamma is fitted on: the customers
+/// with repeat spend.
+pub fn spend_pairs(summaries: &[CustomerSummary]) -> Vec<(f64, f64)> {
+    summaries.iter().filter(|s| s.spend_n > 0).map(|s| (f64::from(s.spend_n), s.spend_mean)).collect()
+}
+
 /// The [`AUTO`] models fitted, and the best by likelihood (the first on a tie): the models
 /// have four parameters each, so the likelihoods compare directly. Models that fail are
 /// returned with their errors; an error only when all fail.

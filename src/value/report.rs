@@ -408,3 +408,180 @@ fn pct(f: f64) -> String {
 fn amount(v: f64) -> String {
     format!("{v:.2}")
 }
+
+/// Line colours: the first for the actual figure or the heuristic, then one per model.
+const COLORS: [&str; 6] = ["#333333", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
+
+/// One line of a [`LineChart`].
+pub(crate) struct Series {
+    /// The legend's text.
+    pub name: String,
+    /// (x, y) points, x ascending.
+    pub points: Vec<(f64, f64)>,
+    /// Index into the palette.
+    pub color: usize,
+    /// Drawn dashed.
+    pub dashed: bool,
+}
+
+/// A chart of lines from 0 on both axes (a holdout's tracking plot, ROC curves).
+pub(crate) struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    /// Draw y = x (ROC's chance line); the axes then run to 1.
+    pub diagonal: bool,
+    /// A vertical line at x with its label (the end of calibration).
+    pub marker: Option<(f64, String)>,
+}
+
+/// The axis' end: the smallest of 1, 2, 2.5, 5 times a power of ten at or above `v`.
+fn nice(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return 1.0;
+    }
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * p).find(|&c| c >= v * (1.0 - 1e-12)).unwrap_or(10.0 * p)
+}
+
+/// A tick label: whole numbers without decimals, else up to two.
+fn tick(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 { format!("{v:.0}") } else { format!("{v:.2}") }
+}
+
+/// Draws a [`LineChart`] as SVG, the legend under the plot.
+pub(crate) fn line_chart(c: &LineChart) -> String {
+    let (left, top, pw, ph) = (70.0, 40.0, 400.0, 300.0);
+    let w = left + pw + 30.0;
+    let h = top + ph + 60.0 + 18.0 * c.series.len() as f64;
+    let all = c.series.iter().flat_map(|s| s.points.iter());
+    let (x_max, y_max) = if c.diagonal {
+        (1.0, 1.0)
+    } else {
+        let (xm, ym) = all.fold((0.0f64, 0.0f64), |(a, b), p| (a.max(p.0), b.max(p.1)));
+        (xm.max(f64::MIN_POSITIVE), nice(ym))
+    };
+    let x = |v: f64| left + v / x_max * pw;
+    let y = |v: f64| top + (1.0 - v / y_max) * ph;
+    let mut s = svg_open(w, h);
+    let _ = writeln!(s, r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#, px(w / 2.0), c.title);
+    for k in 0..=5 {
+        let f = k as f64 / 5.0;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{}</text><text x="{}" y="{}" text-anchor="middle">{}</text>"##,
+            px(x(0.0)),
+            px(y(f * y_max)),
+            px(x(x_max)),
+            px(y(f * y_max)),
+            px(x(0.0) - 6.0),
+            px(y(f * y_max) + 4.0),
+            tick(f * y_max),
+            px(x(f * x_max)),
+            px(y(0.0) + 18.0),
+            tick(f * x_max)
+        );
+    }
+    let _ = writeln!(
+        s,
+        r##"<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#333"/><text x="{}" y="{}" text-anchor="middle">{}</text><text x="16" y="{}" text-anchor="middle" transform="rotate(-90 16 {})">{}</text>"##,
+        px(left),
+        px(top),
+        px(pw),
+        px(ph),
+        px(x(x_max / 2.0)),
+        px(y(0.0) + 38.0),
+        c.x_label,
+        px(top + ph / 2.0),
+        px(top + ph / 2.0),
+        c.y_label
+    );
+    if c.diagonal {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 4"/>"##,
+            px(x(0.0)),
+            px(y(0.0)),
+            px(x(1.0)),
+            px(y(1.0))
+        );
+    }
+    if let Some((at, label)) = &c.marker {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#999" stroke-dasharray="2 3"/><text x="{3}" y="{4}">{5}</text>"##,
+            px(x(*at)),
+            px(y(0.0)),
+            px(y(y_max)),
+            px(x(*at) + 4.0),
+            px(top + 14.0),
+            label
+        );
+    }
+    for (k, l) in c.series.iter().enumerate() {
+        let color = COLORS[l.color % COLORS.len()];
+        let dash = if l.dashed { r#" stroke-dasharray="6 3""# } else { "" };
+        let points: Vec<String> = l.points.iter().map(|p| format!("{},{}", px(x(p.0)), px(y(p.1)))).collect();
+        let _ = writeln!(
+            s,
+            r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"/>"#,
+            points.join(" ")
+        );
+        let ly = top + ph + 56.0 + 18.0 * k as f64;
+        let _ = writeln!(
+            s,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+            px(left),
+            px(ly - 4.0),
+            px(left + 24.0),
+            px(ly - 4.0),
+            px(left + 30.0),
+            px(ly),
+            l.name
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// Horizontal bars of top-decile lifts, with 1 (no better than chance) and the most any
+/// ranking can reach marked.
+pub(crate) fn lift_chart(title: &str, bars: &[(String, f64)], max: f64) -> String {
+    let (left, bar_w, row_h) = (200.0, 260.0, 24.0);
+    let end = nice(max.max(bars.iter().map(|b| b.1).fold(1.0, f64::max)));
+    let h = 80.0 + row_h * bars.len() as f64;
+    let mut s = svg_open(left + bar_w + 70.0, h);
+    let at = |v: f64| left + v / end * bar_w;
+    let _ = writeln!(s, r#"<text x="10" y="22" font-size="14">{title}</text>"#);
+    for (k, (name, v)) in bars.iter().enumerate() {
+        let y0 = 40.0 + row_h * k as f64;
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end">{name}</text><rect x="{left}" y="{}" width="{}" height="14" fill="{}"/><text x="{}" y="{}">{:.2}</text>"##,
+            px(left - 8.0),
+            px(y0 + 11.0),
+            px(y0),
+            px(at(*v) - left),
+            if k == 0 { COLORS[0] } else { COLORS[1] },
+            px(at(*v) + 4.0),
+            px(y0 + 11.0),
+            v
+        );
+    }
+    let bottom = 40.0 + row_h * bars.len() as f64;
+    for (v, label, color) in [(1.0, "1 (chance)", "#999"), (max, "most possible", "#d62728")] {
+        let _ = writeln!(
+            s,
+            r##"<line x1="{0}" y1="34" x2="{0}" y2="{1}" stroke="{2}" stroke-dasharray="3 3"/><text x="{0}" y="{3}" text-anchor="middle">{4} {5:.2}</text>"##,
+            px(at(v)),
+            px(bottom),
+            color,
+            px(bottom + if v == 1.0 { 14.0 } else { 28.0 }),
+            label,
+            v
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
