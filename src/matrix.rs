@@ -897,12 +897,21 @@ pub(crate) fn check_rows_fit(what: &'static str, rows: usize, max: usize) -> Res
 /// at most [`MAX_ROWS`] rows.
 pub fn transpose(m: &Csr) -> Csr {
     let (rows, cols) = m.shape();
-    let (tptr, tind, tval) = transpose_parts(&m.proper_indptr(), m.indices(), m.data(), cols);
+    let (tptr, tind, tval) = transpose_parts(&m.proper_indptr(), m.indices(), m.data(), cols, None);
+    Csr::new((cols, rows), tptr, tind, tval)
+}
+
+/// The transpose of `m` with its columns renamed `to[c]` first (a permutation): column `c`
+/// becomes row `to[c]`, without a renamed copy of `m`.
+pub fn transpose_renamed(m: &Csr, to: &[u32]) -> Csr {
+    let (rows, cols) = m.shape();
+    let (tptr, tind, tval) = transpose_parts(&m.proper_indptr(), m.indices(), m.data(), cols, Some(to));
     Csr::new((cols, rows), tptr, tind, tval)
 }
 
 /// The transpose of the CSR parts of a matrix with `cols` columns, as CSR parts (counting
-/// sort: rows of the result are sorted). Shared by [`transpose`] and EASE's own sparse rows.
+/// sort: rows of the result are sorted), column `c` becoming row `to[c]` when `to` is
+/// given (a permutation). Shared by [`transpose`] and EASE's own sparse rows.
 ///
 /// Panics beyond [`MAX_ROWS`] rows (a caller's bug: ids are interned below it and baskets
 /// checked against it), rather than wrap row numbers silently.
@@ -911,7 +920,9 @@ pub(crate) fn transpose_parts(
     indices: &[u32],
     data: &[f32],
     cols: usize,
+    to: Option<&[u32]>,
 ) -> (Vec<usize>, Vec<u32>, Vec<f32>) {
+    let to = |c: u32| to.map_or(c, |to| to[c as usize]) as usize;
     let rows = indptr.len().saturating_sub(1);
     assert!(
         check_rows_fit("rows", rows, MAX_ROWS).is_ok(),
@@ -919,7 +930,7 @@ pub(crate) fn transpose_parts(
     );
     let mut tptr = vec![0usize; cols + 1];
     for &c in indices {
-        tptr[c as usize + 1] += 1;
+        tptr[to(c) + 1] += 1;
     }
     for c in 0..cols {
         tptr[c + 1] += tptr[c];
@@ -929,7 +940,7 @@ pub(crate) fn transpose_parts(
     let mut tval = vec![0f32; indices.len()];
     for (r, w) in indptr.windows(2).enumerate() {
         for k in w[0]..w[1] {
-            let at = &mut next[indices[k] as usize];
+            let at = &mut next[to(indices[k])];
             tind[*at] = r as u32;
             tval[*at] = data[k];
             *at += 1;

@@ -378,7 +378,7 @@ impl Sparse {
 
     /// The transpose, with `cols` columns here.
     fn transpose(&self, cols: usize) -> Sparse {
-        let (indptr, indices, data) = transpose_parts(&self.indptr, &self.indices, &self.data, cols);
+        let (indptr, indices, data) = transpose_parts(&self.indptr, &self.indices, &self.data, cols, None);
         Sparse { indptr, indices, data }
     }
 }

@@ -5,9 +5,9 @@
 use rayon::prelude::*;
 
 use super::baseline;
-use super::similarity::{Measure, RowStats, SimilarityParams, Ties, TopK, accumulate, balanced_ranges};
+use super::similarity::{Measure, Packed, RowStats, SimilarityParams, Ties, TopK, accumulate, balanced_ranges};
 use super::{Query, Reason, top_three};
-use crate::matrix::{Csr, transpose};
+use crate::matrix::{Csr, transpose, transpose_renamed};
 
 /// Each item's top-`k` neighbours over the columns of the weighted customer x item matrix.
 ///
@@ -33,12 +33,11 @@ pub fn item_top_k(weighted: &Csr, undecayed: Option<&Csr>, k: usize, params: Sim
     for (r, &l) in label.iter().enumerate() {
         row_of[l as usize] = r as u32;
     }
-    let x = relabel_columns(weighted, &row_of);
-    let plain = undecayed.map(|u| relabel_columns(u, &row_of));
-    let plain = plain.as_ref().unwrap_or(&x);
-    // The queries: every item's undecayed column.
-    let by_item = transpose(plain);
     if let Measure::Rp3Beta { alpha, .. } = params.measure {
+        let x = relabel_columns(weighted, &row_of);
+        let plain = undecayed.map(|u| relabel_columns(u, &row_of));
+        let plain = plain.as_ref().unwrap_or(&x);
+        let by_item = transpose(plain);
         // Step one from item i to customer u: x_ui over i's column sum; step two from u to
         // item j: x'_uj over u's row sum (x' decayed, sums undecayed); both raised to
         // alpha. The kernel's dot product of the two is the walk's probability.
@@ -60,8 +59,48 @@ pub fn item_top_k(weighted: &Csr, undecayed: Option<&Csr>, k: usize, params: Sim
         let stats = RowStats::of(&from_item);
         return TopK::new(&from_item, &to_item, &stats, params).relabelled(&label, &row_of).without_pruning().all(k);
     }
+    // The queries: every item's undecayed column; the candidates: customers' rows, packed
+    // (no relabelled copy of the matrix is made but the packed one).
+    let by_item = transpose_renamed(undecayed.unwrap_or(weighted), &row_of);
     let stats = RowStats::of(&by_item);
-    TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k)
+    let Some(rows) = packed_renamed(weighted, &row_of) else {
+        let x = relabel_columns(weighted, &row_of);
+        return TopK::new(&by_item, &x, &stats, params).relabelled(&label, &row_of).without_pruning().all(k);
+    };
+    // Each query names a customer by the first slot of their packed row.
+    let ptr = weighted.proper_indptr();
+    let shape = by_item.shape();
+    let (qptr, mut customers, data) = by_item.into_raw_storage();
+    customers.par_iter_mut().for_each(|u| *u = Packed::slot(&ptr, *u as usize));
+    let by_slot = Csr::new((shape.0, rows.len()), qptr, customers, data);
+    TopK::packed(&by_slot, &rows, &stats, params).relabelled(&label, &row_of).all(k)
+}
+
+/// The matrix's rows with column `c` renamed `to[c]`, packed ([`Packed`]), rows in
+/// parallel; `None` when it is too large to pack.
+fn packed_renamed(m: &Csr, to: &[u32]) -> Option<Packed> {
+    let ptr = m.proper_indptr();
+    let ranges = balanced_ranges(m.rows(), |r| (ptr[r + 1] - ptr[r]) as u64 + 1, 64);
+    Packed::build(&ptr, ranges, |rows, piece| {
+        let mut row = Vec::new();
+        let mut at = 0;
+        for r in rows {
+            renamed_row(m, to, r, &mut row);
+            piece[at] = [row.len() as u32, 0];
+            for (slot, &(c, v)) in piece[at + 1..].iter_mut().zip(&row) {
+                *slot = [c, v.to_bits()];
+            }
+            at += 1 + row.len();
+        }
+    })
+}
+
+/// Row `r` of `m` with column `c` renamed `to[c]`, sorted by the new names, into `row`.
+fn renamed_row(m: &Csr, to: &[u32], r: usize, row: &mut Vec<(u32, f32)>) {
+    let range = m.indptr().outer_inds_sz(r);
+    row.clear();
+    row.extend(m.indices()[range.clone()].iter().zip(&m.data()[range]).map(|(&c, &v)| (to[c as usize], v)));
+    row.sort_unstable_by_key(|e| e.0);
 }
 
 /// The matrix with column `c` renamed `to[c]` (rows re-sorted), rows in parallel.
@@ -85,13 +124,10 @@ fn relabel_columns(m: &Csr, to: &[u32]) -> Csr {
         let base = ptr[rows.start];
         let mut row: Vec<(u32, f32)> = Vec::new();
         for r in rows {
-            let (b, e) = (ptr[r], ptr[r + 1]);
-            row.clear();
-            row.extend(m.indices()[b..e].iter().zip(&m.data()[b..e]).map(|(&c, &v)| (to[c as usize], v)));
-            row.sort_unstable_by_key(|e| e.0);
+            renamed_row(m, to, r, &mut row);
             for (k, &(c, v)) in row.iter().enumerate() {
-                ind_piece[b - base + k] = c;
-                val_piece[b - base + k] = v;
+                ind_piece[ptr[r] - base + k] = c;
+                val_piece[ptr[r] - base + k] = v;
             }
         }
     });

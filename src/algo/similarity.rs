@@ -441,7 +441,7 @@ pub(crate) struct KernelScratch {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TopK<'a> {
     a: &'a Csr,
-    at: &'a Csr,
+    at: Candidates<'a>,
     stats: &'a RowStats,
     params: SimilarityParams,
     features: f32,
@@ -451,6 +451,13 @@ pub(crate) struct TopK<'a> {
     relabel: Option<(&'a [u32], &'a [u32])>,
     /// Use MaxScore pruning for cosine (see [`TopK::without_pruning`]).
     prune: bool,
+}
+
+/// Where [`TopK`] reads a candidate's row: `at` as given, or packed ([`TopK::packed`]).
+#[derive(Debug, Clone, Copy)]
+enum Candidates<'a> {
+    Csr(&'a Csr),
+    Packed(&'a Packed),
 }
 
 impl<'a> TopK<'a> {
@@ -465,6 +472,16 @@ impl<'a> TopK<'a> {
     pub fn new(a: &'a Csr, at: &'a Csr, stats: &'a RowStats, params: SimilarityParams) -> Self {
         // Lift's N: the features anyone holds (customers with purchases, for items).
         let features = at.proper_indptr().windows(2).filter(|w| w[1] > w[0]).count() as f32;
+        TopK::with(a, Candidates::Csr(at), features, stats, params)
+    }
+
+    /// A kernel whose candidates' rows are `at`'s, packed ([`Packed`]): `a`'s entries
+    /// name features by their rows' first slots. Without pruning, which needs `at`.
+    pub fn packed(a: &'a Csr, at: &'a Packed, stats: &'a RowStats, params: SimilarityParams) -> Self {
+        TopK::with(a, Candidates::Packed(at), at.nonempty as f32, stats, params).without_pruning()
+    }
+
+    fn with(a: &'a Csr, at: Candidates<'a>, features: f32, stats: &'a RowStats, params: SimilarityParams) -> Self {
         TopK { a, at, stats, params, features, count_shared: params.needs_shared(), relabel: None, prune: true }
     }
 
@@ -509,8 +526,11 @@ impl<'a> TopK<'a> {
 
     /// Estimated cost of row `i`: the number of accumulator updates it makes.
     pub fn cost(&self, i: usize) -> u64 {
-        let (aptr, tptr) = (self.a.indptr(), self.at.indptr());
-        self.a.indices()[aptr.outer_inds_sz(i)].iter().map(|&f| tptr.nnz_in_outer_sz(f as usize) as u64).sum()
+        let features = self.a.indices()[self.a.indptr().outer_inds_sz(i)].iter();
+        match self.at {
+            Candidates::Csr(at) => features.map(|&f| at.indptr().nnz_in_outer_sz(f as usize) as u64).sum(),
+            Candidates::Packed(p) => features.map(|&f| u64::from(p.slots[f as usize][0])).sum(),
+        }
     }
 
     /// Row `i`'s top-`k` neighbours (not itself), best first, into `out` (cleared first).
@@ -554,7 +574,10 @@ impl<'a> TopK<'a> {
             return;
         }
         let KernelScratch { acc, shared, touched, cands, .. } = s;
-        accumulate(self.at, features, weights, acc, shared, touched);
+        match self.at {
+            Candidates::Csr(at) => accumulate(at, features, weights, acc, shared, touched),
+            Candidates::Packed(p) => p.accumulate(features, weights, acc, shared, touched),
+        }
         cands.clear();
         if visit_order {
             return self.visit_order_top(own, k, q, s);
@@ -707,8 +730,9 @@ impl<'a> TopK<'a> {
             return false;
         }
         let Some(slack) = Slack::new(features.len(), st, q) else { return false };
+        let Candidates::Csr(at) = self.at else { return false };
         let KernelScratch { acc, shared, touched, cands, order, bounds, sums, near, dense, .. } = s;
-        let tptr = self.at.indptr();
+        let tptr = at.indptr();
         let len = |f: u32| tptr.nnz_in_outer_sz(f as usize);
         order.clear();
         order.extend(features.iter().copied().zip(weights.iter().copied()));
@@ -741,7 +765,7 @@ impl<'a> TopK<'a> {
                     break;
                 }
             }
-            accumulate(self.at, &[f], &[w], acc, shared, touched);
+            accumulate(at, &[f], &[w], acc, shared, touched);
             walked += len(f);
         }
         #[cfg(test)]
@@ -769,7 +793,7 @@ impl<'a> TopK<'a> {
         for &(f, w) in &order[stop..] {
             let r = tptr.outer_inds_sz(f as usize);
             if r.len() < 32 * touched.len() {
-                let (col, vals) = (&self.at.indices()[r.clone()], &self.at.data()[r]);
+                let (col, vals) = (&at.indices()[r.clone()], &at.data()[r]);
                 for (&v, &x) in col.iter().zip(vals) {
                     let v = v as usize;
                     if count_shared && shared[v] != 0 {
@@ -1003,6 +1027,119 @@ pub(crate) fn accumulate(
     unsafe { touched.set_len(start + n) };
 }
 
+/// Candidate rows laid out for [`TopK::all`]'s row-by-row product, where reading them is
+/// most of the time: each feature of a query brings one short row from a random place (a
+/// customer's basket, for items), which a CSR spreads over three (its start in the row
+/// pointers, its columns, its values), each a cache miss. Here row `r` is one run of
+/// slots from slot `ptr[r] + r`: a header holding its length, then its (column, value
+/// bits) pairs; the queries name rows by that first slot, so a row comes in as one stretch
+/// of lines with nothing to look up first (in huge pages, so that the TLB covers them).
+/// The sums are added in [`accumulate`]'s order, so the result is the same bits.
+#[derive(Debug, Clone)]
+pub(crate) struct Packed {
+    slots: Vec<[u32; 2]>,
+    /// Rows with at least one entry (Lift's `N`).
+    nonempty: usize,
+}
+
+impl Packed {
+    /// Slots for `rows` rows of `nnz` entries in all, every one written by `fill`, which
+    /// gets the slots of `ranges`' rows (ranges in order, covering every row), in
+    /// parallel; `None` when the slots cannot be numbered in `u32`.
+    pub fn build(
+        ptr: &[usize],
+        ranges: Vec<std::ops::Range<usize>>,
+        fill: impl Fn(std::ops::Range<usize>, &mut [[u32; 2]]) + Sync,
+    ) -> Option<Packed> {
+        let rows = ptr.len() - 1;
+        let len = ptr[rows].checked_add(rows)?;
+        u32::try_from(len).ok()?;
+        let mut slots: Vec<[u32; 2]> = Vec::with_capacity(len);
+        huge_pages(slots.spare_capacity_mut());
+        slots.resize(len, [0, 0]);
+        let mut pieces = Vec::with_capacity(ranges.len());
+        let mut rest = slots.as_mut_slice();
+        for r in ranges {
+            let piece;
+            (piece, rest) = std::mem::take(&mut rest).split_at_mut(ptr[r.end] + r.end - ptr[r.start] - r.start);
+            pieces.push((r, piece));
+        }
+        pieces.into_par_iter().for_each(|(r, piece)| fill(r, piece));
+        let nonempty = (0..rows).filter(|&r| ptr[r + 1] > ptr[r]).count();
+        Some(Packed { slots, nonempty })
+    }
+
+    /// The first slot of row `r` of a matrix with row pointers `ptr`.
+    pub fn slot(ptr: &[usize], r: usize) -> u32 {
+        (ptr[r] + r) as u32
+    }
+
+    /// The number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// [`accumulate`] over packed rows: `slots` and `weights` are one query's.
+    #[inline]
+    fn accumulate(&self, slots: &[u32], weights: &[f32], acc: &mut [f32], shared: &mut [u32], touched: &mut Vec<u32>) {
+        let rows = self.slots.as_slice();
+        touched.reserve((acc.len() + 1).saturating_sub(touched.len()));
+        let start = touched.len();
+        let spare = touched.spare_capacity_mut();
+        let mut n = 0usize;
+        for (x, (&o, &w)) in slots.iter().zip(weights).enumerate() {
+            if let Some(&far) = slots.get(x + PF_FAR) {
+                prefetch(rows, far as usize);
+            }
+            if let Some(&next) = slots.get(x + PF_NEAR) {
+                let b = next as usize;
+                prefetch_lines(&rows[b..b + 1 + rows[b][0] as usize]);
+            }
+            let o = o as usize;
+            let row = &rows[o + 1..o + 1 + rows[o][0] as usize];
+            if shared.is_empty() {
+                for &[j, v] in row {
+                    // As in `accumulate`: a zero contribution marks nothing.
+                    let p = w * f32::from_bits(v);
+                    let a = &mut acc[j as usize];
+                    spare[n].write(j);
+                    n += usize::from((*a == 0.0) & (p != 0.0));
+                    *a += p;
+                }
+            } else {
+                for &[j, v] in row {
+                    let c = &mut shared[j as usize];
+                    spare[n].write(j);
+                    n += usize::from(*c == 0);
+                    *c += 1;
+                    acc[j as usize] += w * f32::from_bits(v);
+                }
+            }
+        }
+        // SAFETY: as in `accumulate`: the first `n` spare slots were written, within the
+        // reserved capacity.
+        unsafe { touched.set_len(start + n) };
+    }
+}
+
+/// Asks the kernel to back `buf` (not yet written) with huge pages where it can: rows read
+/// at random over hundreds of megabytes otherwise miss the TLB on almost every read.
+pub(crate) fn huge_pages<T>(buf: &mut [T]) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = (buf.as_mut_ptr() as usize).next_multiple_of(PAGE);
+        let end = buf.as_mut_ptr() as usize + std::mem::size_of_val(buf);
+        if end > start {
+            // SAFETY: advice only, on whole pages inside memory this buffer owns; failure
+            // (no transparent huge pages) changes nothing.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
+}
+
 /// Asks the CPU to fetch `slice[at]` into cache (a hint; out-of-range does nothing).
 #[inline(always)]
 fn prefetch<T>(slice: &[T], at: usize) {
@@ -1217,6 +1354,45 @@ mod tests {
                 assert_eq!(fast.indices(), slow.indices(), "seed {seed}, k {k}");
                 let bits = |m: &Csr| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&slow), "seed {seed}, k {k}");
+            }
+        }
+    }
+
+    /// Candidate rows packed (the slots filled in several pieces) give the CSR rows' answer
+    /// bit for bit, with and without shared counts; the fit's oracle tests
+    /// (`tests/it/knn_oracle.rs`) check the packed path against brute force.
+    #[test]
+    fn packed_rows_give_the_csr_rows_answer_bit_for_bit() {
+        for seed in 1..4 {
+            let a = random_matrix(seed, 300, 120);
+            let (at, st) = (transpose(&a), RowStats::of(&a));
+            let ptr = at.proper_indptr();
+            let ranges = (0..at.rows()).step_by(7).map(|r| r..(r + 7).min(at.rows())).collect();
+            let packed = Packed::build(&ptr, ranges, |rows, piece| {
+                let mut s = 0;
+                for r in rows {
+                    piece[s] = [(ptr[r + 1] - ptr[r]) as u32, 0];
+                    for (k, slot) in (ptr[r]..ptr[r + 1]).zip(&mut piece[s + 1..]) {
+                        *slot = [at.indices()[k], at.data()[k].to_bits()];
+                    }
+                    s += 1 + ptr[r + 1] - ptr[r];
+                }
+            })
+            .unwrap();
+            let slots = a.indices().iter().map(|&f| Packed::slot(&ptr, f as usize)).collect();
+            let by_slot = Csr::new((a.rows(), packed.len()), a.proper_indptr().into_owned(), slots, a.data().to_vec());
+            let bits = |m: &Csr| m.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            for measure in [Measure::Cosine, Measure::Jaccard, Measure::Lift] {
+                for shrinkage in [0.0, 2.0] {
+                    let p = SimilarityParams { measure, shrinkage, ..SimilarityParams::default() };
+                    for k in [1, 7, 50] {
+                        let want = TopK::new(&a, &at, &st, p).without_pruning().all(k);
+                        let got = TopK::packed(&by_slot, &packed, &st, p).all(k);
+                        assert_eq!(got.indptr(), want.indptr(), "seed {seed}, {p:?}, k {k}");
+                        assert_eq!(got.indices(), want.indices(), "seed {seed}, {p:?}, k {k}");
+                        assert_eq!(bits(&got), bits(&want), "seed {seed}, {p:?}, k {k}");
+                    }
+                }
             }
         }
     }
