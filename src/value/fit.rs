@@ -85,10 +85,19 @@ impl Model {
     /// One customer's log-likelihood and its gradient in the parameters (NaN where
     /// Pareto/NBD's series does not converge, see `pareto`).
     pub fn log_lik(self, p: &[f64; 4], x: f64, tx: f64, t: f64) -> (f64, [f64; 4]) {
+        match self.bg_k() {
+            Some(k) => bgnbd::log_lik(k, p, x, tx, t),
+            None => pareto::log_lik(p, x, tx, t),
+        }
+    }
+
+    /// The BG family's `k` (0 for BG/NBD, 1 for MBG/NBD: whether a customer may drop out
+    /// before the first repeat purchase); `None` for Pareto/NBD.
+    fn bg_k(self) -> Option<f64> {
         match self {
-            Model::BgNbd => bgnbd::log_lik(0.0, p, x, tx, t),
-            Model::MbgNbd => bgnbd::log_lik(1.0, p, x, tx, t),
-            Model::ParetoNbd => pareto::log_lik(p, x, tx, t),
+            Model::BgNbd => Some(0.0),
+            Model::MbgNbd => Some(1.0),
+            Model::ParetoNbd => None,
         }
     }
 
@@ -223,11 +232,12 @@ impl SpendFit {
 }
 
 /// Sums `w ln L` and its gradient over rows, in fixed chunks (the same bytes for any
-/// thread count); `None` when any term is not finite.
-fn weighted_sum<const N: usize>(
+/// thread count); `None` when any term is not finite. Each chunk's rows share a state `S`,
+/// starting from its default (BG/NBD's terms of the last `x`).
+fn weighted_sum<const N: usize, S: Default>(
     n: usize,
     weight: impl Fn(usize) -> f64 + Sync,
-    row: impl Fn(usize) -> (f64, [f64; N]) + Sync,
+    row: impl Fn(usize, &mut S) -> (f64, [f64; N]) + Sync,
 ) -> Option<(f64, [f64; N])> {
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let parts: Vec<Option<(f64, [f64; N])>> = starts
@@ -235,8 +245,9 @@ fn weighted_sum<const N: usize>(
         .map(|&s| {
             let mut v = 0.0;
             let mut g = [0.0; N];
+            let mut state = S::default();
             for i in s..(s + CHUNK).min(n) {
-                let (l, gr) = row(i);
+                let (l, gr) = row(i, &mut state);
                 let w = weight(i);
                 v += w * l;
                 for k in 0..N {
@@ -259,20 +270,20 @@ fn weighted_sum<const N: usize>(
 }
 
 /// Maximises `Σ w ln L` over log-parameters from `start`.
-fn maximise<const N: usize, M: Copy + fmt::Display>(
+fn maximise<const N: usize, M: Copy + fmt::Display, S: Default>(
     model: M,
     start: [f64; N],
     n: usize,
     total: f64,
     weight: impl Fn(usize) -> f64 + Sync,
-    row: impl Fn(&[f64; N], usize) -> (f64, [f64; N]) + Sync,
+    row: impl Fn(&[f64; N], usize, &mut S) -> (f64, [f64; N]) + Sync,
 ) -> Result<Fitted<N, M>, ValueError> {
     let objective = |theta: &[f64]| -> Option<(f64, Vec<f64>)> {
         let mut p = [0.0; N];
         for k in 0..N {
             p[k] = theta[k].exp();
         }
-        let (v, g) = weighted_sum(n, &weight, |i| row(&p, i))?;
+        let (v, g) = weighted_sum(n, &weight, |i, state: &mut S| row(&p, i, state))?;
         Some((-v / total, (0..N).map(|k| -g[k] * p[k] / total).collect()))
     };
     let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
@@ -308,17 +319,22 @@ pub fn fit(model: Model, d: &Distinct) -> Result<Purchases, ValueError> {
     if !d.rows.iter().any(|r| r[0] > 0.0) {
         return Err(ValueError::NoRepeatPurchases);
     }
-    maximise(
-        model,
-        model.start(d),
-        d.rows.len(),
-        d.total(),
-        |i| d.weights[i],
-        |p, i| {
+    let (start, n, total, weight) = (model.start(d), d.rows.len(), d.total(), |i: usize| d.weights[i]);
+    match model.bg_k() {
+        // The rows are sorted by x: each chunk computes BG/NBD's terms of an x once.
+        Some(k) => maximise(model, start, n, total, weight, |p, i, last: &mut Option<bgnbd::XTerms>| {
+            let [x, tx, t] = d.rows[i];
+            let terms = match last {
+                Some(c) if c.x() == x => c,
+                _ => last.insert(bgnbd::XTerms::new(k, p, x)),
+            };
+            terms.log_lik(p, tx, t)
+        }),
+        None => maximise(model, start, n, total, weight, |p, i, _: &mut ()| {
             let [x, tx, t] = d.rows[i];
             model.log_lik(p, x, tx, t)
-        },
-    )
+        }),
+    }
 }
 
 /// Fits Gamma-Gamma on `(x, m)` pairs: repeat purchases and their mean value, `x >= 1`,
@@ -335,7 +351,7 @@ pub fn fit_spend(pairs: &[(f64, f64)]) -> Result<SpendFit, ValueError> {
         pairs.len(),
         n,
         |_| 1.0,
-        |p, i| {
+        |p, i, _: &mut ()| {
             let (x, m) = pairs[i];
             gamma::log_lik(p, x, m)
         },
