@@ -101,11 +101,17 @@ pub fn p_alive(k: f64, p: &[f64; 4], x: f64, tx: f64, t: f64) -> f64 {
 /// Expected purchases in `(T, T + h]`: `(a+b+x+k-1)/(a-1) [1 - ((α+T)/(α+T+h))^(r+x)
 /// 2F1(r+x, b+x+k; a+b+x+k-1; h/(α+T+h))] × P(alive)`, through [`bg_expectation_core`].
 pub fn expected(k: f64, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
+    expected_if_alive(k, p, x, t, h) * p_alive(k, p, x, tx, t)
+}
+
+/// [`expected`] without its factor P(alive), which does not depend on `h` (a customer's
+/// expectations at many horizons share it).
+pub fn expected_if_alive(k: f64, p: &[f64; 4], x: f64, t: f64, h: f64) -> f64 {
     let [r, alpha, a, b] = *p;
     let bb = b + k;
     let z = h / (alpha + t + h);
     let core = bg_expectation_core(a + bb - 1.0 - r, a, a + bb + x - 1.0, z);
-    (a + bb + x - 1.0) * core * p_alive(k, p, x, tx, t)
+    (a + bb + x - 1.0) * core
 }
 
 /// The median time to the next purchase among the futures that have one: a customer alive at

@@ -13,6 +13,8 @@ use super::{ValueError, bgnbd, gamma, pareto};
 
 /// Rows per parallel chunk; sums are taken per chunk in order, then over chunks in order.
 const CHUNK: usize = 2_048;
+/// Gamma-Gamma's per-x terms are kept for x below this.
+const SPEND_X_CACHE: usize = 4_096;
 /// Convergence: the largest log-space gradient component of the mean log-likelihood.
 const GTOL: f64 = 1e-10;
 
@@ -112,10 +114,18 @@ impl Model {
 
     /// Expected purchases in `(T, T + h]`.
     pub fn expected(self, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
-        match self {
-            Model::BgNbd => bgnbd::expected(0.0, p, x, tx, t, h),
-            Model::MbgNbd => bgnbd::expected(1.0, p, x, tx, t, h),
-            Model::ParetoNbd => pareto::expected(p, x, tx, t, h),
+        match self.bg_k() {
+            Some(k) => bgnbd::expected(k, p, x, tx, t, h),
+            None => pareto::expected(p, x, tx, t, h),
+        }
+    }
+
+    /// Expected purchases in `(T, T + h]` if alive at T: [`Model::expected`] is this times
+    /// P(alive), bit for bit.
+    pub fn expected_if_alive(self, p: &[f64; 4], x: f64, t: f64, h: f64) -> f64 {
+        match self.bg_k() {
+            Some(k) => bgnbd::expected_if_alive(k, p, x, t, h),
+            None => pareto::expected_if_alive(p, x, t, h),
         }
     }
 
@@ -212,6 +222,10 @@ impl Purchases {
     /// Expected purchases in the next `h` time units.
     pub fn expected(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
         self.model.expected(&self.params, x, tx, t, h)
+    }
+    /// Expected purchases in the next `h` time units if alive now.
+    pub fn expected_if_alive(&self, x: f64, t: f64, h: f64) -> f64 {
+        self.model.expected_if_alive(&self.params, x, t, h)
     }
     /// P(no purchase in the next `h` time units).
     pub fn p_no_purchase(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
@@ -351,9 +365,18 @@ pub fn fit_spend(pairs: &[(f64, f64)]) -> Result<SpendFit, ValueError> {
         pairs.len(),
         n,
         |_| 1.0,
-        |p, i, _: &mut ()| {
+        // The customers are in log order, with few distinct x: each chunk keeps the terms of
+        // every x it meets (small x, the common ones, by index).
+        |p, i, seen: &mut Vec<Option<gamma::XTerms>>| {
             let (x, m) = pairs[i];
-            gamma::log_lik(p, x, m)
+            let k = x as usize;
+            if k >= SPEND_X_CACHE {
+                return gamma::log_lik(p, x, m);
+            }
+            if seen.len() <= k {
+                seen.resize(k + 1, None);
+            }
+            seen[k].get_or_insert_with(|| gamma::XTerms::new(p, x)).log_lik(p, m)
         },
     )
 }

@@ -99,11 +99,16 @@ pub fn p_alive(p: &[f64; 4], x: f64, tx: f64, t: f64) -> f64 {
 /// Expected purchases in `(T, T + h]`:
 /// `(r+x)(β+T) / ((α+T)(s-1)) [1 - ((β+T)/(β+T+h))^(s-1)] P(alive)`, continuous at `s = 1`.
 pub fn expected(p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
+    expected_if_alive(p, x, t, h) * p_alive(p, x, tx, t)
+}
+
+/// [`expected`] without its factor P(alive), which does not depend on `h`.
+pub fn expected_if_alive(p: &[f64; 4], x: f64, t: f64, h: f64) -> f64 {
     let [r, alpha, s, beta] = *p;
     let u = ((beta + t + h) / (beta + t)).ln();
     let sm1 = s - 1.0;
     let ratio = if sm1 * u == 0.0 { u } else { -(-sm1 * u).exp_m1() / sm1 };
-    (r + x) * (beta + t) / (alpha + t) * ratio * p_alive(p, x, tx, t)
+    (r + x) * (beta + t) / (alpha + t) * ratio
 }
 
 /// Simpson intervals of [`next_purchase`]'s integral.
