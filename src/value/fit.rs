@@ -6,6 +6,7 @@
 use std::fmt;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::optim::{self, OptimError, Optimum};
@@ -283,21 +284,20 @@ fn weighted_sum<const N: usize, S: Default>(
     Some((v, g))
 }
 
-/// Maximises `Σ w ln L` over log-parameters from `start`.
-fn maximise<const N: usize, M: Copy + fmt::Display, S: Default>(
+/// Maximises `Σ w ln L`, given by `sum` at the parameters (a [`weighted_sum`]), over
+/// log-parameters from `start`; `total` is the weight of all rows.
+fn maximise<const N: usize, M: Copy + fmt::Display>(
     model: M,
     start: [f64; N],
-    n: usize,
     total: f64,
-    weight: impl Fn(usize) -> f64 + Sync,
-    row: impl Fn(&[f64; N], usize, &mut S) -> (f64, [f64; N]) + Sync,
+    sum: impl Fn(&[f64; N]) -> Option<(f64, [f64; N])> + Sync,
 ) -> Result<Fitted<N, M>, ValueError> {
     let objective = |theta: &[f64]| -> Option<(f64, Vec<f64>)> {
         let mut p = [0.0; N];
         for k in 0..N {
             p[k] = theta[k].exp();
         }
-        let (v, g) = weighted_sum(n, &weight, |i, state: &mut S| row(&p, i, state))?;
+        let (v, g) = sum(&p)?;
         Some((-v / total, (0..N).map(|k| -g[k] * p[k] / total).collect()))
     };
     let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
@@ -336,19 +336,46 @@ pub fn fit(model: Model, d: &Distinct) -> Result<Purchases, ValueError> {
     let (start, n, total, weight) = (model.start(d), d.rows.len(), d.total(), |i: usize| d.weights[i]);
     match model.bg_k() {
         // The rows are sorted by x: each chunk computes BG/NBD's terms of an x once.
-        Some(k) => maximise(model, start, n, total, weight, |p, i, last: &mut Option<bgnbd::XTerms>| {
-            let [x, tx, t] = d.rows[i];
-            let terms = match last {
-                Some(c) if c.x() == x => c,
-                _ => last.insert(bgnbd::XTerms::new(k, p, x)),
-            };
-            terms.log_lik(p, tx, t)
+        Some(k) => maximise(model, start, total, |p| {
+            weighted_sum(n, weight, |i, last: &mut Option<bgnbd::XTerms>| {
+                let [x, tx, t] = d.rows[i];
+                let terms = match last {
+                    Some(c) if c.x() == x => c,
+                    _ => last.insert(bgnbd::XTerms::new(k, p, x)),
+                };
+                terms.log_lik(p, tx, t)
+            })
         }),
-        None => maximise(model, start, n, total, weight, |p, i, _: &mut ()| {
-            let [x, tx, t] = d.rows[i];
-            model.log_lik(p, x, tx, t)
-        }),
+        // Pareto/NBD's costly part, the series of J(t), depends on (x, t) alone, for t = t_x
+        // and t = T: far fewer distinct pairs than rows, each evaluated once.
+        None => {
+            let (points, at) = j_points(d);
+            maximise(model, start, total, |p| {
+                let j: Vec<pareto::LnJ> =
+                    points.par_iter().with_min_len(64).map(|&[x, t]| pareto::ln_j(p, x, t)).collect();
+                weighted_sum(n, weight, |i, _: &mut ()| {
+                    let [x, tx, t] = d.rows[i];
+                    let [a, b] = at[i];
+                    pareto::log_lik_with(p, x, tx, t, j[a as usize], j[b as usize])
+                })
+            })
+        }
     }
+}
+
+/// The distinct `(x, t)` pairs among the rows' `(x, t_x)` and `(x, T)`, in order of first
+/// appearance, and each row's two indices among them.
+fn j_points(d: &Distinct) -> (Vec<[f64; 2]>, Vec<[u32; 2]>) {
+    let mut index: FxHashMap<[u64; 2], u32> = FxHashMap::default();
+    let mut points = Vec::new();
+    let mut point = |x: f64, t: f64| {
+        *index.entry([x.to_bits(), t.to_bits()]).or_insert_with(|| {
+            points.push([x, t]);
+            (points.len() - 1) as u32
+        })
+    };
+    let at = d.rows.iter().map(|&[x, tx, t]| [point(x, tx), point(x, t)]).collect();
+    (points, at)
 }
 
 /// Fits Gamma-Gamma on `(x, m)` pairs: repeat purchases and their mean value, `x >= 1`,
@@ -359,26 +386,25 @@ pub fn fit_spend(pairs: &[(f64, f64)]) -> Result<SpendFit, ValueError> {
     }
     let n = pairs.len() as f64;
     let mean = pairs.iter().map(|p| p.1).sum::<f64>() / n;
-    maximise(
-        Spend::GammaGamma,
-        [1.0, 1.0, mean.max(1e-9)],
-        pairs.len(),
-        n,
-        |_| 1.0,
+    maximise(Spend::GammaGamma, [1.0, 1.0, mean.max(1e-9)], n, |p| {
         // The customers are in log order, with few distinct x: each chunk keeps the terms of
         // every x it meets (small x, the common ones, by index).
-        |p, i, seen: &mut Vec<Option<gamma::XTerms>>| {
-            let (x, m) = pairs[i];
-            let k = x as usize;
-            if k >= SPEND_X_CACHE {
-                return gamma::log_lik(p, x, m);
-            }
-            if seen.len() <= k {
-                seen.resize(k + 1, None);
-            }
-            seen[k].get_or_insert_with(|| gamma::XTerms::new(p, x)).log_lik(p, m)
-        },
-    )
+        weighted_sum(
+            pairs.len(),
+            |_| 1.0,
+            |i, seen: &mut Vec<Option<gamma::XTerms>>| {
+                let (x, m) = pairs[i];
+                let k = x as usize;
+                if k >= SPEND_X_CACHE {
+                    return gamma::log_lik(p, x, m);
+                }
+                if seen.len() <= k {
+                    seen.resize(k + 1, None);
+                }
+                seen[k].get_or_insert_with(|| gamma::XTerms::new(p, x)).log_lik(p, m)
+            },
+        )
+    })
 }
 
 impl fmt::Display for Spend {
