@@ -609,7 +609,7 @@ def report(res):
             L[-1] += f"; {b['customers']:,} customers, {b['rows']:,} rows, {b['csv_mib']:.0f} MiB"
         L[-1] += f". Summary check (cobuy's own summary of the log against the arrays lifetimes fits): {s['summary_check']}."
         L += ["", "| round | load | cobuy bg-nbd end to end s (read / summarise / fit / score) | RSS MiB | lifetimes "
-              "bg-nbd fit s | its scores s | RSS MiB | ratio | cobuy pareto-nbd s | cobuy auto s | cobuy 10M bg-nbd s "
+              "bg-nbd fit s | its scores s | RSS MiB | ratio (fit alone) | cobuy pareto-nbd s | cobuy auto s | cobuy 10M bg-nbd s "
               "| RSS 10M / 1M |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for i, rd in enumerate(s["rounds"]):
             cb, lt, cp, ca = rd["cobuy bg-nbd"], rd["lifetimes bg-nbd"], rd["cobuy pareto-nbd"], rd["cobuy auto"]
@@ -618,9 +618,10 @@ def report(res):
                                 (cb["read"], stage_gap(cb, "read", "summarised"), stage_gap(cb, "summarised", "fitted"),
                                  stage_gap(cb, "fitted", "scored")))  # fmt: skip
             ratio = lt["fit_s"] / cb["wall"] if "fit_s" in lt else float("nan")
+            fit_ratio = lt["fit_s"] / stage_gap(cb, "summarised", "fitted") if "fit_s" in lt else float("nan")
             L.append(f"| {i + 1} | {cb['load'][0]:.1f} | {cb['wall']:.2f} ({stages}) | {cb['rss']:.0f} | "
                      f"{lt.get('fit_s', float('nan')):.2f}{' ' + lt['error'] if 'error' in lt else ''} | "
-                     f"{lt.get('score_s', float('nan')):.2f} | {lt['rss']:.0f} | {ratio:.1f}x | {cp['wall']:.2f} | "
+                     f"{lt.get('score_s', float('nan')):.2f} | {lt['rss']:.0f} | {ratio:.1f}x ({fit_ratio:.0f}x) | {cp['wall']:.2f} | "
                      f"{ca['wall']:.2f} | " + (f"{big['wall']:.2f} ({big['rss']:.0f} MiB) | {big['rss'] / cb['rss']:.2f} |" if big else "- | - |"))  # fmt: skip
         r0 = s["rounds"][0]
         L += ["", "Fits in the first round: cobuy `" + str(r0["cobuy bg-nbd"]["fit_line"]) + "`; lifetimes "
@@ -629,10 +630,9 @@ def report(res):
             pp = s["peer_pareto"]
             L += ["", f"lifetimes ParetoNBDFitter.fit on the first {pp['customers']:,} customers: "
                   + (f"{pp['fit_s']:.1f} s, {pp['rss']:.0f} MiB" + (f" ({pp['error']})" if "error" in pp else ""))]  # fmt: skip
-        bars = res["bars"]
-        L += ["", "| bar | per round | met |", "|---|---|---|"]
-        for b in bars:
-            L.append(f"| {b['bar']} | {b['rounds']} | {'yes' if b['met'] else '**no**'} |")
+    L += ["", "### The bars", "", "| bar | figures (speed: per round) | met |", "|---|---|---|"]
+    for b in bars(res):
+        L.append(f"| {b['bar']} | {b['rounds']} | {'yes' if b['met'] else '**no**'} |")
     return "\n".join(L) + "\n"
 
 
@@ -640,8 +640,45 @@ def stage_gap(r, a, b):
     return r[b] - r[a] if r.get(a) is not None and r.get(b) is not None else None
 
 
+def published(v, lit):
+    """v agrees with the published lit at lit's printed precision (its decimals as written)."""
+    text = repr(lit)
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return abs(v - lit) <= 0.5 * 10 ** -decimals + 1e-12
+
+
 def bars(res):
     out = []
+    c = res.get("cdnow")
+    if c:
+        for model, (lit, lit_ll) in LITERATURE.items():
+            cf = c["cobuy_fits"].get(model)
+            if not cf:
+                out.append({"bar": f"CDNOW {model} matches the literature", "rounds": "no fit", "met": False})
+                continue
+            rels = max(rel(cf["params"][k], v) for k, v in lit.items())
+            ok = all(published(cf["params"][k], v) for k, v in lit.items())
+            text = f"max relative difference {rels:.1e}"
+            if lit_ll is not None:
+                ok = ok and published(cf["ll"], lit_ll)
+                text += f", LL {cf['ll']:.4f} vs {lit_ll}"
+            out.append({"bar": f"CDNOW {model}: parameters within 1e-3 relative, LL within 0.01 (as published: the printed digits)",
+                        "rounds": text + "; every value rounds to the published one" if ok else text, "met": ok})  # fmt: skip
+        best = min(((k, v) for k, v in c["holdout_pred"].items() if k.startswith("cobuy")), key=lambda kv: abs(kv[1] - c["actual_holdout"]))
+        err = (best[1] - c["actual_holdout"]) / c["actual_holdout"]
+        out.append({"bar": "CDNOW holdout: total repeat purchases in weeks 40-78 within 5% of the actual for the best model",
+                    "rounds": f"best {best[0]}: {best[1]:.1f} vs {c['actual_holdout']} ({100 * err:+.1f}%)", "met": abs(err) <= 0.05})  # fmt: skip
+        hiatus = next(v for k, v in c["churn"].items() if k.startswith("hiatus"))
+        lt_best = max((v for k, v in c["churn"].items() if k.startswith("lifetimes")), key=lambda v: v[0])
+        cb = [(k, v) for k, v in c["churn"].items() if k.startswith("cobuy")]
+        ch = c["cobuy_holdout_report"].get("choice") or {}
+        chosen_key = f"cobuy {ch.get('churn_model')}: " + ("-expected purchases" if ch.get("churn_score") == "expected" else "P(no purchase in 39 weeks)")
+        chosen = c["churn"].get(chosen_key, max((v for _, v in cb), key=lambda v: v[0]))
+        out.append({"bar": "CDNOW churn: cobuy's score (the one its holdout report chooses on calibration data) AUC above the hiatus heuristic and lifetimes' best score",
+                    "rounds": f"{chosen_key}: {chosen[0]:.4f}; hiatus {hiatus[0]:.4f}; lifetimes' best {lt_best[0]:.4f}",
+                    "met": chosen[0] > hiatus[0] and chosen[0] > lt_best[0]})  # fmt: skip
+        out.append({"bar": "CDNOW churn: top-decile lift >= 1.30", "rounds": f"{chosen[1]:.3f} (hiatus {hiatus[1]:.3f}, max {c['max_lift']:.3f})",
+                    "met": chosen[1] >= 1.30})  # fmt: skip
     s = res.get("speed")
     if not s:
         return out
