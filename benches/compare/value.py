@@ -562,8 +562,8 @@ def report(res):
         if cf and "params" in lf:
             L.append(f"| mbg-nbd (no published value) | - | {fmt_params(cf['params'])}; LL {cf['ll']:.4f} | "
                      f"{fmt_params(lf['params'])}; LL {lf['ll']:.4f} | - | - |")  # fmt: skip
-        L += ["", "Published precision: parameters to 4-5 significant digits (a relative difference up to ~1e-4 is rounding), "
-              "LL to 2 decimals. lifetimes' LL is its own formula evaluated at its parameters in weeks; lifetimes "
+        L += ["", "Published precision: parameters to 3-5 significant digits as printed (3.74 covers 3.735 to 3.745, 1.3e-3 relative), "
+              "LL to 1 or 2 decimals. lifetimes' LL is its own formula evaluated at its parameters in weeks; lifetimes "
               "calls the Gamma-Gamma scale `v`.", ""]  # fmt: skip
         cs = c["cobuy_single"]
         ls = c["lifetimes"]["bg-nbd"].get("single", {})
@@ -584,7 +584,7 @@ def report(res):
         hr = c["cobuy_holdout_report"]
         ch = hr.get("choice") or {}
         L += ["", f"Churn (no purchase in the holdout: {100 * c['churn_rate']:.1f}% of customers; the highest possible "
-              f"top-decile lift is {c['max_lift']:.2f}), ranked by this script:", "",
+              f"top-decile lift is {c['max_lift']:.2f}), ranked by `value.py` itself:", "",
               "| score | AUC | top-decile lift |", "|---|---|---|"]  # fmt: skip
         for k, (auc, lift) in sorted(c["churn"].items(), key=lambda kv: -kv[1][0]):
             L.append(f"| {k} | {auc:.3f} | {lift:.2f} |")
