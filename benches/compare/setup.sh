@@ -1,10 +1,13 @@
 # Sourced by the run*.sh harnesses (from the repository root): the peer venv with its pinned
-# stack, and the cobuy binary to measure. Callers may set EXTRA_PINS=(...) before sourcing.
+# stack, and the cobuy binary to measure. Callers may set EXTRA_PINS=(...) before sourcing, or PINS=(...) and
+# VENV for another stack in its own venv (run_value.sh: lifetimes needs older numpy, scipy and pandas).
 # Sets VENV and COBUY (each kept when given: COBUY=/path/to/cobuy measures that binary instead of this tree,
 # VENV=/path/to/venv reuses another checkout's venv).
 VENV=${VENV:-target/compare-venv}
 # implicit 0.7.3 is the newest release, with a manylinux wheel for CPython 3.11.
-PINS=(implicit==0.7.3 numpy==2.4.6 scipy==1.17.1 pandas==3.1.1 threadpoolctl==3.8.0 "${EXTRA_PINS[@]}")
+if [ -z "${PINS+set}" ]; then
+    PINS=(implicit==0.7.3 numpy==2.4.6 scipy==1.17.1 pandas==3.1.1 threadpoolctl==3.8.0 "${EXTRA_PINS[@]}")
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
     PY=${PYTHON:-$(command -v python3.11 || command -v python3)}

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::optim::{self, OptimError, Optimum};
@@ -13,6 +14,8 @@ use super::{ValueError, bgnbd, gamma, pareto};
 
 /// Rows per parallel chunk; sums are taken per chunk in order, then over chunks in order.
 const CHUNK: usize = 2_048;
+/// Gamma-Gamma's per-x terms are kept for x below this.
+const SPEND_X_CACHE: usize = 4_096;
 /// Convergence: the largest log-space gradient component of the mean log-likelihood.
 const GTOL: f64 = 1e-10;
 
@@ -85,10 +88,19 @@ impl Model {
     /// One customer's log-likelihood and its gradient in the parameters (NaN where
     /// Pareto/NBD's series does not converge, see `pareto`).
     pub fn log_lik(self, p: &[f64; 4], x: f64, tx: f64, t: f64) -> (f64, [f64; 4]) {
+        match self.bg_k() {
+            Some(k) => bgnbd::log_lik(k, p, x, tx, t),
+            None => pareto::log_lik(p, x, tx, t),
+        }
+    }
+
+    /// The BG family's `k` (0 for BG/NBD, 1 for MBG/NBD: whether a customer may drop out
+    /// before the first repeat purchase); `None` for Pareto/NBD.
+    fn bg_k(self) -> Option<f64> {
         match self {
-            Model::BgNbd => bgnbd::log_lik(0.0, p, x, tx, t),
-            Model::MbgNbd => bgnbd::log_lik(1.0, p, x, tx, t),
-            Model::ParetoNbd => pareto::log_lik(p, x, tx, t),
+            Model::BgNbd => Some(0.0),
+            Model::MbgNbd => Some(1.0),
+            Model::ParetoNbd => None,
         }
     }
 
@@ -103,10 +115,18 @@ impl Model {
 
     /// Expected purchases in `(T, T + h]`.
     pub fn expected(self, p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
-        match self {
-            Model::BgNbd => bgnbd::expected(0.0, p, x, tx, t, h),
-            Model::MbgNbd => bgnbd::expected(1.0, p, x, tx, t, h),
-            Model::ParetoNbd => pareto::expected(p, x, tx, t, h),
+        match self.bg_k() {
+            Some(k) => bgnbd::expected(k, p, x, tx, t, h),
+            None => pareto::expected(p, x, tx, t, h),
+        }
+    }
+
+    /// Expected purchases in `(T, T + h]` if alive at T: [`Model::expected`] is this times
+    /// P(alive), bit for bit.
+    pub fn expected_if_alive(self, p: &[f64; 4], x: f64, t: f64, h: f64) -> f64 {
+        match self.bg_k() {
+            Some(k) => bgnbd::expected_if_alive(k, p, x, t, h),
+            None => pareto::expected_if_alive(p, x, t, h),
         }
     }
 
@@ -204,6 +224,10 @@ impl Purchases {
     pub fn expected(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
         self.model.expected(&self.params, x, tx, t, h)
     }
+    /// Expected purchases in the next `h` time units if alive now.
+    pub fn expected_if_alive(&self, x: f64, t: f64, h: f64) -> f64 {
+        self.model.expected_if_alive(&self.params, x, t, h)
+    }
     /// P(no purchase in the next `h` time units).
     pub fn p_no_purchase(&self, x: f64, tx: f64, t: f64, h: f64) -> f64 {
         self.model.p_no_purchase(&self.params, x, tx, t, h)
@@ -223,11 +247,12 @@ impl SpendFit {
 }
 
 /// Sums `w ln L` and its gradient over rows, in fixed chunks (the same bytes for any
-/// thread count); `None` when any term is not finite.
-fn weighted_sum<const N: usize>(
+/// thread count); `None` when any term is not finite. Each chunk's rows share a state `S`,
+/// starting from its default (BG/NBD's terms of the last `x`).
+fn weighted_sum<const N: usize, S: Default>(
     n: usize,
     weight: impl Fn(usize) -> f64 + Sync,
-    row: impl Fn(usize) -> (f64, [f64; N]) + Sync,
+    row: impl Fn(usize, &mut S) -> (f64, [f64; N]) + Sync,
 ) -> Option<(f64, [f64; N])> {
     let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
     let parts: Vec<Option<(f64, [f64; N])>> = starts
@@ -235,8 +260,9 @@ fn weighted_sum<const N: usize>(
         .map(|&s| {
             let mut v = 0.0;
             let mut g = [0.0; N];
+            let mut state = S::default();
             for i in s..(s + CHUNK).min(n) {
-                let (l, gr) = row(i);
+                let (l, gr) = row(i, &mut state);
                 let w = weight(i);
                 v += w * l;
                 for k in 0..N {
@@ -258,21 +284,20 @@ fn weighted_sum<const N: usize>(
     Some((v, g))
 }
 
-/// Maximises `Σ w ln L` over log-parameters from `start`.
+/// Maximises `Σ w ln L`, given by `sum` at the parameters (a [`weighted_sum`]), over
+/// log-parameters from `start`; `total` is the weight of all rows.
 fn maximise<const N: usize, M: Copy + fmt::Display>(
     model: M,
     start: [f64; N],
-    n: usize,
     total: f64,
-    weight: impl Fn(usize) -> f64 + Sync,
-    row: impl Fn(&[f64; N], usize) -> (f64, [f64; N]) + Sync,
+    sum: impl Fn(&[f64; N]) -> Option<(f64, [f64; N])> + Sync,
 ) -> Result<Fitted<N, M>, ValueError> {
     let objective = |theta: &[f64]| -> Option<(f64, Vec<f64>)> {
         let mut p = [0.0; N];
         for k in 0..N {
             p[k] = theta[k].exp();
         }
-        let (v, g) = weighted_sum(n, &weight, |i| row(&p, i))?;
+        let (v, g) = sum(&p)?;
         Some((-v / total, (0..N).map(|k| -g[k] * p[k] / total).collect()))
     };
     let theta0: Vec<f64> = start.iter().map(|v| v.ln()).collect();
@@ -308,17 +333,49 @@ pub fn fit(model: Model, d: &Distinct) -> Result<Purchases, ValueError> {
     if !d.rows.iter().any(|r| r[0] > 0.0) {
         return Err(ValueError::NoRepeatPurchases);
     }
-    maximise(
-        model,
-        model.start(d),
-        d.rows.len(),
-        d.total(),
-        |i| d.weights[i],
-        |p, i| {
-            let [x, tx, t] = d.rows[i];
-            model.log_lik(p, x, tx, t)
-        },
-    )
+    let (start, n, total, weight) = (model.start(d), d.rows.len(), d.total(), |i: usize| d.weights[i]);
+    match model.bg_k() {
+        // The rows are sorted by x: each chunk computes BG/NBD's terms of an x once.
+        Some(k) => maximise(model, start, total, |p| {
+            weighted_sum(n, weight, |i, last: &mut Option<bgnbd::XTerms>| {
+                let [x, tx, t] = d.rows[i];
+                let terms = match last {
+                    Some(c) if c.x() == x => c,
+                    _ => last.insert(bgnbd::XTerms::new(k, p, x)),
+                };
+                terms.log_lik(p, tx, t)
+            })
+        }),
+        // Pareto/NBD's costly part, the series of J(t), depends on (x, t) alone, for t = t_x
+        // and t = T: far fewer distinct pairs than rows, each evaluated once.
+        None => {
+            let (points, at) = j_points(d);
+            maximise(model, start, total, |p| {
+                let j: Vec<pareto::LnJ> =
+                    points.par_iter().with_min_len(64).map(|&[x, t]| pareto::ln_j(p, x, t)).collect();
+                weighted_sum(n, weight, |i, _: &mut ()| {
+                    let [x, tx, t] = d.rows[i];
+                    let [a, b] = at[i];
+                    pareto::log_lik_with(p, x, tx, t, j[a as usize], j[b as usize])
+                })
+            })
+        }
+    }
+}
+
+/// The distinct `(x, t)` pairs among the rows' `(x, t_x)` and `(x, T)`, in order of first
+/// appearance, and each row's two indices among them.
+fn j_points(d: &Distinct) -> (Vec<[f64; 2]>, Vec<[u32; 2]>) {
+    let mut index: FxHashMap<[u64; 2], u32> = FxHashMap::default();
+    let mut points = Vec::new();
+    let mut point = |x: f64, t: f64| {
+        *index.entry([x.to_bits(), t.to_bits()]).or_insert_with(|| {
+            points.push([x, t]);
+            (points.len() - 1) as u32
+        })
+    };
+    let at = d.rows.iter().map(|&[x, tx, t]| [point(x, tx), point(x, t)]).collect();
+    (points, at)
 }
 
 /// Fits Gamma-Gamma on `(x, m)` pairs: repeat purchases and their mean value, `x >= 1`,
@@ -329,17 +386,25 @@ pub fn fit_spend(pairs: &[(f64, f64)]) -> Result<SpendFit, ValueError> {
     }
     let n = pairs.len() as f64;
     let mean = pairs.iter().map(|p| p.1).sum::<f64>() / n;
-    maximise(
-        Spend::GammaGamma,
-        [1.0, 1.0, mean.max(1e-9)],
-        pairs.len(),
-        n,
-        |_| 1.0,
-        |p, i| {
-            let (x, m) = pairs[i];
-            gamma::log_lik(p, x, m)
-        },
-    )
+    maximise(Spend::GammaGamma, [1.0, 1.0, mean.max(1e-9)], n, |p| {
+        // The customers are in log order, with few distinct x: each chunk keeps the terms of
+        // every x it meets (small x, the common ones, by index).
+        weighted_sum(
+            pairs.len(),
+            |_| 1.0,
+            |i, seen: &mut Vec<Option<gamma::XTerms>>| {
+                let (x, m) = pairs[i];
+                let k = x as usize;
+                if k >= SPEND_X_CACHE {
+                    return gamma::log_lik(p, x, m);
+                }
+                if seen.len() <= k {
+                    seen.resize(k + 1, None);
+                }
+                seen[k].get_or_insert_with(|| gamma::XTerms::new(p, x)).log_lik(p, m)
+            },
+        )
+    })
 }
 
 impl fmt::Display for Spend {

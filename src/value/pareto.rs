@@ -12,13 +12,16 @@
 
 use super::special::{digamma, hyp2f1_one, ln_gamma_ratio};
 
+/// `ln Ĵ(t)` and its gradient.
+pub type LnJ = (f64, [f64; 4]);
+
 /// `ln Ĵ(t)`, `Ĵ(t) = J(t) α^(r+x) β^s`, and its gradient in `[r, alpha, s, beta]`. The
 /// factor `α^(r+x) β^s` is taken out of every term of the likelihood so that no term is a
 /// difference of two large logarithms (`s ln β - s ln(β+t)` when s and β are large, or the
 /// same in r and α): each power appears as `ln(1 + t/α)`. NaN where a series does not
 /// converge (see [`hyp2f1_one`]), which the fit treats as outside the search and the scores
 /// leave empty.
-fn ln_j(p: &[f64; 4], x: f64, t: f64) -> (f64, [f64; 4]) {
+pub fn ln_j(p: &[f64; 4], x: f64, t: f64) -> LnJ {
     let [r, alpha, s, beta] = *p;
     let (la, lb) = ((t / alpha).ln_1p(), (t / beta).ln_1p());
     // d ln(1 + t/α) / dα = -t / (α (α+t)).
@@ -64,16 +67,27 @@ struct Parts {
 }
 
 fn parts(p: &[f64; 4], x: f64, tx: f64, t: f64) -> Parts {
+    parts_with(p, x, t, ln_j(p, x, tx), ln_j(p, x, t))
+}
+
+/// [`parts`] given `ln Ĵ(t_x)` and `ln Ĵ(T)`.
+fn parts_with(p: &[f64; 4], x: f64, t: f64, j1: LnJ, j2: LnJ) -> Parts {
     let [r, alpha, s, beta] = *p;
     let (la, lb) = ((t / alpha).ln_1p(), (t / beta).ln_1p());
     let f = (-(r + x) * la - s * lb, [-la, (r + x) * t / (alpha * (alpha + t)), -lb, s * t / (beta * (beta + t))]);
-    Parts { f, j1: ln_j(p, x, tx), j2: ln_j(p, x, t), c: s / (r + s + x) }
+    Parts { f, j1, j2, c: s / (r + s + x) }
 }
 
 /// `ln L(x, t_x, T)` and its gradient in `[r, alpha, s, beta]`.
 pub fn log_lik(p: &[f64; 4], x: f64, tx: f64, t: f64) -> (f64, [f64; 4]) {
+    log_lik_with(p, x, tx, t, ln_j(p, x, tx), ln_j(p, x, t))
+}
+
+/// [`log_lik`] given `ln Ĵ(t_x)` and `ln Ĵ(T)` ([`ln_j`]; a fit evaluates each distinct
+/// `(x, t)` once).
+pub fn log_lik_with(p: &[f64; 4], x: f64, tx: f64, t: f64, j1: LnJ, j2: LnJ) -> (f64, [f64; 4]) {
     let [r, alpha, s, _] = *p;
-    let Parts { f, j1, j2, c } = parts(p, x, tx, t);
+    let Parts { f, j1, j2, c } = parts_with(p, x, t, j1, j2);
     let a1 = ln_gamma_ratio(r, x) - x * alpha.ln();
     let m = f.0.max(j1.0);
     let (ef, e1) = ((f.0 - m).exp(), c * (j1.0 - m).exp());
@@ -99,11 +113,16 @@ pub fn p_alive(p: &[f64; 4], x: f64, tx: f64, t: f64) -> f64 {
 /// Expected purchases in `(T, T + h]`:
 /// `(r+x)(β+T) / ((α+T)(s-1)) [1 - ((β+T)/(β+T+h))^(s-1)] P(alive)`, continuous at `s = 1`.
 pub fn expected(p: &[f64; 4], x: f64, tx: f64, t: f64, h: f64) -> f64 {
+    expected_if_alive(p, x, t, h) * p_alive(p, x, tx, t)
+}
+
+/// [`expected`] without its factor P(alive), which does not depend on `h`.
+pub fn expected_if_alive(p: &[f64; 4], x: f64, t: f64, h: f64) -> f64 {
     let [r, alpha, s, beta] = *p;
     let u = ((beta + t + h) / (beta + t)).ln();
     let sm1 = s - 1.0;
     let ratio = if sm1 * u == 0.0 { u } else { -(-sm1 * u).exp_m1() / sm1 };
-    (r + x) * (beta + t) / (alpha + t) * ratio * p_alive(p, x, tx, t)
+    (r + x) * (beta + t) / (alpha + t) * ratio
 }
 
 /// Simpson intervals of [`next_purchase`]'s integral.

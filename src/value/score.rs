@@ -6,6 +6,7 @@
 //! count.
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::time::DAY;
@@ -153,32 +154,57 @@ pub fn score(
     let h = opts.horizon;
     let steps = ((h * opts.unit_seconds / STEP).ceil() as usize).clamp(1, 1_200);
     let years_per_unit = opts.unit_seconds / YEAR;
-    let model_part: Vec<[Option<f64>; 6]> = summaries
+    // The model's values depend on (x, t_x, T) alone, which many customers share: each
+    // distinct row is scored once (a customer's lifetime value is its row's discounted
+    // purchases times the customer's own expected spend).
+    let (row_of, rows) = distinct_rows(summaries);
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let per_row: Vec<Option<RowScore>> = rows
         .par_iter()
         .with_min_len(256)
-        .map(|s| {
-            let Some(m) = purchases else { return [None; 6] };
-            let expected = m.expected(s.x, s.t_x, s.t, h);
+        .map(|&[x, tx, t]| {
+            let m = purchases?;
+            let p_alive = m.p_alive(x, tx, t);
+            let expected = m.expected_if_alive(x, t, h) * p_alive;
+            let (mut prev, mut discounted) = (0.0, 0.0);
+            for k in 1..=steps {
+                let tk = h * k as f64 / steps as f64;
+                let cum = if k == steps { expected } else { m.expected_if_alive(x, t, tk) * p_alive };
+                discounted += (cum - prev) * (1.0 + opts.discount).powf(-tk * years_per_unit);
+                prev = cum;
+            }
+            Some(RowScore {
+                p_alive: finite(p_alive),
+                expected: finite(expected),
+                p_no_purchase: finite(m.p_no_purchase(x, tx, t, h)),
+                discounted,
+            })
+        })
+        .collect();
+    // The time to the next purchase depends on (x, T) alone: once per distinct pair.
+    let next: FxHashMap<[u64; 2], Option<f64>> = match purchases {
+        Some(m) => {
+            let mut pairs: Vec<[f64; 2]> = rows.iter().map(|&[x, _, t]| [x, t]).collect();
+            pairs.sort_unstable_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+            pairs.dedup_by(|a, b| a[0].to_bits() == b[0].to_bits() && a[1].to_bits() == b[1].to_bits());
+            pairs
+                .par_iter()
+                .with_min_len(64)
+                .map(|&[x, t]| ([x.to_bits(), t.to_bits()], finite(m.next_purchase(x, 0.0, t))))
+                .collect()
+        }
+        None => FxHashMap::default(),
+    };
+    let model_part: Vec<[Option<f64>; 6]> = summaries
+        .par_iter()
+        .zip(&row_of)
+        .with_min_len(256)
+        .map(|(s, &row)| {
+            let Some(r) = &per_row[row as usize] else { return [None; 6] };
             let espend = spend.and_then(|g| g.expected_spend(f64::from(s.spend_n), s.spend_mean));
-            let clv = espend.map(|e| {
-                let (mut prev, mut total) = (0.0, 0.0);
-                for k in 1..=steps {
-                    let tk = h * k as f64 / steps as f64;
-                    let cum = if k == steps { expected } else { m.expected(s.x, s.t_x, s.t, tk) };
-                    total += (cum - prev) * (1.0 + opts.discount).powf(-tk * years_per_unit);
-                    prev = cum;
-                }
-                total * e
-            });
-            let finite = |v: f64| v.is_finite().then_some(v);
-            [
-                finite(m.p_alive(s.x, s.t_x, s.t)),
-                finite(expected),
-                finite(m.p_no_purchase(s.x, s.t_x, s.t, h)),
-                espend.and_then(finite),
-                clv.and_then(finite),
-                finite(m.next_purchase(s.x, s.t_x, s.t)),
-            ]
+            let clv = espend.map(|e| r.discounted * e);
+            let next_purchase = next[&[s.x.to_bits(), s.t.to_bits()]];
+            [r.p_alive, r.expected, r.p_no_purchase, espend.and_then(finite), clv.and_then(finite), next_purchase]
         })
         .collect();
     let any = |k: usize| model_part.iter().any(|p| p[k].is_some());
@@ -212,6 +238,33 @@ pub fn score(
         })
         .collect();
     Ok((scores, basis))
+}
+
+/// A distinct `(x, t_x, T)` row's model values.
+struct RowScore {
+    p_alive: Option<f64>,
+    expected: Option<f64>,
+    p_no_purchase: Option<f64>,
+    /// Expected purchases in the horizon, each discounted to now.
+    discounted: f64,
+}
+
+/// Each customer's row among the distinct `(x, t_x, T)` rows (numbered in order of first
+/// appearance, so the same for any thread count), and those rows.
+fn distinct_rows(summaries: &[CustomerSummary]) -> (Vec<u32>, Vec<[f64; 3]>) {
+    let mut index: FxHashMap<[u64; 3], u32> = FxHashMap::default();
+    let mut rows = Vec::new();
+    let row_of = summaries
+        .iter()
+        .map(|s| {
+            let key = [s.x.to_bits(), s.t_x.to_bits(), s.t.to_bits()];
+            *index.entry(key).or_insert_with(|| {
+                rows.push([s.x, s.t_x, s.t]);
+                (rows.len() - 1) as u32
+            })
+        })
+        .collect();
+    (row_of, rows)
 }
 
 /// Top 20% and bottom 20% (each rounded) by value, ties broken by index (the earlier

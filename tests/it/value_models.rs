@@ -239,3 +239,121 @@ fn fits_are_the_same_for_any_thread_count() {
     };
     assert_eq!(fit(1), fit(3));
 }
+
+#[test]
+fn a_fit_reports_the_plain_sum_of_its_rows_likelihoods() {
+    // More rows than one summing chunk, many sharing an x (BG/NBD and Gamma-Gamma reuse their
+    // per-x terms) or an (x, t_x) or (x, T) (Pareto/NBD evaluates its series once per pair):
+    // the reported log-likelihood is the naive formula summed row by row at the fitted
+    // parameters.
+    let d = simulated(6_000, true, 5);
+    assert!(d.rows.len() > 2_048, "{} rows", d.rows.len());
+    for model in Model::ALL {
+        let f = value::fit_model(model, &d).unwrap();
+        let want: f64 = d
+            .rows
+            .iter()
+            .zip(&d.weights)
+            .map(|(&[x, tx, t], w)| {
+                w * match model {
+                    Model::BgNbd => oracle::bg_log_lik(&f.params, x, tx, t, false),
+                    Model::MbgNbd => oracle::bg_log_lik(&f.params, x, tx, t, true),
+                    Model::ParetoNbd => oracle::pareto_log_lik(&f.params, x, tx, t),
+                }
+            })
+            .sum();
+        assert!(close(f.log_likelihood, want, 1e-9), "{model}: {} vs {want}", f.log_likelihood);
+    }
+    // Spend: x in no order, repeated, some above the per-x cache.
+    let mut rng = super::common::Lcg(3);
+    let pairs: Vec<(f64, f64)> = (0..5_000)
+        .map(|i| ((1 + rng.below(if i % 50 == 0 { 9_000 } else { 12 })) as f64, 5.0 + 60.0 * rng.unit()))
+        .collect();
+    let f = value::fit_spend(&pairs).unwrap();
+    let want: f64 = pairs.iter().map(|&(x, m)| oracle::gg_log_lik(&f.params, x, m)).sum();
+    assert!(close(f.log_likelihood, want, 1e-9), "gamma-gamma: {} vs {want}", f.log_likelihood);
+}
+
+#[test]
+fn customers_sharing_a_history_get_their_own_scores() {
+    use cobuy::ids::CustomerIdx;
+    use cobuy::value::{CustomerSummary, ScoreOptions, SpendFit, TierBy, fit::Spend};
+    // Each history several times, with different spends: every model value is the
+    // customer's own, and lifetime value is the discounted sum of the expected purchases in
+    // each month of the horizon times the customer's expected spend.
+    let summaries: Vec<CustomerSummary> = (0..ROWS.len() * 3)
+        .map(|i| {
+            let [x, t_x, t] = ROWS[i % ROWS.len()];
+            let spend_n = if x > 0.0 { 1 + (i % 3) as u32 } else { 0 };
+            CustomerSummary {
+                customer: CustomerIdx(i as u32),
+                x,
+                t_x,
+                t,
+                first: 0,
+                last: (t_x * 7.0 * 86_400.0) as i64,
+                revenue: 10.0 * (i + 1) as f64,
+                spend_n,
+                spend_mean: if spend_n > 0 { 5.0 + i as f64 } else { 0.0 },
+            }
+        })
+        .collect();
+    let spend = SpendFit {
+        model: Spend::GammaGamma,
+        params: [6.25, 3.74, 15.44],
+        log_likelihood: 0.0,
+        std_errors: [None; 3],
+        boundary: [None; 3],
+        customers: 1.0,
+        iterations: 0,
+    };
+    let (h, unit, discount) = (52.0, 7.0 * 86_400.0, 0.1);
+    let opts = ScoreOptions { horizon: h, unit_seconds: unit, discount, tier_by: TierBy::Value };
+    for (model, params) in
+        [(Model::BgNbd, BG_PARAMS[0]), (Model::MbgNbd, BG_PARAMS[1]), (Model::ParetoNbd, PARETO_PARAMS[0])]
+    {
+        let m = fitted(model, params);
+        let (scores, _) = value::score(&summaries, Some(&m), Some(&spend), true, &opts).unwrap();
+        let steps = (h * unit / (30.0 * 86_400.0)).ceil() as usize;
+        for (s, got) in summaries.iter().zip(&scores) {
+            let (x, tx, t) = (s.x, s.t_x, s.t);
+            let espend = spend.expected_spend(f64::from(s.spend_n), s.spend_mean);
+            let mut clv = 0.0;
+            for k in 1..=steps {
+                let (t0, t1) = (h * (k - 1) as f64 / steps as f64, h * k as f64 / steps as f64);
+                let bought = m.expected(x, tx, t, t1) - if k == 1 { 0.0 } else { m.expected(x, tx, t, t0) };
+                clv += bought * (1.0 + discount).powf(-t1 * unit / (365.25 * 86_400.0));
+            }
+            let want = [
+                Some(m.p_alive(x, tx, t)),
+                Some(m.expected(x, tx, t, h)),
+                Some(m.p_no_purchase(x, tx, t, h)),
+                Some(m.next_purchase(x, tx, t)),
+                espend,
+                espend.map(|e| clv * e),
+            ];
+            let have = [got.p_alive, got.expected, got.p_no_purchase, got.next_purchase, got.expected_spend, got.clv];
+            for (k, (g, w)) in have.iter().zip(&want).enumerate() {
+                match (g, w) {
+                    (Some(g), Some(w)) => {
+                        assert!(close(*g, *w, 1e-12), "{model} customer {i} value {k}: {g} vs {w}", i = s.customer.0)
+                    }
+                    _ => assert_eq!(g.is_some(), w.is_some(), "{model} customer {} value {k}", s.customer.0),
+                }
+            }
+        }
+    }
+}
+
+/// A repeat-purchase model with these parameters (the other fields are not read by scores).
+fn fitted(model: Model, params: [f64; 4]) -> value::Purchases {
+    value::Purchases {
+        model,
+        params,
+        log_likelihood: 0.0,
+        std_errors: [None; 4],
+        boundary: [None; 4],
+        customers: 1.0,
+        iterations: 0,
+    }
+}
