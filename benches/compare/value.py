@@ -575,28 +575,22 @@ def report(res):
             f"{k} lifetimes {v['fit_s']:.3f}" for k, v in c["lifetimes"].items() if "fit_s" in v)
             + f"; cobuy whole process (read, summarise, fit, score, write): "
             + ", ".join(f"{k} {v:.3f}" for k, v in c["cobuy_model_walls"].items())
-            + f", auto (three fits, Gamma-Gamma, the holdout with its inner split) {c['cobuy_auto_wall']:.3f}; "
+            + f", auto (three fits, Gamma-Gamma, the holdout) {c['cobuy_auto_wall']:.3f}; "
             f"the lifetimes process (imports, CSV, four fits, scores) {c['lifetimes_wall']:.2f}."]  # fmt: skip
         L += ["", f"### CDNOW holdout (weeks 40-78; actual {c['actual_holdout']} repeat purchases)", "",
               "| model | predicted | error |", "|---|---|---|"]  # fmt: skip
         for k, v in c["holdout_pred"].items():
             L.append(f"| {k} | {v:.1f} | {100 * (v - c['actual_holdout']) / c['actual_holdout']:+.1f}% |")
         hr = c["cobuy_holdout_report"]
-        ch = hr.get("choice") or {}
         L += ["", f"Churn (no purchase in the holdout: {100 * c['churn_rate']:.1f}% of customers; the highest possible "
               f"top-decile lift is {c['max_lift']:.2f}), ranked by `value.py` itself:", "",
               "| score | AUC | top-decile lift |", "|---|---|---|"]  # fmt: skip
         for k, (auc, lift) in sorted(c["churn"].items(), key=lambda kv: -kv[1][0]):
             L.append(f"| {k} | {auc:.3f} | {lift:.2f} |")
-        if ch:
-            L += ["", f"cobuy's holdout report chose, on the calibration data alone (its last {ch['inner_holdout']:.1f} "
-                  f"weeks held out): purchases by {ch['purchases_model']}, churn by {ch['churn_model']}'s "
-                  f"{ch['churn_score']} (its figures, as the report computes them: "
-                  + "; ".join(f"{mm['model']} P(none) AUC {mm['churn_p_no_purchase']['auc']:.3f} lift "
-                              f"{mm['churn_p_no_purchase']['top_decile_lift']:.2f}, expected AUC "
-                              f"{mm['churn_expected']['auc']:.3f} lift {mm['churn_expected']['top_decile_lift']:.2f}"
-                              for mm in c["cobuy_holdout_models"])
-                  + f"; hiatus AUC {hr['churn_hiatus']['auc']:.3f} lift {hr['churn_hiatus']['top_decile_lift']:.2f})."]  # fmt: skip
+        chosen = next((mm for mm in c["cobuy_holdout_models"] if mm.get("chosen")), None)
+        if chosen:
+            L += ["", f"cobuy's customers file uses {chosen['model']} ({hr['chosen_rule']}); its churn-risk column is "
+                  f"P(no purchase in the horizon) under that model."]  # fmt: skip
     s = res.get("speed")
     if s:
         small = s["sizes"][0]
@@ -670,11 +664,11 @@ def bars(res):
                     "rounds": f"best {best[0]}: {best[1]:.1f} vs {c['actual_holdout']} ({100 * err:+.1f}%)", "met": abs(err) <= 0.05})  # fmt: skip
         hiatus = next(v for k, v in c["churn"].items() if k.startswith("hiatus"))
         lt_best = max((v for k, v in c["churn"].items() if k.startswith("lifetimes")), key=lambda v: v[0])
-        cb = [(k, v) for k, v in c["churn"].items() if k.startswith("cobuy")]
-        ch = c["cobuy_holdout_report"].get("choice") or {}
-        chosen_key = f"cobuy {ch.get('churn_model')}: " + ("-expected purchases" if ch.get("churn_score") == "expected" else "P(no purchase in 39 weeks)")
-        chosen = c["churn"].get(chosen_key, max((v for _, v in cb), key=lambda v: v[0]))
-        out.append({"bar": "CDNOW churn: cobuy's score (the one its holdout report chooses on calibration data) AUC above the hiatus heuristic and lifetimes' best score",
+        # The score a user gets without flags: the customers file's churn risk under `auto`'s model. Never the best of
+        # the listed scores, which would be chosen by looking at the holdout.
+        chosen_key = "cobuy auto (customers file p_no_purchase)"
+        chosen = c["churn"][chosen_key]
+        out.append({"bar": "CDNOW churn: cobuy's default score (the customers file's, under auto's model) AUC above the hiatus heuristic and lifetimes' best score",
                     "rounds": f"{chosen_key}: {chosen[0]:.4f}; hiatus {hiatus[0]:.4f}; lifetimes' best {lt_best[0]:.4f}",
                     "met": chosen[0] > hiatus[0] and chosen[0] > lt_best[0]})  # fmt: skip
         out.append({"bar": "CDNOW churn: top-decile lift >= 1.30", "rounds": f"{chosen[1]:.3f} (hiatus {hiatus[1]:.3f}, max {c['max_lift']:.3f})",
