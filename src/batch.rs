@@ -309,7 +309,7 @@ struct RowWriter<'a> {
     scorer: Scorer<'a>,
     top: usize,
     /// Every item id as a ready CSV field.
-    items: Vec<Vec<u8>>,
+    items: Fields,
     explain: bool,
     /// What the scored rows' counts count, for the reasons.
     unit: Option<CountUnit>,
@@ -317,15 +317,7 @@ struct RowWriter<'a> {
 
 impl<'a> RowWriter<'a> {
     fn new(model: &'a Model, opts: &BatchOptions<'a>) -> Self {
-        let items = model
-            .items()
-            .iter()
-            .map(|id| {
-                let mut f = Vec::with_capacity(id.len());
-                write_field(&mut f, id);
-                f
-            })
-            .collect();
+        let items = Fields::new(model.items().iter());
         let unit = model.info().ingest.as_ref().and_then(|s| s.counts);
         RowWriter { model, scorer: model.scorer(opts.filter), top: opts.top, items, explain: opts.explain, unit }
     }
@@ -365,6 +357,7 @@ impl<'a> RowWriter<'a> {
         buf: &mut Vec<u8>,
         st: &mut BatchStats,
     ) {
+        self.items.touch(recs.iter().map(|r| r.item.get()));
         let mut field = None;
         for (rank, r) in recs.iter().enumerate() {
             st.popular_rows += u64::from(r.source == Source::Popular);
@@ -378,7 +371,7 @@ impl<'a> RowWriter<'a> {
             buf.push(b',');
             put_short(buf, itoa::Buffer::new().format(rank + 1).as_bytes());
             buf.push(b',');
-            put_short(buf, &self.items[r.item.get()]);
+            put_short(buf, self.items.get(r.item.get()));
             buf.push(b',');
             write_score(buf, r.score);
             buf.push(b',');
@@ -389,6 +382,57 @@ impl<'a> RowWriter<'a> {
             }
             buf.push(b'\n');
         }
+    }
+}
+
+/// Ids as ready CSV fields, packed in one array of fixed-width slots (a length byte, then
+/// the field) when every field fits in 31 bytes: a row then reads one slot where a `Vec` per
+/// id cost two dependent cache misses (its header, then its bytes on the heap), which took
+/// a quarter of `recommend`'s time on a 100,000-item catalogue.
+struct Fields {
+    /// Slot width (8, 16 or 32 bytes), or 0 when the fields are in `long`.
+    width: usize,
+    slots: Vec<u8>,
+    long: Vec<Vec<u8>>,
+}
+
+impl Fields {
+    fn new<'i>(ids: impl Iterator<Item = &'i str>) -> Self {
+        let long: Vec<Vec<u8>> = ids
+            .map(|id| {
+                let mut f = Vec::with_capacity(id.len());
+                write_field(&mut f, id);
+                f
+            })
+            .collect();
+        let longest = long.iter().map(Vec::len).max().unwrap_or(0);
+        let Some(width) = [8, 16, 32].into_iter().find(|&w| longest < w) else {
+            return Fields { width: 0, slots: Vec::new(), long };
+        };
+        let mut slots = vec![0; width * long.len()];
+        for (slot, f) in slots.chunks_exact_mut(width).zip(&long) {
+            slot[0] = f.len() as u8;
+            slot[1..=f.len()].copy_from_slice(f);
+        }
+        Fields { width, slots, long: Vec::new() }
+    }
+
+    /// Reads the slots of `items` ahead of their use: loads that do not wait for each
+    /// other, so that their cache misses overlap instead of stalling one row at a time.
+    #[inline(always)]
+    fn touch(&self, items: impl Iterator<Item = usize>) {
+        if self.width != 0 {
+            std::hint::black_box(items.fold(0u8, |x, i| x ^ self.slots[i * self.width]));
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> &[u8] {
+        if self.width == 0 {
+            return &self.long[i];
+        }
+        let slot = &self.slots[i * self.width..(i + 1) * self.width];
+        &slot[1..=usize::from(slot[0])]
     }
 }
 
@@ -536,6 +580,25 @@ mod tests {
             got.clear();
             write_field(&mut got, s);
             assert_eq!(got, csv_line(s, style), "write_field({s:?})");
+        }
+    }
+
+    /// Packed or not, each id reads back as the field `write_field` makes of it.
+    #[test]
+    fn fields_give_each_id_its_csv_field() {
+        let short: Vec<String> = ["", "a", "i48971", "a,b", " x", "\"q\"", "exactly-30-bytes-long-id-here"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let long: Vec<String> = short.iter().cloned().chain(["an id longer than thirty-one bytes".into()]).collect();
+        for (ids, packed) in [(&short, true), (&long, false)] {
+            let fields = Fields::new(ids.iter().map(String::as_str));
+            assert_eq!(fields.width != 0, packed);
+            for (i, id) in ids.iter().enumerate() {
+                let mut want = Vec::new();
+                write_field(&mut want, id);
+                assert_eq!(fields.get(i), &want[..], "{id:?}");
+            }
         }
     }
 

@@ -774,27 +774,52 @@ impl Weighting {
         times: Option<&[i64]>,
         out: &mut Vec<f32>,
     ) {
+        self.weigh_row_with(st, &[], items, counts, times, out);
+    }
+
+    /// An item's factor in its weights (BM25's or TF-IDF's idf) given the number of
+    /// customers `n` and the item's buyers `df` (1 for the schemes without one).
+    fn item_factor(&self, n: f64, df: f64) -> f64 {
+        match self.scheme {
+            Scheme::TfIdf => 1.0 + (n / df.max(1.0)).ln(),
+            Scheme::Bm25 { .. } => (1.0 + (n - df + 0.5) / (df + 0.5)).ln(),
+            Scheme::Binary | Scheme::Count | Scheme::Log => 1.0,
+        }
+    }
+
+    /// [`Weighting::weigh_row`] with the item factors of the statistics' catalogue computed
+    /// once (`factors`, by [`Weighting::item_factor`]; empty: computed here): the same
+    /// numbers, without a logarithm per purchase.
+    fn weigh_row_with(
+        &self,
+        st: &WeightStats,
+        factors: &[f64],
+        items: &[u32],
+        counts: &[f32],
+        times: Option<&[i64]>,
+        out: &mut Vec<f32>,
+    ) {
         out.clear();
         let n = st.customers;
         let df = |i: u32| f64::from(st.df.get(i as usize).copied().unwrap_or(0));
+        let factor = |i: u32| match factors.get(i as usize) {
+            Some(&f) => f,
+            None => self.item_factor(n, df(i)),
+        };
         match self.scheme {
             Scheme::Binary => out.extend(counts.iter().map(|_| 1.0)),
             Scheme::Count => out.extend_from_slice(counts),
             Scheme::Log => out.extend(counts.iter().map(|&c| f64::from(c).ln_1p() as f32)),
-            Scheme::TfIdf => out.extend(
-                items
-                    .iter()
-                    .zip(counts)
-                    .map(|(&i, &c)| (f64::from(c).sqrt() * (1.0 + (n / df(i).max(1.0)).ln())) as f32),
-            ),
+            Scheme::TfIdf => {
+                out.extend(items.iter().zip(counts).map(|(&i, &c)| (f64::from(c).sqrt() * factor(i)) as f32))
+            }
             Scheme::Bm25 { k1, b } => {
                 let (k1, b) = (f64::from(k1), f64::from(b));
                 let len: f64 = counts.iter().map(|&c| f64::from(c)).sum();
                 let norm = k1 * (1.0 - b + b * len / st.avg_len.max(f64::MIN_POSITIVE));
                 out.extend(items.iter().zip(counts).map(|(&i, &c)| {
-                    let (c, d) = (f64::from(c), df(i));
-                    let idf = (1.0 + (n - d + 0.5) / (d + 0.5)).ln();
-                    (idf * c * (k1 + 1.0) / (c + norm)) as f32
+                    let c = f64::from(c);
+                    (factor(i) * c * (k1 + 1.0) / (c + norm)) as f32
                 }));
             }
         }
@@ -805,14 +830,41 @@ impl Weighting {
         }
     }
 
-    /// The weighted customer x item matrix (same structure as the counts).
+    /// The weighted customer x item matrix (same structure as the counts), weighed in
+    /// parallel blocks of customers (each row alone, so the numbers do not depend on the
+    /// blocks).
     ///
     /// Decay needs a resolved reference time and per-pair times; without them it is skipped.
     pub fn apply(&self, data: &Interactions, st: &WeightStats) -> Csr {
         let counts = &data.counts;
-        let mut w = Vec::with_capacity(counts.nnz());
-        self.each_row(data, st, |row| w.extend_from_slice(row));
-        Csr::new(counts.shape(), counts.proper_indptr().into_owned(), counts.indices().to_vec(), w)
+        let ptr = counts.proper_indptr();
+        let factors: Vec<f64> = match self.scheme {
+            Scheme::TfIdf | Scheme::Bm25 { .. } => {
+                st.df.iter().map(|&d| self.item_factor(st.customers, f64::from(d))).collect()
+            }
+            Scheme::Binary | Scheme::Count | Scheme::Log => Vec::new(),
+        };
+        let mut w = vec![0f32; counts.nnz()];
+        let rows = counts.rows();
+        let per = rows / (rayon::current_num_threads() * 8) + 1;
+        let mut blocks = Vec::with_capacity(rows / per + 1);
+        let mut rest = &mut w[..];
+        for r0 in (0..rows).step_by(per) {
+            let r1 = (r0 + per).min(rows);
+            let (block, tail) = rest.split_at_mut(ptr[r1] - ptr[r0]);
+            blocks.push((r0..r1, block));
+            rest = tail;
+        }
+        blocks.into_par_iter().for_each_init(Vec::new, |row, (range, block)| {
+            let base = ptr[range.start];
+            for r in range {
+                let (a, b) = (ptr[r], ptr[r + 1]);
+                let times = data.last_time.as_ref().map(|t| &t[a..b]);
+                self.weigh_row_with(st, &factors, &counts.indices()[a..b], &counts.data()[a..b], times, row);
+                block[a - base..b - base].copy_from_slice(row);
+            }
+        });
+        Csr::new(counts.shape(), ptr.into_owned(), counts.indices().to_vec(), w)
     }
 
     /// The same weighting without its time decay, when it has one: what similarities

@@ -141,6 +141,18 @@ impl AtomicFile {
         self.temp.is_some()
     }
 
+    /// Flushes what was written and, for a file replaced on commit, waits until it is on
+    /// the disk, so that the sync in [`AtomicFile::commit`] has only what follows left to
+    /// write (a stream is only flushed).
+    pub fn sync_data(&mut self) -> io::Result<()> {
+        let out = self.out.as_mut().ok_or_else(|| io::Error::other("sync after commit"))?;
+        out.flush()?;
+        match out.get_ref() {
+            Sink::File(f) if self.temp.is_some() => f.sync_data(),
+            _ => Ok(()),
+        }
+    }
+
     /// Flushes, syncs and renames the file to its final name (a stream is flushed). On
     /// failure the temporary file is removed and the destination is left as it was.
     pub fn commit(mut self) -> io::Result<()> {

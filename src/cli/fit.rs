@@ -80,22 +80,30 @@ pub fn fit(input: &InputArgs, margs: &ModelArgs, log: Log) -> Result<(Model, Ing
         ..FitInfo::default()
     };
     let start = Instant::now();
-    let model = match read {
-        Read::Merged(r, params) => super::fit_model(r.interactions, params, info)?,
-        Read::Log(r) => super::fit_on_log(&r.log, r.sampled_from, r.interactions, &plan, info, log)?,
-    };
-    if let FitPlan::Fixed(p) = &plan {
-        if p.weighting.half_life_days.is_some() && model.params().weighting.half_life_days.is_none() {
-            log.info("the purchases have no times: buy-again ranks by counts, without its default time decay");
+    let rejects = opts.rejects.as_deref();
+    let fitted = |model: &Model| {
+        if let FitPlan::Fixed(p) = &plan {
+            if p.weighting.half_life_days.is_some() && model.params().weighting.half_life_days.is_none() {
+                log.info("the purchases have no times: buy-again ranks by counts, without its default time decay");
+            }
         }
-    }
-    let summary = model.info().ingest.clone().unwrap_or_default();
-    for line in summary_lines(&summary, opts.rejects.as_deref()) {
-        log.info(line);
-    }
-    log.info(format!("fitted {} in {:.1}s", cobuy::model::describe(model.params()), start.elapsed().as_secs_f64()));
-    model.save(&margs.model)?;
+        for line in summary_lines(model.info().ingest.as_ref().unwrap_or(&IngestSummary::default()), rejects) {
+            log.info(line);
+        }
+        log.info(format!("fitted {} in {:.1}s", cobuy::model::describe(model.params()), start.elapsed().as_secs_f64()));
+    };
+    // A given algorithm's file is written while it is fitted (see `Model::fit_and_save`).
+    let model = match read {
+        Read::Merged(r, params) => super::fit_and_save(r.interactions, params, info, &margs.model, fitted)?,
+        Read::Log(r) => {
+            let model = super::fit_on_log(&r.log, r.sampled_from, r.interactions, &plan, info, log)?;
+            fitted(&model);
+            model.save(&margs.model)?;
+            model
+        }
+    };
     log.info(format!("wrote the model to {}", margs.model.display()));
+    let summary = model.info().ingest.clone().unwrap_or_default();
     Ok((model, summary))
 }
 

@@ -21,7 +21,7 @@ use cobuy::eval::select;
 use cobuy::ids::{CustomerIdx, IdTable};
 use cobuy::ingest::{self, IngestSummary, PurchaseLog};
 use cobuy::matrix::Interactions;
-use cobuy::model::{FitError, FitInfo, FitParams, Model, ModelError, Selection, Tried};
+use cobuy::model::{FitError, FitInfo, FitParams, FitSaveError, Model, ModelError, Selection, Tried};
 use cobuy::output::TableFile;
 
 use args::FitPlan;
@@ -298,12 +298,30 @@ pub fn rebase(base: &Path, p: &mut PathBuf) {
 
 /// Fits a model; an EASE too large for memory names the flag and job key that fix it.
 pub fn fit_model(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model> {
-    Model::fit(data, params, info).map_err(|e| match e {
+    Model::fit(data, params, info).map_err(fit_error)
+}
+
+/// [`fit_model`], saving the model to `path` as it goes ([`Model::fit_and_save`]).
+pub fn fit_and_save(
+    data: Interactions,
+    params: &FitParams,
+    info: FitInfo,
+    path: &Path,
+    fitted: impl FnOnce(&Model),
+) -> Result<Model> {
+    Model::fit_and_save(data, params, info, path, fitted).map_err(|e| match e {
+        FitSaveError::Fit(e) => fit_error(e),
+        FitSaveError::Save(e) => e.into(),
+    })
+}
+
+fn fit_error(e: FitError) -> anyhow::Error {
+    match e {
         FitError::Ease(EaseError::TooLarge { max_items, .. }) if max_items > 0 => {
             bad(format!("{e} (--ease-items {max_items}, or ease_items = {max_items} in a job file)"))
         }
         e => e.into(),
-    })
+    }
 }
 
 /// Fits `plan` on `interactions`, the merge of every row of the file: `auto` first chooses

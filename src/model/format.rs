@@ -13,50 +13,74 @@
 //! invariant of the decoded matrices (in `Model::from_bytes`). Unknown sections
 //! are skipped, so later versions can add optional data without breaking older readers.
 
+use std::borrow::Cow;
+use std::io::{self, Write};
+
+use rayon::prelude::*;
+
 use super::ModelError;
 use crate::ids::IdTable;
 
 pub(crate) const MAGIC: &[u8; 8] = b"COBUY\0MF";
 const FOOTER: &[u8; 8] = b"COBUYEND";
-const HEADER_LEN: usize = 20;
-const FOOTER_LEN: usize = 16;
+pub(crate) const HEADER_LEN: usize = 20;
+pub(crate) const FOOTER_LEN: usize = 16;
 /// The format this build writes. 2 added latent models (ALS factor sections, new
 /// algorithms and parameters in META); version 1 files read unchanged.
 pub const FORMAT_VERSION: u32 = 2;
 /// The oldest format this build reads.
 pub const OLDEST_READABLE: u32 = 1;
 
-/// Builds a model file in memory, section by section.
-pub(crate) struct Writer {
-    buf: Vec<u8>,
-    sections: u32,
+/// Writes a model file to `out`, section by section, as it goes: nothing is gathered in
+/// memory, so saving a model costs its bytes' checksums and the copy into the file, and
+/// the first sections can be written (and reach the disk) while later ones are computed.
+pub(crate) struct Writer<W> {
+    out: W,
+    /// Bytes written so far, for the footer.
+    written: u64,
 }
 
-impl Writer {
-    pub(crate) fn new() -> Self {
-        let mut buf = Vec::new();
-        buf.extend_from_slice(MAGIC);
-        buf.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        buf.extend_from_slice(&[0; 8]); // section count and header crc, filled by finish
-        Writer { buf, sections: 0 }
+impl<W: Write> Writer<W> {
+    /// Writes the header of a file of `sections` sections.
+    pub(crate) fn start(mut out: W, sections: u32) -> io::Result<Self> {
+        let mut head = [0u8; HEADER_LEN];
+        head[..8].copy_from_slice(MAGIC);
+        head[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        head[12..16].copy_from_slice(&sections.to_le_bytes());
+        let crc = crc32fast::hash(&head[..16]);
+        head[16..20].copy_from_slice(&crc.to_le_bytes());
+        out.write_all(&head)?;
+        Ok(Writer { out, written: HEADER_LEN as u64 })
     }
 
-    pub(crate) fn section(&mut self, tag: &[u8; 4], payload: &[u8]) {
-        self.buf.extend_from_slice(tag);
-        self.buf.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        self.buf.extend_from_slice(&section_crc(tag, payload.len() as u64, payload).to_le_bytes());
-        self.buf.extend_from_slice(payload);
-        self.sections += 1;
+    pub(crate) fn section(&mut self, tag: &[u8; 4], payload: &[u8]) -> io::Result<()> {
+        let len = payload.len() as u64;
+        let mut head = [0u8; 16];
+        head[..4].copy_from_slice(tag);
+        head[4..12].copy_from_slice(&len.to_le_bytes());
+        head[12..].copy_from_slice(&section_crc(tag, len, payload).to_le_bytes());
+        self.out.write_all(&head)?;
+        self.out.write_all(payload)?;
+        self.written += 16 + len;
+        Ok(())
     }
 
-    pub(crate) fn finish(mut self) -> Vec<u8> {
-        self.buf[12..16].copy_from_slice(&self.sections.to_le_bytes());
-        let crc = crc32fast::hash(&self.buf[..16]);
-        self.buf[16..20].copy_from_slice(&crc.to_le_bytes());
-        self.buf.extend_from_slice(FOOTER);
-        let total = (self.buf.len() + 8) as u64;
-        self.buf.extend_from_slice(&total.to_le_bytes());
-        self.buf
+    /// The output, with the bytes written so far (to go on with [`Writer::resume`]).
+    pub(crate) fn pause(self) -> (W, u64) {
+        (self.out, self.written)
+    }
+
+    /// Goes on writing a file whose first `written` bytes a paused writer wrote.
+    pub(crate) fn resume(out: W, written: u64) -> Self {
+        Writer { out, written }
+    }
+
+    /// Writes the footer; the file is complete.
+    pub(crate) fn finish(mut self) -> io::Result<W> {
+        let total = self.written + FOOTER_LEN as u64;
+        self.out.write_all(FOOTER)?;
+        self.out.write_all(&total.to_le_bytes())?;
+        Ok(self.out)
     }
 }
 
@@ -97,27 +121,39 @@ impl<'a> Sections<'a> {
         let count = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"));
         let body = &bytes[HEADER_LEN..bytes.len() - FOOTER_LEN];
         let mut at = 0usize;
-        let mut list = Vec::new();
+        let mut found = Vec::new();
+        // The first problem in file order: a section that overruns the file is reported
+        // after the checksums of those before it.
+        let mut overrun = None;
         for _ in 0..count {
-            let head =
-                body.get(at..at + 16).ok_or_else(|| ModelError::Corrupt("section table overruns the file".into()))?;
+            let Some(head) = body.get(at..at + 16) else {
+                overrun = Some(ModelError::Corrupt("section table overruns the file".into()));
+                break;
+            };
             let tag: [u8; 4] = head[..4].try_into().expect("4 bytes");
             let len = u64::from_le_bytes(head[4..12].try_into().expect("8 bytes"));
             let crc = u32::from_le_bytes(head[12..16].try_into().expect("4 bytes"));
             let start = at + 16;
-            let payload = usize::try_from(len)
-                .ok()
-                .and_then(|len| body.get(start..start.checked_add(len)?))
-                .ok_or_else(|| ModelError::Corrupt(format!("section {} overruns the file", tag_name(&tag))))?;
-            if section_crc(&tag, len, payload) != crc {
-                return Err(ModelError::Corrupt(format!("section {} checksum mismatch", tag_name(&tag))));
-            }
-            list.push((tag, payload));
+            let Some(payload) = usize::try_from(len).ok().and_then(|len| body.get(start..start.checked_add(len)?))
+            else {
+                overrun = Some(ModelError::Corrupt(format!("section {} overruns the file", tag_name(&tag))));
+                break;
+            };
+            found.push((tag, crc, payload));
             at = start + payload.len();
+        }
+        // Checksummed in parallel: on a large model this is most of what reading costs.
+        let bad = found.par_iter().position_first(|(tag, crc, p)| section_crc(tag, p.len() as u64, p) != *crc);
+        if let Some(k) = bad {
+            return Err(ModelError::Corrupt(format!("section {} checksum mismatch", tag_name(&found[k].0))));
+        }
+        if let Some(e) = overrun {
+            return Err(e);
         }
         if at != body.len() {
             return Err(ModelError::Corrupt("bytes after the last section".into()));
         }
+        let list = found.into_iter().map(|(tag, _, payload)| (tag, payload)).collect();
         Ok(Sections { version, list })
     }
 
@@ -146,7 +182,11 @@ fn tag_name(tag: &[u8; 4]) -> String {
 }
 
 /// Fixed-width little-endian values, for arrays stored raw.
-pub(crate) trait Pod: Copy {
+///
+/// # Safety
+/// Implemented only for primitive numbers: no padding, and every bit pattern is a value,
+/// so a slice of them may be viewed as bytes and bytes copied into them.
+pub(crate) unsafe trait Pod: Copy {
     const SIZE: usize;
     fn put(self, out: &mut Vec<u8>);
     fn take(b: &[u8]) -> Self;
@@ -154,7 +194,8 @@ pub(crate) trait Pod: Copy {
 
 macro_rules! pod {
     ($($t:ty),*) => {$(
-        impl Pod for $t {
+        // SAFETY: a primitive number (see the trait).
+        unsafe impl Pod for $t {
             const SIZE: usize = std::mem::size_of::<$t>();
             fn put(self, out: &mut Vec<u8>) {
                 out.extend_from_slice(&self.to_le_bytes());
@@ -167,22 +208,45 @@ macro_rules! pod {
 }
 pod!(u32, u64, i64, f32, f64);
 
-pub(crate) fn encode<T: Pod>(values: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * T::SIZE);
-    values.iter().for_each(|v| v.put(&mut out));
-    out
+/// The stored bytes of `values`: on a little-endian machine their memory as it is (no copy).
+pub(crate) fn raw<T: Pod>(values: &[T]) -> Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: `T: Pod` has no padding; the bytes are those of the slice, borrowed as long.
+        Cow::Borrowed(unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), size_of_val(values)) })
+    } else {
+        let mut out = Vec::with_capacity(values.len() * T::SIZE);
+        values.iter().for_each(|v| v.put(&mut out));
+        Cow::Owned(out)
+    }
 }
 
 pub(crate) fn decode<T: Pod>(tag: &[u8; 4], bytes: &[u8]) -> Result<Vec<T>, ModelError> {
     if bytes.len() % T::SIZE != 0 {
         return Err(ModelError::Corrupt(format!("section {} has a partial value", tag_name(tag))));
     }
-    Ok(bytes.chunks_exact(T::SIZE).map(T::take).collect())
+    let n = bytes.len() / T::SIZE;
+    if cfg!(target_endian = "big") {
+        return Ok(bytes.chunks_exact(T::SIZE).map(T::take).collect());
+    }
+    let mut out = Vec::<T>::with_capacity(n);
+    // SAFETY: `out` has room for `n` values, `n * T::SIZE == bytes.len()` bytes, which are
+    // copied whole (little-endian: the stored order is the memory order); any bytes make a
+    // valid `T: Pod`, so all `n` are initialised.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().cast::<u8>(), bytes.len());
+        out.set_len(n);
+    }
+    Ok(out)
 }
 
 /// Row pointers are `usize` in memory and `u64` on disk.
-pub(crate) fn encode_ptr(ptr: &[usize]) -> Vec<u8> {
-    encode(&ptr.iter().map(|&p| p as u64).collect::<Vec<_>>())
+pub(crate) fn raw_ptr(ptr: &[usize]) -> Cow<'_, [u8]> {
+    if size_of::<usize>() == size_of::<u64>() && cfg!(target_endian = "little") {
+        // SAFETY: `usize` is a `u64` here, a primitive number as `Pod` asks.
+        Cow::Borrowed(unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<u8>(), size_of_val(ptr)) })
+    } else {
+        Cow::Owned(raw(&ptr.iter().map(|&p| p as u64).collect::<Vec<_>>()).into_owned())
+    }
 }
 
 pub(crate) fn decode_ptr(tag: &[u8; 4], bytes: &[u8]) -> Result<Vec<usize>, ModelError> {

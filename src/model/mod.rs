@@ -9,12 +9,13 @@
 mod format;
 mod selection;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 pub use format::{FORMAT_VERSION, OLDEST_READABLE};
-use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode, encode_ids, encode_ptr};
+use format::{Sections, Writer, decode, decode_ids, decode_ptr, encode_ids, raw, raw_ptr};
 pub use selection::{Selection, Tried, describe};
 
 use crate::algo::als::{Als, AlsParams, AlsParts};
@@ -72,6 +73,17 @@ pub enum ModelError {
         /// Oldest version this build reads.
         oldest: u32,
     },
+}
+
+/// Why [`Model::fit_and_save`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FitSaveError {
+    /// The fit failed (nothing was saved).
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    /// The file could not be written (the destination is left as it was).
+    #[error(transparent)]
+    Save(#[from] ModelError),
 }
 
 /// A parameter outside its valid range.
@@ -228,6 +240,17 @@ impl Model {
     /// Buy-again's default weighting (counts, 60-day half-life) ranks by counts alone when the
     /// purchases have no times; any other decay without times is an error.
     pub fn fit(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Model, FitError> {
+        Model::fit_beside(data, params, info, |_, _, _| ()).map(|(model, ())| model)
+    }
+
+    /// [`Model::fit`], running `beside` on another thread while the kernel runs, with the
+    /// purchases, the resolved parameters and the fit's record.
+    fn fit_beside<T: Send>(
+        data: Interactions,
+        params: &FitParams,
+        info: FitInfo,
+        beside: impl FnOnce(&Interactions, &FitParams, &FitInfo) -> T + Send,
+    ) -> Result<(Model, T), FitError> {
         params.check()?;
         let mut params = *params;
         let buy_again = Algorithm::BuyAgain;
@@ -255,9 +278,13 @@ impl Model {
             als: &params.als,
             ease: &params.ease,
         };
-        let algo::Fitted { neighbors, latent } =
-            algo::fit(&weighted, undecayed.as_ref(), spec).map_err(|e| ParamError(e.to_string()))?;
-        Ok(Model::assemble(data, params, info, stats, weighted, neighbors, latent))
+        let (fitted, side) = std::thread::scope(|scope| {
+            let side = scope.spawn(|| beside(&data, &params, &info));
+            let fitted = algo::fit(&weighted, undecayed.as_ref(), spec);
+            (fitted, side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        let algo::Fitted { neighbors, latent } = fitted.map_err(|e| ParamError(e.to_string()))?;
+        Ok((Model::assemble(data, params, info, stats, weighted, neighbors, latent), side))
     }
 
     fn assemble(
@@ -471,53 +498,13 @@ impl Model {
 
     /// Serialises the model (deterministic: same model, same bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let d = &self.data;
-        let meta = Meta {
-            cobuy_version: env!("CARGO_PKG_VERSION").into(),
-            algorithm: self.params.algorithm.name().into(),
-            params: self.params,
-            info: self.info.clone(),
-        };
-        let mut w = Writer::new();
-        w.section(b"META", &serde_json::to_vec_pretty(&meta).expect("meta serialises"));
-        w.section(b"CIDS", &encode_ids(&d.customers));
-        w.section(b"IIDS", &encode_ids(&d.items));
-        w.section(b"PPTR", &encode_ptr(&d.counts.proper_indptr()));
-        w.section(b"PIDX", &encode(d.counts.indices()));
-        w.section(b"PVAL", &encode(d.counts.data()));
-        if let Some(t) = &d.last_time {
-            w.section(b"PTIM", &encode(t));
-        }
-        if let Some(a) = &d.amount {
-            w.section(b"PAMT", &encode(a));
-        }
-        w.section(b"SPTR", &encode_ptr(&d.seen_only.indptr));
-        w.section(b"SIDX", &encode(&d.seen_only.indices));
-        w.section(b"NPTR", &encode_ptr(&self.neighbors.proper_indptr()));
-        w.section(b"NIDX", &encode(self.neighbors.indices()));
-        w.section(b"NVAL", &encode(self.neighbors.data()));
-        match &self.latent {
-            Some(Latent::Als(als)) => {
-                w.section(b"AUSR", &encode(als.user_matrix()));
-                w.section(b"AITM", &encode(als.item_matrix()));
-            }
-            Some(Latent::Ease(ease)) => {
-                let p = ease.to_parts();
-                w.section(b"EKEP", &encode(&p.kept));
-                match &p.solution {
-                    EaseSolution::Items { b } => w.section(b"EBIT", &encode(b)),
-                    EaseSolution::Customers { m_upper, diag_p, indptr, indices, data } => {
-                        w.section(b"EMUP", &encode(m_upper));
-                        w.section(b"EDGP", &encode(diag_p));
-                        w.section(b"EXPT", &encode_ptr(indptr));
-                        w.section(b"EXIX", &encode(indices));
-                        w.section(b"EXVL", &encode(data));
-                    }
-                }
-            }
-            None => {}
-        }
-        w.finish()
+        let (head, tail) = (head_sections(&self.data, &self.params, &self.info), tail_sections(self));
+        let size = head.iter().chain(&tail).map(|(_, p)| 16 + p.len()).sum::<usize>();
+        let out = Vec::with_capacity(format::HEADER_LEN + size + format::FOOTER_LEN);
+        let written = write_sections(Writer::start(out, (head.len() + tail.len()) as u32), &head)
+            .and_then(|w| write_sections(Ok(w), &tail))
+            .and_then(Writer::finish);
+        written.expect("writing to memory cannot fail")
     }
 
     /// Reads a model from bytes, verifying everything.
@@ -598,20 +585,195 @@ impl Model {
 
     /// Writes the model atomically (temporary name in the same folder, then rename).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
-        use std::io::Write;
         let path = path.as_ref();
-        let io = |error| ModelError::Io { path: path.display().to_string(), error };
-        let mut f = AtomicFile::create(path).map_err(io)?;
-        f.write_all(&self.to_bytes()).map_err(io)?;
-        f.commit().map_err(io)
+        let mut f = AtomicFile::create(path).map_err(io_error(path))?;
+        self.write_rest(&mut f, None).and_then(|()| f.commit()).map_err(io_error(path))
+    }
+
+    /// Fits as [`Model::fit`] does and saves the model to `path` as [`Model::save`] does (the
+    /// same bytes), but writes the sections the kernel does not compute (the purchases: most
+    /// of an item-kNN file) on another thread while the kernel runs, and syncs them to the
+    /// disk there, so that after the fit only the neighbours are left to write and sync.
+    /// `fitted` runs between the fit and the rest of the save (to report the fit). The file
+    /// appears complete or not at all, as with [`Model::save`].
+    pub fn fit_and_save(
+        data: Interactions,
+        params: &FitParams,
+        info: FitInfo,
+        path: &Path,
+        fitted: impl FnOnce(&Model),
+    ) -> Result<Model, FitSaveError> {
+        let mut f = AtomicFile::create(path).map_err(io_error(path))?;
+        // Early only into a file that is replaced on commit (a failed fit leaves nothing
+        // behind) and when the number of the fit's sections is known before it.
+        let early = tail_len(params.algorithm).filter(|_| f.is_atomic());
+        let file = &mut f;
+        let (model, head) = Model::fit_beside(data, params, info, |data, params, info| {
+            let tail = early?;
+            let head = head_sections(data, params, info);
+            let written = write_sections(Writer::start(&mut *file, (head.len() + tail) as u32), &head)
+                .map(Writer::pause)
+                .and_then(|(file, n)| file.sync_data().map(|()| (n, tail)));
+            Some(written)
+        })?;
+        fitted(&model);
+        let head = head.transpose().map_err(io_error(path))?;
+        model.write_rest(&mut f, head).and_then(|()| f.commit()).map_err(io_error(path))?;
+        Ok(model)
+    }
+
+    /// Writes the model's file to `out`: all of it, or, after the head sections
+    /// (`Some((bytes written, sections after them))`), the rest.
+    fn write_rest(&self, out: &mut AtomicFile, head: Option<(u64, usize)>) -> std::io::Result<()> {
+        let tail = tail_sections(self);
+        let w = match head {
+            Some((written, count)) => {
+                // `tail_len` counts, before the fit, the sections the fit gives.
+                assert_eq!(count, tail.len(), "the header announced the fit's sections");
+                Ok(Writer::resume(out, written))
+            }
+            None => {
+                let head = head_sections(&self.data, &self.params, &self.info);
+                write_sections(Writer::start(out, (head.len() + tail.len()) as u32), &head)
+            }
+        };
+        write_sections(w, &tail).and_then(Writer::finish).map(drop)
     }
 
     /// Reads and verifies a model file.
     pub fn load(path: impl AsRef<Path>) -> Result<Model, ModelError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|error| ModelError::Io { path: path.display().to_string(), error })?;
-        Model::from_bytes(&bytes)
+        Model::from_bytes(&read_file(path).map_err(io_error(path))?)
     }
+}
+
+/// A model file's section: its tag and its stored bytes.
+type Section<'a> = (&'static [u8; 4], Cow<'a, [u8]>);
+
+/// The sections that do not depend on the fit's kernel (parameters, fit record, purchases),
+/// in file order: a file is these, then [`tail_sections`].
+fn head_sections<'a>(d: &'a Interactions, params: &FitParams, info: &FitInfo) -> Vec<Section<'a>> {
+    let meta = Meta {
+        cobuy_version: env!("CARGO_PKG_VERSION").into(),
+        algorithm: params.algorithm.name().into(),
+        params: *params,
+        info: info.clone(),
+    };
+    let mut s: Vec<Section<'a>> = vec![
+        (b"META", Cow::Owned(serde_json::to_vec_pretty(&meta).expect("meta serialises"))),
+        (b"CIDS", Cow::Owned(encode_ids(&d.customers))),
+        (b"IIDS", Cow::Owned(encode_ids(&d.items))),
+        (b"PPTR", ptr_bytes(d.counts.proper_indptr())),
+        (b"PIDX", raw(d.counts.indices())),
+        (b"PVAL", raw(d.counts.data())),
+    ];
+    if let Some(t) = &d.last_time {
+        s.push((b"PTIM", raw(t)));
+    }
+    if let Some(a) = &d.amount {
+        s.push((b"PAMT", raw(a)));
+    }
+    s.push((b"SPTR", raw_ptr(&d.seen_only.indptr)));
+    s.push((b"SIDX", raw(&d.seen_only.indices)));
+    s
+}
+
+/// The sections the fit computes, in file order ([`tail_len`] counts them before the fit).
+fn tail_sections(m: &Model) -> Vec<Section<'_>> {
+    let owned = |b: Cow<'_, [u8]>| Cow::Owned(b.into_owned());
+    let mut s: Vec<Section<'_>> = vec![
+        (b"NPTR", ptr_bytes(m.neighbors.proper_indptr())),
+        (b"NIDX", raw(m.neighbors.indices())),
+        (b"NVAL", raw(m.neighbors.data())),
+    ];
+    match &m.latent {
+        Some(Latent::Als(als)) => {
+            s.push((b"AUSR", raw(als.user_matrix())));
+            s.push((b"AITM", raw(als.item_matrix())));
+        }
+        Some(Latent::Ease(ease)) => {
+            let p = ease.to_parts();
+            s.push((b"EKEP", owned(raw(&p.kept))));
+            match &p.solution {
+                EaseSolution::Items { b } => s.push((b"EBIT", owned(raw(b)))),
+                EaseSolution::Customers { m_upper, diag_p, indptr, indices, data } => {
+                    s.push((b"EMUP", owned(raw(m_upper))));
+                    s.push((b"EDGP", owned(raw(diag_p))));
+                    s.push((b"EXPT", owned(raw_ptr(indptr))));
+                    s.push((b"EXIX", owned(raw(indices))));
+                    s.push((b"EXVL", owned(raw(data))));
+                }
+            }
+        }
+        None => {}
+    }
+    s
+}
+
+/// How many sections [`tail_sections`] gives for a model of `algorithm`, when that is known
+/// before the fit (EASE's depend on the solution it finds).
+fn tail_len(algorithm: Algorithm) -> Option<usize> {
+    match algorithm {
+        Algorithm::Ease => None,
+        Algorithm::Als => Some(5),
+        _ => Some(3),
+    }
+}
+
+/// Row pointers' stored bytes, borrowed where the pointers are.
+fn ptr_bytes(ptr: Cow<'_, [usize]>) -> Cow<'_, [u8]> {
+    match ptr {
+        Cow::Borrowed(p) => raw_ptr(p),
+        Cow::Owned(p) => Cow::Owned(raw_ptr(&p).into_owned()),
+    }
+}
+
+fn write_sections<W: std::io::Write>(
+    w: std::io::Result<Writer<W>>,
+    sections: &[Section<'_>],
+) -> std::io::Result<Writer<W>> {
+    let mut w = w?;
+    for (tag, payload) in sections {
+        w.section(tag, payload)?;
+    }
+    Ok(w)
+}
+
+/// A file's bytes, as [`std::fs::read`] gives them; a regular file is read by all the
+/// threads at once, in parts (the copies out of the page cache, and the page faults of the
+/// buffer, were a third of loading a large model).
+#[cfg(unix)]
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use rayon::prelude::*;
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let len = usize::try_from(meta.len()).unwrap_or(usize::MAX);
+    const PART: usize = 8 << 20;
+    if !meta.is_file() || len < 2 * PART {
+        return std::fs::read(path);
+    }
+    let mut bytes = vec![0u8; len];
+    let read =
+        bytes.par_chunks_mut(PART).enumerate().try_for_each(|(k, part)| file.read_exact_at(part, (k * PART) as u64));
+    // A file that changed length while it was read is read again as a whole (the checks
+    // then judge what it holds).
+    let mut probe = [0u8; 1];
+    match read.and_then(|()| file.read_at(&mut probe, len as u64)) {
+        Ok(0) => Ok(bytes),
+        Ok(_) => std::fs::read(path),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => std::fs::read(path),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(path)
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> ModelError + '_ {
+    move |error| ModelError::Io { path: path.display().to_string(), error }
 }
 
 /// The value checks the decoded purchases need beyond their structure (which

@@ -70,23 +70,47 @@ impl FoldIn {
 #[derive(Debug, Clone)]
 pub struct Scratch {
     acc: Vec<f32>,
-    /// `blocked[j] == stamp` when `j` must not be recommended to the current customer.
-    blocked: Vec<u32>,
-    stamp: u32,
+    /// The items that must not be recommended to the current customer, one bit each: an
+    /// eighth of a kilobyte per thousand items, so it stays in the nearest cache while the
+    /// customer's candidates are checked against it (a `u32` stamp per item missed it on
+    /// most candidates of a 100,000-item catalogue).
+    blocked: Blocked,
     touched: Vec<u32>,
     cands: Vec<(u32, f32)>,
     /// The algorithm's own buffers.
     algo: algo::Scratch,
 }
 
-impl Scratch {
-    fn next_stamp(&mut self) -> u32 {
-        if self.stamp == u32::MAX {
-            self.blocked.fill(0);
-            self.stamp = 0;
+/// A set of items as bits, emptied for the next customer by clearing only the words it set.
+#[derive(Debug, Clone)]
+struct Blocked {
+    bits: Vec<u64>,
+    /// The words holding a set bit (with repeats).
+    set: Vec<u32>,
+}
+
+impl Blocked {
+    fn new(items: usize) -> Self {
+        Blocked { bits: vec![0; items.div_ceil(64)], set: Vec::new() }
+    }
+
+    fn clear(&mut self) {
+        for &w in &self.set {
+            self.bits[w as usize] = 0;
         }
-        self.stamp += 1;
-        self.stamp
+        self.set.clear();
+    }
+
+    #[inline]
+    fn insert(&mut self, j: u32) {
+        let w = j as usize / 64;
+        self.bits[w] |= 1 << (j % 64);
+        self.set.push(w as u32);
+    }
+
+    #[inline]
+    fn contains(&self, j: u32) -> bool {
+        self.bits[j as usize / 64] >> (j % 64) & 1 != 0
     }
 }
 
@@ -121,8 +145,7 @@ impl<'a> Scorer<'a> {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             acc: vec![0.0; self.items],
-            blocked: vec![0; self.items],
-            stamp: 0,
+            blocked: Blocked::new(self.items),
             touched: Vec::new(),
             cands: Vec::new(),
             algo: self.recommender.scratch(),
@@ -151,9 +174,9 @@ impl<'a> Scorer<'a> {
     /// The top `n` items for a customer, best first, into `out`.
     pub fn recommend(&self, q: &Query<'_>, n: usize, s: &mut Scratch, out: &mut Vec<Recommendation>) {
         out.clear();
-        let stamp = s.next_stamp();
+        s.blocked.clear();
         for &j in q.seen {
-            s.blocked[j as usize] = stamp;
+            s.blocked.insert(j);
         }
         if !self.filter.include_bought {
             for (k, &j) in q.items.iter().enumerate() {
@@ -162,7 +185,7 @@ impl<'a> Scorer<'a> {
                     _ => false,
                 };
                 if !again {
-                    s.blocked[j as usize] = stamp;
+                    s.blocked.insert(j);
                 }
             }
         }
@@ -172,7 +195,7 @@ impl<'a> Scorer<'a> {
                 if out.len() >= n {
                     break;
                 }
-                if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+                if !s.blocked.contains(j) && !self.filter.banned[j as usize] {
                     let score = self.buyers[j as usize] as f32 / total;
                     out.push(Recommendation { item: ItemIdx(j), score, source: Source::Popular });
                 }
@@ -181,7 +204,7 @@ impl<'a> Scorer<'a> {
         };
         let blend = self.buy_again_weight > 0.0 && source != Source::BuyAgain;
         if blend {
-            self.add_buy_again(q, s, stamp, matches!(source, Source::Als | Source::Ease));
+            self.add_buy_again(q, s, matches!(source, Source::Als | Source::Ease));
         }
         let Scratch { acc, blocked, touched, cands, .. } = s;
         cands.clear();
@@ -193,7 +216,7 @@ impl<'a> Scorer<'a> {
             // weights, which time decay may have taken to zero and still count; a latent
             // model scores every item, some below zero.
             let scored = score > 0.0 || matches!(source, Source::BuyAgain | Source::Als | Source::Ease);
-            if scored && top.admits(score) && blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+            if scored && top.admits(score) && !blocked.contains(j) && !self.filter.banned[j as usize] {
                 top.push(cands, (j, score));
             }
         }
@@ -201,7 +224,7 @@ impl<'a> Scorer<'a> {
         keep_top(cands, n);
         cands.sort_unstable_by(by_score_then_index);
         for &(j, score) in &s.cands {
-            s.blocked[j as usize] = stamp;
+            s.blocked.insert(j);
             // In a blend, the customer's own items are offered as what they are: buy-again.
             let source = if blend && q.items.binary_search(&j).is_ok() { Source::BuyAgain } else { source };
             out.push(Recommendation { item: ItemIdx(j), score, source });
@@ -210,7 +233,7 @@ impl<'a> Scorer<'a> {
             if out.len() >= n {
                 break;
             }
-            if s.blocked[j as usize] != stamp && !self.filter.banned[j as usize] {
+            if !s.blocked.contains(j) && !self.filter.banned[j as usize] {
                 out.push(Recommendation { item: ItemIdx(j), score: 0.0, source: Source::Popular });
             }
         }
@@ -237,13 +260,13 @@ impl<'a> Scorer<'a> {
     /// by [`Scorer::again_decay`], times the item's repeat rate), scaled so that the strongest
     /// is `buy_again_weight` times the strongest collaborative score (1 when there is none).
     /// `dense`: the model touched every item already.
-    fn add_buy_again(&self, q: &Query<'_>, s: &mut Scratch, stamp: u32, dense: bool) {
+    fn add_buy_again(&self, q: &Query<'_>, s: &mut Scratch, dense: bool) {
         let decay = |k: usize| match (self.again_decay, q.last_time) {
             (Some((h, t0)), Some(t)) => crate::matrix::decay_factor(t0, t[k], h),
             _ => 1.0,
         };
         let repeat = |k: usize, j: u32| (f64::from(q.counts[k]) * decay(k)) as f32 * self.repeat[j as usize];
-        let allowed = |j: u32| s.blocked[j as usize] != stamp;
+        let allowed = |j: u32| !s.blocked.contains(j);
         let strongest =
             (0..q.items.len()).filter(|&k| allowed(q.items[k])).map(|k| repeat(k, q.items[k])).fold(0f32, f32::max);
         if strongest <= 0.0 {
@@ -252,7 +275,7 @@ impl<'a> Scorer<'a> {
         let cf = s.touched.iter().map(|&j| s.acc[j as usize]).fold(0f32, f32::max);
         let scale = self.buy_again_weight * if cf > 0.0 { cf } else { 1.0 } / strongest;
         for (k, &j) in q.items.iter().enumerate() {
-            if s.blocked[j as usize] == stamp {
+            if s.blocked.contains(j) {
                 continue;
             }
             let a = &mut s.acc[j as usize];
