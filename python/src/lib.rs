@@ -23,7 +23,7 @@ use cobuy::eval::Target;
 use cobuy::eval::select::{self, AutoParams, Budget, Pins};
 use cobuy::ids::CustomerIdx;
 use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions};
-use cobuy::model::{FitInfo, FitParams, Model};
+use cobuy::model::{FitInfo, FitParams, Model, ModelError};
 use cobuy::recommend::{Filter, Recommendation, ResolvedFilter, Scratch};
 
 create_exception!(
@@ -162,7 +162,12 @@ fn fit(
 /// Loads a model file saved by `cobuy fit` (or [`PyModel::save`]).
 #[pyfunction]
 fn load(py: Python<'_>, path: PathBuf) -> PyResult<PyModel> {
-    PyModel::new(py.allow_threads(|| Model::load(&path)).map_err(err)?)
+    let model = py.allow_threads(|| Model::load(&path)).map_err(|e| match e {
+        // An I/O error names the file already; the others are named as `cobuy recommend` names them.
+        ModelError::Io { .. } => err(e),
+        other => err(format!("{}: {other}", path.display())),
+    })?;
+    PyModel::new(model)
 }
 
 /// A model from the bytes of a model file (shipped to Spark workers, say).
