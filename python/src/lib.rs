@@ -24,7 +24,7 @@ use cobuy::eval::select::{self, AutoParams, Budget, Pins};
 use cobuy::ids::CustomerIdx;
 use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions};
 use cobuy::model::{FitInfo, FitParams, Model, ModelError};
-use cobuy::recommend::{Filter, Recommendation, ResolvedFilter, Scratch};
+use cobuy::recommend::{Filter, Recommendation, ResolvedFilter, Scorer, Scratch};
 
 create_exception!(
     _cobuy,
@@ -176,38 +176,63 @@ fn from_bytes(py: Python<'_>, bytes: &[u8]) -> PyResult<PyModel> {
     PyModel::new(py.allow_threads(|| Model::from_bytes(bytes)).map_err(err)?)
 }
 
-/// A fitted model, with the two filters a call may ask for and a pool of scoring buffers
-/// (one per thread that scores at once), so that a call for one customer allocates only its
-/// result.
-#[pyclass(frozen, name = "Model", module = "cobuy._cobuy")]
-struct PyModel {
+/// What a [`PyModel`]'s scorers borrow: the model and the two filters a call may ask for.
+struct Inner {
     model: Model,
     /// The CLI's default: bought and seen items are never recommended.
     exclude_bought: ResolvedFilter,
     /// `--include-bought`.
     include_bought: ResolvedFilter,
+}
+
+/// A fitted model with its scorers made once and a pool of scoring buffers (one per thread
+/// that scores at once), so that a call for one customer allocates only its result. Making
+/// a scorer is not free (on a log with times it finds the decay reference: 7 ms on the
+/// bundled data), so a call must not make one.
+#[pyclass(frozen, name = "Model", module = "cobuy._cobuy")]
+struct PyModel {
+    /// Scorers over `inner` (excluding, including bought items). Declared before `inner`,
+    /// so dropped before it.
+    scorers: [Scorer<'static>; 2],
     scratch: Mutex<Vec<Scratch>>,
+    /// Boxed, so that its address does not change when the `PyModel` moves; never moved
+    /// out or mutated (the class is frozen).
+    inner: Box<Inner>,
 }
 
 impl PyModel {
     fn new(model: Model) -> PyResult<Self> {
         let exclude_bought = model.filter(&Filter::default()).map_err(err)?;
         let include_bought = model.filter(&Filter { include_bought: true, ..Filter::default() }).map_err(err)?;
-        Ok(PyModel { model, exclude_bought, include_bought, scratch: Mutex::new(Vec::new()) })
+        let inner = Box::new(Inner { model, exclude_bought, include_bought });
+        // SAFETY: the scorers borrow from the heap allocation of `inner`, which lives, at the
+        // same address and unchanged, as long as the `PyModel`; they are dropped before it
+        // (field order) and never handed out with the 'static lifetime.
+        let r: &'static Inner = unsafe { &*(inner.as_ref() as *const Inner) };
+        let scorers = [r.model.scorer(&r.exclude_bought), r.model.scorer(&r.include_bought)];
+        Ok(PyModel { scorers, scratch: Mutex::new(Vec::new()), inner })
+    }
+
+    fn model(&self) -> &Model {
+        &self.inner.model
     }
 
     fn filter(&self, include_bought: bool) -> &ResolvedFilter {
-        if include_bought { &self.include_bought } else { &self.exclude_bought }
+        if include_bought { &self.inner.include_bought } else { &self.inner.exclude_bought }
+    }
+
+    fn scorer(&self, include_bought: bool) -> &Scorer<'_> {
+        &self.scorers[usize::from(include_bought)]
     }
 
     fn customer(&self, id: &str) -> PyResult<CustomerIdx> {
-        self.model.customer(id).ok_or_else(|| err(format!("customer {id:?} is not in the model")))
+        self.model().customer(id).ok_or_else(|| err(format!("customer {id:?} is not in the model")))
     }
 
     /// The customers to score: every one in the model's order, or these, in this order.
     fn customers(&self, ids: Option<Vec<String>>) -> PyResult<Vec<CustomerIdx>> {
         match ids {
-            None => Ok((0..self.model.customers().len() as u32).map(CustomerIdx).collect()),
+            None => Ok((0..self.model().customers().len() as u32).map(CustomerIdx).collect()),
             Some(ids) => ids.iter().map(|id| self.customer(id)).collect(),
         }
     }
@@ -230,14 +255,32 @@ impl PyModel {
     ) -> PyResult<(Vec<u32>, Vec<f32>)> {
         let c = self.customer(customer)?;
         Ok(py.allow_threads(|| {
-            let scorer = self.model.scorer(self.filter(include_bought));
+            let scorer = self.scorer(include_bought);
             let mut scratch = self.scratch.lock().ok().and_then(|mut v| v.pop()).unwrap_or_else(|| scorer.scratch());
-            let mut out: Vec<Recommendation> = Vec::with_capacity(n.min(self.model.items().len()));
+            let mut out: Vec<Recommendation> = Vec::with_capacity(n.min(self.model().items().len()));
             scorer.recommend(&scorer.query(c), n, &mut scratch, &mut out);
             if let Ok(mut pool) = self.scratch.lock() {
                 pool.push(scratch);
             }
             (out.iter().map(|r| r.item.0).collect(), out.iter().map(|r| r.score).collect())
+        }))
+    }
+
+    /// Seconds to score `customers` one after another in Rust alone, as `recommend_one`
+    /// does (python/bench/overhead.py: a call's overhead is its time less this per customer).
+    #[pyo3(signature = (customers, n=10))]
+    fn _scoring_seconds(&self, py: Python<'_>, customers: Vec<String>, n: usize) -> PyResult<f64> {
+        let cs = self.customers(Some(customers))?;
+        Ok(py.allow_threads(|| {
+            let scorer = self.scorer(false);
+            let mut scratch = scorer.scratch();
+            let mut out = Vec::with_capacity(n);
+            let start = std::time::Instant::now();
+            for &c in &cs {
+                scorer.recommend(&scorer.query(c), n, &mut scratch, &mut out);
+                std::hint::black_box(&out);
+            }
+            start.elapsed().as_secs_f64()
         }))
     }
 
@@ -253,13 +296,13 @@ impl PyModel {
     ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
         let cs = self.customers(Some(customers))?;
         let (lens, items, scores) = py.allow_threads(|| {
-            let scorer = self.model.scorer(self.filter(include_bought));
+            let scorer = self.scorer(include_bought);
             let lists: Vec<Vec<Recommendation>> = cs
                 .par_iter()
                 .map_init(
                     || scorer.scratch(),
                     |s, &c| {
-                        let mut out = Vec::with_capacity(n.min(self.model.items().len()));
+                        let mut out = Vec::with_capacity(n.min(self.model().items().len()));
                         scorer.recommend(&scorer.query(c), n, s, &mut out);
                         out
                     },
@@ -295,7 +338,7 @@ impl PyModel {
         let csv = py.allow_threads(|| {
             let opts = BatchOptions { top, filter: self.filter(include_bought), explain, columns: None };
             let mut out = Vec::new();
-            write_recommendations(&self.model, &cs, &opts, &mut out, &|_| {}).map(|_| out)
+            write_recommendations(self.model(), &cs, &opts, &mut out, &|_| {}).map(|_| out)
         });
         Ok(PyBytes::new(py, &csv.map_err(err)?))
     }
@@ -306,7 +349,7 @@ impl PyModel {
     #[pyo3(signature = (customer, k=10))]
     fn similar_one(&self, py: Python<'_>, customer: &str, k: usize) -> PyResult<(Vec<u32>, Vec<f32>, Vec<u32>)> {
         let c = self.customer(customer)?;
-        let nb = py.allow_threads(|| self.model.similar_customers(c, k, SimilarityParams::default()));
+        let nb = py.allow_threads(|| self.model().similar_customers(c, k, SimilarityParams::default()));
         Ok((
             nb.iter().map(|n| n.index).collect(),
             nb.iter().map(|n| n.sim).collect(),
@@ -326,46 +369,46 @@ impl PyModel {
         let cs = self.customers(customers)?;
         let csv = py.allow_threads(|| {
             let mut out = Vec::new();
-            write_similar_customers(&self.model, &cs, top, SimilarityParams::default(), &mut out, &|_| {}).map(|_| out)
+            write_similar_customers(self.model(), &cs, top, SimilarityParams::default(), &mut out, &|_| {}).map(|_| out)
         });
         Ok(PyBytes::new(py, &csv.map_err(err)?))
     }
 
     /// Writes the model file `cobuy fit` writes (atomically).
     fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        py.allow_threads(|| self.model.save(&path)).map_err(err)
+        py.allow_threads(|| self.model().save(&path)).map_err(err)
     }
 
     /// The bytes of the model file.
     fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let bytes = py.allow_threads(|| self.model.to_bytes());
+        let bytes = py.allow_threads(|| self.model().to_bytes());
         PyBytes::new(py, &bytes)
     }
 
     /// Customer ids, by index (natural order).
     fn customer_ids(&self) -> Vec<&str> {
-        self.model.customers().iter().collect()
+        self.model().customers().iter().collect()
     }
 
     /// Item ids, by index (natural order).
     fn item_ids(&self) -> Vec<&str> {
-        self.model.items().iter().collect()
+        self.model().items().iter().collect()
     }
 
     /// The algorithm's name, such as `item-knn`.
     #[getter]
     fn algorithm(&self) -> &'static str {
-        self.model.params().algorithm.name()
+        self.model().params().algorithm.name()
     }
 
     /// The fitted parameters as JSON (as `cobuy inspect` shows them).
     fn params_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.model.params()).map_err(err)
+        serde_json::to_string(self.model().params()).map_err(err)
     }
 
     /// What was read and chosen, as JSON.
     fn info_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.model.info()).map_err(err)
+        serde_json::to_string(self.model().info()).map_err(err)
     }
 }
 
