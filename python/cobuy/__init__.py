@@ -17,11 +17,12 @@ through the one reader the CLI uses: the same validation, rejects, errors and mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
-from typing import Any, Iterable, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +31,7 @@ import pyarrow.csv as pacsv
 from . import _cobuy
 from ._cobuy import CobuyError
 
-__all__ = ["Recommender", "CobuyError", "load", "__version__"]
+__all__ = ["Recommender", "CobuyError", "load", "rules", "__version__"]
 __version__: str = _cobuy.__version__
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -38,7 +39,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # The id columns of the CLI's tables stay text whatever they look like ("00123" is an id,
 # not the number 123); the other columns are typed by pyarrow (ranks and counts int64,
 # scores float64, exactly the numbers the CSV prints).
-_ID_COLUMNS = {name: pa.string() for name in ("customer_id", "item_id", "neighbor_id")}
+_ID_COLUMNS = {name: pa.string() for name in ("customer_id", "item_id", "neighbor_id", "antecedent", "consequent")}
 
 
 def _table(csv: bytes, pandas: bool) -> Any:
@@ -99,6 +100,27 @@ def _to_arrow(data: Any) -> Tuple[pa.Table, dict]:
     )
 
 
+@contextlib.contextmanager
+def _purchases(purchases: Any, read: dict) -> Iterator[Tuple[str, Optional[str]]]:
+    """The purchases as a path the Rust reader takes, and the source a model records (the
+    path as given, as the CLI records it; none for data in memory, written to a temporary
+    Parquet file for the read). Fills in the columns a scipy matrix implies."""
+    if isinstance(purchases, (str, os.PathLike)):
+        path = os.fspath(purchases)
+        yield path, path
+        return
+    table, implied = _to_arrow(purchases)
+    for k, v in implied.items():
+        if read.get(k) is None:
+            read[k] = v
+    import pyarrow.parquet as pq
+
+    with tempfile.TemporaryDirectory(prefix="cobuy-") as tmp:
+        path = os.path.join(tmp, "purchases.parquet")
+        pq.write_table(table, path, compression="none")
+        yield path, None
+
+
 class Recommender:
     """A cobuy model: fit it on purchases, then ask for lists.
 
@@ -134,7 +156,7 @@ class Recommender:
         """Reads the purchases and fits the model, as ``cobuy fit`` with the same column flags
         (``customer_col`` is ``--customer-col``, and so on; customer and item columns are found
         by their names when not given). Returns ``self``."""
-        cols = dict(
+        read = dict(
             customer_col=customer_col,
             item_col=item_col,
             quantity_col=quantity_col,
@@ -143,28 +165,13 @@ class Recommender:
             time_col=time_col,
             basket_col=basket_col,
             rating_col=rating_col,
-        )
-        opts = dict(
             returns=returns,
             min_value=min_value,
             skip_invalid=skip_invalid,
             rejects=None if rejects is None else os.fspath(rejects),
-            algorithm=self.algorithm,
-            neighbors=self.neighbors,
         )
-        if isinstance(purchases, (str, os.PathLike)):
-            path = os.fspath(purchases)
-            self._set(_cobuy.fit(path, source=path, **cols, **opts))
-            return self
-        table, implied = _to_arrow(purchases)
-        for k, v in implied.items():
-            cols[k] = cols[k] if cols[k] is not None else v
-        import pyarrow.parquet as pq
-
-        with tempfile.TemporaryDirectory(prefix="cobuy-") as tmp:
-            path = os.path.join(tmp, "purchases.parquet")
-            pq.write_table(table, path, compression="none")
-            self._set(_cobuy.fit(path, **cols, **opts))
+        with _purchases(purchases, read) as (path, source):
+            self._set(_cobuy.fit(path, read, source=source, algorithm=self.algorithm, neighbors=self.neighbors))
         return self
 
     def _set(self, model: Any) -> None:
@@ -307,3 +314,44 @@ class Recommender:
 def load(path: PathLike) -> Recommender:
     """Loads a model file written by ``cobuy fit`` or :meth:`Recommender.save`."""
     return Recommender.load(path)
+
+
+def rules(
+    purchases: Any,
+    *,
+    min_support: float = 0.001,
+    min_confidence: float = 0.0,
+    min_lift: float = 0.0,
+    min_count: int = 1,
+    customer_col: Union[str, int, None] = None,
+    item_col: Union[str, int, None] = None,
+    quantity_col: Union[str, int, None] = None,
+    time_col: Union[str, int, None] = None,
+    basket_col: Union[str, int, None] = None,
+    returns: str = "net",
+    skip_invalid: bool = False,
+    rejects: Optional[PathLike] = None,
+    pandas: bool = False,
+) -> Any:
+    """``cobuy rules``' table: pairwise association rules between items bought in the same
+    basket (the same customer without a basket column): antecedent, consequent, support,
+    confidence, lift, leverage, conviction, count, antecedent_count, consequent_count."""
+    read = dict(
+        customer_col=customer_col,
+        item_col=item_col,
+        quantity_col=quantity_col,
+        price_col=None,
+        amount_col=None,
+        time_col=time_col,
+        basket_col=basket_col,
+        rating_col=None,
+        returns=returns,
+        min_value=None,
+        skip_invalid=skip_invalid,
+        rejects=None if rejects is None else os.fspath(rejects),
+    )
+    with _purchases(purchases, read) as (path, _source):
+        csv = _cobuy.rules_csv(
+            path, read, min_support=min_support, min_confidence=min_confidence, min_lift=min_lift, min_count=min_count
+        )
+    return _table(csv, pandas)

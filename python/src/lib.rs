@@ -24,6 +24,7 @@ use cobuy::eval::select::{self, AutoParams, Budget, Pins};
 use cobuy::ids::CustomerIdx;
 use cobuy::ingest::{self, ColumnRef, Columns, IngestOptions};
 use cobuy::model::{FitInfo, FitParams, Model, ModelError};
+use cobuy::offers::rules::{Baskets, RuleParams, write_csv as write_rules};
 use cobuy::recommend::{Filter, Recommendation, ResolvedFilter, Scorer, Scratch};
 
 create_exception!(
@@ -64,54 +65,65 @@ fn column(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Colum
     text.parse::<ColumnRef>().map(Some).map_err(|e| err(format!("{what}: {e}")))
 }
 
-/// Reads purchases from `path` (CSV, TSV, gzip, Parquet file or folder) with the CLI's
-/// column options and fits a model as `cobuy fit` does (`algorithm="auto"`, the default,
-/// chooses on a validation split of the data). `source` is recorded in the model as the
-/// CLI records the purchases path.
-#[pyfunction]
-#[pyo3(signature = (
-    path, *, source=None, customer_col=None, item_col=None, quantity_col=None, price_col=None,
-    amount_col=None, time_col=None, basket_col=None, rating_col=None, returns="net", min_value=None,
-    skip_invalid=false, rejects=None, algorithm="auto", neighbors=None,
-))]
-#[allow(clippy::too_many_arguments)]
-fn fit(
-    py: Python<'_>,
-    path: PathBuf,
-    source: Option<String>,
-    customer_col: Option<&Bound<'_, PyAny>>,
-    item_col: Option<&Bound<'_, PyAny>>,
-    quantity_col: Option<&Bound<'_, PyAny>>,
-    price_col: Option<&Bound<'_, PyAny>>,
-    amount_col: Option<&Bound<'_, PyAny>>,
-    time_col: Option<&Bound<'_, PyAny>>,
-    basket_col: Option<&Bound<'_, PyAny>>,
-    rating_col: Option<&Bound<'_, PyAny>>,
-    returns: &str,
+/// How to read the purchases: the CLI's input flags, as a dict with every key (the Python
+/// package fills it). Columns are header names, or 1-based positions given as ints.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct ReadArgs<'py> {
+    customer_col: Option<Bound<'py, PyAny>>,
+    item_col: Option<Bound<'py, PyAny>>,
+    quantity_col: Option<Bound<'py, PyAny>>,
+    price_col: Option<Bound<'py, PyAny>>,
+    amount_col: Option<Bound<'py, PyAny>>,
+    time_col: Option<Bound<'py, PyAny>>,
+    basket_col: Option<Bound<'py, PyAny>>,
+    rating_col: Option<Bound<'py, PyAny>>,
+    returns: String,
     min_value: Option<f64>,
     skip_invalid: bool,
     rejects: Option<PathBuf>,
+}
+
+impl ReadArgs<'_> {
+    /// The checked ingest options (the customer and item columns found by name when not given).
+    fn options(&self) -> PyResult<IngestOptions> {
+        let columns = Columns {
+            customer: column(self.customer_col.as_ref(), "customer_col")?.unwrap_or(ColumnRef::Detect),
+            item: column(self.item_col.as_ref(), "item_col")?.unwrap_or(ColumnRef::Detect),
+            quantity: column(self.quantity_col.as_ref(), "quantity_col")?,
+            price: column(self.price_col.as_ref(), "price_col")?,
+            amount: column(self.amount_col.as_ref(), "amount_col")?,
+            time: column(self.time_col.as_ref(), "time_col")?,
+            basket: column(self.basket_col.as_ref(), "basket_col")?,
+            rating: column(self.rating_col.as_ref(), "rating_col")?,
+        };
+        let opts = IngestOptions {
+            returns: self.returns.parse().map_err(|e| err(format!("returns: {e}")))?,
+            min_value: self.min_value,
+            skip_invalid: self.skip_invalid,
+            rejects: self.rejects.clone(),
+            ..IngestOptions::new(columns)
+        };
+        opts.check().map_err(err)?;
+        Ok(opts)
+    }
+}
+
+/// Reads purchases from `path` (CSV, TSV, gzip, Parquet file or folder) as `read` says and
+/// fits a model as `cobuy fit` does (`algorithm="auto"`, the default, chooses on a
+/// validation split of the data). `source` is recorded in the model as the CLI records the
+/// purchases path.
+#[pyfunction]
+#[pyo3(signature = (path, read, *, source=None, algorithm="auto", neighbors=None))]
+fn fit(
+    py: Python<'_>,
+    path: PathBuf,
+    read: ReadArgs<'_>,
+    source: Option<String>,
     algorithm: &str,
     neighbors: Option<usize>,
 ) -> PyResult<PyModel> {
-    let columns = Columns {
-        customer: column(customer_col, "customer_col")?.unwrap_or(ColumnRef::Detect),
-        item: column(item_col, "item_col")?.unwrap_or(ColumnRef::Detect),
-        quantity: column(quantity_col, "quantity_col")?,
-        price: column(price_col, "price_col")?,
-        amount: column(amount_col, "amount_col")?,
-        time: column(time_col, "time_col")?,
-        basket: column(basket_col, "basket_col")?,
-        rating: column(rating_col, "rating_col")?,
-    };
-    let opts = IngestOptions {
-        returns: returns.parse().map_err(|e| err(format!("returns: {e}")))?,
-        min_value,
-        skip_invalid,
-        rejects,
-        ..IngestOptions::new(columns)
-    };
-    opts.check().map_err(err)?;
+    let opts = read.options()?;
     let fixed = match algorithm {
         "auto" => None,
         name => Some(
@@ -157,6 +169,35 @@ fn fit(
         }
     })?;
     PyModel::new(model)
+}
+
+/// `cobuy rules`' CSV, as bytes: pairwise association rules of the baskets in the purchases
+/// at `path` (customers stand for baskets without a basket column).
+#[pyfunction]
+#[pyo3(signature = (path, read, *, min_support=0.001, min_confidence=0.0, min_lift=0.0, min_count=1))]
+fn rules_csv<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    read: ReadArgs<'_>,
+    min_support: f64,
+    min_confidence: f64,
+    min_lift: f64,
+    min_count: u64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let params = RuleParams { min_support, min_confidence, min_lift, min_count };
+    params.check().map_err(err)?;
+    if min_count == 0 {
+        return Err(err("min_count must be at least 1"));
+    }
+    let opts = read.options()?;
+    let csv = py.allow_threads(|| -> PyResult<Vec<u8>> {
+        let (plog, _) = ingest::read_log(&path, &opts).map_err(err)?;
+        let (baskets, _) = Baskets::from_log(&plog).map_err(err)?;
+        let mut out = Vec::new();
+        write_rules(&mut out, &baskets, &baskets.rules(&params)).map_err(err)?;
+        Ok(out)
+    })?;
+    Ok(PyBytes::new(py, &csv))
 }
 
 /// Loads a model file saved by `cobuy fit` (or [`PyModel::save`]).
@@ -417,6 +458,7 @@ fn _cobuy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CobuyError", m.py().get_type::<CobuyError>())?;
     m.add_class::<PyModel>()?;
     m.add_function(wrap_pyfunction!(fit, m)?)?;
+    m.add_function(wrap_pyfunction!(rules_csv, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -206,6 +206,28 @@ def test_auto_is_the_cli_default(tmp_path):
     assert model.to_bytes() == (tmp_path / "cli.cobuy").read_bytes()
 
 
+def test_rules_are_the_cli_rules(tmp_path):
+    cols = {k: COLS[k] for k in ("customer_col", "item_col", "quantity_col", "basket_col")}
+    cli("rules", "--purchases", DATA, *flags(cols), "--min-support", "0.01", "--out", tmp_path / "rules.csv")
+    want = read_csv(tmp_path / "rules.csv")
+    assert len(want) > 100
+    table = cobuy.rules(DATA, min_support=0.01, **cols)
+    assert table.column_names == list(want[0])
+    got = table.to_pylist()
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert (g["antecedent"], g["consequent"]) == (w["antecedent"], w["consequent"])
+        for k in ("support", "confidence", "lift", "leverage", "conviction"):
+            assert g[k] == float(w[k]), k
+        for k in ("count", "antecedent_count", "consequent_count"):
+            assert g[k] == int(w[k]), k
+    # From a DataFrame of the file's text: the same rules.
+    df = cobuy.rules(retail_strings(), min_support=0.01, pandas=True, **cols)
+    assert list(df["consequent"]) == [w["consequent"] for w in want]
+    with pytest.raises(cobuy.CobuyError, match="min_count must be at least 1"):
+        cobuy.rules(DATA, min_count=0, **cols)
+
+
 def test_concurrent_calls_agree(fitted):
     """Calls from several threads (the GIL released, scoring buffers pooled) give the lists
     of one thread."""
