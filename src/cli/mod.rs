@@ -186,6 +186,10 @@ fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
     }
 }
 
+/// Amounts and rule measures printed without float noise; in the library, where the rules
+/// file (`cobuy rules`, and the Python package's rules table) is written.
+pub use cobuy::offers::rules::decimal;
+
 /// `n` and the noun, plural unless `n` is 1: "1 customer", "3 customers".
 pub fn plural(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
