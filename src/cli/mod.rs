@@ -186,17 +186,9 @@ fn dispatch(cli: Cli, threads: usize, log: Log) -> Result<()> {
     }
 }
 
-/// A value computed from decimals or counts in a few roundings (a quantity times a price; a
-/// rule's confidence as the ratio of two supports, as mlxtend computes it), without their
-/// float noise: rounded to 15 significant digits, which every decimal of up to 15 digits
-/// survives, then printed in its shortest form (`15.3`, not `15.299999999999999`; `0.88`,
-/// not `0.8799999999999999`).
-pub fn decimal(x: f64) -> String {
-    if !x.is_finite() {
-        return x.to_string();
-    }
-    format!("{x:.14e}").parse::<f64>().unwrap_or(x).to_string()
-}
+/// Amounts and rule measures printed without float noise; in the library, where the rules
+/// file (`cobuy rules`, and the Python package's rules table) is written.
+pub use cobuy::offers::rules::decimal;
 
 /// `n` and the noun, plural unless `n` is 1: "1 customer", "3 customers".
 pub fn plural(n: impl Into<u64>, noun: &str) -> String {
@@ -701,21 +693,5 @@ mod tests {
         }
         assert_eq!(with_rejects, super::REJECTS_BY_DEFAULT.len());
         cmd.debug_assert();
-    }
-
-    /// Amounts are printed as the decimals they come from; values no product of short
-    /// decimals makes keep every digit they need.
-    #[test]
-    fn decimals_lose_the_float_noise_of_a_product_only() {
-        use super::decimal;
-        assert_eq!((6.0 * 2.55f64).to_string(), "15.299999999999999", "the noise this removes");
-        assert_eq!(decimal(6.0 * 2.55), "15.3");
-        assert_eq!(decimal(3.0 * 0.1), "0.3");
-        assert_eq!(decimal(12540.0 * 0.0), "0");
-        assert_eq!(decimal(-2.0 * 1.1), "-2.2");
-        assert_eq!(decimal(1.0 / 3.0), "0.333333333333333");
-        assert_eq!(decimal(123456789.123), "123456789.123");
-        assert_eq!(decimal(1e-20 * 3.0), "0.00000000000000000003");
-        assert_eq!(decimal(f64::INFINITY), "inf");
     }
 }

@@ -14,12 +14,12 @@ use clap::Args;
 use cobuy::batch::{put_display, write_blocks, write_csv_field};
 use cobuy::ids::ItemIdx;
 use cobuy::ingest;
-use cobuy::offers::rules::{Baskets, RuleParams};
+use cobuy::offers::rules::{Baskets, RuleParams, decimal};
 use cobuy::output::TableFile;
 
 use super::args::{CatalogArgs, InputArgs, ingest_options, set_threads};
 use super::paths::Files;
-use super::{Log, bad, create_parent, decimal, plural, summary_lines};
+use super::{Log, bad, create_parent, plural, summary_lines};
 
 /// `cobuy rules` flags.
 #[derive(Args, Debug)]
@@ -142,43 +142,10 @@ pub fn rules(cmd: &RulesCmd, threads: usize, log: Log) -> Result<()> {
     ));
     create_parent(&cmd.out)?;
     let mut f = TableFile::create(&cmd.out).with_context(|| format!("cannot create {}", cmd.out.display()))?;
-    write_rules(&mut f, &baskets, &rules).with_context(|| format!("cannot write {}", cmd.out.display()))?;
+    cobuy::offers::rules::write_csv(&mut f, &baskets, &rules)
+        .with_context(|| format!("cannot write {}", cmd.out.display()))?;
     f.commit().with_context(|| format!("cannot write {}", cmd.out.display()))?;
     log.info(format!("wrote {} rules to {}", rules.len(), cmd.out.display()));
-    Ok(())
-}
-
-/// The rules as CSV.
-fn write_rules(f: &mut TableFile, baskets: &Baskets, rules: &[cobuy::offers::rules::Rule]) -> Result<()> {
-    let mut w = csv::Writer::from_writer(f);
-    w.write_record([
-        "antecedent",
-        "consequent",
-        "support",
-        "confidence",
-        "lift",
-        "leverage",
-        "conviction",
-        "count",
-        "antecedent_count",
-        "consequent_count",
-    ])?;
-    let ids = baskets.items();
-    for r in rules {
-        w.write_record([
-            ids.id(r.antecedent.0),
-            ids.id(r.consequent.0),
-            &decimal(r.support),
-            &decimal(r.confidence),
-            &decimal(r.lift),
-            &decimal(r.leverage),
-            &decimal(r.conviction),
-            &r.count.to_string(),
-            &r.antecedent_count.to_string(),
-            &r.consequent_count.to_string(),
-        ])?;
-    }
-    w.flush()?;
     Ok(())
 }
 

@@ -374,11 +374,73 @@ pub struct Completed {
     pub lift: f64,
 }
 
+/// A value computed from decimals or counts in a few roundings (a quantity times a price; a
+/// rule's confidence as the ratio of two supports, as mlxtend computes it), without their
+/// float noise: rounded to 15 significant digits, which every decimal of up to 15 digits
+/// survives, then printed in its shortest form (`15.3`, not `15.299999999999999`; `0.88`,
+/// not `0.8799999999999999`).
+pub fn decimal(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    format!("{x:.14e}").parse::<f64>().unwrap_or(x).to_string()
+}
+
+/// Writes `rules` as `cobuy rules` does: a header, then one CSV row per rule (items by id,
+/// measures by [`decimal`]); the Python package's rules table is these bytes too.
+pub fn write_csv<W: std::io::Write>(out: W, baskets: &Baskets, rules: &[Rule]) -> csv::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record([
+        "antecedent",
+        "consequent",
+        "support",
+        "confidence",
+        "lift",
+        "leverage",
+        "conviction",
+        "count",
+        "antecedent_count",
+        "consequent_count",
+    ])?;
+    let ids = baskets.items();
+    for r in rules {
+        w.write_record([
+            ids.id(r.antecedent.0),
+            ids.id(r.consequent.0),
+            &decimal(r.support),
+            &decimal(r.confidence),
+            &decimal(r.lift),
+            &decimal(r.leverage),
+            &decimal(r.conviction),
+            &r.count.to_string(),
+            &r.antecedent_count.to_string(),
+            &r.consequent_count.to_string(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::{CustomerIdx, IdTable};
     use crate::ingest::LogRow;
+
+    /// Amounts are printed as the decimals they come from; values no product of short
+    /// decimals makes keep every digit they need.
+    #[test]
+    fn decimals_lose_the_float_noise_of_a_product_only() {
+        assert_eq!((6.0 * 2.55f64).to_string(), "15.299999999999999", "the noise this removes");
+        assert_eq!(decimal(6.0 * 2.55), "15.3");
+        assert_eq!(decimal(3.0 * 0.1), "0.3");
+        assert_eq!(decimal(12540.0 * 0.0), "0");
+        assert_eq!(decimal(-2.0 * 1.1), "-2.2");
+        assert_eq!(decimal(1.0 / 3.0), "0.333333333333333");
+        assert_eq!(decimal(123456789.123), "123456789.123");
+        assert_eq!(decimal(1e-20 * 3.0), "0.00000000000000000003");
+        assert_eq!(decimal(f64::INFINITY), "inf");
+    }
 
     /// Baskets are checked against the limit before anything is numbered in `u32`: two
     /// basket ids and a customer's rows without one make three baskets.
