@@ -192,12 +192,55 @@ pub(crate) fn delimiter_name(d: u8) -> String {
 }
 
 /// One data record of a delimited file.
-pub(crate) struct Record<'a> {
+pub(crate) struct Record<'a, F: ?Sized = csv::ByteRecord> {
     /// The line it starts on (for an unclosed quote, the line the quote opened on).
     pub(crate) line: u64,
-    pub(crate) fields: &'a csv::ByteRecord,
+    pub(crate) fields: &'a F,
     /// What makes the whole record bad before its fields are looked at.
     pub(crate) problem: Option<RowProblem>,
+}
+
+/// The fields of one data record as the row rules read them (`ingest::classify`): the
+/// text of a delimited file's record, or a Parquet row's typed values, which give numbers,
+/// times and dictionary ids without a round trip through text.
+pub(crate) trait Fields {
+    /// The number of fields.
+    fn len(&self) -> usize;
+    /// Field `p`'s text (empty for a null).
+    fn text(&self, p: usize) -> Result<&str, std::str::Utf8Error>;
+    /// Field `p` as a finite number; `None` when it is not one (the rules then say why
+    /// from its text).
+    fn number(&self, p: usize) -> Option<f64> {
+        number_of(self.text(p).ok()?)
+    }
+    /// Field `p` as unix seconds; `None` when it is not a time.
+    fn time(&self, p: usize) -> Option<i64> {
+        crate::time::parse(self.text(p).ok()?)
+    }
+    /// A key standing for field `p`'s value within the chunk (a dictionary id), so that
+    /// a chunk resolves each distinct id once; `None` when there is none.
+    fn key(&self, _p: usize) -> Option<usize> {
+        None
+    }
+    /// The record as a line of a file delimited by `delimiter` ([`encode_record`]).
+    fn encode(&self, delimiter: u8) -> Vec<u8>;
+}
+
+/// A field's text as a finite number (spaces around it allowed).
+pub(crate) fn number_of(text: &str) -> Option<f64> {
+    text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+impl Fields for csv::ByteRecord {
+    fn len(&self) -> usize {
+        csv::ByteRecord::len(self)
+    }
+    fn text(&self, p: usize) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self[p])
+    }
+    fn encode(&self, delimiter: u8) -> Vec<u8> {
+        encode_record(self, delimiter)
+    }
 }
 
 /// A chunk of the input: a stretch of a delimited file, or a Parquet row group.
@@ -226,12 +269,16 @@ impl Records {
         }
     }
 
-    /// The next data record, or `None` at the end of the chunk.
-    pub(crate) fn next_record(&mut self) -> Result<Option<Record<'_>>, SourceError> {
+    /// The next data record with its fields as the row rules read them ([`Fields`]), or
+    /// `None` at the end of the chunk.
+    pub(crate) fn next_fields(&mut self) -> Result<Option<Record<'_, dyn Fields + '_>>, SourceError> {
         match self {
-            Records::Text(c) => c.next_record(),
+            Records::Text(c) => Ok(c.next_record()?.map(|r| {
+                let fields: &dyn Fields = r.fields;
+                Record { line: r.line, fields, problem: r.problem }
+            })),
             #[cfg(feature = "parquet")]
-            Records::Parquet(g) => Ok(if g.advance()? { Some(g.record()) } else { None }),
+            Records::Parquet(g) => g.next_fields(),
         }
     }
 

@@ -21,8 +21,8 @@ pub use chunks::DEFAULT_CHUNK_BYTES;
 
 pub use delimited::SourceError;
 pub(crate) use delimited::{
-    Delimited, Records, RejectsFile, RowProblem, check_options, delimiter_name, display_name, encode_record, row_error,
-    shown, shown_number,
+    Delimited, Fields, Records, RejectsFile, RowProblem, check_options, delimiter_name, display_name, row_error, shown,
+    shown_number,
 };
 use log::LogBuilder;
 pub use log::{CustomerSample, LogRow, PurchaseLog};
@@ -813,6 +813,24 @@ impl ChunkRows {
     }
 }
 
+/// A chunk's resolved ids ([`ChunkRows::resolve`]) by their keys ([`Fields::key`]).
+#[derive(Default)]
+struct KeyCache(Vec<u64>);
+
+impl KeyCache {
+    /// The id of `key`, resolved by `resolve` the first time; `resolve` alone without a key.
+    fn get(&mut self, key: Option<usize>, resolve: impl FnOnce() -> Option<u64>) -> Option<u64> {
+        let Some(key) = key else { return resolve() };
+        if key >= self.0.len() {
+            self.0.resize(key + 1, u64::MAX);
+        }
+        if self.0[key] == u64::MAX {
+            self.0[key] = resolve()?;
+        }
+        Some(self.0[key])
+    }
+}
+
 /// More ids than `u32` indexes (in a chunk: a file of billions of rows without newlines).
 fn too_many(path: &str, what: &'static str) -> IngestError {
     IngestError::TooManyIds { path: path.to_string(), ids: TooManyIds(what) }
@@ -831,8 +849,11 @@ fn parse_chunk(
     let mut out = ChunkRows { bytes: recs.len(), ..ChunkRows::default() };
     let sum = &mut out.sum;
     let (mut last_customer, mut last_item, mut last_basket) = (u64::MAX, u64::MAX, u32::MAX);
+    // Customer and item ids by their chunk keys (Parquet dictionary ids), resolved once.
+    let (mut customer_keys, mut item_keys) = (KeyCache::default(), KeyCache::default());
+    let (customer_pos, item_pos) = (cols.pos[CUSTOMER].unwrap_or(0), cols.pos[ITEM].unwrap_or(0));
     loop {
-        let rec = match recs.next_record() {
+        let rec = match recs.next_fields() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
             Err(e) => {
@@ -852,8 +873,12 @@ fn parse_chunk(
             Ok(Row::IgnoredReturn) => sum.return_rows_ignored += 1,
             Ok(Row::Seen { customer, item }) => {
                 sum.below_min_value_rows += 1;
-                let customer = ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer);
-                let item = ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item);
+                let customer = customer_keys.get(record.key(customer_pos), || {
+                    ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer)
+                });
+                let item = item_keys.get(record.key(item_pos), || {
+                    ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item)
+                });
                 let (Some(customer), Some(item)) = (customer, item) else {
                     out.stop = Some(too_many(name, customer.map_or("customer", |_| "item")));
                     break;
@@ -871,8 +896,12 @@ fn parse_chunk(
                 } else {
                     sum.return_rows_netted += 1;
                 }
-                let customer = ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer);
-                let item = ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item);
+                let customer = customer_keys.get(record.key(customer_pos), || {
+                    ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer)
+                });
+                let item = item_keys.get(record.key(item_pos), || {
+                    ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item)
+                });
                 let basket =
                     basket.map_or(Some(NO_BASKET), |b| ChunkRows::local(&mut out.baskets, &mut last_basket, b));
                 let (Some(customer), Some(item), Some(basket)) = (customer, item, basket) else {
@@ -896,7 +925,7 @@ fn parse_chunk(
                 sum.rejected_rows += 1;
                 *sum.rejected_by_reason.entry(p.class.into()).or_default() += 1;
                 if with_rejects {
-                    out.rejects.push((line, p, encode_record(record, delimiter)));
+                    out.rejects.push((line, p, record.encode(delimiter)));
                 }
             }
         }
@@ -1042,7 +1071,7 @@ enum Row<'a> {
 
 /// Validates one record; fields are checked in a fixed order so the first problem
 /// reported never depends on anything but the row.
-fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions) -> Result<Row<'a>, RowProblem> {
+fn classify<'a>(rec: &'a dyn Fields, cols: &Resolved, opts: &IngestOptions) -> Result<Row<'a>, RowProblem> {
     let problem =
         |k: usize, class: &'static str, reason: String| RowProblem { column: cols.names[k].clone(), class, reason };
     if rec.len() < cols.width {
@@ -1055,18 +1084,20 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
     }
     let text = |k: usize| -> Result<Option<&'a str>, RowProblem> {
         let Some(p) = cols.pos[k] else { return Ok(None) };
-        let bytes = &rec[p];
-        std::str::from_utf8(bytes)
+        rec.text(p)
             .map(Some)
             .map_err(|e| problem(k, "invalid UTF-8", format!("invalid UTF-8 at byte {} of the field", e.valid_up_to())))
     };
     let number = |k: usize| -> Result<Option<f64>, RowProblem> {
-        let Some(t) = text(k)? else { return Ok(None) };
-        let t = t.trim();
-        match t.parse::<f64>() {
-            Ok(v) if v.is_finite() => Ok(Some(v)),
-            _ if t.is_empty() => Err(problem(k, "empty number", "empty, expected a number".into())),
-            _ => Err(problem(k, "invalid number", format!("{} is not a number", shown(t)))),
+        let Some(p) = cols.pos[k] else { return Ok(None) };
+        if let Some(v) = rec.number(p) {
+            return Ok(Some(v));
+        }
+        let t = text(k)?.unwrap_or_default().trim();
+        if t.is_empty() {
+            Err(problem(k, "empty number", "empty, expected a number".into()))
+        } else {
+            Err(problem(k, "invalid number", format!("{} is not a number", shown(t))))
         }
     };
     let customer = text(CUSTOMER)?.unwrap_or_default();
@@ -1132,18 +1163,20 @@ fn classify<'a>(rec: &'a csv::ByteRecord, cols: &Resolved, opts: &IngestOptions)
         }
         (None, amount) => amount,
     };
-    let time = match text(TIME)? {
+    let time = match cols.pos[TIME].map(|p| rec.time(p)) {
         None => None,
-        Some(t) => Some(crate::time::parse(t).ok_or_else(|| {
-            problem(
+        Some(Some(t)) => Some(t),
+        Some(None) => {
+            let t = text(TIME)?.unwrap_or_default();
+            return Err(problem(
                 TIME,
                 "invalid time",
                 format!(
                     "{} is not a date or time (accepted: unix seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, RFC 3339)",
                     shown(t)
                 ),
-            )
-        })?),
+            ));
+        }
     };
     let rating = number(RATING)?;
     let basket = text(BASKET)?;

@@ -11,6 +11,12 @@
 //! being line 1, counted across the files of a folder), which is what the rejects file and
 //! the summary's lines hold; a row error names the file, the row group and the row.
 //!
+//! The purchases' row rules read those values without the text where it is not needed
+//! ([`TypedRow`]): strings straight from the arrays, integers, doubles, timestamps and
+//! dates as numbers (each the number its text parses to), and string columns whose pages
+//! are all dictionary-encoded as dictionaries, whose ids a chunk resolves once each. Only
+//! the rows a rejects file keeps, catalogues, and the other types are formatted.
+//!
 //! Row groups are the chunks of [`super::Delimited::par_chunks`]: each is decoded on a
 //! worker thread (only the columns read) and taken in file order.
 
@@ -23,11 +29,12 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::*;
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Encoding;
 
-use super::delimited::{Record, RowProblem, SKIP_HINT, SourceError, display_name};
+use super::delimited::{Fields, Record, RowProblem, SKIP_HINT, SourceError, display_name, encode_record, number_of};
 
 /// Bytes of a chunk ([`super::DEFAULT_CHUNK_BYTES`]) per row decoded at a time: the
 /// default chunk size makes batches of 65,536 rows.
@@ -249,7 +256,8 @@ impl Decoder {
         if self.reader.is_none() {
             let f = File::open(&self.file.path)
                 .map_err(|error| SourceError::Open { path: self.file.name.clone(), error })?;
-            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, self.file.meta.clone());
+            let meta = dictionary_strings(&self.file.meta, self.group, &self.read);
+            let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(f, meta);
             let roots = (0..self.read.len()).filter(|&p| self.read[p]);
             let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
             let reader = builder
@@ -263,6 +271,49 @@ impl Decoder {
         let reader = self.reader.as_mut().expect("made above");
         reader.next().transpose().map_err(|e| self.error(e))
     }
+}
+
+/// `meta`, with the read string columns whose pages in row group `group` are all
+/// dictionary-encoded read as dictionary arrays: the row group's dictionary is then decoded
+/// once, not copied into every row, and each distinct id is resolved once
+/// ([`Fields::key`]). Columns that are not so, or files with a type the hint cannot take,
+/// are read as they are.
+fn dictionary_strings(meta: &ArrowReaderMetadata, group: usize, read: &[bool]) -> ArrowReaderMetadata {
+    let parquet = meta.metadata();
+    let descr = parquet.file_metadata().schema_descr();
+    let chunks = parquet.row_group(group).columns();
+    let all_dictionary = |root: usize| {
+        let mut leaves = (0..descr.num_columns()).filter(|&l| descr.get_column_root_idx(l) == root);
+        match (leaves.next(), leaves.next()) {
+            (Some(l), None) => {
+                let c = &chunks[l];
+                c.dictionary_page_offset().is_some()
+                    && c.page_encoding_stats_mask()
+                        .is_some_and(|m| m.is_only(Encoding::RLE_DICTIONARY) || m.is_only(Encoding::PLAIN_DICTIONARY))
+            }
+            _ => false,
+        }
+    };
+    let schema = meta.schema();
+    let mut changed = false;
+    let fields: Vec<Field> = (schema.fields().iter().enumerate())
+        .map(|(p, f)| {
+            let strings = matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8);
+            if read.get(p) == Some(&true) && strings && all_dictionary(p) {
+                changed = true;
+                let t = DataType::Dictionary(Box::new(DataType::Int32), Box::new(f.data_type().clone()));
+                f.as_ref().clone().with_data_type(t)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    if !changed {
+        return meta.clone();
+    }
+    let hint = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
+    ArrowReaderMetadata::try_new(parquet.clone(), ArrowReaderOptions::new().with_schema(hint))
+        .unwrap_or_else(|_| meta.clone())
 }
 
 /// Whether a column of this type has a text form cobuy reads.
@@ -286,8 +337,8 @@ pub(crate) struct RowGroup {
     bytes: usize,
     /// The batch decoded already; then it is the whole chunk.
     batch: Option<Result<Option<RecordBatch>, SourceError>>,
-    /// The current batch's columns, by header position.
-    columns: Vec<Column>,
+    /// The current batch and row.
+    row: TypedRow,
     batch_rows: usize,
     /// The next row of the batch.
     at: usize,
@@ -297,6 +348,10 @@ pub(crate) struct RowGroup {
     /// The field being formatted.
     field: Vec<u8>,
     done: bool,
+    /// Each column's last dictionary and the key of its first value ([`Fields::key`]).
+    dictionaries: Vec<Option<(ArrayRef, usize)>>,
+    /// The key of the next new dictionary's first value.
+    next_key: usize,
 }
 
 impl RowGroup {
@@ -307,7 +362,7 @@ impl RowGroup {
             first_line,
             bytes,
             batch: None,
-            columns: Vec::new(),
+            row: TypedRow::default(),
             batch_rows: 0,
             at: 0,
             line: line.saturating_sub(1),
@@ -315,6 +370,8 @@ impl RowGroup {
             record: csv::ByteRecord::new(),
             field: Vec::new(),
             done: false,
+            dictionaries: Vec::new(),
+            next_key: 0,
         }
     }
 
@@ -346,8 +403,9 @@ impl RowGroup {
         }
     }
 
-    /// Moves to the next row; `false` at the end of the row group.
-    pub(crate) fn advance(&mut self) -> Result<bool, SourceError> {
+    /// Decodes the next batch when the current one is read; `false` at the end of the
+    /// row group.
+    fn load(&mut self) -> Result<bool, SourceError> {
         while self.at >= self.batch_rows {
             if self.done {
                 return Ok(false);
@@ -372,23 +430,53 @@ impl RowGroup {
             };
             // The projection holds the read columns only, in file order.
             let mut decoded = batch.columns().iter();
-            self.columns = self
-                .decoder
-                .read
-                .iter()
-                .map(|&read| read.then(|| decoded.next()).flatten().map_or(Column::Skip, Column::of))
+            let read = self.decoder.read.clone();
+            self.dictionaries.resize(read.len(), None);
+            self.row.columns = (0..read.len())
+                .map(|p| match read[p].then(|| decoded.next()).flatten() {
+                    Some(a) => Column::of(a, &mut |values| self.dictionary_key(p, values)),
+                    None => Column::Skip,
+                })
                 .collect();
+            self.row.texts.resize(read.len(), Vec::new());
             (self.batch_rows, self.at) = (batch.num_rows(), 0);
         }
+        Ok(true)
+    }
+
+    /// The key of the first value of column `p`'s dictionary `values`: the same as the
+    /// last batch's when it is the same dictionary (a column chunk's batches share it).
+    fn dictionary_key(&mut self, p: usize, values: &ArrayRef) -> usize {
+        if let Some((last, key)) = &self.dictionaries[p] {
+            if last.len() == values.len() && last.to_data().ptr_eq(&values.to_data()) {
+                return *key;
+            }
+        }
+        let key = self.next_key;
+        self.next_key += values.len();
+        self.dictionaries[p] = Some((values.clone(), key));
+        key
+    }
+
+    fn step(&mut self) {
+        self.at += 1;
+        self.records += 1;
+        self.line += 1;
+    }
+
+    /// Moves to the next row, as text ([`RowGroup::record`]); `false` at the end of the
+    /// row group.
+    pub(crate) fn advance(&mut self) -> Result<bool, SourceError> {
+        if !self.load()? {
+            return Ok(false);
+        }
         self.record.clear();
-        for c in &self.columns {
+        for c in &self.row.columns {
             self.field.clear();
             c.put(self.at, &mut self.field);
             self.record.push_field(&self.field);
         }
-        self.at += 1;
-        self.records += 1;
-        self.line += 1;
+        self.step();
         Ok(true)
     }
 
@@ -396,35 +484,208 @@ impl RowGroup {
     pub(crate) fn record(&mut self) -> Record<'_> {
         Record { line: self.line, fields: &self.record, problem: None }
     }
+
+    /// The next row with its typed values ([`TypedRow`]), or `None` at the end of the row
+    /// group.
+    pub(crate) fn next_fields(&mut self) -> Result<Option<Record<'_, dyn Fields + '_>>, SourceError> {
+        if !self.load()? {
+            return Ok(None);
+        }
+        let i = self.at;
+        for (c, text) in self.row.columns.iter().zip(&mut self.row.texts) {
+            if matches!(c, Column::Array(_) | Column::Keyed { .. }) {
+                text.clear();
+                c.put(i, text);
+            }
+        }
+        self.row.i = i;
+        self.step();
+        Ok(Some(Record { line: self.line, fields: &self.row, problem: None }))
+    }
 }
 
-/// A decoded column of one batch, with what its values become as text.
+/// One row of a decoded batch, read by the row rules as it is: strings and dictionary
+/// strings borrowed from the arrays, integers, doubles and times as numbers; only the
+/// other columns' values are formatted (into `texts`), as a CSV export holds them.
+#[derive(Default)]
+struct TypedRow {
+    columns: Vec<Column>,
+    /// The formatted value of each column not of strings in row `i`.
+    texts: Vec<Vec<u8>>,
+    i: usize,
+}
+
+impl Fields for TypedRow {
+    fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    fn text(&self, p: usize) -> Result<&str, std::str::Utf8Error> {
+        match self.columns[p].str_at(self.i) {
+            Some(s) => Ok(s),
+            None => std::str::from_utf8(&self.texts[p]),
+        }
+    }
+
+    fn number(&self, p: usize) -> Option<f64> {
+        if let Column::Array(a) = &self.columns[p] {
+            if a.is_valid(self.i) {
+                if let Some(v) = typed_number(a.as_ref(), self.i) {
+                    return v;
+                }
+            }
+        }
+        number_of(self.text(p).ok()?)
+    }
+
+    fn time(&self, p: usize) -> Option<i64> {
+        if let Column::Array(a) = &self.columns[p] {
+            if a.is_valid(self.i) {
+                if let Some(t) = typed_seconds(a.as_ref(), self.i) {
+                    return Some(t).filter(|t| (crate::time::MIN..=crate::time::MAX).contains(t));
+                }
+            }
+        }
+        crate::time::parse(self.text(p).ok()?)
+    }
+
+    fn key(&self, p: usize) -> Option<usize> {
+        match &self.columns[p] {
+            Column::Dictionary { array, keys, first_key, .. } if array.is_valid(self.i) => {
+                Some(first_key + keys[self.i])
+            }
+            _ => None,
+        }
+    }
+
+    fn encode(&self, delimiter: u8) -> Vec<u8> {
+        let mut record = csv::ByteRecord::new();
+        let mut field = Vec::new();
+        for c in &self.columns {
+            field.clear();
+            c.put(self.i, &mut field);
+            record.push_field(&field);
+        }
+        encode_record(&record, delimiter)
+    }
+}
+
+/// A valid integer or double's value (`Some(None)`: a double that is not finite); `None`
+/// for the other types, read from their text.
+fn typed_number(a: &dyn Array, i: usize) -> Option<Option<f64>> {
+    use DataType::*;
+    // An integer converts to the nearest double, as parsing its decimal text does; a
+    // double's shortest text parses back to it. (An f32's shortest text does not parse to
+    // its widened value, and decimals may not be exact: both are read from their text.)
+    let v = match a.data_type() {
+        Int8 => f64::from(a.as_primitive::<Int8Type>().value(i)),
+        Int16 => f64::from(a.as_primitive::<Int16Type>().value(i)),
+        Int32 => f64::from(a.as_primitive::<Int32Type>().value(i)),
+        Int64 => a.as_primitive::<Int64Type>().value(i) as f64,
+        UInt8 => f64::from(a.as_primitive::<UInt8Type>().value(i)),
+        UInt16 => f64::from(a.as_primitive::<UInt16Type>().value(i)),
+        UInt32 => f64::from(a.as_primitive::<UInt32Type>().value(i)),
+        UInt64 => a.as_primitive::<UInt64Type>().value(i) as f64,
+        Float64 => a.as_primitive::<Float64Type>().value(i),
+        _ => return None,
+    };
+    Some(Some(v).filter(|v| v.is_finite()))
+}
+
+/// A valid timestamp or date's unix seconds (the fraction of a second dropped); `None` for
+/// the other types.
+fn typed_seconds(a: &dyn Array, i: usize) -> Option<i64> {
+    use DataType::*;
+    Some(match a.data_type() {
+        Date32 => i64::from(a.as_primitive::<Date32Type>().value(i)) * crate::time::DAY,
+        Date64 => a.as_primitive::<Date64Type>().value(i).div_euclid(1000),
+        Timestamp(unit, _) => {
+            let (v, per_second) = match unit {
+                TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().value(i), 1),
+                TimeUnit::Millisecond => (a.as_primitive::<TimestampMillisecondType>().value(i), 1_000),
+                TimeUnit::Microsecond => (a.as_primitive::<TimestampMicrosecondType>().value(i), 1_000_000),
+                TimeUnit::Nanosecond => (a.as_primitive::<TimestampNanosecondType>().value(i), 1_000_000_000),
+            };
+            v.div_euclid(per_second)
+        }
+        _ => return None,
+    })
+}
+
+/// A decoded column of one batch.
 enum Column {
     Skip,
+    Utf8(arrow_array::StringArray),
+    LargeUtf8(arrow_array::LargeStringArray),
+    /// A dictionary of strings: its keys (as positions in `values`), and the chunk's key
+    /// of its first value ([`Fields::key`]).
+    Dictionary {
+        array: ArrayRef,
+        keys: Vec<usize>,
+        values: Box<Column>,
+        first_key: usize,
+    },
+    /// Any other type, read from its text...
     Array(ArrayRef),
-    /// A dictionary's keys (as positions in `values`) and values.
-    Dictionary(ArrayRef, Vec<usize>, Box<Column>),
+    /// ... or a dictionary of it: its keys (positions in `values`).
+    Keyed {
+        array: ArrayRef,
+        keys: Vec<usize>,
+        values: ArrayRef,
+    },
 }
 
 impl Column {
-    fn of(a: &ArrayRef) -> Column {
+    /// The column of `a`; `first_key` gives the key of a dictionary's first value.
+    fn of(a: &ArrayRef, first_key: &mut dyn FnMut(&ArrayRef) -> usize) -> Column {
+        match a.data_type() {
+            DataType::Utf8 => return Column::Utf8(a.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => return Column::LargeUtf8(a.as_string::<i64>().clone()),
+            _ => {}
+        }
         match a.as_any_dictionary_opt() {
-            Some(d) => Column::Dictionary(a.clone(), d.normalized_keys(), Box::new(Column::Array(d.values().clone()))),
+            // A dictionary without values: every key is null (a batch of null ids).
+            Some(d) if d.values().is_empty() => Column::Array(a.clone()),
+            Some(d) if matches!(d.values().data_type(), DataType::Utf8 | DataType::LargeUtf8) => {
+                let values = d.values().clone();
+                Column::Dictionary {
+                    array: a.clone(),
+                    keys: d.normalized_keys(),
+                    first_key: first_key(&values),
+                    values: Box::new(Column::of(&values, &mut |_| 0)),
+                }
+            }
+            Some(d) => Column::Keyed { array: a.clone(), keys: d.normalized_keys(), values: d.values().clone() },
             None => Column::Array(a.clone()),
+        }
+    }
+
+    /// Row `i`'s string ("" for a null); `None` when the column is not of strings.
+    fn str_at(&self, i: usize) -> Option<&str> {
+        match self {
+            Column::Skip => Some(""),
+            Column::Utf8(a) => Some(if a.is_valid(i) { a.value(i) } else { "" }),
+            Column::LargeUtf8(a) => Some(if a.is_valid(i) { a.value(i) } else { "" }),
+            Column::Dictionary { array, keys, values, .. } => {
+                if array.is_valid(i) {
+                    values.str_at(keys[i])
+                } else {
+                    Some("")
+                }
+            }
+            Column::Array(_) | Column::Keyed { .. } => None,
         }
     }
 
     /// Appends row `i`'s text (nothing for a null).
     fn put(&self, i: usize, out: &mut Vec<u8>) {
-        match self {
-            Column::Skip => {}
-            Column::Dictionary(a, keys, values) => {
-                if a.is_valid(i) {
-                    values.put(keys[i], out)
-                }
+        match (self, self.str_at(i)) {
+            (_, Some(s)) => out.extend_from_slice(s.as_bytes()),
+            (Column::Array(a), None) if a.is_valid(i) => put_value(a.as_ref(), i, out),
+            (Column::Keyed { array, keys, values }, None) if array.is_valid(i) && values.is_valid(keys[i]) => {
+                put_value(values.as_ref(), keys[i], out)
             }
-            Column::Array(a) if a.is_valid(i) => put_value(a.as_ref(), i, out),
-            Column::Array(_) => {}
+            _ => {}
         }
     }
 }

@@ -352,7 +352,9 @@ fn with_nulls(rows: &[Row]) -> Vec<Row> {
 
 fn rejects(path: &Path) -> Vec<(String, String, String)> {
     let mut r = csv::Reader::from_path(path).unwrap();
-    r.records().map(|r| r.unwrap()).map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string())).collect()
+    // Byte records: a rejected record may hold bytes that are not UTF-8.
+    let text = |f: &[u8]| String::from_utf8_lossy(f).into_owned();
+    r.byte_records().map(|r| r.unwrap()).map(|r| (text(&r[0]), text(&r[1]), text(&r[2]))).collect()
 }
 
 #[test]
@@ -519,5 +521,348 @@ fn parquet_outputs_hold_the_csv_outputs_values() {
         }
         // Ids that look like numbers come back with their text when read as input again.
         assert!(got.iter().any(|r| matches!(r[0], Cell::Int(_))) || args[0] == "rules", "{}", args[0]);
+    }
+}
+
+/// A column of one of the types a Parquet writer uses, with the text a CSV export of the
+/// same values holds in each row (empty for a null; times as unix seconds, the fraction of a
+/// second dropped; floats in their shortest form in their own width).
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    CustomerInt64,
+    CustomerUInt64,
+    CustomerLargeUtf8,
+    CustomerDict16,
+    ItemDict32,
+    ItemBinary,
+    ItemInt32,
+    ItemUtf8,
+    QuantityInt8,
+    QuantityInt16,
+    QuantityUInt32,
+    QuantityFloat64,
+    QuantityUtf8,
+    AmountFloat64,
+    AmountDecimal,
+    AmountFloat32,
+    TimeSeconds,
+    TimeMillisUtc,
+    TimeMicros,
+    TimeNanosUtc,
+    TimeDate32,
+    TimeDate64,
+    TimeInt64,
+    TimeUtf8,
+    BasketInt64,
+    BasketUtf8,
+    BasketDictInt64,
+}
+
+/// Column `kind` for `n` rows (seeded by `seed`): the array, and each row's CSV field.
+fn typed_column(kind: Kind, n: usize, seed: u64) -> (ArrayRef, Vec<Vec<u8>>) {
+    use Kind::*;
+    use arrow_array::types::Int16Type;
+    use arrow_array::*;
+    let mut rng = Lcg(seed);
+    // A null in about one row of 40, none in the first rows (so that every chunk has some ids).
+    let null = |rng: &mut Lcg, k: usize| k > 20 && rng.below(40) == 0;
+    let text = |v: &Option<String>| v.clone().unwrap_or_default().into_bytes();
+    let strings = |f: &mut dyn FnMut(&mut Lcg, usize) -> Option<String>, rng: &mut Lcg| -> Vec<Option<String>> {
+        (0..n).map(|k| if null(rng, k) { None } else { f(rng, k) }).collect()
+    };
+    let ints = |f: &mut dyn FnMut(&mut Lcg, usize) -> i64, rng: &mut Lcg| -> Vec<Option<i64>> {
+        (0..n).map(|k| if null(rng, k) { None } else { Some(f(rng, k)) }).collect()
+    };
+    let int_texts =
+        |v: &[Option<i64>]| v.iter().map(|x| x.map(|x| x.to_string()).unwrap_or_default().into_bytes()).collect();
+    // A quantity: mostly 1 to 3, some returns, zeros, and values out of range.
+    let quantity = |rng: &mut Lcg, _: usize| match rng.below(100) {
+        0..=5 => -1 - i64::from(rng.below(2)),
+        6..=7 => 0,
+        _ => 1 + i64::from(rng.below(3)),
+    };
+    // Times in 2023; a few out of the range of dates cobuy reads (after 9999, before year 0).
+    let seconds = |rng: &mut Lcg, _: usize| match rng.below(150) {
+        0 => 253_402_300_800 + i64::from(rng.below(1000)),
+        1 => -62_167_219_201 - i64::from(rng.below(1000)),
+        _ => 1_672_531_200 + i64::from(rng.below(365 * 86_400)),
+    };
+    let customer = |rng: &mut Lcg| rng.skewed(150);
+    let item = |rng: &mut Lcg| rng.skewed(60);
+    match kind {
+        CustomerInt64 | ItemInt32 | BasketInt64 | QuantityInt8 | QuantityInt16 | QuantityUInt32 | TimeInt64 => {
+            let v = ints(
+                &mut |rng, _| match kind {
+                    CustomerInt64 => 10_000 + 7 * i64::from(customer(rng)),
+                    ItemInt32 => i64::from(item(rng)) - 5,
+                    BasketInt64 => i64::from(rng.below(400)),
+                    QuantityUInt32 => quantity(rng, 0).abs(),
+                    TimeInt64 => seconds(rng, 0),
+                    _ => quantity(rng, 0),
+                },
+                &mut rng,
+            );
+            let a: ArrayRef = match kind {
+                ItemInt32 => Arc::new(v.iter().map(|x| x.map(|x| x as i32)).collect::<Int32Array>()),
+                QuantityInt8 => Arc::new(v.iter().map(|x| x.map(|x| x as i8)).collect::<Int8Array>()),
+                QuantityInt16 => Arc::new(v.iter().map(|x| x.map(|x| x as i16)).collect::<Int16Array>()),
+                QuantityUInt32 => Arc::new(v.iter().map(|x| x.map(|x| x as u32)).collect::<UInt32Array>()),
+                _ => Arc::new(v.iter().copied().collect::<Int64Array>()),
+            };
+            (a, int_texts(&v))
+        }
+        CustomerUInt64 => {
+            let v: Vec<Option<u64>> =
+                (0..n).map(|k| (!null(&mut rng, k)).then(|| (1 << 63) + 13 * u64::from(customer(&mut rng)))).collect();
+            let t = v.iter().map(|x| x.map(|x| x.to_string()).unwrap_or_default().into_bytes()).collect();
+            (Arc::new(v.into_iter().collect::<UInt64Array>()), t)
+        }
+        CustomerLargeUtf8 | ItemUtf8 | QuantityUtf8 | TimeUtf8 | BasketUtf8 => {
+            let v = strings(
+                &mut |rng, _| match kind {
+                    // Some ids blank: a guest row, or an empty item.
+                    CustomerLargeUtf8 if rng.below(60) == 0 => Some("  ".into()),
+                    CustomerLargeUtf8 => Some(format!("c{}", customer(rng))),
+                    ItemUtf8 if rng.below(80) == 0 => Some(" ".into()),
+                    ItemUtf8 => Some(format!("item {}", item(rng))),
+                    QuantityUtf8 => Some(match rng.below(60) {
+                        0 => "x".into(),
+                        1 => String::new(),
+                        2 => " 2 ".into(),
+                        _ => quantity(rng, 0).to_string(),
+                    }),
+                    TimeUtf8 => Some(match rng.below(60) {
+                        0 => "2023-02-30".into(),
+                        _ => {
+                            let t = seconds(rng, 0).clamp(0, 1 << 40);
+                            time_text(t)
+                        }
+                    }),
+                    _ => Some(format!("b{}", rng.below(400))),
+                },
+                &mut rng,
+            );
+            let t = v.iter().map(text).collect();
+            let a: ArrayRef = match kind {
+                CustomerLargeUtf8 => Arc::new(v.iter().map(Option::as_deref).collect::<LargeStringArray>()),
+                _ => Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>()),
+            };
+            (a, t)
+        }
+        CustomerDict16 | ItemDict32 => {
+            // Dictionary values with a blank one and a null one; keys with nulls.
+            let (count, name) = if matches!(kind, CustomerDict16) { (150, "cust-") } else { (60, "SKU-") };
+            let mut values: Vec<Option<String>> = (0..count).map(|k| Some(format!("{name}{k}"))).collect();
+            values.push(Some(" ".into()));
+            values.push(None);
+            let keys: Vec<Option<i64>> = (0..n)
+                .map(|k| {
+                    if null(&mut rng, k) {
+                        return None;
+                    }
+                    let key = match rng.below(100) {
+                        0 => count + 1,
+                        1 => count,
+                        _ if matches!(kind, CustomerDict16) => customer(&mut rng),
+                        _ => item(&mut rng),
+                    };
+                    Some(i64::from(key))
+                })
+                .collect();
+            let t = keys.iter().map(|k| k.map_or(Vec::new(), |k| text(&values[k as usize]))).collect();
+            let values: ArrayRef = Arc::new(values.iter().map(Option::as_deref).collect::<StringArray>());
+            let a: ArrayRef = if matches!(kind, CustomerDict16) {
+                let keys = keys.iter().map(|k| k.map(|k| k as i16)).collect::<Int16Array>();
+                Arc::new(DictionaryArray::<Int16Type>::try_new(keys, values).unwrap())
+            } else {
+                let keys = keys.iter().map(|k| k.map(|k| k as i32)).collect::<Int32Array>();
+                Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).unwrap())
+            };
+            (a, t)
+        }
+        BasketDictInt64 => {
+            let keys = ints(&mut |rng, _| i64::from(rng.below(300)), &mut rng);
+            let t = keys.iter().map(|k| k.map(|k| (5_000_000 + 3 * k).to_string()).unwrap_or_default().into_bytes());
+            let values: ArrayRef = Arc::new((0..300).map(|k| 5_000_000 + 3 * k).collect::<Int64Array>());
+            let keys = keys.iter().map(|k| k.map(|k| k as i32)).collect::<Int32Array>();
+            (Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values).unwrap()), t.collect())
+        }
+        ItemBinary => {
+            // Some ids are not UTF-8: rejected as the CSV's bytes are.
+            let v: Vec<Option<Vec<u8>>> = (0..n)
+                .map(|k| {
+                    (!null(&mut rng, k)).then(|| match rng.below(70) {
+                        0 => b"bad\xff\xfe".to_vec(),
+                        _ => format!("b{}", item(&mut rng)).into_bytes(),
+                    })
+                })
+                .collect();
+            let t = v.iter().map(|x| x.clone().unwrap_or_default()).collect();
+            (Arc::new(v.iter().map(Option::as_deref).collect::<BinaryArray>()), t)
+        }
+        QuantityFloat64 | AmountFloat64 => {
+            let v: Vec<Option<f64>> = (0..n)
+                .map(|k| {
+                    (!null(&mut rng, k)).then(|| match rng.below(80) {
+                        0 => f64::NAN,
+                        1 => f64::INFINITY,
+                        2 => -0.0,
+                        3 => 1e300,
+                        4 => 0.1 + 0.2,
+                        _ if matches!(kind, AmountFloat64) => f64::from(rng.below(5000)) / 100.0 - 3.0,
+                        _ => quantity(&mut rng, 0) as f64 * 1.5,
+                    })
+                })
+                .collect();
+            let t = v.iter().map(|x| x.map(float_text).unwrap_or_default().into_bytes()).collect();
+            (Arc::new(v.into_iter().collect::<Float64Array>()), t)
+        }
+        AmountFloat32 => {
+            let v: Vec<Option<f32>> =
+                (0..n).map(|k| (!null(&mut rng, k)).then(|| (rng.below(5000) as f32) / 100.0 - 3.0)).collect();
+            // The shortest text of the f32 (2.99, not 2.990000009536743).
+            let t = v.iter().map(|x| x.map(|x| format!("{x}")).unwrap_or_default().into_bytes()).collect();
+            (Arc::new(v.into_iter().collect::<Float32Array>()), t)
+        }
+        AmountDecimal => {
+            let v = ints(&mut |rng, _| i64::from(rng.below(5000)) - 300, &mut rng);
+            let t = v.iter().map(|x| x.map(cents_text).unwrap_or_default().into_bytes()).collect();
+            let a = v.iter().map(|x| x.map(i128::from)).collect::<Decimal128Array>();
+            (Arc::new(a.with_precision_and_scale(12, 2).unwrap()), t)
+        }
+        TimeSeconds | TimeMillisUtc | TimeMicros | TimeNanosUtc | TimeDate32 | TimeDate64 => {
+            let v = ints(&mut |rng, k| seconds(rng, k), &mut rng);
+            // A fraction of a second within the second (dropped, counting down for times
+            // before 1970 as for those after).
+            let mut frac = Lcg(seed ^ 99);
+            let mut scaled = |per: i64| -> Vec<Option<i64>> {
+                v.iter().map(|x| x.map(|s| s * per + i64::from(frac.below(per as u32)))).collect()
+            };
+            let (a, t): (ArrayRef, Vec<Option<i64>>) = match kind {
+                TimeSeconds => (Arc::new(v.iter().copied().collect::<TimestampSecondArray>()), v.clone()),
+                TimeMillisUtc => {
+                    let a = scaled(1000).into_iter().collect::<TimestampMillisecondArray>().with_timezone("UTC");
+                    (Arc::new(a), v.clone())
+                }
+                TimeMicros => {
+                    (Arc::new(scaled(1_000_000).into_iter().collect::<TimestampMicrosecondArray>()), v.clone())
+                }
+                TimeNanosUtc => {
+                    // Nanoseconds reach only years 1677 to 2262: the times out of range are
+                    // taken to the year 2200.
+                    let v: Vec<Option<i64>> = v.iter().map(|x| x.map(|s| s.clamp(0, 7_258_118_400))).collect();
+                    let a: TimestampNanosecondArray = v.iter().map(|x| x.map(|s| s * 1_000_000_000 + 7)).collect();
+                    (Arc::new(a.with_timezone("UTC")), v)
+                }
+                TimeDate32 => {
+                    let days: Vec<Option<i64>> = v.iter().map(|x| x.map(|s| s.div_euclid(86_400))).collect();
+                    let a = days.iter().map(|d| d.map(|d| d as i32)).collect::<Date32Array>();
+                    (Arc::new(a), days.iter().map(|d| d.map(|d| d * 86_400)).collect())
+                }
+                _ => (Arc::new(scaled(1000).into_iter().collect::<Date64Array>()), v.clone()),
+            };
+            (a, int_texts(&t))
+        }
+    }
+}
+
+/// The shortest text of a double, with the words a CSV holds for the values that are not
+/// finite.
+fn float_text(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// [`read_all`] with a rejects file, returned with the rest.
+fn read_with_rejects(path: &Path, chunk_bytes: usize, rejects: &Path) -> (String, Vec<(String, String, String)>) {
+    let mut cols = cobuy::ingest::Columns::new("customer", "item");
+    cols.quantity = Some("quantity".into());
+    cols.amount = Some("amount".into());
+    cols.time = Some("time".into());
+    cols.basket = Some("basket".into());
+    let mut o = cobuy::ingest::IngestOptions::new(cols);
+    (o.chunk_bytes, o.skip_invalid, o.rejects) = (chunk_bytes, true, Some(rejects.to_path_buf()));
+    let got = match cobuy::ingest::read_purchases(path, &o) {
+        Ok(r) => {
+            let i = &r.interactions;
+            format!("{:?} {:?} {:?} {:?} {:?}", i.customers(), i.items(), i.counts(), i.amount(), r.summary)
+        }
+        Err(e) => e.to_string().replace(&path.display().to_string(), "FILE"),
+    };
+    (got, self::rejects(rejects))
+}
+
+#[test]
+fn typed_columns_of_every_type_read_as_their_csv_with_the_same_rejects_and_errors() {
+    use Kind::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = 1500;
+    let tables: [[Kind; 6]; 8] = [
+        [CustomerInt64, ItemDict32, QuantityInt8, AmountDecimal, TimeMillisUtc, BasketInt64],
+        [CustomerUInt64, ItemBinary, QuantityFloat64, AmountFloat64, TimeSeconds, BasketUtf8],
+        [CustomerLargeUtf8, ItemInt32, QuantityUtf8, AmountFloat32, TimeDate32, BasketDictInt64],
+        [CustomerDict16, ItemUtf8, QuantityInt16, AmountFloat64, TimeNanosUtc, BasketInt64],
+        [CustomerLargeUtf8, ItemDict32, QuantityUInt32, AmountDecimal, TimeMicros, BasketUtf8],
+        [CustomerInt64, ItemUtf8, QuantityFloat64, AmountFloat32, TimeInt64, BasketDictInt64],
+        [CustomerUInt64, ItemInt32, QuantityInt16, AmountFloat64, TimeUtf8, BasketInt64],
+        [CustomerDict16, ItemBinary, QuantityInt8, AmountDecimal, TimeDate64, BasketUtf8],
+    ];
+    for (t, kinds) in tables.iter().enumerate() {
+        let columns: Vec<(ArrayRef, Vec<Vec<u8>>)> =
+            kinds.iter().enumerate().map(|(k, &kind)| typed_column(kind, n, 100 * t as u64 + k as u64)).collect();
+        let mut text = format!("{HEADER}\n").into_bytes();
+        for r in 0..n {
+            for (k, (_, fields)) in columns.iter().enumerate() {
+                if k > 0 {
+                    text.push(b',');
+                }
+                text.extend_from_slice(&fields[r]);
+            }
+            text.push(b'\n');
+        }
+        let csv = d.join(format!("t{t}.csv"));
+        fs::write(&csv, text).unwrap();
+        let names = HEADER.split(',');
+        let b = RecordBatch::try_from_iter(names.zip(columns.iter().map(|c| c.0.clone()))).unwrap();
+        // Row groups of 97 rows in pages of 40; writers that keep every page dictionary-
+        // encoded (read as dictionaries), that fall back to plain pages part way through a
+        // column chunk (a dictionary page of 200 bytes at most), and that write no
+        // dictionaries.
+        let pq = d.join(format!("t{t}.parquet"));
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(97))
+            .set_data_page_row_count_limit(40)
+            .set_write_batch_size(40);
+        let props = match t % 3 {
+            0 => props,
+            1 => props.set_dictionary_page_size_limit(200),
+            _ => props.set_dictionary_enabled(false),
+        };
+        let mut w = ArrowWriter::try_new(File::create(&pq).unwrap(), b.schema(), Some(props.build())).unwrap();
+        w.write(&b).unwrap();
+        w.close().unwrap();
+        let want = read_with_rejects(&csv, 1 << 20, &d.join("want.csv"));
+        assert!(!want.1.is_empty() && want.0.contains("purchase_rows"), "table {t}: {want:?}");
+        let want_error = read_all(&csv, 1 << 20, false);
+        let (line, rest) = want_error.strip_prefix("FILE:").unwrap().split_once(": ").unwrap();
+        let row = line.parse::<usize>().unwrap() - 2;
+        let want_error = format!("FILE: row group {}, row {}: {rest}", row / 97, row % 97);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            // Batches of 1, 7 and 65,536 rows.
+            for chunk_bytes in [64, 64 * 7, 1 << 22] {
+                let got = pool.install(|| read_with_rejects(&pq, chunk_bytes, &d.join("got.csv")));
+                let case = format!("table {t} ({kinds:?}), {threads} threads, chunks of {chunk_bytes} bytes");
+                assert!(got.0 == want.0, "{case}:\n{}\n{}", got.0, want.0);
+                assert_eq!(got.1, want.1, "{case}");
+                assert_eq!(pool.install(|| read_all(&pq, chunk_bytes, false)), want_error, "{case}");
+            }
+        }
     }
 }
