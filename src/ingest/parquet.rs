@@ -732,16 +732,10 @@ fn put_value(a: &dyn Array, i: usize, out: &mut Vec<u8>) {
         Decimal64(_, s) => put_decimal(out, &a.as_primitive::<Decimal64Type>().value(i).to_string(), *s),
         Decimal128(_, s) => put_decimal(out, &a.as_primitive::<Decimal128Type>().value(i).to_string(), *s),
         Decimal256(_, s) => put_decimal(out, &a.as_primitive::<Decimal256Type>().value(i).to_string(), *s),
-        Date32 => put_int(out, i64::from(a.as_primitive::<Date32Type>().value(i)) * crate::time::DAY),
-        Date64 => put_int(out, a.as_primitive::<Date64Type>().value(i).div_euclid(1000)),
-        Timestamp(unit, _) => {
-            let (v, per_second) = match unit {
-                TimeUnit::Second => (a.as_primitive::<TimestampSecondType>().value(i), 1),
-                TimeUnit::Millisecond => (a.as_primitive::<TimestampMillisecondType>().value(i), 1_000),
-                TimeUnit::Microsecond => (a.as_primitive::<TimestampMicrosecondType>().value(i), 1_000_000),
-                TimeUnit::Nanosecond => (a.as_primitive::<TimestampNanosecondType>().value(i), 1_000_000_000),
-            };
-            put_int(out, v.div_euclid(per_second))
+        Date32 | Date64 | Timestamp(..) => {
+            if let Some(seconds) = typed_seconds(a, i) {
+                put_int(out, seconds);
+            }
         }
         Utf8 => out.extend_from_slice(a.as_string::<i32>().value(i).as_bytes()),
         LargeUtf8 => out.extend_from_slice(a.as_string::<i64>().value(i).as_bytes()),
