@@ -1054,9 +1054,11 @@ impl Packed {
         let rows = ptr.len() - 1;
         let len = ptr[rows].checked_add(rows)?;
         u32::try_from(len).ok()?;
-        let mut slots: Vec<[u32; 2]> = Vec::with_capacity(len);
-        huge_pages(slots.spare_capacity_mut());
-        slots.resize(len, [0, 0]);
+        // Zeroed by the allocator (fresh pages, not written here): the first touch of each
+        // page is `fill`'s, on every thread. A serial memset here faulted the whole buffer
+        // in on one thread, which on a virtual machine can cost a second.
+        let mut slots: Vec<[u32; 2]> = vec![[0, 0]; len];
+        huge_pages(&mut slots);
         let mut pieces = Vec::with_capacity(ranges.len());
         let mut rest = slots.as_mut_slice();
         for r in ranges {
@@ -1122,7 +1124,7 @@ impl Packed {
     }
 }
 
-/// Asks the kernel to back `buf` (not yet written) with huge pages where it can: rows read
+/// Asks the kernel to back `buf` (not yet touched) with huge pages where it can: rows read
 /// at random over hundreds of megabytes otherwise miss the TLB on almost every read.
 pub(crate) fn huge_pages<T>(buf: &mut [T]) {
     #[cfg(target_os = "linux")]
