@@ -27,6 +27,8 @@ use cobuy::model::{FitInfo, FitParams, Model, ModelError};
 use cobuy::offers::rules::{Baskets, RuleParams, write_csv as write_rules};
 use cobuy::recommend::{Filter, Recommendation, ResolvedFilter, Scorer, Scratch};
 
+mod offers;
+
 create_exception!(
     _cobuy,
     CobuyError,
@@ -217,53 +219,37 @@ fn from_bytes(py: Python<'_>, bytes: &[u8]) -> PyResult<PyModel> {
     PyModel::new(py.allow_threads(|| Model::from_bytes(bytes)).map_err(err)?)
 }
 
-/// What a [`PyModel`]'s scorers borrow: the model and the two filters a call may ask for.
-struct Inner {
+/// A fitted model, the two filters a call may ask for, and a pool of scoring buffers (one
+/// per thread that scores at once), so that a call for one customer allocates only its
+/// result. A call makes its scorer: that costs nothing, as the model found its decay
+/// reference when it was fitted or loaded.
+#[pyclass(frozen, name = "Model", module = "cobuy._cobuy")]
+struct PyModel {
     model: Model,
     /// The CLI's default: bought and seen items are never recommended.
     exclude_bought: ResolvedFilter,
     /// `--include-bought`.
     include_bought: ResolvedFilter,
-}
-
-/// A fitted model with its scorers made once and a pool of scoring buffers (one per thread
-/// that scores at once), so that a call for one customer allocates only its result. Making
-/// a scorer is not free (on a log with times it finds the decay reference: 7 ms on the
-/// bundled data), so a call must not make one.
-#[pyclass(frozen, name = "Model", module = "cobuy._cobuy")]
-struct PyModel {
-    /// Scorers over `inner` (excluding, including bought items). Declared before `inner`,
-    /// so dropped before it.
-    scorers: [Scorer<'static>; 2],
     scratch: Mutex<Vec<Scratch>>,
-    /// Boxed, so that its address does not change when the `PyModel` moves; never moved
-    /// out or mutated (the class is frozen).
-    inner: Box<Inner>,
 }
 
 impl PyModel {
     fn new(model: Model) -> PyResult<Self> {
         let exclude_bought = model.filter(&Filter::default()).map_err(err)?;
         let include_bought = model.filter(&Filter { include_bought: true, ..Filter::default() }).map_err(err)?;
-        let inner = Box::new(Inner { model, exclude_bought, include_bought });
-        // SAFETY: the scorers borrow from the heap allocation of `inner`, which lives, at the
-        // same address and unchanged, as long as the `PyModel`; they are dropped before it
-        // (field order) and never handed out with the 'static lifetime.
-        let r: &'static Inner = unsafe { &*(inner.as_ref() as *const Inner) };
-        let scorers = [r.model.scorer(&r.exclude_bought), r.model.scorer(&r.include_bought)];
-        Ok(PyModel { scorers, scratch: Mutex::new(Vec::new()), inner })
+        Ok(PyModel { model, exclude_bought, include_bought, scratch: Mutex::new(Vec::new()) })
     }
 
     fn model(&self) -> &Model {
-        &self.inner.model
+        &self.model
     }
 
     fn filter(&self, include_bought: bool) -> &ResolvedFilter {
-        if include_bought { &self.inner.include_bought } else { &self.inner.exclude_bought }
+        if include_bought { &self.include_bought } else { &self.exclude_bought }
     }
 
-    fn scorer(&self, include_bought: bool) -> &Scorer<'_> {
-        &self.scorers[usize::from(include_bought)]
+    fn scorer(&self, include_bought: bool) -> Scorer<'_> {
+        self.model.scorer(self.filter(include_bought))
     }
 
     fn customer(&self, id: &str) -> PyResult<CustomerIdx> {
@@ -461,6 +447,7 @@ fn _cobuy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(rules_csv, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
+    offers::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

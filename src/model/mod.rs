@@ -229,6 +229,9 @@ pub struct Model {
     /// The weighted matrix's transpose and row statistics (with undecayed lengths), for
     /// customer similarity; built on first use.
     by_item: std::sync::OnceLock<(Csr, RowStats)>,
+    /// [`reference`], found once at fit and at load (it scans every purchase time: 7 ms on
+    /// the bundled data), so that making a [`Model::scorer`] costs nothing.
+    reference: Option<i64>,
     /// The format version of the file the model was read from; this build's when fitted.
     format_version: u32,
 }
@@ -298,7 +301,8 @@ impl Model {
     ) -> Model {
         let buyers = buyers(&weighted);
         let popular = popularity_order(&buyers);
-        let repeat = repeat_rates(&data, &buyers, reference(&params, &data));
+        let reference = reference(&params, &data);
+        let repeat = repeat_rates(&data, &buyers, reference);
         Model {
             data,
             params,
@@ -311,6 +315,7 @@ impl Model {
             repeat,
             latent,
             by_item: Default::default(),
+            reference,
             format_version: FORMAT_VERSION,
         }
     }
@@ -419,7 +424,7 @@ impl Model {
     /// [`reference`].
     fn again_decay(&self) -> Option<(f64, i64)> {
         let h = Algorithm::BuyAgain.default_weighting(&Measure::Cosine).half_life_days?;
-        Some((h, reference(&self.params, &self.data)?))
+        Some((h, self.reference?))
     }
 
     /// Top `n` items for a known customer, best first, under the default filter. For
