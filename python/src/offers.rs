@@ -7,21 +7,19 @@
 //! this one, so the rows are written here the same way; python/tests compares the bytes
 //! with the CLI's on the bundled data.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use cobuy::batch::{put_display, write_blocks, write_csv_field, write_field};
-use cobuy::ids::ItemIdx;
+use cobuy::batch::{write_blocks, write_csv_field};
 use cobuy::ingest::{self, ColumnRef, IngestOptions};
 use cobuy::model::Model;
-use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary, CategoryIdx};
-use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, Scoring};
+use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
+use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, OfferRows, Scoring};
 use cobuy::offers::rules::{Baskets, RuleParams};
-use cobuy::offers::upsell::{Basis, Delay, ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams};
+use cobuy::offers::upsell::{ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams, UpsellRows};
 use cobuy::recommend::Filter;
 use cobuy::time::{self, DAY};
 use cobuy::value::{self, CustomerScore, CustomerSummary, Distinct, Occasion, ScoreOptions, SummaryOptions, TierBy};
@@ -148,62 +146,15 @@ fn cross_sell_csv<'py>(
         let reference = m.interactions().decay_reference();
         let entries = CategoryEntries::learn(&plog, None, &category, reference, params.entry_window_days);
         let cs = CrossSell::new(m, &filter, &rules, category, &entries, params);
-        // Every item as a reader knows it: its catalogue name, or its id and finest category.
-        let labels: Vec<String> = (0..m.items().len())
-            .map(|x| (m.items().id(x as u32), aligned.per_item.get(x).copied().flatten()))
-            .map(|(id, c)| match c.map(|c| catalog.item(c)) {
-                Some(item) => match (item.name, item.category.last()) {
-                    (Some(name), _) if !name.is_empty() && name != id => format!("{name} ({id})"),
-                    (_, Some(&node)) => format!("{id} ({})", catalog.category_name(node)),
-                    _ => id.to_string(),
-                },
-                None => id.to_string(),
-            })
-            .collect();
+        let rows = OfferRows::new(&cs, m, &catalog, &aligned, top);
         let mut out = Vec::new();
         write_blocks(
             &cs_of,
-            "customer_id,rank,item_id,score,category,reason\n",
+            &rows.header(),
             &mut out,
             &|_| {},
-            || (cs.scratch(), Vec::new(), String::new()),
-            |(s, offers, reason), &c, buf, st| {
-                cs.offers(c, top, s, offers);
-                st.customers += 1;
-                st.rows += offers.len() as u64;
-                let id = m.customers().id(c.0);
-                for (rank, o) in offers.iter().enumerate() {
-                    let cat = o.category.map(|g| catalog.category_name(CategoryIdx(g)));
-                    reason.clear();
-                    // Writing to a String cannot fail.
-                    let _ = match o.with {
-                        Some((x, confidence, _)) => write!(
-                            reason,
-                            "bought together with {} in {:.0}% of baskets containing it",
-                            labels[x.get()],
-                            confidence * 100.0
-                        ),
-                        None => write!(reason, "customers like you bought it"),
-                    };
-                    let _ = match (cat, o.bought_in_category) {
-                        (Some(name), 0) => write!(reason, "; new category for you: {name}"),
-                        (Some(name), n) => write!(reason, "; you bought {n} in {name}"),
-                        (None, _) => Ok(()),
-                    };
-                    write_csv_field(buf, id);
-                    buf.push(b',');
-                    put_display(buf, rank + 1);
-                    buf.push(b',');
-                    write_csv_field(buf, m.item_id(o.item));
-                    buf.push(b',');
-                    put_display(buf, format_args!("{:.6}", o.score));
-                    buf.push(b',');
-                    write_csv_field(buf, cat.unwrap_or(""));
-                    buf.push(b',');
-                    write_csv_field(buf, reason);
-                    buf.push(b'\n');
-                }
-            },
+            || rows.scratch(),
+            |s, &c, buf, st| rows.append(s, c, buf, st),
         )
         .map_err(err)?;
         Ok(out)
@@ -286,82 +237,20 @@ fn up_sell_csv<'py>(
         let upgrades = UpgradeModel::learn(&plog, &vec![true; plog.rows.len()], &facts, &params);
         let filter = m.filter(&Filter::default()).map_err(err)?;
         let up = UpSell::new(&upgrades, m.scorer(&filter));
-        let facts = upgrades.facts();
-        let category_name =
-            |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
-        let ids = m.items();
-        let labels: Vec<String> = ids.iter().map(|id| catalog.label(id)).collect();
+        let rows = UpsellRows::new(&up, m, &catalog, top);
         let mut out = Vec::new();
         write_blocks(
             &cs_of,
-            "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n",
+            UpsellRows::HEADER,
             &mut out,
             &|_| {},
-            || (up.scratch(), String::new()),
-            |(s, reason), &c, buf, st| {
-                let offers = up.offers(c, top, s);
-                st.customers += 1;
-                st.rows += offers.len() as u64;
-                for (rank, o) in offers.iter().enumerate() {
-                    write_field(buf, m.customers().id(c.0));
-                    buf.push(b',');
-                    put_display(buf, rank + 1);
-                    buf.push(b',');
-                    write_field(buf, ids.id(o.item.0));
-                    buf.push(b',');
-                    put_display(buf, format_args!("{:.6}", o.score));
-                    buf.push(b',');
-                    write_field(buf, ids.id(o.anchor.0));
-                    buf.push(b',');
-                    if let Some(t) = o.offer_after {
-                        buf.extend_from_slice(time::date(t).as_bytes());
-                    }
-                    buf.push(b',');
-                    reason.clear();
-                    let (anchor, item) = (&labels[o.anchor.get()], &labels[o.item.get()]);
-                    upgrade_reason(reason, anchor, item, &o.basis, o.delay, category_name(o.item));
-                    write_field(buf, reason);
-                    buf.push(b'\n');
-                }
-            },
+            || rows.scratch(),
+            |s, &c, buf, st| rows.append(s, c, buf, st),
         )
         .map_err(err)?;
         Ok(out)
     })?;
     Ok(PyBytes::new(py, &csv))
-}
-
-/// The up-sell reason column (`write_reason` of src/cli/upsell.rs).
-fn upgrade_reason(out: &mut String, anchor: &str, item: &str, basis: &Basis, delay: Delay, category: &str) {
-    // Writing to a String cannot fail.
-    let _ = match *basis {
-        Basis::Path(p) => write!(
-            out,
-            "customers who bought {anchor} later upgraded to {item}: {} of {} ({:.0}%, {:.1} times chance)",
-            p.customers,
-            p.anchor_customers,
-            100.0 * f64::from(p.customers) / f64::from(p.anchor_customers.max(1)),
-            f64::from(p.customers) / p.expected.max(1e-9)
-        ),
-        Basis::Tier { up_rate: Some(rate), share } => write!(
-            out,
-            "a step up from {anchor} in {category}: {:.0}% of customers buying at that price later buy dearer there; {:.0}% of them choose {item}",
-            100.0 * rate,
-            100.0 * share
-        ),
-        Basis::Tier { up_rate: None, share } => write!(
-            out,
-            "a step up from {anchor} in {category}: {item} is {:.0}% of the purchases of its dearer items",
-            100.0 * share
-        ),
-    };
-    let days = delay.days().unwrap_or(0);
-    let _ = match delay {
-        Delay::Path(_) => write!(out, "; median {days} days"),
-        Delay::Category(_) => write!(out, "; upgrades in {category} come after a median {days} days"),
-        Delay::Repurchase(_) => write!(out, "; {category} is bought again every {days} days (median)"),
-        Delay::Unknown => Ok(()),
-    };
 }
 
 /// `cobuy customers`' CSV (no report, wallet or holdout), as bytes: per customer, the

@@ -1,25 +1,21 @@
 //! `cobuy cross-sell`: purchases and a catalogue in, complementary offers per customer out.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
 
-use cobuy::batch::{BatchStats, put_display, write_blocks, write_csv_field};
-use cobuy::ids::{CustomerIdx, IdTable};
+use cobuy::batch::write_blocks;
 use cobuy::ingest;
 use cobuy::model::{FitInfo, Model};
-use cobuy::offers::catalog::{Alignment, Catalog, CategoryIdx};
-use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, Scoring};
+use cobuy::offers::catalog::{Alignment, Catalog};
+use cobuy::offers::crosssell::{CategoryEntries, CrossSell, CrossSellParams, OfferRows, Scoring};
 use cobuy::offers::rules::{Baskets, RuleParams};
-use cobuy::output::TableFile;
 use cobuy::recommend::Filter;
 use cobuy::value::{Wallet, WalletParams};
 
 use super::args::{AffinityArgs, CatalogArgs, FilterArgs, InputArgs, ValueArgs, ingest_options, set_threads};
-use super::customers::Values;
 use super::paths::Files;
 use super::{Log, bad, customers_of, plural, summary_lines, write_batch};
 
@@ -162,11 +158,26 @@ pub fn run(cmd: &CrossSellCmd, threads: usize, log: Log) -> Result<()> {
         None => customers,
     };
     let wallet = if cmd.wallet { Some(wallet_of(&plog, &catalog, level)?) } else { None };
+    let mut rows = OfferRows::new(&cs, &model, &catalog, &aligned, cmd.top);
+    if let Some(wallet) = &wallet {
+        rows = rows.with_wallet(wallet, &plog.customers);
+    }
+    let header = values.as_ref().map_or_else(|| rows.header(), |v| v.columns.header(&rows.header()));
     let (_, secs) = write_batch(&cmd.out, customers.len(), "cross-sell", log, |file, progress| {
-        let mut w = OfferWriter::new(&cs, &model, &catalog, &aligned, cmd.top);
-        w.values = values.as_ref();
-        w.wallet = wallet.as_ref().map(|wallet| (wallet, &plog.customers));
-        w.write(&customers, file, progress)
+        write_blocks(
+            &customers,
+            &header,
+            file,
+            progress,
+            || rows.scratch(),
+            |s, &c, buf, st| {
+                let start = buf.len();
+                rows.append(s, c, buf, st);
+                if let Some(v) = &values {
+                    v.columns.append(c, buf, start);
+                }
+            },
+        )
     })?;
     log.info(format!(
         "wrote cross-sell offers for {} to {} in {secs:.1}s",
@@ -222,110 +233,4 @@ fn wallet_of(plog: &ingest::PurchaseLog, catalog: &Catalog, level: usize) -> Res
         per_item.iter().map(|c| c.and_then(|c| catalog.category_of(c, level)).map(|g| g.0)).collect();
     Wallet::new(plog, &category, catalog.category_count(), &|_| true, WalletParams::default())
         .map_err(|e| bad(format!("--wallet: {e}")))
-}
-
-/// What every cross-sell row needs, prepared once.
-struct OfferWriter<'a> {
-    cs: &'a CrossSell<'a>,
-    model: &'a Model,
-    catalog: &'a Catalog,
-    /// Every item as a reader knows it: its catalogue name, or its id and finest category.
-    labels: Vec<String>,
-    top: usize,
-    /// The customers' value columns.
-    values: Option<&'a Values>,
-    /// Share of wallet, over these customer ids.
-    wallet: Option<(&'a Wallet, &'a IdTable)>,
-}
-
-impl<'a> OfferWriter<'a> {
-    fn new(cs: &'a CrossSell<'a>, model: &'a Model, catalog: &'a Catalog, aligned: &Alignment, top: usize) -> Self {
-        let labels = (0..model.items().len())
-            .map(|x| (model.items().id(x as u32), aligned.per_item.get(x).copied().flatten()))
-            .map(|(id, c)| match c.map(|c| catalog.item(c)) {
-                Some(item) => match (item.name, item.category.last()) {
-                    (Some(name), _) if !name.is_empty() && name != id => format!("{name} ({id})"),
-                    (_, Some(&node)) => format!("{id} ({})", catalog.category_name(node)),
-                    _ => id.to_string(),
-                },
-                None => id.to_string(),
-            })
-            .collect();
-        OfferWriter { cs, model, catalog, labels, top, values: None, wallet: None }
-    }
-
-    /// Streams each customer's offers to `out` as CSV rows, scored in parallel, in
-    /// customer order (fields quoted as the `csv` crate quotes them, as they always were).
-    fn write(
-        &self,
-        customers: &[CustomerIdx],
-        out: &mut TableFile,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> std::io::Result<BatchStats> {
-        let (cs, model, top) = (self.cs, self.model, self.top);
-        let mut header = "customer_id,rank,item_id,score,category,reason\n".to_string();
-        if self.wallet.is_some() {
-            header = header.replace('\n', ",wallet_gap\n");
-        }
-        if let Some(v) = self.values {
-            header = v.columns.header(&header);
-        }
-        write_blocks(
-            customers,
-            &header,
-            out,
-            progress,
-            || (cs.scratch(), Vec::new(), String::new()),
-            |(s, offers, reason), &c, buf, st| {
-                let start = buf.len();
-                let in_wallet = self.wallet.and_then(|(w, ids)| Some((w, ids.index_of(model.customers().id(c.0))?)));
-                cs.offers(c, top, s, offers);
-                st.customers += 1;
-                st.rows += offers.len() as u64;
-                st.short_customers += u64::from(offers.len() < top);
-                let id = model.customers().id(c.0);
-                for (rank, o) in offers.iter().enumerate() {
-                    let cat = o.category.map(|g| self.catalog.category_name(CategoryIdx(g)));
-                    reason.clear();
-                    // Writing to a String cannot fail.
-                    let _ = match o.with {
-                        Some((x, confidence, _)) => write!(
-                            reason,
-                            "bought together with {} in {:.0}% of baskets containing it",
-                            self.labels[x.get()],
-                            confidence * 100.0
-                        ),
-                        None => write!(reason, "customers like you bought it"),
-                    };
-                    let _ = match (cat, o.bought_in_category) {
-                        (Some(name), 0) => write!(reason, "; new category for you: {name}"),
-                        (Some(name), n) => write!(reason, "; you bought {n} in {name}"),
-                        (None, _) => Ok(()),
-                    };
-                    write_csv_field(buf, id);
-                    buf.push(b',');
-                    put_display(buf, rank + 1);
-                    buf.push(b',');
-                    write_csv_field(buf, model.item_id(o.item));
-                    buf.push(b',');
-                    put_display(buf, format_args!("{:.6}", o.score));
-                    buf.push(b',');
-                    write_csv_field(buf, cat.unwrap_or(""));
-                    buf.push(b',');
-                    write_csv_field(buf, reason);
-                    if self.wallet.is_some() {
-                        buf.push(b',');
-                        let gap = in_wallet.zip(o.category).and_then(|((w, i), g)| w.gap(CustomerIdx(i), g));
-                        if let Some(g) = gap {
-                            put_display(buf, format_args!("{:.2}", g.gap));
-                        }
-                    }
-                    buf.push(b'\n');
-                }
-                if let Some(v) = self.values {
-                    v.columns.append(c, buf, start);
-                }
-            },
-        )
-    }
 }

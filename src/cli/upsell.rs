@@ -16,13 +16,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
 
-use cobuy::batch::{BatchStats, put_display, write_field};
+use cobuy::batch::BatchStats;
 use cobuy::ids::ItemIdx;
 use cobuy::ingest::{self, PurchaseLog};
 use cobuy::matrix::{Interactions, MergeStats};
 use cobuy::model::{FitInfo, Model};
 use cobuy::offers::catalog::{Catalog, CategoryIdx};
-use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, UpsellParams};
+use cobuy::offers::upsell::{Basis, Delay, ItemFacts, UpSell, UpgradeModel, UpsellParams, UpsellRows, write_reason};
 use cobuy::output::TableFile;
 use cobuy::recommend::Filter;
 
@@ -168,41 +168,6 @@ fn learn(
     Ok(Learned { plog, interactions, merge: summary.merge, catalog, upgrades })
 }
 
-/// Appends the readable reason of an upgrade from the item labelled `anchor` to the one
-/// labelled `item` (labels as [`Catalog::label`] gives them).
-fn write_reason(out: &mut String, anchor: &str, item: &str, basis: &Basis, delay: Delay, category: &str) {
-    use std::fmt::Write as _;
-    // Writing to a String cannot fail.
-    let _ = match *basis {
-        Basis::Path(p) => write!(
-            out,
-            "customers who bought {anchor} later upgraded to {item}: {} of {} ({:.0}%, {:.1} times chance)",
-            p.customers,
-            p.anchor_customers,
-            100.0 * f64::from(p.customers) / f64::from(p.anchor_customers.max(1)),
-            f64::from(p.customers) / p.expected.max(1e-9)
-        ),
-        Basis::Tier { up_rate: Some(rate), share } => write!(
-            out,
-            "a step up from {anchor} in {category}: {:.0}% of customers buying at that price later buy dearer there; {:.0}% of them choose {item}",
-            100.0 * rate,
-            100.0 * share
-        ),
-        Basis::Tier { up_rate: None, share } => write!(
-            out,
-            "a step up from {anchor} in {category}: {item} is {:.0}% of the purchases of its dearer items",
-            100.0 * share
-        ),
-    };
-    let days = delay.days().unwrap_or(0);
-    let _ = match delay {
-        Delay::Path(_) => write!(out, "; median {days} days"),
-        Delay::Category(_) => write!(out, "; upgrades in {category} come after a median {days} days"),
-        Delay::Repurchase(_) => write!(out, "; {category} is bought again every {days} days (median)"),
-        Delay::Unknown => Ok(()),
-    };
-}
-
 /// Runs `cobuy up-sell`.
 pub fn run(cmd: &UpSellCmd, threads: usize, log: Log) -> Result<()> {
     if cmd.top == 0 {
@@ -253,48 +218,18 @@ fn write_offers(
         Some(v) => v.select(customers),
         None => customers,
     };
-    let header = "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n";
-    let header = values.map_or_else(|| header.to_string(), |v| v.columns.header(header));
-    let facts = upgrades.facts();
-    let category_name =
-        |i: ItemIdx| facts.category(i.0).map_or("its category", |c| catalog.category_name(CategoryIdx(c)));
-    let ids = model.items();
-    // Every item's label, made once rather than twice per offer.
-    let labels: Vec<String> = ids.iter().map(|id| catalog.label(id)).collect();
+    let rows = UpsellRows::new(&up, model, catalog, top);
+    let header = values.map_or_else(|| UpsellRows::HEADER.to_string(), |v| v.columns.header(UpsellRows::HEADER));
     let (stats, secs) = write_batch(out, customers.len(), "up-sell", log, |file, progress| {
         cobuy::batch::write_blocks(
             &customers,
             &header,
             file,
             progress,
-            || (up.scratch(), String::new()),
-            |(s, reason), &c, buf, st| {
+            || rows.scratch(),
+            |s, &c, buf, st| {
                 let start = buf.len();
-                let offers = up.offers(c, top, s);
-                st.customers += 1;
-                st.rows += offers.len() as u64;
-                st.short_customers += u64::from(offers.len() < top);
-                for (rank, o) in offers.iter().enumerate() {
-                    write_field(buf, model.customers().id(c.0));
-                    buf.push(b',');
-                    put_display(buf, rank + 1);
-                    buf.push(b',');
-                    write_field(buf, ids.id(o.item.0));
-                    buf.push(b',');
-                    put_display(buf, format_args!("{:.6}", o.score));
-                    buf.push(b',');
-                    write_field(buf, ids.id(o.anchor.0));
-                    buf.push(b',');
-                    if let Some(t) = o.offer_after {
-                        buf.extend_from_slice(cobuy::time::date(t).as_bytes());
-                    }
-                    buf.push(b',');
-                    reason.clear();
-                    let (anchor, item) = (&labels[o.anchor.get()], &labels[o.item.get()]);
-                    write_reason(reason, anchor, item, &o.basis, o.delay, category_name(o.item));
-                    write_field(buf, reason);
-                    buf.push(b'\n');
-                }
+                rows.append(s, c, buf, st);
                 if let Some(v) = values {
                     v.columns.append(c, buf, start);
                 }

@@ -39,12 +39,15 @@
 use rustc_hash::FxHashMap;
 
 use crate::algo::ease::{Ease, EaseParams, EaseScratch};
-use crate::ids::{CustomerIdx, ItemIdx};
+use crate::batch::{BatchStats, put_display, write_csv_field};
+use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::PurchaseLog;
 use crate::matrix::Csr;
 use crate::model::Model;
+use crate::offers::catalog::{Alignment, Catalog, CategoryIdx};
 use crate::offers::rules::Rule;
 use crate::recommend::{Recommendation, ResolvedFilter, Scorer, Scratch, Source};
+use crate::value::Wallet;
 
 /// Which scoring ranks the offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -593,3 +596,109 @@ pub struct CrossSellScratch {
 
 /// A scored candidate: score, item, scaled collaborative score, strongest rule.
 type Scored = (f64, u32, f64, Option<(ItemIdx, f64, f64)>);
+
+/// The cross-sell table's rows (`customer_id,rank,item_id,score,category,reason`, then
+/// `wallet_gap` when asked): the CLI's file and the Python package's table, one writer.
+pub struct OfferRows<'a> {
+    cs: &'a CrossSell<'a>,
+    model: &'a Model,
+    catalog: &'a Catalog,
+    /// Every item as a reader knows it: its catalogue name, or its id and finest category.
+    labels: Vec<String>,
+    top: usize,
+    /// Share of wallet, over these customer ids.
+    wallet: Option<(&'a Wallet, &'a IdTable)>,
+}
+
+impl<'a> OfferRows<'a> {
+    /// `aligned`: the model's items in `catalog` ([`Catalog::align`]).
+    pub fn new(cs: &'a CrossSell<'a>, model: &'a Model, catalog: &'a Catalog, aligned: &Alignment, top: usize) -> Self {
+        let labels = (0..model.items().len())
+            .map(|x| (model.items().id(x as u32), aligned.per_item.get(x).copied().flatten()))
+            .map(|(id, c)| match c.map(|c| catalog.item(c)) {
+                Some(item) => match (item.name, item.category.last()) {
+                    (Some(name), _) if !name.is_empty() && name != id => format!("{name} ({id})"),
+                    (_, Some(&node)) => format!("{id} ({})", catalog.category_name(node)),
+                    _ => id.to_string(),
+                },
+                None => id.to_string(),
+            })
+            .collect();
+        OfferRows { cs, model, catalog, labels, top, wallet: None }
+    }
+
+    /// Adds the `wallet_gap` column: `wallet` over the customers `ids`.
+    pub fn with_wallet(self, wallet: &'a Wallet, ids: &'a IdTable) -> Self {
+        OfferRows { wallet: Some((wallet, ids)), ..self }
+    }
+
+    /// The header line.
+    pub fn header(&self) -> String {
+        let wallet = if self.wallet.is_some() { ",wallet_gap" } else { "" };
+        format!("customer_id,rank,item_id,score,category,reason{wallet}\n")
+    }
+
+    /// Per-worker buffers for [`OfferRows::append`].
+    pub fn scratch(&self) -> OfferRowsScratch {
+        OfferRowsScratch { scratch: self.cs.scratch(), offers: Vec::new(), reason: String::new() }
+    }
+
+    /// Appends customer `c`'s offers to `buf`, one row each (fields quoted as the `csv`
+    /// crate quotes them, as they always were), and counts them in `st`.
+    pub fn append(&self, s: &mut OfferRowsScratch, c: CustomerIdx, buf: &mut Vec<u8>, st: &mut BatchStats) {
+        use std::fmt::Write as _;
+        let (model, top) = (self.model, self.top);
+        let OfferRowsScratch { scratch, offers, reason } = s;
+        let in_wallet = self.wallet.and_then(|(w, ids)| Some((w, ids.index_of(model.customers().id(c.0))?)));
+        self.cs.offers(c, top, scratch, offers);
+        st.customers += 1;
+        st.rows += offers.len() as u64;
+        st.short_customers += u64::from(offers.len() < top);
+        let id = model.customers().id(c.0);
+        for (rank, o) in offers.iter().enumerate() {
+            let cat = o.category.map(|g| self.catalog.category_name(CategoryIdx(g)));
+            reason.clear();
+            // Writing to a String cannot fail.
+            let _ = match o.with {
+                Some((x, confidence, _)) => write!(
+                    reason,
+                    "bought together with {} in {:.0}% of baskets containing it",
+                    self.labels[x.get()],
+                    confidence * 100.0
+                ),
+                None => write!(reason, "customers like you bought it"),
+            };
+            let _ = match (cat, o.bought_in_category) {
+                (Some(name), 0) => write!(reason, "; new category for you: {name}"),
+                (Some(name), n) => write!(reason, "; you bought {n} in {name}"),
+                (None, _) => Ok(()),
+            };
+            write_csv_field(buf, id);
+            buf.push(b',');
+            put_display(buf, rank + 1);
+            buf.push(b',');
+            write_csv_field(buf, model.item_id(o.item));
+            buf.push(b',');
+            put_display(buf, format_args!("{:.6}", o.score));
+            buf.push(b',');
+            write_csv_field(buf, cat.unwrap_or(""));
+            buf.push(b',');
+            write_csv_field(buf, reason);
+            if self.wallet.is_some() {
+                buf.push(b',');
+                let gap = in_wallet.zip(o.category).and_then(|((w, i), g)| w.gap(CustomerIdx(i), g));
+                if let Some(g) = gap {
+                    put_display(buf, format_args!("{:.2}", g.gap));
+                }
+            }
+            buf.push(b'\n');
+        }
+    }
+}
+
+/// [`OfferRows`]' per-worker buffers.
+pub struct OfferRowsScratch {
+    scratch: CrossSellScratch,
+    offers: Vec<Offer>,
+    reason: String,
+}

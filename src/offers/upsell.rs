@@ -40,9 +40,11 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::batch::{BatchStats, put_display, write_field};
 use crate::ids::{CustomerIdx, IdTable, ItemIdx};
 use crate::ingest::PurchaseLog;
-use crate::offers::catalog::Catalog;
+use crate::model::Model;
+use crate::offers::catalog::{Catalog, CategoryIdx};
 use crate::recommend::{Scorer, Scratch};
 use crate::time::DAY;
 
@@ -1251,4 +1253,105 @@ mod tests {
         assert!(!facts.is_upgrade(0, 3, 0.1), "another category");
         assert!(!facts.is_upgrade(0, 0, 0.0));
     }
+}
+
+/// The up-sell table's rows (`customer_id,rank,item_id,score,anchor_item_id,offer_after,reason`):
+/// the CLI's file and the Python package's table, one writer.
+pub struct UpsellRows<'a> {
+    up: &'a UpSell<'a>,
+    model: &'a Model,
+    catalog: &'a Catalog,
+    /// Every item's label ([`Catalog::label`]), made once rather than twice per offer.
+    labels: Vec<String>,
+    top: usize,
+}
+
+impl<'a> UpsellRows<'a> {
+    /// `up` scores with `model`'s scorer; `catalog` names its items and categories.
+    pub fn new(up: &'a UpSell<'a>, model: &'a Model, catalog: &'a Catalog, top: usize) -> Self {
+        let labels = model.items().iter().map(|id| catalog.label(id)).collect();
+        UpsellRows { up, model, catalog, labels, top }
+    }
+
+    /// The header line.
+    pub const HEADER: &'static str = "customer_id,rank,item_id,score,anchor_item_id,offer_after,reason\n";
+
+    /// Per-worker buffers for [`UpsellRows::append`].
+    pub fn scratch(&self) -> (UpsellScratch, String) {
+        (self.up.scratch(), String::new())
+    }
+
+    /// Appends customer `c`'s offers to `buf`, one row each, and counts them in `st`.
+    pub fn append(
+        &self,
+        (s, reason): &mut (UpsellScratch, String),
+        c: CustomerIdx,
+        buf: &mut Vec<u8>,
+        st: &mut BatchStats,
+    ) {
+        let (ids, facts) = (self.model.items(), self.up.upgrades.facts());
+        let category_name =
+            |i: ItemIdx| facts.category(i.0).map_or("its category", |c| self.catalog.category_name(CategoryIdx(c)));
+        let offers = self.up.offers(c, self.top, s);
+        st.customers += 1;
+        st.rows += offers.len() as u64;
+        st.short_customers += u64::from(offers.len() < self.top);
+        for (rank, o) in offers.iter().enumerate() {
+            write_field(buf, self.model.customers().id(c.0));
+            buf.push(b',');
+            put_display(buf, rank + 1);
+            buf.push(b',');
+            write_field(buf, ids.id(o.item.0));
+            buf.push(b',');
+            put_display(buf, format_args!("{:.6}", o.score));
+            buf.push(b',');
+            write_field(buf, ids.id(o.anchor.0));
+            buf.push(b',');
+            if let Some(t) = o.offer_after {
+                buf.extend_from_slice(crate::time::date(t).as_bytes());
+            }
+            buf.push(b',');
+            reason.clear();
+            let (anchor, item) = (&self.labels[o.anchor.get()], &self.labels[o.item.get()]);
+            write_reason(reason, anchor, item, &o.basis, o.delay, category_name(o.item));
+            write_field(buf, reason);
+            buf.push(b'\n');
+        }
+    }
+}
+
+/// Appends the readable reason of an upgrade from the item labelled `anchor` to the one
+/// labelled `item` (labels as [`Catalog::label`] gives them): the up-sell offers' reason
+/// column and `cobuy upgrades`' list.
+pub fn write_reason(out: &mut String, anchor: &str, item: &str, basis: &Basis, delay: Delay, category: &str) {
+    use std::fmt::Write as _;
+    // Writing to a String cannot fail.
+    let _ = match *basis {
+        Basis::Path(p) => write!(
+            out,
+            "customers who bought {anchor} later upgraded to {item}: {} of {} ({:.0}%, {:.1} times chance)",
+            p.customers,
+            p.anchor_customers,
+            100.0 * f64::from(p.customers) / f64::from(p.anchor_customers.max(1)),
+            f64::from(p.customers) / p.expected.max(1e-9)
+        ),
+        Basis::Tier { up_rate: Some(rate), share } => write!(
+            out,
+            "a step up from {anchor} in {category}: {:.0}% of customers buying at that price later buy dearer there; {:.0}% of them choose {item}",
+            100.0 * rate,
+            100.0 * share
+        ),
+        Basis::Tier { up_rate: None, share } => write!(
+            out,
+            "a step up from {anchor} in {category}: {item} is {:.0}% of the purchases of its dearer items",
+            100.0 * share
+        ),
+    };
+    let days = delay.days().unwrap_or(0);
+    let _ = match delay {
+        Delay::Path(_) => write!(out, "; median {days} days"),
+        Delay::Category(_) => write!(out, "; upgrades in {category} come after a median {days} days"),
+        Delay::Repurchase(_) => write!(out, "; {category} is bought again every {days} days (median)"),
+        Delay::Unknown => Ok(()),
+    };
 }
