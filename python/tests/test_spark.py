@@ -223,7 +223,7 @@ def test_bad_input_is_a_clear_error(spark, fitted, tmp_path):
     with pytest.raises(cobuy.CobuyError, match=r"has no column 'customer_id' \(its columns: a, b\)"):
         cspark.recommendations(df.selectExpr("customer_id as a", "customer_id as b"), str(model))
     with pytest.raises(cobuy.CobuyError, match="'x' holds double: customer ids must be strings or integers"):
-        cspark.recommendations(df.selectExpr("1.5 as x"), str(model))
+        cspark.recommendations(df.selectExpr("cast(1.5 as double) as x"), str(model))
     missing = tmp_path / "missing.cobuy"
     assert cli_error("recommend", "--model", missing, "--out", tmp_path / "o.csv").startswith(
         f"{missing}: no such model file"
