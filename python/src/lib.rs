@@ -437,6 +437,15 @@ impl PyModel {
     fn info_json(&self) -> PyResult<String> {
         serde_json::to_string(self.model().info()).map_err(err)
     }
+
+    /// One byte per id: 1 when the customer is in the model, else 0. The Spark scorer skips
+    /// and counts unknown ids as `cobuy recommend --customers` does, without a Python set of
+    /// every id in each worker.
+    fn known<'py>(&self, py: Python<'py>, customers: Vec<String>) -> Bound<'py, PyBytes> {
+        let mask: Vec<u8> =
+            py.allow_threads(|| customers.iter().map(|id| u8::from(self.model().customer(id).is_some())).collect());
+        PyBytes::new(py, &mask)
+    }
 }
 
 #[pymodule]
