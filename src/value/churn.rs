@@ -7,7 +7,7 @@
 //! ranking; but the models' death process is sharp, so a customer with a long pause after
 //! several purchases gets a P(no purchase) near 1 though such customers often come back (on
 //! CDNOW a third of those with 2 to 5 repeat purchases and a pause of 26 weeks or more
-//! bought in the holdout, where the models said 5 to 13%), and ranking by expected
+//! bought in the holdout, where Pareto/NBD said 2 to 13%), and ranking by expected
 //! purchases, which weighs the purchase rate more, then ranks churn better. Which one wins
 //! depends on the data (fewest expected purchases on CDNOW, P(no purchase) on UCI Online
 //! Retail and The Complete Journey, on their inner splits and holdouts alike), so the inner
