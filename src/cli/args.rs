@@ -765,7 +765,7 @@ pub struct BoughtArgs {
 #[serde(default)]
 pub struct ValueArgs {
     /// A customers file written by `cobuy customers`: every row gets the customer's tier,
-    /// churn risk (p_no_purchase) and lifetime value.
+    /// churn risk (churn_risk) and lifetime value.
     #[arg(long)]
     pub customer_value: Option<PathBuf>,
     /// Order the customers by churn-risk or value (lifetime value), highest first, those

@@ -89,6 +89,8 @@ impl ValueSettings {
                 "revenue" => TierBy::Revenue,
                 other => return Err(bad(format!("--tier-by takes value or revenue, got {other:?}"))),
             },
+            // Chosen on the purchases once they are read (`value::churn::choose`).
+            churn: value::ChurnScore::default(),
         };
         score.check().map_err(|e| bad(e.to_string()))?;
         let model: Option<Model> = match self.model.as_str() {
@@ -285,7 +287,7 @@ fn customers(
     holdout: Option<Holdout>,
     log: Log,
 ) -> Result<u64> {
-    let Resolved { score: score_opts, model, until, unit_name } = settings.resolve()?;
+    let Resolved { score: mut score_opts, model, until, unit_name } = settings.resolve()?;
     let unit_seconds = score_opts.unit_seconds;
     let mut opts = ingest_options(input, out)?;
     let Some(time_col) = opts.columns.time.clone() else {
@@ -328,6 +330,9 @@ fn customers(
         }
         _ => None,
     };
+    // Chosen while the rows are here; said after the models.
+    let churn = value::churn::choose(&plog, &summary_opts, model);
+    score_opts.churn = churn.score;
     // Only the ids are needed from here on: the rows go.
     let ingest::PurchaseLog { customers, rows, .. } = plog;
     drop(rows);
@@ -363,13 +368,24 @@ fn customers(
     }
     let mut described = Vec::new();
     let (purchases, fitted) = fit_purchases(&summaries, model, &mut described, log)?;
+    if purchases.is_some() {
+        log.info(format!("churn risk: {}", churn.rule));
+    }
     let spend = if st.has_amounts { fit_spend(&summaries, &mut described, log) } else { None };
     let holdout = match holdout {
         Some((actuals, horizon, path)) => {
             let chosen = purchases.as_ref().and_then(|p| fitted.iter().position(|f| f.model == p.model));
             let chosen = chosen.map(|i| (i, value::choice_rule(model)));
-            let report =
-                value::holdout::evaluate(&summaries, &actuals, &fitted, chosen, spend.as_ref(), horizon, &unit_name);
+            let report = value::holdout::evaluate(
+                &summaries,
+                &actuals,
+                &fitted,
+                chosen,
+                Some(&churn),
+                spend.as_ref(),
+                horizon,
+                &unit_name,
+            );
             write_holdout(&report, path, log)?;
             Some(report)
         }
@@ -425,14 +441,22 @@ fn customers(
 fn write_holdout(report: &value::holdout::HoldoutReport, path: Option<&Path>, log: Log) -> Result<()> {
     for m in &report.models {
         log.info(format!(
-            "holdout, {}{}: {:.1} repeat purchases predicted, {:.0} made ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2}",
+            "holdout, {}{}: {:.1} repeat purchases predicted, {:.0} made ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2} by P(no purchase), {:.3} and {:.2} by fewest expected purchases",
             m.model,
             if m.chosen { format!(" (the customers file's model: {})", report.chosen_rule) } else { String::new() },
             m.purchases.predicted_total,
             m.purchases.actual_total,
             100.0 * m.purchases.total_error,
             m.churn_p_no_purchase.auc,
-            m.churn_p_no_purchase.top_decile_lift
+            m.churn_p_no_purchase.top_decile_lift,
+            m.churn_expected.auc,
+            m.churn_expected.top_decile_lift
+        ));
+    }
+    if let (Some(c), Some(d)) = (&report.churn_choice, &report.churn_default) {
+        log.info(format!(
+            "holdout, the customers file's churn_risk: churn AUC {:.3}, top-decile lift {:.2} ({})",
+            d.auc, d.top_decile_lift, c.rule
         ));
     }
     log.info(format!(
@@ -574,7 +598,7 @@ impl Table<'_> {
         if self.amounts {
             h.push_str(",revenue,mean_repeat_spend");
         }
-        h.push_str(&format!(",p_alive,expected_purchases,p_no_purchase,next_purchase_{unit}s"));
+        h.push_str(&format!(",p_alive,expected_purchases,p_no_purchase,churn_risk,next_purchase_{unit}s"));
         if self.amounts {
             h.push_str(",expected_spend,lifetime_value");
         }
@@ -608,6 +632,7 @@ impl Table<'_> {
         num(buf, c.p_alive, 6);
         num(buf, c.expected, 6);
         num(buf, c.p_no_purchase, 6);
+        num(buf, c.churn_risk, 6);
         num(buf, c.next_purchase, 4);
         if self.amounts {
             num(buf, c.expected_spend, 2);
@@ -800,7 +825,9 @@ fn values(path: &Path, ids: &IdTable, order: Option<Order>, only: BTreeSet<&'sta
     let need = |c: &str| {
         col(c).ok_or_else(|| bad(format!("{name}: not a customers file written by cobuy customers: no {c} column")))
     };
-    let (cc, tc, rc) = (need("customer")?, need("tier")?, need("p_no_purchase")?);
+    // The churn risk; files written before it had a column of its own: P(no purchase).
+    let (cc, tc) = (need("customer")?, need("tier")?);
+    let rc = col("churn_risk").map_or_else(|| need("p_no_purchase"), Ok)?;
     let vc = col("lifetime_value");
     if order == Some(Order::Value) && vc.is_none() {
         return Err(bad(format!("{name}: --order value needs a lifetime_value column (amounts in the purchases)")));
@@ -827,7 +854,7 @@ fn values(path: &Path, ids: &IdTable, order: Option<Order>, only: BTreeSet<&'sta
                 }),
             }
         };
-        let r = number(rc, "p_no_purchase", 1.0)?;
+        let r = number(rc, &header[rc], 1.0)?;
         let v = vc.map(|c| number(c, "lifetime_value", f64::MAX)).transpose()?.flatten();
         let Some(i) = ids.index_of(field(cc)) else {
             unknown += 1;
@@ -851,7 +878,7 @@ fn values(path: &Path, ids: &IdTable, order: Option<Order>, only: BTreeSet<&'sta
         if missing > 0 { format!("; {missing} not in it get empty value columns") } else { String::new() },
         if unknown > 0 { format!("; {unknown} of its customers are not scored here") } else { String::new() },
     ));
-    let mut header = String::from(",tier,p_no_purchase");
+    let mut header = String::from(",tier,churn_risk");
     if vc.is_some() {
         header.push_str(",lifetime_value");
     }

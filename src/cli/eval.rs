@@ -447,8 +447,8 @@ fn read_purchases(job: &EvalJob, plan: &Plan, start: Instant, log: Log) -> Resul
 /// The customer-value target: `cobuy customers`' models measured on the time split, as its
 /// `--until --holdout-until` check (`value::holdout::measure`): calibration to the end of
 /// the day before the test part's first day, holdout from there to the log's last purchase;
-/// weeks, occasions as `cobuy customers` counts them, the model by its one rule. Also the
-/// setup's line.
+/// weeks, occasions as `cobuy customers` counts them, the model by its one rule and the
+/// churn score by its (`value::churn`, on the calibration alone). Also the setup's line.
 fn customer_value(job: &EvalJob, plan: &Plan, plog: &PurchaseLog, log: Log) -> Result<(Section, (String, Setting))> {
     let cutoff = plan
         .method
@@ -465,15 +465,21 @@ fn customer_value(job: &EvalJob, plan: &Plan, plog: &PurchaseLog, log: Log) -> R
     let report = value::holdout::measure(plog, &opts, hold_end, None, "week")
         .map_err(|e| bad(format!("the customer-value target: {e}")))?;
     let chosen = report.chosen().ok_or_else(|| bad("the customer-value target: no model could be fitted"))?;
+    let default = report.churn_default.unwrap_or(chosen.churn_p_no_purchase);
     log.info(format!(
-        "customer value: {} ({}) predicts {:.1} holdout repeat purchases against {:.0} ({:+.1}%); churn AUC {:.3}, top-decile lift {:.2} (hiatus {:.3}, {:.2}) in {:.1}s",
+        "customer value: {} ({}) predicts {:.1} holdout repeat purchases against {:.0} ({:+.1}%); churn risk {}: AUC {:.3}, top-decile lift {:.2} (P(no purchase) {:.3}, {:.2}; fewest expected purchases {:.3}, {:.2}; hiatus {:.3}, {:.2}) in {:.1}s",
         chosen.model,
         report.chosen_rule,
         chosen.purchases.predicted_total,
         chosen.purchases.actual_total,
         100.0 * chosen.purchases.total_error,
+        report.churn_choice.as_ref().map_or("", |c| c.rule.as_str()),
+        default.auc,
+        default.top_decile_lift,
         chosen.churn_p_no_purchase.auc,
         chosen.churn_p_no_purchase.top_decile_lift,
+        chosen.churn_expected.auc,
+        chosen.churn_expected.top_decile_lift,
         report.churn_hiatus.auc,
         report.churn_hiatus.top_decile_lift,
         t0.elapsed().as_secs_f64()

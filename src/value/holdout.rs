@@ -2,8 +2,9 @@
 //! purchases up to the end of calibration, and their per-customer predictions for the
 //! holdout are set against what the customers then did. Holdout purchases per customer (MAE,
 //! RMSE, correlation, total error), churn (no purchase in the holdout) ranked by the model's
-//! P(no purchase) and by the hiatus heuristic (time since the last purchase): AUC and
-//! top-decile lift; lifetime value's rank correlation with the holdout revenue and the share
+//! P(no purchase), by fewest expected purchases, by the customers file's churn risk (one of
+//! the two, chosen on the calibration alone: [`super::churn`]) and by the hiatus heuristic
+//! (time since the last purchase): AUC and top-decile lift; lifetime value's rank correlation with the holdout revenue and the share
 //! of that revenue bought by the predicted top 20%; and the cumulative repeat purchases
 //! predicted against actual, week by week, for a chart.
 //!
@@ -16,6 +17,7 @@ use serde::Serialize;
 use crate::ingest::PurchaseLog;
 use crate::time::DAY;
 
+use super::churn::{self, ChurnChoice, ChurnScore};
 use super::fit::{Distinct, Model, Purchases, SpendFit, fit, fit_spend};
 use super::report::{LineChart, Section, Series, lift_chart, line_chart};
 use super::summary::{CustomerSummary, Occasion, SummaryOptions, summarize};
@@ -141,8 +143,9 @@ pub fn actuals(
 
 /// The whole check from a log, as `cobuy customers --until --holdout-until` makes it:
 /// calibration summaries up to `opts.until`, the models fitted on them (`named`, or all
-/// three with the one rule, [`choice_rule`]), Gamma-Gamma when there are amounts, and the
-/// holdout up to `hold_end` measured.
+/// three with the one rule, [`choice_rule`]), Gamma-Gamma when there are amounts, the churn
+/// score chosen on the calibration alone ([`churn::choose`]), and the holdout up to
+/// `hold_end` measured.
 pub fn measure(
     log: &PurchaseLog,
     opts: &SummaryOptions,
@@ -163,8 +166,10 @@ pub fn measure(
         }
     };
     let spend = if st.has_amounts { fit_spend(&spend_pairs(&cal)).ok() } else { None };
+    let churn = churn::choose(log, opts, named);
     let (actuals, horizon) = actuals(log, &cal, opts.occasion, cal_end, hold_end, opts.unit_seconds);
-    Ok(evaluate(&cal, &actuals, &models, Some((chosen, choice_rule(named))), spend.as_ref(), horizon, unit))
+    let chosen = Some((chosen, choice_rule(named)));
+    Ok(evaluate(&cal, &actuals, &models, chosen, Some(&churn), spend.as_ref(), horizon, unit))
 }
 
 /// Predicted against actual holdout purchases per customer.
@@ -257,18 +262,25 @@ pub struct HoldoutReport {
     pub tracking_actual: Vec<f64>,
     /// ROC curve of the hiatus heuristic: (false positive rate, true positive rate) points.
     pub roc_hiatus: Vec<[f64; 2]>,
+    /// The customers file's churn score and how it was chosen (on the calibration alone).
+    pub churn_choice: Option<ChurnChoice>,
+    /// Churn ranked by that score under the chosen model: what a user gets by default.
+    pub churn_default: Option<ChurnRanking>,
     /// The model chosen, by the rule the customers file follows: the best calibration
     /// log-likelihood (`value::fit_best`), or the model named.
     pub chosen_rule: String,
 }
 
 /// Measures every fitted model on the holdout. `cal` are the calibration summaries, `chosen`
-/// the index in `models` of the model the customers file uses and the rule that chose it.
+/// the index in `models` of the model the customers file uses and the rule that chose it,
+/// `churn` the file's churn score.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     cal: &[CustomerSummary],
     actuals: &Actuals,
     models: &[Purchases],
     chosen: Option<(usize, &str)>,
+    churn: Option<&ChurnChoice>,
     spend: Option<&SpendFit>,
     horizon: f64,
     unit: &str,
@@ -299,7 +311,7 @@ pub fn evaluate(
             _ => cohorts.push((d, 1.0)),
         }
     }
-    let models = models
+    let models: Vec<ModelHoldout> = models
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -356,6 +368,10 @@ pub fn evaluate(
             }
         })
         .collect();
+    let churn_default = churn.zip(models.iter().find(|m| m.chosen)).map(|(c, m)| match c.score {
+        ChurnScore::NoPurchase => m.churn_p_no_purchase,
+        ChurnScore::FewestExpected => m.churn_expected,
+    });
     HoldoutReport {
         customers: cal.len(),
         horizon,
@@ -371,6 +387,8 @@ pub fn evaluate(
         tracking_calibration_end: actuals.calibration_end,
         tracking_actual,
         roc_hiatus: roc(&hiatus, &churned),
+        churn_choice: churn.cloned(),
+        churn_default,
         chosen_rule: chosen.map_or(String::new(), |c| c.1.to_string()),
     }
 }
@@ -543,18 +561,29 @@ impl HoldoutReport {
         );
         if let Some(m) = self.chosen() {
             s.push_str(&format!(
-                "The model `cobuy customers` uses: {} ({}). On the holdout it predicts {:.1} repeat purchases against {:.0} ({:+.1}%); its churn risk (P(no purchase)) ranks churn with AUC {:.3} and top-decile lift {:.2}, the hiatus heuristic {:.3} and {:.2} (the most any ranking can reach: {:.2}).\n\n",
+                "The model `cobuy customers` uses: {} ({}). On the holdout it predicts {:.1} repeat purchases against {:.0} ({:+.1}%).",
                 m.model,
                 self.chosen_rule,
                 m.purchases.predicted_total,
                 m.purchases.actual_total,
                 100.0 * m.purchases.total_error,
-                m.churn_p_no_purchase.auc,
-                m.churn_p_no_purchase.top_decile_lift,
-                self.churn_hiatus.auc,
-                self.churn_hiatus.top_decile_lift,
-                self.max_lift(),
             ));
+            if let (Some(c), Some(d)) = (&self.churn_choice, &self.churn_default) {
+                s.push_str(&format!(
+                    " Its churn risk, {}, ranks churn with AUC {:.3} and top-decile lift {:.2}; the alternatives: P(no purchase) {:.3} and {:.2}, fewest expected purchases {:.3} and {:.2}, the hiatus heuristic {:.3} and {:.2} (the most any ranking can reach: {:.2}).",
+                    c.rule,
+                    d.auc,
+                    d.top_decile_lift,
+                    m.churn_p_no_purchase.auc,
+                    m.churn_p_no_purchase.top_decile_lift,
+                    m.churn_expected.auc,
+                    m.churn_expected.top_decile_lift,
+                    self.churn_hiatus.auc,
+                    self.churn_hiatus.top_decile_lift,
+                    self.max_lift(),
+                ));
+            }
+            s.push_str("\n\n");
         }
         s.push_str("| model | calibration LL | chosen | predicted purchases | actual | total error | MAE | RMSE | correlation | churn AUC (P(none)) | lift | churn AUC (expected) | lift | value rank corr. | top 20% revenue share |\n");
         s.push_str("|---|---:|:---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod bgnbd;
+pub mod churn;
 pub mod fit;
 pub mod gamma;
 pub mod holdout;
@@ -32,6 +33,7 @@ pub mod special;
 pub mod summary;
 pub mod wallet;
 
+pub use churn::{ChurnChoice, ChurnScore};
 pub use fit::{Distinct, Model, Purchases, SpendFit, fit as fit_model, fit_spend};
 pub use report::{Section, ValueReport};
 pub use score::{CustomerScore, ScoreOptions, Tier, TierBasis, TierBy, score};

@@ -1,5 +1,6 @@
 //! Per-customer scores from the summaries and the fitted models: P(alive), expected
-//! purchases and the probability of none in a horizon (churn risk), expected spend, lifetime
+//! purchases and the probability of none in a horizon, the churn risk (one of them, as
+//! [`super::churn`] chose), expected spend, lifetime
 //! value over the horizon with a discount rate, a value tier and RFM scores with a named
 //! segment. Customers are scored in parallel, each by one worker; ranks (tiers, RFM) are
 //! taken over values and customer indices only, so the result is the same for any thread
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::DAY;
 
 use super::ValueError;
+use super::churn::ChurnScore;
 use super::fit::{Purchases, SpendFit};
 use super::summary::CustomerSummary;
 
@@ -45,6 +47,8 @@ pub struct ScoreOptions {
     pub discount: f64,
     /// What ranks the tiers.
     pub tier_by: TierBy,
+    /// What the churn risk is ([`super::churn::choose`] picks it on the data).
+    pub churn: ChurnScore,
 }
 
 impl ScoreOptions {
@@ -98,8 +102,10 @@ pub struct CustomerScore {
     pub p_alive: Option<f64>,
     /// Expected purchases in the horizon.
     pub expected: Option<f64>,
-    /// P(no purchase in the horizon): the churn risk.
+    /// P(no purchase in the horizon).
     pub p_no_purchase: Option<f64>,
+    /// The churn risk, 0 to 1, higher riskier: [`ScoreOptions::churn`]'s score.
+    pub churn_risk: Option<f64>,
     /// The median time to the next purchase (in time units after the end of the
     /// observation), among the futures that have one.
     pub next_purchase: Option<f64>,
@@ -173,10 +179,12 @@ pub fn score(
                 discounted += (cum - prev) * (1.0 + opts.discount).powf(-tk * years_per_unit);
                 prev = cum;
             }
+            let p_no_purchase = m.p_no_purchase(x, tx, t, h);
             Some(RowScore {
                 p_alive: finite(p_alive),
                 expected: finite(expected),
-                p_no_purchase: finite(m.p_no_purchase(x, tx, t, h)),
+                p_no_purchase: finite(p_no_purchase),
+                churn_risk: finite(opts.churn.risk(expected, p_no_purchase)),
                 discounted,
             })
         })
@@ -195,16 +203,24 @@ pub fn score(
         }
         None => FxHashMap::default(),
     };
-    let model_part: Vec<[Option<f64>; 6]> = summaries
+    let model_part: Vec<[Option<f64>; 7]> = summaries
         .par_iter()
         .zip(&row_of)
         .with_min_len(256)
         .map(|(s, &row)| {
-            let Some(r) = &per_row[row as usize] else { return [None; 6] };
+            let Some(r) = &per_row[row as usize] else { return [None; 7] };
             let espend = spend.and_then(|g| g.expected_spend(f64::from(s.spend_n), s.spend_mean));
             let clv = espend.map(|e| r.discounted * e);
             let next_purchase = next[&[s.x.to_bits(), s.t.to_bits()]];
-            [r.p_alive, r.expected, r.p_no_purchase, espend.and_then(finite), clv.and_then(finite), next_purchase]
+            [
+                r.p_alive,
+                r.expected,
+                r.p_no_purchase,
+                espend.and_then(finite),
+                clv.and_then(finite),
+                next_purchase,
+                r.churn_risk,
+            ]
         })
         .collect();
     let any = |k: usize| model_part.iter().any(|p| p[k].is_some());
@@ -222,12 +238,13 @@ pub fn score(
     let m = has_amounts.then(|| fifths(&summaries.iter().map(|s| s.revenue).collect::<Vec<_>>()));
     let scores = (0..summaries.len())
         .map(|i| {
-            let [p_alive, expected, p_no_purchase, expected_spend, clv, next_purchase] = model_part[i];
+            let [p_alive, expected, p_no_purchase, expected_spend, clv, next_purchase, churn_risk] = model_part[i];
             let rfm = (r[i], f[i], m.as_ref().map(|m| m[i]));
             CustomerScore {
                 p_alive,
                 expected,
                 p_no_purchase,
+                churn_risk,
                 next_purchase,
                 expected_spend,
                 clv,
@@ -245,6 +262,7 @@ struct RowScore {
     p_alive: Option<f64>,
     expected: Option<f64>,
     p_no_purchase: Option<f64>,
+    churn_risk: Option<f64>,
     /// Expected purchases in the horizon, each discounted to now.
     discounted: f64,
 }

@@ -54,6 +54,7 @@ mod rules;
 mod rules_oracle;
 mod upsell;
 mod value_cdnow;
+mod value_churn;
 mod value_holdout;
 mod value_models;
 mod value_offers;

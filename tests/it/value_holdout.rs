@@ -306,7 +306,7 @@ fn the_tracking_chart_is_the_closed_form_sum_and_the_raw_count() {
     let bg = [0.2426, 4.4136, 0.7929, 2.4259];
     let pareto = [0.553, 10.578, 0.606, 11.669];
     let models = [fitted(Model::BgNbd, bg), fitted(Model::ParetoNbd, pareto)];
-    let r = holdout::evaluate(&cal, &actuals, &models, Some((0, "test")), None, horizon, "week");
+    let r = holdout::evaluate(&cal, &actuals, &models, Some((0, "test")), None, None, horizon, "week");
     let (repeat, first) = cdnow_repeat_days();
     assert_eq!(r.tracking_calibration_end, 272.0 / 7.0);
     assert_eq!(r.tracking_actual.len(), 78);

@@ -277,7 +277,7 @@ fn a_fit_reports_the_plain_sum_of_its_rows_likelihoods() {
 #[test]
 fn customers_sharing_a_history_get_their_own_scores() {
     use cobuy::ids::CustomerIdx;
-    use cobuy::value::{CustomerSummary, ScoreOptions, SpendFit, TierBy, fit::Spend};
+    use cobuy::value::{ChurnScore, CustomerSummary, ScoreOptions, SpendFit, TierBy, fit::Spend};
     // Each history several times, with different spends: every model value is the
     // customer's own, and lifetime value is the discounted sum of the expected purchases in
     // each month of the horizon times the customer's expected spend.
@@ -308,10 +308,11 @@ fn customers_sharing_a_history_get_their_own_scores() {
         iterations: 0,
     };
     let (h, unit, discount) = (52.0, 7.0 * 86_400.0, 0.1);
-    let opts = ScoreOptions { horizon: h, unit_seconds: unit, discount, tier_by: TierBy::Value };
-    for (model, params) in
-        [(Model::BgNbd, BG_PARAMS[0]), (Model::MbgNbd, BG_PARAMS[1]), (Model::ParetoNbd, PARETO_PARAMS[0])]
+    let cases = [(Model::BgNbd, BG_PARAMS[0]), (Model::MbgNbd, BG_PARAMS[1]), (Model::ParetoNbd, PARETO_PARAMS[0])];
+    for ((model, params), churn) in
+        cases.into_iter().flat_map(|c| [(c, ChurnScore::NoPurchase), (c, ChurnScore::FewestExpected)])
     {
+        let opts = ScoreOptions { horizon: h, unit_seconds: unit, discount, tier_by: TierBy::Value, churn };
         let m = fitted(model, params);
         let (scores, _) = value::score(&summaries, Some(&m), Some(&spend), true, &opts).unwrap();
         let steps = (h * unit / (30.0 * 86_400.0)).ceil() as usize;
@@ -331,8 +332,22 @@ fn customers_sharing_a_history_get_their_own_scores() {
                 Some(m.next_purchase(x, tx, t)),
                 espend,
                 espend.map(|e| clv * e),
+                // The churn risk: the chance of no purchase, or of none at a Poisson count
+                // with the expected purchases as its mean.
+                Some(match churn {
+                    ChurnScore::NoPurchase => m.p_no_purchase(x, tx, t, h),
+                    ChurnScore::FewestExpected => (-m.expected(x, tx, t, h)).exp(),
+                }),
             ];
-            let have = [got.p_alive, got.expected, got.p_no_purchase, got.next_purchase, got.expected_spend, got.clv];
+            let have = [
+                got.p_alive,
+                got.expected,
+                got.p_no_purchase,
+                got.next_purchase,
+                got.expected_spend,
+                got.clv,
+                got.churn_risk,
+            ];
             for (k, (g, w)) in have.iter().zip(&want).enumerate() {
                 match (g, w) {
                     (Some(g), Some(w)) => {

@@ -317,7 +317,7 @@ fn offers_carry_the_customers_value_retention_first() {
         .iter()
         .map(|r| {
             let f = |n: &str| r[col(&h, n)].as_str();
-            (f("customer"), (f("tier"), f("p_no_purchase"), f("lifetime_value")))
+            (f("customer"), (f("tier"), f("churn_risk"), f("lifetime_value")))
         })
         .collect();
     let o = run_cobuy(
@@ -340,7 +340,7 @@ fn offers_carry_the_customers_value_retention_first() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let (rh, recs) = table(&fs::read_to_string(dir.path().join("r.csv")).unwrap());
-    assert_eq!(rh.join(","), "customer_id,rank,item_id,score,source,tier,p_no_purchase,lifetime_value");
+    assert_eq!(rh.join(","), "customer_id,rank,item_id,score,source,tier,churn_risk,lifetime_value");
     let mut order: Vec<&str> = Vec::new();
     for r in &recs {
         let (t, p, v) = value[r[0].as_str()];
@@ -424,7 +424,7 @@ fn a_customers_file_that_does_not_match_is_refused() {
     let nan = {
         let mut lines: Vec<String> = good.lines().map(String::from).collect();
         let h: Vec<&str> = lines[0].split(',').collect();
-        let k = h.iter().position(|c| *c == "p_no_purchase").unwrap();
+        let k = h.iter().position(|c| *c == "churn_risk").unwrap();
         let mut f: Vec<String> = lines[1].split(',').map(String::from).collect();
         f[k] = "NaN".into();
         lines[1] = f.join(",");
@@ -488,7 +488,7 @@ only_tier = ["top"]
     let (h, rows) = table(&fs::read_to_string(dir.path().join("out/customers.csv")).unwrap());
     let top: Vec<&str> = rows.iter().filter(|r| r[col(&h, "tier")] == "top").map(|r| r[0].as_str()).collect();
     let recs = fs::read_to_string(dir.path().join("out/recs.csv")).unwrap();
-    assert!(recs.starts_with("customer_id,rank,item_id,score,source,tier,p_no_purchase,lifetime_value\n"));
+    assert!(recs.starts_with("customer_id,rank,item_id,score,source,tier,churn_risk,lifetime_value\n"));
     let mut scored: Vec<&str> = recs.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     scored.dedup();
     assert_eq!(scored.len(), top.len());
