@@ -260,6 +260,14 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
     customers(&cmd.input, &cmd.settings, &cmd.out, cmd.report.as_deref(), wallet, holdout, log).map(drop)
 }
 
+/// What was read of the purchases file.
+enum Read {
+    /// Every accepted row, for the wallet and the holdout.
+    Log(ingest::PurchaseLog),
+    /// The purchase rows alone.
+    Purchases(ingest::CustomerLog),
+}
+
 /// The end of the holdout (after `--until`) and where its report goes.
 struct Holdout<'a> {
     until: i64,
@@ -301,7 +309,15 @@ fn customers(
     }
     let start = Instant::now();
     log.info(format!("reading {}", input.purchases.display()));
-    let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
+    // The wallet needs the items and the holdout the rows after --until: the whole log. Else
+    // the purchase rows alone, 24 bytes each.
+    let (mut read, summary) = if wallet.is_none() && holdout.is_none() {
+        let (l, s) = ingest::read_customer_log(&input.purchases, &opts)?;
+        (Read::Purchases(l), s)
+    } else {
+        let (l, s) = ingest::read_log(&input.purchases, &opts)?;
+        (Read::Log(l), s)
+    };
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
     for line in summary_lines(&summary, opts.rejects.as_deref()) {
         if line.contains("customer-item pairs") || (!own_items && line.contains(" customers (")) {
@@ -312,25 +328,31 @@ fn customers(
     let occasion = if opts.columns.basket.is_some() { Occasion::Basket } else { Occasion::Day };
     let start = Instant::now();
     let summary_opts = SummaryOptions { occasion, unit_seconds, until };
-    let (summaries, st) = value::summarize(&plog, &summary_opts).map_err(|e| match e {
+    let summarized = match &mut read {
+        Read::Log(plog) => value::summarize(plog, &summary_opts),
+        Read::Purchases(l) => value::summary::summarize_log(l, &summary_opts),
+    };
+    let (summaries, st) = summarized.map_err(|e| match e {
         ValueError::NoPurchases if until.is_some() => {
             bad(format!("no purchases up to {}", settings.until.as_deref().unwrap_or("")))
         }
         e => bad(e.to_string()),
     })?;
-    if let Some(w) = &wallet {
-        write_wallet(&plog, &summary_opts, w, log)?;
+    if let (Some(w), Read::Log(plog)) = (&wallet, &read) {
+        write_wallet(plog, &summary_opts, w, log)?;
     }
-    let holdout = match (until, &holdout) {
-        (Some(u), Some(h)) => {
-            let (actuals, horizon) = value::holdout::actuals(&plog, &summaries, occasion, u, h.until, unit_seconds);
+    let holdout = match (until, &holdout, &read) {
+        (Some(u), Some(h), Read::Log(plog)) => {
+            let (actuals, horizon) = value::holdout::actuals(plog, &summaries, occasion, u, h.until, unit_seconds);
             Some((actuals, horizon, h.report))
         }
         _ => None,
     };
     // Only the ids are needed from here on: the rows go.
-    let ingest::PurchaseLog { customers, rows, .. } = plog;
-    drop(rows);
+    let customers = match read {
+        Read::Log(plog) => plog.customers,
+        Read::Purchases(l) => l.customers,
+    };
     log.info(format!(
         "{} summarised in {:.1}s: a purchase is a distinct {} ({} {}), times in {unit_name}s{}",
         plural(st.customers, "customer"),
@@ -592,7 +614,7 @@ impl Table<'_> {
         let num = |buf: &mut Vec<u8>, v: Option<f64>, decimals: usize| {
             buf.push(b',');
             if let Some(v) = v.filter(|v| v.is_finite()) {
-                let _ = write!(buf, "{v:.decimals$}");
+                fixed(buf, v, decimals);
             }
         };
         write_csv_field(buf, self.ids.id(s.customer.0));
@@ -621,6 +643,39 @@ impl Table<'_> {
         write_csv_field(buf, c.segment);
         buf.push(b'\n');
     }
+}
+
+/// Appends `format!("{v:.decimals$}")` of a finite `v`. Rust's exact formatting (Grisu, then
+/// Dragon when Grisu cannot decide) was most of the time spent writing the customers file: the
+/// common case, `v * 10^decimals` below 2^52 and not within a few units in the last place of
+/// a half (so the exact product rounds the same way), is rounded to an integer and printed with
+/// the point inserted; anything else (negative, huge, near a tie) goes to `format!`.
+fn fixed(buf: &mut Vec<u8>, v: f64, decimals: usize) {
+    const SCALE: [f64; 7] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6];
+    if decimals < SCALE.len() && v.is_sign_positive() {
+        let s = v * SCALE[decimals];
+        let whole = s.floor();
+        let frac = s - whole;
+        // |s - v * 10^decimals| is at most half an ulp of s, far below this margin.
+        if s < (1u64 << 52) as f64 && (frac - 0.5).abs() > s * 1e-15 + 1e-300 {
+            let n = whole as u64 + u64::from(frac > 0.5);
+            let mut digits = [b'0'; 24];
+            let (mut at, mut rest) = (digits.len(), n);
+            while rest > 0 || at > digits.len() - decimals - 1 {
+                at -= 1;
+                digits[at] = b'0' + (rest % 10) as u8;
+                rest /= 10;
+            }
+            let point = digits.len() - decimals;
+            buf.extend_from_slice(&digits[at..point]);
+            if decimals > 0 {
+                buf.push(b'.');
+                buf.extend_from_slice(&digits[point..]);
+            }
+            return;
+        }
+    }
+    let _ = write!(buf, "{v:.decimals$}");
 }
 
 /// A model's parameters in one line: `r = 0.2426 (se 0.0126), ...; log-likelihood -9582.43`.
@@ -867,4 +922,41 @@ fn values(path: &Path, ids: &IdTable, order: Option<Order>, only: BTreeSet<&'sta
         })
         .collect();
     Ok(Values { columns: CustomerColumns { header, cells }, tier, risk, clv, order, only })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed;
+
+    /// The fast path prints what `format!` does: values of every size the file holds, ties
+    /// and values a hair from them (which must fall back), zero and negatives.
+    #[test]
+    fn fixed_prints_what_format_prints() {
+        let mut values =
+            vec![0.0, -0.0, 0.5, 1.5, 2.5, 0.125, 0.375, 1e-7, 0.0049999999, 0.005, 123456.5, -1.25, 4.6e15];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            // xorshift: mantissas of every kind over twenty decades.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mantissa = (x >> 11) as f64 / (1u64 << 53) as f64;
+            let decade = (x % 20) as i32 - 12;
+            values.push(mantissa * 10f64.powi(decade));
+            // Exact halves at 2 and 4 decimals, and their neighbours.
+            let half = ((x >> 20) % 100_000) as f64 + 0.5;
+            for d in [1e2, 1e4] {
+                let h = half / d;
+                values.extend([h, f64::from_bits(h.to_bits() + 1), f64::from_bits(h.to_bits() - 1)]);
+            }
+        }
+        let mut buf = Vec::new();
+        for v in values {
+            for decimals in [0, 2, 4, 6] {
+                buf.clear();
+                fixed(&mut buf, v, decimals);
+                assert_eq!(String::from_utf8_lossy(&buf), format!("{v:.decimals$}"), "{v:e} at {decimals}");
+            }
+        }
+    }
 }
