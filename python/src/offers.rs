@@ -7,13 +7,12 @@
 //! this one, so the rows are written here the same way; python/tests compares the bytes
 //! with the CLI's on the bundled data.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use cobuy::batch::{write_blocks, write_csv_field};
+use cobuy::batch::write_blocks;
 use cobuy::ingest::{self, ColumnRef, IngestOptions};
 use cobuy::model::Model;
 use cobuy::offers::catalog::{Catalog, CatalogColumns, CatalogOptions, CatalogSummary};
@@ -22,7 +21,7 @@ use cobuy::offers::rules::{Baskets, RuleParams};
 use cobuy::offers::upsell::{ItemFacts, PairMeasure, UpSell, UpgradeModel, UpsellParams, UpsellRows};
 use cobuy::recommend::Filter;
 use cobuy::time::{self, DAY};
-use cobuy::value::{self, CustomerScore, CustomerSummary, Distinct, Occasion, ScoreOptions, SummaryOptions, TierBy};
+use cobuy::value::{self, CustomerTable, Distinct, Occasion, ScoreOptions, SummaryOptions, TierBy};
 use cobuy::value::{Model as ValueModel, ValueError};
 
 use crate::{PyModel, ReadArgs, column, err};
@@ -284,7 +283,8 @@ fn customer_value_csv<'py>(
         "revenue" => TierBy::Revenue,
         other => return Err(err(format!("tier_by takes value or revenue, got {other:?}"))),
     };
-    let score_opts = ScoreOptions { horizon: horizon.unwrap_or(year), unit_seconds, discount, tier_by };
+    let mut score_opts =
+        ScoreOptions { horizon: horizon.unwrap_or(year), unit_seconds, discount, tier_by, churn: Default::default() };
     score_opts.check().map_err(err)?;
     let model: Option<ValueModel> = match model {
         "auto" => None,
@@ -307,6 +307,11 @@ fn customer_value_csv<'py>(
         let (plog, _) = ingest::read_log(&path, &opts).map_err(err)?;
         let occasion = if opts.columns.basket.is_some() { Occasion::Basket } else { Occasion::Day };
         let summary_opts = SummaryOptions { occasion, unit_seconds, until: until_time };
+        // As `cobuy customers`: the churn score chosen on an inner split of the purchases.
+        let rows = value::summary::purchases(&plog);
+        score_opts.churn =
+            value::churn::choose(plog.customers.len(), &rows, plog.baskets.is_some(), &summary_opts, model).score;
+        drop(rows);
         let (summaries, st) = value::summarize(&plog, &summary_opts).map_err(|e| match e {
             ValueError::NoPurchases if until.is_some() => {
                 err(format!("no purchases up to {}", until.as_deref().unwrap_or("")))
@@ -328,7 +333,7 @@ fn customer_value_csv<'py>(
         let spend = if st.has_amounts { value::fit_spend(&value::spend_pairs(&summaries)).ok() } else { None };
         let (scores, _) =
             value::score(&summaries, purchases.as_ref(), spend.as_ref(), st.has_amounts, &score_opts).map_err(err)?;
-        let table = ValueTable { summaries: &summaries, scores: &scores, amounts: st.has_amounts };
+        let table = CustomerTable { ids: &ids, summaries: &summaries, scores: &scores, amounts: st.has_amounts };
         let order: Vec<usize> = (0..summaries.len()).collect();
         let mut out = Vec::new();
         write_blocks(
@@ -338,7 +343,6 @@ fn customer_value_csv<'py>(
             &|_| {},
             || (),
             |_, &i, buf, st| {
-                write_csv_field(buf, ids.id(summaries[i].customer.0));
                 table.row(i, buf);
                 st.customers += 1;
                 st.rows += 1;
@@ -348,68 +352,4 @@ fn customer_value_csv<'py>(
         Ok(out)
     })?;
     Ok(PyBytes::new(py, &csv))
-}
-
-/// The per-customer CSV of `cobuy customers` (its `Table`, src/cli/customers.rs).
-struct ValueTable<'a> {
-    summaries: &'a [CustomerSummary],
-    scores: &'a [CustomerScore],
-    amounts: bool,
-}
-
-impl ValueTable<'_> {
-    fn header(&self, occasion: Occasion, unit: &str) -> String {
-        let mut h = format!(
-            "customer,purchases,repeat_{},recency_{unit}s,age_{unit}s,since_last_{unit}s,first_purchase,last_purchase",
-            occasion.plural()
-        );
-        if self.amounts {
-            h.push_str(",revenue,mean_repeat_spend");
-        }
-        h.push_str(&format!(",p_alive,expected_purchases,p_no_purchase,next_purchase_{unit}s"));
-        if self.amounts {
-            h.push_str(",expected_spend,lifetime_value");
-        }
-        h.push_str(",tier,r,f");
-        if self.amounts {
-            h.push_str(",m");
-        }
-        h.push_str(",segment\n");
-        h
-    }
-
-    /// One customer's line after the id; values a model could not give are empty.
-    fn row(&self, i: usize, buf: &mut Vec<u8>) {
-        let (s, c) = (&self.summaries[i], &self.scores[i]);
-        let num = |buf: &mut Vec<u8>, v: Option<f64>, decimals: usize| {
-            buf.push(b',');
-            if let Some(v) = v.filter(|v| v.is_finite()) {
-                let _ = write!(buf, "{v:.decimals$}");
-            }
-        };
-        let _ = write!(buf, ",{},{}", s.x as u64 + 1, s.x as u64);
-        num(buf, Some(s.t_x), 4);
-        num(buf, Some(s.t), 4);
-        num(buf, Some(s.t - s.t_x), 4);
-        let _ = write!(buf, ",{},{}", time::date(s.first), time::date(s.last));
-        if self.amounts {
-            num(buf, Some(s.revenue), 2);
-            num(buf, (s.spend_n > 0).then_some(s.spend_mean), 2);
-        }
-        num(buf, c.p_alive, 6);
-        num(buf, c.expected, 6);
-        num(buf, c.p_no_purchase, 6);
-        num(buf, c.next_purchase, 4);
-        if self.amounts {
-            num(buf, c.expected_spend, 2);
-            num(buf, c.clv, 2);
-        }
-        let _ = write!(buf, ",{},{},{}", c.tier.name(), c.rfm.0, c.rfm.1);
-        if let Some(m) = c.rfm.2 {
-            let _ = write!(buf, ",{m}");
-        }
-        buf.push(b',');
-        write_csv_field(buf, c.segment);
-        buf.push(b'\n');
-    }
 }

@@ -25,8 +25,8 @@ use cobuy::offers::catalog::{Catalog, CategoryIdx};
 use cobuy::output::{AtomicFile, TableFile};
 use cobuy::time::{self, DAY};
 use cobuy::value::{
-    self, CustomerScore, CustomerSummary, Distinct, Model, Occasion, Purchases, ScoreOptions, SpendFit, SummaryOptions,
-    Tier, TierBy, ValueError, ValueReport, Wallet, WalletParams, fit::Fitted,
+    self, CustomerSummary, Distinct, Model, Occasion, Purchases, ScoreOptions, SpendFit, SummaryOptions, Tier, TierBy,
+    ValueError, ValueReport, Wallet, WalletParams, fit::Fitted,
 };
 
 use super::args::{CatalogArgs, InputArgs, ValueArgs, flag_defaults, ingest_options, set_threads};
@@ -262,6 +262,14 @@ pub fn run(cmd: &CustomersCmd, threads: usize, log: Log) -> Result<()> {
     customers(&cmd.input, &cmd.settings, &cmd.out, cmd.report.as_deref(), wallet, holdout, log).map(drop)
 }
 
+/// What was read of the purchases file.
+enum Read {
+    /// Every accepted row, for the wallet and the holdout.
+    Log(ingest::PurchaseLog),
+    /// The purchase rows alone.
+    Purchases(ingest::CustomerLog),
+}
+
 /// The end of the holdout (after `--until`) and where its report goes.
 struct Holdout<'a> {
     until: i64,
@@ -303,7 +311,15 @@ fn customers(
     }
     let start = Instant::now();
     log.info(format!("reading {}", input.purchases.display()));
-    let (plog, summary) = ingest::read_log(&input.purchases, &opts)?;
+    // The wallet needs the items and the holdout the rows after --until: the whole log. Else
+    // the purchase rows alone, 24 bytes each.
+    let (mut read, summary) = if wallet.is_none() && holdout.is_none() {
+        let (l, s) = ingest::read_customer_log(&input.purchases, &opts)?;
+        (Read::Purchases(l), s)
+    } else {
+        let (l, s) = ingest::read_log(&input.purchases, &opts)?;
+        (Read::Log(l), s)
+    };
     log.info(format!("read {} rows in {:.1}s", summary.rows_read, start.elapsed().as_secs_f64()));
     for line in summary_lines(&summary, opts.rejects.as_deref()) {
         if line.contains("customer-item pairs") || (!own_items && line.contains(" customers (")) {
@@ -314,28 +330,53 @@ fn customers(
     let occasion = if opts.columns.basket.is_some() { Occasion::Basket } else { Occasion::Day };
     let start = Instant::now();
     let summary_opts = SummaryOptions { occasion, unit_seconds, until };
-    let (summaries, st) = value::summarize(&plog, &summary_opts).map_err(|e| match e {
+    // Chosen while the rows are here; said after the models.
+    let churn = match &read {
+        Read::Log(plog) => value::churn::choose(
+            plog.customers.len(),
+            &value::summary::purchases(plog),
+            plog.baskets.is_some(),
+            &summary_opts,
+            model,
+        ),
+        Read::Purchases(l) => {
+            value::churn::choose(l.customers.len(), &l.purchases, l.has_baskets, &summary_opts, model)
+        }
+    };
+    let summarized = match &mut read {
+        Read::Log(plog) => value::summarize(plog, &summary_opts),
+        Read::Purchases(l) => value::summary::summarize_log(l, &summary_opts),
+    };
+    let (summaries, st) = summarized.map_err(|e| match e {
         ValueError::NoPurchases if until.is_some() => {
             bad(format!("no purchases up to {}", settings.until.as_deref().unwrap_or("")))
         }
         e => bad(e.to_string()),
     })?;
-    if let Some(w) = &wallet {
-        write_wallet(&plog, &summary_opts, w, log)?;
+    if let (Some(w), Read::Log(plog)) = (&wallet, &read) {
+        write_wallet(plog, &summary_opts, w, log)?;
     }
-    let holdout = match (until, &holdout) {
-        (Some(u), Some(h)) => {
-            let (actuals, horizon) = value::holdout::actuals(&plog, &summaries, occasion, u, h.until, unit_seconds);
+    let holdout = match (until, &holdout, &read) {
+        (Some(u), Some(h), Read::Log(plog)) => {
+            let (actuals, horizon) = value::holdout::actuals(
+                plog.customers.len(),
+                &value::summary::purchases(plog),
+                &summaries,
+                occasion,
+                u,
+                h.until,
+                unit_seconds,
+            );
             Some((actuals, horizon, h.report))
         }
         _ => None,
     };
-    // Chosen while the rows are here; said after the models.
-    let churn = value::churn::choose(&plog, &summary_opts, model);
     score_opts.churn = churn.score;
     // Only the ids are needed from here on: the rows go.
-    let ingest::PurchaseLog { customers, rows, .. } = plog;
-    drop(rows);
+    let customers = match read {
+        Read::Log(plog) => plog.customers,
+        Read::Purchases(l) => l.customers,
+    };
     log.info(format!(
         "{} summarised in {:.1}s: a purchase is a distinct {} ({} {}), times in {unit_name}s{}",
         plural(st.customers, "customer"),
@@ -410,7 +451,8 @@ fn customers(
     ));
     create_parent(out)?;
     let mut f = TableFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let table = Table { ids: &customers, summaries: &summaries, scores: &scores, amounts: st.has_amounts };
+    let table =
+        value::CustomerTable { ids: &customers, summaries: &summaries, scores: &scores, amounts: st.has_amounts };
     let header = table.header(occasion, &unit_name);
     let order: Vec<usize> = (0..summaries.len()).collect();
     let stats = write_blocks(
@@ -579,73 +621,6 @@ fn write_wallet(plog: &ingest::PurchaseLog, summary_opts: &SummaryOptions, w: &W
         w.path.display()
     ));
     Ok(())
-}
-
-/// The per-customer CSV.
-struct Table<'a> {
-    ids: &'a IdTable,
-    summaries: &'a [CustomerSummary],
-    scores: &'a [CustomerScore],
-    amounts: bool,
-}
-
-impl Table<'_> {
-    fn header(&self, occasion: Occasion, unit: &str) -> String {
-        let mut h = format!(
-            "customer,purchases,repeat_{},recency_{unit}s,age_{unit}s,since_last_{unit}s,first_purchase,last_purchase",
-            occasion.plural()
-        );
-        if self.amounts {
-            h.push_str(",revenue,mean_repeat_spend");
-        }
-        h.push_str(&format!(",p_alive,expected_purchases,p_no_purchase,churn_risk,next_purchase_{unit}s"));
-        if self.amounts {
-            h.push_str(",expected_spend,lifetime_value");
-        }
-        h.push_str(",tier,r,f");
-        if self.amounts {
-            h.push_str(",m");
-        }
-        h.push_str(",segment\n");
-        h
-    }
-
-    /// One customer's line; values a model could not give are empty, never NaN.
-    fn row(&self, i: usize, buf: &mut Vec<u8>) {
-        let (s, c) = (&self.summaries[i], &self.scores[i]);
-        let num = |buf: &mut Vec<u8>, v: Option<f64>, decimals: usize| {
-            buf.push(b',');
-            if let Some(v) = v.filter(|v| v.is_finite()) {
-                let _ = write!(buf, "{v:.decimals$}");
-            }
-        };
-        write_csv_field(buf, self.ids.id(s.customer.0));
-        let _ = write!(buf, ",{},{}", s.x as u64 + 1, s.x as u64);
-        num(buf, Some(s.t_x), 4);
-        num(buf, Some(s.t), 4);
-        num(buf, Some(s.t - s.t_x), 4);
-        let _ = write!(buf, ",{},{}", time::date(s.first), time::date(s.last));
-        if self.amounts {
-            num(buf, Some(s.revenue), 2);
-            num(buf, (s.spend_n > 0).then_some(s.spend_mean), 2);
-        }
-        num(buf, c.p_alive, 6);
-        num(buf, c.expected, 6);
-        num(buf, c.p_no_purchase, 6);
-        num(buf, c.churn_risk, 6);
-        num(buf, c.next_purchase, 4);
-        if self.amounts {
-            num(buf, c.expected_spend, 2);
-            num(buf, c.clv, 2);
-        }
-        let _ = write!(buf, ",{},{},{}", c.tier.name(), c.rfm.0, c.rfm.1);
-        if let Some(m) = c.rfm.2 {
-            let _ = write!(buf, ",{m}");
-        }
-        buf.push(b',');
-        write_csv_field(buf, c.segment);
-        buf.push(b'\n');
-    }
 }
 
 /// A model's parameters in one line: `r = 0.2426 (se 0.0126), ...; log-likelihood -9582.43`.

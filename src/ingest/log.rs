@@ -2,11 +2,13 @@
 //! chance needs, and what each part's [`Interactions`] are built from.
 
 use std::collections::BinaryHeap;
+use std::path::Path;
 
 use crate::ids::{CustomerIdx, IdTable, Interner, ItemIdx};
 use crate::matrix::{Interactions, InteractionsBuilder, MergeStats, TooManyIds};
 
-use super::{Bought, RowSink};
+use super::delimited::display_name;
+use super::{Bought, IngestError, IngestOptions, IngestSummary, RowSink};
 
 /// One accepted row of the file.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -236,6 +238,134 @@ impl RowSink for LogBuilder {
         if self.sample.is_none() {
             self.rows.reserve_exact(rows.saturating_sub(self.rows.len()));
         }
+    }
+}
+
+/// One purchase row (quantity above 0) as customer value reads it: 24 bytes, no item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Purchase {
+    /// The customer (an index into [`CustomerLog::customers`]).
+    pub customer: CustomerIdx,
+    /// The basket, an index into the natural order of the file's basket ids
+    /// ([`PurchaseLog::baskets`]' numbering); `u32::MAX` without one.
+    pub basket: u32,
+    /// Purchase time (unix seconds).
+    pub time: i64,
+    /// Amount paid; NaN without one.
+    pub amount: f64,
+}
+
+/// The purchase rows of a file and no more: what per-customer summaries need, read without
+/// the item ids, the merge or the unmerged rows' other fields that [`PurchaseLog`] keeps,
+/// so that memory is the customer ids and 24 bytes a purchase row.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerLog {
+    /// Customer ids (of every accepted row, as [`PurchaseLog::customers`]).
+    pub customers: IdTable,
+    /// Whether the file has a basket column.
+    pub has_baskets: bool,
+    /// The purchase rows with a time, in file order.
+    pub purchases: Vec<Purchase>,
+    /// Purchase rows without a time (not in `purchases`).
+    pub untimed: u64,
+    /// Rows with a negative quantity (returns).
+    pub returns: u64,
+    /// Rows with a zero quantity ("seen" marks).
+    pub seen: u64,
+    /// Whether any purchase or return row has an amount.
+    pub has_amounts: bool,
+}
+
+/// Builds a [`CustomerLog`]: the rows' customers by arrival index until `finish`.
+#[derive(Default)]
+pub(super) struct CustomerLogBuilder {
+    customers: Interner,
+    /// Items are interned only because the reader resolves them; never kept in the result.
+    items: Interner,
+    log: CustomerLog,
+}
+
+impl CustomerLogBuilder {
+    /// The log with customers (and baskets) renumbered in natural id order; `baskets` are the
+    /// reader's basket ids, by the arrival indices the rows carry.
+    pub(super) fn finish(self, baskets: Interner) -> CustomerLog {
+        use rayon::prelude::*;
+        let CustomerLogBuilder { customers, mut log, .. } = self;
+        let (customers, cmap) = customers.finish();
+        let (_, bmap) = baskets.finish();
+        log.purchases.par_iter_mut().with_min_len(1 << 16).for_each(|p| {
+            p.customer = CustomerIdx(cmap[p.customer.get()]);
+            if p.basket != u32::MAX {
+                p.basket = bmap[p.basket as usize];
+            }
+        });
+        log.customers = customers;
+        log
+    }
+}
+
+/// Reads a purchases file's purchase rows for customer value, with the validation, row
+/// buckets, rejects and errors of [`super::read_log`]. The summary has no merge figures, and
+/// counts as customers with purchases those with a purchase row (returns are not netted).
+pub fn read_customer_log(
+    path: impl AsRef<Path>,
+    opts: &IngestOptions,
+) -> Result<(CustomerLog, IngestSummary), IngestError> {
+    let path = path.as_ref();
+    let mut sink = CustomerLogBuilder::default();
+    let (mut sum, baskets) = super::read_rows(path, opts, &mut |_| {}, &mut sink)?;
+    sum.items = sink.items.len() as u64;
+    let log = sink.finish(baskets);
+    sum.customers = log.customers.len() as u64;
+    let mut with_purchase = vec![false; log.customers.len()];
+    for p in &log.purchases {
+        with_purchase[p.customer.get()] = true;
+    }
+    sum.customers_with_purchases = with_purchase.iter().filter(|b| **b).count() as u64;
+    if sum.customers_with_purchases == 0 && log.untimed == 0 {
+        return Err(IngestError::NothingKept {
+            path: display_name(path),
+            rows: sum.rows_read,
+            detail: super::summary_breakdown(&sum),
+        });
+    }
+    Ok((log, sum))
+}
+
+impl RowSink for CustomerLogBuilder {
+    fn intern(&mut self, customers: &Interner, items: &Interner) -> Result<(Vec<u32>, Vec<u32>), TooManyIds> {
+        let c = self.customers.intern_all(customers).ok_or(TooManyIds("customer"))?;
+        let i = self.items.intern_all(items).ok_or(TooManyIds("item"))?;
+        Ok((c, i))
+    }
+
+    fn ids(&self) -> (&Interner, &Interner) {
+        (&self.customers, &self.items)
+    }
+
+    fn bought(&mut self, r: Bought) {
+        let log = &mut self.log;
+        log.has_baskets |= r.basket.is_some();
+        log.has_amounts |= r.amount.is_some();
+        if r.quantity < 0.0 {
+            log.returns += 1;
+            return;
+        }
+        let Some(time) = r.time else {
+            log.untimed += 1;
+            return;
+        };
+        let basket = r.basket.unwrap_or(u32::MAX);
+        log.purchases.push(Purchase { customer: r.customer, basket, time, amount: r.amount.unwrap_or(f64::NAN) });
+    }
+
+    fn seen(&mut self, _: CustomerIdx, _: ItemIdx) {
+        self.log.seen += 1;
+    }
+
+    fn reserve(&mut self, rows: usize) {
+        let p = &mut self.log.purchases;
+        p.reserve_exact(rows.saturating_sub(p.len()));
     }
 }
 

@@ -25,7 +25,7 @@ pub(crate) use delimited::{
     shown_number,
 };
 use log::LogBuilder;
-pub use log::{CustomerSample, LogRow, PurchaseLog};
+pub use log::{CustomerLog, CustomerSample, LogRow, Purchase, PurchaseLog, read_customer_log};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -16,12 +16,12 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::PurchaseLog;
+use crate::ingest::Purchase;
 use crate::time::{self, DAY};
 
 use super::fit::{Distinct, Model, Purchases, fit};
 use super::holdout::{ChurnRanking, actuals, churn_ranking};
-use super::summary::{SummaryOptions, summarize};
+use super::summary::{SummaryOptions, summarize_purchases};
 use super::{ValueError, fit_best};
 
 /// The inner split holds out this share of the observation (from the first purchase to its
@@ -111,10 +111,15 @@ impl ChurnChoice {
 /// the inner holdout's churn (no purchase in it) with the higher AUC is chosen, P(no
 /// purchase) on a tie. When no inner split can be measured (too short, no repeat buyer, no
 /// churner or no stayer, no model), P(no purchase), with the reason.
-pub fn choose(log: &PurchaseLog, opts: &SummaryOptions, named: Option<Model>) -> ChurnChoice {
+pub fn choose(
+    customers: usize,
+    rows: &[Purchase],
+    has_baskets: bool,
+    opts: &SummaryOptions,
+    named: Option<Model>,
+) -> ChurnChoice {
     let (mut first, mut last) = (i64::MAX, i64::MIN);
-    for r in &log.rows {
-        let Some(t) = r.time.filter(|_| r.quantity > 0.0) else { continue };
+    for t in rows.iter().map(|r| r.time) {
         if opts.until.is_none_or(|u| t.div_euclid(DAY) <= u.div_euclid(DAY)) {
             first = first.min(t);
             last = last.max(t);
@@ -132,7 +137,7 @@ pub fn choose(log: &PurchaseLog, opts: &SummaryOptions, named: Option<Model>) ->
     // The inner calibration ends with the day before the inner holdout's first.
     let inner_end = (end_day - held + 1) * DAY - 1;
     let inner_opts = SummaryOptions { until: Some(inner_end), ..*opts };
-    let cal = match summarize(log, &inner_opts) {
+    let cal = match summarize_purchases(customers, rows.to_vec(), has_baskets, &inner_opts) {
         Ok((cal, _)) => cal,
         Err(e) => return ChurnChoice::fallback(&e.to_string()),
     };
@@ -147,7 +152,7 @@ pub fn choose(log: &PurchaseLog, opts: &SummaryOptions, named: Option<Model>) ->
         Ok(m) => m,
         Err(e) => return ChurnChoice::fallback(&format!("on the inner calibration: {e}")),
     };
-    let (act, horizon) = actuals(log, &cal, opts.occasion, inner_end, end, opts.unit_seconds);
+    let (act, horizon) = actuals(customers, rows, &cal, opts.occasion, inner_end, end, opts.unit_seconds);
     let churned: Vec<bool> = cal.iter().map(|s| act.purchases[s.customer.get()] == 0.0).collect();
     let lost = churned.iter().filter(|&&c| c).count();
     if lost == 0 || lost == churned.len() {

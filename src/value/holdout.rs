@@ -14,13 +14,13 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::ingest::PurchaseLog;
+use crate::ingest::{Purchase, PurchaseLog};
 use crate::time::DAY;
 
 use super::churn::{self, ChurnChoice, ChurnScore};
 use super::fit::{Distinct, Model, Purchases, SpendFit, fit, fit_spend};
 use super::report::{LineChart, Section, Series, lift_chart, line_chart};
-use super::summary::{CustomerSummary, Occasion, SummaryOptions, summarize};
+use super::summary::{CustomerSummary, Occasion, SummaryOptions, purchases, summarize};
 use super::{ValueError, choice_rule, fit_best, spend_pairs};
 
 /// What each calibration customer did in the holdout, and every repeat purchase from the
@@ -53,8 +53,9 @@ impl Actuals {
     /// [`Occasion::Day`], as the summaries' `until`), for customers with a purchase up to
     /// `cal_end` (`in_calibration`, by customer index); and their repeat occasions from
     /// their first on, for the tracking chart.
-    pub fn from_log(
-        log: &PurchaseLog,
+    pub fn from_purchases(
+        customers: usize,
+        rows: &[Purchase],
         occasion: Occasion,
         in_calibration: &[bool],
         cal_end: i64,
@@ -64,21 +65,20 @@ impl Actuals {
         let by_day = occasion == Occasion::Day;
         let key_time = |t: i64| if by_day { t.div_euclid(DAY) * DAY } else { t };
         let (cal_end, hold_end) = (key_time(cal_end), key_time(hold_end));
-        let n = log.customers.len();
+        let n = customers;
         let mut revenue = vec![0.0; n];
         // (customer, occasion key, time): one per purchase row up to the holdout's end.
         let mut occ: Vec<(u32, i64, i64)> = Vec::new();
-        for r in &log.rows {
-            let (Some(t), true) = (r.time, r.quantity > 0.0) else { continue };
+        for r in rows {
             let c = r.customer.get();
-            let k = key_time(t);
+            let k = key_time(r.time);
             if !(k <= hold_end && in_calibration.get(c).copied().unwrap_or(false)) {
                 continue;
             }
-            if k > cal_end {
-                revenue[c] += r.amount.filter(|a| *a > 0.0).unwrap_or(0.0);
+            if k > cal_end && r.amount > 0.0 {
+                revenue[c] += r.amount;
             }
-            let key = if by_day { k } else { i64::from(r.basket.unwrap_or(u32::MAX)) };
+            let key = if by_day { k } else { i64::from(r.basket) };
             occ.push((c as u32, key, k));
         }
         // An occasion at its earliest row; then by customer and time, so that a customer's
@@ -126,19 +126,20 @@ impl Actuals {
 /// The holdout's actuals for the calibration customers `cal` (summarised up to `cal_end`),
 /// and its length in units: whole days from `cal_end`'s day to `hold_end`'s.
 pub fn actuals(
-    log: &PurchaseLog,
+    customers: usize,
+    rows: &[Purchase],
     cal: &[CustomerSummary],
     occasion: Occasion,
     cal_end: i64,
     hold_end: i64,
     unit_seconds: f64,
 ) -> (Actuals, f64) {
-    let mut in_cal = vec![false; log.customers.len()];
+    let mut in_cal = vec![false; customers];
     for s in cal {
         in_cal[s.customer.get()] = true;
     }
     let horizon = (hold_end.div_euclid(DAY) - cal_end.div_euclid(DAY)) as f64 * DAY as f64 / unit_seconds;
-    (Actuals::from_log(log, occasion, &in_cal, cal_end, hold_end, unit_seconds), horizon)
+    (Actuals::from_purchases(customers, rows, occasion, &in_cal, cal_end, hold_end, unit_seconds), horizon)
 }
 
 /// The whole check from a log, as `cobuy customers --until --holdout-until` makes it:
@@ -166,8 +167,10 @@ pub fn measure(
         }
     };
     let spend = if st.has_amounts { fit_spend(&spend_pairs(&cal)).ok() } else { None };
-    let churn = churn::choose(log, opts, named);
-    let (actuals, horizon) = actuals(log, &cal, opts.occasion, cal_end, hold_end, opts.unit_seconds);
+    let rows = purchases(log);
+    let churn = churn::choose(log.customers.len(), &rows, log.baskets.is_some(), opts, named);
+    let (actuals, horizon) =
+        actuals(log.customers.len(), &rows, &cal, opts.occasion, cal_end, hold_end, opts.unit_seconds);
     let chosen = Some((chosen, choice_rule(named)));
     Ok(evaluate(&cal, &actuals, &models, chosen, Some(&churn), spend.as_ref(), horizon, unit))
 }

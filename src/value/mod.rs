@@ -31,6 +31,7 @@ pub mod report;
 pub mod score;
 pub mod special;
 pub mod summary;
+pub mod table;
 pub mod wallet;
 
 pub use churn::{ChurnChoice, ChurnScore};
@@ -38,6 +39,7 @@ pub use fit::{Distinct, Model, Purchases, SpendFit, fit as fit_model, fit_spend}
 pub use report::{Section, ValueReport};
 pub use score::{CustomerScore, ScoreOptions, Tier, TierBasis, TierBy, score};
 pub use summary::{CustomerSummary, Occasion, SummaryOptions, SummaryStats, summarize};
+pub use table::CustomerTable;
 pub use wallet::{Gap, Wallet, WalletParams};
 
 /// Why customer value could not be computed.

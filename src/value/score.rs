@@ -203,57 +203,55 @@ pub fn score(
         }
         None => FxHashMap::default(),
     };
-    let model_part: Vec<[Option<f64>; 7]> = summaries
+    // The model's values first, the ranks after (placeholders until then): one vector of
+    // scores, never a second per-customer copy of the values.
+    let mut scores: Vec<CustomerScore> = summaries
         .par_iter()
         .zip(&row_of)
         .with_min_len(256)
         .map(|(s, &row)| {
-            let Some(r) = &per_row[row as usize] else { return [None; 7] };
+            let mut c = CustomerScore {
+                p_alive: None,
+                expected: None,
+                p_no_purchase: None,
+                churn_risk: None,
+                next_purchase: None,
+                expected_spend: None,
+                clv: None,
+                tier: Tier::Middle,
+                rfm: (0, 0, None),
+                segment: "",
+            };
+            let Some(r) = &per_row[row as usize] else { return c };
             let espend = spend.and_then(|g| g.expected_spend(f64::from(s.spend_n), s.spend_mean));
             let clv = espend.map(|e| r.discounted * e);
-            let next_purchase = next[&[s.x.to_bits(), s.t.to_bits()]];
-            [
-                r.p_alive,
-                r.expected,
-                r.p_no_purchase,
-                espend.and_then(finite),
-                clv.and_then(finite),
-                next_purchase,
-                r.churn_risk,
-            ]
+            (c.p_alive, c.expected, c.p_no_purchase, c.churn_risk) =
+                (r.p_alive, r.expected, r.p_no_purchase, r.churn_risk);
+            (c.expected_spend, c.clv) = (espend.and_then(finite), clv.and_then(finite));
+            c.next_purchase = next[&[s.x.to_bits(), s.t.to_bits()]];
+            c
         })
         .collect();
-    let any = |k: usize| model_part.iter().any(|p| p[k].is_some());
     let (basis, value): (TierBasis, Vec<f64>) = match opts.tier_by {
-        TierBy::Value if any(4) => (TierBasis::LifetimeValue, model_part.iter().map(|p| p[4].unwrap_or(0.0)).collect()),
-        TierBy::Value if any(1) && !has_amounts => {
-            (TierBasis::ExpectedPurchases, model_part.iter().map(|p| p[1].unwrap_or(0.0)).collect())
+        TierBy::Value if scores.iter().any(|c| c.clv.is_some()) => {
+            (TierBasis::LifetimeValue, scores.iter().map(|c| c.clv.unwrap_or(0.0)).collect())
+        }
+        TierBy::Value if scores.iter().any(|c| c.expected.is_some()) && !has_amounts => {
+            (TierBasis::ExpectedPurchases, scores.iter().map(|c| c.expected.unwrap_or(0.0)).collect())
         }
         _ if has_amounts => (TierBasis::Revenue, summaries.iter().map(|s| s.revenue).collect()),
         _ => (TierBasis::Purchases, summaries.iter().map(|s| s.x).collect()),
     };
     let tiers = tiers(&value);
+    drop(value);
     let r = fifths(&summaries.iter().map(|s| s.last as f64).collect::<Vec<_>>());
     let f = fifths(&summaries.iter().map(|s| s.x).collect::<Vec<_>>());
     let m = has_amounts.then(|| fifths(&summaries.iter().map(|s| s.revenue).collect::<Vec<_>>()));
-    let scores = (0..summaries.len())
-        .map(|i| {
-            let [p_alive, expected, p_no_purchase, expected_spend, clv, next_purchase, churn_risk] = model_part[i];
-            let rfm = (r[i], f[i], m.as_ref().map(|m| m[i]));
-            CustomerScore {
-                p_alive,
-                expected,
-                p_no_purchase,
-                churn_risk,
-                next_purchase,
-                expected_spend,
-                clv,
-                tier: tiers[i],
-                rfm,
-                segment: segment(rfm),
-            }
-        })
-        .collect();
+    for (i, c) in scores.iter_mut().enumerate() {
+        c.tier = tiers[i];
+        c.rfm = (r[i], f[i], m.as_ref().map(|m| m[i]));
+        c.segment = segment(c.rfm);
+    }
     Ok((scores, basis))
 }
 

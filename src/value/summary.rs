@@ -4,20 +4,17 @@
 //! spend. An occasion is a distinct purchase day (UTC) by default, or a basket.
 //!
 //! Customers are summarised in parallel; each from its rows sorted by value, so the result
-//! is a function of the rows, not of their order or the thread count.
+//! is a function of the rows, not of their order or the thread count. Memory is the purchase
+//! rows, 24 bytes each, sorted in place, and the summaries.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::CustomerIdx;
-use crate::ingest::PurchaseLog;
+use crate::ingest::{CustomerLog, Purchase, PurchaseLog};
 use crate::time::DAY;
 
 use super::ValueError;
-
-/// A worker's buffers: one customer's rows `(occasion key, time, amount)`, and its
-/// occasions `(time, value)`.
-type Scratch = (Vec<(i64, i64, f64)>, Vec<(i64, f64)>);
 
 /// What counts as one purchase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,117 +118,171 @@ pub fn kept(opts: &SummaryOptions) -> impl Fn(i64) -> bool + Sync + use<> {
 /// Summarises every customer of `log` with a purchase up to the end. Errors: no times, a
 /// basket occasion without baskets, no purchase up to the end.
 pub fn summarize(log: &PurchaseLog, opts: &SummaryOptions) -> Result<(Vec<CustomerSummary>, SummaryStats), ValueError> {
+    check(opts, log.baskets.is_some())?;
+    let mut stats = SummaryStats { has_amounts: log.rows.iter().any(|r| r.amount.is_some()), ..Default::default() };
+    let (mut rows, mut untimed) = (Vec::new(), 0);
+    for r in &log.rows {
+        match (r.quantity, r.time) {
+            (q, _) if q < 0.0 => stats.return_rows += 1,
+            (0.0, _) => stats.seen_rows += 1,
+            (_, None) => untimed += 1,
+            (_, Some(time)) => rows.push(Purchase {
+                customer: r.customer,
+                basket: r.basket.unwrap_or(u32::MAX),
+                time,
+                amount: r.amount.unwrap_or(f64::NAN),
+            }),
+        }
+    }
+    summarize_rows(log.customers.len(), rows, untimed, stats, opts)
+}
+
+/// The timed purchase rows of `log` (quantity above 0) as [`Purchase`]s: what the
+/// summaries, the holdout's actuals and the churn choice count.
+pub fn purchases(log: &PurchaseLog) -> Vec<Purchase> {
+    log.rows
+        .iter()
+        .filter(|r| r.quantity > 0.0)
+        .filter_map(|r| {
+            Some(Purchase {
+                customer: r.customer,
+                basket: r.basket.unwrap_or(u32::MAX),
+                time: r.time?,
+                amount: r.amount.unwrap_or(f64::NAN),
+            })
+        })
+        .collect()
+}
+
+/// [`summarize`] of timed purchase rows (`rows` of `customers` customers; taken, sorted and
+/// freed), with `has_baskets` saying whether the rows carry baskets.
+pub fn summarize_purchases(
+    customers: usize,
+    rows: Vec<Purchase>,
+    has_baskets: bool,
+    opts: &SummaryOptions,
+) -> Result<(Vec<CustomerSummary>, SummaryStats), ValueError> {
+    check(opts, has_baskets)?;
+    let stats = SummaryStats { has_amounts: rows.iter().any(|r| !r.amount.is_nan()), ..Default::default() };
+    summarize_rows(customers, rows, 0, stats, opts)
+}
+
+/// [`summarize`] of a [`CustomerLog`], the purchase rows alone (taken from `log`, and freed
+/// when done): what `cobuy customers` reads when it needs no other column.
+pub fn summarize_log(
+    log: &mut CustomerLog,
+    opts: &SummaryOptions,
+) -> Result<(Vec<CustomerSummary>, SummaryStats), ValueError> {
+    check(opts, log.has_baskets)?;
+    let stats = SummaryStats {
+        has_amounts: log.has_amounts,
+        return_rows: log.returns,
+        seen_rows: log.seen,
+        ..Default::default()
+    };
+    summarize_rows(log.customers.len(), std::mem::take(&mut log.purchases), log.untimed, stats, opts)
+}
+
+fn check(opts: &SummaryOptions, has_baskets: bool) -> Result<(), ValueError> {
     if !(opts.unit_seconds.is_finite() && opts.unit_seconds > 0.0) {
         return Err(ValueError::Options(format!("the time unit must be positive, got {} seconds", opts.unit_seconds)));
     }
-    if opts.occasion == Occasion::Basket && log.baskets.is_none() {
+    if opts.occasion == Occasion::Basket && !has_baskets {
         return Err(ValueError::Options("purchases counted by basket need a basket column".into()));
     }
-    let purchases = || log.rows.iter().filter(|r| r.quantity > 0.0);
-    if purchases().next().is_none() {
+    Ok(())
+}
+
+/// Summarises `customers` customers from their timed purchase rows `rows` (`amount` NaN
+/// without one; `untimed` rows had no time). The rows are sorted in place by customer, then
+/// occasion, time and amount, so each customer's sums are taken in an order fixed by the
+/// values, and customers are summarised in parallel.
+fn summarize_rows(
+    customers: usize,
+    mut rows: Vec<Purchase>,
+    untimed: u64,
+    mut stats: SummaryStats,
+    opts: &SummaryOptions,
+) -> Result<(Vec<CustomerSummary>, SummaryStats), ValueError> {
+    if rows.is_empty() && untimed == 0 {
         return Err(ValueError::NoPurchases);
     }
-    if purchases().any(|r| r.time.is_none()) {
+    if untimed > 0 {
         return Err(ValueError::NoTimes);
     }
     let by_day = opts.occasion == Occasion::Day;
     let key_time = |t: i64| key_time(opts.occasion, t);
-    let limit = opts.until.map(key_time);
     let kept = kept(opts);
-    let mut stats = SummaryStats { has_amounts: log.rows.iter().any(|r| r.amount.is_some()), ..Default::default() };
-    // Rows grouped by customer (a counting sort), purchases up to the end only.
-    let n = log.customers.len();
-    let mut start = vec![0usize; n + 1];
     let mut end_time = i64::MIN;
-    for r in &log.rows {
-        match r.quantity {
-            q if q < 0.0 => stats.return_rows += 1,
-            0.0 => stats.seen_rows += 1,
-            _ => {
-                let t = r.time.expect("checked above");
-                if kept(t) {
-                    stats.purchase_rows += 1;
-                    start[r.customer.get() + 1] += 1;
-                    end_time = end_time.max(key_time(t));
-                    if r.amount.is_some_and(|a| a <= 0.0) {
-                        stats.nonpositive_amount_rows += 1;
-                    }
-                } else {
-                    stats.after_until_rows += 1;
-                }
-            }
+    rows.retain_mut(|r| {
+        if !kept(r.time) {
+            stats.after_until_rows += 1;
+            return false;
         }
-    }
-    if stats.purchase_rows == 0 {
+        r.time = key_time(r.time);
+        end_time = end_time.max(r.time);
+        if r.amount <= 0.0 {
+            stats.nonpositive_amount_rows += 1;
+        }
+        true
+    });
+    stats.purchase_rows = rows.len() as u64;
+    if rows.is_empty() {
         return Err(ValueError::NoPurchases);
     }
-    let end = limit.unwrap_or(end_time);
-    for c in 0..n {
-        start[c + 1] += start[c];
-    }
-    let mut fill = start.clone();
-    // (occasion key, time, amount) per purchase row, grouped by customer.
-    let mut rows = vec![(0i64, 0i64, 0.0f64); stats.purchase_rows as usize];
-    for r in &log.rows {
-        if let (true, Some(t)) = (r.quantity > 0.0, r.time) {
-            if kept(t) {
-                let key = if by_day { key_time(t) } else { i64::from(r.basket.unwrap_or(u32::MAX)) };
-                let at = &mut fill[r.customer.get()];
-                rows[*at] = (key, key_time(t), r.amount.unwrap_or(0.0));
-                *at += 1;
-            }
-        }
-    }
+    let end = opts.until.map(key_time).unwrap_or(end_time);
+    // An occasion: the day (whose start `time` now is), or the basket.
+    let key = |r: &Purchase| if by_day { r.time } else { i64::from(r.basket) };
+    rows.par_sort_unstable_by(|a, b| {
+        (a.customer.0.cmp(&b.customer.0))
+            .then(key(a).cmp(&key(b)))
+            .then(a.time.cmp(&b.time))
+            .then(a.amount.total_cmp(&b.amount))
+    });
+    let mut starts: Vec<usize> =
+        (0..rows.len()).filter(|&i| i == 0 || rows[i].customer != rows[i - 1].customer).collect();
+    starts.push(rows.len());
     let unit = opts.unit_seconds;
-    let summaries: Vec<Option<CustomerSummary>> = (0..n)
-        .into_par_iter()
+    let out: Vec<CustomerSummary> = starts
+        .par_windows(2)
         .with_min_len(1_024)
-        .map_init(
-            || (Vec::new(), Vec::new()),
-            |(mine, occasions): &mut Scratch, c| {
-                if start[c] == start[c + 1] {
-                    return None;
+        .map_init(Vec::new, |occasions: &mut Vec<(i64, f64)>, w| {
+            let mine = &rows[w[0]..w[1]];
+            occasions.clear();
+            let mut revenue = 0.0;
+            for (i, r) in mine.iter().enumerate() {
+                let value = if r.amount > 0.0 { r.amount } else { 0.0 };
+                revenue += value;
+                if i > 0 && key(&mine[i - 1]) == key(r) {
+                    occasions.last_mut().expect("an occasion").1 += value;
+                } else {
+                    occasions.push((r.time, value));
                 }
-                mine.clear();
-                mine.extend_from_slice(&rows[start[c]..start[c + 1]]);
-                mine.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.total_cmp(&b.2)));
-                occasions.clear();
-                let mut revenue = 0.0;
-                for (i, &(key, t, amount)) in mine.iter().enumerate() {
-                    let value = if amount > 0.0 { amount } else { 0.0 };
-                    revenue += value;
-                    if i > 0 && mine[i - 1].0 == key {
-                        occasions.last_mut().expect("an occasion").1 += value;
-                    } else {
-                        occasions.push((t, value));
-                    }
+            }
+            occasions.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let (first, last) = (occasions[0].0, occasions[occasions.len() - 1].0);
+            let (mut spend_n, mut spend_sum) = (0u32, 0.0);
+            for &(_, v) in &occasions[1..] {
+                if v > 0.0 {
+                    spend_n += 1;
+                    spend_sum += v;
                 }
-                occasions.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-                let (first, last) = (occasions[0].0, occasions[occasions.len() - 1].0);
-                let (mut spend_n, mut spend_sum) = (0u32, 0.0);
-                for &(_, v) in &occasions[1..] {
-                    if v > 0.0 {
-                        spend_n += 1;
-                        spend_sum += v;
-                    }
-                }
-                Some(CustomerSummary {
-                    customer: CustomerIdx(c as u32),
-                    x: (occasions.len() - 1) as f64,
-                    t_x: (last - first) as f64 / unit,
-                    t: (end.max(last) - first) as f64 / unit,
-                    first,
-                    last,
-                    revenue,
-                    spend_n,
-                    spend_mean: if spend_n > 0 { spend_sum / f64::from(spend_n) } else { 0.0 },
-                })
-            },
-        )
+            }
+            CustomerSummary {
+                customer: mine[0].customer,
+                x: (occasions.len() - 1) as f64,
+                t_x: (last - first) as f64 / unit,
+                t: (end.max(last) - first) as f64 / unit,
+                first,
+                last,
+                revenue,
+                spend_n,
+                spend_mean: if spend_n > 0 { spend_sum / f64::from(spend_n) } else { 0.0 },
+            }
+        })
         .collect();
-    let out: Vec<CustomerSummary> = summaries.into_iter().flatten().collect();
     stats.customers = out.len() as u64;
-    stats.customers_without_purchases = n as u64 - stats.customers;
+    stats.customers_without_purchases = customers as u64 - stats.customers;
     stats.repeat_customers = out.iter().filter(|s| s.x > 0.0).count() as u64;
     Ok((out, stats))
 }

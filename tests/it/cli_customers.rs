@@ -1,12 +1,14 @@
 //! `cobuy customers`: the per-customer file on CDNOW checked against the closed forms of
 //! `value_oracle` with the parameters the log prints, the tiers, and the bad-input rules
 //! (no times, no amounts, amounts of 0, nobody buying twice, horizons and discount rates
-//! out of range), each with its exit code and message; the same bytes for any thread count.
+//! out of range), each with its exit code and message; the same bytes for any thread count;
+//! a log of several read chunks summarised as a naive count of its lines does; a bad line
+//! named by file, line and column.
 
 use std::fs;
 use std::path::Path;
 
-use super::common::run_cobuy;
+use super::common::{Lcg, civil, run_cobuy};
 use super::value_cdnow::cdnow_csv;
 use super::value_oracle as oracle;
 
@@ -197,4 +199,79 @@ fn baskets_count_purchases_when_given() {
     assert!(stderr(&o).contains("a purchase is a distinct basket"), "{}", stderr(&o));
     assert!(out.starts_with("customer,purchases,repeat_baskets,"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("a,3,2,")), "{out}");
+}
+
+/// A log of 45,000 customers over three read chunks (4 MiB each), rows in day order
+/// (so every chunk holds customers met before and new ones), some customers buying several
+/// times a day: the per-customer file is the same for 1, 2 and 4 threads, and its counts and
+/// revenue are those of a naive pass over the lines.
+#[test]
+fn a_log_of_many_chunks_gives_the_same_bytes_for_1_2_and_4_threads_and_the_naive_counts() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Lcg(13);
+    // (day, customer, cents), sorted by day.
+    let mut rows: Vec<(i64, u32, u64)> = Vec::new();
+    for c in 0..45_000u32 {
+        let first = i64::from(rng.below(300));
+        for _ in 0..1 + rng.skewed(30) {
+            rows.push((first + i64::from(rng.skewed(200)), c, u64::from(rng.below(20_000))));
+        }
+    }
+    rows.sort_unstable();
+    let mut text = String::from("c,t,amt\n");
+    let mut naive: BTreeMap<String, (BTreeSet<i64>, u64)> = BTreeMap::new();
+    for &(day, c, cents) in &rows {
+        let id = format!("customer-{}", c.wrapping_mul(2_654_435_761) % 1_000_003);
+        text.push_str(&format!("{id},{},{}.{:02}\n", civil(18_000 + day), cents / 100, cents % 100));
+        let e = naive.entry(id).or_default();
+        e.0.insert(day);
+        e.1 += cents;
+    }
+    assert!(text.len() > 2 * (4 << 20), "{} bytes: too few chunks", text.len());
+    fs::write(dir.path().join("p.csv"), &text).unwrap();
+    let mut outs = Vec::new();
+    for threads in ["1", "2", "4"] {
+        let out = format!("out{threads}.csv");
+        let args = [
+            "customers",
+            "--purchases",
+            "p.csv",
+            "--customer-col",
+            "c",
+            "--time-col",
+            "t",
+            "--amount-col",
+            "amt",
+            "--model",
+            "bg-nbd",
+            "--threads",
+            threads,
+            "--out",
+            &out,
+        ];
+        let o = run_cobuy(dir.path(), &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        outs.push(fs::read(dir.path().join(&out)).unwrap());
+    }
+    assert!(outs[0] == outs[1] && outs[0] == outs[2], "the files differ between thread counts");
+    let (h, body) = table(&dir.path().join("out1.csv"));
+    let (cc, pc, rc) = (col(&h, "customer"), col(&h, "purchases"), col(&h, "revenue"));
+    assert_eq!(body.len(), naive.len());
+    for r in &body {
+        let (days, cents) = &naive[&r[cc]];
+        assert_eq!(r[pc].parse::<usize>().unwrap(), days.len(), "{r:?}");
+        assert_eq!(r[rc], format!("{}.{:02}", cents / 100, cents % 100), "{r:?}");
+    }
+}
+
+/// A bad time in the log stops the read: exit code 2, the file, line and column named, no
+/// customers file.
+#[test]
+fn a_bad_line_names_file_line_and_column() {
+    let text = "c,t,amt\na,2020-01-01,5\nb,2020-01-02,4\nb,2020-13-45,6\nd,2020-01-20,3\n";
+    let (o, out) = run_on(text, &["--time-col", "t", "--amount-col", "amt"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("p.csv:4: column t"), "{}", stderr(&o));
+    assert!(out.is_empty(), "no file written");
 }
