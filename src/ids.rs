@@ -9,6 +9,7 @@
 use std::cmp::Ordering;
 
 use hashbrown::HashTable;
+use rayon::prelude::*;
 
 /// Dense index of a customer in a fitted model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -85,8 +86,9 @@ impl IdTable {
             start = end;
         }
         let table = IdTable { text, ends };
-        let in_order =
-            (1..table.len()).all(|i| natural_cmp(table.id(i as u32 - 1), table.id(i as u32)) == Ordering::Less);
+        let in_order = (1..table.len())
+            .into_par_iter()
+            .all(|i| natural_cmp(table.id(i as u32 - 1), table.id(i as u32)) == Ordering::Less);
         in_order.then_some(table)
     }
 
@@ -207,7 +209,8 @@ impl Interner {
     pub fn finish(self) -> (IdTable, Vec<u32>) {
         let ids: Vec<&str> = (0..self.len() as u32).map(|i| self.id(i)).collect();
         let mut order: Vec<u32> = (0..ids.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| natural_cmp(ids[a as usize], ids[b as usize]));
+        // Distinct ids in a total order: the same sort on any number of threads.
+        order.par_sort_unstable_by(|&a, &b| natural_cmp(ids[a as usize], ids[b as usize]));
         let mut remap = vec![0u32; ids.len()];
         for (new, &old) in order.iter().enumerate() {
             remap[old as usize] = new as u32;

@@ -450,6 +450,22 @@ impl RowNumber for usize {
     }
 }
 
+/// `order`'s slots, written by the blocks of [`Rows::merge`]'s counting sort at once: each
+/// slot by exactly one block (its customer's range, past the earlier blocks' rows).
+struct Scatter<R>(*mut R, usize);
+
+// SAFETY: the blocks write disjoint slots of a buffer that outlives them, and nothing reads
+// it until every block is done.
+unsafe impl<R: Send> Sync for Scatter<R> {}
+
+impl<R: Copy> Scatter<R> {
+    fn put(&self, at: usize, value: R) {
+        assert!(at < self.1, "a counting sort slot past the end");
+        // SAFETY: in bounds (checked), and no other block writes slot `at` (see the type).
+        unsafe { self.0.add(at).write(value) }
+    }
+}
+
 /// The builder's rows, by arrival indices.
 struct Rows {
     keys: Vec<u64>,
@@ -479,20 +495,41 @@ impl Rows {
     /// parts are joined.
     fn merge<R: RowNumber>(self, customers: usize, cmap: &[u32], imap: &[u32], seen: &[u64]) -> Merged {
         let customer_of = |k: u64| cmap[(k >> 32) as usize] as usize;
+        // The counting sort in blocks of rows, one per thread: each block counts its rows of
+        // every customer, and places them after the earlier blocks' rows of that customer,
+        // so `order` is the one a single pass over the rows gives, on any number of threads.
+        let block = self.keys.len().div_ceil(rayon::current_num_threads()).max(1 << 16);
+        let mut next: Vec<Vec<R>> = self
+            .keys
+            .par_chunks(block)
+            .map(|rows| {
+                let mut n = vec![R::default(); customers];
+                for &k in rows {
+                    let c = customer_of(k);
+                    n[c] = R::of(n[c].get() + 1);
+                }
+                n
+            })
+            .collect();
         let mut start = vec![0usize; customers + 1];
-        for &k in &self.keys {
-            start[customer_of(k) + 1] += 1;
-        }
         for c in 0..customers {
-            start[c + 1] += start[c];
+            let mut at = start[c];
+            for n in &mut next {
+                let rows = n[c].get();
+                n[c] = R::of(at);
+                at += rows;
+            }
+            start[c + 1] = at;
         }
         let mut order = vec![R::default(); self.keys.len()];
-        let mut next = start.clone();
-        for (row, &k) in self.keys.iter().enumerate() {
-            let c = customer_of(k);
-            order[next[c]] = R::of(row);
-            next[c] += 1;
-        }
+        let slots = Scatter(order.as_mut_ptr(), order.len());
+        self.keys.par_chunks(block).zip(next.par_iter_mut()).enumerate().for_each(|(b, (rows, n))| {
+            for (row, &k) in (b * block..).zip(rows) {
+                let c = customer_of(k);
+                slots.put(n[c].get(), R::of(row));
+                n[c] = R::of(n[c].get() + 1);
+            }
+        });
         drop(next);
         // Ranges of customers with about equal numbers of rows, a few per thread.
         let per = self.keys.len() / (rayon::current_num_threads() * 8) + 1;
@@ -1054,6 +1091,42 @@ mod tests {
         assert_eq!(d.seen_only(CustomerIdx(1)), [0]);
         assert_eq!(d.seen_only(CustomerIdx(2)), [2]);
         assert_eq!(d.customers_with_purchases(), 2);
+    }
+
+    #[test]
+    fn merge_in_blocks_sums_every_pair() {
+        // More rows than a block of the counting sort, in random customer order, on one
+        // thread and on three (three blocks, each holding rows of most customers).
+        let mut x = 1u64;
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as usize
+        };
+        let rows: Vec<(String, String, f64)> = (0..300_000)
+            .map(|_| (format!("c{}", next() % 2000), format!("i{}", next() % 100), (next() % 5 + 1) as f64))
+            .collect();
+        let mut want: std::collections::BTreeMap<(&str, &str), f64> = Default::default();
+        for (c, i, q) in &rows {
+            *want.entry((c.as_str(), i.as_str())).or_default() += q;
+        }
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let data = pool.install(|| {
+                let mut b = InteractionsBuilder::new();
+                for (c, i, q) in &rows {
+                    b.purchase(c, i, *q, None, None).unwrap();
+                }
+                b.finish().0
+            });
+            let mut got = std::collections::BTreeMap::new();
+            for (c, id) in data.customers().iter().enumerate() {
+                let (items, counts) = data.purchases(CustomerIdx(c as u32));
+                for (&i, &n) in items.iter().zip(counts) {
+                    got.insert((id, data.items().id(i)), f64::from(n));
+                }
+            }
+            assert_eq!(got, want, "{threads} threads");
+        }
     }
 
     #[test]

@@ -752,15 +752,22 @@ impl Known {
 
 /// An accepted row of a chunk; customer and item as [`ChunkRows::resolve`] gives them
 /// (the sink's arrival index, or [`LOCAL`] and the chunk's); quantity 0 marks a rating
-/// below the minimum ("seen").
+/// below the minimum ("seen"). Amount and time, which most rows of most files lack, are in
+/// the chunk's own columns ([`ChunkRows::amounts`], [`ChunkRows::times`]), so a row takes
+/// 32 bytes, not 64: a row group of a million rows fills (and faults in) half the pages.
 struct ChunkRow {
     customer: u64,
     item: u64,
-    basket: u32,
     quantity: f64,
-    amount: Option<f64>,
-    time: Option<i64>,
+    basket: u32,
+    /// [`HAS_AMOUNT`] and [`HAS_TIME`]: which of the chunk's columns hold a value of the row.
+    has: u8,
 }
+
+/// In [`ChunkRow::has`]: the row's amount is the next of [`ChunkRows::amounts`].
+const HAS_AMOUNT: u8 = 1;
+/// In [`ChunkRow::has`]: the row's time is the next of [`ChunkRows::times`].
+const HAS_TIME: u8 = 2;
 
 /// What a worker makes of one chunk: its accepted rows over the [`Known`] ids and the
 /// chunk's own id tables of the others (in first-appearance order, so that taking them chunk
@@ -773,6 +780,9 @@ struct ChunkRows {
     items: Interner,
     baskets: Interner,
     rows: Vec<ChunkRow>,
+    /// The amounts and times of the rows that have one, in row order.
+    amounts: Vec<f64>,
+    times: Vec<i64>,
     sum: IngestSummary,
     first_time: Option<i64>,
     last_time: Option<i64>,
@@ -797,7 +807,14 @@ impl ChunkRows {
     /// A chunk's customer or item for `id`: its index in `known`, else [`LOCAL`] and its
     /// arrival index among the chunk's `ids`; `last` is the one given last, as in
     /// [`ChunkRows::local`] (`u64::MAX` before any).
-    fn resolve(known: &Interner, ids: &mut Interner, last: &mut u64, id: &str) -> Option<u64> {
+    /// With `recent`, an id found there is not looked up again.
+    fn resolve(
+        known: &Interner,
+        ids: &mut Interner,
+        last: &mut u64,
+        recent: Option<&mut RecentIds>,
+        id: &str,
+    ) -> Option<u64> {
         if *last != u64::MAX {
             let text = if *last & LOCAL != 0 { ids.id(*last as u32) } else { known.id(*last as u32) };
             if text == id {
@@ -805,11 +822,60 @@ impl ChunkRows {
             }
         }
         let hash = id_hash(id);
-        *last = match known.get_hashed(id, hash) {
-            Some(i) => u64::from(i),
-            None => LOCAL | u64::from(ids.intern_hashed(id, hash)?),
+        let mut lookup = || {
+            Some(match known.get_hashed(id, hash) {
+                Some(i) => u64::from(i),
+                None => LOCAL | u64::from(ids.intern_hashed(id, hash)?),
+            })
+        };
+        *last = match recent {
+            Some(recent) => recent.get(id, hash, lookup)?,
+            None => lookup()?,
         };
         Some(*last)
+    }
+}
+
+/// A chunk's short ids resolved lately ([`ChunkRows::resolve`]), by hash, each with its
+/// bytes: a popular item is resolved here, in one slot that stays in the cache, instead of
+/// by the misses of a lookup in the shared table (its bucket, the id's offsets, its text).
+/// For items only: a customer's rows come in runs, which `last` already takes.
+struct RecentIds(Vec<RecentId>);
+
+/// A slot of [`RecentIds`]; `len == u32::MAX` when empty.
+#[derive(Clone, Copy)]
+struct RecentId {
+    hash: u64,
+    resolved: u64,
+    len: u32,
+    text: [u8; RecentIds::LONGEST],
+}
+
+impl RecentIds {
+    /// Slots, by the top bits of an id's hash.
+    const BITS: u32 = 13;
+    /// Longer ids are always looked up.
+    const LONGEST: usize = 12;
+
+    fn new() -> Self {
+        RecentIds(vec![RecentId { hash: 0, resolved: 0, len: u32::MAX, text: [0; Self::LONGEST] }; 1 << Self::BITS])
+    }
+
+    /// The resolved `id` (whose [`id_hash`] is `hash`): from its slot when there, else by
+    /// `resolve`, kept in the slot.
+    fn get(&mut self, id: &str, hash: u64, resolve: impl FnOnce() -> Option<u64>) -> Option<u64> {
+        let bytes = id.as_bytes();
+        if bytes.len() > Self::LONGEST {
+            return resolve();
+        }
+        let slot = &mut self.0[(hash >> (64 - Self::BITS)) as usize];
+        if slot.hash == hash && slot.len as usize == bytes.len() && slot.text[..bytes.len()] == *bytes {
+            return Some(slot.resolved);
+        }
+        let resolved = resolve()?;
+        slot.text[..bytes.len()].copy_from_slice(bytes);
+        (slot.hash, slot.resolved, slot.len) = (hash, resolved, bytes.len() as u32);
+        Some(resolved)
     }
 }
 
@@ -837,20 +903,23 @@ fn too_many(path: &str, what: &'static str) -> IngestError {
 }
 
 /// Validates the records of one chunk (on a worker thread).
+#[allow(clippy::too_many_arguments)]
 fn parse_chunk(
     recs: &mut Records,
     known: &Known,
+    rows: Vec<ChunkRow>,
     cols: &Resolved,
     opts: &IngestOptions,
     name: &str,
     delimiter: u8,
     with_rejects: bool,
 ) -> ChunkRows {
-    let mut out = ChunkRows { bytes: recs.len(), ..ChunkRows::default() };
+    let mut out = ChunkRows { bytes: recs.len(), rows, ..ChunkRows::default() };
     let sum = &mut out.sum;
     let (mut last_customer, mut last_item, mut last_basket) = (u64::MAX, u64::MAX, u32::MAX);
     // Customer and item ids by their chunk keys (Parquet dictionary ids), resolved once.
     let (mut customer_keys, mut item_keys) = (KeyCache::default(), KeyCache::default());
+    let mut recent_items = RecentIds::new();
     let (customer_pos, item_pos) = (cols.pos[CUSTOMER].unwrap_or(0), cols.pos[ITEM].unwrap_or(0));
     loop {
         let rec = match recs.next_fields() {
@@ -874,16 +943,16 @@ fn parse_chunk(
             Ok(Row::Seen { customer, item }) => {
                 sum.below_min_value_rows += 1;
                 let customer = customer_keys.get(record.key(customer_pos), || {
-                    ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer)
+                    ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, None, customer)
                 });
                 let item = item_keys.get(record.key(item_pos), || {
-                    ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item)
+                    ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, Some(&mut recent_items), item)
                 });
                 let (Some(customer), Some(item)) = (customer, item) else {
                     out.stop = Some(too_many(name, customer.map_or("customer", |_| "item")));
                     break;
                 };
-                out.rows.push(ChunkRow { customer, item, basket: NO_BASKET, quantity: 0.0, amount: None, time: None });
+                out.rows.push(ChunkRow { customer, item, quantity: 0.0, basket: NO_BASKET, has: 0 });
             }
             Ok(Row::Bought { customer, item, quantity, amount, time, basket }) => {
                 if quantity > 0.0 {
@@ -897,10 +966,10 @@ fn parse_chunk(
                     sum.return_rows_netted += 1;
                 }
                 let customer = customer_keys.get(record.key(customer_pos), || {
-                    ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, customer)
+                    ChunkRows::resolve(&known.customers, &mut out.customers, &mut last_customer, None, customer)
                 });
                 let item = item_keys.get(record.key(item_pos), || {
-                    ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, item)
+                    ChunkRows::resolve(&known.items, &mut out.items, &mut last_item, Some(&mut recent_items), item)
                 });
                 let basket =
                     basket.map_or(Some(NO_BASKET), |b| ChunkRows::local(&mut out.baskets, &mut last_basket, b));
@@ -915,7 +984,16 @@ fn parse_chunk(
                     out.stop = Some(too_many(name, what));
                     break;
                 };
-                out.rows.push(ChunkRow { customer, item, basket, quantity, amount, time });
+                let mut has = 0;
+                if let Some(a) = amount {
+                    out.amounts.push(a);
+                    has |= HAS_AMOUNT;
+                }
+                if let Some(t) = time {
+                    out.times.push(t);
+                    has |= HAS_TIME;
+                }
+                out.rows.push(ChunkRow { customer, item, quantity, basket, has });
             }
             Err(p) if !opts.skip_invalid => {
                 out.stop = Some(recs.row_error(name, line, p).into());
@@ -968,23 +1046,30 @@ fn read_rows(
     // Accepted rows and bytes so far, until the sink is told how many rows to expect.
     let mut expect = (!file.gzip).then_some(file.size()).flatten().map(|size| (size, 0usize, 0u64));
     let known = Mutex::new(Known::default());
+    // The row buffers of merged chunks, handed to the next chunks: reused pages, not fresh
+    // ones the kernel zeroes for every chunk (a row group's buffer is too large for the
+    // allocator to keep when freed).
+    let spare: Mutex<Vec<Vec<ChunkRow>>> = Mutex::new(Vec::new());
     let parse = |recs: &mut Records| {
         let known = known.lock().unwrap_or_else(PoisonError::into_inner).clone();
-        parse_chunk(recs, &known, &cols, opts, &name, delimiter, with_rejects)
+        let rows = spare.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default();
+        parse_chunk(recs, &known, rows, &cols, opts, &name, delimiter, with_rejects)
     };
     let mut merge = |c: ChunkRows| -> Result<(), IngestError> {
         let too_many = |ids| IngestError::TooManyIds { path: name.clone(), ids };
         let (cmap, imap) = sink.intern(&c.customers, &c.items).map_err(too_many)?;
         let bmap = baskets.intern_all(&c.baskets).ok_or_else(|| too_many(TooManyIds("basket")))?;
         let index = |x: u64, map: &[u32]| if x & LOCAL != 0 { map[x as u32 as usize] } else { x as u32 };
+        let (mut amounts, mut times) = (c.amounts.iter().copied(), c.times.iter().copied());
         for r in &c.rows {
             let (customer, item) = (CustomerIdx(index(r.customer, &cmap)), ItemIdx(index(r.item, &imap)));
             if r.quantity == 0.0 {
                 sink.seen(customer, item);
             } else {
                 let basket = (r.basket != NO_BASKET).then(|| bmap[r.basket as usize]);
-                let (quantity, amount, time) = (r.quantity, r.amount, r.time);
-                sink.bought(Bought { customer, item, quantity, amount, time, basket });
+                let amount = if r.has & HAS_AMOUNT != 0 { amounts.next() } else { None };
+                let time = if r.has & HAS_TIME != 0 { times.next() } else { None };
+                sink.bought(Bought { customer, item, quantity: r.quantity, amount, time, basket });
             }
         }
         let (customers, items) = sink.ids();
@@ -1021,6 +1106,9 @@ fn read_rows(
         if before >> 16 != sum.rows_read >> 16 {
             progress(meter.at(sum.rows_read));
         }
+        let mut rows = c.rows;
+        rows.clear();
+        spare.lock().unwrap_or_else(PoisonError::into_inner).push(rows);
         c.stop.map_or(Ok(()), Err)
     };
     file.par_chunks(&parse, &mut merge)?;
@@ -1069,6 +1157,12 @@ enum Row<'a> {
     },
 }
 
+/// Whether an id is empty or only whitespace: an id that starts with a visible ASCII
+/// character (nearly all) is neither, without the Unicode-aware trim.
+fn blank(id: &str) -> bool {
+    !matches!(id.as_bytes().first(), Some(0x21..=0x7e)) && id.trim().is_empty()
+}
+
 /// Validates one record; fields are checked in a fixed order so the first problem
 /// reported never depends on anything but the row.
 fn classify<'a>(rec: &'a dyn Fields, cols: &Resolved, opts: &IngestOptions) -> Result<Row<'a>, RowProblem> {
@@ -1101,11 +1195,11 @@ fn classify<'a>(rec: &'a dyn Fields, cols: &Resolved, opts: &IngestOptions) -> R
         }
     };
     let customer = text(CUSTOMER)?.unwrap_or_default();
-    if customer.trim().is_empty() {
+    if blank(customer) {
         return Ok(Row::Guest);
     }
     let item = text(ITEM)?.unwrap_or_default();
-    if item.trim().is_empty() {
+    if blank(item) {
         return Err(problem(ITEM, "empty item id", "the item id is empty".into()));
     }
     let quantity = number(QUANTITY)?.unwrap_or(1.0);
@@ -1186,4 +1280,25 @@ fn classify<'a>(rec: &'a dyn Fields, cols: &Resolved, opts: &IngestOptions) -> R
         }
     }
     Ok(Row::Bought { customer, item, quantity, amount, time, basket })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_ids_give_each_id_its_own_resolution() {
+        // Far more ids than slots, popular ones more often: slots are shared and replaced,
+        // and long ids pass by them. `resolve` is the oracle: a wrong hit returns another's.
+        let ids: Vec<String> =
+            (0..50_000).map(|i| if i % 7 == 0 { format!("a-long-item-id-{i}") } else { format!("i{i}") }).collect();
+        let mut recent = RecentIds::new();
+        let mut x = 7u64;
+        for _ in 0..400_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let k = ((x >> 33) as usize % ids.len()).min((x >> 13) as usize % ids.len());
+            let id = &ids[k];
+            assert_eq!(recent.get(id, id_hash(id), || Some(k as u64 * 3 + 1)), Some(k as u64 * 3 + 1), "{id}");
+        }
+    }
 }
