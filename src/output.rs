@@ -23,6 +23,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+pub mod fields;
 #[cfg(feature = "parquet")]
 mod parquet;
 

@@ -2,8 +2,8 @@
 
 use std::io::Write as _;
 
-use crate::batch::{put_fixed, write_csv_field};
 use crate::ids::IdTable;
+use crate::output::fields::{put_fixed, write_csv_field};
 use crate::time;
 
 use super::{CustomerScore, CustomerSummary, Occasion};

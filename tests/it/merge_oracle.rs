@@ -51,7 +51,10 @@ fn naive(rows: &[Row]) -> Want {
     };
     let customers = sorted(rows.iter().map(|r| id("c", r.0)).collect());
     let items = sorted(rows.iter().map(|r| id("i", r.1)).collect());
-    let (has_time, has_amount) = (rows.iter().any(|r| r.4.is_some()), rows.iter().any(|r| r.3.is_some()));
+    // Seen marks carry neither (the test gives `seen` no time or amount): whether the
+    // matrix has times or amounts is up to the purchase and return rows.
+    let counted = || rows.iter().filter(|r| r.2 != 0.0);
+    let (has_time, has_amount) = (counted().any(|r| r.4.is_some()), counted().any(|r| r.3.is_some()));
     let pos = |v: &[String], s: &str| v.iter().position(|x| x == s).unwrap();
     // Per (customer, item) index: the rows' (quantity, amount, time).
     type Rows = Vec<(f64, f64, i64)>;

@@ -301,7 +301,15 @@ fn the_tracking_chart_is_the_closed_form_sum_and_the_raw_count() {
     let cal_end = cobuy::time::parse("1997-09-30").unwrap();
     let hold_end = cobuy::time::parse("1998-06-30").unwrap();
     let week = 7.0 * 86_400.0;
-    let (actuals, horizon) = holdout::actuals(&log, &cal, cobuy::value::Occasion::Day, cal_end, hold_end, week);
+    let (actuals, horizon) = holdout::actuals(
+        log.customers.len(),
+        &cobuy::value::summary::purchases(&log),
+        &cal,
+        cobuy::value::Occasion::Day,
+        cal_end,
+        hold_end,
+        week,
+    );
     assert_eq!(horizon, 39.0);
     let bg = [0.2426, 4.4136, 0.7929, 2.4259];
     let pareto = [0.553, 10.578, 0.606, 11.669];
