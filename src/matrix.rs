@@ -791,12 +791,31 @@ impl Weighting {
 
     /// The corpus statistics the schemes need, from the data a model is fitted on.
     pub fn stats(&self, data: &Interactions) -> WeightStats {
+        self.stats_blocked(data, None)
+    }
+
+    /// [`Weighting::stats`] with the customers' lengths summed in blocks of `sum_block`
+    /// customers, each block in customer order, then the blocks' sums in block order: how
+    /// a fit split over blocks of customers sums them ([`crate::algo::partial`]), so that
+    /// its bytes do not depend on how the blocks are spread over machines. `None`, or a
+    /// block at least as large as the customers, is the single sum.
+    pub fn stats_blocked(&self, data: &Interactions, sum_block: Option<usize>) -> WeightStats {
         let counts = &data.counts;
         let mut df = vec![0u32; counts.cols()];
         counts.indices().iter().for_each(|&i| df[i as usize] += 1);
         let ptr = counts.proper_indptr();
-        let lens = ptr.windows(2).map(|w| counts.data()[w[0]..w[1]].iter().map(|&c| f64::from(c)).sum::<f64>());
-        let (total, active) = lens.fold((0.0, 0usize), |(t, a), l| (t + l, a + usize::from(l > 0.0)));
+        let len = |r: usize| counts.data()[ptr[r]..ptr[r + 1]].iter().map(|&c| f64::from(c)).sum::<f64>();
+        let sum = |rows: std::ops::Range<usize>| {
+            rows.map(len).fold((0.0, 0usize), |(t, a), l| (t + l, a + usize::from(l > 0.0)))
+        };
+        let rows = counts.rows();
+        let (total, active) = match sum_block {
+            Some(b) if b < rows => (0..rows)
+                .step_by(b)
+                .map(|r| sum(r..(r + b).min(rows)))
+                .fold((0.0, 0usize), |(t, a), (bt, ba)| (t + bt, a + ba)),
+            _ => sum(0..rows),
+        };
         // Customers with nothing left after returns are not documents of the corpus.
         WeightStats { customers: active as f64, df, avg_len: total / active.max(1) as f64 }
     }

@@ -7,6 +7,8 @@
 //! cobuy-style tables are the CSV bytes the CLI's batch writers produce, which the Python
 //! package parses with pyarrow. The GIL is released whenever Rust works.
 
+mod spark_fit;
+
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -457,6 +459,7 @@ fn _cobuy(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(from_bytes, m)?)?;
     offers::register(m)?;
+    spark_fit::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod als;
 pub mod baseline;
 pub mod ease;
 pub mod item_knn;
+pub mod partial;
 pub mod similarity;
 pub mod user_knn;
 
@@ -234,6 +235,8 @@ pub(crate) struct FitSpec<'p> {
     pub similarity: similarity::SimilarityParams,
     pub als: &'p als::AlsParams,
     pub ease: &'p ease::EaseParams,
+    /// Item-kNN's customers per summation block ([`partial`]); `None`: the single sum.
+    pub sum_block: Option<usize>,
 }
 
 /// Fits the algorithm on the weighted customer x item matrix (in parallel on the current
@@ -242,7 +245,10 @@ pub(crate) struct FitSpec<'p> {
 pub(crate) fn fit(weighted: &Csr, undecayed: Option<&Csr>, spec: FitSpec<'_>) -> Result<Fitted, ease::EaseError> {
     let items = weighted.cols();
     let neighbors = match spec.algorithm {
-        Algorithm::ItemKnn => item_knn::item_top_k(weighted, undecayed, spec.neighbors, spec.similarity),
+        Algorithm::ItemKnn => match spec.sum_block {
+            Some(b) => partial::fit(weighted, spec.neighbors, &spec.similarity, b),
+            None => item_knn::item_top_k(weighted, undecayed, spec.neighbors, spec.similarity),
+        },
         _ => Csr::zero((items, items)),
     };
     let latent = match spec.algorithm {

@@ -172,6 +172,16 @@ impl RowStats {
         RowStats::with_norms(a, norm2)
     }
 
+    /// The statistics [`finish`] reads (sums of squares and entries per row), from sums
+    /// made elsewhere: a fit split over blocks of customers ([`crate::algo::partial`]).
+    /// Nothing that pruning needs is filled in: use it with [`finish`] only.
+    pub fn of_sums(norm2: Vec<f64>, count: Vec<u32>) -> Self {
+        let inv_norm = norm2.iter().map(|&n| inverse_sqrt(n)).collect();
+        let (colmax, inv_norm32) = (Vec::new(), Vec::new());
+        let (prunable, max_norm2, max_inv_norm, longest) = (false, 0.0, 0.0, 0);
+        RowStats { norm2, inv_norm, count, inv_norm32, colmax, prunable, max_norm2, max_inv_norm, longest }
+    }
+
     /// Statistics of every row of `a`, whose measures divide by the sums of squares
     /// `norm2` rather than the rows' own: the undecayed lengths of time-decayed rows (see
     /// [`crate::matrix::Weighting`]). Each must be at least its row's own, so that a
@@ -217,7 +227,7 @@ fn padded(n: usize) -> usize {
 /// concluded.
 const QUICK_MIN: f32 = 1.0 / 1_152_921_504_606_846_976.0;
 
-fn inverse_sqrt(n2: f64) -> f64 {
+pub(crate) fn inverse_sqrt(n2: f64) -> f64 {
     if n2 > 0.0 { 1.0 / n2.sqrt() } else { 0.0 }
 }
 
@@ -302,16 +312,16 @@ fn dense_dot(dense: &[f32], ind: &[u32], val: &[f32]) -> (f32, u32) {
 
 /// A query row's own statistics (sum of squared weights, its inverse root, entries).
 #[derive(Debug, Clone, Copy)]
-struct QueryStats {
-    norm2: f64,
-    inv_norm: f64,
-    count: u32,
+pub(crate) struct QueryStats {
+    pub(crate) norm2: f64,
+    pub(crate) inv_norm: f64,
+    pub(crate) count: u32,
 }
 
 /// The final similarity of the query and row `j` from their dot product and shared
 /// count; `None` when the pair is not a neighbour.
 #[inline(always)]
-fn finish(
+pub(crate) fn finish(
     p: &SimilarityParams,
     st: &RowStats,
     features: f32,

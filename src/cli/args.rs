@@ -286,6 +286,12 @@ pub struct FitArgs {
     /// Decay reference date (default: the newest purchase).
     #[arg(long)]
     pub reference_date: Option<String>,
+    /// item-knn: sum over blocks of this many customers, then the blocks' sums in order, as
+    /// a fit spread over machines by blocks (Spark) does, so that both write the same model
+    /// bytes (default: one sum, the fastest kernel; a block holding every customer gives its
+    /// bytes too). Not with time decay or rp3beta.
+    #[arg(long)]
+    pub sum_block: Option<usize>,
 }
 
 impl Default for FitArgs {
@@ -379,6 +385,9 @@ pub fn fit_plan(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitPlan> {
     if m.algorithm != "auto" {
         return fit_params(m, similarity).map(FitPlan::Fixed);
     }
+    if m.sum_block.is_some() {
+        return Err(bad("--sum-block applies to --algorithm item-knn, not auto"));
+    }
     // The other flags are checked as item-kNN's, the choice when nothing can be measured.
     let base = fit_params(&FitArgs { algorithm: "item-knn".into(), ..m.clone() }, similarity)?;
     let (d, ds) = (FitArgs::default(), SimilarityArgs::default());
@@ -463,6 +472,7 @@ pub fn fit_params(m: &FitArgs, similarity: &SimilarityArgs) -> Result<FitParams>
             seed: m.als_seed,
         },
         ease: cobuy::algo::ease::EaseParams { lambda: m.ease_lambda, max_items: m.ease_items, ..Default::default() },
+        sum_block: m.sum_block,
     };
     params.check()?;
     Ok(params)

@@ -142,6 +142,13 @@ pub struct FitParams {
     /// EASE: penalty, item limit, side.
     #[serde(default)]
     pub ease: EaseParams,
+    /// Item-kNN: customers per summation block. Every sum the fit makes over customers is
+    /// made within blocks of this many, then the blocks' sums in block order, so that a fit
+    /// split over machines by blocks ([`crate::algo::partial`], Spark) writes the same bytes
+    /// however the blocks are spread. `None`: one sum (the fastest kernel). Stored only when
+    /// there is more than one block: a block holding every customer is the single sum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum_block: Option<usize>,
 }
 
 impl Default for FitParams {
@@ -154,6 +161,7 @@ impl Default for FitParams {
             buy_again_weight: 0.0,
             als: AlsParams::default(),
             ease: EaseParams::default(),
+            sum_block: None,
         }
     }
 }
@@ -176,6 +184,21 @@ impl FitParams {
         }
         if self.algorithm == Algorithm::Ease {
             self.ease.check().map_err(ParamError)?;
+        }
+        if let Some(b) = self.sum_block {
+            if b == 0 {
+                return Err(ParamError("sum_block (--sum-block) must be at least 1 customer".into()));
+            }
+            if self.algorithm != Algorithm::ItemKnn {
+                return Err(ParamError(format!(
+                    "sum_block (--sum-block) applies to item-knn, not {}",
+                    self.algorithm.name()
+                )));
+            }
+            if self.weighting.half_life_days.is_some() {
+                return Err(ParamError("sum_block (--sum-block) does not support time decay".into()));
+            }
+            algo::partial::check(&self.similarity).map_err(ParamError)?;
         }
         if matches!(self.similarity.measure, Measure::Rp3Beta { .. }) && self.algorithm != Algorithm::ItemKnn {
             return Err(ParamError(format!(
@@ -264,7 +287,9 @@ impl Model {
             params.weighting.half_life_days = None;
         }
         params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
-        let stats = params.weighting.stats(&data);
+        let sum_block = params.sum_block;
+        params.sum_block = sum_block.filter(|&b| b < data.customers().len());
+        let stats = params.weighting.stats_blocked(&data, params.sum_block);
         let weighted = params.weighting.apply(&data, &stats);
         let undecayed = match params.weighting.undecayed() {
             Some(plain) if params.algorithm == Algorithm::ItemKnn => Some(plain.apply(&data, &stats)),
@@ -280,6 +305,7 @@ impl Model {
             similarity: params.similarity,
             als: &params.als,
             ease: &params.ease,
+            sum_block,
         };
         let (fitted, side) = std::thread::scope(|scope| {
             let side = scope.spawn(|| beside(&data, &params, &info));
@@ -581,11 +607,29 @@ impl Model {
             }
             _ => None,
         };
-        let stats = meta.params.weighting.stats(&data);
+        let stats = meta.params.weighting.stats_blocked(&data, meta.params.sum_block);
         let weighted = meta.params.weighting.apply(&data, &stats);
         let mut model = Model::assemble(data, meta.params, meta.info, stats, weighted, neighbors, latent);
         model.format_version = s.version;
         Ok(model)
+    }
+
+    /// Weighs the purchases as [`Model::fit`] does with these parameters (item-kNN with
+    /// `sum_block` given), for a fit whose neighbours are computed elsewhere by
+    /// [`crate::algo::partial`] over blocks of [`Distributed::sum_block`] customers of
+    /// [`Distributed::weighted`]; [`Distributed::with_neighbors`] then gives the model
+    /// [`Model::fit`] would have, the same bytes.
+    pub fn distributed(data: Interactions, params: &FitParams, info: FitInfo) -> Result<Distributed, FitError> {
+        params.check()?;
+        let Some(block) = params.sum_block.filter(|_| params.algorithm == Algorithm::ItemKnn) else {
+            return Err(ParamError("a distributed fit is item-knn with sum_block given".into()).into());
+        };
+        let mut params = *params;
+        params.weighting = params.weighting.resolve(&data).map_err(ParamError)?;
+        params.sum_block = Some(block).filter(|&b| b < data.customers().len());
+        let stats = params.weighting.stats_blocked(&data, params.sum_block);
+        let weighted = params.weighting.apply(&data, &stats);
+        Ok(Distributed { data, params, info, stats, weighted, block })
     }
 
     /// Writes the model atomically (temporary name in the same folder, then rename).
@@ -663,6 +707,46 @@ fn lowest_priority() {
     // SAFETY: plain system calls on the calling thread; failure leaves its priority as it was.
     unsafe {
         libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19);
+    }
+}
+
+/// Purchases weighed for a fit whose neighbours come from elsewhere ([`Model::distributed`]).
+#[derive(Debug)]
+pub struct Distributed {
+    data: Interactions,
+    params: FitParams,
+    info: FitInfo,
+    stats: WeightStats,
+    weighted: Csr,
+    block: usize,
+}
+
+impl Distributed {
+    /// The weighted customer x item matrix whose blocks of customers the map stage reads.
+    pub fn weighted(&self) -> &Csr {
+        &self.weighted
+    }
+
+    /// Customers per summation block, as given.
+    pub fn sum_block(&self) -> usize {
+        self.block
+    }
+
+    /// The resolved parameters (as the model will store them).
+    pub fn params(&self) -> &FitParams {
+        &self.params
+    }
+
+    /// The model, with the neighbours [`crate::algo::partial::assemble`] gave (items x
+    /// items, as the fit's own). An error when their shape is not the catalogue's.
+    pub fn with_neighbors(self, neighbors: Csr) -> Result<Model, FitError> {
+        let items = self.weighted.cols();
+        if neighbors.shape() != (items, items) {
+            let (r, c) = neighbors.shape();
+            return Err(ParamError(format!("the neighbours are {r} x {c}, not {items} x {items} items")).into());
+        }
+        let Distributed { data, params, info, stats, weighted, .. } = self;
+        Ok(Model::assemble(data, params, info, stats, weighted, neighbors, None))
     }
 }
 

@@ -63,6 +63,7 @@ pub fn describe(p: &FitParams) -> String {
                 m => format!("{} similarity", m.name()),
             });
             parts.extend(shrinkage);
+            parts.extend(p.sum_block.map(|b| format!("sums over blocks of {b} customers")));
         }
         Algorithm::UserKnn => {
             parts.push(format!("{} neighbours", p.neighbors));

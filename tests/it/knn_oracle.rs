@@ -254,13 +254,13 @@ fn fit(case: &Case, algorithm: Algorithm) -> (Model, Raw) {
 
 /// Item `i`'s similarity to every item (0 to itself): its undecayed column (in `x`)
 /// against the others' decayed ones (in `w`).
-fn item_sims(p: &SimilarityParams, x: &Array2<f64>, w: &Array2<f64>, i: usize) -> Vec<f64> {
+pub(crate) fn item_sims(p: &SimilarityParams, x: &Array2<f64>, w: &Array2<f64>, i: usize) -> Vec<f64> {
     let n = nonempty(w.rows());
     (0..w.ncols()).map(|j| if i == j { 0.0 } else { oracle_sim(p, x.column(i), w.column(j), x.column(j), n) }).collect()
 }
 
 /// Whether items `a` and `b` are alike as candidates (tie exactly).
-fn same_items(x: &Array2<f64>, w: &Array2<f64>, a: usize, b: usize) -> bool {
+pub(crate) fn same_items(x: &Array2<f64>, w: &Array2<f64>, a: usize, b: usize) -> bool {
     x.column(a) == x.column(b) && w.column(a) == w.column(b)
 }
 
@@ -598,7 +598,7 @@ fn exact_ties_go_to_the_lowest_ids_in_natural_order() {
 }
 
 /// A CSR matrix, densely.
-fn dense(m: &cobuy::matrix::Csr) -> Array2<f64> {
+pub(crate) fn dense(m: &cobuy::matrix::Csr) -> Array2<f64> {
     let mut d = Array2::zeros(m.shape());
     for (r, row) in m.outer_iterator().enumerate() {
         for (c, &v) in row.iter() {

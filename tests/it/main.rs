@@ -52,6 +52,7 @@ mod quoting;
 mod readme;
 mod rules;
 mod rules_oracle;
+mod sum_block;
 mod upsell;
 mod value_cdnow;
 mod value_churn;
