@@ -1215,46 +1215,6 @@ impl<'a> UpSell<'a> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn llr_is_signed_and_zero_at_independence() {
-        assert!(signed_llr(10.0, 10.0, 10.0, 10.0).abs() < 1e-9);
-        assert!(signed_llr(20.0, 5.0, 5.0, 20.0) > 0.0);
-        assert!(signed_llr(5.0, 20.0, 20.0, 5.0) < 0.0);
-    }
-
-    #[test]
-    fn anchors_take_the_latest_then_the_dearest() {
-        let facts = ItemFacts::new(
-            vec![Some(0), Some(0), Some(1), None, Some(0)],
-            vec![Some(2.0), Some(5.0), Some(1.0), Some(9.0), Some(3.0)],
-            vec![None; 5],
-        );
-        let mut out = Vec::new();
-        anchors(&facts, &[0, 1, 2, 3, 4], Some(&[50, 10, 7, 99, 50]), &mut out);
-        assert_eq!(out.len(), 2);
-        assert_eq!((out[0].category, out[0].item, out[0].time, out[0].max_price), (0, 4, Some(50), 5.0));
-        assert_eq!((out[1].category, out[1].item), (1, 2));
-    }
-
-    #[test]
-    fn upgrades_need_a_step_or_a_grade() {
-        let facts = ItemFacts::new(
-            vec![Some(0), Some(0), Some(0), Some(1)],
-            vec![Some(1.0), Some(1.05), Some(1.2), Some(5.0)],
-            vec![Some(0), Some(1), Some(0), Some(1)],
-        );
-        assert!(facts.is_upgrade(0, 2, 0.1));
-        assert!(facts.is_upgrade(0, 1, 0.1), "a higher grade at a higher price");
-        assert!(!facts.is_upgrade(1, 0, 0.1));
-        assert!(!facts.is_upgrade(0, 3, 0.1), "another category");
-        assert!(!facts.is_upgrade(0, 0, 0.0));
-    }
-}
-
 /// The up-sell table's rows (`customer_id,rank,item_id,score,anchor_item_id,offer_after,reason`):
 /// the CLI's file and the Python package's table, one writer.
 pub struct UpsellRows<'a> {
@@ -1354,4 +1314,44 @@ pub fn write_reason(out: &mut String, anchor: &str, item: &str, basis: &Basis, d
         Delay::Repurchase(_) => write!(out, "; {category} is bought again every {days} days (median)"),
         Delay::Unknown => Ok(()),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llr_is_signed_and_zero_at_independence() {
+        assert!(signed_llr(10.0, 10.0, 10.0, 10.0).abs() < 1e-9);
+        assert!(signed_llr(20.0, 5.0, 5.0, 20.0) > 0.0);
+        assert!(signed_llr(5.0, 20.0, 20.0, 5.0) < 0.0);
+    }
+
+    #[test]
+    fn anchors_take_the_latest_then_the_dearest() {
+        let facts = ItemFacts::new(
+            vec![Some(0), Some(0), Some(1), None, Some(0)],
+            vec![Some(2.0), Some(5.0), Some(1.0), Some(9.0), Some(3.0)],
+            vec![None; 5],
+        );
+        let mut out = Vec::new();
+        anchors(&facts, &[0, 1, 2, 3, 4], Some(&[50, 10, 7, 99, 50]), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].category, out[0].item, out[0].time, out[0].max_price), (0, 4, Some(50), 5.0));
+        assert_eq!((out[1].category, out[1].item), (1, 2));
+    }
+
+    #[test]
+    fn upgrades_need_a_step_or_a_grade() {
+        let facts = ItemFacts::new(
+            vec![Some(0), Some(0), Some(0), Some(1)],
+            vec![Some(1.0), Some(1.05), Some(1.2), Some(5.0)],
+            vec![Some(0), Some(1), Some(0), Some(1)],
+        );
+        assert!(facts.is_upgrade(0, 2, 0.1));
+        assert!(facts.is_upgrade(0, 1, 0.1), "a higher grade at a higher price");
+        assert!(!facts.is_upgrade(1, 0, 0.1));
+        assert!(!facts.is_upgrade(0, 3, 0.1), "another category");
+        assert!(!facts.is_upgrade(0, 0, 0.0));
+    }
 }
