@@ -339,7 +339,11 @@ pub(crate) fn finish(
             let alpha = f64::from(alpha);
             (f64::from(dot) / (q.norm2.powf(alpha) * st.norm2[j].powf(1.0 - alpha))) as f32
         }
-        Measure::Jaccard => shared as f32 / (q.count + st.count[j] - shared) as f32,
+        // In u64: partials decoded from damaged bytes may claim more shared buyers than
+        // the items have (an infinite result, dropped below), and no sum may wrap.
+        Measure::Jaccard => {
+            shared as f32 / (u64::from(q.count) + u64::from(st.count[j])).saturating_sub(u64::from(shared)) as f32
+        }
         Measure::Lift => shared as f32 * features / (q.count as f32 * st.count[j] as f32),
         // The walk's probabilities were put into the two matrices by `item_top_k`.
         Measure::Rp3Beta { beta, .. } => (f64::from(dot) / f64::from(st.count[j]).powf(f64::from(beta))) as f32,
