@@ -330,15 +330,16 @@ fn customers(
     let occasion = if opts.columns.basket.is_some() { Occasion::Basket } else { Occasion::Day };
     let start = Instant::now();
     let summary_opts = SummaryOptions { occasion, unit_seconds, until };
+    // A whole log's timed purchase rows, made once for the churn choice and the holdout.
+    let log_rows = match &read {
+        Read::Log(plog) => value::summary::purchases(plog),
+        Read::Purchases(_) => Vec::new(),
+    };
     // Chosen while the rows are here; said after the models.
     let churn = match &read {
-        Read::Log(plog) => value::churn::choose(
-            plog.customers.len(),
-            &value::summary::purchases(plog),
-            plog.baskets.is_some(),
-            &summary_opts,
-            model,
-        ),
+        Read::Log(plog) => {
+            value::churn::choose(plog.customers.len(), &log_rows, plog.baskets.is_some(), &summary_opts, model)
+        }
         Read::Purchases(l) => {
             value::churn::choose(l.customers.len(), &l.purchases, l.has_baskets, &summary_opts, model)
         }
@@ -360,7 +361,7 @@ fn customers(
         (Some(u), Some(h), Read::Log(plog)) => {
             let (actuals, horizon) = value::holdout::actuals(
                 plog.customers.len(),
-                &value::summary::purchases(plog),
+                &log_rows,
                 &summaries,
                 occasion,
                 u,
@@ -373,6 +374,7 @@ fn customers(
     };
     score_opts.churn = churn.score;
     // Only the ids are needed from here on: the rows go.
+    drop(log_rows);
     let customers = match read {
         Read::Log(plog) => plog.customers,
         Read::Purchases(l) => l.customers,
